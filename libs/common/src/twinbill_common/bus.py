@@ -1,0 +1,310 @@
+"""RabbitMQ helpers: a robust connection, confirmed publishing, and consumers that ack after the
+side effect, requeue on a transient error and dead-letter (with the reason) on a permanent one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from twinbill_common.errors import BusUnavailable, PermanentError, TransientError
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas.base import Message
+from twinbill_common.topology import (
+    DEAD_LETTER,
+    EXCHANGES,
+    WORK_QUEUES,
+    WorkQueue,
+    named,
+    queue_arguments,
+)
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=Message)
+REASON_HEADER = "x-twinbill-reason"
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """A decoded message and the broker's handle on it."""
+
+    message: M
+    raw: AbstractIncomingMessage
+
+
+class Bus:
+    """One robust connection with a confirming publish channel; consumers get channels of their own."""
+
+    def __init__(self, url: str, *, namespace: str = "", publish_timeout: float = 10.0) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._consumer_channels: list[AbstractRobustChannel] = []
+
+    async def connect(self, *, declare: bool = True) -> None:
+        """Connect (retrying until RabbitMQ answers) and declare the platform's topology."""
+        try:
+            self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+            self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]  # robust connection gives a robust channel
+        except (OSError, aiormq.AMQPError, asyncio.TimeoutError) as err:
+            raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
+        if declare:
+            await self.declare_topology()
+
+    async def close(self) -> None:
+        """Close every channel and the connection."""
+        for channel in self._consumer_channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def ping(self) -> None:
+        """Raise BusUnavailable unless the connection and publish channel are open."""
+        if self._connection is None or self._connection.is_closed or self.channel.is_closed:
+            raise BusUnavailable("RabbitMQ connection is closed")
+
+    @property
+    def channel(self) -> AbstractRobustChannel:
+        """The publish channel (publisher confirms on)."""
+        if self._channel is None:
+            raise BusUnavailable("bus is not connected")
+        return self._channel
+
+    def name(self, name: str) -> str:
+        """The namespaced broker name."""
+        return named(self.namespace, name)
+
+    async def declare_topology(self, queues: Sequence[WorkQueue] = WORK_QUEUES) -> None:
+        """Declare every exchange, the dead-letter exchange, and the work queues with their DLQs."""
+        channel = self.channel
+        for exchange in EXCHANGES:
+            self._exchanges[exchange] = await channel.declare_exchange(
+                self.name(exchange), aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        dlx = await channel.declare_exchange(
+            self.name(DEAD_LETTER), aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self._exchanges[DEAD_LETTER] = dlx
+        for queue in queues:
+            await self.declare_work_queue(queue)
+
+    async def declare_work_queue(self, queue: WorkQueue) -> None:
+        """Declare one quorum work queue, its bindings and its dead-letter queue."""
+        channel = self.channel
+        dlq = await channel.declare_queue(
+            self.name(f"{queue.name}.dlq"), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dlq.bind(self.name(DEAD_LETTER), routing_key=self.name(queue.name))
+        declared = await channel.declare_queue(
+            self.name(queue.name), durable=True, arguments=queue_arguments(self.namespace, queue)
+        )
+        for key in queue.routing_keys:
+            await declared.bind(self.name(queue.exchange), routing_key=key)
+
+    async def exchange(self, name: str) -> AbstractExchange:
+        """A declared exchange by its un-namespaced name."""
+        if name not in self._exchanges:
+            self._exchanges[name] = await self.channel.get_exchange(self.name(name), ensure=False)
+        return self._exchanges[name]
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish persistently and wait for RabbitMQ's confirm; raise BusUnavailable otherwise.
+
+        `mandatory` is on, so a message no queue would take is an error rather than a silent loss.
+        """
+        body = message.model_dump_json().encode()
+        await self.publish_raw(
+            exchange, routing_key, body, message_id=message.message_id,
+            headers={"type": type(message).__name__, **(headers or {})},
+        )
+
+    async def publish_raw(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish bytes that are already encoded (the hot path of the ingest gateway)."""
+        target = await self.exchange(exchange)
+        outgoing = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            headers=dict(headers or {}),
+        )
+        try:
+            confirmation = await target.publish(
+                outgoing, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout
+            )
+        except (aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, asyncio.TimeoutError,
+                RuntimeError) as err:
+            raise BusUnavailable(f"publish to {exchange}/{routing_key} failed: {err!r}") from err
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise BusUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {confirmation!r}")
+
+    async def dead_letter(self, raw: AbstractIncomingMessage, *, queue: str, reason: str) -> None:
+        """Move a message to `<queue>.dlq` with the reason in a header, then ack the original."""
+        headers = dict(raw.headers or {})
+        headers[REASON_HEADER] = reason[:1000]
+        dlx = await self.exchange(DEAD_LETTER)
+        await dlx.publish(
+            aio_pika.Message(
+                raw.body,
+                content_type=raw.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=raw.message_id,
+                headers=headers,
+            ),
+            routing_key=self.name(queue),
+            timeout=self.publish_timeout,
+        )
+        await raw.ack()
+        log.warning("dead-lettered", queue=queue, message_id=raw.message_id, reason=reason)
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
+        if self._connection is None:
+            raise BusUnavailable("bus is not connected")
+        channel: AbstractRobustChannel = await self._connection.channel()  # type: ignore[assignment]  # robust connection gives a robust channel
+        await channel.set_qos(prefetch_count=prefetch)
+        self._consumer_channels.append(channel)
+        return channel
+
+    def _decode(self, schema: type[M], raw: AbstractIncomingMessage) -> M:
+        try:
+            return schema.model_validate_json(raw.body)
+        except ValidationError as err:
+            raise PermanentError(f"not a valid {schema.__name__}: {err}") from err
+
+    async def consume(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[Delivery[M]], Awaitable[None]],
+        *,
+        prefetch: int = 10,
+    ) -> None:
+        """Handle messages one by one (up to `prefetch` at once), forever.
+
+        The handler's success acks; TransientError requeues (the quorum queue's delivery limit
+        dead-letters a message that never succeeds); PermanentError dead-letters with its reason.
+        """
+        channel = await self._consumer_channel(prefetch)
+        declared = await channel.get_queue(self.name(queue), ensure=False)
+
+        async def on_message(raw: AbstractIncomingMessage) -> None:
+            try:
+                await handler(Delivery(self._decode(schema, raw), raw))
+            except PermanentError as err:
+                await self.dead_letter(raw, queue=queue, reason=str(err))
+                return
+            except TransientError as err:
+                log.warning("transient failure, requeued", queue=queue, error=str(err))
+                await asyncio.sleep(0.5)
+                await raw.nack(requeue=True)
+                return
+            except Exception as err:
+                log.exception("handler failed, requeued", queue=queue)
+                await raw.nack(requeue=True)
+                raise err from None
+            await raw.ack()
+
+        await declared.consume(on_message)
+        await asyncio.Future()  # consume until cancelled
+
+    async def consume_batches(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[list[Delivery[M]]], Awaitable[None]],
+        *,
+        max_batch: int = 500,
+        max_wait: float = 0.05,
+    ) -> None:
+        """Handle messages in batches of up to `max_batch`, waiting at most `max_wait` to fill one.
+
+        A batch is acked after the handler returns. If the handler raises PermanentError the batch
+        is retried message by message, so one poison message is dead-lettered and the rest flow.
+        """
+        channel = await self._consumer_channel(max_batch * 2)
+        declared = await channel.get_queue(self.name(queue), ensure=False)
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        await declared.consume(inbox.put)
+        while True:
+            batch = [await inbox.get()]
+            deadline = asyncio.get_running_loop().time() + max_wait
+            while len(batch) < max_batch:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0 and inbox.empty():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
+                except asyncio.TimeoutError:
+                    break
+            await self._handle_batch(queue, schema, handler, batch)
+
+    async def _handle_batch(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[list[Delivery[M]]], Awaitable[None]],
+        batch: list[AbstractIncomingMessage],
+    ) -> None:
+        decoded: list[Delivery[M]] = []
+        for raw in batch:
+            try:
+                decoded.append(Delivery(self._decode(schema, raw), raw))
+            except PermanentError as err:
+                await self.dead_letter(raw, queue=queue, reason=str(err))
+        if not decoded:
+            return
+        try:
+            await handler(decoded)
+        except PermanentError as err:
+            if len(decoded) == 1:
+                await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))
+                return
+            for delivery in decoded:  # isolate the poison message(s)
+                await self._handle_batch(queue, schema, handler, [delivery.raw])
+            return
+        except Exception as err:
+            log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
+            await asyncio.sleep(0.5)
+            for delivery in decoded:
+                await delivery.raw.nack(requeue=True)
+            return
+        for delivery in decoded:
+            await delivery.raw.ack()
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

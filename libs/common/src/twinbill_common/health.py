@@ -1,0 +1,51 @@
+"""/healthz (alive), /readyz (stores and broker answer) and /metrics for every service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from twinbill_common.http import json_response
+
+Check = Callable[[], Awaitable[object]]
+READINESS = web.AppKey("readiness_checks", dict[str, Check])
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """The process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Every dependency answers within two seconds; 503 names the ones that do not."""
+    checks = request.app[READINESS]
+    failures: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=2.0)
+        except Exception as err:  # any failure means "not ready"; the reason is reported
+            failures[name] = f"{type(err).__name__}: {err}"
+    if failures:
+        return json_response({"status": "unavailable", "failures": failures}, status=503)
+    return json_response({"status": "ok", "checks": sorted(checks)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this service's registry."""
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_health_routes(app: web.Application, *, registry: CollectorRegistry) -> dict[str, Check]:
+    """Mount the three routes; the returned dict is where the lifespan registers its checks."""
+    checks: dict[str, Check] = {}
+    app[READINESS] = checks
+    app[METRICS_REGISTRY] = registry
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return checks

@@ -1,0 +1,158 @@
+"""The seeds' HTTP envelopes, one error middleware that renders them, and request parsing.
+
+Three surfaces, three envelopes:
+- seed 000 (scheduler, billing history): {"meta": {"code", "message"}, "data"}; code 0 is success;
+- seed 002 (digital-twin open API): {"code", "message", "data"} with 200/400/404/500 and the
+  documented messages, including the seed's spelling "paramater error";
+- seed 001 (management resources, BEMServer style): plain JSON on success, flask-smorest errors
+  {"code", "status", "message", "errors": {"json"|"query": {field: [reasons]}}} on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from twinbill_common.errors import HttpError, ValidationFailed
+from twinbill_common.logging import get_logger
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Renderer = Callable[[HttpError, str], web.Response]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = web.RequestKey("request_id", str)
+DT_MESSAGES = {200: "success", 400: "paramater error", 404: "not found", 500: "error"}
+
+
+def _default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: object) -> str:
+    """JSON text as the seeds write it: UTF-8 characters kept, decimals as strings."""
+    return json.dumps(value, ensure_ascii=False, default=_default)
+
+
+def json_response(body: object, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON response with non-ASCII text kept readable (the seeds are Chinese)."""
+    return web.json_response(body, status=status, dumps=dumps, headers=headers)
+
+
+def meta_ok(data: object, message: str) -> web.Response:
+    """Seed 000 success: meta.code 0 and the endpoint's documented message."""
+    return json_response({"meta": {"code": 0, "message": message}, "data": data})
+
+
+def dt_ok(data: object) -> web.Response:
+    """Seed 002 success: code 200, message "success"."""
+    return json_response({"code": 200, "message": "success", "data": data})
+
+
+def render_meta(err: HttpError, request_id: str) -> web.Response:
+    """Seed 000 error: a non-zero meta.code (the HTTP status) and a message naming each bad field."""
+    status = 400 if err.status == 422 else err.status
+    data: dict[str, Any] = {"errors": err.fields} if err.fields else {}
+    if err.status >= 500:
+        data["request_id"] = request_id
+    return json_response({"meta": {"code": status, "message": err.message}, "data": data}, status=status)
+
+
+def render_dt(err: HttpError, request_id: str) -> web.Response:
+    """Seed 002 error: only the documented codes and messages; the detail goes in data."""
+    code = 400 if err.status in (400, 405, 409, 413, 422) else err.status
+    code = code if code in DT_MESSAGES else 500
+    data: dict[str, Any] = {"detail": err.message}
+    if err.fields:
+        data["errors"] = err.fields
+    if code >= 500:
+        data["request_id"] = request_id
+    return json_response({"code": code, "message": DT_MESSAGES[code], "data": data}, status=code)
+
+
+def render_management(err: HttpError, request_id: str) -> web.Response:
+    """Seed 001 (flask-smorest) error: status name, message and per-field errors by location."""
+    body: dict[str, Any] = {
+        "code": err.status,
+        "status": HTTPStatus(err.status).phrase,
+        "message": err.message,
+    }
+    if err.fields:
+        location = err.data.get("location", "json") if isinstance(err.data, dict) else "json"
+        body["errors"] = {location: err.fields}
+    if err.status >= 500:
+        body["request_id"] = request_id
+    return json_response(body, status=err.status)
+
+
+def envelope_middleware(
+    rules: list[tuple[str, Renderer]], *, default: Renderer = render_management
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """One error middleware: the first path prefix that matches picks the envelope.
+
+    Anything unexpected is a 500 carrying a request id, logged with its traceback.
+    """
+
+    def pick(path: str) -> Renderer:
+        for prefix, renderer in rules:
+            if path.startswith(prefix):
+                return renderer
+        return default
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        try:
+            response = await handler(request)
+        except HttpError as err:
+            response = pick(request.path)(err, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            err = HttpError(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
+            response = pick(request.path)(err, request_id)
+        except Exception:
+            log.exception("unhandled error", path=request.path, request_id=request_id)
+            response = pick(request.path)(HttpError(500, "internal error"), request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    return middleware
+
+
+def validation_fields(err: ValidationError) -> dict[str, list[str]]:
+    """Turn pydantic's errors into {field: [reasons]}, the shape seed 001 shows."""
+    fields: dict[str, list[str]] = {}
+    for problem in err.errors():
+        name = ".".join(str(part) for part in problem["loc"]) or "_schema"
+        reason = "Missing data for required field." if problem["type"] == "missing" else problem["msg"]
+        fields.setdefault(name, []).append(reason)
+    return fields
+
+
+def parse_model(model: type[M], data: object, *, location: str = "json") -> M:
+    """Validate input into a model, or raise ValidationFailed naming every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ValidationFailed(validation_fields(err), data={"location": location}) from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a validation error that says the body is not JSON."""
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None

@@ -1,0 +1,77 @@
+"""PostgreSQL: a pool bound to one service schema, and that schema's migrations (yoyo)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from twinbill_common.errors import StoreUnavailable
+
+
+def _admin_dsn(dsn: str) -> tuple[str, str]:
+    parts = urlsplit(dsn)
+    database = parts.path.lstrip("/") or "postgres"
+    return urlunsplit(parts._replace(path="/postgres")), database
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the DSN's database if it does not exist (development and test convenience)."""
+    admin, database = _admin_dsn(dsn)
+    try:
+        conn = await asyncpg.connect(admin, timeout=10)
+    except (OSError, asyncpg.PostgresError) as err:
+        raise StoreUnavailable(f"PostgreSQL did not answer: {err}") from err
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{database}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another service created it at the same moment
+    finally:
+        await conn.close()
+
+
+def _apply_migrations_sync(dsn: str, schema: str, directory: Path) -> list[str]:
+    import psycopg
+    from yoyo import get_backend, read_migrations
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+    url += ("&" if "?" in url else "?") + f"schema={schema}"
+    backend = get_backend(url)
+    migrations = read_migrations(str(directory))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [migration.id for migration in pending]
+
+
+async def apply_migrations(dsn: str, *, schema: str, directory: Path) -> list[str]:
+    """Apply the schema's pending SQL migrations under yoyo's lock; repeatable; returns what ran.
+
+    yoyo keeps its bookkeeping tables inside the service's own schema, so services never share it.
+    It is synchronous (psycopg), so it runs in a thread: it happens once, at start-up.
+    """
+    await ensure_database(dsn)
+    return await asyncio.to_thread(_apply_migrations_sync, dsn, schema, directory)
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see the service schema first on their search_path."""
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"search_path": f"{schema},public", "timezone": "UTC"},
+            timeout=10,
+        )
+    except (OSError, asyncpg.PostgresError) as err:
+        raise StoreUnavailable(f"PostgreSQL did not answer: {err}") from err
+    assert pool is not None
+    return pool

@@ -1,0 +1,30 @@
+"""Versioned bus message schemas shared by every service."""
+
+from twinbill_common.schemas.base import Message
+from twinbill_common.schemas.billing import BillIssued, BillingJob, RunBilling
+from twinbill_common.schemas.commands import SetMeasurepoints
+from twinbill_common.schemas.registry import (
+    DataType,
+    DeviceRecord,
+    DeviceType,
+    MeasurepointModel,
+    ProductModel,
+    RegistryChanged,
+)
+from twinbill_common.schemas.telemetry import DevicePoints, MeasurementsAccepted
+
+__all__ = [
+    "BillIssued",
+    "BillingJob",
+    "DataType",
+    "DevicePoints",
+    "DeviceRecord",
+    "DeviceType",
+    "MeasurementsAccepted",
+    "MeasurepointModel",
+    "Message",
+    "ProductModel",
+    "RegistryChanged",
+    "RunBilling",
+    "SetMeasurepoints",
+]

@@ -1,0 +1,52 @@
+"""Billing messages: the scheduler's command, the worker's per-chunk jobs, and issued bills."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from twinbill_common.schemas.base import Message
+from twinbill_common.schemas.registry import DeviceType
+
+
+class RunBilling(Message):
+    """Bill a project's devices of one type for the period (period_start, period_end].
+
+    The period comes from the schedule (previous fire time, this fire time), never from the clock
+    at run time. `run_id` is deterministic: f"{task_key}:{fire epoch seconds}". Routing key
+    `run.requested`.
+    """
+
+    run_id: str
+    project_id: int
+    device_type: DeviceType
+    task_key: str
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    fire_time: AwareDatetime
+
+
+class BillingJob(Message):
+    """One chunk of a run: the device ids to bill. Routing key `job.created`."""
+
+    job_id: str
+    run: RunBilling
+    device_ids: list[int] = Field(min_length=1)
+    chunk: int
+    chunks: int
+
+
+class BillIssued(Message):
+    """A bill was written. Routing key `bill.issued`."""
+
+    bill_id: str
+    run_id: str
+    project_id: int
+    device_id: int
+    device_type: DeviceType
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    consumption: str
+    charge: str
+    outcome: Literal["billed", "estimated"] = "billed"

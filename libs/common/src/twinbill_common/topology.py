@@ -1,0 +1,55 @@
+"""The bus layout of ARCHITECTURE.md in one place: exchanges, work queues, bindings, dead letters.
+
+Every name is prefixed by the settings' bus namespace, so a test or a second stack on the same
+broker never sees another's messages. Declaring is idempotent: a publisher declares the queues it
+relies on too, so a message it publishes is never unroutable because its consumer has not started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TELEMETRY = "telemetry"
+COMMANDS = "commands"
+REGISTRY = "registry"
+BILLING = "billing"
+DEAD_LETTER = "dlx"
+
+EXCHANGES = (TELEMETRY, COMMANDS, REGISTRY, BILLING)
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A durable quorum queue bound to one exchange, with a delivery limit and a dead-letter queue."""
+
+    name: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+    delivery_limit: int = 5
+    extra_arguments: dict[str, object] = field(default_factory=dict)
+
+
+TWIN_TELEMETRY = WorkQueue("twin.telemetry", TELEMETRY, ("mp.#",))
+INGEST_COMMANDS = WorkQueue("ingest.commands", COMMANDS, ("set.#",))
+BILLING_RUNS = WorkQueue("billing.runs", BILLING, ("run.requested",))
+BILLING_JOBS = WorkQueue("billing.jobs", BILLING, ("job.created",))
+
+WORK_QUEUES = (TWIN_TELEMETRY, INGEST_COMMANDS, BILLING_RUNS, BILLING_JOBS)
+
+
+def named(namespace: str, name: str) -> str:
+    """The broker-side name of an exchange or queue in a namespace."""
+    return f"{namespace}{name}"
+
+
+def queue_arguments(namespace: str, queue: WorkQueue) -> dict[str, object]:
+    """Quorum queue, delivery limit, and at-least-once dead-lettering to `<queue>.dlq`."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": queue.delivery_limit,
+        "x-dead-letter-exchange": named(namespace, DEAD_LETTER),
+        "x-dead-letter-routing-key": named(namespace, queue.name),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        **queue.extra_arguments,
+    }

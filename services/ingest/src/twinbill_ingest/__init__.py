@@ -1,0 +1,1 @@
+"""twinbill ingest gateway: EnOS measurement points over MQTT, durable on RabbitMQ before the reply."""

@@ -1,0 +1,1 @@
+"""twinbill twin service: device registry, digital twins and their time series."""

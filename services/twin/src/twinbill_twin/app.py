@@ -1,0 +1,51 @@
+"""The twin service application: lifespan (migrations, pool, bus), routes, background consumers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.bus import Bus
+from twinbill_common.health import add_health_routes
+from twinbill_common.http import envelope_middleware, render_dt, render_management
+from twinbill_common.metrics import new_registry
+from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_twin.settings import TwinSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+SETTINGS = web.AppKey("settings", TwinSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", Bus)
+
+
+def create_app(settings: TwinSettings) -> web.Application:
+    """Build the twin service: seed-002 open API under /dt/open/v1, management under /api/v1."""
+    app = web.Application(
+        middlewares=[envelope_middleware([("/dt/open/", render_dt)], default=render_management)],
+        client_max_size=64 * 1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    registry = new_registry()
+    checks = add_health_routes(app, registry=registry)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        dsn = settings.pg_dsn.get_secret_value()
+        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
+        pool = await create_pool(dsn, schema=settings.schema_name,
+                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        await bus.connect()
+        app[POOL] = pool
+        app[BUS] = bus
+        checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+        checks["rabbitmq"] = bus.ping
+        yield
+        await bus.close()
+        await pool.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app

@@ -1,0 +1,1 @@
+"""Pure rules of the twin service: no I/O, no clock."""

@@ -1,0 +1,96 @@
+"""The error middleware renders each seed's envelope, naming bad fields, with a request id on 500."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import BaseModel, Field
+
+from twinbill_common.errors import NotFound
+from twinbill_common.http import (
+    dt_ok,
+    envelope_middleware,
+    meta_ok,
+    parse_model,
+    read_json,
+    render_dt,
+    render_meta,
+)
+
+
+class Thing(BaseModel):
+    name: str = Field(min_length=1)
+    count: int
+
+
+async def make_client() -> TestClient:
+    async def create(request: web.Request) -> web.Response:
+        thing = parse_model(Thing, await read_json(request))
+        return meta_ok(thing.model_dump(), "create ok.")
+
+    async def missing(_: web.Request) -> web.Response:
+        raise NotFound()
+
+    async def boom(_: web.Request) -> web.Response:
+        raise RuntimeError("kaput")
+
+    async def dt(_: web.Request) -> web.Response:
+        return dt_ok({"名字": "计算机"})
+
+    app = web.Application(middlewares=[envelope_middleware(
+        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)])])
+    app.router.add_post("/api/v1/scheduler/things/", create)
+    app.router.add_post("/api/v1/items/", create)
+    app.router.add_get("/dt/open/v1/missing", missing)
+    app.router.add_get("/dt/open/v1/boom", boom)
+    app.router.add_get("/dt/open/v1/ok", dt)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+async def test_meta_envelope_success_and_field_errors() -> None:
+    client = await make_client()
+    try:
+        ok = await client.post("/api/v1/scheduler/things/", json={"name": "a", "count": 1})
+        assert await ok.json() == {"meta": {"code": 0, "message": "create ok."},
+                                   "data": {"name": "a", "count": 1}}
+        bad = await client.post("/api/v1/scheduler/things/", json={"name": ""})
+        body = await bad.json()
+        assert bad.status == 400
+        assert body["meta"]["code"] == 400
+        assert set(body["data"]["errors"]) == {"name", "count"}
+        assert body["data"]["errors"]["count"] == ["Missing data for required field."]
+        assert "name" in body["meta"]["message"] and "count" in body["meta"]["message"]
+    finally:
+        await client.close()
+
+
+async def test_management_errors_follow_flask_smorest() -> None:
+    client = await make_client()
+    try:
+        bad = await client.post("/api/v1/items/", data=b"{not json", headers={"Content-Type": "application/json"})
+        body = await bad.json()
+        assert bad.status == 422
+        assert body["status"] == "Unprocessable Entity"
+        assert "_body" in body["errors"]["json"]
+    finally:
+        await client.close()
+
+
+async def test_dt_envelope_codes_and_messages() -> None:
+    client = await make_client()
+    try:
+        ok = await client.get("/dt/open/v1/ok")
+        assert await ok.json() == {"code": 200, "message": "success", "data": {"名字": "计算机"}}
+        assert "计算机" in await ok.text()  # not \u-escaped
+        missing = await client.get("/dt/open/v1/missing")
+        assert (missing.status, (await missing.json())["message"]) == (404, "not found")
+        unknown_route = await client.get("/dt/open/v1/nowhere")
+        assert (await unknown_route.json())["code"] == 404
+        boom = await client.get("/dt/open/v1/boom")
+        body = await boom.json()
+        assert (boom.status, body["code"], body["message"]) == (500, 500, "error")
+        assert body["data"]["request_id"] == boom.headers["X-Request-Id"]
+    finally:
+        await client.close()

@@ -1,0 +1,1 @@
+"""Local stack for development, the demo and the test suite."""

@@ -1,0 +1,1 @@
+"""Simulated EnOS gateways and meters reporting over MQTT."""
