@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 import aio_pika
@@ -196,10 +198,14 @@ class Bus:
         self._consumer_channels.append(channel)
         return channel
 
-    def _decode(self, schema: type[M], raw: AbstractIncomingMessage) -> M:
+    @staticmethod
+    def _decode(schema: type[M], raw: AbstractIncomingMessage, *, exact_decimals: bool = False) -> M:
+        """Decode a body; with exact_decimals, JSON numbers with a fraction become Decimal."""
         try:
+            if exact_decimals:
+                return schema.model_validate(json.loads(raw.body, parse_float=Decimal))
             return schema.model_validate_json(raw.body)
-        except ValidationError as err:
+        except (ValidationError, ValueError) as err:
             raise PermanentError(f"not a valid {schema.__name__}: {err}") from err
 
     async def consume(
@@ -209,6 +215,7 @@ class Bus:
         handler: Callable[[Delivery[M]], Awaitable[None]],
         *,
         prefetch: int = 10,
+        exact_decimals: bool = False,
     ) -> None:
         """Handle messages one by one (up to `prefetch` at once), forever.
 
@@ -220,7 +227,7 @@ class Bus:
 
         async def on_message(raw: AbstractIncomingMessage) -> None:
             try:
-                await handler(Delivery(self._decode(schema, raw), raw))
+                await handler(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
             except PermanentError as err:
                 await self.dead_letter(raw, queue=queue, reason=str(err))
                 return
@@ -246,6 +253,7 @@ class Bus:
         *,
         max_batch: int = 500,
         max_wait: float = 0.05,
+        exact_decimals: bool = False,
     ) -> None:
         """Handle messages in batches of up to `max_batch`, waiting at most `max_wait` to fill one.
 
@@ -267,7 +275,7 @@ class Bus:
                     batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
                 except asyncio.TimeoutError:
                     break
-            await self._handle_batch(queue, schema, handler, batch)
+            await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
 
     async def _handle_batch(
         self,
@@ -275,11 +283,13 @@ class Bus:
         schema: type[M],
         handler: Callable[[list[Delivery[M]]], Awaitable[None]],
         batch: list[AbstractIncomingMessage],
+        *,
+        exact_decimals: bool = False,
     ) -> None:
         decoded: list[Delivery[M]] = []
         for raw in batch:
             try:
-                decoded.append(Delivery(self._decode(schema, raw), raw))
+                decoded.append(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
             except PermanentError as err:
                 await self.dead_letter(raw, queue=queue, reason=str(err))
         if not decoded:
@@ -291,7 +301,8 @@ class Bus:
                 await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))
                 return
             for delivery in decoded:  # isolate the poison message(s)
-                await self._handle_batch(queue, schema, handler, [delivery.raw])
+                await self._handle_batch(queue, schema, handler, [delivery.raw],
+                                         exact_decimals=exact_decimals)
             return
         except Exception as err:
             log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
