@@ -29,7 +29,9 @@ Renderer = Callable[[HttpError, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
-DT_MESSAGES = {200: "success", 400: "paramater error", 404: "not found", 500: "error"}
+# Seed 002's codes. 401/403 are not in the seed (its API has no security); the gateway adds them.
+DT_MESSAGES = {200: "success", 400: "paramater error", 401: "unauthorized", 403: "forbidden",
+               404: "not found", 500: "error"}
 
 
 def _default(value: object) -> object:

@@ -53,6 +53,8 @@ def services(mongo_url: str) -> list[ServiceProcess]:
     """The platform's services with their local settings (see each service's README)."""
     twin_url = "http://127.0.0.1:8001"
     return [
+        ServiceProcess("gateway", "twinbill_gateway", 8000, {
+            "GATEWAY_PG_DSN": PG_DSN, "GATEWAY_HTTP_PORT": "8000"}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
             "TWIN_PG_DSN": PG_DSN, "TWIN_AMQP_URL": AMQP_URL, "TWIN_HTTP_PORT": "8001"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {
@@ -186,6 +188,9 @@ def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | No
     """Tell a new user where the data shows up."""
     names = {s.name for s in running}
     lines = ["", "twinbill is running. Where to look:"]
+    if "gateway" in names:
+        lines += ["  gateway    http://127.0.0.1:8000  (POST /api/v1/auth/token with"
+                  ' {"email": "admin@twinbill.local", "password": "twinbill-admin"})']
     if "twin" in names:
         lines += ["  twins      http://127.0.0.1:8001/dt/open/v1/instances?page=1&offset=10",
                   "  registry   http://127.0.0.1:8001/api/v1/devices/",

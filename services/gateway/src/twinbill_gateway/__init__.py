@@ -1,0 +1,1 @@
+"""twinbill API gateway: authentication, project access and routing to the services."""

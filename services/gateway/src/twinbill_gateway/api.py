@@ -1,0 +1,186 @@
+"""The gateway's own routes: tokens (seed 001's auth.get_tokens / refresh_tokens) and users."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from twinbill_common.errors import NotFound, ValidationFailed
+from twinbill_common.http import dumps, json_response, parse_model, read_json
+from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
+from twinbill_gateway.domain.credentials import (
+    Bearer,
+    CredentialError,
+    hash_password,
+    issue_token,
+    key_digest,
+    new_api_key,
+    parse_authorization,
+    read_token,
+    verify_password,
+)
+from twinbill_gateway.settings import GatewaySettings
+from twinbill_gateway.store import IdentityStore
+
+STORE = web.AppKey("identity_store", IdentityStore)
+SETTINGS = web.AppKey("gateway_settings", GatewaySettings)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3)
+    password: str = Field(min_length=1)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=80)
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=8, max_length=256)
+    is_admin: bool = False
+    projects: list[int] = Field(default_factory=list)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=80)
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    is_admin: bool | None = None
+    is_active: bool | None = None
+    projects: list[int] | None = None
+
+
+def _tokens(user_id: int, settings: GatewaySettings) -> dict[str, str]:
+    now = datetime.now(UTC)
+    secret = settings.jwt_secret.get_secret_value()
+    return {
+        "status": "success",
+        "access_token": issue_token(user_id, kind="access", now=now,
+                                    ttl=timedelta(seconds=settings.access_ttl_seconds), secret=secret),
+        "refresh_token": issue_token(user_id, kind="refresh", now=now,
+                                     ttl=timedelta(seconds=settings.refresh_ttl_seconds), secret=secret),
+    }
+
+
+async def get_tokens(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/token: {"status": "success", tokens} or {"status": "failure"}, as BEMServer."""
+    body = parse_model(TokenRequest, await read_json(request))
+    user = await request.app[STORE].by_email(body.email)
+    if user is None or not user.is_active or not verify_password(body.password, user.password_hash):
+        return json_response({"status": "failure"})
+    return json_response(_tokens(user.id, request.app[SETTINGS]))
+
+
+async def refresh_tokens(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/token/refresh with `Authorization: Bearer <refresh token>`."""
+    settings = request.app[SETTINGS]
+    try:
+        credentials = parse_authorization(request.headers.get("Authorization", ""))
+        if not isinstance(credentials, Bearer):
+            raise CredentialError("refresh needs `Authorization: Bearer <refresh token>`")
+        user_id = read_token(credentials.token, kind="refresh", now=datetime.now(UTC),
+                             secret=settings.jwt_secret.get_secret_value())
+    except CredentialError as err:
+        raise Unauthorized(str(err)) from None
+    user = await request.app[STORE].by_id(user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("unknown or deactivated user")
+    return json_response(_tokens(user.id, settings))
+
+
+async def _admin(request: web.Request) -> None:
+    user = await authenticate(request, store=request.app[STORE],
+                              secret=request.app[SETTINGS].jwt_secret.get_secret_value())
+    require_admin(user)
+
+
+def _user_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["user_id"])
+    except ValueError:
+        raise ValidationFailed({"user_id": ["Not a valid integer."]}, data={"location": "path"}) from None
+
+
+async def list_users(request: web.Request) -> web.Response:
+    await _admin(request)
+    try:
+        page = int(request.query.get("page", "1"))
+        page_size = int(request.query.get("page_size", "20"))
+    except ValueError:
+        raise ValidationFailed({"page": ["Not a valid integer."]}, data={"location": "query"}) from None
+    if page < 1 or not 1 <= page_size <= 1000:
+        raise ValidationFailed({"page": ["page >= 1 and 1 <= page_size <= 1000"]}, data={"location": "query"})
+    total, users = await request.app[STORE].list(limit=page_size, offset=(page - 1) * page_size)
+    pages = max(1, -(-total // page_size))
+    pagination = {"total": total, "total_pages": pages, "first_page": 1, "last_page": pages, "page": page}
+    if page < pages:
+        pagination["next_page"] = page + 1
+    if page > 1:
+        pagination["previous_page"] = page - 1
+    return json_response([u.public() for u in users], headers={"X-Pagination": dumps(pagination)})
+
+
+async def create_user(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = parse_model(UserCreate, await read_json(request))
+    user = await request.app[STORE].create(name=body.name, email=body.email, is_admin=body.is_admin,
+                                           password_hash=hash_password(body.password), projects=body.projects)
+    return json_response(user.public(), status=201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    await _admin(request)
+    user = await request.app[STORE].by_id(_user_id(request))
+    if user is None:
+        raise NotFound("user not found")
+    return json_response(user.public())
+
+
+async def update_user(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = parse_model(UserUpdate, await read_json(request))
+    user = await request.app[STORE].update(
+        _user_id(request), name=body.name, is_admin=body.is_admin, is_active=body.is_active,
+        password_hash=hash_password(body.password) if body.password else None, projects=body.projects)
+    if user is None:
+        raise NotFound("user not found")
+    return json_response(user.public())
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    await _admin(request)
+    if not await request.app[STORE].delete(_user_id(request)):
+        raise NotFound("user not found")
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/v1/users/me: who the credentials belong to."""
+    user = await authenticate(request, store=request.app[STORE],
+                              secret=request.app[SETTINGS].jwt_secret.get_secret_value())
+    return json_response(user.public())
+
+
+async def create_api_key(request: web.Request) -> web.Response:
+    """POST /api/v1/users/me/api_key: a new seed-000 key; the full header value is shown once."""
+    user = await authenticate(request, store=request.app[STORE],
+                              secret=request.app[SETTINGS].jwt_secret.get_secret_value())
+    key = new_api_key()
+    await request.app[STORE].set_api_key(user.id, key_digest(key))
+    return json_response({"user_id": user.id, "key": key, "authorization": f"token {user.id}:{key}"},
+                         status=201)
+
+
+def setup_routes(app: web.Application) -> None:
+    """Mount the gateway's own routes (before the catch-all proxy)."""
+    app.router.add_post("/api/v1/auth/token", get_tokens)
+    app.router.add_post("/api/v1/auth/token/refresh", refresh_tokens)
+    app.router.add_get("/api/v1/users/me", me)
+    app.router.add_post("/api/v1/users/me/api_key", create_api_key)
+    app.router.add_get("/api/v1/users/", list_users)
+    app.router.add_post("/api/v1/users/", create_user)
+    app.router.add_get("/api/v1/users/{user_id}", get_user)
+    app.router.add_put("/api/v1/users/{user_id}", update_user)
+    app.router.add_delete("/api/v1/users/{user_id}", delete_user)

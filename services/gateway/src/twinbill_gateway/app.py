@@ -1,0 +1,54 @@
+"""The gateway application: identity schema, token routes, and the authenticated proxy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from twinbill_common.health import add_health_routes
+from twinbill_common.http import envelope_middleware, render_dt, render_management, render_meta
+from twinbill_common.logging import get_logger
+from twinbill_common.metrics import new_registry
+from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_gateway import api
+from twinbill_gateway.domain.credentials import hash_password
+from twinbill_gateway.proxy import CLIENT, forward
+from twinbill_gateway.settings import GatewaySettings
+from twinbill_gateway.store import IdentityStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """Build the gateway; errors use the envelope of the surface the path belongs to."""
+    app = web.Application(middlewares=[envelope_middleware(
+        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management)],
+        client_max_size=64 * 1024 * 1024)
+    app[api.SETTINGS] = settings
+    checks = add_health_routes(app, registry=new_registry())
+    api.setup_routes(app)
+    app.router.add_route("*", "/{tail:.*}", forward)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        dsn = settings.pg_dsn.get_secret_value()
+        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
+        pool = await create_pool(dsn, schema=settings.schema_name,
+                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        store = IdentityStore(pool)
+        if await store.count() == 0:
+            await store.create(name="admin", email=settings.admin_email, is_admin=True, projects=[],
+                               password_hash=hash_password(settings.admin_password.get_secret_value()))
+            log.info("created the first administrator", email=settings.admin_email)
+        app[api.STORE] = store
+        app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout))
+        checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+        yield
+        await app[CLIENT].close()
+        await pool.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app

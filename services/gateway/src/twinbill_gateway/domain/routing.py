@@ -1,0 +1,40 @@
+"""Which service owns a public path, and which project a request names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+Upstream = Literal["twin", "scheduler", "billing"]
+
+# First match wins; anything under /internal/ is never exposed.
+ROUTES: tuple[tuple[str, Upstream], ...] = (
+    ("/api/v1/scheduler/history/", "billing"),
+    ("/api/v1/scheduler/", "scheduler"),
+    ("/api/v1/tariffs/", "billing"),
+    ("/dt/open/", "twin"),
+    ("/api/v1/", "twin"),
+)
+
+
+def upstream_for(path: str) -> Upstream | None:
+    """The service that serves `path`, or None when the gateway does not expose it."""
+    if path.startswith("/internal/"):
+        return None
+    for prefix, upstream in ROUTES:
+        if path.startswith(prefix) or path + "/" == prefix:
+            return upstream
+    return None
+
+
+def named_project(query: Mapping[str, str], body: object) -> int | None | Literal["invalid"]:
+    """The project a request names in its query or JSON body (`project_id`)."""
+    raw: object = query.get("project_id")
+    if raw is None and isinstance(body, dict):
+        raw = body.get("project_id")
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        return "invalid"
