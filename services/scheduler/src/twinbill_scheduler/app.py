@@ -1,0 +1,83 @@
+"""The scheduler application: lifespan (migrations, pool, bus, zones), routes, firing loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.bus import Bus
+from twinbill_common.health import add_health_routes
+from twinbill_common.http import envelope_middleware, render_meta
+from twinbill_common.metrics import new_registry
+from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.topology import BILLING_RUNS
+from twinbill_scheduler.api import STORE, ZONES, add_task_routes
+from twinbill_scheduler.firing import Firer, default_replica_id
+from twinbill_scheduler.metrics import scheduler_metrics
+from twinbill_scheduler.settings import SchedulerSettings
+from twinbill_scheduler.store import TaskStore
+from twinbill_scheduler.zones import HttpProjectZones, ProjectZones
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+SETTINGS = web.AppKey("settings", SchedulerSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", Bus)
+
+
+def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None) -> web.Application:
+    """Build the scheduler: seed-000 task API under /api/v1/scheduler, and the firing loop.
+
+    `zones` overrides where project time zones come from (default: the twin service).
+    """
+    app = web.Application(middlewares=[envelope_middleware([("/", render_meta)],
+                                                           default=render_meta)])
+    app[SETTINGS] = settings
+    registry = new_registry()
+    metrics = scheduler_metrics(registry)
+    checks = add_health_routes(app, registry=registry)
+    add_task_routes(app)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        dsn = settings.pg_dsn.get_secret_value()
+        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
+        pool = await create_pool(dsn, schema=settings.schema_name,
+                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        await bus.connect(declare=False)
+        await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach
+        http_zones = None
+        if zones is None:
+            http_zones = HttpProjectZones(settings.twin_url, default=settings.default_timezone,
+                                          ttl=settings.zone_cache_seconds)
+        app[POOL] = pool
+        app[BUS] = bus
+        store = TaskStore(pool)
+        app[STORE] = store
+        app[ZONES] = zones or http_zones  # type: ignore[assignment]  # one of them is set
+        checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+        checks["rabbitmq"] = bus.ping
+        firer = Firer(store, bus, metrics=metrics,
+                      replica=settings.replica_id or default_replica_id(),
+                      batch=settings.claim_batch, poll_interval=settings.poll_interval,
+                      lease_seconds=settings.lease_seconds,
+                      publish_concurrency=settings.publish_concurrency,
+                      fault_publish_delay=settings.fault_publish_delay)
+        loop_task = asyncio.create_task(firer.run()) if settings.firing_enabled else None
+        yield
+        if loop_task is not None:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        if http_zones is not None:
+            await http_zones.close()
+        await bus.close()
+        await pool.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app

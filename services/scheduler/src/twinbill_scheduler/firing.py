@@ -1,0 +1,131 @@
+"""The firing loop: claim due fire times atomically, request a billing run for each, confirm.
+
+Every replica runs this loop. A round (1) takes over fires whose lease ran out unconfirmed,
+(2) reads due tasks, computes each one's following fire time and the period start from its
+schedule (never the clock), (3) claims them in one atomic statement (store.claim), (4) publishes
+one RunBilling per won fire with confirms, and (5) marks the confirmed ones published. A task
+advances one fire time per claim, so after downtime its missed fires come one by one, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from twinbill_common.bus import Bus
+from twinbill_common.errors import BusUnavailable, StoreUnavailable
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas import RunBilling
+from twinbill_common.schemas.registry import DeviceType
+from twinbill_common.topology import BILLING
+from twinbill_scheduler.domain.crontab import next_fire, previous_fire
+from twinbill_scheduler.domain.tasks import Claim, DueTask, Fire
+from twinbill_scheduler.metrics import SchedulerMetrics
+from twinbill_scheduler.store import TaskStore
+
+log = get_logger(__name__)
+RUN_REQUESTED = "run.requested"
+
+
+def default_replica_id() -> str:
+    """hostname-pid: unique per process on a machine."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def plan_claims(due: Sequence[DueTask]) -> list[Claim]:
+    """For each due task: its following fire time and the period start, from the schedule."""
+    claims = []
+    for task in due:
+        tz = ZoneInfo(task.timezone)
+        claims.append(Claim(
+            natrual_key=task.natrual_key, due=task.due,
+            next_fire=next_fire(task.due, crontab=task.crontab, tz=tz),
+            period_start=previous_fire(task.due, crontab=task.crontab, tz=tz),
+        ))
+    return claims
+
+
+def run_message(fire: Fire) -> RunBilling:
+    """The billing command for one fire; the same fire always yields the same run_id."""
+    return RunBilling(
+        message_id=fire.run_id, run_id=fire.run_id, project_id=fire.project_id,
+        device_type=DeviceType(fire.device_type), task_key=fire.task_key,
+        period_start=fire.period_start, period_end=fire.fire_time, fire_time=fire.fire_time,
+    )
+
+
+class Firer:
+    """One replica's firing loop."""
+
+    def __init__(self, store: TaskStore, bus: Bus, *, metrics: SchedulerMetrics, replica: str,
+                 batch: int = 1000, poll_interval: float = 0.2, lease_seconds: float = 30.0,
+                 publish_concurrency: int = 500, fault_publish_delay: float = 0.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.store = store
+        self.bus = bus
+        self.metrics = metrics
+        self.replica = replica
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.fault_publish_delay = fault_publish_delay
+        self.clock = clock
+        self._limit = asyncio.Semaphore(publish_concurrency)
+
+    async def run(self) -> None:
+        """Fire forever; a database or broker outage pauses the loop, it never ends it."""
+        log.info("firing loop started", replica=self.replica, batch=self.batch)
+        while True:
+            try:
+                busy = await self.round()
+                self.metrics.tasks_enabled.set(await self.store.count_enabled())
+            except (StoreUnavailable, BusUnavailable, OSError) as err:
+                log.warning("firing round failed, retrying", error=repr(err))
+                busy = False
+            except Exception:  # asyncpg raises many classes; the loop must outlive them
+                log.exception("firing round failed, retrying")
+                busy = False
+            if not busy:
+                await asyncio.sleep(self.poll_interval)
+
+    async def round(self) -> bool:
+        """One claim-publish round; True when there may be more work right away."""
+        stale = await self.store.take_stale(lease_seconds=self.lease_seconds,
+                                            replica=self.replica, limit=self.batch)
+        if stale:
+            self.metrics.fires_retaken.inc(len(stale))
+            log.warning("re-publishing fires whose lease ran out", count=len(stale))
+            await self.publish(stale)
+        due = await self.store.due(limit=self.batch)
+        if not due:
+            return bool(stale)
+        claims = await asyncio.to_thread(plan_claims, due)
+        fires = await self.store.claim(claims, replica=self.replica)
+        self.metrics.fires_claimed.inc(len(fires))
+        if fires and self.fault_publish_delay:
+            await asyncio.sleep(self.fault_publish_delay)  # fault injection (tests only)
+        await self.publish(fires)
+        return True
+
+    async def publish(self, fires: Sequence[Fire]) -> None:
+        """Publish each fire's run with confirms, then record the confirmed ones."""
+        results = await asyncio.gather(*(self._publish_one(fire) for fire in fires))
+        confirmed = [fire for fire, ok in zip(fires, results, strict=True) if ok]
+        await self.store.mark_published(confirmed)
+
+    async def _publish_one(self, fire: Fire) -> bool:
+        async with self._limit:
+            try:
+                await self.bus.publish(BILLING, RUN_REQUESTED, run_message(fire))
+            except BusUnavailable as err:
+                self.metrics.publish_failures.inc()
+                log.warning("run not confirmed; retried after the lease", run_id=fire.run_id,
+                            error=str(err))
+                return False
+        self.metrics.fires_published.inc()
+        self.metrics.lateness.observe(max(0.0, (self.clock() - fire.fire_time).total_seconds()))
+        return True

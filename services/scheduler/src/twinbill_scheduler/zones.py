@@ -1,0 +1,103 @@
+"""Project time zones: read from the twin service (GET /api/v1/projects/{id}), cached.
+
+A project the twin does not know (seed 000's examples use projects 42 and 49) or a twin that
+does not answer gets the default zone, logged, so a task is never refused for it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+
+from twinbill_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ProjectZones(Protocol):
+    """Where a project's IANA time zone comes from."""
+
+    async def zone_of(self, project_id: int) -> str:
+        """The project's zone name (a valid IANA key)."""
+        ...
+
+
+def valid_zone(name: object) -> bool:
+    """True when `name` is an IANA zone this machine knows."""
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class StaticZones:
+    """Fixed zones per project (tests, and deployments without a twin service)."""
+
+    def __init__(self, zones: dict[int, str] | None = None, *, default: str) -> None:
+        self.zones = dict(zones or {})
+        self.default = default
+
+    async def zone_of(self, project_id: int) -> str:
+        """The configured zone, else the default."""
+        return self.zones.get(project_id, self.default)
+
+
+class HttpProjectZones:
+    """Zones from the twin service, cached for `ttl` seconds; the default when it cannot say."""
+
+    def __init__(self, base_url: str, *, default: str, ttl: float = 300.0,
+                 timeout: float = 3.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.default = default
+        self.ttl = ttl
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._cache: dict[int, tuple[float, str]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+
+    def forget(self, project_id: int) -> None:
+        """Drop a cached zone (a project changed)."""
+        self._cache.pop(project_id, None)
+
+    async def zone_of(self, project_id: int) -> str:
+        """The project's zone from the twin service, cached; the default when unknown."""
+        cached = self._cache.get(project_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        zone = await self._fetch(project_id)
+        self._cache[project_id] = (now + self.ttl, zone)
+        return zone
+
+    async def _fetch(self, project_id: int) -> str:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        url = f"{self.base_url}/api/v1/projects/{project_id}"
+        try:
+            async with self._session.get(url) as response:
+                if response.status == 404:
+                    log.info("project unknown to the twin service, default zone",
+                             project_id=project_id, zone=self.default)
+                    return self.default
+                response.raise_for_status()
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            log.warning("twin service unreachable, default zone", project_id=project_id,
+                        zone=self.default, error=repr(err))
+            return self.default
+        zone = body.get("timezone") if isinstance(body, dict) else None
+        if not valid_zone(zone):
+            log.warning("project has no valid time zone, default zone", project_id=project_id,
+                        timezone=zone, zone=self.default)
+            return self.default
+        return str(zone)

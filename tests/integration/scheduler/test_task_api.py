@@ -1,0 +1,199 @@
+"""Seed 000's task endpoints on the real PostgreSQL: the seed's own examples, verbatim."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+KEY = re.compile(r"^[0-9a-f]{32}$")
+LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
+# Values the seed shows that must differ here: fresh ids and the real clock.
+VARYING = {"natrual_key": KEY, "update_time": LOCAL_TIME, "create_time": LOCAL_TIME}
+
+Client = TestClient  # type: ignore[type-arg]  # aiohttp's generic TestClient
+
+
+def seed(name: str) -> dict[str, Any]:
+    """One seed-000 example (request and response as the document writes them)."""
+    loaded: dict[str, Any] = json.loads((FIXTURES / f"seed000_tasks_{name}.json").read_text())
+    return loaded
+
+
+def assert_task_like(ours: dict[str, Any], documented: dict[str, Any],
+                     **expected: Any) -> None:
+    """Field by field: same keys; equal values except ids/times (format checked) and overrides."""
+    assert set(ours) == set(documented), set(ours) ^ set(documented)
+    for field, value in documented.items():
+        if field in expected:
+            assert ours[field] == expected[field], field
+        elif field in VARYING:
+            assert VARYING[field].match(ours[field]), (field, ours[field])
+        elif field == "last_run_at":
+            assert ours[field] is None  # never run yet: null (README), the seed shows a time
+        else:
+            assert ours[field] == value, field
+
+
+async def call(client: Client, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    """Send a request (JSON body if given) and return status and decoded envelope."""
+    kwargs = {} if body is None else {"json": body}
+    async with client.request(method, path, **kwargs) as response:
+        return response.status, await response.json()
+
+
+async def create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    status, answer = await call(client, "POST", "/api/v1/scheduler/task/", body)
+    assert status == 200, answer
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+async def test_seed_create_example_verbatim(client: Client) -> None:
+    """The seed's POST body gives the seed's envelope, message and task shape."""
+    example = seed("create")
+    status, answer = await call(client, example["method"], example["path"], example["request"])
+    assert status == 200
+    assert answer["meta"] == example["response"]["meta"]
+    assert_task_like(answer["data"], example["response"]["data"])
+
+
+async def test_seed_info_update_status_delete_verbatim(client: Client) -> None:
+    """GET, PUT, PUT status and DELETE answer as the seed's examples, in order."""
+    created = await create(client, seed("create")["request"])
+    key = created["natrual_key"]
+
+    info = seed("info")
+    status, answer = await call(client, "GET", info["path"].format(natrual_key=key))
+    assert status == 200 and answer["meta"] == info["response"]["meta"]
+    # The seed's info example is another task ("dignshi"); ours is the one just created.
+    assert_task_like(answer["data"], info["response"]["data"], name="每月出账",
+                     natrual_key=key, create_time=created["create_time"])
+
+    update = seed("update")
+    status, answer = await call(client, "PUT", update["path"].format(nature_key=key),
+                                update["request"])
+    assert status == 200 and answer["meta"] == update["response"]["meta"]
+    # The seed's response shows day "1" though its request sends "2": we echo what was stored.
+    assert_task_like(answer["data"], update["response"]["data"], natrual_key=key,
+                     crontab=update["request"]["crontab"], create_time=created["create_time"])
+
+    toggle = seed("status")
+    status, answer = await call(client, "PUT", toggle["path"].format(nature_key=key),
+                                {"enabled": False})
+    assert (status, answer) == (200, toggle["response"])
+    status, answer = await call(client, "GET", f"/api/v1/scheduler/tasks/{key}/")
+    assert answer["data"]["enabled"] is False
+    status, answer = await call(client, "PUT", toggle["path"].format(nature_key=key),
+                                toggle["request"])
+    assert (status, answer) == (200, toggle["response"])
+    status, answer = await call(client, "GET", f"/api/v1/scheduler/tasks/{key}/")
+    assert answer["data"]["enabled"] is True
+
+    delete = seed("delete")
+    status, answer = await call(client, "DELETE", delete["path"].format(nature_key=key))
+    assert (status, answer) == (200, delete["response"])
+    status, answer = await call(client, "GET", f"/api/v1/scheduler/tasks/{key}/")
+    assert status == 404 and answer["meta"]["code"] == 404
+    assert key in answer["meta"]["message"]
+
+
+async def test_seed_list_example_paging(client: Client) -> None:
+    """Five tasks of project 42, page 2 of size 2: the seed's count, next, previous, results."""
+    example = seed("list")
+    documented = example["response"]["data"]
+    page_two = documented["results"]
+    bodies = [{"name": f"other {n}", "project_id": 42, "device_type": 1,
+               "crontab": {"month": "*", "day": str(n + 10), "hour": "1", "minute": "0"}}
+              for n in range(3)]
+    wanted = [{**{k: r[k] for k in ("name", "crontab", "device_type", "enabled", "description")},
+               "project_id": r["project_id"]} for r in page_two]
+    for body in [bodies[0], bodies[1], *wanted, bodies[2]]:
+        await create(client, body)
+    await create(client, {**bodies[0], "device_type": 2})  # another type: not in device_type=1
+    await create(client, {**bodies[0], "project_id": 43})  # another project
+
+    status, answer = await call(client, "GET", example["path"])
+    assert status == 200 and answer["meta"] == example["response"]["meta"]
+    data = answer["data"]
+    assert {k: data[k] for k in ("count", "page_size", "next", "previous")} == {
+        k: documented[k] for k in ("count", "page_size", "next", "previous")}
+    assert len(data["results"]) == len(page_two)
+    for ours, theirs in zip(data["results"], page_two, strict=True):
+        assert_task_like(ours, theirs)
+
+    first = await call(client, "GET",
+                       "/api/v1/scheduler/tasks/?project_id=42&device_type=1&page_size=2&page=1")
+    assert (first[1]["data"]["next"], first[1]["data"]["previous"]) == (True, False)
+    last = await call(client, "GET",
+                      "/api/v1/scheduler/tasks/?project_id=42&device_type=1&page_size=2&page=3")
+    assert (last[1]["data"]["next"], last[1]["data"]["previous"]) == (False, True)
+    assert [t["name"] for t in last[1]["data"]["results"]] == ["other 2"]
+    every = await call(client, "GET", "/api/v1/scheduler/tasks/?project_id=42&device_type=0")
+    assert every[1]["data"]["count"] == 6 and every[1]["data"]["page_size"] == 10
+    assert every[1]["data"]["next"] is False
+
+
+@pytest.mark.parametrize(("body", "bad_fields"), [
+    ({}, {"name", "project_id", "crontab", "device_type"}),
+    ({"name": "x", "project_id": "49", "device_type": 3,
+      "crontab": {"month": "*", "day": "1", "hour": "1", "minute": "0"}},
+     {"project_id", "device_type"}),
+    ({"name": "x", "project_id": 49, "device_type": 1,
+      "crontab": {"month": "2", "day": "31", "hour": "25", "minute": "0"}},
+     {"crontab.day", "crontab.hour"}),
+    ({"name": "x", "project_id": 49, "device_type": 1, "enabled": "yes",
+      "crontab": {"month": "*", "day": "1", "hour": "1"}},
+     {"enabled", "crontab.minute"}),
+    ({"name": "x", "project_id": 49, "device_type": 1, "crontab": "0 1 1 * *"},
+     {"crontab"}),
+])
+async def test_create_validation_names_each_bad_field(
+        client: Client, body: dict[str, Any], bad_fields: set[str]) -> None:
+    """A bad body is refused with a non-zero meta.code and a message naming every bad field."""
+    status, answer = await call(client, "POST", "/api/v1/scheduler/task/", body)
+    assert status == 400
+    assert answer["meta"]["code"] != 0
+    assert set(answer["data"]["errors"]) == bad_fields
+    for field in bad_fields:
+        assert field in answer["meta"]["message"]
+
+
+async def test_other_bad_requests(client: Client) -> None:
+    """Not JSON, bad list query, bad status body, unknown or malformed keys: clear answers."""
+    async with client.post("/api/v1/scheduler/task/", data=b"{not json") as response:
+        assert response.status == 400
+        assert "JSON" in (await response.json())["meta"]["message"]
+    status, answer = await call(client, "GET", "/api/v1/scheduler/tasks/?device_type=7&page=0")
+    assert status == 400
+    assert set(answer["data"]["errors"]) == {"project_id", "device_type", "page"}
+    created = await create(client, seed("create")["request"])
+    status, answer = await call(client, "PUT",
+                                f"/api/v1/scheduler/tasks/{created['natrual_key']}/status/",
+                                {"enabled": "no"})
+    assert status == 400 and "enabled" in answer["meta"]["message"]
+    status, answer = await call(client, "PUT", f"/api/v1/scheduler/tasks/{created['natrual_key']}/",
+                                {"name": "x"})
+    assert status == 400
+    assert set(answer["data"]["errors"]) == {"crontab", "enabled", "description"}
+    for method in ("GET", "PUT", "DELETE"):
+        status, answer = await call(client, method, f"/api/v1/scheduler/tasks/{'0' * 32}/",
+                                    {"enabled": True} if method == "PUT" else None)
+        assert status == 404 and answer["meta"]["code"] == 404, method
+    status, answer = await call(client, "GET", "/api/v1/scheduler/tasks/abcds.../")
+    assert status == 404 and answer["meta"]["code"] == 404
+
+
+async def test_times_render_in_project_zone(client: Client) -> None:
+    """Project 7 is in Europe/Paris (static zones here): its times render as Paris wall time."""
+    shanghai = await create(client, {**seed("create")["request"], "project_id": 49})
+    paris = await create(client, {**seed("create")["request"], "project_id": 7})
+    from datetime import datetime
+    delta = (datetime.fromisoformat(shanghai["create_time"])
+             - datetime.fromisoformat(paris["create_time"]))
+    assert round(delta.total_seconds() / 3600) in (6, 7)  # UTC+8 vs UTC+1/+2
