@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_twin.api.routes import add_registry_routes
+from twinbill_twin.events import OUTBOX, Outbox, declare_journal
 from twinbill_twin.settings import TwinSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,6 +35,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     app[SETTINGS] = settings
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    add_registry_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         dsn = settings.pg_dsn.get_secret_value()
@@ -43,7 +48,14 @@ def create_app(settings: TwinSettings) -> web.Application:
         app[BUS] = bus
         checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         checks["rabbitmq"] = bus.ping
+        await declare_journal(bus)
+        outbox = Outbox(pool, bus)
+        app[OUTBOX] = outbox
+        relay = asyncio.create_task(outbox.relay(), name="registry-outbox-relay")
         yield
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
         await bus.close()
         await pool.close()
 

@@ -1,0 +1,72 @@
+"""POST /api/v1/io/sites_csv: seed 001's upload_sites_csv, all or nothing."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from twinbill_common.errors import ValidationFailed
+from twinbill_common.http import json_response
+from twinbill_twin.api.common import pool_of
+from twinbill_twin.domain.csv_rows import parse_csv
+from twinbill_twin.events import OUTBOX, enqueue
+from twinbill_twin.store.bulk import check_against_store, import_rows
+
+
+async def _read_upload(request: web.Request) -> tuple[str, str | None]:
+    """The CSV text and a project id given as a form field, from multipart or a text/csv body."""
+    project: str | None = None
+    if request.content_type.startswith("multipart/"):
+        text: str | None = None
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, web.BodyPartReader):
+                continue
+            if part.name == "project_id":
+                project = (await part.text()).strip()
+            elif part.name in ("file", "csv_file", "sites_csv"):
+                text = (await part.read(decode=True)).decode("utf-8-sig", errors="strict")
+        if text is None:
+            raise ValidationFailed({"file": ["Missing data for required field."]}, data={"location": "files"})
+        return text, project
+    try:
+        return (await request.read()).decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        raise ValidationFailed({"_body": [f"the CSV is not UTF-8: {err}"]}) from None
+
+
+async def upload_sites_csv(request: web.Request) -> web.Response:
+    """Import sites, buildings, storeys, zones, spaces, residents and devices from one CSV file.
+
+    The whole file is checked first; one bad row rejects the file (422, every bad row named as
+    "<line>.<column>") and nothing is written. A good file is written in one transaction (201).
+    """
+    try:
+        text, form_project = await _read_upload(request)
+    except UnicodeDecodeError as err:
+        raise ValidationFailed({"file": [f"the CSV is not UTF-8: {err}"]}, data={"location": "files"}) from None
+    raw_project = request.query.get("project_id") or form_project
+    if not raw_project or not raw_project.isdigit() or int(raw_project) < 1:
+        raise ValidationFailed({"project_id": ["Missing or not a positive integer."]},
+                               data={"location": "query"})
+    project_id = int(raw_project)
+    parsed = parse_csv(text)
+    async with pool_of(request).acquire() as conn:
+        if not await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id):
+            raise ValidationFailed({"project_id": [f"project {project_id} does not exist"]},
+                                   data={"location": "query"})
+        async with conn.transaction():
+            if not parsed.errors:
+                await check_against_store(conn, parsed, project_id)
+            if parsed.errors:
+                rows = len({key.split(".", 1)[0] for key in parsed.errors})
+                raise ValidationFailed(parsed.errors, data={"location": "csv"},
+                                       message=f"{rows} row(s) of the file are wrong; nothing was imported")
+            counts, events = await import_rows(conn, parsed, project_id)
+            await enqueue(conn, events)
+    await request.app[OUTBOX].flush_quietly()
+    return json_response(counts, status=201)
+
+
+def add_io_routes(app: web.Application) -> None:
+    """The CSV import route."""
+    app.router.add_post("/api/v1/io/sites_csv", upload_sites_csv)

@@ -1,0 +1,117 @@
+"""Internal endpoints (plain JSON, no envelope) that the other services code against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from twinbill_common.errors import ValidationFailed
+from twinbill_common.http import json_response
+from twinbill_common.schemas import RegistryChanged
+from twinbill_twin.api.common import pool_of, read_model, run_change
+from twinbill_twin.events import change
+from twinbill_twin.store import internal
+
+
+class DeviceStatus(BaseModel):
+    """A session login or logout seen by the ingest gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_key: str = Field(min_length=1)
+    device_key: str = Field(min_length=1)
+    online: bool
+    last_seen: AwareDatetime | None = None
+
+
+class DeviceStatusBatch(BaseModel):
+    """POST /internal/v1/devices/status body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[DeviceStatus] = Field(max_length=10_000)
+
+
+def _int_param(request: web.Request, name: str, *, default: int | None, minimum: int,
+               maximum: int, errors: dict[str, list[str]]) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        errors.setdefault(name, []).append("Not a valid integer.")
+        return default
+    if not minimum <= value <= maximum:
+        errors.setdefault(name, []).append(f"Must be between {minimum} and {maximum}.")
+    return value
+
+
+def _paging(request: web.Request, *, default_limit: int) -> tuple[int, int, int | None, int | None]:
+    errors: dict[str, list[str]] = {}
+    after_id = _int_param(request, "after_id", default=0, minimum=0, maximum=2**62, errors=errors)
+    limit = _int_param(request, "limit", default=default_limit, minimum=1, maximum=default_limit * 2,
+                       errors=errors)
+    project_id = _int_param(request, "project_id", default=None, minimum=1, maximum=2**31, errors=errors)
+    device_type = _int_param(request, "device_type", default=None, minimum=1, maximum=2, errors=errors)
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    assert after_id is not None and limit is not None
+    return after_id, limit, project_id, device_type
+
+
+async def get_products(request: web.Request) -> web.Response:
+    """GET /internal/v1/products."""
+    async with pool_of(request).acquire() as conn:
+        products = await internal.all_products(conn)
+    return json_response({"products": [p.model_dump(mode="json") for p in products]})
+
+
+async def get_devices(request: web.Request) -> web.Response:
+    """GET /internal/v1/devices?after_id=&limit=&project_id=&device_type= (keyset paging)."""
+    after_id, limit, project_id, device_type = _paging(request, default_limit=5000)
+    async with pool_of(request).acquire() as conn:
+        records = await internal.device_records(conn, after_id=after_id, limit=limit,
+                                                project_id=project_id, device_type=device_type)
+    return json_response({"devices": [r.model_dump(mode="json") for r in records],
+                          "next_after_id": records[-1].id if len(records) == limit else None})
+
+
+async def get_billing_devices(request: web.Request) -> web.Response:
+    """GET /internal/v1/billing/devices: devices with house_address and residents."""
+    after_id, limit, project_id, device_type = _paging(request, default_limit=1000)
+    async with pool_of(request).acquire() as conn:
+        rows = await internal.billing_devices(conn, after_id=after_id, limit=limit,
+                                              project_id=project_id, device_type=device_type)
+    return json_response({"devices": rows,
+                          "next_after_id": rows[-1]["id"] if len(rows) == limit else None})
+
+
+async def post_device_status(request: web.Request) -> web.Response:
+    """POST /internal/v1/devices/status: online/last_seen from the ingest gateway."""
+    batch = await read_model(request, DeviceStatusBatch)
+    statuses = [(d.product_key, d.device_key, d.online, d.last_seen) for d in batch.devices]
+
+    async def work(conn: asyncpg.Connection) -> list[Any]:
+        return await internal.update_status(conn, statuses)
+
+    def events(rows: list[Any]) -> list[RegistryChanged]:
+        return [change("device", "updated", row["id"], project_id=row["project_id"],
+                       data={"product_key": row["product_key"], "device_key": row["device_key"],
+                             "online": row["online"],
+                             "last_seen": row["last_seen"].isoformat() if row["last_seen"] else None})
+                for row in rows]
+
+    updated = await run_change(request, work, events)
+    return json_response({"updated": len(updated)})
+
+
+def add_internal_routes(app: web.Application) -> None:
+    """The internal endpoints of docs/architecture.md."""
+    app.router.add_get("/internal/v1/products", get_products)
+    app.router.add_get("/internal/v1/devices", get_devices)
+    app.router.add_post("/internal/v1/devices/status", post_device_status)
+    app.router.add_get("/internal/v1/billing/devices", get_billing_devices)

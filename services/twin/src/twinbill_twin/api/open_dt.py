@@ -1,0 +1,143 @@
+"""Seed 002's instance endpoints under /dt/open/v1 (envelope {"code", "message", "data"})."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from twinbill_common.errors import HttpError, NotFound, ValidationFailed
+from twinbill_common.http import dt_ok, read_json
+from twinbill_common.schemas import SetMeasurepoints
+from twinbill_common.topology import COMMANDS
+from twinbill_twin.api.common import pool_of
+from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
+from twinbill_twin.domain.paging import page_total
+from twinbill_twin.events import OUTBOX, enqueue_messages
+from twinbill_twin.store import instances
+
+INT32_MAX = 2**31 - 1
+MAX_OFFSET = 10_000
+MAX_IDS = 1_000
+COMMAND_TTL = timedelta(days=1)
+
+
+def bad(field: str, reason: str) -> ValidationFailed:
+    """400 "paramater error" (render_dt maps 422) with the field named in data."""
+    return ValidationFailed({field: [reason]}, data={"location": "query"})
+
+
+def _number(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name, "").strip()
+    if raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise bad(name, f"must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
+async def list_instances(request: web.Request) -> web.Response:
+    """GET /dt/open/v1/instances?name=&page=&offset=: a page of instances."""
+    name = request.query.get("name", "")
+    if len(name) > 128:
+        raise bad("name", "at most 128 characters")
+    page = _number(request, "page", 1, INT32_MAX)
+    offset = _number(request, "offset", 10, MAX_OFFSET)
+    async with pool_of(request).acquire() as conn:
+        total, rows = await instances.list_instances(conn, name=name, page=page, offset=offset)
+    return dt_ok({"total": total, "pageTotal": page_total(total, offset), "page": page,
+                  "offset": offset, "rows": rows})
+
+
+def parse_ids(raw: str | None) -> list[int]:
+    """`ids=1,2`: positive integers separated by commas, repeats dropped (400 otherwise)."""
+    if raw is None or raw.strip() == "":
+        raise bad("ids", "Missing data for required field.")
+    ids: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= 2**63 - 1:
+            raise bad("ids", f"{part!r} is not an instance id")
+        if int(part) not in ids:
+            ids.append(int(part))
+    if len(ids) > MAX_IDS:
+        raise bad("ids", f"at most {MAX_IDS} ids per request")
+    return ids
+
+
+async def instance_details(request: web.Request) -> web.Response:
+    """GET /dt/open/v1/instance?ids=1,2: instances with their attributes; 404 if any is unknown."""
+    ids = parse_ids(request.query.get("ids"))
+    async with pool_of(request).acquire() as conn:
+        found = await instances.instance_details(conn, ids)
+    missing = sorted(set(ids) - {row["id"] for row in found})
+    if missing:
+        raise NotFound(f"instance {', '.join(map(str, missing))} not found")
+    return dt_ok(found)
+
+
+class ExpectValue(BaseModel):
+    """One element of the reverse-control body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictInt = Field(ge=1)
+    expectvalue: StrictStr
+
+
+async def set_expectvalues(request: web.Request) -> web.Response:
+    """PATCH /dt/open/v1/instance/{id}: set expectvalues of State attributes, command the device."""
+    raw_id = request.match_info["id"]
+    if not raw_id.isdigit() or int(raw_id) < 1:
+        raise bad("id", f"{raw_id!r} is not an instance id")
+    instance_id = int(raw_id)
+    body = await read_json(request)
+    if not isinstance(body, list) or not body:
+        raise ValidationFailed({"_body": ["a non-empty JSON array of {id, expectvalue}"]})
+    try:
+        wanted = [ExpectValue.model_validate(item) for item in body]
+    except ValidationError as err:
+        raise ValidationFailed({"_body": [str(err.errors()[0]["msg"])]}) from None
+    values = {item.id: item.expectvalue for item in wanted}
+    async with pool_of(request).acquire() as conn, conn.transaction():
+        target = await instances.control_targets(conn, instance_id)
+        if target is None:
+            raise NotFound(f"instance {instance_id} not found")
+        attrs = await instances.attributes_of(conn, instance_id, list(values))
+        command = _command_values(values, attrs)
+        version = await instances.set_expectvalues(conn, values)
+        if target["device_key"] is not None:
+            message = SetMeasurepoints(
+                product_key=target["product_key"], device_key=target["device_key"],
+                instance_id=instance_id, version=version, values=command,
+                expires_at=datetime.now(UTC) + COMMAND_TTL)
+            key = f"set.{target['product_key']}.{target['device_key']}"
+            await enqueue_messages(conn, [(COMMANDS, key, message)])
+    await request.app[OUTBOX].flush_quietly()
+    return dt_ok({})
+
+
+def _command_values(values: dict[int, str], attrs: dict[int, Any]) -> dict[str, Any]:
+    missing = [ident for ident in values if ident not in attrs]
+    if missing:
+        raise NotFound(f"attribute {', '.join(map(str, missing))} not found in this instance")
+    command: dict[str, Any] = {}
+    for ident, text in values.items():
+        attr = attrs[ident]
+        if attr["attrtype"] != "State":
+            raise HttpError(400, f"attribute {ident} is a {attr['attrtype']} attribute; "
+                                 "only State attributes take an expectvalue")
+        try:
+            command[attr["measurepoint"] or attr["name"]] = typed_expectvalue(text, datatype=attr["datatype"])
+        except BadExpectValue as err:
+            raise HttpError(400, f"attribute {ident}: {err}") from None
+    return command
+
+
+def add_open_routes(app: web.Application) -> None:
+    """The seed-002 instance endpoints."""
+    app.router.add_get("/dt/open/v1/instances", list_instances)
+    app.router.add_get("/dt/open/v1/instance", instance_details)
+    app.router.add_patch("/dt/open/v1/instance/{id}", set_expectvalues)

@@ -1,0 +1,159 @@
+"""Management routes of products (thing models + templates) and devices (+ instances)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.schemas import RegistryChanged
+from twinbill_twin import schemas as s
+from twinbill_twin.api.common import (
+    changes,
+    listed,
+    one,
+    parse_list_query,
+    path_id,
+    pool_of,
+    read_model,
+    run_change,
+)
+from twinbill_twin.events import change
+from twinbill_twin.store import devices, products
+
+PRODUCT_FILTERS: dict[str, type] = {"product_key": str, "name": str, "is_gateway": bool}
+DEVICE_FILTERS: dict[str, type] = {
+    "project_id": int, "product_key": str, "device_key": str, "device_type": int,
+    "gateway_id": int, "space_id": int, "online": bool, "name": str}
+
+
+def _product_events(action: str) -> Any:
+    def build(row: dict[str, Any]) -> list[RegistryChanged]:
+        data = s.ProductRead.model_validate(row).model_dump(mode="json")
+        events = [change("product", action, row["id"], data=data)]
+        if row.get("template_id") is not None:
+            events.append(change("template", action, row["template_id"],
+                                 data={"product_id": row["id"], "name": row["name"]}))
+        return events
+    return build
+
+
+def device_events(action: str, row: dict[str, Any]) -> list[RegistryChanged]:
+    """device.<action> (and instance.<action>) for one device row."""
+    data = s.DeviceRead.model_validate(row).model_dump(mode="json")
+    events = [change("device", action, row["id"], project_id=row["project_id"], data=data)]
+    if row.get("instance_id") is not None:
+        events.append(change("instance", action, row["instance_id"], project_id=row["project_id"],
+                             data={"device_id": row["id"], "name": row["name"]}))
+    return events
+
+
+async def list_products(request: web.Request) -> web.Response:
+    """GET /api/v1/products/."""
+    page, size, filters = parse_list_query(request, PRODUCT_FILTERS)
+    async with pool_of(request).acquire() as conn:
+        total, rows = await products.list_products(conn, filters, page=page, page_size=size)
+    return listed(rows, s.ProductRead, total=total, page=page, page_size=size)
+
+
+async def get_product(request: web.Request) -> web.Response:
+    """GET /api/v1/products/{id}."""
+    async with pool_of(request).acquire() as conn:
+        return one(await products.get_product(conn, path_id(request)), s.ProductRead)
+
+
+async def create_product(request: web.Request) -> web.Response:
+    """POST /api/v1/products/: the product, its measurepoints and its template."""
+    body = await read_model(request, s.ProductCreate)
+    values = {**body.model_dump(exclude={"measurepoints"}), "measurepoints": body.measurepoints}
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await products.create_product(conn, values)
+
+    return one(await run_change(request, work, _product_events("created")), s.ProductRead, status=201)
+
+
+async def update_product(request: web.Request) -> web.Response:
+    """PUT /api/v1/products/{id}: new measurepoints re-sync the product's instances."""
+    ident = path_id(request)
+    body = await read_model(request, s.ProductUpdate)
+    values = changes(body)
+    if body.measurepoints is not None:
+        values["measurepoints"] = body.measurepoints
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await products.update_product(conn, ident, values)
+
+    return one(await run_change(request, work, _product_events("updated")), s.ProductRead)
+
+
+async def delete_product(request: web.Request) -> web.Response:
+    """DELETE /api/v1/products/{id} (409 while devices use it)."""
+    ident = path_id(request)
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await products.delete_product(conn, ident)
+
+    await run_change(request, work, _product_events("deleted"))
+    return web.Response(status=204)
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    """GET /api/v1/devices/ (secrets are never listed)."""
+    page, size, filters = parse_list_query(request, DEVICE_FILTERS)
+    async with pool_of(request).acquire() as conn:
+        total, rows = await devices.list_devices(conn, filters, page=page, page_size=size)
+    return listed(rows, s.DeviceRead, total=total, page=page, page_size=size)
+
+
+async def get_device(request: web.Request) -> web.Response:
+    """GET /api/v1/devices/{id}."""
+    async with pool_of(request).acquire() as conn:
+        return one(await devices.get_device(conn, path_id(request)), s.DeviceRead)
+
+
+async def create_device(request: web.Request) -> web.Response:
+    """POST /api/v1/devices/: the device and its instance; the secret is returned this once."""
+    values = (await read_model(request, s.DeviceCreate)).model_dump()
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await devices.create_device(conn, values)
+
+    row = await run_change(request, work, lambda row: device_events("created", row))
+    return one(row, s.DeviceCreated, status=201)
+
+
+async def update_device(request: web.Request) -> web.Response:
+    """PUT /api/v1/devices/{id}."""
+    ident = path_id(request)
+    values = changes(await read_model(request, s.DeviceUpdate))
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await devices.update_device(conn, ident, values)
+
+    return one(await run_change(request, work, lambda row: device_events("updated", row)), s.DeviceRead)
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    """DELETE /api/v1/devices/{id} (its instance goes with it)."""
+    ident = path_id(request)
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await devices.delete_device(conn, ident)
+
+    await run_change(request, work, lambda row: device_events("deleted", row))
+    return web.Response(status=204)
+
+
+def add_thing_routes(app: web.Application) -> None:
+    """Products and devices under /api/v1/."""
+    for name, lister, creator, getter, updater, deleter in (
+        ("products", list_products, create_product, get_product, update_product, delete_product),
+        ("devices", list_devices, create_device, get_device, update_device, delete_device),
+    ):
+        app.router.add_get(f"/api/v1/{name}/", lister)
+        app.router.add_post(f"/api/v1/{name}/", creator)
+        app.router.add_get(f"/api/v1/{name}/{{id}}", getter)
+        app.router.add_put(f"/api/v1/{name}/{{id}}", updater)
+        app.router.add_delete(f"/api/v1/{name}/{{id}}", deleter)
