@@ -1,0 +1,182 @@
+"""Management of tariffs (seed-001 style: list/get/create/update/delete) and the internal run summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from bson import ObjectId
+from bson.errors import InvalidId
+from twinbill_common.errors import Conflict, NotFound, ValidationFailed
+from twinbill_common.http import json_response, parse_model
+
+from twinbill_billing.history import STORE
+from twinbill_billing.runs import summarize
+from twinbill_billing.tariffs import TariffCreate, TariffUpdate, overlaps, to_document, to_read
+
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+
+
+async def _body(request: web.Request) -> Any:
+    """The JSON body with numbers kept exact (parse_float=Decimal)."""
+    text = await request.text()
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as err:
+        raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None
+
+
+def _object_id(request: web.Request) -> ObjectId:
+    try:
+        return ObjectId(request.match_info["tariff_id"])
+    except InvalidId:
+        raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found") from None
+
+
+def _page_args(request: web.Request) -> tuple[int, int]:
+    errors: dict[str, list[str]] = {}
+    values = {}
+    for name, default, top in (("page", 1, 1_000_000), ("page_size", 10, 1000)):
+        text = request.query.get(name, str(default))
+        try:
+            values[name] = int(text)
+            if not 1 <= values[name] <= top:
+                errors[name] = [
+                    f"Must be greater than or equal to 1 and less than or equal to {top}."
+                ]
+        except ValueError:
+            errors[name] = ["Not a valid integer."]
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    return values["page"], values["page_size"]
+
+
+async def _check_overlap(
+    request: web.Request, doc: dict[str, Any], *, own: ObjectId | None
+) -> None:
+    """Two tariffs of one project, device type and kind may not be in force at the same instant."""
+    for other in await request.app[STORE].tariffs_for(doc["project_id"], doc["device_type"]):
+        if other["_id"] == own or other.get("water_meter_kind") != doc.get("water_meter_kind"):
+            continue
+        if overlaps(
+            doc["effective_from"],
+            doc["effective_to"],
+            other["effective_from"],
+            other.get("effective_to"),
+        ):
+            raise Conflict(f"tariff {other['_id']} is in force over part of the same dates")
+
+
+async def list_tariffs(request: web.Request) -> web.Response:
+    """GET /api/v1/tariffs/: a page of tariffs; X-Pagination as flask-smorest writes it."""
+    page, page_size = _page_args(request)
+    query: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name in ("project_id", "device_type"):
+        if (text := request.query.get(name)) is not None:
+            try:
+                query[name] = int(text)
+            except ValueError:
+                errors[name] = ["Not a valid integer."]
+    if (kind := request.query.get("water_meter_kind")) is not None:
+        query["water_meter_kind"] = kind
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    total, docs = await request.app[STORE].list_tariffs(
+        query, skip=(page - 1) * page_size, limit=page_size
+    )
+    pages = max(math.ceil(total / page_size), 1)
+    pagination: dict[str, int] = {
+        "total": total,
+        "total_pages": pages,
+        "first_page": 1,
+        "last_page": pages,
+        "page": page,
+    }
+    if page > 1:
+        pagination["previous_page"] = page - 1
+    if page < pages:
+        pagination["next_page"] = page + 1
+    return json_response(
+        [to_read(doc) for doc in docs], headers={"X-Pagination": json.dumps(pagination)}
+    )
+
+
+async def create_tariff(request: web.Request) -> web.Response:
+    """POST /api/v1/tariffs/: validate and store a tariff (201)."""
+    body = parse_model(TariffCreate, await _body(request))
+    now = request.app[CLOCK]()
+    doc = {
+        "project_id": body.project_id,
+        "device_type": int(body.device_type),
+        **to_document(body, now=now),
+        "created_at": now,
+    }
+    await _check_overlap(request, doc, own=None)
+    doc["_id"] = await request.app[STORE].insert_tariff(doc)
+    return json_response(to_read(doc), status=201)
+
+
+async def get_tariff(request: web.Request) -> web.Response:
+    """GET /api/v1/tariffs/{id}."""
+    doc = await request.app[STORE].get_tariff(_object_id(request))
+    if doc is None:
+        raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
+    return json_response(to_read(doc))
+
+
+async def update_tariff(request: web.Request) -> web.Response:
+    """PUT /api/v1/tariffs/{id}: replace the definition (project and device type stay)."""
+    tariff_id = _object_id(request)
+    store = request.app[STORE]
+    current = await store.get_tariff(tariff_id)
+    if current is None:
+        raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
+    body = parse_model(TariffUpdate, await _body(request))
+    if body.water_meter_kind is not None and current["device_type"] != 1:
+        raise ValidationFailed(
+            {"water_meter_kind": ["applies to water meters (device_type 1) only"]}
+        )
+    fields = to_document(body, now=request.app[CLOCK]())
+    await _check_overlap(request, {**current, **fields}, own=tariff_id)
+    await store.update_tariff(tariff_id, fields)
+    return json_response(to_read({**current, **fields}))
+
+
+async def delete_tariff(request: web.Request) -> web.Response:
+    """DELETE /api/v1/tariffs/{id} (204). Bills keep their own snapshot of the tariff they used."""
+    if not await request.app[STORE].delete_tariff(_object_id(request)):
+        raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
+    return web.Response(status=204)
+
+
+async def get_run(request: web.Request) -> web.Response:
+    """GET /internal/v1/runs/{run_id}: the run and its summary, derived live from job outcomes."""
+    store = request.app[STORE]
+    run_id = request.match_info["run_id"]
+    run = await store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found")
+    summary = summarize(run, await store.job_outcomes(run_id))
+    body = {
+        key: (value.isoformat() if isinstance(value, datetime) else value)
+        for key, value in run.items()
+        if key not in ("_id", "summary")
+    }
+    return json_response({"run_id": run_id, **body, "summary": summary})
+
+
+def add_management_routes(app: web.Application) -> None:
+    """Mount /api/v1/tariffs/ and /internal/v1/runs/{run_id}."""
+    app.router.add_get("/api/v1/tariffs/", list_tariffs)
+    app.router.add_post("/api/v1/tariffs/", create_tariff)
+    for path in ("/api/v1/tariffs/{tariff_id}", "/api/v1/tariffs/{tariff_id}/"):
+        app.router.add_get(path, get_tariff)
+        app.router.add_put(path, update_tariff)
+        app.router.add_delete(path, delete_tariff)
+    app.router.add_get("/internal/v1/runs/{run_id}", get_run)

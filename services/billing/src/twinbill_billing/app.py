@@ -1,0 +1,137 @@
+"""The billing application: lifespan (MongoDB, twin client, bus), routes, and the consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from twinbill_common.bus import Bus
+from twinbill_common.health import add_health_routes
+from twinbill_common.http import envelope_middleware, render_management, render_meta
+from twinbill_common.logging import get_logger
+from twinbill_common.metrics import new_registry
+from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
+
+from twinbill_billing.api import CLOCK, add_management_routes
+from twinbill_billing.handlers import handle_job, handle_run
+from twinbill_billing.history import STORE, add_history_routes
+from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.runs import BillingContext
+from twinbill_billing.settings import BillingSettings
+from twinbill_billing.store import BillStore
+from twinbill_billing.twin import HttpTwinClient
+
+log = get_logger(__name__)
+SETTINGS = web.AppKey("settings", BillingSettings)
+CONTEXT = web.AppKey("billing_context", BillingContext)
+METRICS = web.AppKey("billing_metrics", BillingMetrics)
+
+
+def utc_clock() -> datetime:
+    """The wall clock, in UTC (handlers receive it; domain code never reads it)."""
+    return datetime.now(UTC)
+
+
+async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: float) -> None:
+    """Keep billing_jobs_queue_depth current with a passive declare of billing.jobs."""
+    while True:
+        channel = None
+        try:
+            channel = (
+                await bus._connection.channel() if bus._connection else None
+            )  # a private channel: a failed passive declare closes it
+            if channel is not None:
+                queue = await channel.declare_queue(bus.name(BILLING_JOBS.name), passive=True)
+                result: Any = queue.declaration_result
+                metrics.queue_depth.set(result.message_count)
+        except Exception as err:  # the gauge is best effort; the next tick retries
+            log.warning("queue depth unavailable", error=repr(err))
+        finally:
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+        await asyncio.sleep(interval)
+
+
+def create_app(
+    settings: BillingSettings, *, clock: Callable[[], datetime] = utc_clock
+) -> web.Application:
+    """Build the billing service: seed-000 history, tariffs, run summaries, health, consumers."""
+    app = web.Application(
+        middlewares=[
+            envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management)
+        ]
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    registry = new_registry()
+    metrics = BillingMetrics(registry)
+    app[METRICS] = metrics
+    checks = add_health_routes(app, registry=registry)
+    add_history_routes(app)
+    add_management_routes(app)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000
+        )
+        store = BillStore(client, settings.mongo_db)
+        await store.ensure_indexes()
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
+        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        await bus.connect()
+        twin = HttpTwinClient(settings.twin_url, session=session)
+        ctx = BillingContext(
+            store=store,
+            twin=twin,
+            bus=bus,
+            metrics=metrics,
+            chunk_size=settings.chunk_size,
+            delivery_limit=BILLING_JOBS.delivery_limit,
+            clock=clock,
+        )
+        app[STORE] = store
+        app[CONTEXT] = ctx
+        checks["mongodb"] = store.ping
+        checks["rabbitmq"] = bus.ping
+
+        async def background() -> None:
+            async with asyncio.TaskGroup() as group:
+                if settings.consume_runs:
+                    group.create_task(
+                        bus.consume(
+                            BILLING_RUNS.name, RunBilling, partial(handle_run, ctx=ctx), prefetch=1
+                        )
+                    )
+                if settings.consume_jobs:
+                    group.create_task(
+                        bus.consume(
+                            BILLING_JOBS.name,
+                            BillingJob,
+                            partial(handle_job, ctx=ctx),
+                            prefetch=settings.job_prefetch,
+                        )
+                    )
+                group.create_task(
+                    watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
+                )
+
+        runner = asyncio.create_task(background(), name="billing-consumers")
+        yield
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await bus.close()
+        await session.close()
+        await client.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app

@@ -1,0 +1,53 @@
+"""Bus deliveries -> run splitting and job billing; decides retry (transient) or dead-letter (permanent).
+
+A job that fails on its last allowed delivery (x-delivery-count reached the queue's delivery limit)
+is recorded as dead-lettered on its run before it goes to the DLQ with its reason, so the run
+finishes and says which devices failed and why.
+"""
+
+from __future__ import annotations
+
+from twinbill_common.bus import Delivery
+from twinbill_common.errors import PermanentError, TransientError
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas.billing import BillingJob, RunBilling
+
+from twinbill_billing.jobs import bill_job, record_dead_letter
+from twinbill_billing.runs import BillingContext, split_run
+
+log = get_logger(__name__)
+
+
+def delivery_count(delivery: Delivery[BillingJob]) -> int:
+    """How many times the broker has delivered this message before (quorum queues count it)."""
+    value = (delivery.raw.headers or {}).get("x-delivery-count", 0)
+    try:
+        return int(value)  # type: ignore[arg-type,unused-ignore]  # AMQP header values are loosely typed
+    except (TypeError, ValueError):
+        return 0
+
+
+async def handle_run(delivery: Delivery[RunBilling], *, ctx: BillingContext) -> None:
+    """Split a RunBilling into jobs; errors keep Bus.consume's meaning (retry / dead-letter)."""
+    await split_run(delivery.message, ctx)
+
+
+async def handle_job(delivery: Delivery[BillingJob], *, ctx: BillingContext) -> None:
+    """Bill one job; on a permanent error or the last allowed attempt, record it on the run first."""
+    job = delivery.message
+    last_attempt = delivery_count(delivery) >= ctx.delivery_limit
+    try:
+        await bill_job(job, ctx)
+    except PermanentError as err:
+        await record_dead_letter(job, ctx, reason=str(err))
+        raise
+    except Exception as err:
+        if not last_attempt:
+            ctx.metrics.jobs.labels("retried").inc()
+            if isinstance(err, TransientError):
+                raise
+            log.exception("job failed, will retry", job_id=job.job_id)
+            raise TransientError(f"job {job.job_id} failed: {err!r}") from err
+        reason = f"gave up after {ctx.delivery_limit + 1} deliveries: {err!r}"
+        await record_dead_letter(job, ctx, reason=reason)
+        raise PermanentError(reason) from err

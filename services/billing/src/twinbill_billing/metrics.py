@@ -1,0 +1,46 @@
+"""The billing service's Prometheus metrics, on the service's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class BillingMetrics:
+    """Jobs and bills by outcome, run duration, and the job queue depth the workers see."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "billing_runs_total",
+            "RunBilling messages by outcome (split, duplicate)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.jobs = Counter(
+            "billing_jobs_total",
+            "Billing jobs by outcome (done, redelivered, retried, dead_lettered)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.bills = Counter(
+            "billing_bills_total",
+            "Devices by outcome (billed, already_billed, skipped, failed, exception)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.run_duration = Histogram(
+            "billing_run_duration_seconds",
+            "From a run's split to its last job's outcome",
+            registry=registry,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+        )
+        self.job_duration = Histogram(
+            "billing_job_duration_seconds",
+            "Time to bill one job (chunk of devices)",
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.queue_depth = Gauge(
+            "billing_jobs_queue_depth",
+            "Ready messages in billing.jobs (passive declare): what an autoscaler scales on",
+            registry=registry,
+        )

@@ -1,0 +1,164 @@
+"""Splitting a run into jobs, and the run summary derived from per-job outcome documents.
+
+Redelivery-safe by construction: the run id and job ids are deterministic, each job's outcome is
+written once under its job id, and the summary is a fold over those documents (never `$inc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from twinbill_common.bus import Bus
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.topology import BILLING
+
+from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.store import BillStore
+from twinbill_billing.twin import BillingDevice, TwinClient
+
+log = get_logger(__name__)
+LISTED = 1000  # per-device entries a run summary lists; counts are always complete
+
+
+@dataclass
+class BillingContext:
+    """What the run and job handlers need, built once by the app's lifespan."""
+
+    store: BillStore
+    twin: TwinClient
+    bus: Bus
+    metrics: BillingMetrics
+    chunk_size: int
+    delivery_limit: int
+    clock: Callable[[], datetime]
+
+
+def job_id(run_id: str, chunk: int) -> str:
+    """The deterministic id of a run's chunk."""
+    return f"{run_id}:{chunk}"
+
+
+async def split_run(run: RunBilling, ctx: BillingContext) -> None:
+    """List the devices, keep a snapshot per chunk, publish one BillingJob per chunk (confirmed)."""
+    existing = await ctx.store.get_run(run.run_id)
+    if existing is not None and existing.get("jobs_published"):
+        ctx.metrics.runs.labels("duplicate").inc()
+        log.info("run already split", run_id=run.run_id)
+        await finish_if_done(run.run_id, ctx)
+        return
+    timezone = await ctx.twin.project_timezone(run.project_id)
+    devices: list[BillingDevice] = []
+    async for page in ctx.twin.billing_devices(run.project_id, int(run.device_type)):
+        devices.extend(page)
+    chunks = [devices[i : i + ctx.chunk_size] for i in range(0, len(devices), ctx.chunk_size)]
+    started = existing["started_at"] if existing is not None else ctx.clock()
+    await ctx.store.set_run(
+        run.run_id,
+        {
+            "project_id": run.project_id,
+            "device_type": int(run.device_type),
+            "task_key": run.task_key,
+            "period_start": run.period_start,
+            "period_end": run.period_end,
+            "fire_time": run.fire_time,
+            "timezone": timezone,
+            "devices_expected": len(devices),
+            "jobs_total": len(chunks),
+            "jobs_published": False,
+            "status": "running",
+            "started_at": started,
+        },
+    )
+    for index, chunk in enumerate(chunks):
+        jid = job_id(run.run_id, index)
+        await ctx.store.save_chunk(
+            jid,
+            {
+                "run_id": run.run_id,
+                "timezone": timezone,
+                "devices": [device.raw for device in chunk],
+            },
+        )
+        job = BillingJob(
+            job_id=jid,
+            message_id=jid,
+            run=run,
+            device_ids=[d.id for d in chunk],
+            chunk=index,
+            chunks=len(chunks),
+        )
+        await ctx.bus.publish(BILLING, "job.created", job)
+    await ctx.store.set_run(run.run_id, {"jobs_published": True})
+    ctx.metrics.runs.labels("split").inc()
+    log.info("run split", run_id=run.run_id, devices=len(devices), jobs=len(chunks))
+    await finish_if_done(run.run_id, ctx)
+
+
+def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The run summary: counts and (up to LISTED) devices per outcome, from the job outcomes."""
+    summary: dict[str, Any] = {
+        "devices_expected": run.get("devices_expected", 0),
+        "jobs_total": run.get("jobs_total", 0),
+        "jobs_done": 0,
+        "jobs_dead_lettered": 0,
+        "billed": 0,
+        "newly_billed": 0,
+        "skipped": 0,
+        "failed": 0,
+        "exceptions": 0,
+        "skipped_devices": [],
+        "failed_devices": [],
+        "exception_devices": [],
+        "dead_lettered_jobs": [],
+    }
+    for outcome in sorted(outcomes, key=lambda o: o.get("chunk", 0)):
+        summary["jobs_done"] += 1
+        summary["billed"] += outcome.get("billed", 0) + outcome.get("already_billed", 0)
+        summary["newly_billed"] += outcome.get("billed", 0)
+        if outcome.get("status") == "dead_lettered":
+            summary["jobs_dead_lettered"] += 1
+            summary["dead_lettered_jobs"].append(
+                {"job_id": outcome["_id"], "reason": outcome.get("reason")}
+            )
+        for key, listed in (
+            ("skipped", "skipped_devices"),
+            ("failed", "failed_devices"),
+            ("exceptions", "exception_devices"),
+        ):
+            entries = outcome.get(key, [])
+            summary[key] += len(entries)
+            room = LISTED - len(summary[listed])
+            summary[listed].extend(entries[: max(room, 0)])
+    summary["finished"] = summary["jobs_done"] >= summary["jobs_total"] and bool(
+        run.get("jobs_published")
+    )
+    return summary
+
+
+async def finish_if_done(run_id: str, ctx: BillingContext) -> None:
+    """When every job of a published run has an outcome, store the summary and mark it finished."""
+    run = await ctx.store.get_run(run_id)
+    if run is None or not run.get("jobs_published") or run.get("status") == "finished":
+        return
+    if await ctx.store.count_jobs(run_id) < run.get("jobs_total", 0):
+        return
+    summary = summarize(run, await ctx.store.job_outcomes(run_id))
+    now = ctx.clock()
+    started: datetime = run["started_at"]
+    duration = max((now - started).total_seconds(), 0.0) if started.tzinfo else 0.0
+    if await ctx.store.finish_run(
+        run_id, {"summary": summary, "finished_at": now, "duration_seconds": duration}
+    ):
+        ctx.metrics.run_duration.observe(duration)
+        log.info(
+            "run finished",
+            run_id=run_id,
+            billed=summary["billed"],
+            skipped=summary["skipped"],
+            failed=summary["failed"],
+            exceptions=summary["exceptions"],
+        )

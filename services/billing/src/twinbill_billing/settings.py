@@ -1,0 +1,26 @@
+"""Billing service settings, env prefix BILLING_."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from twinbill_common.settings import CommonSettings
+
+
+class BillingSettings(CommonSettings):
+    """Settings of the billing worker and its read API."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore", frozen=True)
+
+    http_port: int = 8003
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_db: str = "billing"
+    twin_url: str = "http://127.0.0.1:8001"
+    twin_timeout: float = Field(default=30.0, gt=0)
+    # Devices per job: one twin readings call (<= 5,000 ids) and one insert_many per job.
+    chunk_size: int = Field(default=500, ge=1, le=5000)
+    # Jobs a replica holds unacknowledged at once (the bounded prefetch of billing.jobs).
+    job_prefetch: int = Field(default=2, ge=1, le=100)
+    consume_runs: bool = True
+    consume_jobs: bool = True
+    queue_depth_interval: float = Field(default=5.0, gt=0)

@@ -1,0 +1,206 @@
+"""The MongoDB side: bills, runs (with per-chunk device snapshots and per-job outcomes), tariffs.
+
+Only operators checked against nx-27017 are used (no `$setOnInsert`, `$addToSet`,
+`find_one_and_update` or `replace_one(upsert=True)`, which it gets wrong); the same calls run on a
+real MongoDB. Money and readings are canonical decimal strings, with `charge_minor` (integer cents)
+beside the charge for sums and sorts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from twinbill_common.errors import StoreUnavailable
+
+from twinbill_billing.domain.bills import Reading
+
+Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+class BillStore:
+    """Every MongoDB read and write of the billing service."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase[Doc] = client[database]
+        self.bills = self.db["bills"]
+        self.runs = self.db["runs"]
+        self.chunks = self.db["run_chunks"]
+        self.jobs = self.db["run_jobs"]
+        self.tariffs = self.db["tariffs"]
+
+    async def ensure_indexes(self) -> None:
+        """The unique bill key and the indexes the history and billing queries use (idempotent)."""
+        try:
+            await self.bills.create_index(
+                [
+                    ("project_id", ASCENDING),
+                    ("device_id", ASCENDING),
+                    ("from_time", ASCENDING),
+                    ("to_time", ASCENDING),
+                ],
+                unique=True,
+                name="one_bill_per_device_period",
+            )
+            await self.bills.create_index(
+                [("project_id", ASCENDING), ("device_id", ASCENDING), ("to_time", ASCENDING)],
+                name="previous_bill",
+            )
+            await self.bills.create_index(
+                [("project_id", ASCENDING), ("device_type", ASCENDING), ("to_time", DESCENDING)],
+                name="history",
+            )
+            await self.jobs.create_index([("run_id", ASCENDING)], name="jobs_of_run")
+            await self.tariffs.create_index(
+                [("project_id", ASCENDING), ("device_type", ASCENDING)], name="tariffs_of_project"
+            )
+        except PyMongoError as err:
+            raise StoreUnavailable(f"MongoDB index creation failed: {err}") from err
+
+    async def ping(self) -> None:
+        """Raise unless MongoDB answers."""
+        await self.db.command("ping")
+
+    # runs ---------------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Doc | None:
+        """The run document, if the run was split."""
+        return await self.runs.find_one({"_id": run_id})
+
+    async def set_run(self, run_id: str, fields: Mapping[str, Any]) -> None:
+        """Create or update the run document (`$set` upsert: idempotent on redelivery)."""
+        await self.runs.update_one({"_id": run_id}, {"$set": dict(fields)}, upsert=True)
+
+    async def save_chunk(self, job_id: str, fields: Mapping[str, Any]) -> None:
+        """Keep the device snapshot of one job (as the registry had it when the run was split)."""
+        await self.chunks.update_one({"_id": job_id}, {"$set": dict(fields)}, upsert=True)
+
+    async def load_chunk(self, job_id: str) -> Doc | None:
+        """The device snapshot of one job."""
+        return await self.chunks.find_one({"_id": job_id})
+
+    async def record_job(self, job_id: str, outcome: Mapping[str, Any]) -> bool:
+        """Record a job's outcome once: False when it was already recorded (a redelivery)."""
+        try:
+            await self.jobs.insert_one({"_id": job_id, **outcome})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def job_outcomes(self, run_id: str) -> list[Doc]:
+        """Every recorded job outcome of a run."""
+        return await self.jobs.find({"run_id": run_id}).to_list()
+
+    async def count_jobs(self, run_id: str) -> int:
+        """How many of a run's jobs have an outcome."""
+        return await self.jobs.count_documents({"run_id": run_id})
+
+    async def finish_run(self, run_id: str, fields: Mapping[str, Any]) -> bool:
+        """Mark the run finished with its summary; True only for the call that finished it."""
+        result = await self.runs.update_one(
+            {"_id": run_id, "status": {"$ne": "finished"}},
+            {"$set": {"status": "finished", **fields}},
+        )
+        return result.modified_count == 1
+
+    # bills --------------------------------------------------------------------------------------
+
+    async def previous_closings(
+        self, project_id: int, device_ids: Sequence[int], *, before: datetime
+    ) -> dict[int, Reading]:
+        """Each device's closing reading on its latest bill ending at or before `before`."""
+        cursor = self.bills.find(
+            {
+                "project_id": project_id,
+                "device_id": {"$in": list(device_ids)},
+                "to_time": {"$lte": before},
+            },
+            {"_id": 0, "device_id": 1, "to_time": 1, "closing_reading": 1, "closing_time": 1},
+        ).sort([("to_time", ASCENDING)])
+        found: dict[int, Reading] = {}
+        async for doc in cursor:  # ascending, so the last one seen per device is its latest
+            found[int(doc["device_id"])] = Reading(
+                Decimal(doc["closing_reading"]),
+                doc.get("closing_time") or doc["to_time"],
+                source="previous_bill",
+            )
+        return found
+
+    async def insert_bills(self, docs: list[Doc]) -> tuple[int, set[int]]:
+        """insert_many(ordered=False): (inserted, indexes already billed). Other errors raise."""
+        if not docs:
+            return 0, set()
+        try:
+            result = await self.bills.insert_many(docs, ordered=False)
+        except BulkWriteError as err:
+            errors = err.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if others or err.details.get("writeConcernErrors"):
+                raise StoreUnavailable(f"bill insert failed: {others[:3]}") from err
+            duplicates = {int(e["index"]) for e in errors}
+            return len(docs) - len(duplicates), duplicates
+        return len(result.inserted_ids), set()
+
+    async def find_bills(
+        self, query: Mapping[str, Any], *, skip: int = 0, limit: int = 0
+    ) -> list[Doc]:
+        """Bills newest first (period end, then id)."""
+        cursor = self.bills.find(dict(query)).sort([("to_time", DESCENDING), ("_id", DESCENDING)])
+        if skip:
+            cursor = cursor.skip(skip)
+        if limit:
+            cursor = cursor.limit(limit)
+        return await cursor.to_list()
+
+    async def count_bills(self, query: Mapping[str, Any]) -> int:
+        """How many bills match."""
+        return await self.bills.count_documents(dict(query))
+
+    # tariffs ------------------------------------------------------------------------------------
+
+    async def tariffs_for(self, project_id: int, device_type: int) -> list[Doc]:
+        """Every tariff of a project and device type (all kinds and dates)."""
+        return await self.tariffs.find(
+            {"project_id": project_id, "device_type": device_type}
+        ).to_list()
+
+    async def list_tariffs(
+        self, query: Mapping[str, Any], *, skip: int, limit: int
+    ) -> tuple[int, list[Doc]]:
+        """A page of tariffs, oldest first, and the total."""
+        total = await self.tariffs.count_documents(dict(query))
+        docs = (
+            await self.tariffs.find(dict(query))
+            .sort("_id", ASCENDING)
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
+        return total, docs
+
+    async def get_tariff(self, tariff_id: ObjectId) -> Doc | None:
+        """One tariff."""
+        return await self.tariffs.find_one({"_id": tariff_id})
+
+    async def insert_tariff(self, doc: Doc) -> ObjectId:
+        """Store a new tariff."""
+        result = await self.tariffs.insert_one(doc)
+        return ObjectId(result.inserted_id)
+
+    async def update_tariff(self, tariff_id: ObjectId, fields: Mapping[str, Any]) -> bool:
+        """Replace a tariff's fields; False when it does not exist."""
+        result = await self.tariffs.update_one({"_id": tariff_id}, {"$set": dict(fields)})
+        return result.matched_count == 1
+
+    async def delete_tariff(self, tariff_id: ObjectId) -> bool:
+        """Delete a tariff; False when it does not exist."""
+        result = await self.tariffs.delete_one({"_id": tariff_id})
+        return result.deleted_count == 1
