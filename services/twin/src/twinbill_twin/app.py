@@ -18,6 +18,7 @@ from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.events import OUTBOX, Outbox, declare_journal
 from twinbill_twin.settings import TwinSettings
+from twinbill_twin.timeseries import setup_timeseries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -60,4 +61,7 @@ def create_app(settings: TwinSettings) -> web.Application:
         await pool.close()
 
     app.cleanup_ctx.append(lifespan)
+    # time series: routes, and the telemetry consumer (a cleanup context after the lifespan)
+    setup_timeseries(app, pool_key=POOL, bus_key=BUS, default_zone=settings.default_timezone,
+                     max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait)
     return app

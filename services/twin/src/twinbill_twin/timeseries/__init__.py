@@ -1,0 +1,63 @@
+"""Attribute time series: the telemetry consumer, sample storage with rollups, seed 002's
+attribute data query and the billing readings endpoint. `setup_timeseries` wires it into the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.bus import Bus
+from twinbill_common.logging import get_logger
+from twinbill_twin.timeseries.api import add_timeseries_routes
+from twinbill_twin.timeseries.consumer import TelemetryConsumer
+
+log = get_logger(__name__)
+CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
+
+
+def setup_timeseries(
+    app: web.Application,
+    *,
+    pool_key: web.AppKey[asyncpg.Pool],
+    bus_key: web.AppKey[Bus],
+    default_zone: str,
+    max_batch: int = 500,
+    max_wait: float = 0.05,
+    consume: bool = True,
+) -> None:
+    """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool and
+    the bus) that runs the telemetry consumer as a background task, cancelled on shutdown."""
+
+    def pool(current: web.Application) -> asyncpg.Pool:
+        return current[pool_key]
+
+    def zone(_: web.Application) -> str:
+        return default_zone
+
+    add_timeseries_routes(app, pool=pool, default_zone=zone)
+
+    async def background(current: web.Application) -> AsyncIterator[None]:
+        consumer = TelemetryConsumer(current[pool_key], current[bus_key],
+                                     max_batch=max_batch, max_wait=max_wait)
+        current[CONSUMER] = consumer
+        task = asyncio.create_task(consumer.run(), name="twin-telemetry-consumer")
+        task.add_done_callback(_report_exit)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    if consume:
+        app.cleanup_ctx.append(background)
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("telemetry consumer stopped", error=repr(task.exception()))
+
+
+__all__: list[str] = ["CONSUMER", "TelemetryConsumer", "setup_timeseries"]

@@ -1,0 +1,99 @@
+"""HTTP: seed 002's `GET /dt/open/v1/instance/attribute/{id}` and the billing worker's
+`POST /internal/v1/readings/last` (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from twinbill_common.errors import HttpError, NotFound
+from twinbill_common.http import dt_ok, json_response, parse_model, read_json
+from twinbill_twin.timeseries import reader
+from twinbill_twin.timeseries.domain.errors import BadParameter
+from twinbill_twin.timeseries.query import parse_query, stream_series
+
+ATTRIBUTE_PATH = "/dt/open/v1/instance/attribute/{id}"
+READINGS_PATH = "/internal/v1/readings/last"
+MAX_ID = 2**63 - 1
+
+
+class ReadingsQuery(BaseModel):
+    """Body of POST /internal/v1/readings/last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: list[int] = Field(max_length=5000)
+    at: int = Field(description="epoch milliseconds")
+
+
+def _ms(moment: datetime | None) -> int:
+    """Epoch milliseconds, 0 when unset (seed 002's `"atime": 0`)."""
+    return 0 if moment is None else int(moment.timestamp() * 1000)
+
+
+def _bad(err: BadParameter) -> HttpError:
+    return HttpError(400, str(err), fields={err.parameter: [err.reason]})
+
+
+def attribute_body(row: asyncpg.Record, value: Any) -> dict[str, Any]:
+    """Every field seed 002 documents for an attribute, in its order."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "displayname": row["displayname"],
+        "attrtype": row["attrtype"],
+        "datatype": row["datatype"],
+        "value": value,
+        "unit": row["unit"],
+        "ctime": _ms(row["ctime"]),
+        "mtime": _ms(row["mtime"]),
+        "instance": row["instance_id"],
+        "expectvalue": row["expectvalue"],
+        "metric": row["metric"],
+        "deviceid": row["device_key"] or "",
+        "atime": _ms(row["atime"]),
+        "stime": _ms(row["stime"]),
+    }
+
+
+def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Application], asyncpg.Pool],
+                          default_zone: Callable[[web.Application], str]) -> None:
+    """Register the two routes; `pool` and `default_zone` read what the app's lifespan opened."""
+
+    async def get_attribute(request: web.Request) -> web.Response:
+        """State/Description: the current value as a string; Stream: its time series."""
+        raw_id = request.match_info["id"]
+        if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
+            raise HttpError(400, f"id: {raw_id!r} is not an attribute id (a positive integer)",
+                            fields={"id": ["must be a positive integer"]})
+        attribute_id = int(raw_id)
+        now_ms = int(time.time() * 1000)
+        async with pool(request.app).acquire() as conn:
+            row = await reader.fetch_attribute(conn, attribute_id)
+            if row is None:
+                raise NotFound(f"attribute {attribute_id} does not exist")
+            if row["attrtype"] != "Stream":
+                return dt_ok(attribute_body(row, row["value"]))
+            try:
+                query = parse_query(request.query, now_ms=now_ms,
+                                    default_zone=row["timezone"] or default_zone(request.app))
+                value = await stream_series(conn, row, query)
+            except BadParameter as err:
+                raise _bad(err) from None
+        return dt_ok(attribute_body(row, value))
+
+    async def last_readings(request: web.Request) -> web.Response:
+        """The last billing-register sample of each device at or before `at`."""
+        body = parse_model(ReadingsQuery, await read_json(request))
+        async with pool(request.app).acquire() as conn:
+            readings = await reader.fetch_last_readings(conn, body.device_ids, body.at)
+        return json_response({"readings": readings})
+
+    app.router.add_get(ATTRIBUTE_PATH, get_attribute)
+    app.router.add_post(READINGS_PATH, last_readings)

@@ -1,0 +1,184 @@
+"""The telemetry consumer: batches of MeasurementsAccepted -> samples, rollups, current values.
+
+A batch is acked after its transaction commits. A point whose device or measurepoint the
+registry does not know, or a value that can never be stored, makes its message poison: the bus
+retries the batch message by message and dead-letters that one with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+
+from twinbill_common.bus import Bus, Delivery
+from twinbill_common.errors import PermanentError
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_common.topology import REGISTRY, TWIN_TELEMETRY
+from twinbill_twin.timeseries.domain.samples import UnstorableValue, check_time, sample_values, value_text
+from twinbill_twin.timeseries.writer import (
+    CurrentValue,
+    PartitionManager,
+    SampleRecord,
+    WriteResult,
+    write_batch,
+)
+
+log = get_logger(__name__)
+
+_DEVICE_ATTRIBUTES = """
+SELECT q.pk, q.dk, d.id AS device_id, i.id AS instance_id, a.measurepoint, a.id AS attribute_id
+FROM unnest($1::text[], $2::text[]) AS q(pk, dk)
+JOIN products p ON p.product_key = q.pk
+JOIN devices d ON d.product_id = p.id AND d.device_key = q.dk
+LEFT JOIN instances i ON i.device_id = d.id
+LEFT JOIN attributes a ON a.instance_id = i.id AND a.measurepoint IS NOT NULL
+"""
+
+REGISTRY_KEYS = ("product.*", "device.*", "instance.*", "template.*")
+
+
+@dataclass
+class DeviceAttributes:
+    """What the consumer needs of one device: its ids and measurepoint -> attribute ids."""
+
+    device_id: int
+    instance_id: int | None
+    attributes: dict[str, list[int]] = field(default_factory=dict)
+
+
+class AttributeCache:
+    """(product_key, device_key) -> DeviceAttributes; a miss reloads from the registry tables."""
+
+    def __init__(self) -> None:
+        self._devices: dict[tuple[str, str], DeviceAttributes] = {}
+
+    def clear(self) -> None:
+        """Forget everything (a registry change was announced)."""
+        self._devices.clear()
+
+    def get(self, key: tuple[str, str]) -> DeviceAttributes | None:
+        """The cached entry, if any."""
+        return self._devices.get(key)
+
+    async def load(self, conn: asyncpg.Connection, keys: set[tuple[str, str]]) -> None:
+        """(Re)load these devices from the registry tables in one query."""
+        if not keys:
+            return
+        ordered = sorted(keys)
+        rows = await conn.fetch(_DEVICE_ATTRIBUTES, [k[0] for k in ordered], [k[1] for k in ordered])
+        for key in ordered:
+            self._devices.pop(key, None)
+        for row in rows:
+            key = (row["pk"], row["dk"])
+            entry = self._devices.setdefault(key, DeviceAttributes(row["device_id"], row["instance_id"]))
+            if row["measurepoint"] is not None:
+                entry.attributes.setdefault(row["measurepoint"], []).append(row["attribute_id"])
+
+
+@dataclass
+class _Batch:
+    samples: list[SampleRecord] = field(default_factory=list)
+    currents: dict[int, CurrentValue] = field(default_factory=dict)
+    devices: dict[int, int] = field(default_factory=dict)
+    instances: dict[int, int] = field(default_factory=dict)
+
+
+class TelemetryConsumer:
+    """Consumes `twin.telemetry` in batches into PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, max_batch: int = 500,
+                 max_wait: float = 0.05) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.cache = AttributeCache()
+        self.partitions = PartitionManager()
+        self.stored_total = 0
+
+    async def run(self) -> None:
+        """Consume telemetry and watch registry changes until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.watch_registry())
+            group.create_task(self.bus.consume_batches(
+                TWIN_TELEMETRY.name, MeasurementsAccepted, self.handle,
+                max_batch=self.max_batch, max_wait=self.max_wait, exact_decimals=True))
+
+    async def watch_registry(self) -> None:
+        """An exclusive queue on the `registry` exchange: any change there empties the cache."""
+        channel = self.bus.channel
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in REGISTRY_KEYS:
+            await queue.bind(self.bus.name(REGISTRY), routing_key=key)
+
+        async def on_change(message: AbstractIncomingMessage) -> None:
+            async with message.process():
+                self.cache.clear()
+
+        await queue.consume(on_change)
+        await asyncio.Future()  # until cancelled
+
+    async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
+        """Store a batch; PermanentError names the first point that can never be stored."""
+        async with self.pool.acquire() as conn:
+            await self._resolve(conn, deliveries)
+            batch = self._build(deliveries)
+            if not batch.samples:
+                return
+            result: WriteResult = await write_batch(
+                conn, samples=batch.samples, currents=list(batch.currents.values()),
+                devices=batch.devices, instances=batch.instances, partitions=self.partitions)
+        self.stored_total += result.stored
+
+    async def _resolve(self, conn: asyncpg.Connection,
+                       deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
+        missing: set[tuple[str, str]] = set()
+        for delivery in deliveries:
+            for point in delivery.message.points:
+                key = (point.product_key, point.device_key)
+                entry = self.cache.get(key)
+                if entry is None or any(mp not in entry.attributes for mp in point.measurepoints):
+                    missing.add(key)
+        await self.cache.load(conn, missing)
+
+    def _build(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> _Batch:
+        batch = _Batch()
+        for delivery in deliveries:
+            message = delivery.message
+            arrived = message.received_at
+            for number, point in enumerate(message.points):
+                key = (point.product_key, point.device_key)
+                entry = self.cache.get(key)
+                if entry is None:
+                    raise PermanentError(f"points[{number}]: device {key[0]}/{key[1]} is not in "
+                                         "the registry")
+                try:
+                    ts = check_time(point.time, where=f"points[{number}]")
+                except UnstorableValue as err:
+                    raise PermanentError(str(err)) from err
+                for measurepoint, value in point.measurepoints.items():
+                    where = f"points[{number}].{measurepoint}"
+                    attribute_ids = entry.attributes.get(measurepoint)
+                    if not attribute_ids:
+                        raise PermanentError(f"{where}: measurepoint {measurepoint!r} of device "
+                                             f"{key[0]}/{key[1]} has no attribute in the registry")
+                    try:
+                        values = sample_values(value, where=where)
+                    except UnstorableValue as err:
+                        raise PermanentError(str(err)) from err
+                    text = value_text(value)
+                    for attribute_id in attribute_ids:
+                        batch.samples.extend((attribute_id, s.idx, ts, s.num, s.dbl, s.txt, s.quality)
+                                             for s in values)
+                        held = batch.currents.get(attribute_id)
+                        if held is None or ts >= held.ts:
+                            batch.currents[attribute_id] = CurrentValue(attribute_id, text, ts, arrived)
+                batch.devices[entry.device_id] = max(arrived, batch.devices.get(entry.device_id, 0))
+                if entry.instance_id is not None:
+                    batch.instances[entry.instance_id] = max(
+                        arrived, batch.instances.get(entry.instance_id, 0))
+        return batch

@@ -1,0 +1,101 @@
+"""How a measurepoint value becomes stored samples: a number stays an exact decimal (with a
+double beside it for aggregation), an array becomes one series per element, a struct keeps its
+value and quality, strings and booleans are kept as text."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from twinbill_twin.timeseries.domain.errors import TimeseriesError
+
+SCALAR = -1  # the idx of a scalar series; array elements are 0, 1, ...
+MIN_TS = 0                        # 1970-01-01
+MAX_TS = 4_102_444_800_000        # 2100-01-01: anything later is a broken device clock
+
+
+class UnstorableValue(TimeseriesError):
+    """A value that can never be stored (null, not finite, a time out of range)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleValue:
+    """One series' value at one instant: exactly one of (num and dbl) or txt is set."""
+
+    idx: int
+    num: Decimal | None
+    dbl: float | None
+    txt: str | None
+    quality: str | None = None
+
+
+def _number(value: Decimal | int | float, where: str) -> tuple[Decimal, float]:
+    exact = value if isinstance(value, Decimal) else Decimal(str(value))
+    approx = float(exact)
+    if not exact.is_finite() or not math.isfinite(approx):
+        raise UnstorableValue(f"{where}: {value!r} is not a finite number")
+    return exact, approx
+
+
+def _scalar(value: Any, *, idx: int, where: str, quality: str | None = None) -> SampleValue:
+    if value is None:
+        raise UnstorableValue(f"{where}: null is not a value")
+    if isinstance(value, bool):
+        return SampleValue(idx, None, None, "true" if value else "false", quality)
+    if isinstance(value, Decimal | int | float):
+        exact, approx = _number(value, where)
+        return SampleValue(idx, exact, approx, None, quality)
+    if isinstance(value, str):
+        return SampleValue(idx, None, None, value, quality)
+    return SampleValue(idx, None, None, value_text(value), quality)
+
+
+def sample_values(value: Any, *, where: str) -> list[SampleValue]:
+    """The samples one measurepoint value makes (one per array element; one for anything else)."""
+    if isinstance(value, list):
+        if not value:
+            raise UnstorableValue(f"{where}: an empty array holds no value")
+        return [_scalar(item, idx=i, where=f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        if "value" in value:
+            quality = value.get("quality")
+            return [_scalar(value["value"], idx=SCALAR, where=f"{where}.value",
+                            quality=None if quality is None else value_text(quality))]
+        return [SampleValue(SCALAR, None, None, value_text(value))]
+    return [_scalar(value, idx=SCALAR, where=where)]
+
+
+def value_text(value: Any) -> str:
+    """The attribute's current value as text: decimals keep their exact digits, JSON otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_json(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_json(v)}"
+                              for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return "null"
+    return value_text(value)
+
+
+def check_time(ts: int, *, where: str) -> int:
+    """A device time (epoch ms) inside the range the store keeps partitions for."""
+    if not MIN_TS <= ts < MAX_TS:
+        raise UnstorableValue(f"{where}: time {ts} is outside 1970..2100 (epoch milliseconds)")
+    return ts

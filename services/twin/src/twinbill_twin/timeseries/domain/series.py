@@ -1,0 +1,92 @@
+"""Series maths after the store has answered: bucket values, fill policies, and the aggregation
+of several series (an array attribute's elements) with OpenTSDB's interpolation rules."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+
+from twinbill_twin.timeseries.domain.aggregators import (
+    Interpolation,
+    Summary,
+    aggregate,
+    interpolation,
+    summarise,
+)
+from twinbill_twin.timeseries.domain.downsample import Fill
+
+Value = float | None          # None is the `null` fill marker; NaN the `nan` one
+Points = list[tuple[int, Value]]
+
+
+def downsample_summaries(name: str, buckets: Mapping[int, Summary]) -> dict[int, float]:
+    """Bucket values of a summary-friendly aggregator."""
+    return {bucket: summarise(name, summary) for bucket, summary in buckets.items()}
+
+
+def downsample_values(name: str, buckets: Mapping[int, Sequence[float]]) -> dict[int, float]:
+    """Bucket values of any aggregator from the raw values of each bucket (percentiles)."""
+    return {bucket: aggregate(name, values) for bucket, values in buckets.items() if values}
+
+
+def fill(values: Mapping[int, float], *, starts: Sequence[int], policy: Fill) -> Points:
+    """Bucketed values in time order; with a fill policy every bucket start is present."""
+    if policy is Fill.NONE:
+        return sorted(values.items())
+    marker: Value = {Fill.NAN: math.nan, Fill.NULL: None, Fill.ZERO: 0.0}[policy]
+    return [(start, values.get(start, marker)) for start in starts]
+
+
+def _is_marker(value: Value) -> bool:
+    return value is None or math.isnan(value)
+
+
+def _value_at(ts: int, times: list[int], values: list[float], mode: Interpolation) -> float | None:
+    """A series' contribution at `ts`; None when it does not take part (outside its range)."""
+    if not times or ts < times[0] or ts > times[-1]:
+        return None
+    at = bisect.bisect_left(times, ts)
+    if times[at] == ts:
+        return values[at]
+    if mode is Interpolation.EXACT:
+        return None
+    if mode is Interpolation.ZIM:
+        return 0.0
+    if mode is Interpolation.MAX:
+        return math.inf
+    if mode is Interpolation.MIN:
+        return -math.inf
+    x0, x1 = times[at - 1], times[at]
+    y0, y1 = values[at - 1], values[at]
+    return y0 + (ts - x0) * (y1 - y0) / (x1 - x0)
+
+
+def combine(name: str, series: Sequence[Points], *, policy: Fill = Fill.NONE) -> Points:
+    """Aggregate several series into one, at the union of their timestamps.
+
+    A series takes part at a timestamp between its first and last point (OpenTSDB's
+    AggregationIterator); where it has no point there, it is interpolated as the aggregator
+    says (lerp, zero, largest, smallest). Fill markers (NaN, null) are left out; a timestamp
+    where only markers remain gets the marker.
+    """
+    mode = interpolation(name)
+    cleaned: list[tuple[list[int], list[float]]] = []
+    stamps: set[int] = set()
+    marked: set[int] = set()
+    for points in series:
+        times = [ts for ts, v in points if not _is_marker(v)]
+        values = [float(v) for _, v in points if not _is_marker(v)]  # type: ignore[arg-type]  # markers removed
+        cleaned.append((times, values))
+        stamps.update(times)
+        marked.update(ts for ts, v in points if _is_marker(v))
+    marker: Value = None if policy is Fill.NULL else math.nan
+    result: Points = []
+    for ts in sorted(stamps | marked):
+        taking_part = [v for times, values in cleaned
+                       if (v := _value_at(ts, times, values, mode)) is not None]
+        if not taking_part:
+            result.append((ts, marker))
+            continue
+        result.append((ts, aggregate(name, taking_part)))
+    return result

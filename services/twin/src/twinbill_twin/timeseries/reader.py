@@ -1,0 +1,139 @@
+"""The read side: an attribute with its instance and device, raw points, bucket summaries from
+raw rows or rollups, raw values per bucket (percentiles), and billing readings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from twinbill_twin.timeseries.domain.aggregators import Summary
+
+ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"))
+
+_ATTRIBUTE = """
+SELECT a.id, a.instance_id, a.name, a.displayname, a.attrtype, a.datatype, a.unit, a.metric,
+       a.value, a.expectvalue, a.ctime, a.mtime, a.atime, a.stime,
+       i.name AS instance_name, d.device_key, pr.timezone
+FROM attributes a
+JOIN instances i ON i.id = a.instance_id
+LEFT JOIN devices d ON d.id = i.device_id
+LEFT JOIN projects pr ON pr.id = d.project_id
+WHERE a.id = $1
+"""
+
+_RAW = """
+SELECT idx, ts, dbl, txt FROM samples
+WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY idx, ts
+"""
+
+_READINGS = """
+SELECT d.id AS device_id, s.num, s.ts
+FROM (SELECT DISTINCT unnest($1::bigint[]) AS id) AS q
+JOIN devices d ON d.id = q.id
+JOIN products p ON p.id = d.product_id AND p.billing_register IS NOT NULL
+JOIN instances i ON i.device_id = d.id
+JOIN attributes a ON a.instance_id = i.id AND a.measurepoint = p.billing_register
+CROSS JOIN LATERAL (
+    SELECT num, ts FROM samples
+    WHERE attribute_id = a.id AND idx = -1 AND ts <= $2 AND num IS NOT NULL
+    ORDER BY ts DESC LIMIT 1
+) AS s
+ORDER BY d.id
+"""
+
+
+def bucket_sql(column: str, *, boundaries: bool) -> str:
+    """The bucket start of `column`: epoch arithmetic ($4 = width) or a boundary lookup ($4 = array)."""
+    if boundaries:
+        return f"($4::bigint[])[width_bucket({column}, $4::bigint[])]"
+    return f"({column} - {column} % $4::bigint)"
+
+
+async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncpg.Record | None:
+    """The attribute with its instance name, device key and project time zone."""
+    return await conn.fetchrow(_ATTRIBUTE, attribute_id)
+
+
+async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
+                    ) -> dict[int, list[tuple[int, float | str]]]:
+    """Raw points in [start, end] per series index, numbers as doubles, others as text."""
+    rows = await conn.fetch(_RAW, attribute_id, start, end)
+    series: dict[int, list[tuple[int, float | str]]] = defaultdict(list)
+    for idx, ts, dbl, txt in rows:
+        series[idx].append((ts, dbl if dbl is not None else txt))
+    return series
+
+
+async def fetch_summaries(
+    conn: asyncpg.Connection,
+    attribute_id: int,
+    *,
+    start: int,
+    stop: int,
+    bucket: int | list[int],
+    table: str,
+    ends: bool,
+) -> dict[tuple[int, int], Summary]:
+    """Summaries per (series, bucket) of the points in [start, stop), from raw rows or a rollup.
+
+    `ends` asks for first/last too (they cost a sort per bucket). A rollup's M2 is merged around
+    the bucket mean, so dev stays accurate where a plain sum of squares would cancel.
+    """
+    by_boundaries = isinstance(bucket, list)
+    if table == "samples":
+        key = bucket_sql("ts", boundaries=by_boundaries)
+        first = "(array_agg(dbl ORDER BY ts))[1]" if ends else "0::float8"
+        last = "(array_agg(dbl ORDER BY ts DESC))[1]" if ends else "0::float8"
+        sql = f"""
+            SELECT idx, {key} AS b, count(*) AS n, sum(dbl) AS s,
+                   coalesce(var_pop(dbl), 0) * count(*) AS m2, min(dbl) AS lo, max(dbl) AS hi,
+                   min(ts) AS fts, {first} AS fv, max(ts) AS lts, {last} AS lv
+            FROM samples
+            WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+            GROUP BY 1, 2"""
+    else:
+        key = bucket_sql("bucket", boundaries=by_boundaries)
+        first = "(array_agg(first_v ORDER BY first_ts))[1]" if ends else "0::float8"
+        last = "(array_agg(last_v ORDER BY last_ts DESC))[1]" if ends else "0::float8"
+        sql = f"""
+            SELECT idx, b, sum(n)::bigint AS n, sum(sum) AS s,
+                   sum(m2 + n * power(sum / n - gs / gn, 2)) AS m2, min(min) AS lo,
+                   max(max) AS hi, min(first_ts) AS fts, {first} AS fv, max(last_ts) AS lts,
+                   {last} AS lv
+            FROM (SELECT r.*, {key} AS b,
+                         sum(sum) OVER w AS gs, sum(n) OVER w AS gn
+                  FROM {table} r
+                  WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3
+                  WINDOW w AS (PARTITION BY idx, {key})) AS x
+            GROUP BY 1, 2"""
+    rows = await conn.fetch(sql, attribute_id, start, stop, bucket)
+    return {(r["idx"], r["b"]): Summary(r["n"], r["s"], r["m2"], r["lo"], r["hi"], r["fts"],
+                                        r["fv"], r["lts"], r["lv"]) for r in rows}
+
+
+async def fetch_bucket_values(
+    conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int]
+) -> dict[tuple[int, int], list[float]]:
+    """The sorted raw values per (series, bucket) in [start, stop): what percentiles need."""
+    key = bucket_sql("ts", boundaries=isinstance(bucket, list))
+    rows = await conn.fetch(
+        f"""SELECT idx, {key} AS b, array_agg(dbl ORDER BY dbl) AS v FROM samples
+            WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+            GROUP BY 1, 2""",
+        attribute_id, start, stop, bucket)
+    return {(r["idx"], r["b"]): r["v"] for r in rows}
+
+
+async def fetch_last_readings(conn: asyncpg.Connection, device_ids: list[int], at: int
+                              ) -> list[dict[str, Any]]:
+    """The last billing-register sample of each device at or before `at` (exact decimals)."""
+    rows = await conn.fetch(_READINGS, device_ids, at)
+    return [{"device_id": r["device_id"], "value": _decimal_text(r["num"]), "time": r["ts"]}
+            for r in rows]
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format(value, "f")

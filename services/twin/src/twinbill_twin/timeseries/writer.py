@@ -1,0 +1,172 @@
+"""The write side: samples by COPY into a staging table, then one statement that stores each
+(attribute, index, time) once and merges the newly stored points into the minute and hour
+rollups; current values move only forward in device time. One transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+
+SampleRecord = tuple[int, int, int, Decimal | None, float | None, str | None, str | None]
+STAGE_COLUMNS = ("attribute_id", "idx", "ts", "num", "dbl", "txt", "quality")
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS ts_stage (
+    attribute_id bigint, idx smallint, ts bigint, num numeric, dbl double precision,
+    txt text, quality text
+) ON COMMIT DELETE ROWS
+"""
+
+_ROLLUP_GROUP = """
+    SELECT attribute_id, idx, ts - ts % {width} AS bucket, count(*) AS n, sum(dbl) AS sum,
+           coalesce(var_pop(dbl), 0) * count(*) AS m2, min(dbl) AS min, max(dbl) AS max,
+           min(ts) AS first_ts, (array_agg(dbl ORDER BY ts))[1] AS first_v,
+           max(ts) AS last_ts, (array_agg(dbl ORDER BY ts DESC))[1] AS last_v
+    FROM numeric_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+
+_ROLLUP_MERGE = """
+    INSERT INTO {table} AS r (attribute_id, idx, bucket, n, sum, m2, min, max,
+                              first_ts, first_v, last_ts, last_v)
+    {group}
+    ON CONFLICT (attribute_id, idx, bucket) DO UPDATE SET
+        n = r.n + EXCLUDED.n,
+        sum = r.sum + EXCLUDED.sum,
+        m2 = r.m2 + EXCLUDED.m2 + power(EXCLUDED.sum / EXCLUDED.n - r.sum / r.n, 2)
+             * r.n * EXCLUDED.n / (r.n + EXCLUDED.n),
+        min = LEAST(r.min, EXCLUDED.min),
+        max = GREATEST(r.max, EXCLUDED.max),
+        first_ts = LEAST(r.first_ts, EXCLUDED.first_ts),
+        first_v = CASE WHEN EXCLUDED.first_ts < r.first_ts THEN EXCLUDED.first_v ELSE r.first_v END,
+        last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts),
+        last_v = CASE WHEN EXCLUDED.last_ts > r.last_ts THEN EXCLUDED.last_v ELSE r.last_v END
+    RETURNING 1
+"""
+
+# New rows only (ON CONFLICT DO NOTHING ... RETURNING) reach the rollups: a redelivered
+# message changes nothing, and late data lands in its own (old) buckets.
+_STORE = f"""
+WITH inserted AS (
+    INSERT INTO samples (attribute_id, idx, ts, num, dbl, txt, quality)
+    SELECT DISTINCT ON (attribute_id, idx, ts) attribute_id, idx, ts, num, dbl, txt, quality
+    FROM ts_stage ORDER BY attribute_id, idx, ts
+    ON CONFLICT DO NOTHING
+    RETURNING attribute_id, idx, ts, dbl
+), numeric_rows AS (
+    SELECT * FROM inserted WHERE dbl IS NOT NULL
+), minutes AS ({_ROLLUP_MERGE.format(table="rollup_1m", group=_ROLLUP_GROUP.format(width=60_000))}
+), hours AS ({_ROLLUP_MERGE.format(table="rollup_1h", group=_ROLLUP_GROUP.format(width=3_600_000))}
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)
+"""
+
+_EPOCH = "'epoch'::timestamptz + {col} * interval '1 millisecond'"
+
+_CURRENT = f"""
+UPDATE attributes AS a
+SET value = u.value, stime = {_EPOCH.format(col="u.ts")}, atime = {_EPOCH.format(col="u.arrived")}
+FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+      AS t(id, value, ts, arrived) ORDER BY id) AS u
+WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
+"""
+
+_LAST_SEEN = f"""
+UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
+FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+WHERE d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < {_EPOCH.format(col="u.arrived")})
+"""
+
+_INSTANCE_ATIME = f"""
+UPDATE instances AS i SET atime = {_EPOCH.format(col="u.arrived")}
+FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
+"""
+
+MONTHLY_TABLES = ("samples", "rollup_1m")
+
+
+@dataclass(frozen=True)
+class CurrentValue:
+    """The newest sample of one attribute in a batch: its value text, device time, arrival."""
+
+    attribute_id: int
+    value: str
+    ts: int
+    arrived: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one batch stored: new samples (repeats excluded) and rollup rows touched."""
+
+    stored: int
+    minute_rows: int
+    hour_rows: int
+
+
+def month_of(ts: int) -> tuple[int, int]:
+    """(year, month) in UTC of an epoch-ms time: the partition that holds it."""
+    moment = datetime.fromtimestamp(ts / 1000, UTC)
+    return moment.year, moment.month
+
+
+def month_bounds(year: int, month: int) -> tuple[int, int]:
+    """[start, end) of a UTC month in epoch ms."""
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return int(start.timestamp()) * 1000, int(end.timestamp()) * 1000
+
+
+class PartitionManager:
+    """Creates monthly partitions on demand (once per process per month, race-safe)."""
+
+    def __init__(self) -> None:
+        self._known: set[tuple[str, int, int]] = set()
+
+    async def ensure(self, conn: asyncpg.Connection, months: Iterable[tuple[int, int]]) -> None:
+        """Make sure every table has a partition for each month (own short transactions)."""
+        for year, month in sorted(set(months)):
+            for table in MONTHLY_TABLES:
+                if (table, year, month) in self._known:
+                    continue
+                start, end = month_bounds(year, month)
+                name = f"{table}_p{year:04d}{month:02d}"
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", name)
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
+                        f"FOR VALUES FROM ({start}) TO ({end})"
+                    )
+                self._known.add((table, year, month))
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    *,
+    samples: Sequence[SampleRecord],
+    currents: Sequence[CurrentValue],
+    devices: dict[int, int],
+    instances: dict[int, int],
+    partitions: PartitionManager,
+) -> WriteResult:
+    """Store one batch in one transaction; the caller acks only after this returns."""
+    await partitions.ensure(conn, (month_of(record[2]) for record in samples))
+    async with conn.transaction():
+        await conn.execute(_STAGE)
+        await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)
+        stored, minutes, hours = await conn.fetchrow(_STORE)  # type: ignore[misc]  # one row always
+        if currents:
+            ordered = sorted(currents, key=lambda c: c.attribute_id)
+            await conn.execute(_CURRENT, [c.attribute_id for c in ordered], [c.value for c in ordered],
+                               [c.ts for c in ordered], [c.arrived for c in ordered])
+        if devices:
+            ids = sorted(devices)
+            await conn.execute(_LAST_SEEN, ids, [devices[i] for i in ids])
+        if instances:
+            ids = sorted(instances)
+            await conn.execute(_INSTANCE_ATIME, ids, [instances[i] for i in ids])
+    return WriteResult(stored, minutes, hours)
