@@ -1,1 +1,1 @@
-"""twinbill ingest gateway: EnOS measurement points over MQTT, durable on RabbitMQ before the reply."""
+"""twinbill ingest gateway: EnOS measurement points over MQTT, durable on RabbitMQ before the 200."""

@@ -76,6 +76,9 @@ class DeviceRecord(BaseModel):
     online: bool = False
     last_seen: AwareDatetime | None = None
     instance_id: int | None = None
+    # The device secret, on the internal registry endpoint only: the ingest gateway checks
+    # sub-device login signatures with it (EnOS combine.login). Never on a public surface.
+    secret: str | None = None
 
 
 class RegistryChanged(Message):

@@ -1,0 +1,101 @@
+"""The ingest gateway application: lifespan (bus, registry cache, MQTT loop, listeners) and the
+health routes on port 8004."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from twinbill_common.bus import Bus
+from twinbill_common.health import add_health_routes
+from twinbill_common.logging import get_logger
+from twinbill_common.metrics import new_registry
+
+from twinbill_ingest.errors import RegistryUnavailable
+from twinbill_ingest.gateway import Gateway
+from twinbill_ingest.metrics import IngestMetrics
+from twinbill_ingest.registry import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
+from twinbill_ingest.registry_events import RegistryListener
+from twinbill_ingest.sessions import StatusReporter
+from twinbill_ingest.settings import IngestSettings
+
+log = get_logger(__name__)
+SETTINGS = web.AppKey("settings", IngestSettings)
+GATEWAY = web.AppKey("gateway", Gateway)
+CACHE = web.AppKey("cache", RegistryCache)
+LISTENER = web.AppKey("listener", RegistryListener)
+
+
+def default_source(settings: IngestSettings) -> RegistrySource:
+    """The registry file if one is set, else the twin service's internal endpoints."""
+    if settings.registry_file is not None:
+        return StaticRegistrySource.from_file(settings.registry_file)
+    return HttpRegistrySource(settings.twin_url)
+
+
+async def load_with_retry(cache: RegistryCache, source: RegistrySource) -> None:
+    """Load the cache, retrying with backoff until the registry answers."""
+    delay = 0.5
+    while True:
+        try:
+            await cache.load(source)
+            return
+        except RegistryUnavailable as err:
+            log.warning("registry not available yet", error=str(err), delay=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def create_app(settings: IngestSettings, *, source: RegistrySource | None = None) -> web.Application:
+    """Build the gateway; `source` defaults to the twin's internal endpoints (or registry_file)."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    registry = new_registry()
+    checks = add_health_routes(app, registry=registry)
+    metrics = IngestMetrics.create(registry)
+    registry_source = source or default_source(settings)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        amqp_url = settings.amqp_url.get_secret_value()
+        bus = Bus(amqp_url, namespace=settings.bus_namespace)
+        await bus.connect()  # declares the exchanges and twin.telemetry, so publishes are routable
+        cache = RegistryCache()
+        status = StatusReporter(registry_source, interval=settings.status_interval)
+        gateway = Gateway(settings, bus=bus, cache=cache, status=status, metrics=metrics)
+        listener = RegistryListener(amqp_url, namespace=settings.bus_namespace, cache=cache,
+                                    source=registry_source, reload_delay=settings.registry_reload_delay)
+        app[GATEWAY], app[CACHE], app[LISTENER] = gateway, cache, listener
+        checks["rabbitmq"] = bus.ping
+        checks["registry"] = lambda: _require(cache.loaded, "registry cache not loaded")
+        checks["mqtt"] = lambda: _require(gateway.ready.is_set(), "not subscribed to Mosquitto")
+
+        async def serve() -> None:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(listener.run())
+                await load_with_retry(cache, registry_source)
+                tasks.create_task(status.run())
+                tasks.create_task(gateway.run())
+
+        runner = asyncio.create_task(serve(), name="ingest-serve")
+        try:
+            yield
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            with contextlib.suppress(Exception):
+                await status.flush()
+            if isinstance(registry_source, HttpRegistrySource):
+                await registry_source.close()
+            await bus.close()
+
+    app.cleanup_ctx.append(lifespan)
+    return app
+
+
+async def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise RuntimeError(reason)

@@ -1,0 +1,85 @@
+"""Start a private Mosquitto from the project's configuration (deploy/mosquitto) on a free port,
+for tests and benches: the system broker on 1883 is left alone."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+DEPLOY = Path(__file__).resolve().parents[4] / "deploy" / "mosquitto"
+SERVICE_USER = "twinbill-ingest"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DevBroker:
+    """A Mosquitto process with the project's mosquitto.conf and acl, users added on the fly."""
+
+    def __init__(self, directory: Path, *, auth: bool = True) -> None:
+        self.directory = directory
+        self.auth = auth
+        self.port = free_port()
+        self.passwd = directory / "passwd"
+        self.service_password = os.urandom(8).hex()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> DevBroker:
+        """Write the configuration, start mosquitto and wait until it accepts connections."""
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = (DEPLOY / "mosquitto.conf").read_text()
+        conf = conf.replace("listener 1883", f"listener {self.port} 127.0.0.1")
+        conf = conf.replace("/etc/mosquitto/twinbill/passwd", str(self.passwd))
+        conf = conf.replace("/etc/mosquitto/twinbill/acl", str(DEPLOY / "acl"))
+        if not self.auth:
+            conf = "\n".join(line for line in conf.splitlines()
+                             if not line.startswith(("password_file", "acl_file", "allow_anonymous")))
+            conf += "\nallow_anonymous true\n"
+        if os.geteuid() == 0:  # mosquitto would drop to user "mosquitto", who cannot read tmp files
+            conf += "\nuser root\n"
+        (self.directory / "mosquitto.conf").write_text(conf)
+        self.passwd.write_text("")
+        self._passwd_add(SERVICE_USER, self.service_password)
+        self._process = subprocess.Popen(
+            [mosquitto, "-c", str(self.directory / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL, stderr=(self.directory / "mosquitto.log").open("wb"),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return self
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {(self.directory / 'mosquitto.log').read_text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def _passwd_add(self, username: str, password: str) -> None:
+        subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), username, password],
+                       check=True, capture_output=True)
+
+    def add_users(self, users: dict[str, str]) -> None:
+        """Add users (username -> password) and make mosquitto reload its password file."""
+        for username, password in users.items():
+            self._passwd_add(username, password)
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        """Stop the broker."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()

@@ -1,0 +1,1 @@
+"""Pure EnOS protocol rules: topics, payload parsing, thing-model validation, signing. No I/O."""

@@ -1,0 +1,247 @@
+"""Parse and validate one measurepoint request: envelope, topology, online state, thing model.
+
+`validate_request` is the whole decision for a request, pure and synchronous: given the topic,
+the raw payload, a view of the registry and the time of receipt, it returns the points to
+publish or raises `Rejection` with the first EnOS code that applies (seed 003: "the first return
+code that occurs will be returned").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NoReturn, Protocol
+
+from twinbill_ingest.domain.codes import Code, Rejection
+from twinbill_ingest.domain.thingmodel import CompiledModel, check_point
+from twinbill_ingest.domain.topics import METHODS, Topic
+
+
+class DeviceInfo(Protocol):
+    """What validation needs to know of a registered device."""
+
+    @property
+    def product_key(self) -> str: ...
+    @property
+    def gateway_product_key(self) -> str | None: ...
+    @property
+    def gateway_device_key(self) -> str | None: ...
+
+
+class RegistryView(Protocol):
+    """The registry as validation sees it (the gateway's cache implements it)."""
+
+    def device(self, product_key: str, device_key: str) -> DeviceInfo | None: ...
+    def model(self, product_key: str) -> CompiledModel | None: ...
+    def is_online(self, product_key: str, device_key: str) -> bool: ...
+
+
+@dataclass
+class Envelope:
+    """The common request fields once their shapes are checked."""
+
+    request_id: str | None
+    method: str
+    params: Any
+    allow_offline: bool = False
+    skip_invalid: bool = False
+
+
+@dataclass
+class PointSet:
+    """The accepted measurepoints of one device at one instant."""
+
+    product_key: str
+    device_key: str
+    time: int
+    measurepoints: dict[str, Any]
+
+
+@dataclass
+class Accepted:
+    """A request that passed: what to publish, and how many points were dropped as invalid."""
+
+    envelope: Envelope
+    points: list[PointSet]
+    accepted: int
+    dropped: int = 0
+    first_dropped: Rejection | None = field(default=None)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_payload(payload: bytes, *, max_bytes: int) -> dict[str, Any]:
+    """The payload as a JSON object with exact decimals, or Rejection 1251 / 1008 / 1220."""
+    if not payload or not payload.strip():
+        raise Rejection(Code.PAYLOAD_EMPTY, "the payload has no content")
+    if len(payload) > max_bytes:
+        raise Rejection(Code.TOO_LARGE, f"{len(payload)} bytes, the limit is {max_bytes}")
+    try:
+        body = json.loads(payload, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Rejection(Code.PAYLOAD_FORMAT, f"not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise Rejection(Code.PAYLOAD_FORMAT, f"the payload is a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def request_id_of(body: dict[str, Any]) -> str | None:
+    """The request id as the reply echoes it (a string), or None if absent or not a scalar."""
+    value = body.get("id")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def parse_envelope(body: dict[str, Any], *, topic: Topic) -> Envelope:
+    """Check id, version, method and the flags; 1220 for a bad field, 1260 for a wrong method."""
+    if "id" in body and request_id_of(body) is None:
+        raise Rejection(Code.PAYLOAD_FORMAT, "id must be a string or an integer")
+    if "version" in body and not isinstance(body["version"], str):
+        raise Rejection(Code.PAYLOAD_FORMAT, "version must be a string such as \"1.0\"")
+    expected = METHODS[topic.kind]
+    method = body.get("method")
+    if method != expected:
+        got = "no method" if method is None else f"method {method!r}"
+        raise Rejection(Code.METHOD_MISMATCH, f"{got} on topic {topic.request}, expected {expected!r}")
+    flags = {}
+    for name in ("allowOfflineSubDevice", "skipInvalidMeasurepoints"):
+        value = body.get(name, False)
+        if not isinstance(value, bool):
+            raise Rejection(Code.PAYLOAD_FORMAT, f"{name} must be true or false")
+        flags[name] = value
+    if "params" not in body:
+        raise Rejection(Code.PAYLOAD_FORMAT, "params is missing")
+    return Envelope(request_id_of(body), expected, body["params"],
+                    allow_offline=flags["allowOfflineSubDevice"],
+                    skip_invalid=flags["skipInvalidMeasurepoints"])
+
+
+def validate_request(topic: Topic, payload: bytes, *, registry: RegistryView, received_at: int,
+                     max_bytes: int) -> Accepted:
+    """Decide one measurepoint request: the points to publish, or Rejection with the first code."""
+    body = decode_payload(payload, max_bytes=max_bytes)
+    try:
+        return _validate_body(body, topic=topic, registry=registry, received_at=received_at)
+    except Rejection as err:
+        err.request_id = request_id_of(body)
+        err.points = count_points(body.get("params"))
+        raise
+
+
+def count_points(params: Any) -> int:
+    """How many measurepoint values a request's params carry (0 where the shape is wrong)."""
+    entries = params if isinstance(params, list) else [params]
+    total = 0
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("measurepoints"), dict):
+            total += len(entry["measurepoints"])
+    return total
+
+
+def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView,
+                   received_at: int) -> Accepted:
+    envelope = parse_envelope(body, topic=topic)
+    entries = _entries(envelope.params, topic=topic)
+    publisher = registry.device(topic.product_key, topic.device_key)
+    if publisher is None:
+        raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
+                        f"device {topic.product_key}/{topic.device_key} is not registered")
+    accepted = Accepted(envelope, [], 0)
+    for index, entry in enumerate(entries):
+        where = f"params[{index}]" if topic.kind.is_batch else "params"
+        product_key, device_key = _entry_device(entry, topic=topic, where=where)
+        model = _authorise(product_key, device_key, topic=topic, registry=registry,
+                           allow_offline=envelope.allow_offline)
+        time = _entry_time(entry, where=where, received_at=received_at)
+        points = _entry_points(entry, where=where)
+        kept: dict[str, Any] = {}
+        for identifier, value in points.items():
+            try:
+                check_point(identifier, value, model=model)
+            except Rejection as err:
+                located = Rejection(err.code, f"{where} ({product_key}/{device_key}): {err.detail}")
+                if not envelope.skip_invalid:
+                    raise located from None
+                accepted.dropped += 1
+                accepted.first_dropped = accepted.first_dropped or located
+                continue
+            kept[identifier] = value
+        if kept:
+            accepted.points.append(PointSet(product_key, device_key, time, kept))
+            accepted.accepted += len(kept)
+    if not accepted.points and accepted.first_dropped is not None:
+        raise accepted.first_dropped  # nothing valid left: the device must hear why
+    return accepted
+
+
+def _entries(params: Any, *, topic: Topic) -> list[dict[str, Any]]:
+    if topic.kind.is_batch:
+        if not isinstance(params, list) or not params:
+            raise Rejection(Code.DATA_FORMAT, "params must be a non-empty array of device entries")
+        for index, entry in enumerate(params):
+            if not isinstance(entry, dict):
+                raise Rejection(Code.DATA_FORMAT, f"params[{index}] must be an object")
+        return params
+    if not isinstance(params, dict):
+        raise Rejection(Code.DATA_FORMAT, "params must be an object with measurepoints and time")
+    return [params]
+
+
+def _entry_device(entry: dict[str, Any], *, topic: Topic, where: str) -> tuple[str, str]:
+    if not topic.kind.is_batch:
+        return topic.product_key, topic.device_key
+    product_key = entry.get("productKey")
+    device_key = entry.get("deviceKey")
+    if product_key is None and device_key is None:
+        return topic.product_key, topic.device_key  # seed 003: the gateway's own keys
+    if not isinstance(product_key, str) or not isinstance(device_key, str) or not product_key or not device_key:
+        raise Rejection(Code.DATA_FORMAT, f"{where}: productKey and deviceKey must both be non-empty strings")
+    return product_key, device_key
+
+
+def _authorise(product_key: str, device_key: str, *, topic: Topic, registry: RegistryView,
+               allow_offline: bool) -> CompiledModel:
+    """The device's thing model, or 1212 if the publisher may not report for it."""
+    device = registry.device(product_key, device_key)
+    if device is None:
+        raise Rejection(Code.NO_SUB_DEVICE_PERMISSION, f"device {product_key}/{device_key} is not registered")
+    own = (product_key, device_key) == (topic.product_key, topic.device_key)
+    if not own:
+        gateway = (device.gateway_product_key, device.gateway_device_key)
+        if gateway != (topic.product_key, topic.device_key):
+            raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
+                            f"{product_key}/{device_key} is not a sub-device of gateway "
+                            f"{topic.product_key}/{topic.device_key}")
+        if not allow_offline and not registry.is_online(product_key, device_key):
+            raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
+                            f"sub-device {product_key}/{device_key} is offline "
+                            "(log it in first, or set allowOfflineSubDevice)")
+    model = registry.model(device.product_key)
+    if model is None:
+        raise Rejection(Code.MODEL_INVALID, f"product {device.product_key} has no thing model")
+    return model
+
+
+def _entry_time(entry: dict[str, Any], *, where: str, received_at: int) -> int:
+    time = entry.get("time")
+    if time is None:
+        return received_at  # a missing time is the time of receipt
+    if isinstance(time, bool) or not isinstance(time, int) or time < 0:
+        raise Rejection(Code.DATA_FORMAT, f"{where}.time must be epoch milliseconds (a non-negative integer)")
+    return time
+
+
+def _entry_points(entry: dict[str, Any], *, where: str) -> dict[str, Any]:
+    points = entry.get("measurepoints")
+    if not isinstance(points, dict):
+        got = "missing" if points is None else f"a {type(points).__name__}"
+        raise Rejection(Code.DATA_FORMAT, f"{where}.measurepoints must be an object, it is {got}")
+    if not points:
+        raise Rejection(Code.DATA_FORMAT, f"{where}.measurepoints is empty")
+    return points

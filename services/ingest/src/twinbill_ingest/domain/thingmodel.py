@@ -1,0 +1,127 @@
+"""Check one measurepoint value against its data type in the product's thing model.
+
+A value may be a scalar, an array, a struct, or any of these wrapped with a data quality as
+`{"value": ..., "quality": <int>}` (EnOS's quality form). Numbers arrive as `int` or `Decimal`
+(the payload is parsed with `parse_float=Decimal`), so the device's decimal text is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from twinbill_common.schemas import DataType, ProductModel
+
+from twinbill_ingest.domain.codes import Code, Rejection
+
+QUALITY_KEYS = frozenset({"value", "quality"})
+CompiledModel = Mapping[str, DataType]
+
+
+def compile_model(product: ProductModel) -> dict[str, DataType]:
+    """The product's measurepoints by identifier: what a lookup per point needs."""
+    return {point.identifier: point.data_type for point in product.measurepoints}
+
+
+def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
+    """Raise Rejection(1204) unless `value` fits the measurepoint `identifier` of `model`."""
+    data_type = model.get(identifier)
+    if data_type is None:
+        raise Rejection(Code.MODEL_INVALID, f"unknown measurepoint identifier {identifier!r}")
+    if isinstance(value, dict) and data_type.type != "struct":
+        _check_quality_form(identifier, value, data_type)
+        return
+    if data_type.type == "struct" and isinstance(value, dict) and not _fits_struct(value, data_type):
+        if value.keys() <= QUALITY_KEYS and "value" in value:
+            _check_quality_form(identifier, value, data_type)
+            return
+    check_value(value, data_type, path=identifier)
+
+
+def _fits_struct(value: dict[str, Any], data_type: DataType) -> bool:
+    return value.keys() <= (data_type.fields or {}).keys()
+
+
+def _check_quality_form(identifier: str, value: dict[str, Any], data_type: DataType) -> None:
+    extra = value.keys() - QUALITY_KEYS
+    if extra or "value" not in value:
+        what = f"unexpected keys {sorted(extra)}" if extra else "no 'value'"
+        raise Rejection(Code.MODEL_INVALID,
+                        f"{identifier}: a {data_type.type} point with quality is "
+                        f"{{\"value\", \"quality\"}}, got {what}")
+    check_value(value["value"], data_type, path=f"{identifier}.value")
+    if "quality" in value and not _is_int(value["quality"]):
+        raise Rejection(Code.MODEL_INVALID, f"{identifier}.quality: expected int, got {_kind(value['quality'])}")
+
+
+def check_value(value: Any, data_type: DataType, *, path: str) -> None:
+    """Raise Rejection(1204) naming `path` unless `value` has the type `data_type`."""
+    kind = data_type.type
+    if kind == "int" or kind == "timestamp":
+        ok = _is_int(value) and (kind == "int" or value >= 0)
+    elif kind in ("float", "double"):
+        ok = _is_int(value) or (isinstance(value, Decimal) and value.is_finite())
+    elif kind == "string":
+        ok = isinstance(value, str)
+    elif kind == "bool":
+        ok = isinstance(value, bool) or (_is_int(value) and value in (0, 1))
+    elif kind == "enum":
+        ok = _is_scalar(value) and (data_type.values is None or _in_enum(value, data_type.values))
+    elif kind == "date":
+        ok = isinstance(value, str) or (_is_int(value) and value >= 0)
+    elif kind == "array":
+        if not isinstance(value, list):
+            raise Rejection(Code.MODEL_INVALID, f"{path}: expected array, got {_kind(value)}")
+        for index, item in enumerate(value):
+            if data_type.item is None:
+                if not _is_scalar(item):
+                    raise Rejection(Code.MODEL_INVALID, f"{path}[{index}]: expected a scalar, got {_kind(item)}")
+            else:
+                check_value(item, data_type.item, path=f"{path}[{index}]")
+        return
+    else:  # struct
+        if not isinstance(value, dict):
+            raise Rejection(Code.MODEL_INVALID, f"{path}: expected struct, got {_kind(value)}")
+        fields = data_type.fields or {}
+        for name, field_value in value.items():
+            field_type = fields.get(name)
+            if field_type is None:
+                raise Rejection(Code.MODEL_INVALID, f"{path}: unknown struct field {name!r}")
+            check_value(field_value, field_type, path=f"{path}.{name}")
+        return
+    if not ok:
+        raise Rejection(Code.MODEL_INVALID, f"{path}: expected {kind}, got {_kind(value)} {_short(value)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | Decimal)
+
+
+def _in_enum(value: Any, values: list[Any]) -> bool:
+    return any(value == allowed and type(value) is not bool for allowed in values)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, Decimal) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

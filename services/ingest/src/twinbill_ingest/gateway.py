@@ -1,0 +1,169 @@
+"""The MQTT side: subscribe to the EnOS request topics, decide each request, publish accepted
+points to the `telemetry` exchange with publisher confirms, and only then reply 200.
+
+Requests are pipelined: each one is handled in its own task (at most `max_inflight` at once), so
+many confirms are in flight while the MQTT loop keeps reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aiomqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from twinbill_common.bus import Bus
+from twinbill_common.errors import BusUnavailable
+from twinbill_common.logging import get_logger
+from twinbill_common.topology import TELEMETRY
+
+from twinbill_ingest.domain.codes import MESSAGES, Code, Rejection
+from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
+from twinbill_ingest.domain.requests import validate_request
+from twinbill_ingest.domain.topics import Topic, parse_topic, subscriptions
+from twinbill_ingest.metrics import IngestMetrics
+from twinbill_ingest.registry import RegistryCache
+from twinbill_ingest.sessions import SessionHandler, StatusReporter
+from twinbill_ingest.settings import IngestSettings
+
+log = get_logger(__name__)
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class Gateway:
+    """One replica's MQTT loop; `ready` is set while it is connected and subscribed."""
+
+    def __init__(self, settings: IngestSettings, *, bus: Bus, cache: RegistryCache,
+                 status: StatusReporter | None, metrics: IngestMetrics) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.cache = cache
+        self.status = status
+        self.metrics = metrics
+        self.sessions = SessionHandler(cache, status, max_bytes=settings.max_payload_bytes)
+        self.ready = asyncio.Event()
+        self.client_id = settings.mqtt_client_id or f"twinbill-ingest-{uuid.uuid4().hex[:8]}"
+        self._inflight = asyncio.Semaphore(settings.max_inflight)
+
+    def _client(self, identifier: str) -> aiomqtt.Client:
+        password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
+        return aiomqtt.Client(
+            self.settings.mqtt_host, self.settings.mqtt_port, identifier=identifier,
+            username=self.settings.mqtt_username, password=password,
+            protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None,
+        )
+
+    async def run(self) -> None:
+        """Serve until cancelled, reconnecting to Mosquitto with backoff."""
+        delay = 0.5
+        while True:
+            try:
+                async with self._client(self.client_id) as client, asyncio.TaskGroup() as tasks:
+                    for topic_filter in subscriptions(self.settings.share_group or None):
+                        await client.subscribe(topic_filter, qos=1)
+                    if self.settings.share_group:
+                        tasks.create_task(self._observe_sessions())
+                    self.ready.set()
+                    delay = 0.5
+                    log.info("serving", client_id=self.client_id, share_group=self.settings.share_group)
+                    async for message in client.messages:
+                        await self._inflight.acquire()
+                        tasks.create_task(self._handle(client, message))
+            except aiomqtt.MqttError as err:
+                self.ready.clear()
+                log.warning("MQTT connection lost, reconnecting", error=str(err), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _observe_sessions(self) -> None:
+        """Replicas share request topics, so each also watches every session request (unshared)
+        to know which sub-devices are online whichever replica answered the login."""
+        async with self._client(f"{self.client_id}-sessions") as client:
+            for topic_filter in subscriptions(None):
+                if "/ext/session/" in topic_filter:
+                    await client.subscribe(topic_filter, qos=1)
+            async for message in client.messages:
+                topic = parse_topic(message.topic.value)
+                if topic is not None and topic.kind.is_session and isinstance(message.payload, bytes):
+                    self._apply_session_silently(topic, message.payload)
+
+    def _apply_session_silently(self, topic: Topic, payload: bytes) -> None:
+        status, self.sessions.status = self.sessions.status, None
+        try:
+            self.sessions.decide(topic, payload, now_ms=now_ms())
+        finally:
+            self.sessions.status = status
+
+    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        try:
+            await self._handle_one(client, message)
+        except aiomqtt.MqttError as err:
+            log.warning("reply not sent", topic=message.topic.value, error=str(err))
+        except Exception:  # one bad request must never stop the gateway
+            log.exception("request failed", topic=message.topic.value)
+        finally:
+            self._inflight.release()
+
+    async def _handle_one(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        received_at = now_ms()
+        topic = parse_topic(message.topic.value)
+        if topic is None:
+            return
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+        qos = min(message.qos, 1)
+        if topic.kind.is_session:
+            request_id, code, text, data = self.sessions.decide(topic, payload, now_ms=received_at)
+            self.metrics.online_devices.set(self.cache.online_count)
+            await self._reply(client, topic, qos, encode_reply(request_id, code, message=text, data=data), code)
+            return
+        try:
+            accepted = validate_request(topic, payload, registry=self.cache, received_at=received_at,
+                                        max_bytes=self.settings.max_payload_bytes)
+        except Rejection as err:
+            self.metrics.points_rejected.inc(err.points)
+            await self._reply(client, topic, qos, encode_reply(err.request_id, err.code,
+                                                                message=err.message), err.code)
+            return
+        request_id = accepted.envelope.request_id
+        mid = message_id(topic, request_id, payload)
+        body = encode_accepted(accepted, topic=topic, message_id=mid, received_at=received_at)
+        started = time.perf_counter()
+        self.metrics.inflight.inc()
+        try:
+            await self.bus.publish_raw(TELEMETRY, f"mp.{topic.product_key}.{topic.device_key}", body,
+                                       message_id=mid, headers={"type": "MeasurementsAccepted"})
+        except BusUnavailable as err:
+            # Not durable, so no 200: the device hears "retry later" and sends the request again.
+            log.warning("publish not confirmed, no 200", topic=topic.request, error=str(err))
+            await self._reply(client, topic, qos, encode_reply(request_id, Code.SERVER_ERROR,
+                                                                message=f"{MESSAGES[Code.SERVER_ERROR]}: "
+                                                                "the broker did not confirm"),
+                              Code.SERVER_ERROR)
+            return
+        finally:
+            self.metrics.inflight.dec()
+        self.metrics.confirm_latency.observe(time.perf_counter() - started)
+        self.metrics.points_accepted.inc(accepted.accepted)
+        if accepted.dropped:
+            self.metrics.points_rejected.inc(accepted.dropped)
+        if self.status is not None:
+            for point in accepted.points:
+                self.status.seen(point.product_key, point.device_key,
+                                 online=self.cache.is_online(point.product_key, point.device_key)
+                                 or (point.product_key, point.device_key) == (topic.product_key, topic.device_key),
+                                 at_ms=received_at)
+        await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
+
+    async def _reply(self, client: aiomqtt.Client, topic: Topic, qos: int, body: bytes, code: Code) -> None:
+        self.metrics.requests.labels(topic.kind.value, str(int(code))).inc()
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ContentType = "application/json"
+        await client.publish(topic.reply, body, qos=qos, properties=properties)
+

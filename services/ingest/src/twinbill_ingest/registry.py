@@ -1,0 +1,160 @@
+"""The gateway's view of the device registry: where it comes from (a RegistrySource) and the
+in-memory cache validation reads (products' thing models, devices, sub-device sessions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
+
+from twinbill_ingest.domain.thingmodel import CompiledModel, compile_model
+from twinbill_ingest.errors import RegistryUnavailable
+
+DeviceKey = tuple[str, str]
+
+
+class RegistrySource(Protocol):
+    """Where the registry comes from: the twin service's internal endpoints, or a fixed set."""
+
+    async def products(self) -> list[ProductModel]:
+        """Every product (thing model)."""
+        ...
+
+    async def devices(self) -> list[DeviceRecord]:
+        """Every device."""
+        ...
+
+    async def report_status(self, updates: Sequence[dict[str, Any]]) -> None:
+        """Record devices' online state and last-seen time."""
+        ...
+
+
+class HttpRegistrySource:
+    """The twin service's internal endpoints (docs/architecture.md, "Twin service")."""
+
+    def __init__(self, base_url: str, *, page_size: int = 5000, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            async with self._client().get(f"{self.base_url}{path}", params=params) as response:
+                response.raise_for_status()
+                return await response.json()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise RegistryUnavailable(f"GET {path} failed: {err!r}") from err
+
+    async def products(self) -> list[ProductModel]:
+        """GET /internal/v1/products."""
+        body = await self._get("/internal/v1/products")
+        return [ProductModel.model_validate(item) for item in body["products"]]
+
+    async def devices(self) -> list[DeviceRecord]:
+        """GET /internal/v1/devices, keyset-paged by after_id."""
+        devices: list[DeviceRecord] = []
+        after: int | None = 0
+        while after is not None:
+            body = await self._get("/internal/v1/devices", {"after_id": after, "limit": self.page_size})
+            devices += [DeviceRecord.model_validate(item) for item in body["devices"]]
+            after = body.get("next_after_id")
+        return devices
+
+    async def report_status(self, updates: Sequence[dict[str, Any]]) -> None:
+        """POST /internal/v1/devices/status."""
+        try:
+            async with self._client().post(f"{self.base_url}/internal/v1/devices/status",
+                                           json={"devices": list(updates)}) as response:
+                response.raise_for_status()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise RegistryUnavailable(f"POST /internal/v1/devices/status failed: {err!r}") from err
+
+
+class StaticRegistrySource:
+    """A fixed registry (a JSON file for a bench or a demo without the twin, or objects in tests).
+
+    Status reports are kept in `reported` so a caller can see what reached "the registry".
+    """
+
+    def __init__(self, products: Iterable[ProductModel], devices: Iterable[DeviceRecord]) -> None:
+        self._products = list(products)
+        self._devices = list(devices)
+        self.reported: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_file(cls, path: Path) -> StaticRegistrySource:
+        """Load {"products": [ProductModel...], "devices": [DeviceRecord...]} from a JSON file."""
+        body = json.loads(path.read_text())
+        return cls([ProductModel.model_validate(p) for p in body["products"]],
+                   [DeviceRecord.model_validate(d) for d in body["devices"]])
+
+    async def products(self) -> list[ProductModel]:
+        """The fixed products."""
+        return list(self._products)
+
+    async def devices(self) -> list[DeviceRecord]:
+        """The fixed devices."""
+        return list(self._devices)
+
+    async def report_status(self, updates: Sequence[dict[str, Any]]) -> None:
+        """Keep the reports."""
+        self.reported.extend(updates)
+
+
+class RegistryCache:
+    """Products, devices and sub-device sessions in memory; implements domain RegistryView."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, dict[str, DataType]] = {}
+        self._devices: dict[DeviceKey, DeviceRecord] = {}
+        self._online: dict[DeviceKey, DeviceKey] = {}  # sub-device -> gateway it logged in through
+        self.loaded = False
+
+    async def load(self, source: RegistrySource) -> None:
+        """Replace the cache with the source's products and devices (sessions are kept)."""
+        products = await source.products()
+        devices = await source.devices()
+        self._models = {product.product_key: compile_model(product) for product in products}
+        self._devices = {(d.product_key, d.device_key): d for d in devices}
+        self.loaded = True
+
+    def device(self, product_key: str, device_key: str) -> DeviceRecord | None:
+        """A registered device."""
+        return self._devices.get((product_key, device_key))
+
+    def model(self, product_key: str) -> CompiledModel | None:
+        """A product's measurepoints by identifier."""
+        return self._models.get(product_key)
+
+    def is_online(self, product_key: str, device_key: str) -> bool:
+        """A sub-device is online while its login through its gateway holds."""
+        return (product_key, device_key) in self._online
+
+    def set_online(self, device: DeviceKey, *, gateway: DeviceKey) -> None:
+        """Record a sub-device's login through a gateway."""
+        self._online[device] = gateway
+
+    def set_offline(self, device: DeviceKey) -> None:
+        """Record a sub-device's logout."""
+        self._online.pop(device, None)
+
+    @property
+    def online_count(self) -> int:
+        """How many sub-devices are logged in."""
+        return len(self._online)

@@ -1,0 +1,67 @@
+"""Keep the registry cache fresh: each replica listens on the `registry` exchange through an
+exclusive auto-delete queue of its own, and reloads the cache after product or device changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from twinbill_common.logging import get_logger
+from twinbill_common.topology import REGISTRY, named
+
+from twinbill_ingest.errors import RegistryUnavailable
+from twinbill_ingest.registry import RegistryCache, RegistrySource
+
+log = get_logger(__name__)
+ROUTING_KEYS = ("product.*", "device.*")
+
+
+class RegistryListener:
+    """Reloads the cache (coalescing bursts of events) whenever products or devices change."""
+
+    def __init__(self, amqp_url: str, *, namespace: str, cache: RegistryCache, source: RegistrySource,
+                 reload_delay: float = 0.5) -> None:
+        self.amqp_url = amqp_url
+        self.namespace = namespace
+        self.cache = cache
+        self.source = source
+        self.reload_delay = reload_delay
+        self.reloads = 0
+        self.subscribed = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen and reload until cancelled."""
+        connection = await aio_pika.connect_robust(self.amqp_url)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(named(self.namespace, REGISTRY),
+                                                      aio_pika.ExchangeType.TOPIC, durable=True)
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            for key in ROUTING_KEYS:
+                await queue.bind(exchange, routing_key=key)
+            await queue.consume(self._on_event, no_ack=True)
+            self.subscribed.set()
+            while True:
+                await self._changed.wait()
+                await asyncio.sleep(self.reload_delay)  # coalesce a burst of changes into one reload
+                self._changed.clear()
+                await self._reload()
+        finally:
+            await connection.close()
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        log.debug("registry changed", routing_key=message.routing_key)
+        self._changed.set()
+
+    async def _reload(self) -> None:
+        try:
+            await self.cache.load(self.source)
+        except RegistryUnavailable as err:
+            log.warning("registry reload failed, retrying", error=str(err))
+            self._changed.set()
+            return
+        self.reloads += 1
+        log.info("registry reloaded", reloads=self.reloads)

@@ -1,0 +1,32 @@
+"""Ingest gateway settings, env prefix INGEST_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from twinbill_common.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    """Settings of the ingest gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
+
+    http_port: int = 8004
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = "twinbill-ingest"
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = ""  # empty: a unique id per replica
+    # Replicas share the request topics through `$share/<group>/...`; empty subscribes unshared.
+    share_group: str = "ingest"
+    twin_url: str = "http://127.0.0.1:8001"
+    # A JSON file {"products": [...], "devices": [...]} used instead of the twin (bench, demo).
+    registry_file: Path | None = None
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_inflight: int = Field(default=2000, ge=1)
+    status_interval: float = Field(default=2.0, gt=0)
+    registry_reload_delay: float = Field(default=0.5, ge=0)
