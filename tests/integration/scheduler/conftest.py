@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aio_pika
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from twinbill_common.schemas import RunBilling
+from twinbill_common.topology import BILLING_RUNS
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.zones import StaticZones
@@ -41,3 +45,27 @@ async def db(pg_dsn: str, schema_name: str) -> AsyncIterator[asyncpg.Connection]
     conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": schema_name})
     yield conn
     await conn.close()
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float,
+                     what: str) -> None:
+    """Poll `check` until it holds, failing the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:
+    """Every RunBilling waiting on the namespace's billing.runs queue, in queue order."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"{namespace}{BILLING_RUNS.name}", ensure=True)
+        runs = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            runs.append(RunBilling.model_validate_json(message.body))
+        return runs
+    finally:
+        await connection.close()
