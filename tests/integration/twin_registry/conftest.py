@@ -59,9 +59,10 @@ async def make_project(client: TestClient[Any, Any], name: str | None = None) ->
 async def make_product(client: TestClient[Any, Any], *, points: list[dict[str, Any]] | None = None,
                        is_gateway: bool = False) -> dict[str, Any]:
     """A fresh water-meter product (billing register `total`)."""
+    chosen = [] if is_gateway else (points or WATER_POINTS)
+    has_total = any(p["identifier"] == "total" for p in chosen)
     body = {"product_key": unique("pk"), "name": "水表", "is_gateway": is_gateway,
-            "billing_register": None if is_gateway else "total",
-            "measurepoints": [] if is_gateway else (points or WATER_POINTS)}
+            "billing_register": "total" if has_total else None, "measurepoints": chosen}
     resp = await client.post("/api/v1/products/", json=body)
     assert resp.status == 201, await resp.text()
     return dict(await resp.json())

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from twinbill_common.errors import ValidationFailed
 from twinbill_common.schemas import MeasurepointModel
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -61,16 +61,27 @@ class ProjectRead(_Out):
 
 # --- products ---------------------------------------------------------------------------------
 
-def _check_points(points: list[MeasurepointModel] | None, register: str | None) -> None:
+def check_points(points: list[MeasurepointModel] | None, register: str | None) -> None:
+    """Measurepoint identifiers are unique and the billing register is one of them (422 naming
+    the field otherwise)."""
     if points is None:
         return
     seen: set[str] = set()
-    for point in points:
+    for n, point in enumerate(points):
         if point.identifier in seen:
-            raise ValueError(f"measurepoint identifier {point.identifier!r} is repeated")
+            raise ValidationFailed({f"measurepoints.{n}.identifier": [
+                f"measurepoint identifier {point.identifier!r} is repeated"]})
         seen.add(point.identifier)
     if register is not None and register not in seen:
-        raise ValueError(f"billing_register {register!r} is not one of the measurepoints")
+        raise ValidationFailed({"billing_register": [
+            f"billing_register {register!r} is not one of the measurepoints"]})
+
+
+def check_kind(device_type: int | None, kind: str | None) -> None:
+    """water_meter_kind only on water meters."""
+    if kind is not None and device_type not in (None, 1):
+        raise ValidationFailed({"water_meter_kind": [
+            "water_meter_kind is only for water meters (device_type 1)"]})
 
 
 class ProductCreate(_In):
@@ -81,11 +92,6 @@ class ProductCreate(_In):
     billing_register: str | None = None
     measurepoints: list[MeasurepointModel] = Field(default_factory=list, max_length=500)
 
-    @model_validator(mode="after")
-    def _points(self) -> ProductCreate:
-        _check_points(self.measurepoints, self.billing_register)
-        return self
-
 
 class ProductUpdate(_In):
     """Replacing `measurepoints` re-syncs every instance of the product's devices."""
@@ -95,11 +101,6 @@ class ProductUpdate(_In):
     is_gateway: bool | None = None
     billing_register: str | None = None
     measurepoints: list[MeasurepointModel] | None = Field(default=None, max_length=500)
-
-    @model_validator(mode="after")
-    def _points(self) -> ProductUpdate:
-        _check_points(self.measurepoints, self.billing_register)
-        return self
 
 
 class ProductRead(_Out):
@@ -117,15 +118,11 @@ class ProductRead(_Out):
 
 # --- devices ----------------------------------------------------------------------------------
 
-def _check_kind(device_type: int | None, kind: str | None) -> None:
-    if kind is not None and device_type not in (None, 1):
-        raise ValueError("water_meter_kind is only for water meters (device_type 1)")
-
-
 class DeviceCreate(_In):
     product_key: Key
     device_key: Key
     name: Name
+    description: Text = ""
     project_id: Id
     secret: Annotated[str, Field(min_length=8, max_length=128)] | None = None
     device_type: Literal[1, 2] | None = None
@@ -135,14 +132,10 @@ class DeviceCreate(_In):
     multiplier: PositiveDecimal = Decimal(1)
     register_max: PositiveDecimal | None = None
 
-    @model_validator(mode="after")
-    def _kind(self) -> DeviceCreate:
-        _check_kind(self.device_type, self.water_meter_kind)
-        return self
-
 
 class DeviceUpdate(_In):
     name: Name | None = None
+    description: Text | None = None
     project_id: Id | None = None
     secret: Annotated[str, Field(min_length=8, max_length=128)] | None = None
     device_type: Literal[1, 2] | None = None
@@ -152,17 +145,13 @@ class DeviceUpdate(_In):
     multiplier: PositiveDecimal | None = None
     register_max: PositiveDecimal | None = None
 
-    @model_validator(mode="after")
-    def _kind(self) -> DeviceUpdate:
-        _check_kind(self.device_type, self.water_meter_kind)
-        return self
-
 
 class DeviceRead(_Out):
     id: int
     product_key: str
     device_key: str
     name: str
+    description: str
     project_id: int
     device_type: int | None
     water_meter_kind: str | None

@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-
 from twinbill_common.schemas import RegistryChanged
+
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
     changes,
@@ -66,6 +66,7 @@ async def get_product(request: web.Request) -> web.Response:
 async def create_product(request: web.Request) -> web.Response:
     """POST /api/v1/products/: the product, its measurepoints and its template."""
     body = await read_model(request, s.ProductCreate)
+    s.check_points(body.measurepoints, body.billing_register)
     values = {**body.model_dump(exclude={"measurepoints"}), "measurepoints": body.measurepoints}
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -78,6 +79,7 @@ async def update_product(request: web.Request) -> web.Response:
     """PUT /api/v1/products/{id}: new measurepoints re-sync the product's instances."""
     ident = path_id(request)
     body = await read_model(request, s.ProductUpdate)
+    s.check_points(body.measurepoints, body.billing_register)
     values = changes(body)
     if body.measurepoints is not None:
         values["measurepoints"] = body.measurepoints
@@ -115,7 +117,9 @@ async def get_device(request: web.Request) -> web.Response:
 
 async def create_device(request: web.Request) -> web.Response:
     """POST /api/v1/devices/: the device and its instance; the secret is returned this once."""
-    values = (await read_model(request, s.DeviceCreate)).model_dump()
+    body = await read_model(request, s.DeviceCreate)
+    s.check_kind(body.device_type, body.water_meter_kind)
+    values = body.model_dump()
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         return await devices.create_device(conn, values)

@@ -10,17 +10,18 @@ import asyncpg
 
 from twinbill_twin.domain.attributes import attribute_specs
 from twinbill_twin.errors import bad_field, conflict, not_found
+from twinbill_twin.schemas import check_kind
 from twinbill_twin.store.products import add_instance_attributes, load_points
 
 DEVICE_COLUMNS = (
-    "d.id, p.product_key, d.device_key, d.name, d.project_id, d.device_type, d.water_meter_kind, "
+    "d.id, p.product_key, d.device_key, d.name, d.description, d.project_id, d.device_type, d.water_meter_kind, "
     "d.gateway_id, d.space_id, d.multiplier, d.register_max, d.online, d.last_seen, "
     "i.id AS instance_id, d.created_at, d.updated_at")
 DEVICE_FROM = ("devices d JOIN products p ON p.id = d.product_id "
                "LEFT JOIN instances i ON i.device_id = d.id")
-NEW_DEVICE_FIELDS = ("product_id", "device_key", "name", "secret", "project_id", "device_type",
+NEW_DEVICE_FIELDS = ("product_id", "device_key", "name", "description", "secret", "project_id", "device_type",
                      "water_meter_kind", "gateway_id", "space_id", "multiplier", "register_max")
-_TYPES = ("bigint", "text", "text", "text", "integer", "smallint", "text", "bigint", "bigint",
+_TYPES = ("bigint", "text", "text", "text", "text", "integer", "smallint", "text", "bigint", "bigint",
           "numeric", "numeric")
 
 
@@ -82,15 +83,18 @@ async def insert_devices(conn: asyncpg.Connection, devices: list[dict[str, Any]]
     """Insert devices, their instances and attributes in bulk; returns (id, device_key, product_id,
     instance_id) per device in input order. Duplicate keys raise UniqueViolationError."""
     columns = [[device.get(name) for device in devices] for name in NEW_DEVICE_FIELDS]
-    columns[9] = [Decimal(str(v)) if v is not None else Decimal(1) for v in columns[9]]
+    description = NEW_DEVICE_FIELDS.index("description")
+    columns[description] = [v or "" for v in columns[description]]
+    multiplier = NEW_DEVICE_FIELDS.index("multiplier")
+    columns[multiplier] = [Decimal(str(v)) if v is not None else Decimal(1) for v in columns[multiplier]]
     unnest = ", ".join(f"${i + 1}::{kind}[]" for i, kind in enumerate(_TYPES))
     rows = await conn.fetch(
         f"INSERT INTO devices ({', '.join(NEW_DEVICE_FIELDS)}) SELECT * FROM unnest({unnest}) "
         "RETURNING id, product_id, device_key, name", *columns)
     ids = [row["id"] for row in rows]
     instances = await conn.fetch(
-        "INSERT INTO instances (template_id, device_id, name) "
-        "SELECT t.id, d.id, d.name FROM devices d JOIN templates t ON t.product_id = d.product_id "
+        "INSERT INTO instances (template_id, device_id, name, description) "
+        "SELECT t.id, d.id, d.name, d.description FROM devices d JOIN templates t ON t.product_id = d.product_id "
         "WHERE d.id = ANY($1::bigint[]) ORDER BY d.id RETURNING id, device_id, template_id", ids)
     by_template: dict[int, list[int]] = {}
     product_of = {row["id"]: row["product_id"] for row in rows}
@@ -131,16 +135,15 @@ async def update_device(conn: asyncpg.Connection, ident: int, values: dict[str, 
     """Update a device; its instance follows a rename."""
     current = await get_device(conn, ident)
     await check_places(conn, values, values.get("project_id", current["project_id"]), device_id=ident)
-    kind_type = values.get("device_type", current["device_type"])
-    if values.get("water_meter_kind", current["water_meter_kind"]) is not None and kind_type not in (None, 1):
-        raise bad_field("water_meter_kind", "water_meter_kind is only for water meters (device_type 1)")
+    check_kind(values.get("device_type", current["device_type"]),
+               values.get("water_meter_kind", current["water_meter_kind"]))
     if values:
         sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(values))
         await conn.execute(f"UPDATE devices SET {sets}, updated_at = now() WHERE id = $1",
                            ident, *values.values())
-    if "name" in values:
-        await conn.execute("UPDATE instances SET name = $2, mtime = now() WHERE device_id = $1",
-                           ident, values["name"])
+    if "name" in values or "description" in values:
+        await conn.execute("UPDATE instances i SET name = d.name, description = d.description, "
+                           "mtime = now() FROM devices d WHERE d.id = $1 AND i.device_id = d.id", ident)
     return await get_device(conn, ident)
 
 
