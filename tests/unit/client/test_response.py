@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from twinbill_client.exceptions import (
     TwinbillAPIAuthenticationError,
     TwinbillAPIConflictError,

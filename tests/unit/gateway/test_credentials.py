@@ -6,7 +6,6 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from twinbill_gateway.domain.credentials import (
     ApiKey,
     Basic,
@@ -21,7 +20,9 @@ from twinbill_gateway.domain.credentials import (
 from twinbill_gateway.domain.routing import named_project, upstream_for
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-KEY = "d79be1d657d9a8b45f6f903620e84b06cbf225e0"  # the seed's shape; not a credential anywhere
+KEY = "0123456789abcdef0123456789abcdef01234567"  # the seed's shape (40 hex), made up
+SECRET = "unit-test-signing-secret-of-32-bytes!"
+OTHER = "another-signing-secret-of-32-bytes!!"
 
 
 @pytest.mark.parametrize(("header", "expected"), [
@@ -56,14 +57,14 @@ def test_password_hash_round_trip_and_salt() -> None:
 
 
 def test_tokens_carry_their_kind_and_expire() -> None:
-    access = issue_token(7, kind="access", now=NOW, ttl=timedelta(minutes=15), secret="s")
-    assert read_token(access, kind="access", now=NOW + timedelta(minutes=14), secret="s") == 7
+    access = issue_token(7, kind="access", now=NOW, ttl=timedelta(minutes=15), secret=SECRET)
+    assert read_token(access, kind="access", now=NOW + timedelta(minutes=14), secret=SECRET) == 7
     with pytest.raises(CredentialError, match="expired"):
-        read_token(access, kind="access", now=NOW + timedelta(minutes=15), secret="s")
+        read_token(access, kind="access", now=NOW + timedelta(minutes=15), secret=SECRET)
     with pytest.raises(CredentialError, match="refresh token"):
-        read_token(access, kind="refresh", now=NOW, secret="s")
+        read_token(access, kind="refresh", now=NOW, secret=SECRET)
     with pytest.raises(CredentialError, match="invalid token"):
-        read_token(access, kind="access", now=NOW, secret="other")
+        read_token(access, kind="access", now=NOW, secret=OTHER)
 
 
 @pytest.mark.parametrize(("path", "upstream"), [

@@ -64,15 +64,16 @@ def process(response: requests.Response) -> TwinbillAPIResponse:
         body = response.text
     status = response.status_code
     if status >= 400 or (isinstance(body, dict) and _envelope_failed(body)):
-        message = _message_of(body, f"HTTP {status}")
+        reason = _message_of(body, f"HTTP {status}")
         errors = _errors_of(body)
         if status in (400, 422) or errors:
-            raise TwinbillAPIValidationError(message, errors=errors, status=status, body=body)
+            raise TwinbillAPIValidationError(reason, errors=errors, status=status, body=body)
         error_class = {401: TwinbillAPIAuthenticationError, 403: TwinbillAPIAuthorizationError,
                        404: TwinbillAPINotFoundError, 409: TwinbillAPIConflictError}.get(status, TwinbillAPIError)
-        raise error_class(message, status=status, body=body)
+        raise error_class(reason, status=status, body=body)
     pagination = json.loads(response.headers.get("X-Pagination", "{}") or "{}")
-    data, message = body, None
+    data: Any = body
+    message: str | None = None
     if isinstance(body, dict) and isinstance(body.get("meta"), dict) and "data" in body:
         data, message = body["data"], body["meta"].get("message")
     elif isinstance(body, dict) and isinstance(body.get("code"), int) and "data" in body and "message" in body:

@@ -62,8 +62,8 @@ class Bus:
         """Connect (retrying until RabbitMQ answers) and declare the platform's topology."""
         try:
             self._connection = await aio_pika.connect_robust(self.url, timeout=10)
-            self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]  # robust connection gives a robust channel
-        except (OSError, aiormq.AMQPError, asyncio.TimeoutError) as err:
+            self._channel = await self._connection.channel(publisher_confirms=True)
+        except (TimeoutError, OSError, aiormq.AMQPError) as err:
             raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
         if declare:
             await self.declare_topology()
@@ -165,8 +165,7 @@ class Bus:
             confirmation = await target.publish(
                 outgoing, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout
             )
-        except (aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, asyncio.TimeoutError,
-                RuntimeError) as err:
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
             raise BusUnavailable(f"publish to {exchange}/{routing_key} failed: {err!r}") from err
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BusUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {confirmation!r}")
@@ -193,7 +192,7 @@ class Bus:
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         if self._connection is None:
             raise BusUnavailable("bus is not connected")
-        channel: AbstractRobustChannel = await self._connection.channel()  # type: ignore[assignment]  # robust connection gives a robust channel
+        channel: AbstractRobustChannel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
         return channel
@@ -273,7 +272,7 @@ class Bus:
                     break
                 try:
                     batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
 
@@ -304,7 +303,7 @@ class Bus:
                 await self._handle_batch(queue, schema, handler, [delivery.raw],
                                          exact_decimals=exact_decimals)
             return
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  # any other failure requeues the batch: nothing is lost
             log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
             await asyncio.sleep(0.5)
             for delivery in decoded:

@@ -27,7 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
     for name, check in checks.items():
         try:
             await asyncio.wait_for(check(), timeout=2.0)
-        except Exception as err:  # any failure means "not ready"; the reason is reported
+        except Exception as err:  # noqa: BLE001  # any failure means "not ready"; the reason is reported
             failures[name] = f"{type(err).__name__}: {err}"
     if failures:
         return json_response({"status": "unavailable", "failures": failures}, status=503)

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from twinbill_common.errors import HttpError, ValidationFailed
@@ -100,7 +101,7 @@ def render_management(err: HttpError, request_id: str) -> web.Response:
 
 def envelope_middleware(
     rules: list[tuple[str, Renderer]], *, default: Renderer = render_management
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """One error middleware: the first path prefix that matches picks the envelope.
 
     Anything unexpected is a 500 carrying a request id, logged with its traceback.
@@ -123,8 +124,8 @@ def envelope_middleware(
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            err = HttpError(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
-            response = pick(request.path)(err, request_id)
+            http_error = HttpError(exc.status, exc.reason or HTTPStatus(exc.status).phrase)
+            response = pick(request.path)(http_error, request_id)
         except Exception:
             log.exception("unhandled error", path=request.path, request_id=request_id)
             response = pick(request.path)(HttpError(500, "internal error"), request_id)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
-
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
+
 from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,
@@ -112,9 +112,10 @@ async def list_users(request: web.Request) -> web.Response:
         raise ValidationFailed({"page": ["Not a valid integer."]}, data={"location": "query"}) from None
     if page < 1 or not 1 <= page_size <= 1000:
         raise ValidationFailed({"page": ["page >= 1 and 1 <= page_size <= 1000"]}, data={"location": "query"})
-    total, users = await request.app[STORE].list(limit=page_size, offset=(page - 1) * page_size)
+    total, users = await request.app[STORE].page(limit=page_size, offset=(page - 1) * page_size)
     pages = max(1, -(-total // page_size))
-    pagination = {"total": total, "total_pages": pages, "first_page": 1, "last_page": pages, "page": page}
+    pagination: dict[str, int] = {"total": total, "total_pages": pages, "first_page": 1,
+                                  "last_page": pages, "page": page}
     if page < pages:
         pagination["next_page"] = page + 1
     if page > 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-
 from twinbill_common.settings import PostgresSettings
 
 
@@ -16,7 +15,7 @@ class GatewaySettings(PostgresSettings):
     http_port: int = 8000
     schema_name: str = "identity"
     # Signs access and refresh tokens. The default is for local development only.
-    jwt_secret: SecretStr = SecretStr("twinbill-local-development-only-change-me")
+    jwt_secret: SecretStr = Field(default=SecretStr("twinbill-local-development-only-change-me"), min_length=32)
     access_ttl_seconds: int = Field(default=900, ge=30)
     refresh_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     twin_url: str = "http://127.0.0.1:8001"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-
 from twinbill_common.errors import Conflict
 
 
@@ -53,7 +52,7 @@ class IdentityStore:
         row = await self.pool.fetchrow(USER_SQL + " WHERE u.email = $1 GROUP BY u.id", email)
         return _user(row) if row else None
 
-    async def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
+    async def page(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
         total = await self.pool.fetchval("SELECT count(*) FROM users")
         rows = await self.pool.fetch(USER_SQL + " GROUP BY u.id ORDER BY u.id LIMIT $1 OFFSET $2",
                                      limit, offset)

@@ -78,9 +78,9 @@ async def start(service: ServiceProcess, logs: Path) -> None:
     )
 
 
-async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *, timeout: float = 60) -> None:
+async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *, within: float = 60) -> None:
     """Poll /readyz until 200, or fail naming the service and pointing at its log."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     last = "no answer"
     while asyncio.get_running_loop().time() < deadline:
         if service.process is not None and service.process.returncode is not None:
@@ -94,7 +94,7 @@ async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *,
         except aiohttp.ClientError as err:
             last = repr(err)
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"{service.name} not ready after {timeout}s ({last}); "
+    raise RuntimeError(f"{service.name} not ready after {within}s ({last}); "
                        f"see {STATE_DIR}/logs/{service.name}.log")
 
 
@@ -115,9 +115,7 @@ async def main_async() -> None:
     problems = await asyncio.to_thread(ensure_services)
     if problems:
         raise SystemExit("stack: " + "; ".join(problems))
-    STATE_DIR.mkdir(exist_ok=True)
     logs = STATE_DIR / "logs"
-    logs.mkdir(exist_ok=True)
     mongo_url = await asyncio.to_thread(ensure_mongo, state_dir=STATE_DIR)
     platform = services(mongo_url)
     running = [s for s in platform if s.available()]
@@ -165,7 +163,7 @@ async def seed_demo() -> dict[str, Any] | None:
     if demo is None:
         print("run: no registry demo yet (twinbill_twin.demo.seed_demo)")
         return None
-    (STATE_DIR / "demo.json").write_text(json.dumps(demo, indent=2))
+    await asyncio.to_thread((STATE_DIR / "demo.json").write_text, json.dumps(demo, indent=2))
     project_id = demo["project_id"]
     await call_demo("twinbill_billing.demo", "seed_demo_tariffs", "http://127.0.0.1:8003",
                     project_id=project_id)
@@ -177,7 +175,7 @@ async def seed_demo() -> dict[str, Any] | None:
 async def simulate(demo: dict[str, Any]) -> None:
     """Run the meter simulator against the local Mosquitto, if it is built."""
     try:
-        from twinbill_simulator import run_simulator  # type: ignore[attr-defined]  # built by the ingest work
+        from twinbill_simulator import run_simulator
     except ImportError:
         print("run: simulator not built yet (twinbill_simulator.run_simulator)")
         return
@@ -208,6 +206,7 @@ def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | No
 
 def main() -> None:
     """Entry point of `python -m twinbill_devstack.run`."""
+    (STATE_DIR / "logs").mkdir(parents=True, exist_ok=True)
     asyncio.run(main_async())
 
 

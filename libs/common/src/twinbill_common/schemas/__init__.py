@@ -1,7 +1,7 @@
 """Versioned bus message schemas shared by every service."""
 
 from twinbill_common.schemas.base import Message
-from twinbill_common.schemas.billing import BillIssued, BillingJob, RunBilling
+from twinbill_common.schemas.billing import BillingJob, BillIssued, RunBilling
 from twinbill_common.schemas.commands import SetMeasurepoints
 from twinbill_common.schemas.registry import (
     DataType,

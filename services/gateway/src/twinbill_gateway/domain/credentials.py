@@ -51,7 +51,7 @@ Credentials = Bearer | Basic | ApiKey
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
     """`scrypt$<salt hex>$<hash hex>`."""
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)  # type: ignore[arg-type]  # n/r/p/dklen are ints
+    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
@@ -63,7 +63,7 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **SCRYPT)  # type: ignore[arg-type]  # n/r/p/dklen are ints
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **SCRYPT)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 

@@ -27,7 +27,7 @@ def upstream_for(path: str) -> Upstream | None:
     return None
 
 
-def named_project(query: Mapping[str, str], body: object) -> int | None | Literal["invalid"]:
+def named_project(query: Mapping[str, str], body: object) -> int | Literal["invalid"] | None:
     """The project a request names in its query or JSON body (`project_id`)."""
     raw: object = query.get("project_id")
     if raw is None and isinstance(body, dict):
