@@ -9,12 +9,12 @@ from pathlib import Path
 
 import asyncpg
 from aiohttp import web
+
 from twinbill_common.bus import Bus
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
-
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.events import OUTBOX, Outbox, declare_journal
 from twinbill_twin.settings import TwinSettings

@@ -12,6 +12,7 @@ import asyncio
 
 import asyncpg
 from aiohttp import web
+
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
 from twinbill_common.logging import get_logger

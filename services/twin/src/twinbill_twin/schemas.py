@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.schemas import MeasurepointModel
 

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
+
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, parse_model, read_json
 from twinbill_common.schemas import RegistryChanged
-
 from twinbill_twin.domain.paging import smorest_pagination
 from twinbill_twin.events import OUTBOX, enqueue
 

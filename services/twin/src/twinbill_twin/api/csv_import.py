@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
-
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.csv_rows import parse_csv
 from twinbill_twin.events import OUTBOX, enqueue

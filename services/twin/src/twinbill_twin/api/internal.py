@@ -7,10 +7,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
 from twinbill_common.schemas import RegistryChanged
-
 from twinbill_twin.api.common import pool_of, read_model, run_change
 from twinbill_twin.events import change
 from twinbill_twin.store import internal

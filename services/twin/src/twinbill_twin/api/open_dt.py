@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dt_ok, read_json
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
-
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
 from twinbill_twin.domain.paging import page_total

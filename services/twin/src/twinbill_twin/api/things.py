@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from twinbill_common.schemas import RegistryChanged
 
+from twinbill_common.schemas import RegistryChanged
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
     changes,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from twinbill_common.http import validation_fields
 
 COLUMNS = ("site", "latitude", "longitude", "building", "storey", "zone", "space",

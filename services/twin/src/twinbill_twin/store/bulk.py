@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from twinbill_common.schemas import RegistryChanged
 
+from twinbill_common.schemas import RegistryChanged
 from twinbill_twin.domain.csv_rows import ParsedFile
 from twinbill_twin.events import change
 from twinbill_twin.store.devices import insert_devices, new_secret

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from twinbill_common.schemas import DeviceRecord, ProductModel
 
+from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_twin.store.products import load_points
 
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import asyncpg
-from twinbill_common.schemas import MeasurepointModel
 
+from twinbill_common.schemas import MeasurepointModel
 from twinbill_twin.domain.attributes import AttributeSpec, attribute_specs
 from twinbill_twin.errors import bad_field, conflict, not_found
 
