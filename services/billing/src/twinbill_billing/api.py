@@ -144,7 +144,7 @@ async def update_tariff(request: web.Request) -> web.Response:
         )
     fields = to_document(body, now=request.app[CLOCK]())
     await _check_overlap(request, {**current, **fields}, own=tariff_id)
-    await store.update_tariff(tariff_id, fields)
+    await store.replace_tariff(tariff_id, {**current, **fields})
     return json_response(to_read({**current, **fields}))
 
 

@@ -55,24 +55,14 @@ async def split_run(run: RunBilling, ctx: BillingContext) -> None:
     async for page in ctx.twin.billing_devices(run.project_id, int(run.device_type)):
         devices.extend(page)
     chunks = [devices[i : i + ctx.chunk_size] for i in range(0, len(devices), ctx.chunk_size)]
-    started = existing["started_at"] if existing is not None else ctx.clock()
-    await ctx.store.set_run(
-        run.run_id,
-        {
-            "project_id": run.project_id,
-            "device_type": int(run.device_type),
-            "task_key": run.task_key,
-            "period_start": run.period_start,
-            "period_end": run.period_end,
-            "fire_time": run.fire_time,
-            "timezone": timezone,
-            "devices_expected": len(devices),
-            "jobs_total": len(chunks),
-            "jobs_published": False,
-            "status": "running",
-            "started_at": started,
-        },
-    )
+    counts = {"devices_expected": len(devices), "jobs_total": len(chunks), "jobs_published": False,
+              "status": "running"}
+    created = existing is None and await ctx.store.create_run({
+        "_id": run.run_id, "project_id": run.project_id, "device_type": int(run.device_type),
+        "task_key": run.task_key, "period_start": run.period_start, "period_end": run.period_end,
+        "fire_time": run.fire_time, "timezone": timezone, "started_at": ctx.clock(), **counts})
+    if not created:  # a redelivery of a run whose split did not complete: split it again
+        await ctx.store.update_run(run.run_id, counts)
     for index, chunk in enumerate(chunks):
         jid = job_id(run.run_id, index)
         await ctx.store.save_chunk(
@@ -92,7 +82,7 @@ async def split_run(run: RunBilling, ctx: BillingContext) -> None:
             chunks=len(chunks),
         )
         await ctx.bus.publish(BILLING, "job.created", job)
-    await ctx.store.set_run(run.run_id, {"jobs_published": True})
+    await ctx.store.update_run(run.run_id, {"jobs_published": True})
     ctx.metrics.runs.labels("split").inc()
     log.info("run split", run_id=run.run_id, devices=len(devices), jobs=len(chunks))
     await finish_if_done(run.run_id, ctx)
@@ -148,10 +138,10 @@ async def finish_if_done(run_id: str, ctx: BillingContext) -> None:
         return
     summary = summarize(run, await ctx.store.job_outcomes(run_id))
     now = ctx.clock()
-    started: datetime = run["started_at"]
-    duration = max((now - started).total_seconds(), 0.0) if started.tzinfo else 0.0
+    started = run.get("started_at")
+    duration = max((now - started).total_seconds(), 0.0) if isinstance(started, datetime) else 0.0
     if await ctx.store.finish_run(
-        run_id, {"summary": summary, "finished_at": now, "duration_seconds": duration}
+        run, {"summary": summary, "finished_at": now, "duration_seconds": duration}
     ):
         ctx.metrics.run_duration.observe(duration)
         log.info(

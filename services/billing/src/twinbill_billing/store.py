@@ -25,6 +25,14 @@ Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
 
 
+def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields for `$set` on a possibly existing document: nx-27017 would turn datetimes into text."""
+    for key, value in fields.items():
+        if isinstance(value, datetime):
+            raise ValueError(f"{key}: do not $set a datetime on an existing document (nx-27017 gap)")
+    return dict(fields)
+
+
 class BillStore:
     """Every MongoDB read and write of the billing service."""
 
@@ -75,13 +83,21 @@ class BillStore:
         """The run document, if the run was split."""
         return await self.runs.find_one({"_id": run_id})
 
-    async def set_run(self, run_id: str, fields: Mapping[str, Any]) -> None:
-        """Create or update the run document (`$set` upsert: idempotent on redelivery)."""
-        await self.runs.update_one({"_id": run_id}, {"$set": dict(fields)}, upsert=True)
+    async def create_run(self, doc: Mapping[str, Any]) -> bool:
+        """Insert the run document; False when it already exists (a redelivered RunBilling)."""
+        try:
+            await self.runs.insert_one(dict(doc))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def update_run(self, run_id: str, fields: Mapping[str, Any]) -> None:
+        """`$set` plain fields of an existing run (never datetimes: see _plain)."""
+        await self.runs.update_one({"_id": run_id}, {"$set": _plain(fields)})
 
     async def save_chunk(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Keep the device snapshot of one job (as the registry had it when the run was split)."""
-        await self.chunks.update_one({"_id": job_id}, {"$set": dict(fields)}, upsert=True)
+        await self.chunks.update_one({"_id": job_id}, {"$set": _plain(fields)}, upsert=True)
 
     async def load_chunk(self, job_id: str) -> Doc | None:
         """The device snapshot of one job."""
@@ -103,12 +119,15 @@ class BillStore:
         """How many of a run's jobs have an outcome."""
         return await self.jobs.count_documents({"run_id": run_id})
 
-    async def finish_run(self, run_id: str, fields: Mapping[str, Any]) -> bool:
-        """Mark the run finished with its summary; True only for the call that finished it."""
-        result = await self.runs.update_one(
-            {"_id": run_id, "status": {"$ne": "finished"}},
-            {"$set": {"status": "finished", **fields}},
-        )
+    async def finish_run(self, run: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+        """Mark the run finished with its summary; True only for the call that finished it.
+
+        A whole-document replace conditioned on the status: nx-27017 stores a datetime given to
+        `$set` on an existing document as a string, while replace_one keeps its type.
+        """
+        doc = {key: value for key, value in run.items() if key != "_id"}
+        doc.update(fields, status="finished")
+        result = await self.runs.replace_one({"_id": run["_id"], "status": {"$ne": "finished"}}, doc)
         return result.modified_count == 1
 
     # bills --------------------------------------------------------------------------------------
@@ -195,9 +214,10 @@ class BillStore:
         result = await self.tariffs.insert_one(doc)
         return ObjectId(result.inserted_id)
 
-    async def update_tariff(self, tariff_id: ObjectId, fields: Mapping[str, Any]) -> bool:
-        """Replace a tariff's fields; False when it does not exist."""
-        result = await self.tariffs.update_one({"_id": tariff_id}, {"$set": dict(fields)})
+    async def replace_tariff(self, tariff_id: ObjectId, doc: Mapping[str, Any]) -> bool:
+        """Replace a tariff (replace_one keeps datetimes typed on nx-27017); False when missing."""
+        body = {key: value for key, value in doc.items() if key != "_id"}
+        result = await self.tariffs.replace_one({"_id": tariff_id}, body)
         return result.matched_count == 1
 
     async def delete_tariff(self, tariff_id: ObjectId) -> bool:
