@@ -63,8 +63,8 @@ def serve_twin(port: int, meters: int) -> None:
     web.run_app(create_fake_twin(data), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-async def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_http(url: str, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
     async with aiohttp.ClientSession() as http:
         while True:
             try:
@@ -74,7 +74,7 @@ async def wait_http(url: str, timeout: float = 120) -> None:
             except aiohttp.ClientError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer in {timeout}s")
+                raise RuntimeError(f"{url} did not answer in {limit}s")
             await asyncio.sleep(0.2)
 
 
@@ -87,7 +87,7 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
            "BILLING_TWIN_URL": twin_url, "BILLING_LOG_LEVEL": "WARNING",
            "BILLING_CHUNK_SIZE": "500", "BILLING_JOB_PREFETCH": "2"}
     ports = [free_port() for _ in range(workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "twinbill_billing"],  # noqa: S603  # fixed argv
+    procs = [subprocess.Popen([sys.executable, "-m", "twinbill_billing"],  # noqa: ASYNC220  # setup, not the measured path
                               env={**env, "BILLING_HTTP_PORT": str(port)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
@@ -95,8 +95,8 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
     try:
         for port in ports:
             await wait_http(f"http://127.0.0.1:{port}/readyz")
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{ports[0]}/api/v1/tariffs/", json={
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{ports[0]}/api/v1/tariffs/", json={
                     "project_id": PROJECT, "device_type": 2, "kind": "flat", "unit_price": "0.61",
                     "effective_from": "2000-01-01T00:00:00Z"}) as response:
                 assert response.status == 201, await response.text()
@@ -140,7 +140,7 @@ async def main(meters: int, counts: list[int]) -> None:
         mongo_port, twin_port = free_port(), free_port()
         mongo = start_embedded_mongo(data_dir=Path(tmp) / "data", port=mongo_port,
                                      log_file=Path(tmp) / "mongo.log")
-        twin = subprocess.Popen([sys.executable, __file__, "--serve-twin", str(twin_port),  # noqa: S603
+        twin = subprocess.Popen([sys.executable, __file__, "--serve-twin", str(twin_port),  # noqa: ASYNC220  # setup only
                                  "--meters", str(meters)])
         try:
             twin_url = f"http://127.0.0.1:{twin_port}"

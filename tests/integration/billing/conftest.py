@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
-
-from .fake_twin import TwinData, create_fake_twin
 from twinbill_billing.app import CONTEXT, create_app
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import Bus
 from twinbill_common.mongo import free_port
+
+from .fake_twin import TwinData, create_fake_twin
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

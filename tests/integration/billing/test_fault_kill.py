@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
-
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.bus import Bus
 from twinbill_common.mongo import free_port
@@ -34,7 +33,7 @@ END = datetime(2024, 6, 30, 16, tzinfo=UTC)
 
 
 def start_worker(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603  # our own module with a fixed argv
+    return subprocess.Popen(  # our own module with a fixed argv
         [sys.executable, "-m", "twinbill_billing"],
         env={**env, "BILLING_HTTP_PORT": str(port)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -86,6 +85,8 @@ async def test_sigkill_one_of_three_workers_mid_run(mongo_url: str, mongo_db_nam
         await wait_for(some_billed, timeout=60, what="a fifth of the run billed")
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10)
+        at_kill = await db.runs.find_one({"_id": "fault:1"})
+        assert at_kill is not None and at_kill.get("status") != "finished", "killed too late"
 
         async def finished() -> dict[str, Any] | None:
             run = await db.runs.find_one({"_id": "fault:1"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-
 from twinbill_billing.domain.periods import (
     Period,
     PeriodError,
@@ -31,7 +30,7 @@ def test_parse_seed_date(text: str, expected: date) -> None:
 @pytest.mark.parametrize("text", ["2019/9/21", "2019-13-01", "yesterday", "2019-2-30"])
 def test_parse_seed_date_rejects(text: str) -> None:
     """Anything else is an error naming the text."""
-    with pytest.raises(PeriodError, match="2019|yesterday"):
+    with pytest.raises(PeriodError, match=r"2019|yesterday"):
         parse_seed_date(text)
 
 

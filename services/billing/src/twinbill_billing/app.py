@@ -52,7 +52,7 @@ async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: floa
                 queue = await channel.declare_queue(bus.name(BILLING_JOBS.name), passive=True)
                 result: Any = queue.declaration_result
                 metrics.queue_depth.set(result.message_count)
-        except Exception as err:  # the gauge is best effort; the next tick retries
+        except Exception as err:  # noqa: BLE001  # the gauge is best effort; the next tick retries
             log.warning("queue depth unavailable", error=repr(err))
         finally:
             if channel is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from twinbill_common.errors import ValidationFailed
-from twinbill_common.http import meta_ok
+from twinbill_common.http import json_response, meta_ok
 
 from twinbill_billing.domain.periods import (
     PeriodError,
@@ -100,8 +100,7 @@ def time_item(bill: dict[str, Any]) -> dict[str, Any]:
         "id": str(bill["_id"]),
         "house_address": bill.get("house_address", ["", "", "", "", ""]),
         "residents": [
-            {"name": r.get("name", ""), "cellphone": r.get("cellphone", "")}
-            for r in bill.get("residents", [])
+            {"name": r.get("name", ""), "cellphone": r.get("cellphone", "")} for r in bill.get("residents", [])
         ],
         "device_id": bill["device_key"],
         "device_type": TIME_CODE_OF.get(bill["device_type"], bill["device_type"]),
@@ -124,9 +123,7 @@ async def get_history(request: web.Request) -> web.Response:
     page = _int(query, "page", errors, default=1, minimum=1)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
-    assert (
-        project_id is not None and device_type is not None and page_size and page
-    )  # checked above
+    assert project_id is not None and device_type is not None and page_size and page  # checked above
     conditions: list[dict[str, Any]] = [{"project_id": project_id}]
     if device_type in (1, 2):
         conditions.append({"device_type": device_type})
@@ -136,16 +133,19 @@ async def get_history(request: web.Request) -> web.Response:
     store = request.app[STORE]
     count = await store.count_bills(mongo_query)
     bills = await store.find_bills(mongo_query, skip=(page - 1) * page_size, limit=page_size)
-    return meta_ok(
+    # The seed writes this endpoint's meta as {"message", "code"} (the others {"code", "message"}).
+    return json_response(
         {
-            "count": count,
-            "page_size": page_size,
-            # The seed shows `null` for an absent next page and `true` for a present one: kept so.
-            "next": True if page * page_size < count else None,
-            "previous": True if page > 1 else None,
-            "results": [history_item(bill) for bill in bills],
-        },
-        "info list",
+            "meta": {"message": "info list", "code": 0},
+            "data": {
+                "count": count,
+                "page_size": page_size,
+                # The seed shows `null` for an absent next page and `true` for a present one: kept so.
+                "next": True if page * page_size < count else None,
+                "previous": True if page > 1 else None,
+                "results": [history_item(bill) for bill in bills],
+            },
+        }
     )
 
 
@@ -179,9 +179,7 @@ async def get_history_time(request: web.Request) -> web.Response:
     sample = await store.find_bills({"project_id": project_id}, limit=1)
     if not sample:
         return meta_ok([], "success")
-    start, end = local_day_bounds(
-        dates["start_date"], dates["end_date"], tz=sample[0].get("timezone", "UTC")
-    )
+    start, end = local_day_bounds(dates["start_date"], dates["end_date"], tz=sample[0].get("timezone", "UTC"))
     conditions: list[dict[str, Any]] = [
         {"project_id": project_id},
         {"to_time": {"$gte": start, "$lt": end}},

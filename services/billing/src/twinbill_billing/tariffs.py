@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -56,7 +57,7 @@ class TariffUpdate(BaseModel):
             bounded = [u for u in limits[:-1] if u is not None]
             if len(bounded) != len(limits) - 1:
                 raise ValueError("only the last block may have up_to null")
-            if any(b <= a for a, b in zip(bounded, bounded[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(bounded)):
                 raise ValueError("block up_to limits must increase")
         if self.effective_to is not None and self.effective_to <= self.effective_from:
             raise ValueError("effective_to must be after effective_from")
