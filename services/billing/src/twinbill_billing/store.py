@@ -135,23 +135,27 @@ class BillStore:
     async def previous_closings(
         self, project_id: int, device_ids: Sequence[int], *, before: datetime
     ) -> dict[int, Reading]:
-        """Each device's closing reading on its latest bill ending at or before `before`."""
+        """Each device's closing reading on its latest bill ending at or before `before`.
+
+        The period bound is applied here rather than in the query: nx-27017 evaluates a datetime
+        range in Python over every candidate row (1.3 s against 0.1 s at 40,000 bills), while the
+        `$in` on the indexed fields alone stays in SQL. A device has a dozen bills a year.
+        """
         cursor = self.bills.find(
-            {
-                "project_id": project_id,
-                "device_id": {"$in": list(device_ids)},
-                "to_time": {"$lte": before},
-            },
+            {"project_id": project_id, "device_id": {"$in": list(device_ids)}},
             {"_id": 0, "device_id": 1, "to_time": 1, "closing_reading": 1, "closing_time": 1},
-        ).sort([("to_time", ASCENDING)])
-        found: dict[int, Reading] = {}
-        async for doc in cursor:  # ascending, so the last one seen per device is its latest
-            found[int(doc["device_id"])] = Reading(
-                Decimal(doc["closing_reading"]),
-                doc.get("closing_time") or doc["to_time"],
-                source="previous_bill",
+        )
+        latest: dict[int, Doc] = {}
+        async for doc in cursor:
+            device_id, to_time = int(doc["device_id"]), doc["to_time"]
+            if to_time <= before and (device_id not in latest or latest[device_id]["to_time"] < to_time):
+                latest[device_id] = doc
+        return {
+            device_id: Reading(
+                Decimal(doc["closing_reading"]), doc.get("closing_time") or doc["to_time"], source="previous_bill"
             )
-        return found
+            for device_id, doc in latest.items()
+        }
 
     async def insert_bills(self, docs: list[Doc]) -> tuple[int, set[int]]:
         """insert_many(ordered=False): (inserted, indexes already billed). Other errors raise."""
@@ -168,9 +172,7 @@ class BillStore:
             return len(docs) - len(duplicates), duplicates
         return len(result.inserted_ids), set()
 
-    async def find_bills(
-        self, query: Mapping[str, Any], *, skip: int = 0, limit: int = 0
-    ) -> list[Doc]:
+    async def find_bills(self, query: Mapping[str, Any], *, skip: int = 0, limit: int = 0) -> list[Doc]:
         """Bills newest first (period end, then id)."""
         cursor = self.bills.find(dict(query)).sort([("to_time", DESCENDING), ("_id", DESCENDING)])
         if skip:
@@ -187,22 +189,12 @@ class BillStore:
 
     async def tariffs_for(self, project_id: int, device_type: int) -> list[Doc]:
         """Every tariff of a project and device type (all kinds and dates)."""
-        return await self.tariffs.find(
-            {"project_id": project_id, "device_type": device_type}
-        ).to_list()
+        return await self.tariffs.find({"project_id": project_id, "device_type": device_type}).to_list()
 
-    async def list_tariffs(
-        self, query: Mapping[str, Any], *, skip: int, limit: int
-    ) -> tuple[int, list[Doc]]:
+    async def list_tariffs(self, query: Mapping[str, Any], *, skip: int, limit: int) -> tuple[int, list[Doc]]:
         """A page of tariffs, oldest first, and the total."""
         total = await self.tariffs.count_documents(dict(query))
-        docs = (
-            await self.tariffs.find(dict(query))
-            .sort("_id", ASCENDING)
-            .skip(skip)
-            .limit(limit)
-            .to_list()
-        )
+        docs = await self.tariffs.find(dict(query)).sort("_id", ASCENDING).skip(skip).limit(limit).to_list()
         return total, docs
 
     async def get_tariff(self, tariff_id: ObjectId) -> Doc | None:

@@ -1,0 +1,78 @@
+"""Poison jobs: dead-lettered with the reason, and the run finishes saying which devices failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+
+from twinbill_billing.demo import seed_demo_tariffs
+from twinbill_common.bus import REASON_HEADER
+from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.topology import BILLING
+
+from .conftest import Billing, wait_for
+from .fake_twin import TwinData, meter
+from .test_billing_run import P_END, P_START, PROJECT, finished_run, run_message
+
+
+async def dlq_messages(billing: Billing, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Wait for `count` messages on billing.jobs.dlq and take them."""
+    channel = await billing.bus._connection.channel()  # type: ignore[union-attr]  # connected above
+    queue = await channel.get_queue(billing.bus.name("billing.jobs.dlq"), ensure=False)
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def take() -> bool:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            taken.append(message)
+        return len(taken) >= count
+    await wait_for(take, timeout=60, what="dead-lettered jobs")
+    await channel.close()
+    return taken
+
+
+async def test_job_that_keeps_failing_is_dead_lettered_and_reported(
+        billing: Billing, twin: tuple[TwinData, str]) -> None:
+    """The twin answers 503 on every readings call: after the delivery limit the job goes to the
+    DLQ with the reason, every device is `failed` on the run, and the run still finishes."""
+    data, _ = twin
+    data.timezones[PROJECT] = "Asia/Shanghai"
+    for i in range(1, 4):
+        data.add_device(PROJECT, meter(i))
+    data.fail_readings = True
+    await billing.bus.publish(BILLING, "run.requested", run_message("poison:1"))
+    run = await finished_run(billing, "poison:1")
+    summary = run["summary"]
+    assert summary["jobs_dead_lettered"] == 1 and summary["failed"] == 3 and summary["billed"] == 0
+    assert "gave up after 6 deliveries" in summary["dead_lettered_jobs"][0]["reason"]
+    assert "503" in summary["failed_devices"][0]["reason"]
+    [message] = await dlq_messages(billing, 1)
+    assert "503" in str((message.headers or {})[REASON_HEADER])
+    assert data.calls["readings_last"] == 6  # first delivery + 5 redeliveries (x-delivery-limit 5)
+    async with billing.http.get(f"{billing.url}/metrics") as response:
+        text = await response.text()
+    assert 'billing_jobs_total{outcome="dead_lettered"} 1.0' in text
+    assert 'billing_bills_total{outcome="failed"} 3.0' in text
+
+
+async def test_job_without_snapshot_is_dead_lettered_at_once(billing: Billing) -> None:
+    """A job whose run was never split is permanent: DLQ with the reason on the first delivery."""
+    run = RunBilling(run_id="ghost:1", project_id=PROJECT, device_type=2, task_key="ghost",
+                     period_start=P_START, period_end=P_END, fire_time=P_END)
+    job = BillingJob(job_id="ghost:1:0", run=run, device_ids=[1, 2], chunk=0, chunks=1)
+    await billing.bus.publish(BILLING, "job.created", job)
+    [message] = await dlq_messages(billing, 1)
+    assert "no device snapshot" in str((message.headers or {})[REASON_HEADER])
+    outcome: dict[str, Any] | None = await billing.db.run_jobs.find_one({"_id": "ghost:1:0"})
+    assert outcome is not None and outcome["status"] == "dead_lettered"
+
+
+async def test_demo_tariffs_are_idempotent(billing: Billing) -> None:
+    """seed_demo_tariffs twice: flat electricity and tiered tap/purified water, once each."""
+    await seed_demo_tariffs(billing.url, project_id=77)
+    await seed_demo_tariffs(billing.url, project_id=77)
+    async with billing.http.get(f"{billing.url}/api/v1/tariffs/?project_id=77") as response:
+        tariffs = await response.json()
+    assert sorted((t["device_type"], t["water_meter_kind"], t["kind"]) for t in tariffs) == [
+        (1, "purified", "tiered"), (1, "tap", "tiered"), (2, None, "flat")]
