@@ -52,7 +52,8 @@ def create_app(settings: TwinSettings) -> web.Application:
         await declare_journal(bus)
         outbox = Outbox(pool, bus)
         app[OUTBOX] = outbox
-        relay = asyncio.create_task(outbox.relay(), name="registry-outbox-relay")
+        relay = asyncio.create_task(outbox.relay(interval=settings.outbox_relay_interval),
+                                    name="registry-outbox-relay")
         yield
         relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):

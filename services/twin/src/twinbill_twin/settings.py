@@ -15,5 +15,6 @@ class TwinSettings(PostgresSettings):
     http_port: int = 8001
     schema_name: str = "twin"
     default_timezone: str = "Asia/Shanghai"
+    outbox_relay_interval: float = 5.0  # seconds between retries of unpublished registry events
     telemetry_batch: int = 500
     telemetry_batch_wait: float = 0.05

@@ -43,7 +43,8 @@ def _int(value: str, *, minimum: int = 1, maximum: int = 2**62) -> int:
 def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[int, int, dict[str, Any]]:
     """page, page_size and filters from the query string; 422 names each bad or unknown parameter."""
     errors: dict[str, list[str]] = {}
-    page, page_size, chosen = 1, DEFAULT_PAGE_SIZE, {}
+    page, page_size = 1, DEFAULT_PAGE_SIZE
+    chosen: dict[str, Any] = {}
     for name, raw in request.query.items():
         try:
             if name == "page":

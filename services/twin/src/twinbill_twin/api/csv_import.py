@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
@@ -19,7 +19,7 @@ async def _read_upload(request: web.Request) -> tuple[str, str | None]:
         text: str | None = None
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader):
+            if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "project_id":
                 project = (await part.text()).strip()

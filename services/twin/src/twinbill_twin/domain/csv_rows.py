@@ -12,6 +12,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,7 +57,7 @@ class CsvRow(BaseModel):
     def _consistent(self) -> CsvRow:
         path = [("site", self.site), ("building", self.building), ("storey", self.storey),
                 ("space", self.space)]
-        for (upper, upper_value), (lower, lower_value) in zip(path, path[1:], strict=False):
+        for (upper, upper_value), (lower, lower_value) in pairwise(path):
             if lower_value and not upper_value:
                 raise ValueError(f"{lower} needs a {upper}")
         if self.zone and not self.space:

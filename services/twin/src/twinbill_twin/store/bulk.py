@@ -14,7 +14,7 @@ from twinbill_twin.store.devices import insert_devices, new_secret
 
 async def _upsert(conn: asyncpg.Connection, sql: str, project_id: int,
                   *arrays: list[Any]) -> list[asyncpg.Record]:
-    return await conn.fetch(sql, project_id, *arrays)
+    return list(await conn.fetch(sql, project_id, *arrays))
 
 
 async def check_against_store(conn: asyncpg.Connection, parsed: ParsedFile, project_id: int) -> None:
@@ -79,7 +79,7 @@ async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: 
     site_id = {r["name"]: r["id"] for r in site_rows}
     events += _created(site_rows, "site", project_id)
 
-    buildings = sorted({(row.site, row.building) for row in rows if row.building})
+    buildings = list(dict.fromkeys((row.site, row.building) for row in rows if row.building))
     building_rows = await _upsert(conn, (
         "INSERT INTO buildings (project_id, site_id, name) SELECT $1, * FROM unnest($2::bigint[], $3::text[]) "
         "ON CONFLICT (site_id, name) DO UPDATE SET name = EXCLUDED.name "
@@ -88,16 +88,17 @@ async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: 
     building_id = {(r["site_id"], r["name"]): r["id"] for r in building_rows}
     events += _created(building_rows, "building", project_id)
 
-    storeys = sorted({(row.site, row.building, row.storey) for row in rows if row.storey})
+    storeys = list(dict.fromkeys((row.site, row.building, row.storey) for row in rows if row.storey))
     storey_rows = await _upsert(conn, (
         "INSERT INTO storeys (project_id, building_id, name) SELECT $1, * FROM unnest($2::bigint[], $3::text[]) "
         "ON CONFLICT (building_id, name) DO UPDATE SET name = EXCLUDED.name "
         "RETURNING id, building_id, name, (xmax = 0) AS inserted"),
-        project_id, [building_id[(site_id[s], b)] for s, b, _ in storeys], [f for _, _, f in storeys]) if storeys else []
+        project_id, [building_id[(site_id[s], b)] for s, b, _ in storeys],
+        [f for _, _, f in storeys]) if storeys else []
     storey_id = {(r["building_id"], r["name"]): r["id"] for r in storey_rows}
     events += _created(storey_rows, "storey", project_id)
 
-    zones = sorted({row.zone for row in rows if row.zone})
+    zones = list(dict.fromkeys(row.zone for row in rows if row.zone))
     zone_rows = await _upsert(conn, (
         "INSERT INTO zones (project_id, name) SELECT $1, * FROM unnest($2::text[]) "
         "ON CONFLICT (project_id, name) DO UPDATE SET name = EXCLUDED.name "
@@ -106,7 +107,7 @@ async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: 
     events += _created(zone_rows, "zone", project_id)
 
     def storey_of(row: Any) -> int:
-        return storey_id[(building_id[(site_id[row.site], row.building)], row.storey)]
+        return int(storey_id[(building_id[(site_id[row.site], row.building)], row.storey)])
 
     spaces: dict[tuple[int, str], int | None] = {}
     for row in rows:
@@ -122,8 +123,9 @@ async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: 
     space_id = {(r["storey_id"], r["name"]): r["id"] for r in space_rows}
     events += _created(space_rows, "space", project_id)
 
-    residents = sorted({(space_id[(storey_of(row), row.space)], row.resident_name, row.resident_cellphone)
-                        for row in rows if row.resident_name})
+    residents = list(dict.fromkeys(
+        (space_id[(storey_of(row), row.space)], row.resident_name, row.resident_cellphone)
+        for row in rows if row.resident_name))
     resident_rows = await _upsert(conn, (
         "INSERT INTO residents (project_id, space_id, name, cellphone) "
         "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[]) "

@@ -81,7 +81,7 @@ async def update_status(conn: asyncpg.Connection,
                         statuses: list[tuple[str, str, bool, datetime | None]]) -> list[asyncpg.Record]:
     """Set online/last_seen of devices by keys (a newer last_seen never goes back); returns the
     updated devices."""
-    return await conn.fetch(
+    return list(await conn.fetch(
         "UPDATE devices d SET online = s.online, "
         "last_seen = GREATEST(d.last_seen, s.last_seen), updated_at = now() "
         "FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) "
@@ -89,4 +89,4 @@ async def update_status(conn: asyncpg.Connection,
         "WHERE p.product_key = s.product_key AND d.product_id = p.id AND d.device_key = s.device_key "
         "RETURNING d.id, d.project_id, p.product_key, d.device_key, d.online, d.last_seen",
         [s[0] for s in statuses], [s[1] for s in statuses], [s[2] for s in statuses],
-        [s[3] for s in statuses])
+        [s[3] for s in statuses]))

@@ -1,0 +1,128 @@
+"""A small demo project for `make run`, created through the twin's HTTP API only, idempotently.
+
+The residents are made up (never the seed documents' example people). Device secrets are derived
+from the device key so a re-run can hand them out again: demo only, never for a real deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+PROJECT = "twinbill demo"
+WATER, ELECTRICITY, GATEWAY = "demo_water_meter", "demo_electricity_meter", "demo_gateway"
+READING = {"type": "struct", "fields": {"value": {"type": "double"}, "quality": {"type": "int"}}}
+PRODUCTS: list[dict[str, Any]] = [
+    {"product_key": WATER, "name": "演示水表", "billing_register": "total", "measurepoints": [
+        {"identifier": "total", "name": "累计用水量", "unit": "m3", "data_type": {"type": "double"}},
+        {"identifier": "flow", "name": "瞬时流量", "unit": "m3/h", "data_type": {"type": "double"}},
+        {"identifier": "reading", "name": "读数与质量", "data_type": READING},
+        {"identifier": "valve", "name": "阀门", "data_type": {"type": "bool"}, "settable": True}]},
+    {"product_key": ELECTRICITY, "name": "演示电表", "billing_register": "total", "measurepoints": [
+        {"identifier": "total", "name": "累计电量", "unit": "kWh", "data_type": {"type": "double"}},
+        {"identifier": "power", "name": "有功功率", "unit": "kW", "data_type": {"type": "double"}},
+        {"identifier": "reading", "name": "读数与质量", "data_type": READING},
+        {"identifier": "relay", "name": "继电器", "data_type": {"type": "bool"}, "settable": True}]},
+    {"product_key": GATEWAY, "name": "演示网关", "is_gateway": True, "measurepoints": []},
+]
+# (storey, space, zone, residents) - made-up people and numbers
+SPACES = [
+    ("1F", "101", "东区", [("示例住户甲", "100-0000-0101")]),
+    ("1F", "102", "东区", [("示例住户乙", "100-0000-0102"), ("示例住户丙", "100-0000-0103")]),
+    ("2F", "201", "西区", [("示例住户丁", "100-0000-0201")]),
+    ("2F", "202", "西区", [("示例住户戊", "100-0000-0202")]),
+    ("2F", "203", "西区", []),
+]
+# per gateway: (product, device_type, water_meter_kind)
+METERS = [(WATER, 1, "tap"), (WATER, 1, "purified"), (ELECTRICITY, 2, None), (WATER, 1, "tap"),
+          (ELECTRICITY, 2, None)]
+
+
+def demo_secret(device_key: str) -> str:
+    """The demo's device secret (derived, so a re-run finds it again)."""
+    return f"demo-secret-{device_key}"
+
+
+class DemoError(RuntimeError):
+    """The twin service refused a demo request."""
+
+
+class _Api:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self.session = session
+        self.base = base_url.rstrip("/") + "/api/v1"
+
+    async def find(self, resource: str, **filters: Any) -> dict[str, Any] | None:
+        params = {k: str(v) for k, v in filters.items()} | {"page_size": "1000"}
+        async with self.session.get(f"{self.base}/{resource}/", params=params) as resp:
+            if resp.status != 200:
+                raise DemoError(f"GET {resource}: {resp.status} {await resp.text()}")
+            rows: list[dict[str, Any]] = await resp.json()
+        for row in rows:
+            if all(str(row.get(k)) == str(v) for k, v in filters.items()):
+                return row
+        return None
+
+    async def ensure(self, resource: str, body: dict[str, Any], **keys: Any) -> dict[str, Any]:
+        found = await self.find(resource, **keys)
+        if found is not None:
+            return found
+        async with self.session.post(f"{self.base}/{resource}/", json=body) as resp:
+            if resp.status != 201:
+                raise DemoError(f"POST {resource}: {resp.status} {await resp.text()}")
+            created: dict[str, Any] = await resp.json()
+            return created
+
+
+async def seed_demo(base_url: str) -> dict[str, Any]:
+    """Create (or find) the demo project, products, places, residents, 2 gateways x 5 meters.
+
+    Returns {"project_id", "gateways": [{"product_key", "device_key", "secret", "sub_devices":
+    [{"product_key", "device_key", "secret", "device_type", "water_meter_kind", "register"}]}]}.
+    """
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        api = _Api(session, base_url)
+        project = await api.ensure("projects", {"name": PROJECT, "timezone": "Asia/Shanghai",
+                                                "description": "演示项目"}, name=PROJECT)
+        pid = project["id"]
+        for product in PRODUCTS:
+            await api.ensure("products", product, product_key=product["product_key"])
+        site = await api.ensure("sites", {"project_id": pid, "name": "演示小区", "latitude": 31.23,
+                                          "longitude": 121.47}, project_id=pid, name="演示小区")
+        building = await api.ensure("buildings", {"site_id": site["id"], "name": "1栋"},
+                                    site_id=site["id"], name="1栋")
+        spaces: list[int] = []
+        for storey_name, space_name, zone_name, residents in SPACES:
+            storey = await api.ensure("storeys", {"building_id": building["id"], "name": storey_name},
+                                      building_id=building["id"], name=storey_name)
+            zone = await api.ensure("zones", {"project_id": pid, "name": zone_name},
+                                    project_id=pid, name=zone_name)
+            space = await api.ensure("spaces", {"storey_id": storey["id"], "name": space_name,
+                                                "zone_id": zone["id"]},
+                                     storey_id=storey["id"], name=space_name)
+            spaces.append(space["id"])
+            for name, phone in residents:
+                await api.ensure("residents", {"space_id": space["id"], "name": name, "cellphone": phone},
+                                 space_id=space["id"], name=name)
+        gateways = []
+        for g in (1, 2):
+            gw_key = f"demo-gw-{g:02d}"
+            gateway = await api.ensure("devices", {
+                "product_key": GATEWAY, "device_key": gw_key, "name": f"演示网关{g}",
+                "project_id": pid, "secret": demo_secret(gw_key)},
+                product_key=GATEWAY, device_key=gw_key)
+            subs = []
+            for n, (product_key, device_type, kind) in enumerate(METERS, 1):
+                key = f"{gw_key}-m{n}"
+                await api.ensure("devices", {
+                    "product_key": product_key, "device_key": key, "name": f"演示表{g}-{n}",
+                    "project_id": pid, "secret": demo_secret(key), "device_type": device_type,
+                    "water_meter_kind": kind, "gateway_id": gateway["id"],
+                    "space_id": spaces[(n - 1) % len(spaces)], "multiplier": "1",
+                    "register_max": "99999999"}, product_key=product_key, device_key=key)
+                subs.append({"product_key": product_key, "device_key": key, "secret": demo_secret(key),
+                             "device_type": device_type, "water_meter_kind": kind, "register": "total"})
+            gateways.append({"product_key": GATEWAY, "device_key": gw_key, "secret": demo_secret(gw_key),
+                             "sub_devices": subs})
+        return {"project_id": pid, "gateways": gateways}

@@ -1,0 +1,32 @@
+"""The `make run` demo seeding: through the HTTP API, idempotent, made-up residents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from twinbill_twin.demo import seed_demo
+
+Client = TestClient[Any, Any]
+
+
+async def test_seed_demo_is_idempotent(twin: Client) -> None:
+    """A second run finds what the first created and returns the same keys and secrets."""
+    base = str(twin.make_url("/"))
+    first = await seed_demo(base)
+    second = await seed_demo(base)
+    assert first == second
+    assert len(first["gateways"]) == 2
+    subs = [s for g in first["gateways"] for s in g["sub_devices"]]
+    assert len(subs) == 10 and {s["device_type"] for s in subs} == {1, 2}
+    assert {s["water_meter_kind"] for s in subs} == {"tap", "purified", None}
+    project = await (await twin.get(f"/api/v1/projects/{first['project_id']}")).json()
+    assert project["timezone"] == "Asia/Shanghai"
+    devices = await (await twin.get("/api/v1/devices/", params={
+        "project_id": str(first["project_id"]), "page_size": "100"})).json()
+    assert len(devices) == 12
+    billing = await (await twin.get("/internal/v1/billing/devices", params={
+        "project_id": str(first["project_id"])})).json()
+    assert all(d["house_address"][0] == "演示小区" for d in billing["devices"])
+    assert any(d["residents"] for d in billing["devices"])
