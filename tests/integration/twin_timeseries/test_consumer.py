@@ -1,0 +1,186 @@
+"""The telemetry consumer on the real RabbitMQ and PostgreSQL: every point stored once, current
+values only move forward in device time, poison messages are dead-lettered while the rest flow."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from twinbill_common.bus import REASON_HEADER, Bus, Delivery
+from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_common.topology import TWIN_TELEMETRY
+from twinbill_twin.timeseries.consumer import TelemetryConsumer
+from twinbill_twin.timeseries.writer import PartitionManager
+
+from .conftest import count_samples, make_device, measurements, publish, wait_for
+
+T0 = 1_534_147_200_000  # 2018-08-13T08:00:00Z
+
+
+async def test_redelivered_messages_are_stored_once(publisher: Bus, pool: asyncpg.Pool) -> None:
+    device = await make_device(pool)
+    total = device.attributes["total"]
+    message = measurements(device, [(T0 + i * 1000, {"total": Decimal(f"{100 + i}.5")})
+                                    for i in range(10)])
+    for _ in range(3):                      # the same message delivered three times
+        await publish(publisher, message)
+    overlapping = measurements(device, [(T0 + i * 1000, {"total": Decimal(f"{100 + i}.5")})
+                                        for i in range(5, 15)])
+    await publish(publisher, overlapping)   # a retry that overlaps half of it
+
+    async def all_there() -> bool:
+        return await count_samples(pool, total) == 15
+    await wait_for(all_there)
+    await publish(publisher, measurements(device, [(T0 + 99_000, {"humidity": 1})]))
+    await wait_for(lambda: _has(pool, device.attributes["humidity"]))
+    assert await count_samples(pool, total) == 15
+    minute = await pool.fetchrow(
+        "SELECT n, sum, min, max, first_v, last_v FROM rollup_1m WHERE attribute_id = $1", total)
+    assert dict(minute) == {"n": 15, "sum": sum(100.5 + i for i in range(15)), "min": 100.5,
+                            "max": 114.5, "first_v": 100.5, "last_v": 114.5}
+    hour = await pool.fetchval("SELECT n FROM rollup_1h WHERE attribute_id = $1", total)
+    assert hour == 15
+
+
+async def _has(pool: asyncpg.Pool, attribute_id: int) -> bool:
+    return await count_samples(pool, attribute_id) > 0
+
+
+async def test_late_backfill_never_moves_the_current_value_back(
+    publisher: Bus, pool: asyncpg.Pool
+) -> None:
+    device = await make_device(pool)
+    total = device.attributes["total"]
+    await publish(publisher, measurements(device, [(T0 + 60_000, {"total": Decimal("20.50")})],
+                                          received_at=T0 + 61_000))
+    await wait_for(lambda: _has(pool, total))
+    await publish(publisher, measurements(device, [(T0, {"total": Decimal("10.00")})],
+                                          received_at=T0 + 120_000))
+
+    async def both() -> bool:
+        return await count_samples(pool, total) == 2
+    await wait_for(both)
+    row = await pool.fetchrow("SELECT value, stime, atime FROM attributes WHERE id = $1", total)
+    assert row["value"] == "20.50"
+    assert int(row["stime"].timestamp() * 1000) == T0 + 60_000
+    assert int(row["atime"].timestamp() * 1000) == T0 + 61_000
+    # the rollups took the late point in: first is now the back-filled one
+    hour = await pool.fetchrow("SELECT n, first_v, last_v FROM rollup_1h WHERE attribute_id = $1", total)
+    assert dict(hour) == {"n": 2, "first_v": 10.0, "last_v": 20.5}
+    await publish(publisher, measurements(device, [(T0 + 120_000, {"total": Decimal("30.125")})],
+                                          received_at=T0 + 121_000))
+
+    async def moved() -> bool:
+        return await pool.fetchval("SELECT value FROM attributes WHERE id = $1", total) == "30.125"
+    await wait_for(moved)
+    last_seen = await pool.fetchval("SELECT last_seen FROM devices WHERE id = $1", device.id)
+    assert int(last_seen.timestamp() * 1000) == T0 + 121_000
+    atime = await pool.fetchval("SELECT atime FROM instances WHERE id = $1", device.instance_id)
+    assert int(atime.timestamp() * 1000) == T0 + 121_000
+
+
+async def test_poison_message_is_dead_lettered_while_the_rest_flows(
+    publisher: Bus, pool: asyncpg.Pool
+) -> None:
+    device = await make_device(pool)
+    humidity = device.attributes["humidity"]
+    good = [measurements(device, [(T0 + i * 1000, {"humidity": i})]) for i in range(6)]
+    poison = measurements(device, [(T0 + 500, {"humidity": 1, "no_such_point": 2})])
+    unstorable = measurements(device, [(T0 + 700, {"humidity": None})])
+    for message in good[:3] + [poison] + good[3:] + [unstorable]:
+        await publish(publisher, message)
+
+    async def six() -> bool:
+        return await count_samples(pool, humidity) == 6
+    await wait_for(six)
+    dlq = await publisher.channel.get_queue(publisher.name(f"{TWIN_TELEMETRY.name}.dlq"))
+    reasons = {}
+    for _ in range(200):
+        dead = await dlq.get(fail=False)
+        if dead is not None:
+            await dead.ack()
+            reasons[dead.message_id] = str((dead.headers or {}).get(REASON_HEADER))
+            if len(reasons) == 2:
+                break
+        else:
+            await asyncio.sleep(0.05)
+    assert "no_such_point" in reasons[poison.message_id]
+    assert "has no attribute in the registry" in reasons[poison.message_id]
+    assert "null is not a value" in reasons[unstorable.message_id]
+
+
+async def test_arrays_structs_and_text_are_stored_by_kind(publisher: Bus, pool: asyncpg.Pool) -> None:
+    device = await make_device(pool)
+    await publish(publisher, measurements(device, [(T0, {
+        "temps": [Decimal("21.5"), Decimal("22.25"), 23],
+        "reading": {"value": Decimal("1234.500"), "quality": 2},
+        "status": "open", "valve": True})]))
+
+    async def stored() -> bool:
+        return await count_samples(pool, device.attributes["valve"]) == 1
+    await wait_for(stored)
+    temps = await pool.fetch("SELECT idx, num, dbl FROM samples WHERE attribute_id = $1 ORDER BY idx",
+                             device.attributes["temps"])
+    assert [(r["idx"], r["num"]) for r in temps] == [(0, Decimal("21.5")), (1, Decimal("22.25")),
+                                                     (2, Decimal(23))]
+    reading = await pool.fetchrow("SELECT idx, num, quality FROM samples WHERE attribute_id = $1",
+                                  device.attributes["reading"])
+    assert dict(reading) == {"idx": -1, "num": Decimal("1234.500"), "quality": "2"}
+    status = await pool.fetchrow("SELECT num, txt FROM samples WHERE attribute_id = $1",
+                                 device.attributes["status"])
+    assert dict(status) == {"num": None, "txt": "open"}
+    values = dict(await pool.fetch("SELECT name, value FROM attributes WHERE instance_id = $1",
+                                   device.instance_id))
+    assert values["temps"] == "[21.5,22.25,23]"
+    assert values["reading"] == '{"value":1234.500,"quality":2}'
+    assert values["valve"] == "true"
+
+
+async def test_readings_last_is_exact_and_batched(
+    twin: TestClient[Any, Any], publisher: Bus, pool: asyncpg.Pool
+) -> None:
+    first, second, silent = [await make_device(pool) for _ in range(3)]
+    await publish(publisher, measurements(first, [(T0, {"total": Decimal("100.100")}),
+                                                  (T0 + 3_600_000, {"total": Decimal("150.250")})]))
+    await publish(publisher, measurements(second, [(T0 + 10, {"total": Decimal("7")})]))
+
+    async def stored() -> bool:
+        return (await count_samples(pool, first.attributes["total"]) == 2
+                and await count_samples(pool, second.attributes["total"]) == 1)
+    await wait_for(stored)
+    resp = await twin.post("/internal/v1/readings/last", json={
+        "device_ids": [first.id, second.id, silent.id, 999_999_999], "at": T0 + 3_599_999})
+    assert resp.status == 200
+    assert await resp.json() == {"readings": [
+        {"device_id": first.id, "value": "100.100", "time": T0},
+        {"device_id": second.id, "value": "7", "time": T0 + 10}]}
+    resp = await twin.post("/internal/v1/readings/last",
+                           json={"device_ids": [first.id], "at": T0 + 3_600_000})
+    assert (await resp.json())["readings"][0]["value"] == "150.250"
+    bad = await twin.post("/internal/v1/readings/last", json={"device_ids": list(range(5001)), "at": 1})
+    assert bad.status == 422
+    assert "device_ids" in (await bad.json())["errors"]["json"]
+
+
+async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
+    """The handler alone (no broker): one batch with a duplicate inside stores each point once."""
+    device = await make_device(pool)
+    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() needs no bus
+    consumer.partitions = PartitionManager()
+    message = MeasurementsAccepted.model_validate({
+        "product_key": device.product_key, "device_key": device.device_key, "method": "m",
+        "received_at": T0, "points": [
+            {"product_key": device.product_key, "device_key": device.device_key, "time": T0,
+             "measurepoints": {"humidity": Decimal("1.5")}},
+            {"product_key": device.product_key, "device_key": device.device_key, "time": T0,
+             "measurepoints": {"humidity": Decimal("1.5")}}]})
+
+    class _Raw:
+        message_id = "x"
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # raw unused by handle
+    assert await count_samples(pool, device.attributes["humidity"]) == 1
+    assert consumer.stored_total == 1
