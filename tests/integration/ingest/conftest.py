@@ -19,11 +19,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from twinbill_common.schemas import DeviceRecord, ProductModel
-from twinbill_ingest.app import CACHE, GATEWAY, create_app
+from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.domain.signing import sign
 from twinbill_ingest.gateway import Gateway
 from twinbill_ingest.registry import RegistryCache, StaticRegistrySource
+from twinbill_ingest.registry_events import RegistryListener
 from twinbill_ingest.settings import IngestSettings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -105,6 +106,7 @@ class RunningGateway:
     source: StaticRegistrySource
     world: World
     broker: DevBroker
+    listener: RegistryListener
 
 
 @pytest.fixture
@@ -123,7 +125,7 @@ async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Async
     try:
         gateway = app[GATEWAY]
         await asyncio.wait_for(gateway.ready.wait(), TIMEOUT)
-        yield RunningGateway(settings, gateway, app[CACHE], source, world, broker)
+        yield RunningGateway(settings, gateway, app[CACHE], source, world, broker, app[LISTENER])
     finally:
         await server.close()
         await drop_namespace(amqp_url, bus_namespace)

@@ -60,7 +60,7 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         amqp_url = settings.amqp_url.get_secret_value()
-        bus = Bus(amqp_url, namespace=settings.bus_namespace)
+        bus = Bus(amqp_url, namespace=settings.bus_namespace, publish_timeout=settings.publish_timeout)
         await bus.connect()  # declares the exchanges and twin.telemetry, so publishes are routable
         cache = RegistryCache()
         status = StatusReporter(registry_source, interval=settings.status_interval)

@@ -104,6 +104,10 @@ class StaticRegistrySource:
         return cls([ProductModel.model_validate(p) for p in body["products"]],
                    [DeviceRecord.model_validate(d) for d in body["devices"]])
 
+    def put_device(self, device: DeviceRecord) -> None:
+        """Add or replace a device (as the twin would before announcing `device.created`)."""
+        self._devices = [d for d in self._devices if d.id != device.id] + [device]
+
     async def products(self) -> list[ProductModel]:
         """The fixed products."""
         return list(self._products)

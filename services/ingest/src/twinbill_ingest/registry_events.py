@@ -30,6 +30,7 @@ class RegistryListener:
         self.reload_delay = reload_delay
         self.reloads = 0
         self.subscribed = asyncio.Event()
+        self.reloaded = asyncio.Event()  # set after each successful reload (tests wait on it)
         self._changed = asyncio.Event()
 
     async def run(self) -> None:
@@ -64,4 +65,5 @@ class RegistryListener:
             self._changed.set()
             return
         self.reloads += 1
+        self.reloaded.set()
         log.info("registry reloaded", reloads=self.reloads)

@@ -28,5 +28,7 @@ class IngestSettings(CommonSettings):
     registry_file: Path | None = None
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     max_inflight: int = Field(default=2000, ge=1)
+    # How long a publish may wait for RabbitMQ's confirm before the device hears "retry later".
+    publish_timeout: float = Field(default=10.0, gt=0)
     status_interval: float = Field(default=2.0, gt=0)
     registry_reload_delay: float = Field(default=0.5, ge=0)
