@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
-from twinbill_common.schemas import RunBilling
-from twinbill_common.topology import BILLING_RUNS
+from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.zones import StaticZones
@@ -25,14 +23,31 @@ def schema_name() -> str:
 
 
 @pytest.fixture
-def settings(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str) -> SchedulerSettings:
+async def bus_cleanup(amqp_url: str, bus_namespace: str) -> AsyncIterator[None]:
+    """Delete this test's queues and exchanges afterwards (quorum queues hold broker memory)."""
+    yield
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq"):
+            await channel.queue_delete(f"{bus_namespace}{queue}")
+        for exchange in (*EXCHANGES, DEAD_LETTER):
+            await channel.exchange_delete(f"{bus_namespace}{exchange}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def settings(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str,
+             bus_cleanup: None) -> SchedulerSettings:
     """API-only settings (the firing loop off) on this test's schema and namespace."""
     return SchedulerSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, bus_namespace=bus_namespace,
                              schema_name=schema_name, firing_enabled=False, http_port=0)
 
 
 @pytest.fixture
-async def client(settings: SchedulerSettings) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]  # aiohttp's generic TestClient
+async def client(
+        settings: SchedulerSettings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """An HTTP client on the scheduler app; projects default to Asia/Shanghai, 7 is in Paris."""
     app = create_app(settings, zones=StaticZones({7: "Europe/Paris"}, default="Asia/Shanghai"))
     async with TestClient(TestServer(app)) as test_client:
@@ -46,26 +61,3 @@ async def db(pg_dsn: str, schema_name: str) -> AsyncIterator[asyncpg.Connection]
     yield conn
     await conn.close()
 
-
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float,
-                     what: str) -> None:
-    """Poll `check` until it holds, failing the test after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:
-    """Every RunBilling waiting on the namespace's billing.runs queue, in queue order."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.get_queue(f"{namespace}{BILLING_RUNS.name}", ensure=True)
-        runs = []
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            runs.append(RunBilling.model_validate_json(message.body))
-        return runs
-    finally:
-        await connection.close()

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
-
-from tests.integration.scheduler.conftest import drain_runs, wait_until
 from twinbill_common.bus import Bus
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import create_pool
@@ -23,7 +22,9 @@ from twinbill_scheduler.metrics import scheduler_metrics
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
 
-Client = TestClient  # type: ignore[type-arg]  # aiohttp's generic TestClient
+from tests.integration.scheduler.helpers import drain_runs, wait_until
+
+Client = TestClient[web.Request, web.Application]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -52,7 +53,9 @@ async def create_task(client: Client, **overrides: Any) -> dict[str, Any]:
 
 
 async def fires_of(db: asyncpg.Connection, key: str) -> list[asyncpg.Record]:
-    return await db.fetch("SELECT * FROM fires WHERE task_key = $1 ORDER BY fire_time", key)
+    """The task's fire rows, earliest first."""
+    rows: list[asyncpg.Record] = await db.fetch("SELECT * FROM fires WHERE task_key = $1 ORDER BY fire_time", key)
+    return rows
 
 
 async def test_catch_up_after_downtime_in_order(

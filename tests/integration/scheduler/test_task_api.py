@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
@@ -16,7 +17,7 @@ LOCAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 # Values the seed shows that must differ here: fresh ids and the real clock.
 VARYING = {"natrual_key": KEY, "update_time": LOCAL_TIME, "create_time": LOCAL_TIME}
 
-Client = TestClient  # type: ignore[type-arg]  # aiohttp's generic TestClient
+Client = TestClient[web.Request, web.Application]
 
 
 def seed(name: str) -> dict[str, Any]:
@@ -42,8 +43,7 @@ def assert_task_like(ours: dict[str, Any], documented: dict[str, Any],
 
 async def call(client: Client, method: str, path: str, body: object = None) -> tuple[int, Any]:
     """Send a request (JSON body if given) and return status and decoded envelope."""
-    kwargs = {} if body is None else {"json": body}
-    async with client.request(method, path, **kwargs) as response:
+    async with client.request(method, path, json=body) as response:
         return response.status, await response.json()
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import asyncpg
 from aiohttp import web
-
 from twinbill_common.bus import Bus
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_common.topology import BILLING_RUNS
+
 from twinbill_scheduler.api import STORE, ZONES, add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
 from twinbill_scheduler.metrics import scheduler_metrics
@@ -51,15 +51,19 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
         await bus.connect(declare=False)
         await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach
-        http_zones = None
+        http_zones: HttpProjectZones | None = None
+        project_zones: ProjectZones
         if zones is None:
             http_zones = HttpProjectZones(settings.twin_url, default=settings.default_timezone,
                                           ttl=settings.zone_cache_seconds)
+            project_zones = http_zones
+        else:
+            project_zones = zones
         app[POOL] = pool
         app[BUS] = bus
         store = TaskStore(pool)
         app[STORE] = store
-        app[ZONES] = zones or http_zones  # type: ignore[assignment]  # one of them is set
+        app[ZONES] = project_zones
         checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         checks["rabbitmq"] = bus.ping
         firer = Firer(store, bus, metrics=metrics,

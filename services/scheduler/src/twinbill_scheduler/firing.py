@@ -22,6 +22,7 @@ from twinbill_common.logging import get_logger
 from twinbill_common.schemas import RunBilling
 from twinbill_common.schemas.registry import DeviceType
 from twinbill_common.topology import BILLING
+
 from twinbill_scheduler.domain.crontab import next_fire, previous_fire
 from twinbill_scheduler.domain.tasks import Claim, DueTask, Fire
 from twinbill_scheduler.metrics import SchedulerMetrics
