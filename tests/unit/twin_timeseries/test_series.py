@@ -86,3 +86,12 @@ def test_downsample_summaries() -> None:
     assert downsample_summaries("avg", buckets) == {0: 3.0, 60: 10.0}
     assert downsample_summaries("count", buckets) == {0: 2.0, 60: 1.0}
     assert downsample_summaries("last", buckets) == {0: 4.0, 60: 10.0}
+
+
+def test_markers_are_points_not_gaps_to_interpolate() -> None:
+    """With fill nan/null each series has a marker in an empty bucket: no lerp across it."""
+    left = [(0, 1.0), (60, None), (120, 3.0)]
+    right = [(0, 10.0), (60, None), (120, 30.0)]
+    assert combine("sum", [left, right], policy=Fill.NULL) == [(0, 11.0), (60, None), (120, 33.0)]
+    mixed = combine("sum", [left, [(0, 10.0), (60, 20.0), (120, 30.0)]], policy=Fill.NULL)
+    assert mixed == [(0, 11.0), (60, 20.0), (120, 33.0)]

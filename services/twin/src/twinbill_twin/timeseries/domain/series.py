@@ -71,20 +71,21 @@ def combine(name: str, series: Sequence[Points], *, policy: Fill = Fill.NONE) ->
     where only markers remain gets the marker.
     """
     mode = interpolation(name)
-    cleaned: list[tuple[list[int], list[float]]] = []
+    cleaned: list[tuple[list[int], list[float], set[int]]] = []
     stamps: set[int] = set()
-    marked: set[int] = set()
     for points in series:
         times = [ts for ts, v in points if not _is_marker(v)]
         values = [float(v) for _, v in points if not _is_marker(v)]  # type: ignore[arg-type]  # markers removed
-        cleaned.append((times, values))
+        markers = {ts for ts, v in points if _is_marker(v)}
+        cleaned.append((times, values, markers))
         stamps.update(times)
-        marked.update(ts for ts, v in points if _is_marker(v))
+        stamps.update(markers)
     marker: Value = None if policy is Fill.NULL else math.nan
     result: Points = []
-    for ts in sorted(stamps | marked):
-        taking_part = [v for times, values in cleaned
-                       if (v := _value_at(ts, times, values, mode)) is not None]
+    for ts in sorted(stamps):
+        # a fill marker is a point of its own: the series is not interpolated through it
+        taking_part = [v for times, values, markers in cleaned if ts not in markers
+                       and (v := _value_at(ts, times, values, mode)) is not None]
         if not taking_part:
             result.append((ts, marker))
             continue
