@@ -28,5 +28,8 @@ async def test_seed_demo_is_idempotent(twin: Client) -> None:
     assert len(devices) == 12
     billing = await (await twin.get("/internal/v1/billing/devices", params={
         "project_id": str(first["project_id"])})).json()
-    assert all(d["house_address"][0] == "演示小区" for d in billing["devices"])
-    assert any(d["residents"] for d in billing["devices"])
+    meters = [d for d in billing["devices"] if d["device_type"] is not None]
+    assert len(meters) == 10
+    assert all(d["house_address"][:2] == ["演示小区", "1栋"] and d["billing_register"] == "total"
+               for d in meters)
+    assert any(d["residents"] for d in meters)
