@@ -142,16 +142,22 @@ async def test_same_run_twice_makes_no_duplicate(billing: Billing, twin: tuple[T
     await billing.bus.publish(BILLING, "run.requested", message)
     await billing.bus.publish(BILLING, "run.requested", message)
     first = await finished_run(billing, "task1:twice")
-    # Force a full re-split as if the first delivery had crashed before marking it published.
+    # Force a re-split as if the first delivery had crashed before marking it published, with a
+    # meter added to the registry meanwhile: saved chunks are kept, only the new meter is added.
     await billing.db.runs.update_one({"_id": "task1:twice"},
                                      {"$set": {"jobs_published": False, "status": "running"}})
+    data.add_device(PROJECT, meter(22))
+    data.add_reading(22, ms(P_START), "1")
+    data.add_reading(22, ms(P_END), "3")
     await billing.bus.publish(BILLING, "run.requested", message)
 
     async def re_finished() -> bool:
         doc = await billing.db.runs.find_one({"_id": "task1:twice"})
         return bool(doc and doc.get("status") == "finished" and doc.get("jobs_published"))
     await wait_for(re_finished, what="re-split run to finish")
-    assert await billing.db.bills.count_documents({"project_id": PROJECT}) == len(expected)
+    assert first["summary"]["billed"] == len(expected)
+    assert await billing.db.bills.count_documents({"project_id": PROJECT}) == len(expected) + 1
     again = await billing.db.runs.find_one({"_id": "task1:twice"})
-    assert again["summary"]["billed"] == first["summary"]["billed"] == len(expected)
-    assert await billing.db.run_jobs.count_documents({"run_id": "task1:twice"}) == 3
+    assert again["summary"]["billed"] == len(expected) + 1
+    assert again["summary"]["devices_expected"] == 21 and again["summary"]["jobs_total"] == 4
+    assert await billing.db.run_jobs.count_documents({"run_id": "task1:twice"}) == 4

@@ -46,9 +46,7 @@ def _page_args(request: web.Request) -> tuple[int, int]:
         try:
             values[name] = int(text)
             if not 1 <= values[name] <= top:
-                errors[name] = [
-                    f"Must be greater than or equal to 1 and less than or equal to {top}."
-                ]
+                errors[name] = [f"Must be greater than or equal to 1 and less than or equal to {top}."]
         except ValueError:
             errors[name] = ["Not a valid integer."]
     if errors:
@@ -56,9 +54,7 @@ def _page_args(request: web.Request) -> tuple[int, int]:
     return values["page"], values["page_size"]
 
 
-async def _check_overlap(
-    request: web.Request, doc: dict[str, Any], *, own: ObjectId | None
-) -> None:
+async def _check_overlap(request: web.Request, doc: dict[str, Any], *, own: ObjectId | None) -> None:
     """Two tariffs of one project, device type and kind may not be in force at the same instant."""
     for other in await request.app[STORE].tariffs_for(doc["project_id"], doc["device_type"]):
         if other["_id"] == own or other.get("water_meter_kind") != doc.get("water_meter_kind"):
@@ -87,9 +83,7 @@ async def list_tariffs(request: web.Request) -> web.Response:
         query["water_meter_kind"] = kind
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
-    total, docs = await request.app[STORE].list_tariffs(
-        query, skip=(page - 1) * page_size, limit=page_size
-    )
+    total, docs = await request.app[STORE].list_tariffs(query, skip=(page - 1) * page_size, limit=page_size)
     pages = max(math.ceil(total / page_size), 1)
     pagination: dict[str, int] = {
         "total": total,
@@ -102,9 +96,7 @@ async def list_tariffs(request: web.Request) -> web.Response:
         pagination["previous_page"] = page - 1
     if page < pages:
         pagination["next_page"] = page + 1
-    return json_response(
-        [to_read(doc) for doc in docs], headers={"X-Pagination": json.dumps(pagination)}
-    )
+    return json_response([to_read(doc) for doc in docs], headers={"X-Pagination": json.dumps(pagination)})
 
 
 async def create_tariff(request: web.Request) -> web.Response:
@@ -139,9 +131,7 @@ async def update_tariff(request: web.Request) -> web.Response:
         raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
     body = parse_model(TariffUpdate, await _body(request))
     if body.water_meter_kind is not None and current["device_type"] != 1:
-        raise ValidationFailed(
-            {"water_meter_kind": ["applies to water meters (device_type 1) only"]}
-        )
+        raise ValidationFailed({"water_meter_kind": ["applies to water meters (device_type 1) only"]})
     fields = to_document(body, now=request.app[CLOCK]())
     await _check_overlap(request, {**current, **fields}, own=tariff_id)
     await store.replace_tariff(tariff_id, {**current, **fields})

@@ -61,14 +61,10 @@ async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: floa
         await asyncio.sleep(interval)
 
 
-def create_app(
-    settings: BillingSettings, *, clock: Callable[[], datetime] = utc_clock
-) -> web.Application:
+def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc_clock) -> web.Application:
     """Build the billing service: seed-000 history, tariffs, run summaries, health, consumers."""
     app = web.Application(
-        middlewares=[
-            envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management)
-        ]
+        middlewares=[envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management)]
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -107,9 +103,7 @@ def create_app(
             async with asyncio.TaskGroup() as group:
                 if settings.consume_runs:
                     group.create_task(
-                        bus.consume(
-                            BILLING_RUNS.name, RunBilling, partial(handle_run, ctx=ctx), prefetch=1
-                        )
+                        bus.consume(BILLING_RUNS.name, RunBilling, partial(handle_run, ctx=ctx), prefetch=1)
                     )
                 if settings.consume_jobs:
                     group.create_task(
@@ -120,9 +114,7 @@ def create_app(
                             prefetch=settings.job_prefetch,
                         )
                     )
-                group.create_task(
-                    watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
-                )
+                group.create_task(watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval))
 
         runner = asyncio.create_task(background(), name="billing-consumers")
         yield

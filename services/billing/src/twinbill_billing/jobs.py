@@ -106,47 +106,41 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> dict[str, Any]:
         raise BadRunInput(f"job {job.job_id} has no device snapshot (was its run split?)")
     wanted = set(job.device_ids)
     devices = [BillingDevice.from_json(raw) for raw in chunk["devices"] if int(raw["id"]) in wanted]
+    missing = wanted - {device.id for device in devices}
     period = Period(run.period_start, run.period_end)
     ids = [device.id for device in devices]
     previous = await ctx.store.previous_closings(run.project_id, ids, before=period.start)
     closings = await ctx.twin.last_readings(ids, at_ms=to_epoch_ms(period.end))
     need_start = [i for i in ids if i not in previous and i in closings]
-    starts = (
-        await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(period.start))
-        if need_start
-        else {}
-    )
+    starts = await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(period.start)) if need_start else {}
     tariff_docs = await ctx.store.tariffs_for(run.project_id, int(run.device_type))
     tariffs = [to_domain(doc) for doc in tariff_docs]
     snapshots = {str(doc["_id"]): _tariff_snapshot(doc) for doc in tariff_docs}
     now = ctx.clock()
     docs: list[dict[str, Any]] = []
     not_billed: dict[str, list[dict[str, Any]]] = {"skipped": [], "failed": [], "exception": []}
+    not_billed["failed"] += [
+        {"device_id": device_id, "reason": "device not in the job's snapshot"} for device_id in sorted(missing)
+    ]
     for device in devices:
         opening = previous.get(device.id)
         if opening is None and device.id in starts:
             start = starts[device.id]
             opening = Reading(start.value, start.time, source="period_start_reading")
         meter = Meter(device.id, device.water_meter_kind, device.multiplier, device.register_max)
-        decision = decide_bill(
-            meter, period=period, opening=opening, closing=closings.get(device.id), tariffs=tariffs
-        )
+        decision = decide_bill(meter, period=period, opening=opening, closing=closings.get(device.id), tariffs=tariffs)
         if isinstance(decision, NotBilled):
             not_billed[decision.outcome].append(
                 {"device_id": device.id, "device_key": device.device_key, "reason": decision.reason}
             )
             continue
-        docs.append(
-            bill_document(
-                device, decision, job=job, timezone=chunk["timezone"], tariffs=snapshots, now=now
-            )
-        )
+        docs.append(bill_document(device, decision, job=job, timezone=chunk["timezone"], tariffs=snapshots, now=now))
     inserted, duplicates = await ctx.store.insert_bills(docs)
     outcome = {
         "run_id": run.run_id,
         "chunk": job.chunk,
         "status": "done",
-        "devices": len(devices),
+        "devices": len(wanted),
         "billed": inserted,
         "already_billed": len(duplicates),
         "skipped": not_billed["skipped"],
@@ -174,10 +168,7 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> dict[str, Any]:
 
 async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: str) -> None:
     """A job that will never succeed: every device in it failed with the reason; the run says so."""
-    failed = [
-        {"device_id": device_id, "reason": f"job dead-lettered: {reason}"}
-        for device_id in job.device_ids
-    ]
+    failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"} for device_id in job.device_ids]
     outcome = {
         "run_id": job.run.run_id,
         "chunk": job.chunk,

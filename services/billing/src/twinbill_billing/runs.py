@@ -21,6 +21,7 @@ from twinbill_billing.store import BillStore
 from twinbill_billing.twin import BillingDevice, TwinClient
 
 log = get_logger(__name__)
+SAVE_BATCH = 20  # chunk snapshots written per insert_many during a split
 LISTED = 1000  # per-device entries a run summary lists; counts are always complete
 
 
@@ -54,37 +55,69 @@ async def split_run(run: RunBilling, ctx: BillingContext) -> None:
     devices: list[BillingDevice] = []
     async for page in ctx.twin.billing_devices(run.project_id, int(run.device_type)):
         devices.extend(page)
-    chunks = [devices[i : i + ctx.chunk_size] for i in range(0, len(devices), ctx.chunk_size)]
-    counts = {"devices_expected": len(devices), "jobs_total": len(chunks), "jobs_published": False,
-              "status": "running"}
-    created = existing is None and await ctx.store.create_run({
-        "_id": run.run_id, "project_id": run.project_id, "device_type": int(run.device_type),
-        "task_key": run.task_key, "period_start": run.period_start, "period_end": run.period_end,
-        "fire_time": run.fire_time, "timezone": timezone, "started_at": ctx.clock(), **counts})
-    if not created:  # a redelivery of a run whose split did not complete: split it again
+    # A redelivery of a run whose split did not complete keeps the snapshots it already saved
+    # (their jobs may be queued or done) and chunks only the devices none of them covers.
+    kept: list[dict[str, Any]] = []
+    if existing is not None:
+        kept = sorted(await ctx.store.chunks_of_run(run.run_id), key=lambda c: c["chunk"])
+    covered = {int(raw["id"]) for chunk in kept for raw in chunk["devices"]}
+    fresh = [device.raw for device in devices if device.id not in covered]
+    first = max((c["chunk"] for c in kept), default=-1) + 1
+    chunks: list[tuple[int, list[dict[str, Any]], bool]] = [(c["chunk"], c["devices"], False) for c in kept]
+    chunks += [
+        (first + n, fresh[i : i + ctx.chunk_size], True) for n, i in enumerate(range(0, len(fresh), ctx.chunk_size))
+    ]
+    counts = {
+        "devices_expected": len(covered) + len(fresh),
+        "jobs_total": len(chunks),
+        "jobs_published": False,
+        "status": "running",
+    }
+    created = existing is None and await ctx.store.create_run(
+        {
+            "_id": run.run_id,
+            "project_id": run.project_id,
+            "device_type": int(run.device_type),
+            "task_key": run.task_key,
+            "period_start": run.period_start,
+            "period_end": run.period_end,
+            "fire_time": run.fire_time,
+            "timezone": timezone,
+            "started_at": ctx.clock(),
+            **counts,
+        }
+    )
+    if not created:
         await ctx.store.update_run(run.run_id, counts)
-    for index, chunk in enumerate(chunks):
-        jid = job_id(run.run_id, index)
-        await ctx.store.save_chunk(
-            jid,
-            {
-                "run_id": run.run_id,
-                "timezone": timezone,
-                "devices": [device.raw for device in chunk],
-            },
+    for start in range(0, len(chunks), SAVE_BATCH):  # few large writes, then their jobs
+        batch = chunks[start : start + SAVE_BATCH]
+        await ctx.store.save_chunks(
+            [
+                {
+                    "_id": job_id(run.run_id, index),
+                    "run_id": run.run_id,
+                    "chunk": index,
+                    "timezone": timezone,
+                    "devices": raws,
+                }
+                for index, raws, new in batch
+                if new
+            ]
         )
-        job = BillingJob(
-            job_id=jid,
-            message_id=jid,
-            run=run,
-            device_ids=[d.id for d in chunk],
-            chunk=index,
-            chunks=len(chunks),
-        )
-        await ctx.bus.publish(BILLING, "job.created", job)
+        for index, raws, _ in batch:
+            jid = job_id(run.run_id, index)
+            job = BillingJob(
+                job_id=jid,
+                message_id=jid,
+                run=run,
+                chunk=index,
+                chunks=len(chunks),
+                device_ids=[int(raw["id"]) for raw in raws],
+            )
+            await ctx.bus.publish(BILLING, "job.created", job)
     await ctx.store.update_run(run.run_id, {"jobs_published": True})
     ctx.metrics.runs.labels("split").inc()
-    log.info("run split", run_id=run.run_id, devices=len(devices), jobs=len(chunks))
+    log.info("run split", run_id=run.run_id, devices=counts["devices_expected"], jobs=len(chunks))
     await finish_if_done(run.run_id, ctx)
 
 
@@ -111,9 +144,7 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
         summary["newly_billed"] += outcome.get("billed", 0)
         if outcome.get("status") == "dead_lettered":
             summary["jobs_dead_lettered"] += 1
-            summary["dead_lettered_jobs"].append(
-                {"job_id": outcome["_id"], "reason": outcome.get("reason")}
-            )
+            summary["dead_lettered_jobs"].append({"job_id": outcome["_id"], "reason": outcome.get("reason")})
         for key, listed in (
             ("skipped", "skipped_devices"),
             ("failed", "failed_devices"),
@@ -123,9 +154,7 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
             summary[key] += len(entries)
             room = LISTED - len(summary[listed])
             summary[listed].extend(entries[: max(room, 0)])
-    summary["finished"] = summary["jobs_done"] >= summary["jobs_total"] and bool(
-        run.get("jobs_published")
-    )
+    summary["finished"] = summary["jobs_done"] >= summary["jobs_total"] and bool(run.get("jobs_published"))
     return summary
 
 
@@ -140,9 +169,7 @@ async def finish_if_done(run_id: str, ctx: BillingContext) -> None:
     now = ctx.clock()
     started = run.get("started_at")
     duration = max((now - started).total_seconds(), 0.0) if isinstance(started, datetime) else 0.0
-    if await ctx.store.finish_run(
-        run, {"summary": summary, "finished_at": now, "duration_seconds": duration}
-    ):
+    if await ctx.store.finish_run(run, {"summary": summary, "finished_at": now, "duration_seconds": duration}):
         ctx.metrics.run_duration.observe(duration)
         log.info(
             "run finished",

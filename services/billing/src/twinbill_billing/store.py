@@ -67,6 +67,7 @@ class BillStore:
                 name="history",
             )
             await self.jobs.create_index([("run_id", ASCENDING)], name="jobs_of_run")
+            await self.chunks.create_index([("run_id", ASCENDING)], name="chunks_of_run")
             await self.tariffs.create_index(
                 [("project_id", ASCENDING), ("device_type", ASCENDING)], name="tariffs_of_project"
             )
@@ -95,9 +96,20 @@ class BillStore:
         """`$set` plain fields of an existing run (never datetimes: see _plain)."""
         await self.runs.update_one({"_id": run_id}, {"$set": _plain(fields)})
 
-    async def save_chunk(self, job_id: str, fields: Mapping[str, Any]) -> None:
-        """Keep the device snapshot of one job (as the registry had it when the run was split)."""
-        await self.chunks.update_one({"_id": job_id}, {"$set": _plain(fields)}, upsert=True)
+    async def save_chunks(self, docs: list[Doc]) -> None:
+        """Keep the device snapshots of jobs (registry data at split time); an existing one wins."""
+        if not docs:
+            return
+        try:
+            await self.chunks.insert_many(docs, ordered=False)
+        except BulkWriteError as err:
+            others = [e for e in err.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+            if others:
+                raise StoreUnavailable(f"chunk snapshot insert failed: {others[:3]}") from err
+
+    async def chunks_of_run(self, run_id: str) -> list[Doc]:
+        """Every device snapshot already saved for a run."""
+        return await self.chunks.find({"run_id": run_id}).to_list()
 
     async def load_chunk(self, job_id: str) -> Doc | None:
         """The device snapshot of one job."""

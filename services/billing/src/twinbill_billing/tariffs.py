@@ -84,8 +84,7 @@ def to_document(body: TariffUpdate, *, now: datetime) -> dict[str, Any]:
         "kind": body.kind,
         "unit_price": None if body.unit_price is None else canonical(body.unit_price),
         "blocks": [
-            {"up_to": None if b.up_to is None else canonical(b.up_to), "price": canonical(b.price)}
-            for b in body.blocks
+            {"up_to": None if b.up_to is None else canonical(b.up_to), "price": canonical(b.price)} for b in body.blocks
         ],
         "effective_from": body.effective_from.astimezone(UTC),
         "effective_to": None if body.effective_to is None else body.effective_to.astimezone(UTC),
@@ -111,9 +110,7 @@ def to_read(doc: dict[str, Any]) -> dict[str, Any]:
         "unit_price": doc.get("unit_price"),
         "blocks": doc.get("blocks", []),
         "effective_from": _utc(doc["effective_from"]).isoformat(),
-        "effective_to": None
-        if doc.get("effective_to") is None
-        else _utc(doc["effective_to"]).isoformat(),
+        "effective_to": None if doc.get("effective_to") is None else _utc(doc["effective_to"]).isoformat(),
         "description": doc.get("description", ""),
     }
 
@@ -134,8 +131,6 @@ def to_domain(doc: dict[str, Any]) -> Tariff:
     )
 
 
-def overlaps(
-    a_from: datetime, a_to: datetime | None, b_from: datetime, b_to: datetime | None
-) -> bool:
+def overlaps(a_from: datetime, a_to: datetime | None, b_from: datetime, b_to: datetime | None) -> bool:
     """Whether two [from, to) spans (to None = open) share an instant."""
     return (a_to is None or b_from < a_to) and (b_to is None or a_from < b_to)

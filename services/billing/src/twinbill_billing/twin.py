@@ -52,9 +52,7 @@ class BillingDevice:
 class TwinClient(Protocol):
     """What billing asks of the twin service."""
 
-    def billing_devices(
-        self, project_id: int, device_type: int
-    ) -> AsyncIterator[list[BillingDevice]]:
+    def billing_devices(self, project_id: int, device_type: int) -> AsyncIterator[list[BillingDevice]]:
         """The project's devices of a type, page by page (keyset on id)."""
         ...
 
@@ -70,9 +68,7 @@ class TwinClient(Protocol):
 class HttpTwinClient:
     """The twin service over HTTP, per the contract; network and 5xx errors are transient."""
 
-    def __init__(
-        self, base_url: str, *, session: aiohttp.ClientSession, page_size: int = 1000
-    ) -> None:
+    def __init__(self, base_url: str, *, session: aiohttp.ClientSession, page_size: int = 1000) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.page_size = page_size
@@ -86,16 +82,12 @@ class HttpTwinClient:
                     raise TwinUnavailable(f"{method} {path}: twin answered {response.status}")
                 if response.status >= 400:
                     text = await response.text()
-                    raise BadRunInput(
-                        f"{method} {path}: twin answered {response.status}: {text[:300]}"
-                    )
+                    raise BadRunInput(f"{method} {path}: twin answered {response.status}: {text[:300]}")
                 return await response.json()
         except (TimeoutError, aiohttp.ClientError) as err:
             raise TwinUnavailable(f"{method} {path}: {err!r}") from err
 
-    async def billing_devices(
-        self, project_id: int, device_type: int
-    ) -> AsyncIterator[list[BillingDevice]]:
+    async def billing_devices(self, project_id: int, device_type: int) -> AsyncIterator[list[BillingDevice]]:
         """Keyset pages of `GET /internal/v1/billing/devices` until next_after_id is null."""
         after_id = 0
         while True:
@@ -122,9 +114,7 @@ class HttpTwinClient:
         found: dict[int, Reading] = {}
         for offset in range(0, len(device_ids), READINGS_BATCH):
             batch = device_ids[offset : offset + READINGS_BATCH]
-            body = await self._call(
-                "POST", "/internal/v1/readings/last", json={"device_ids": batch, "at": at_ms}
-            )
+            body = await self._call("POST", "/internal/v1/readings/last", json={"device_ids": batch, "at": at_ms})
             for item in body.get("readings", []):
                 try:
                     found[int(item["device_id"])] = Reading(

@@ -68,9 +68,7 @@ def decide_bill(
     if closing is None:
         return NotBilled("skipped", "no reading at or before the period end")
     if not period.contains(closing.time):
-        return NotBilled(
-            "skipped", f"no reading in the period; the last one is at {closing.time.isoformat()}"
-        )
+        return NotBilled("skipped", f"no reading in the period; the last one is at {closing.time.isoformat()}")
     if opening is None:
         return NotBilled(
             "skipped",

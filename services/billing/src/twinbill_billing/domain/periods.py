@@ -23,9 +23,7 @@ class Period:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise PeriodError("period bounds must be timezone-aware")
         if self.end <= self.start:
-            raise PeriodError(
-                f"period end {self.end.isoformat()} is not after its start {self.start.isoformat()}"
-            )
+            raise PeriodError(f"period end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
 
     @property
     def microseconds(self) -> int:

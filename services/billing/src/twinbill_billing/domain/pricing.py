@@ -79,9 +79,7 @@ def _scale(value: Decimal, share: Fraction) -> Decimal:
     return value * Decimal(share.numerator) / Decimal(share.denominator)
 
 
-def price_blocks(
-    consumption: Decimal, blocks: Sequence[Block], *, share: Fraction = Fraction(1)
-) -> Decimal:
+def price_blocks(consumption: Decimal, blocks: Sequence[Block], *, share: Fraction = Fraction(1)) -> Decimal:
     """Graduated pricing: each block's slice of the consumption at that block's own rate (unrounded)."""
     total = Decimal(0)
     lower = Decimal(0)
@@ -95,9 +93,7 @@ def price_blocks(
             return total
         lower = upper
     if consumption > lower:
-        raise TariffError(
-            f"consumption {consumption} exceeds the last block (the last block needs no limit)"
-        )
+        raise TariffError(f"consumption {consumption} exceeds the last block (the last block needs no limit)")
     return total
 
 
@@ -112,11 +108,7 @@ def price_tariff(consumption: Decimal, tariff: Tariff, *, share: Fraction = Frac
 
 def pick_tariffs(tariffs: Sequence[Tariff], *, water_meter_kind: str | None) -> list[Tariff]:
     """The tariffs for a device's water-meter kind: its own kind's if any, else the kind-less ones."""
-    own = [
-        t
-        for t in tariffs
-        if water_meter_kind is not None and t.water_meter_kind == water_meter_kind
-    ]
+    own = [t for t in tariffs if water_meter_kind is not None and t.water_meter_kind == water_meter_kind]
     return own or [t for t in tariffs if t.water_meter_kind is None]
 
 
@@ -133,22 +125,14 @@ def price_consumption(consumption: Decimal, *, tariffs: Sequence[Tariff], period
         if start < covered:
             raise TariffError(f"tariffs overlap at {start.isoformat()} (tariff {tariff.id})")
         if start > covered:
-            raise TariffError(
-                f"no tariff in force from {covered.isoformat()} to {start.isoformat()}"
-            )
+            raise TariffError(f"no tariff in force from {covered.isoformat()} to {start.isoformat()}")
         covered = end
     if covered < period.end:
-        raise TariffError(
-            f"no tariff in force from {covered.isoformat()} to {period.end.isoformat()}"
-        )
+        raise TariffError(f"no tariff in force from {covered.isoformat()} to {period.end.isoformat()}")
     total_us = period.microseconds
     parts: list[ChargePart] = []
     for tariff, start, end in spans:
         share = Fraction((end - start) // timedelta(microseconds=1), total_us)
         portion = _scale(consumption, share)
-        parts.append(
-            ChargePart(
-                tariff.id, start, end, share, portion, price_tariff(portion, tariff, share=share)
-            )
-        )
+        parts.append(ChargePart(tariff.id, start, end, share, portion, price_tariff(portion, tariff, share=share)))
     return Charge(round_money(sum((p.amount for p in parts), Decimal(0))), tuple(parts))

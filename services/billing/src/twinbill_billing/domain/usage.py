@@ -19,9 +19,7 @@ class Usage:
     rolled_over: bool
 
 
-def compute_usage(
-    opening: Decimal, closing: Decimal, *, multiplier: Decimal, register_max: Decimal | None
-) -> Usage:
+def compute_usage(opening: Decimal, closing: Decimal, *, multiplier: Decimal, register_max: Decimal | None) -> Usage:
     """(closing - opening) x multiplier, counting a wrap past `register_max` as a rollover.
 
     `register_max` is the register's modulus: after it the register restarts at 0, so a wrapped
@@ -37,13 +35,11 @@ def compute_usage(
         return Usage(delta, delta * multiplier, rolled_over=False)
     if register_max is None:
         raise BackwardsReading(
-            f"reading went backwards from {opening} to {closing} "
-            "and the meter has no register maximum"
+            f"reading went backwards from {opening} to {closing} and the meter has no register maximum"
         )
     if opening > register_max or closing > register_max:
         raise BackwardsReading(
-            f"reading went backwards from {opening} to {closing}, "
-            f"beyond the register maximum {register_max}"
+            f"reading went backwards from {opening} to {closing}, beyond the register maximum {register_max}"
         )
     wrapped = closing + register_max - opening
     if wrapped * 2 >= register_max:
