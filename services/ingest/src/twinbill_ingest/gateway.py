@@ -8,6 +8,7 @@ many confirms are in flight while the MQTT loop keeps reading.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -30,6 +31,10 @@ from twinbill_ingest.sessions import SessionHandler, StatusReporter
 from twinbill_ingest.settings import IngestSettings
 
 log = get_logger(__name__)
+# aiomqtt warns on every publish while more than 10 await their PUBACK: normal when replies are
+# pipelined, so only its errors are logged.
+MQTT_LOG = logging.getLogger("twinbill_ingest.mqtt")
+MQTT_LOG.setLevel(logging.ERROR)
 
 
 def now_ms() -> int:
@@ -57,7 +62,7 @@ class Gateway:
         return aiomqtt.Client(
             self.settings.mqtt_host, self.settings.mqtt_port, identifier=identifier,
             username=self.settings.mqtt_username, password=password,
-            protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None,
+            protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None, logger=MQTT_LOG,
         )
 
     async def run(self) -> None:

@@ -1,0 +1,89 @@
+"""Property-based bad input for the pure validator: thousands of malformed payloads, each either
+accepted (when it happens to be valid) or refused with one of the documented codes, never a crash."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from twinbill_ingest.domain.codes import Code, Rejection
+from twinbill_ingest.domain.encoding import encode_accepted
+from twinbill_ingest.domain.requests import validate_request
+from twinbill_ingest.domain.topics import Kind, Topic
+
+from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
+
+DOCUMENTED = {Code.MODEL_INVALID, Code.DATA_FORMAT, Code.NO_SUB_DEVICE_PERMISSION, Code.PAYLOAD_FORMAT,
+              Code.PAYLOAD_EMPTY, Code.METHOD_MISMATCH, Code.TOO_LARGE}
+SEED: dict[str, Any] = json.loads((FIXTURES / "seed003_resume_batch_request.json").read_text())
+TOPICS = st.sampled_from([Topic("gwprod", "gw1", kind) for kind in
+                          (Kind.POST, Kind.POST_BATCH, Kind.RESUME, Kind.RESUME_BATCH)])
+# The registry fixture is only read, so sharing it between examples is safe.
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+                database=None)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=12)
+
+
+def check(topic: Topic, payload: bytes, registry: FixedRegistry) -> None:
+    """The validator's whole contract for any input."""
+    try:
+        accepted = validate_request(topic, payload, registry=registry, received_at=1, max_bytes=8192)
+    except Rejection as err:
+        assert err.code in DOCUMENTED
+        assert err.message.strip()
+        return
+    assert accepted.accepted > 0
+    body = encode_accepted(accepted, topic=topic, message_id="m", received_at=1)
+    json.loads(body)  # what is published is always valid JSON
+
+
+@FUZZ
+@given(topic=TOPICS, payload=st.binary(max_size=300))
+def test_random_bytes(registry: FixedRegistry, topic: Topic, payload: bytes) -> None:
+    """Arbitrary bytes."""
+    check(topic, payload, registry)
+
+
+@settings(FUZZ, max_examples=600)  # generating nested JSON is the slow part
+@given(topic=TOPICS, body=json_values)
+def test_random_json(registry: FixedRegistry, topic: Topic, body: Any) -> None:
+    """Arbitrary JSON documents."""
+    check(topic, json.dumps(body).encode(), registry)
+
+
+def _mutate(body: Any, path: list[int], replacement: Any) -> Any:
+    """Replace one node of the seed request chosen by `path`."""
+    if not path or not isinstance(body, dict | list) or not body:
+        return replacement
+    keys = list(body.keys()) if isinstance(body, dict) else list(range(len(body)))
+    key = keys[path[0] % len(keys)]
+    copy = dict(body) if isinstance(body, dict) else list(body)
+    copy[key] = _mutate(copy[key], path[1:], replacement)
+    return copy
+
+
+@FUZZ
+@given(topic=TOPICS, path=st.lists(st.integers(0, 20), max_size=5), replacement=json_values,
+       allow=st.booleans(), skip=st.booleans())
+def test_mutated_seed_requests(registry: FixedRegistry, topic: Topic, path: list[int], replacement: Any,
+                               allow: bool, skip: bool) -> None:
+    """The seed request with one node replaced by anything, under every flag combination."""
+    body = _mutate({**SEED, "allowOfflineSubDevice": allow, "skipInvalidMeasurepoints": skip}, path,
+                   replacement)
+    check(topic, json.dumps(body).encode(), registry)
+
+
+@FUZZ
+@given(topic=TOPICS, cut=st.integers(0, 2000))
+def test_truncated_seed_requests(registry: FixedRegistry, topic: Topic, cut: int) -> None:
+    """The seed request cut short anywhere."""
+    raw = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()
+    check(topic, raw[: cut % (len(raw) + 1)], registry)

@@ -1,0 +1,49 @@
+"""Pure meter models: registers that only grow, driven by a daily consumption profile."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+# Share of the daily mean consumed in each hour of the day (residential: a morning and an evening
+# peak, a low night); the 24 values average 1.0.
+_HOURLY = (0.35, 0.3, 0.25, 0.25, 0.3, 0.5, 1.1, 1.6, 1.4, 1.0, 0.9, 1.0,
+           1.2, 1.0, 0.9, 0.9, 1.1, 1.5, 1.9, 2.0, 1.7, 1.3, 0.8, 0.55)
+_NORM = sum(_HOURLY) / 24
+
+
+def profile(hour_of_day: float) -> float:
+    """The consumption factor at a (fractional) hour of the day, interpolated, mean 1.0."""
+    hour = hour_of_day % 24
+    low = int(math.floor(hour))
+    frac = hour - low
+    return (_HOURLY[low] * (1 - frac) + _HOURLY[(low + 1) % 24] * frac) / _NORM
+
+
+@dataclass
+class Meter:
+    """One meter: its register and how much it consumes on an average day.
+
+    Water registers count cubic metres with 3 decimals, electricity registers kWh with 2.
+    """
+
+    kind: str  # "water" | "electricity"
+    register: Decimal
+    daily_mean: float
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    @property
+    def quantum(self) -> Decimal:
+        """The register's resolution."""
+        return Decimal("0.001") if self.kind == "water" else Decimal("0.01")
+
+    def advance(self, *, at_ms: int, seconds: float, utc_offset_hours: float = 8.0) -> Decimal:
+        """Consume for `seconds` ending at `at_ms`; return the new register (never lower)."""
+        hour = ((at_ms / 3_600_000) + utc_offset_hours) % 24
+        expected = self.daily_mean * profile(hour) * seconds / 86_400
+        used = max(0.0, self.rng.gauss(expected, expected * 0.2))
+        step = Decimal(repr(used)).quantize(self.quantum)
+        self.register += step
+        return self.register

@@ -1,0 +1,292 @@
+"""Run simulated gateways: log sub-devices in, report meter registers with post/batch at a
+configured rate, go offline now and then and back-fill with resume/batch, check every reply."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiomqtt
+
+from twinbill_simulator.meters import Meter
+from twinbill_simulator.signing import sign_sha256
+
+
+@dataclass
+class SimulatorStats:
+    """What the simulator sent and what the gateway answered."""
+
+    requests: int = 0
+    points_sent: int = 0
+    points_acked: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    codes: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def percentile(self, q: float) -> float:
+        """Publish-to-reply latency at quantile q, in seconds (0 if none)."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> str:
+        """One line of counts."""
+        elapsed = time.perf_counter() - self.started
+        return (f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
+                f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
+                f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
+                f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms")
+
+
+@dataclass
+class _Sub:
+    product_key: str
+    device_key: str
+    secret: str
+    register: str
+    meter: Meter
+
+
+class _GatewaySim:
+    """One simulated gateway on its own MQTT connection."""
+
+    def __init__(self, spec: dict[str, Any], *, stats: SimulatorStats, rng: random.Random,
+                 options: dict[str, Any]) -> None:
+        self.pk, self.dk, self.secret = spec["product_key"], spec["device_key"], spec["secret"]
+        self.stats = stats
+        self.rng = rng
+        self.o = options
+        self.subs = []
+        for sub in spec["sub_devices"]:
+            water = sub.get("device_type", 1) == 1
+            self.subs.append(_Sub(sub["product_key"], sub["device_key"], sub["secret"],
+                                  sub.get("register", "total"),
+                                  Meter("water" if water else "electricity",
+                                        Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
+                                        daily_mean=0.4 if water else 8.0,
+                                        rng=random.Random(rng.random()))))
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._window = asyncio.Semaphore(options["window"])
+        self._cursor = 0
+        self._last_ms = 0
+        self._tasks: asyncio.TaskGroup | None = None  # set in run()
+
+    def topic(self, kind: str) -> str:
+        return f"/sys/{self.pk}/{self.dk}/thing/measurepoint/{kind}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        username = f"{self.pk}/{self.dk}" if self.o["auth"] else None
+        password = self.secret if self.o["auth"] else None
+        async with aiomqtt.Client(self.o["host"], self.o["port"], username=username, password=password,
+                                  identifier=f"sim-{self.dk}-{uuid.uuid4().hex[:4]}",
+                                  protocol=aiomqtt.ProtocolVersion.V5,
+                                  max_queued_outgoing_messages=None) as client:
+            await client.subscribe(f"/sys/{self.pk}/{self.dk}/thing/measurepoint/#", qos=1)
+            await client.subscribe(f"/ext/session/{self.pk}/{self.dk}/combine/#", qos=1)
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                reader = tasks.create_task(self._read(client))
+                try:
+                    await self._login(client)
+                    await self._report(client, stop)
+                    await self._drain()
+                finally:
+                    reader.cancel()
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if not message.topic.value.endswith("_reply") or not isinstance(message.payload, bytes):
+                continue
+            reply = json.loads(message.payload)
+            future = self._pending.pop(str(reply.get("id")), None)
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    async def _call(self, client: aiomqtt.Client, topic: str, payload: bytes, request_id: str) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        await client.publish(topic, payload, qos=1)
+        try:
+            return await asyncio.wait_for(future, self.o["reply_timeout"])
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _login(self, client: aiomqtt.Client) -> None:
+        timestamp = str(int(time.time() * 1000))
+        subs = []
+        for sub in self.subs:
+            signed = {"clientId": self.dk, "deviceKey": sub.device_key, "productKey": sub.product_key,
+                      "timestamp": timestamp}
+            subs.append({"productKey": sub.product_key, "deviceKey": sub.device_key,
+                         "sign": sign_sha256(signed, secret=sub.secret)})
+        for start in range(0, len(subs), 200):
+            request_id = uuid.uuid4().hex[:12]
+            body = {"id": request_id, "version": "1.1", "method": "combine.login.batch",
+                    "params": {"clientId": self.dk, "timestamp": timestamp, "signMethod": "sha256",
+                               "subDevices": subs[start:start + 200]}}
+            reply = await self._call(client, f"/ext/session/{self.pk}/{self.dk}/combine/login/batch",
+                                     json.dumps(body).encode(), request_id)
+            self.stats.codes[reply["code"]] += 1
+
+    def _entries(self, count: int, *, end_ms: int, seconds_per_entry: float) -> list[str]:
+        """`count` entries (one register reading each), round-robin over the meters."""
+        entries = []
+        start = max(end_ms - count + 1, self._last_ms + 1)
+        for index in range(count):
+            sub = self.subs[self._cursor % len(self.subs)]
+            self._cursor += 1
+            at = start + index
+            value = sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
+            entries.append(f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
+                           f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}')
+        self._last_ms = start + count - 1
+        return entries
+
+    async def _send(self, client: aiomqtt.Client, kind: str, entries: list[str], *,
+                    allow_offline: bool = False) -> None:
+        await self._window.acquire()
+        request_id = uuid.uuid4().hex[:16]
+        method = "thing.measurepoint." + kind.replace("/", ".")
+        payload = (f'{{"id":"{request_id}","version":"1.0","method":"{method}",'
+                   f'"allowOfflineSubDevice":{"true" if allow_offline else "false"},'
+                   f'"params":[{",".join(entries)}]}}').encode()
+        self.stats.requests += 1
+        self.stats.points_sent += len(entries)
+        assert self._tasks is not None, "send only while run() holds the task group"
+        self._tasks.create_task(self._complete(client, kind, payload, request_id, len(entries)))
+
+    async def _complete(self, client: aiomqtt.Client, kind: str, payload: bytes, request_id: str,
+                        points: int) -> None:
+        try:
+            for attempt in range(self.o["retries"] + 1):
+                started = time.perf_counter()
+                try:
+                    reply = await self._call(client, self.topic(kind), payload, request_id)
+                except TimeoutError:
+                    self.stats.timeouts += 1
+                    self.stats.retries += attempt < self.o["retries"]
+                    continue
+                except aiomqtt.MqttError:
+                    return
+                self.stats.codes[reply["code"]] += 1
+                if reply["code"] == 200:
+                    self.stats.latencies.append(time.perf_counter() - started)
+                    self.stats.points_acked += points
+                    return
+                if reply["code"] < 1000 and attempt < self.o["retries"]:  # "retry later"
+                    self.stats.retries += 1
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                self.o["log"](f"{self.dk}: {kind} refused: {reply.get('code')} {reply.get('message')}")
+                return
+        finally:
+            self._window.release()
+
+    async def _drain(self) -> None:
+        for _ in range(self.o["window"]):
+            await self._window.acquire()
+
+    async def _report(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        batch = self.o["batch"]
+        interval = batch / self.o["rate_per_gateway"] if self.o["rate_per_gateway"] else 0.0
+        seconds_per_entry = max(interval, 1.0) * len(self.subs) / batch
+        next_at = time.monotonic()
+        while not stop.is_set():
+            if self.o["offline_every"] and self.rng.random() < interval / self.o["offline_every"]:
+                await self._offline(client, stop)
+                continue
+            now = int(time.time() * 1000)
+            await self._send(client, "post/batch", self._entries(batch, end_ms=now,
+                                                                  seconds_per_entry=seconds_per_entry))
+            if interval:
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except TimeoutError:
+                        pass
+                else:
+                    next_at = time.monotonic()
+
+    async def _offline(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Go quiet for a while, sampling every `sample_interval`, then log in and back-fill."""
+        seconds = self.o["offline_seconds"]
+        started_ms = int(time.time() * 1000)
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except TimeoutError:
+            pass
+        step = self.o["sample_interval"]
+        samples = max(1, int(seconds / step))
+        buffered: list[str] = []
+        for n in range(samples):
+            at = started_ms + int(n * step * 1000)
+            for sub in self.subs:
+                value = sub.meter.advance(at_ms=at, seconds=step)
+                buffered.append(f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
+                                f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}')
+        self._last_ms = max(self._last_ms, started_ms + int(samples * step * 1000))
+        await self._login(client)
+        for start in range(0, len(buffered), self.o["batch"]):
+            await self._send(client, "resume/batch", buffered[start:start + self.o["batch"]])
+
+
+async def run_simulator(config: dict[str, Any], *, host: str = "127.0.0.1", port: int = 1883,
+                        rate: float | None = 100.0, duration: float | None = None, batch: int = 100,
+                        window: int = 16, auth: bool = False, offline_every: float | None = 600.0,
+                        offline_seconds: float = 30.0, sample_interval: float = 15.0,
+                        retries: int = 3, reply_timeout: float = 30.0, report_every: float | None = 10.0,
+                        stop: asyncio.Event | None = None, seed: int | None = None,
+                        log: Any = print) -> SimulatorStats:
+    """Simulate the config's gateways against an MQTT broker until `duration` or `stop`.
+
+    `rate` is measurepoints per second over all gateways (None: as fast as replies allow, with
+    `window` requests in flight per gateway). Each gateway is offline on average once every
+    `offline_every` seconds for `offline_seconds`, then back-fills with resume/batch.
+    """
+    stats = SimulatorStats()
+    stop = stop or asyncio.Event()
+    rng = random.Random(seed)
+    gateways = config["gateways"]
+    options = {"host": host, "port": port, "batch": batch, "window": window, "auth": auth,
+               "rate_per_gateway": (rate / len(gateways)) if rate else None,
+               "offline_every": offline_every, "offline_seconds": offline_seconds,
+               "sample_interval": sample_interval, "retries": retries, "reply_timeout": reply_timeout,
+               "log": log}
+    sims = [_GatewaySim(spec, stats=stats, rng=random.Random(rng.random()), options=options)
+            for spec in gateways if spec["sub_devices"]]
+
+    async def reporter() -> None:
+        while report_every and not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), report_every)
+            except TimeoutError:
+                log(stats.summary())
+
+    async def timer() -> None:
+        if duration is not None:
+            try:
+                await asyncio.wait_for(stop.wait(), duration)
+            except TimeoutError:
+                stop.set()
+
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(reporter())
+        tasks.create_task(timer())
+        runs = [tasks.create_task(sim.run(stop)) for sim in sims]
+        await asyncio.gather(*runs)
+        stop.set()
+    stats_line = stats.summary()
+    log(stats_line)
+    return stats
