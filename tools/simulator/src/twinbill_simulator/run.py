@@ -222,7 +222,7 @@ class _GatewaySim:
     async def _offline(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Go quiet for a while, sampling every `sample_interval`, then log in and back-fill."""
         seconds = self.o["offline_seconds"]
-        started_ms = int(time.time() * 1000)
+        started_ms = max(int(time.time() * 1000), self._last_ms + 1)  # times only move forward
         try:
             await asyncio.wait_for(stop.wait(), seconds)
         except TimeoutError:
