@@ -168,6 +168,9 @@ async def test_claimed_but_unpublished_fire_is_published_after_lease(
 
     await db.execute("UPDATE fires SET claimed_at = now() - interval '1 hour'")  # lease over
     await firer.round()
+    assert [(r["state"], r["claimed_by"], r["attempts"]) for r in await fires_of(db, key)] == [
+        ("published", "test-replica", 2)]
+    await firer.round()  # only now is the following fire claimed
     rows = await fires_of(db, key)
     assert [(r["fire_time"], r["state"], r["claimed_by"], r["attempts"]) for r in rows] == [
         (fire_time, "published", "test-replica", 2),

@@ -71,6 +71,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
                       batch=settings.claim_batch, poll_interval=settings.poll_interval,
                       lease_seconds=settings.lease_seconds,
                       publish_concurrency=settings.publish_concurrency,
+                      max_inflight=settings.max_inflight,
                       fault_publish_delay=settings.fault_publish_delay)
         loop_task = asyncio.create_task(firer.run()) if settings.firing_enabled else None
         yield

@@ -10,6 +10,7 @@ advances one fire time per claim, so after downtime its missed fires come one by
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -17,13 +18,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from twinbill_common.bus import Bus
-from twinbill_common.errors import BusUnavailable, StoreUnavailable
+from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import RunBilling
 from twinbill_common.schemas.registry import DeviceType
 from twinbill_common.topology import BILLING
 
-from twinbill_scheduler.domain.crontab import next_fire, previous_fire
+from twinbill_scheduler.domain.crontab import Crontab, next_fire, previous_fire
 from twinbill_scheduler.domain.tasks import Claim, DueTask, Fire
 from twinbill_scheduler.metrics import SchedulerMetrics
 from twinbill_scheduler.store import TaskStore
@@ -37,16 +38,20 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _schedule_around(due: datetime, crontab: Crontab, timezone: str) -> tuple[datetime, datetime]:
+    """(following fire, previous fire) of `due`; cached, as many tasks share a schedule."""
+    tz = ZoneInfo(timezone)
+    return (next_fire(due, crontab=crontab, tz=tz), previous_fire(due, crontab=crontab, tz=tz))
+
+
 def plan_claims(due: Sequence[DueTask]) -> list[Claim]:
     """For each due task: its following fire time and the period start, from the schedule."""
     claims = []
     for task in due:
-        tz = ZoneInfo(task.timezone)
-        claims.append(Claim(
-            natrual_key=task.natrual_key, due=task.due,
-            next_fire=next_fire(task.due, crontab=task.crontab, tz=tz),
-            period_start=previous_fire(task.due, crontab=task.crontab, tz=tz),
-        ))
+        following, previous = _schedule_around(task.due, task.crontab, task.timezone)
+        claims.append(Claim(natrual_key=task.natrual_key, due=task.due, next_fire=following,
+                            period_start=previous))
     return claims
 
 
@@ -64,7 +69,8 @@ class Firer:
 
     def __init__(self, store: TaskStore, bus: Bus, *, metrics: SchedulerMetrics, replica: str,
                  batch: int = 1000, poll_interval: float = 0.2, lease_seconds: float = 30.0,
-                 publish_concurrency: int = 500, fault_publish_delay: float = 0.0,
+                 publish_concurrency: int = 2000, max_inflight: int = 4,
+                 fault_publish_delay: float = 0.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.bus = bus
@@ -76,41 +82,60 @@ class Firer:
         self.fault_publish_delay = fault_publish_delay
         self.clock = clock
         self._limit = asyncio.Semaphore(publish_concurrency)
+        self._inflight = asyncio.Semaphore(max_inflight)
 
     async def run(self) -> None:
-        """Fire forever; a database or broker outage pauses the loop, it never ends it."""
+        """Fire forever; a database or broker outage pauses the loop, it never ends it.
+
+        Claiming the next batch overlaps with confirming the previous ones (at most
+        `max_inflight` batches in flight): a task is not claimed again while a fire of it
+        is unpublished, so each task's runs still go out in order.
+        """
         log.info("firing loop started", replica=self.replica, batch=self.batch)
-        while True:
-            try:
-                busy = await self.round()
-                self.metrics.tasks_enabled.set(await self.store.count_enabled())
-            except (StoreUnavailable, BusUnavailable, OSError) as err:
-                log.warning("firing round failed, retrying", error=repr(err))
-                busy = False
-            except Exception:  # asyncpg raises many classes; the loop must outlive them
-                log.exception("firing round failed, retrying")
-                busy = False
-            if not busy:
-                await asyncio.sleep(self.poll_interval)
+        async with asyncio.TaskGroup() as group:
+            while True:
+                try:
+                    fires, busy = await self.claim_round()
+                    self.metrics.tasks_enabled.set(await self.store.count_enabled())
+                except Exception:  # asyncpg and aio-pika raise many classes; the loop outlives them
+                    log.exception("firing round failed, retrying")
+                    fires, busy = [], False
+                if fires:
+                    await self._inflight.acquire()
+                    group.create_task(self._publish_batch(fires))
+                if not busy:
+                    await asyncio.sleep(self.poll_interval)
 
     async def round(self) -> bool:
-        """One claim-publish round; True when there may be more work right away."""
+        """One claim-and-publish round, publishes awaited; True when more may be due now."""
+        fires, busy = await self.claim_round()
+        await self.publish(fires)
+        return busy
+
+    async def claim_round(self) -> tuple[list[Fire], bool]:
+        """Take over fires whose lease ran out, then claim due fires: what to publish now."""
         stale = await self.store.take_stale(lease_seconds=self.lease_seconds,
                                             replica=self.replica, limit=self.batch)
         if stale:
             self.metrics.fires_retaken.inc(len(stale))
             log.warning("re-publishing fires whose lease ran out", count=len(stale))
-            await self.publish(stale)
         due = await self.store.due(limit=self.batch)
         if not due:
-            return bool(stale)
+            return stale, bool(stale)
         claims = await asyncio.to_thread(plan_claims, due)
         fires = await self.store.claim(claims, replica=self.replica)
         self.metrics.fires_claimed.inc(len(fires))
         if fires and self.fault_publish_delay:
             await asyncio.sleep(self.fault_publish_delay)  # fault injection (tests only)
-        await self.publish(fires)
-        return True
+        return stale + fires, True
+
+    async def _publish_batch(self, fires: Sequence[Fire]) -> None:
+        try:
+            await self.publish(fires)
+        except Exception:  # unmarked fires are retaken after the lease; the loop goes on
+            log.exception("recording published fires failed; retried after the lease")
+        finally:
+            self._inflight.release()
 
     async def publish(self, fires: Sequence[Fire]) -> None:
         """Publish each fire's run with confirms, then record the confirmed ones."""

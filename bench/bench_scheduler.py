@@ -1,0 +1,173 @@
+"""Scheduler fire throughput: 10,000 tasks due in the same minute, one scheduler replica.
+
+Self-contained: its own PostgreSQL database (dropped afterwards), its own bus namespace on the
+local RabbitMQ (queues deleted afterwards), and `python -m twinbill_scheduler` processes.
+The tasks are written straight into the scheduler's table, all due at the next whole minute.
+Prints the time from that minute until every run message is confirmed (the scheduler marks a
+fire published only after RabbitMQ confirmed it), until a consumer has received them all, and
+the p50/p99/max lateness of a fire against its scheduled time (confirmed, and received).
+
+    .venv/bin/python bench/bench_scheduler.py [--tasks 10000] [--replicas 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+from twinbill_common.postgres import apply_migrations
+from twinbill_common.schemas import RunBilling
+from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
+from twinbill_scheduler.app import MIGRATIONS
+
+AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+PG_ADMIN = os.environ.get("TWINBILL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SCHEMA = "scheduler"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of non-empty values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+async def seed_tasks(dsn: str, count: int) -> datetime:
+    """Write `count` hourly tasks all due at the next whole minute at least 8 s away."""
+    now = datetime.now(UTC)
+    due = (now + timedelta(seconds=68)).replace(second=0, microsecond=0)
+    if due - now > timedelta(seconds=60):
+        due -= timedelta(minutes=1)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
+    try:
+        await conn.copy_records_to_table("tasks", columns=[
+            "natrual_key", "name", "project_id", "device_type", "month", "day", "hour",
+            "minute", "enabled", "description", "timezone", "next_fire_at", "create_time",
+            "update_time"], records=[
+            (uuid.uuid4().hex, f"bench {n}", 1 + n % 50, 1 + n % 2, "*", "*", "*",
+             str(due.minute), True, "", "Asia/Shanghai", due, now, now) for n in range(count)])
+    finally:
+        await conn.close()
+    return due
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--replicas", type=int, default=1)
+    args = parser.parse_args()
+
+    database = f"twinbill_bench_sched_{uuid.uuid4().hex[:8]}"
+    dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    namespace = f"bsched{uuid.uuid4().hex[:6]}."
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    processes: list[subprocess.Popen[bytes]] = []
+    connection = await aio_pika.connect(AMQP_URL)
+    logs = Path(tempfile.mkdtemp(prefix="bench_scheduler_"))
+    try:
+        await apply_migrations(dsn, schema=SCHEMA, directory=MIGRATIONS)
+        env = {**os.environ, "SCHEDULER_PG_DSN": dsn, "SCHEDULER_AMQP_URL": AMQP_URL,
+               "SCHEDULER_BUS_NAMESPACE": namespace, "SCHEDULER_SCHEMA_NAME": SCHEMA,
+               "SCHEDULER_HTTP_PORT": "0", "SCHEDULER_LOG_LEVEL": "WARNING"}
+        for n in range(args.replicas):
+            log = (logs / f"replica{n}.log").open("wb")
+            processes.append(subprocess.Popen(  # noqa: ASYNC220  # start-up only, not timed
+                [sys.executable, "-m", "twinbill_scheduler"],
+                env={**env, "SCHEDULER_REPLICA_ID": f"bench-{n}"}, stdout=log,
+                stderr=subprocess.STDOUT))
+        due = await seed_tasks(dsn, args.tasks)
+        print(f"{args.tasks} tasks due at {due.isoformat()} "
+              f"({(due - datetime.now(UTC)).total_seconds():.1f} s from now), "
+              f"{args.replicas} replica(s), logs in {logs}")
+
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=2000)
+        queue = None
+        while queue is None:  # the replica declares the queue when it starts
+            try:
+                queue = await channel.get_queue(f"{namespace}{BILLING_RUNS.name}", ensure=True)
+            except aio_pika.exceptions.ChannelClosed:
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=2000)
+                await asyncio.sleep(0.2)
+        received: dict[str, float] = {}
+        all_in = asyncio.Event()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            run = RunBilling.model_validate_json(message.body)
+            received.setdefault(run.run_id, time.time() - run.fire_time.timestamp())
+            await message.ack()
+            if len(received) >= args.tasks:
+                all_in.set()
+
+        cpu_before = [cpu_seconds(p.pid) for p in processes]
+        await queue.consume(on_message)
+        await asyncio.wait_for(all_in.wait(), timeout=max(120.0, args.tasks / 50))
+        cpu_used = sum(cpu_seconds(p.pid) for p in processes) - sum(cpu_before)
+
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
+        try:
+            published = "SELECT count(*) FROM fires WHERE state = 'published'"
+            while await conn.fetchval(published) < args.tasks:  # noqa: ASYNC110  # polls the db
+                await asyncio.sleep(0.05)  # the last marks follow the last confirms
+            rows = await conn.fetch("SELECT extract(epoch FROM published_at - fire_time) AS late "
+                                    "FROM fires WHERE state = 'published'")
+            duplicates = await conn.fetchval(
+                "SELECT count(*) - count(DISTINCT (task_key, fire_time)) FROM fires")
+        finally:
+            await conn.close()
+        confirmed = [float(r["late"]) for r in rows]
+        got = list(received.values())
+        print(f"fires confirmed: {len(confirmed)} / {args.tasks}; duplicates: {duplicates}")
+        print(f"all confirmed   {max(confirmed):6.2f} s after the fire time")
+        print(f"all received    {max(got):6.2f} s after the fire time")
+        print(f"lateness confirmed  p50 {quantile(confirmed, 0.5):.3f} s  "
+              f"p99 {quantile(confirmed, 0.99):.3f} s  max {max(confirmed):.3f} s")
+        print(f"lateness received   p50 {quantile(got, 0.5):.3f} s  "
+              f"p99 {quantile(got, 0.99):.3f} s  max {max(got):.3f} s")
+        print(f"scheduler CPU during the run: {cpu_used:.2f} s "
+              f"({len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.2f})")
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        cleanup = await connection.channel()
+        for name in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq"):
+            await cleanup.queue_delete(f"{namespace}{name}")
+        for name in (*EXCHANGES, DEAD_LETTER):
+            await cleanup.exchange_delete(f"{namespace}{name}")
+        await connection.close()
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
