@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -23,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import aio_pika
-
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker, free_port
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
@@ -49,8 +49,11 @@ def scrape(port: int, name: str) -> float:
     """Sum of a metric family's samples from /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 async def drop_namespace(namespace: str) -> None:
@@ -60,10 +63,8 @@ async def drop_namespace(namespace: str) -> None:
         for queue in ("twin.telemetry", "ingest.commands", "billing.runs", "billing.jobs"):
             for name in (queue, f"{queue}.dlq"):
                 channel = await connection.channel()
-                try:
+                with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
                     await channel.queue_delete(f"{namespace}{name}")
-                except aio_pika.exceptions.ChannelClosed:
-                    pass
 
 
 def main() -> None:
@@ -83,31 +84,54 @@ def main() -> None:
     broker.add_users({f"{g['product_key']}/{g['device_key']}": g["secret"] for g in config["gateways"]})
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     http_port = free_port()
-    env = {**os.environ, "INGEST_MQTT_PORT": str(broker.port), "INGEST_MQTT_USERNAME": SERVICE_USER,
-           "INGEST_MQTT_PASSWORD": broker.service_password, "INGEST_REGISTRY_FILE": str(registry_file),
-           "INGEST_BUS_NAMESPACE": namespace, "INGEST_HTTP_PORT": str(http_port),
-           "INGEST_AMQP_URL": AMQP_URL, "INGEST_LOG_LEVEL": "WARNING", "INGEST_SHARE_GROUP": "bench"}
+    env = {
+        **os.environ,
+        "INGEST_MQTT_PORT": str(broker.port),
+        "INGEST_MQTT_USERNAME": SERVICE_USER,
+        "INGEST_MQTT_PASSWORD": broker.service_password,
+        "INGEST_REGISTRY_FILE": str(registry_file),
+        "INGEST_BUS_NAMESPACE": namespace,
+        "INGEST_HTTP_PORT": str(http_port),
+        "INGEST_AMQP_URL": AMQP_URL,
+        "INGEST_LOG_LEVEL": "WARNING",
+        "INGEST_SHARE_GROUP": "bench",
+    }
     gateway = subprocess.Popen([sys.executable, "-m", "twinbill_ingest"], env=env)
     try:
         wait_ready(http_port)
         time.sleep(1.0)  # let the session observer subscribe too
-        stats = asyncio.run(run_simulator(
-            config, port=broker.port, rate=None, duration=args.seconds, batch=100,
-            window=args.window, auth=True, offline_every=None, report_every=5.0,
-            log=lambda line: print(f"  {line}", flush=True)))
+        stats = asyncio.run(
+            run_simulator(
+                config,
+                port=broker.port,
+                rate=None,
+                duration=args.seconds,
+                batch=100,
+                window=args.window,
+                auth=True,
+                offline_every=None,
+                report_every=5.0,
+                log=lambda line: print(f"  {line}", flush=True),
+            )
+        )
         elapsed = args.seconds
         confirm_count = scrape(http_port, "ingest_publish_confirm_seconds_count")
         confirm_sum = scrape(http_port, "ingest_publish_confirm_seconds_sum")
         print()
-        print(f"gateways={args.gateways} meters/gateway={args.sub_devices} batch=100 points "
-              f"window={args.window}/gateway, {elapsed:.0f}s, 2 shared cores")
-        print(f"points acknowledged with 200: {stats.points_acked:,} -> "
-              f"{stats.points_acked / elapsed:,.0f} points/s ({stats.points_acked / elapsed / 100:,.0f} requests/s)")
-        print(f"publish-to-reply: p50={stats.percentile(0.5) * 1000:.1f} ms "
-              f"p99={stats.percentile(0.99) * 1000:.1f} ms")
+        print(
+            f"gateways={args.gateways} meters/gateway={args.sub_devices} batch=100 points "
+            f"window={args.window}/gateway, {elapsed:.0f}s, 2 shared cores"
+        )
+        print(
+            f"points acknowledged with 200: {stats.points_acked:,} -> "
+            f"{stats.points_acked / elapsed:,.0f} points/s ({stats.points_acked / elapsed / 100:,.0f} requests/s)"
+        )
+        print(f"publish-to-reply: p50={stats.percentile(0.5) * 1000:.1f} ms p99={stats.percentile(0.99) * 1000:.1f} ms")
         if confirm_count:
-            print(f"publish-to-confirm (gateway, mean): {confirm_sum / confirm_count * 1000:.1f} ms "
-                  f"over {confirm_count:,.0f} publishes")
+            print(
+                f"publish-to-confirm (gateway, mean): {confirm_sum / confirm_count * 1000:.1f} ms "
+                f"over {confirm_count:,.0f} publishes"
+            )
         print(f"reply codes: {dict(stats.codes)} timeouts={stats.timeouts} retries={stats.retries}")
     finally:
         gateway.terminate()

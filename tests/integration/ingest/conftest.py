@@ -5,6 +5,7 @@ of the namespace's twin.telemetry queue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,6 @@ import aio_pika
 import aiomqtt
 import pytest
 from aiohttp.test_utils import TestServer
-
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -66,14 +66,21 @@ class World:
     devices: list[DeviceRecord] = field(default_factory=list)
     creds: dict[str, DeviceCreds] = field(default_factory=dict)
 
-    def add(self, name: str, product_key: str, device_key: str, *,
-            gateway: DeviceCreds | None = None) -> DeviceCreds:
+    def add(self, name: str, product_key: str, device_key: str, *, gateway: DeviceCreds | None = None) -> DeviceCreds:
         """Register a device (optionally a sub-device of `gateway`)."""
         creds = DeviceCreds(product_key, device_key, uuid.uuid4().hex)
-        self.devices.append(DeviceRecord(
-            id=len(self.devices) + 1, product_key=product_key, device_key=device_key, name=name,
-            project_id=1, gateway_product_key=gateway.product_key if gateway else None,
-            gateway_device_key=gateway.device_key if gateway else None, secret=creds.secret))
+        self.devices.append(
+            DeviceRecord(
+                id=len(self.devices) + 1,
+                product_key=product_key,
+                device_key=device_key,
+                name=name,
+                project_id=1,
+                gateway_product_key=gateway.product_key if gateway else None,
+                gateway_device_key=gateway.device_key if gateway else None,
+                secret=creds.secret,
+            )
+        )
         self.creds[name] = creds
         return creds
 
@@ -83,9 +90,16 @@ def seed_world() -> World:
     product2/device2 as its sub-devices, and a second gateway with a sub-device of its own."""
     models = load_fixture("seed003_thing_models.json")["products"]
     products = [ProductModel.model_validate(p) for p in models]
-    products.append(ProductModel.model_validate({
-        "product_key": "gwprod", "name": "gateway", "is_gateway": True,
-        "measurepoints": [{"identifier": "temp", "data_type": {"type": "float"}}]}))
+    products.append(
+        ProductModel.model_validate(
+            {
+                "product_key": "gwprod",
+                "name": "gateway",
+                "is_gateway": True,
+                "measurepoints": [{"identifier": "temp", "data_type": {"type": "float"}}],
+            }
+        )
+    )
     world = World(products)
     tag = uuid.uuid4().hex[:8]
     gateway = world.add("gateway", "gwprod", f"gw-{tag}")
@@ -107,6 +121,7 @@ class RunningGateway:
     world: World
     broker: DevBroker
     listener: RegistryListener
+    server: TestServer
 
 
 @pytest.fixture
@@ -115,9 +130,15 @@ async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Async
     world = seed_world()
     broker.add_users({c.username: c.secret for c in world.creds.values()})
     settings = IngestSettings(
-        amqp_url=amqp_url, bus_namespace=bus_namespace, mqtt_port=broker.port,
-        mqtt_password=broker.service_password, mqtt_username=SERVICE_USER,
-        share_group=f"g{uuid.uuid4().hex[:8]}", status_interval=0.2, max_payload_bytes=64 * 1024)
+        amqp_url=amqp_url,
+        bus_namespace=bus_namespace,
+        mqtt_port=broker.port,
+        mqtt_password=broker.service_password,
+        mqtt_username=SERVICE_USER,
+        share_group=f"g{uuid.uuid4().hex[:8]}",
+        status_interval=0.2,
+        max_payload_bytes=64 * 1024,
+    )
     source = StaticRegistrySource(world.products, world.devices)
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
@@ -125,7 +146,7 @@ async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Async
     try:
         gateway = app[GATEWAY]
         await asyncio.wait_for(gateway.ready.wait(), TIMEOUT)
-        yield RunningGateway(settings, gateway, app[CACHE], source, world, broker, app[LISTENER])
+        yield RunningGateway(settings, gateway, app[CACHE], source, world, broker, app[LISTENER], server)
     finally:
         await server.close()
         await drop_namespace(amqp_url, bus_namespace)
@@ -135,13 +156,19 @@ async def drop_namespace(amqp_url: str, namespace: str) -> None:
     """Delete the test's queues so the shared broker does not fill up."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for name in ("twin.telemetry", "twin.telemetry.dlq", "ingest.commands", "ingest.commands.dlq",
-                     "billing.runs", "billing.runs.dlq", "billing.jobs", "billing.jobs.dlq"):
+        for name in (
+            "twin.telemetry",
+            "twin.telemetry.dlq",
+            "ingest.commands",
+            "ingest.commands.dlq",
+            "billing.runs",
+            "billing.runs.dlq",
+            "billing.jobs",
+            "billing.jobs.dlq",
+        ):
             channel = await connection.channel()
-            try:
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
                 await channel.queue_delete(f"{namespace}{name}")
-            except aio_pika.exceptions.ChannelClosed:
-                pass
 
 
 class DeviceClient:
@@ -182,12 +209,18 @@ class DeviceClient:
 
     async def login(self, sub: DeviceCreds, *, method: str = "sha256") -> dict[str, Any]:
         """combine.login of a sub-device through this gateway."""
-        params = {"productKey": sub.product_key, "deviceKey": sub.device_key,
-                  "clientId": sub.device_key, "timestamp": "1524448722000", "signMethod": method}
+        params = {
+            "productKey": sub.product_key,
+            "deviceKey": sub.device_key,
+            "clientId": sub.device_key,
+            "timestamp": "1524448722000",
+            "signMethod": method,
+        }
         params["sign"] = sign(params, secret=sub.secret, method=method)
         params["cleanSession"] = "true"
-        return await self.request(self.session_topic("login"),
-                                  {"id": self.next_id(), "params": params, "method": "combine.login"})
+        return await self.request(
+            self.session_topic("login"), {"id": self.next_id(), "params": params, "method": "combine.login"}
+        )
 
 
 @pytest.fixture
@@ -198,9 +231,14 @@ async def connect(running: RunningGateway) -> AsyncIterator[Any]:
 
     async def _connect(name: str, *, creds: DeviceCreds | None = None) -> DeviceClient:
         creds = creds or running.world.creds[name]
-        client = aiomqtt.Client("127.0.0.1", running.broker.port, username=creds.username,
-                                password=creds.secret, identifier=f"dev-{uuid.uuid4().hex[:10]}",
-                                protocol=aiomqtt.ProtocolVersion.V5)
+        client = aiomqtt.Client(
+            "127.0.0.1",
+            running.broker.port,
+            username=creds.username,
+            password=creds.secret,
+            identifier=f"dev-{uuid.uuid4().hex[:10]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        )
         await client.__aenter__()
         stack.append(client)
         device = DeviceClient(client, creds)

@@ -12,8 +12,15 @@ from twinbill_ingest.domain.codes import Code
 
 from tests.integration.ingest.conftest import FIXTURES, TIMEOUT, RunningGateway, TelemetryReader
 
-DOCUMENTED = {Code.MODEL_INVALID, Code.DATA_FORMAT, Code.NO_SUB_DEVICE_PERMISSION, Code.PAYLOAD_FORMAT,
-              Code.PAYLOAD_EMPTY, Code.METHOD_MISMATCH, Code.TOO_LARGE}
+DOCUMENTED = {
+    Code.MODEL_INVALID,
+    Code.DATA_FORMAT,
+    Code.NO_SUB_DEVICE_PERMISSION,
+    Code.PAYLOAD_FORMAT,
+    Code.PAYLOAD_EMPTY,
+    Code.METHOD_MISMATCH,
+    Code.TOO_LARGE,
+}
 
 
 def malformed(rng: random.Random, seed: bytes) -> bytes:
@@ -31,7 +38,8 @@ def malformed(rng: random.Random, seed: bytes) -> bytes:
         body["skipInvalidMeasurepoints"] = False
         entry = body["params"][rng.randrange(3)]
         entry["measurepoints"][rng.choice(["temp", "Power", "branchCurr", "x"])] = rng.choice(
-            [None, "s", [1, [2]], {"a": 1}, -1, True])
+            [None, "s", [1, [2]], {"a": 1}, -1, True]
+        )
         return json.dumps(body).encode()
     if choice == 3:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
@@ -39,7 +47,8 @@ def malformed(rng: random.Random, seed: bytes) -> bytes:
 
 
 async def test_hundreds_of_malformed_payloads_get_documented_codes(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """300 bad requests, one reply each with a documented code; then the seed still gets 200."""
     gateway = await connect("gateway")
     seed = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()

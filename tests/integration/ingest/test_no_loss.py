@@ -17,8 +17,7 @@ REQUESTS = 45
 
 
 def _rabbitmqctl(*args: str) -> str:
-    return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True,
-                          timeout=30).stdout.strip()
+    return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
 
 
 def _watermark() -> str:
@@ -32,8 +31,8 @@ def short_publish_timeout(running: RunningGateway) -> None:
 
 
 async def test_points_acknowledged_200_survive_a_publishing_block(
-        running: RunningGateway, short_publish_timeout: None, connect: Any,
-        telemetry: TelemetryReader) -> None:
+    running: RunningGateway, short_publish_timeout: None, connect: Any, telemetry: TelemetryReader
+) -> None:
     """Block publishers with `set_vm_memory_high_watermark 0` (the broker keeps running for the
     other users), keep sending, restore it; then every 200 is on the bus with its exact body."""
     gateway = await connect("gateway")
@@ -43,8 +42,10 @@ async def test_points_acknowledged_200_survive_a_publishing_block(
 
     async def send(index: int) -> None:
         request_id = f"r{index}-{uuid.uuid4().hex[:6]}"
-        payload = (f'{{"id":"{request_id}","version":"1.0","method":"thing.measurepoint.post",'
-                   f'"params":{{"measurepoints":{{"temp":{index}.{index:03d}}},"time":{1_000 + index}}}}}')
+        payload = (
+            f'{{"id":"{request_id}","version":"1.0","method":"thing.measurepoint.post",'
+            f'"params":{{"measurepoints":{{"temp":{index}.{index:03d}}},"time":{1_000 + index}}}}}'
+        )
         sent[request_id] = payload.encode()
         while True:  # a device retries until it hears 200
             try:
@@ -70,8 +71,7 @@ async def test_points_acknowledged_200_survive_a_publishing_block(
     for index in range(2 * REQUESTS // 3, REQUESTS):
         await send(index)
 
-    assert any(code != 200 for history in codes.values() for code in history), \
-        "the block never refused a request"
+    assert any(code != 200 for history in codes.values() for code in history), "the block never refused a request"
     waiting = await telemetry.count()
     messages = await telemetry.take(waiting)
     assert len(messages) == waiting >= REQUESTS

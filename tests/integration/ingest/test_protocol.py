@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_ingest.domain.codes import Code
 
@@ -15,12 +16,20 @@ from tests.integration.ingest.conftest import FIXTURES, RunningGateway, Telemetr
 
 
 def _points(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"product_key": p["productKey"], "device_key": p["deviceKey"], "time": p["time"],
-             "measurepoints": p["measurepoints"]} for p in body["params"]]
+    return [
+        {
+            "product_key": p["productKey"],
+            "device_key": p["deviceKey"],
+            "time": p["time"],
+            "measurepoints": p["measurepoints"],
+        }
+        for p in body["params"]
+    ]
 
 
 async def test_seed_sample_verbatim_is_answered_200_and_its_points_reach_the_bus(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """Seed 003's resume/batch request, byte for byte, gets the seed's reply and lands on the bus
     with every value exactly as sent (decimal text kept)."""
     gateway = await connect("gateway")
@@ -44,8 +53,9 @@ async def test_seed_sample_verbatim_is_answered_200_and_its_points_reach_the_bus
     assert message.delivery_mode == 2  # persistent
 
 
-async def test_a_retry_carries_the_same_message_id(running: RunningGateway, connect: Any,
-                                                   telemetry: TelemetryReader) -> None:
+async def test_a_retry_carries_the_same_message_id(
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """The same request sent twice is two messages with one id, so downstream stores it once."""
     gateway = await connect("gateway")
     raw = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()
@@ -60,13 +70,18 @@ async def test_a_retry_carries_the_same_message_id(running: RunningGateway, conn
 
 
 async def test_post_without_time_is_stamped_with_the_time_of_receipt(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """thing.measurepoint.post on the device's own topic; a missing time is the receipt time."""
     gateway = await connect("gateway")
     before = time.time_ns() // 1_000_000
-    reply = await gateway.request_raw(gateway.topic("post"), (
-        b'{"id": "7", "version": "1.0", "params": {"measurepoints": {"temp": 21.50}},'
-        b' "method": "thing.measurepoint.post"}'))
+    reply = await gateway.request_raw(
+        gateway.topic("post"),
+        (
+            b'{"id": "7", "version": "1.0", "params": {"measurepoints": {"temp": 21.50}},'
+            b' "method": "thing.measurepoint.post"}'
+        ),
+    )
     after = time.time_ns() // 1_000_000
     assert reply == {"id": "7", "code": 200, "data": {}}
     [message] = await telemetry.take(1)
@@ -76,7 +91,8 @@ async def test_post_without_time_is_stamped_with_the_time_of_receipt(
 
 
 async def test_every_error_code_is_answered_and_nothing_is_published(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """1251, 1008, 1220, 1260, 1206, 1204 and 1212, each for a request that deserves it."""
     gateway = await connect("gateway")
     topic = gateway.topic("resume/batch")
@@ -137,7 +153,8 @@ async def test_every_error_code_is_answered_and_nothing_is_published(
 
 
 async def test_skip_invalid_measurepoints_drops_only_the_invalid_points(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """skipInvalidMeasurepoints=true: the valid points are published, invalid ones dropped."""
     gateway = await connect("gateway")
     body = load_fixture("seed003_resume_batch_request.json")
@@ -154,7 +171,8 @@ async def test_skip_invalid_measurepoints_drops_only_the_invalid_points(
 
 
 async def test_sub_device_login_makes_it_online_and_logout_offline(
-        running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    running: RunningGateway, connect: Any, telemetry: TelemetryReader
+) -> None:
     """With allowOfflineSubDevice false, a sub-device's data needs its login; logout ends it.
     Both reach the registry's device status."""
     gateway = await connect("gateway")
@@ -170,9 +188,14 @@ async def test_sub_device_login_makes_it_online_and_logout_offline(
     assert (await gateway.request(gateway.topic("resume/batch"), body))["code"] == 200
     assert len(await telemetry.take(1)) == 1
 
-    reply = await gateway.request(gateway.session_topic("logout"), {
-        "id": "9", "params": {"productKey": device2.product_key, "deviceKey": device2.device_key},
-        "method": "combine.logout"})
+    reply = await gateway.request(
+        gateway.session_topic("logout"),
+        {
+            "id": "9",
+            "params": {"productKey": device2.product_key, "deviceKey": device2.device_key},
+            "method": "combine.logout",
+        },
+    )
     assert reply["code"] == 200
     assert (await gateway.request(gateway.topic("resume/batch"), body))["code"] == 1212
     await running.gateway.status.flush() if running.gateway.status else None
@@ -182,7 +205,8 @@ async def test_sub_device_login_makes_it_online_and_logout_offline(
 
 
 async def test_login_is_refused_with_a_bad_signature_or_through_another_gateway(
-        running: RunningGateway, connect: Any) -> None:
+    running: RunningGateway, connect: Any
+) -> None:
     """A wrong secret gets 1214; another gateway's sub-device gets 1212; batch login is partial."""
     gateway = await connect("gateway")
     device1 = running.world.creds["device1"]
@@ -193,17 +217,55 @@ async def test_login_is_refused_with_a_bad_signature_or_through_another_gateway(
     assert (await gateway.login(device1, method="hmacsha256"))["code"] == 200
 
     from twinbill_ingest.domain.signing import sign
+
     subs = []
     for creds in (running.world.creds["device2"], running.world.creds["device9"]):
-        signed = {"clientId": "gw", "deviceKey": creds.device_key, "productKey": creds.product_key,
-                  "timestamp": "1564988853275"}
-        subs.append({"productKey": creds.product_key, "deviceKey": creds.device_key,
-                     "sign": sign(signed, secret=creds.secret, method="sha256")})
-    reply = await gateway.request(gateway.session_topic("login/batch"), {
-        "id": "b1", "version": "1.1", "method": "combine.login.batch",
-        "params": {"clientId": "gw", "timestamp": "1564988853275", "signMethod": "sha256",
-                   "subDevices": subs}})
+        signed = {
+            "clientId": "gw",
+            "deviceKey": creds.device_key,
+            "productKey": creds.product_key,
+            "timestamp": "1564988853275",
+        }
+        subs.append(
+            {
+                "productKey": creds.product_key,
+                "deviceKey": creds.device_key,
+                "sign": sign(signed, secret=creds.secret, method="sha256"),
+            }
+        )
+    reply = await gateway.request(
+        gateway.session_topic("login/batch"),
+        {
+            "id": "b1",
+            "version": "1.1",
+            "method": "combine.login.batch",
+            "params": {"clientId": "gw", "timestamp": "1564988853275", "signMethod": "sha256", "subDevices": subs},
+        },
+    )
     assert reply["code"] == Code.PARTIAL_LOGIN
     assert [d["deviceKey"] for d in reply["data"]["loginedSubDevices"]] == ["device2"]
-    assert [d["deviceKey"] for d in reply["data"]["failedSubDevices"]] == [
-        running.world.creds["device9"].device_key]
+    assert [d["deviceKey"] for d in reply["data"]["failedSubDevices"]] == [running.world.creds["device9"].device_key]
+
+
+async def test_health_and_metrics(running: RunningGateway, connect: Any, telemetry: TelemetryReader) -> None:
+    """/healthz, /readyz (RabbitMQ, registry, MQTT) and the Prometheus metrics on the app's port."""
+    gateway = await connect("gateway")
+    raw = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()
+    assert (await gateway.request_raw(gateway.topic("resume/batch"), raw))["code"] == 200
+    assert (await gateway.request_raw(gateway.topic("post"), b"{"))["code"] == 1220
+    assert (await gateway.login(running.world.creds["device1"]))["code"] == 200
+    await telemetry.take(1)
+    async with aiohttp.ClientSession() as http:
+        base = running.server.make_url("")
+        async with http.get(base / "healthz") as response:
+            assert response.status == 200
+        async with http.get(base / "readyz") as response:
+            assert response.status == 200
+            assert (await response.json())["checks"] == ["mqtt", "rabbitmq", "registry"]
+        async with http.get(base / "metrics") as response:
+            text = await response.text()
+    assert 'ingest_requests_total{code="200",kind="resume/batch"} 1.0' in text
+    assert 'ingest_requests_total{code="1220",kind="post"} 1.0' in text
+    assert "ingest_points_accepted_total 9.0" in text
+    assert "ingest_publish_confirm_seconds_count 1.0" in text
+    assert "ingest_online_sub_devices 1.0" in text

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -30,11 +29,18 @@ async def simulated(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Asy
     config = generate_config(2, 4, prefix=f"s{uuid.uuid4().hex[:5]}")
     registry = registry_for(config)
     broker.add_users({f"{g['product_key']}/{g['device_key']}": g["secret"] for g in config["gateways"]})
-    settings = IngestSettings(amqp_url=amqp_url, bus_namespace=bus_namespace, mqtt_port=broker.port,
-                              mqtt_username=SERVICE_USER, mqtt_password=broker.service_password,
-                              share_group=f"g{uuid.uuid4().hex[:8]}")
-    source = StaticRegistrySource([ProductModel.model_validate(p) for p in registry["products"]],
-                                  [DeviceRecord.model_validate(d) for d in registry["devices"]])
+    settings = IngestSettings(
+        amqp_url=amqp_url,
+        bus_namespace=bus_namespace,
+        mqtt_port=broker.port,
+        mqtt_username=SERVICE_USER,
+        mqtt_password=broker.service_password,
+        share_group=f"g{uuid.uuid4().hex[:8]}",
+    )
+    source = StaticRegistrySource(
+        [ProductModel.model_validate(p) for p in registry["products"]],
+        [DeviceRecord.model_validate(d) for d in registry["devices"]],
+    )
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
     await server.start_server()
@@ -47,13 +53,26 @@ async def simulated(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Asy
 
 
 async def test_simulator_reports_and_back_fills_with_every_reply_200(
-        simulated: dict[str, Any], broker: DevBroker, telemetry: TelemetryReader) -> None:
+    simulated: dict[str, Any], broker: DevBroker, telemetry: TelemetryReader
+) -> None:
     """Two seconds of simulation with frequent offline periods: only 200s, all points on the bus,
     resume/batch among them, and each meter's register never decreases over time."""
     lines: list[str] = []
-    stats = await run_simulator(simulated, port=broker.port, rate=400, duration=2.0, batch=20,
-                                window=4, auth=True, offline_every=0.2, offline_seconds=0.3,
-                                sample_interval=0.05, report_every=None, seed=7, log=lines.append)
+    stats = await run_simulator(
+        simulated,
+        port=broker.port,
+        rate=400,
+        duration=2.0,
+        batch=20,
+        window=4,
+        auth=True,
+        offline_every=0.2,
+        offline_seconds=0.3,
+        sample_interval=0.05,
+        report_every=None,
+        seed=7,
+        log=lines.append,
+    )
     assert stats.points_sent > 0 and stats.points_acked == stats.points_sent, lines
     assert set(stats.codes) == {200}, lines
     messages = await telemetry.take(stats.requests)

@@ -13,7 +13,6 @@ from typing import Any
 import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from twinbill_ingest.app import CACHE, GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource
@@ -28,8 +27,13 @@ from tests.integration.twin_registry.conftest import make_device, make_product, 
 @pytest.fixture
 async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[TestClient[Any, Any]]:
     """The twin app on its own schema, sharing this test's bus namespace."""
-    settings = TwinSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, schema_name=f"twin_{uuid.uuid4().hex[:8]}",
-                            bus_namespace=bus_namespace, pg_pool_max=3)
+    settings = TwinSettings(
+        pg_dsn=pg_dsn,
+        amqp_url=amqp_url,
+        schema_name=f"twin_{uuid.uuid4().hex[:8]}",
+        bus_namespace=bus_namespace,
+        pg_pool_max=3,
+    )
     client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
     await client.start_server()
     yield client
@@ -37,20 +41,28 @@ async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[
 
 
 async def test_registry_from_the_twin_and_status_back_to_it(
-        twin: TestClient[Any, Any], broker: DevBroker, amqp_url: str, bus_namespace: str) -> None:
+    twin: TestClient[Any, Any], broker: DevBroker, amqp_url: str, bus_namespace: str
+) -> None:
     """Products and devices created in the twin are served; last-seen reaches the twin."""
     project = await make_project(twin)
     meter_product = await make_product(twin)
     gateway_product = await make_product(twin, is_gateway=True)
     gateway = await make_device(twin, product_key=gateway_product["product_key"], project_id=project)
-    meter = await make_device(twin, product_key=meter_product["product_key"], project_id=project,
-                              device_type=1, gateway_id=gateway["id"])
+    meter = await make_device(
+        twin, product_key=meter_product["product_key"], project_id=project, device_type=1, gateway_id=gateway["id"]
+    )
     creds = DeviceCreds(gateway_product["product_key"], gateway["device_key"], uuid.uuid4().hex)
     broker.add_users({creds.username: creds.secret})
 
-    settings = IngestSettings(amqp_url=amqp_url, bus_namespace=bus_namespace, mqtt_port=broker.port,
-                              mqtt_username=SERVICE_USER, mqtt_password=broker.service_password,
-                              share_group=f"g{uuid.uuid4().hex[:8]}", status_interval=0.2)
+    settings = IngestSettings(
+        amqp_url=amqp_url,
+        bus_namespace=bus_namespace,
+        mqtt_port=broker.port,
+        mqtt_username=SERVICE_USER,
+        mqtt_password=broker.service_password,
+        share_group=f"g{uuid.uuid4().hex[:8]}",
+        status_interval=0.2,
+    )
     source = HttpRegistrySource(str(twin.make_url("")))
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
@@ -58,8 +70,13 @@ async def test_registry_from_the_twin_and_status_back_to_it(
     try:
         await asyncio.wait_for(app[GATEWAY].ready.wait(), TIMEOUT)
         assert app[CACHE].device(meter_product["product_key"], meter["device_key"]) is not None
-        async with aiomqtt.Client("127.0.0.1", broker.port, username=creds.username,
-                                  password=creds.secret, protocol=aiomqtt.ProtocolVersion.V5) as mqtt:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            broker.port,
+            username=creds.username,
+            password=creds.secret,
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as mqtt:
             device = DeviceClient(mqtt, creds)
             await mqtt.subscribe(device.topic("post/batch_reply"), qos=1)
 
@@ -70,11 +87,23 @@ async def test_registry_from_the_twin_and_status_back_to_it(
 
             reader = asyncio.create_task(read())
             try:
-                reply = await device.request(device.topic("post/batch"), {
-                    "id": "t1", "version": "1.0", "method": "thing.measurepoint.post.batch",
-                    "allowOfflineSubDevice": True,
-                    "params": [{"productKey": meter_product["product_key"], "deviceKey": meter["device_key"],
-                                "measurepoints": {"total": 12.345}, "time": 1763712000000}]})
+                reply = await device.request(
+                    device.topic("post/batch"),
+                    {
+                        "id": "t1",
+                        "version": "1.0",
+                        "method": "thing.measurepoint.post.batch",
+                        "allowOfflineSubDevice": True,
+                        "params": [
+                            {
+                                "productKey": meter_product["product_key"],
+                                "deviceKey": meter["device_key"],
+                                "measurepoints": {"total": 12.345},
+                                "time": 1763712000000,
+                            }
+                        ],
+                    },
+                )
             finally:
                 reader.cancel()
         assert reply["code"] == 200, reply

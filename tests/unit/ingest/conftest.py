@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from twinbill_common.schemas import DataType, ProductModel
 from twinbill_ingest.domain.thingmodel import compile_model
 
@@ -45,18 +44,27 @@ class FixedRegistry:
 @pytest.fixture
 def registry() -> FixedRegistry:
     """product1/device1 and product2/device2 under gateway gwprod/gw1; product1/device9 under gw2."""
-    products = [ProductModel.model_validate(p) for p in
-                json.loads((FIXTURES / "seed003_thing_models.json").read_text())["products"]]
+    products = [
+        ProductModel.model_validate(p)
+        for p in json.loads((FIXTURES / "seed003_thing_models.json").read_text())["products"]
+    ]
     models = {p.product_key: compile_model(p) for p in products}
-    models["gwprod"] = {"temp": DataType(type="float"),
-                        "mode": DataType(type="enum", values=[0, 1, 2]),
-                        "on": DataType(type="bool"), "at": DataType(type="timestamp"),
-                        "label": DataType(type="string"), "day": DataType(type="date"),
-                        "count": DataType(type="int")}
-    return FixedRegistry(models, {
-        GATEWAY: Device("gwprod"),
-        ("gwprod", "gw2"): Device("gwprod"),
-        ("product1", "device1"): Device("product1", *GATEWAY),
-        ("product2", "device2"): Device("product2", *GATEWAY),
-        ("product1", "device9"): Device("product1", "gwprod", "gw2"),
-    })
+    models["gwprod"] = {
+        "temp": DataType(type="float"),
+        "mode": DataType(type="enum", values=[0, 1, 2]),
+        "on": DataType(type="bool"),
+        "at": DataType(type="timestamp"),
+        "label": DataType(type="string"),
+        "day": DataType(type="date"),
+        "count": DataType(type="int"),
+    }
+    return FixedRegistry(
+        models,
+        {
+            GATEWAY: Device("gwprod"),
+            ("gwprod", "gw2"): Device("gwprod"),
+            ("product1", "device1"): Device("product1", *GATEWAY),
+            ("product2", "device2"): Device("product2", *GATEWAY),
+            ("product1", "device9"): Device("product1", "gwprod", "gw2"),
+        },
+    )

@@ -8,7 +8,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted
 from twinbill_ingest.domain.requests import validate_request
@@ -16,20 +15,32 @@ from twinbill_ingest.domain.topics import Kind, Topic
 
 from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
 
-DOCUMENTED = {Code.MODEL_INVALID, Code.DATA_FORMAT, Code.NO_SUB_DEVICE_PERMISSION, Code.PAYLOAD_FORMAT,
-              Code.PAYLOAD_EMPTY, Code.METHOD_MISMATCH, Code.TOO_LARGE}
+DOCUMENTED = {
+    Code.MODEL_INVALID,
+    Code.DATA_FORMAT,
+    Code.NO_SUB_DEVICE_PERMISSION,
+    Code.PAYLOAD_FORMAT,
+    Code.PAYLOAD_EMPTY,
+    Code.METHOD_MISMATCH,
+    Code.TOO_LARGE,
+}
 SEED: dict[str, Any] = json.loads((FIXTURES / "seed003_resume_batch_request.json").read_text())
-TOPICS = st.sampled_from([Topic("gwprod", "gw1", kind) for kind in
-                          (Kind.POST, Kind.POST_BATCH, Kind.RESUME, Kind.RESUME_BATCH)])
+TOPICS = st.sampled_from(
+    [Topic("gwprod", "gw1", kind) for kind in (Kind.POST, Kind.POST_BATCH, Kind.RESUME, Kind.RESUME_BATCH)]
+)
 # The registry fixture is only read, so sharing it between examples is safe.
-FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-                database=None)
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None,
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 def check(topic: Topic, payload: bytes, registry: FixedRegistry) -> None:
@@ -71,13 +82,18 @@ def _mutate(body: Any, path: list[int], replacement: Any) -> Any:
 
 
 @FUZZ
-@given(topic=TOPICS, path=st.lists(st.integers(0, 20), max_size=5), replacement=json_values,
-       allow=st.booleans(), skip=st.booleans())
-def test_mutated_seed_requests(registry: FixedRegistry, topic: Topic, path: list[int], replacement: Any,
-                               allow: bool, skip: bool) -> None:
+@given(
+    topic=TOPICS,
+    path=st.lists(st.integers(0, 20), max_size=5),
+    replacement=json_values,
+    allow=st.booleans(),
+    skip=st.booleans(),
+)
+def test_mutated_seed_requests(
+    registry: FixedRegistry, topic: Topic, path: list[int], replacement: Any, allow: bool, skip: bool
+) -> None:
     """The seed request with one node replaced by anything, under every flag combination."""
-    body = _mutate({**SEED, "allowOfflineSubDevice": allow, "skipInvalidMeasurepoints": skip}, path,
-                   replacement)
+    body = _mutate({**SEED, "allowOfflineSubDevice": allow, "skipInvalidMeasurepoints": skip}, path, replacement)
     check(topic, json.dumps(body).encode(), registry)
 
 

@@ -8,20 +8,22 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.signing import parse_login, parse_login_batch, sign, sign_matches
 from twinbill_simulator.meters import Meter, profile
 from twinbill_simulator.signing import sign_sha256
 
-PARAMS = {"productKey": "theSubProductKey", "deviceKey": "theSubDeviceKey",
-          "clientId": "theSubDeviceId", "timestamp": "1524448722000"}
+PARAMS = {
+    "productKey": "theSubProductKey",
+    "deviceKey": "theSubDeviceKey",
+    "clientId": "theSubDeviceId",
+    "timestamp": "1524448722000",
+}
 
 
 def test_sha256_sign_is_the_documented_concatenation() -> None:
     """sorted name+value pairs, then the secret; upper-case hex."""
-    content = ("clientIdtheSubDeviceIddeviceKeytheSubDeviceKeyproductKeytheSubProductKey"
-               "timestamp1524448722000secret")
+    content = "clientIdtheSubDeviceIddeviceKeytheSubDeviceKeyproductKeytheSubProductKeytimestamp1524448722000secret"
     assert sign(PARAMS, secret="secret", method="sha256") == hashlib.sha256(content.encode()).hexdigest().upper()
     assert sign_sha256(PARAMS, secret="secret") == sign(PARAMS, secret="secret", method="sha256")
 
@@ -59,8 +61,10 @@ def test_profile_averages_one_over_a_day() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10**13), st.floats(0, 86_400)), min_size=1, max_size=50),
-       st.sampled_from(["water", "electricity"]))
+@given(
+    st.lists(st.tuples(st.integers(0, 10**13), st.floats(0, 86_400)), min_size=1, max_size=50),
+    st.sampled_from(["water", "electricity"]),
+)
 def test_registers_only_grow(steps: list[tuple[int, float]], kind: str) -> None:
     """Whatever the time and interval, a register never goes down."""
     meter = Meter(kind, Decimal("100"), daily_mean=5.0)

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
@@ -65,37 +64,45 @@ def test_message_id_is_deterministic_per_publisher_id_and_bytes() -> None:
     assert message_id(BATCH, "123", SEED + b" ") != message_id(BATCH, "123", SEED)
 
 
-@pytest.mark.parametrize(("payload", "expected"), [
-    (b"", Code.PAYLOAD_EMPTY),
-    (b"   \n", Code.PAYLOAD_EMPTY),
-    (b"x" * 4097, Code.TOO_LARGE),
-    (b"{", Code.PAYLOAD_FORMAT),
-    (b"\xff\xfe", Code.PAYLOAD_FORMAT),
-    (b'"text"', Code.PAYLOAD_FORMAT),
-    (b'{"method": "thing.measurepoint.resume.batch", "params": [{"measurepoints": {"temp": NaN}}]}',
-     Code.PAYLOAD_FORMAT),
-    (b'{"id": [1], "method": "thing.measurepoint.resume.batch", "params": []}', Code.PAYLOAD_FORMAT),
-    (b'{"params": []}', Code.METHOD_MISMATCH),
-    (b'{"method": "thing.measurepoint.resume.batch"}', Code.PAYLOAD_FORMAT),
-    (b'{"method": "thing.measurepoint.resume.batch", "params": []}', Code.DATA_FORMAT),
-    (b'{"method": "thing.measurepoint.resume.batch", "params": {}}', Code.DATA_FORMAT),
-    (b'{"method": "thing.measurepoint.resume.batch", "params": [3]}', Code.DATA_FORMAT),
-])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"", Code.PAYLOAD_EMPTY),
+        (b"   \n", Code.PAYLOAD_EMPTY),
+        (b"x" * 4097, Code.TOO_LARGE),
+        (b"{", Code.PAYLOAD_FORMAT),
+        (b"\xff\xfe", Code.PAYLOAD_FORMAT),
+        (b'"text"', Code.PAYLOAD_FORMAT),
+        (
+            b'{"method": "thing.measurepoint.resume.batch", "params": [{"measurepoints": {"temp": NaN}}]}',
+            Code.PAYLOAD_FORMAT,
+        ),
+        (b'{"id": [1], "method": "thing.measurepoint.resume.batch", "params": []}', Code.PAYLOAD_FORMAT),
+        (b'{"params": []}', Code.METHOD_MISMATCH),
+        (b'{"method": "thing.measurepoint.resume.batch"}', Code.PAYLOAD_FORMAT),
+        (b'{"method": "thing.measurepoint.resume.batch", "params": []}', Code.DATA_FORMAT),
+        (b'{"method": "thing.measurepoint.resume.batch", "params": {}}', Code.DATA_FORMAT),
+        (b'{"method": "thing.measurepoint.resume.batch", "params": [3]}', Code.DATA_FORMAT),
+    ],
+)
 def test_envelope_errors(registry: FixedRegistry, payload: bytes, expected: Code) -> None:
     """Empty, too large, not JSON, wrong method, wrong params shape: each its own code."""
     assert code(registry, payload) == expected
 
 
-@pytest.mark.parametrize(("identifier", "value"), [
-    ("humidity", 1),  # unknown identifier
-    ("temp", "1.02"),  # string for a float
-    ("temp", True),  # bool is not a number
-    ("Power", {"value": 1, "volts": 2}),  # unknown struct field
-    ("Power", {"value": 1.5, "quality": 9}),  # float for an int field
-    ("Power", 3),  # scalar for a struct
-    ("branchCurr", ["1", 2]),  # array element of the wrong type
-    ("branchCurr", "1,2"),  # not an array
-])
+@pytest.mark.parametrize(
+    ("identifier", "value"),
+    [
+        ("humidity", 1),  # unknown identifier
+        ("temp", "1.02"),  # string for a float
+        ("temp", True),  # bool is not a number
+        ("Power", {"value": 1, "volts": 2}),  # unknown struct field
+        ("Power", {"value": 1.5, "quality": 9}),  # float for an int field
+        ("Power", 3),  # scalar for a struct
+        ("branchCurr", ["1", 2]),  # array element of the wrong type
+        ("branchCurr", "1,2"),  # not an array
+    ],
+)
 def test_model_errors_are_1204_naming_the_point(registry: FixedRegistry, identifier: str, value: Any) -> None:
     """Each model mismatch refuses the whole request with 1204 and names the point."""
     body = seed(skipInvalidMeasurepoints=False)
@@ -106,21 +113,33 @@ def test_model_errors_are_1204_naming_the_point(registry: FixedRegistry, identif
     assert identifier in caught.value.message and "params[1]" in caught.value.message
 
 
-@pytest.mark.parametrize(("identifier", "value", "ok"), [
-    ("temp", {"value": 1.5, "quality": 9}, True),  # EnOS quality form around a scalar
-    ("temp", {"value": 1.5, "q": 9}, False),
-    ("temp", {"quality": 9}, False),
-    ("mode", 2, True), ("mode", 3, False), ("mode", True, False),
-    ("on", True, True), ("on", 1, True), ("on", 2, False),
-    ("at", 1700000000000, True), ("at", -1, False), ("at", 1.5, False),
-    ("label", "x", True), ("label", 1, False),
-    ("day", "2026-11-21", True), ("day", [], False),
-    ("count", 7, True), ("count", 7.0, False), ("count", None, False),
-])
+@pytest.mark.parametrize(
+    ("identifier", "value", "ok"),
+    [
+        ("temp", {"value": 1.5, "quality": 9}, True),  # EnOS quality form around a scalar
+        ("temp", {"value": 1.5, "q": 9}, False),
+        ("temp", {"quality": 9}, False),
+        ("mode", 2, True),
+        ("mode", 3, False),
+        ("mode", True, False),
+        ("on", True, True),
+        ("on", 1, True),
+        ("on", 2, False),
+        ("at", 1700000000000, True),
+        ("at", -1, False),
+        ("at", 1.5, False),
+        ("label", "x", True),
+        ("label", 1, False),
+        ("day", "2026-11-21", True),
+        ("day", [], False),
+        ("count", 7, True),
+        ("count", 7.0, False),
+        ("count", None, False),
+    ],
+)
 def test_scalar_types(registry: FixedRegistry, identifier: str, value: Any, ok: bool) -> None:
     """Table of data types against values (the gateway's own model)."""
-    body = {"id": "1", "method": "thing.measurepoint.post",
-            "params": {"measurepoints": {identifier: value}, "time": 5}}
+    body = {"id": "1", "method": "thing.measurepoint.post", "params": {"measurepoints": {identifier: value}, "time": 5}}
     if ok:
         assert run(registry, body, POST).accepted == 1
     else:
@@ -140,8 +159,7 @@ def test_skip_invalid_drops_invalid_points_and_keeps_the_rest(registry: FixedReg
 
 def test_skip_invalid_with_nothing_valid_left_is_1204(registry: FixedRegistry) -> None:
     """A request whose every point is invalid is refused, not silently answered 200."""
-    body = seed(params=[{"productKey": "product1", "deviceKey": "device1",
-                         "measurepoints": {"nope": 1}, "time": 1}])
+    body = seed(params=[{"productKey": "product1", "deviceKey": "device1", "measurepoints": {"nope": 1}, "time": 1}])
     assert code(registry, body) == Code.MODEL_INVALID
 
 
@@ -219,4 +237,8 @@ def test_reply_shape() -> None:
     """{"id", "code", "data"} and a message on errors."""
     assert json.loads(encode_reply("123", 200)) == {"id": "123", "code": 200, "data": {}}
     assert json.loads(encode_reply(None, 1220, message="payload format error: x")) == {
-        "id": None, "code": 1220, "data": {}, "message": "payload format error: x"}
+        "id": None,
+        "code": 1220,
+        "data": {},
+        "message": "payload format error: x",
+    }

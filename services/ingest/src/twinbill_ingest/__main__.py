@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-
 from twinbill_common.logging import configure_logging
 from twinbill_common.settings import load_settings
 
@@ -15,8 +14,7 @@ def main() -> None:
     """Run the ingest gateway until interrupted."""
     settings = load_settings(IngestSettings)
     configure_logging(level=settings.log_level, json=settings.log_json, service="ingest")
-    web.run_app(create_app(settings), host=settings.http_host, port=settings.http_port,
-                print=None, access_log=None)
+    web.run_app(create_app(settings), host=settings.http_host, port=settings.http_port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-
 from twinbill_common.bus import Bus
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
@@ -65,8 +64,13 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
         cache = RegistryCache()
         status = StatusReporter(registry_source, interval=settings.status_interval)
         gateway = Gateway(settings, bus=bus, cache=cache, status=status, metrics=metrics)
-        listener = RegistryListener(amqp_url, namespace=settings.bus_namespace, cache=cache,
-                                    source=registry_source, reload_delay=settings.registry_reload_delay)
+        listener = RegistryListener(
+            amqp_url,
+            namespace=settings.bus_namespace,
+            cache=cache,
+            source=registry_source,
+            reload_delay=settings.registry_reload_delay,
+        )
         app[GATEWAY], app[CACHE], app[LISTENER] = gateway, cache, listener
         checks["rabbitmq"] = bus.ping
         checks["registry"] = lambda: _require(cache.loaded, "registry cache not loaded")

@@ -13,9 +13,8 @@ import time
 import uuid
 
 import aiomqtt
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
-
+from paho.mqtt.properties import Properties
 from twinbill_common.bus import Bus
 from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import get_logger
@@ -45,8 +44,15 @@ def now_ms() -> int:
 class Gateway:
     """One replica's MQTT loop; `ready` is set while it is connected and subscribed."""
 
-    def __init__(self, settings: IngestSettings, *, bus: Bus, cache: RegistryCache,
-                 status: StatusReporter | None, metrics: IngestMetrics) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        bus: Bus,
+        cache: RegistryCache,
+        status: StatusReporter | None,
+        metrics: IngestMetrics,
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.cache = cache
@@ -60,9 +66,14 @@ class Gateway:
     def _client(self, identifier: str) -> aiomqtt.Client:
         password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
         return aiomqtt.Client(
-            self.settings.mqtt_host, self.settings.mqtt_port, identifier=identifier,
-            username=self.settings.mqtt_username, password=password,
-            protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None, logger=MQTT_LOG,
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            identifier=identifier,
+            username=self.settings.mqtt_username,
+            password=password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            max_queued_outgoing_messages=None,
+            logger=MQTT_LOG,
         )
 
     async def run(self) -> None:
@@ -129,12 +140,12 @@ class Gateway:
             await self._reply(client, topic, qos, encode_reply(request_id, code, message=text, data=data), code)
             return
         try:
-            accepted = validate_request(topic, payload, registry=self.cache, received_at=received_at,
-                                        max_bytes=self.settings.max_payload_bytes)
+            accepted = validate_request(
+                topic, payload, registry=self.cache, received_at=received_at, max_bytes=self.settings.max_payload_bytes
+            )
         except Rejection as err:
             self.metrics.points_rejected.inc(err.points)
-            await self._reply(client, topic, qos, encode_reply(err.request_id, err.code,
-                                                                message=err.message), err.code)
+            await self._reply(client, topic, qos, encode_reply(err.request_id, err.code, message=err.message), err.code)
             return
         request_id = accepted.envelope.request_id
         mid = message_id(topic, request_id, payload)
@@ -142,15 +153,25 @@ class Gateway:
         started = time.perf_counter()
         self.metrics.inflight.inc()
         try:
-            await self.bus.publish_raw(TELEMETRY, f"mp.{topic.product_key}.{topic.device_key}", body,
-                                       message_id=mid, headers={"type": "MeasurementsAccepted"})
+            await self.bus.publish_raw(
+                TELEMETRY,
+                f"mp.{topic.product_key}.{topic.device_key}",
+                body,
+                message_id=mid,
+                headers={"type": "MeasurementsAccepted"},
+            )
         except BusUnavailable as err:
             # Not durable, so no 200: the device hears "retry later" and sends the request again.
             log.warning("publish not confirmed, no 200", topic=topic.request, error=str(err))
-            await self._reply(client, topic, qos, encode_reply(request_id, Code.SERVER_ERROR,
-                                                                message=f"{MESSAGES[Code.SERVER_ERROR]}: "
-                                                                "the broker did not confirm"),
-                              Code.SERVER_ERROR)
+            await self._reply(
+                client,
+                topic,
+                qos,
+                encode_reply(
+                    request_id, Code.SERVER_ERROR, message=f"{MESSAGES[Code.SERVER_ERROR]}: the broker did not confirm"
+                ),
+                Code.SERVER_ERROR,
+            )
             return
         finally:
             self.metrics.inflight.dec()
@@ -160,15 +181,17 @@ class Gateway:
             self.metrics.points_rejected.inc(accepted.dropped)
         if self.status is not None:
             for point in accepted.points:
-                self.status.seen(point.product_key, point.device_key,
-                                 online=self.cache.is_online(point.product_key, point.device_key)
-                                 or (point.product_key, point.device_key) == (topic.product_key, topic.device_key),
-                                 at_ms=received_at)
+                self.status.seen(
+                    point.product_key,
+                    point.device_key,
+                    online=self.cache.is_online(point.product_key, point.device_key)
+                    or (point.product_key, point.device_key) == (topic.product_key, topic.device_key),
+                    at_ms=received_at,
+                )
         await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
 
     async def _reply(self, client: aiomqtt.Client, topic: Topic, qos: int, body: bytes, code: Code) -> None:
         self.metrics.requests.labels(topic.kind.value, str(int(code))).inc()
-        properties = Properties(PacketTypes.PUBLISH)
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho is untyped
         properties.ContentType = "application/json"
         await client.publish(topic.reply, body, qos=qos, properties=properties)
-

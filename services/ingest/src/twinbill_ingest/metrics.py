@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from twinbill_common.metrics import latency_histogram
 
 
@@ -24,16 +23,23 @@ class IngestMetrics:
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
         """Register every metric on `registry`."""
         return cls(
-            requests=Counter("ingest_requests_total", "MQTT requests answered, by topic kind and reply code",
-                             ("kind", "code"), registry=registry),
-            points_accepted=Counter("ingest_points_accepted_total",
-                                    "Measurepoint values published and confirmed", registry=registry),
-            points_rejected=Counter("ingest_points_rejected_total",
-                                    "Measurepoint values refused or dropped as invalid", registry=registry),
-            confirm_latency=latency_histogram("ingest_publish_confirm_seconds",
-                                              "Time from publishing to RabbitMQ's confirm", registry),
-            online_devices=Gauge("ingest_online_sub_devices", "Sub-devices logged in through a gateway",
-                                 registry=registry),
-            inflight=Gauge("ingest_requests_inflight", "Requests awaiting a publisher confirm",
-                           registry=registry),
+            requests=Counter(
+                "ingest_requests_total",
+                "MQTT requests answered, by topic kind and reply code",
+                ("kind", "code"),
+                registry=registry,
+            ),
+            points_accepted=Counter(
+                "ingest_points_accepted_total", "Measurepoint values published and confirmed", registry=registry
+            ),
+            points_rejected=Counter(
+                "ingest_points_rejected_total", "Measurepoint values refused or dropped as invalid", registry=registry
+            ),
+            confirm_latency=latency_histogram(
+                "ingest_publish_confirm_seconds", "Time from publishing to RabbitMQ's confirm", registry
+            ),
+            online_devices=Gauge(
+                "ingest_online_sub_devices", "Sub-devices logged in through a gateway", registry=registry
+            ),
+            inflight=Gauge("ingest_requests_inflight", "Requests awaiting a publisher confirm", registry=registry),
         )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-
 from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
 
 from twinbill_ingest.domain.thingmodel import CompiledModel, compile_model
@@ -79,8 +78,9 @@ class HttpRegistrySource:
     async def report_status(self, updates: Sequence[dict[str, Any]]) -> None:
         """POST /internal/v1/devices/status."""
         try:
-            async with self._client().post(f"{self.base_url}/internal/v1/devices/status",
-                                           json={"devices": list(updates)}) as response:
+            async with self._client().post(
+                f"{self.base_url}/internal/v1/devices/status", json={"devices": list(updates)}
+            ) as response:
                 response.raise_for_status()
         except (aiohttp.ClientError, TimeoutError) as err:
             raise RegistryUnavailable(f"POST /internal/v1/devices/status failed: {err!r}") from err
@@ -101,8 +101,10 @@ class StaticRegistrySource:
     def from_file(cls, path: Path) -> StaticRegistrySource:
         """Load {"products": [ProductModel...], "devices": [DeviceRecord...]} from a JSON file."""
         body = json.loads(path.read_text())
-        return cls([ProductModel.model_validate(p) for p in body["products"]],
-                   [DeviceRecord.model_validate(d) for d in body["devices"]])
+        return cls(
+            [ProductModel.model_validate(p) for p in body["products"]],
+            [DeviceRecord.model_validate(d) for d in body["devices"]],
+        )
 
     def put_device(self, device: DeviceRecord) -> None:
         """Add or replace a device (as the twin would before announcing `device.created`)."""

@@ -7,7 +7,6 @@ import asyncio
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
-
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import REGISTRY, named
 
@@ -21,8 +20,9 @@ ROUTING_KEYS = ("product.*", "device.*")
 class RegistryListener:
     """Reloads the cache (coalescing bursts of events) whenever products or devices change."""
 
-    def __init__(self, amqp_url: str, *, namespace: str, cache: RegistryCache, source: RegistrySource,
-                 reload_delay: float = 0.5) -> None:
+    def __init__(
+        self, amqp_url: str, *, namespace: str, cache: RegistryCache, source: RegistrySource, reload_delay: float = 0.5
+    ) -> None:
         self.amqp_url = amqp_url
         self.namespace = namespace
         self.cache = cache
@@ -38,8 +38,9 @@ class RegistryListener:
         connection = await aio_pika.connect_robust(self.amqp_url)
         try:
             channel = await connection.channel()
-            exchange = await channel.declare_exchange(named(self.namespace, REGISTRY),
-                                                      aio_pika.ExchangeType.TOPIC, durable=True)
+            exchange = await channel.declare_exchange(
+                named(self.namespace, REGISTRY), aio_pika.ExchangeType.TOPIC, durable=True
+            )
             queue = await channel.declare_queue(exclusive=True, auto_delete=True)
             for key in ROUTING_KEYS:
                 await queue.bind(exchange, routing_key=key)

@@ -8,6 +8,7 @@ which batches them and posts them to POST /internal/v1/devices/status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,9 @@ class StatusReporter:
     def record(self, product_key: str, device_key: str, *, online: bool, at_ms: int) -> None:
         """Queue one device's state; the latest state of a device wins."""
         self._pending[(product_key, device_key)] = {
-            "product_key": product_key, "device_key": device_key, "online": online,
+            "product_key": product_key,
+            "device_key": device_key,
+            "online": online,
             "last_seen": datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
         }
         if online is False or len(self._pending) >= 1000:
@@ -44,7 +47,9 @@ class StatusReporter:
     def seen(self, product_key: str, device_key: str, *, online: bool, at_ms: int) -> None:
         """A device reported data: refresh its last-seen time (without waking the flusher)."""
         self._pending[(product_key, device_key)] = {
-            "product_key": product_key, "device_key": device_key, "online": online,
+            "product_key": product_key,
+            "device_key": device_key,
+            "online": online,
             "last_seen": datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
         }
 
@@ -62,10 +67,8 @@ class StatusReporter:
     async def run(self) -> None:
         """Flush every `interval` seconds (sooner after a logout), until cancelled."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.flush()
 
@@ -89,12 +92,14 @@ class SessionHandler:
                 attempt = parse_login(envelope.params)
                 self._login(attempt, topic=topic, now_ms=now_ms)
                 device = self.cache.device(attempt.product_key, attempt.device_key)
-                data = {"assetId": _asset_id(device), "productKey": attempt.product_key,
-                        "deviceKey": attempt.device_key}
+                data = {
+                    "assetId": _asset_id(device),
+                    "productKey": attempt.product_key,
+                    "deviceKey": attempt.device_key,
+                }
                 return request_id, Code.OK, "success", data
             if topic.kind is Kind.LOGIN_BATCH:
-                return (request_id, *self._login_batch(parse_login_batch(envelope.params),
-                                                       topic=topic, now_ms=now_ms))
+                return (request_id, *self._login_batch(parse_login_batch(envelope.params), topic=topic, now_ms=now_ms))
             product_key, device_key = parse_logout(envelope.params)
             self._check_topology(product_key, device_key, topic=topic)
             self.cache.set_offline((product_key, device_key))
@@ -107,26 +112,31 @@ class SessionHandler:
     def _check_topology(self, product_key: str, device_key: str, *, topic: Topic) -> None:
         device = self.cache.device(product_key, device_key)
         if device is None or (device.gateway_product_key, device.gateway_device_key) != (
-                topic.product_key, topic.device_key):
-            raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
-                            f"{product_key}/{device_key} is not a sub-device of gateway "
-                            f"{topic.product_key}/{topic.device_key}")
+            topic.product_key,
+            topic.device_key,
+        ):
+            raise Rejection(
+                Code.NO_SUB_DEVICE_PERMISSION,
+                f"{product_key}/{device_key} is not a sub-device of gateway {topic.product_key}/{topic.device_key}",
+            )
 
     def _login(self, attempt: LoginAttempt, *, topic: Topic, now_ms: int) -> None:
         self._check_topology(attempt.product_key, attempt.device_key, topic=topic)
         device = self.cache.device(attempt.product_key, attempt.device_key)
         secret = device.secret if device is not None else None
-        if not secret or not sign_matches(attempt.signed, secret=secret, method=attempt.sign_method,
-                                          signature=attempt.signature):
-            raise Rejection(Code.SIGN_INVALID, f"{attempt.product_key}/{attempt.device_key}: "
-                            f"the {attempt.sign_method} signature does not match the device secret")
-        self.cache.set_online((attempt.product_key, attempt.device_key),
-                              gateway=(topic.product_key, topic.device_key))
+        if not secret or not sign_matches(
+            attempt.signed, secret=secret, method=attempt.sign_method, signature=attempt.signature
+        ):
+            raise Rejection(
+                Code.SIGN_INVALID,
+                f"{attempt.product_key}/{attempt.device_key}: "
+                f"the {attempt.sign_method} signature does not match the device secret",
+            )
+        self.cache.set_online((attempt.product_key, attempt.device_key), gateway=(topic.product_key, topic.device_key))
         if self.status is not None:
             self.status.record(attempt.product_key, attempt.device_key, online=True, at_ms=now_ms)
 
-    def _login_batch(self, attempts: list[LoginAttempt], *, topic: Topic,
-                     now_ms: int) -> tuple[Code, str, Any]:
+    def _login_batch(self, attempts: list[LoginAttempt], *, topic: Topic, now_ms: int) -> tuple[Code, str, Any]:
         logged: list[dict[str, str]] = []
         failed: list[dict[str, str]] = []
         reasons: list[str] = []
@@ -152,4 +162,3 @@ def _asset_id(device: Any) -> str:
     if device is None:
         return ""
     return str(device.instance_id if device.instance_id is not None else device.id)
-

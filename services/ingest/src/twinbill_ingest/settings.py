@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-
 from twinbill_common.settings import CommonSettings
 
 

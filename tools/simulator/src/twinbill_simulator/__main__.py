@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from twinbill_simulator.run import run_simulator
 def main() -> None:
     """Parse the flags and run until the duration ends or Ctrl-C."""
     parser = argparse.ArgumentParser(prog="twinbill-simulator", description=__doc__)
-    parser.add_argument("--config", type=Path, help="device list JSON ({\"gateways\": [...]})")
+    parser.add_argument("--config", type=Path, help='device list JSON ({"gateways": [...]})')
     parser.add_argument("--gateways", type=int, default=2, help="generated gateways (no --config)")
     parser.add_argument("--sub-devices", type=int, default=10, help="meters per generated gateway")
     parser.add_argument("--host", default="127.0.0.1")
@@ -24,7 +25,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="points per request")
     parser.add_argument("--window", type=int, default=16, help="requests in flight per gateway")
     parser.add_argument("--auth", action="store_true", help="log in as {pk}/{dk} with the secret")
-    parser.add_argument("--offline-every", type=float, default=600.0, help="mean seconds between offline periods (0: never)")
+    parser.add_argument(
+        "--offline-every", type=float, default=600.0, help="mean seconds between offline periods (0: never)"
+    )
     parser.add_argument("--offline-seconds", type=float, default=30.0)
     parser.add_argument("--write-config", type=Path, help="write the generated device list here")
     parser.add_argument("--write-registry", type=Path, help="write an INGEST_REGISTRY_FILE for it here")
@@ -34,13 +37,21 @@ def main() -> None:
         args.write_config.write_text(json.dumps(config, indent=2))
     if args.write_registry:
         args.write_registry.write_text(json.dumps(registry_for(config), indent=2))
-    try:
-        asyncio.run(run_simulator(config, host=args.host, port=args.port, rate=args.rate or None,
-                                  duration=args.duration, batch=args.batch, window=args.window,
-                                  auth=args.auth, offline_every=args.offline_every or None,
-                                  offline_seconds=args.offline_seconds))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_simulator(
+                config,
+                host=args.host,
+                port=args.port,
+                rate=args.rate or None,
+                duration=args.duration,
+                batch=args.batch,
+                window=args.window,
+                auth=args.auth,
+                offline_every=args.offline_every or None,
+                offline_seconds=args.offline_seconds,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -9,15 +9,39 @@ from decimal import Decimal
 
 # Share of the daily mean consumed in each hour of the day (residential: a morning and an evening
 # peak, a low night); the 24 values average 1.0.
-_HOURLY = (0.35, 0.3, 0.25, 0.25, 0.3, 0.5, 1.1, 1.6, 1.4, 1.0, 0.9, 1.0,
-           1.2, 1.0, 0.9, 0.9, 1.1, 1.5, 1.9, 2.0, 1.7, 1.3, 0.8, 0.55)
+_HOURLY = (
+    0.35,
+    0.3,
+    0.25,
+    0.25,
+    0.3,
+    0.5,
+    1.1,
+    1.6,
+    1.4,
+    1.0,
+    0.9,
+    1.0,
+    1.2,
+    1.0,
+    0.9,
+    0.9,
+    1.1,
+    1.5,
+    1.9,
+    2.0,
+    1.7,
+    1.3,
+    0.8,
+    0.55,
+)
 _NORM = sum(_HOURLY) / 24
 
 
 def profile(hour_of_day: float) -> float:
     """The consumption factor at a (fractional) hour of the day, interpolated, mean 1.0."""
     hour = hour_of_day % 24
-    low = int(math.floor(hour))
+    low = math.floor(hour)
     frac = hour - low
     return (_HOURLY[low] * (1 - frac) + _HOURLY[(low + 1) % 24] * frac) / _NORM
 

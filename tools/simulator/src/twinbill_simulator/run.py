@@ -4,6 +4,7 @@ configured rate, go offline now and then and back-fill with resume/batch, check 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -42,10 +43,12 @@ class SimulatorStats:
     def summary(self) -> str:
         """One line of counts."""
         elapsed = time.perf_counter() - self.started
-        return (f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
-                f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
-                f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
-                f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms")
+        return (
+            f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
+            f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
+            f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
+            f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
+        )
 
 
 @dataclass
@@ -60,8 +63,9 @@ class _Sub:
 class _GatewaySim:
     """One simulated gateway on its own MQTT connection."""
 
-    def __init__(self, spec: dict[str, Any], *, stats: SimulatorStats, rng: random.Random,
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, spec: dict[str, Any], *, stats: SimulatorStats, rng: random.Random, options: dict[str, Any]
+    ) -> None:
         self.pk, self.dk, self.secret = spec["product_key"], spec["device_key"], spec["secret"]
         self.stats = stats
         self.rng = rng
@@ -69,12 +73,20 @@ class _GatewaySim:
         self.subs = []
         for sub in spec["sub_devices"]:
             water = sub.get("device_type", 1) == 1
-            self.subs.append(_Sub(sub["product_key"], sub["device_key"], sub["secret"],
-                                  sub.get("register", "total"),
-                                  Meter("water" if water else "electricity",
-                                        Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
-                                        daily_mean=0.4 if water else 8.0,
-                                        rng=random.Random(rng.random()))))
+            self.subs.append(
+                _Sub(
+                    sub["product_key"],
+                    sub["device_key"],
+                    sub["secret"],
+                    sub.get("register", "total"),
+                    Meter(
+                        "water" if water else "electricity",
+                        Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
+                        daily_mean=0.4 if water else 8.0,
+                        rng=random.Random(rng.random()),
+                    ),
+                )
+            )
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._window = asyncio.Semaphore(options["window"])
         self._cursor = 0
@@ -87,10 +99,15 @@ class _GatewaySim:
     async def run(self, stop: asyncio.Event) -> None:
         username = f"{self.pk}/{self.dk}" if self.o["auth"] else None
         password = self.secret if self.o["auth"] else None
-        async with aiomqtt.Client(self.o["host"], self.o["port"], username=username, password=password,
-                                  identifier=f"sim-{self.dk}-{uuid.uuid4().hex[:4]}",
-                                  protocol=aiomqtt.ProtocolVersion.V5,
-                                  max_queued_outgoing_messages=None) as client:
+        async with aiomqtt.Client(
+            self.o["host"],
+            self.o["port"],
+            username=username,
+            password=password,
+            identifier=f"sim-{self.dk}-{uuid.uuid4().hex[:4]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            max_queued_outgoing_messages=None,
+        ) as client:
             await client.subscribe(f"/sys/{self.pk}/{self.dk}/thing/measurepoint/#", qos=1)
             await client.subscribe(f"/ext/session/{self.pk}/{self.dk}/combine/#", qos=1)
             async with asyncio.TaskGroup() as tasks:
@@ -125,17 +142,35 @@ class _GatewaySim:
         timestamp = str(int(time.time() * 1000))
         subs = []
         for sub in self.subs:
-            signed = {"clientId": self.dk, "deviceKey": sub.device_key, "productKey": sub.product_key,
-                      "timestamp": timestamp}
-            subs.append({"productKey": sub.product_key, "deviceKey": sub.device_key,
-                         "sign": sign_sha256(signed, secret=sub.secret)})
+            signed = {
+                "clientId": self.dk,
+                "deviceKey": sub.device_key,
+                "productKey": sub.product_key,
+                "timestamp": timestamp,
+            }
+            subs.append(
+                {
+                    "productKey": sub.product_key,
+                    "deviceKey": sub.device_key,
+                    "sign": sign_sha256(signed, secret=sub.secret),
+                }
+            )
         for start in range(0, len(subs), 200):
             request_id = uuid.uuid4().hex[:12]
-            body = {"id": request_id, "version": "1.1", "method": "combine.login.batch",
-                    "params": {"clientId": self.dk, "timestamp": timestamp, "signMethod": "sha256",
-                               "subDevices": subs[start:start + 200]}}
-            reply = await self._call(client, f"/ext/session/{self.pk}/{self.dk}/combine/login/batch",
-                                     json.dumps(body).encode(), request_id)
+            body = {
+                "id": request_id,
+                "version": "1.1",
+                "method": "combine.login.batch",
+                "params": {
+                    "clientId": self.dk,
+                    "timestamp": timestamp,
+                    "signMethod": "sha256",
+                    "subDevices": subs[start : start + 200],
+                },
+            }
+            reply = await self._call(
+                client, f"/ext/session/{self.pk}/{self.dk}/combine/login/batch", json.dumps(body).encode(), request_id
+            )
             self.stats.codes[reply["code"]] += 1
 
     def _entries(self, count: int, *, end_ms: int, seconds_per_entry: float) -> list[str]:
@@ -147,26 +182,30 @@ class _GatewaySim:
             self._cursor += 1
             at = start + index
             value = sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
-            entries.append(f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                           f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}')
+            entries.append(
+                f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
+                f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}'
+            )
         self._last_ms = start + count - 1
         return entries
 
-    async def _send(self, client: aiomqtt.Client, kind: str, entries: list[str], *,
-                    allow_offline: bool = False) -> None:
+    async def _send(
+        self, client: aiomqtt.Client, kind: str, entries: list[str], *, allow_offline: bool = False
+    ) -> None:
         await self._window.acquire()
         request_id = uuid.uuid4().hex[:16]
         method = "thing.measurepoint." + kind.replace("/", ".")
-        payload = (f'{{"id":"{request_id}","version":"1.0","method":"{method}",'
-                   f'"allowOfflineSubDevice":{"true" if allow_offline else "false"},'
-                   f'"params":[{",".join(entries)}]}}').encode()
+        payload = (
+            f'{{"id":"{request_id}","version":"1.0","method":"{method}",'
+            f'"allowOfflineSubDevice":{"true" if allow_offline else "false"},'
+            f'"params":[{",".join(entries)}]}}'
+        ).encode()
         self.stats.requests += 1
         self.stats.points_sent += len(entries)
         assert self._tasks is not None, "send only while run() holds the task group"
         self._tasks.create_task(self._complete(client, kind, payload, request_id, len(entries)))
 
-    async def _complete(self, client: aiomqtt.Client, kind: str, payload: bytes, request_id: str,
-                        points: int) -> None:
+    async def _complete(self, client: aiomqtt.Client, kind: str, payload: bytes, request_id: str, points: int) -> None:
         try:
             for attempt in range(self.o["retries"] + 1):
                 started = time.perf_counter()
@@ -206,16 +245,15 @@ class _GatewaySim:
                 await self._offline(client, stop)
                 continue
             now = int(time.time() * 1000)
-            await self._send(client, "post/batch", self._entries(batch, end_ms=now,
-                                                                  seconds_per_entry=seconds_per_entry))
+            await self._send(
+                client, "post/batch", self._entries(batch, end_ms=now, seconds_per_entry=seconds_per_entry)
+            )
             if interval:
                 next_at += interval
                 delay = next_at - time.monotonic()
                 if delay > 0:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
-                    except TimeoutError:
-                        pass
                 else:
                     next_at = time.monotonic()
 
@@ -223,10 +261,8 @@ class _GatewaySim:
         """Go quiet for a while, sampling every `sample_interval`, then log in and back-fill."""
         seconds = self.o["offline_seconds"]
         started_ms = max(int(time.time() * 1000), self._last_ms + 1)  # times only move forward
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
-        except TimeoutError:
-            pass
         step = self.o["sample_interval"]
         samples = max(1, int(seconds / step))
         buffered: list[str] = []
@@ -234,21 +270,36 @@ class _GatewaySim:
             at = started_ms + int(n * step * 1000)
             for sub in self.subs:
                 value = sub.meter.advance(at_ms=at, seconds=step)
-                buffered.append(f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                                f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}')
+                buffered.append(
+                    f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
+                    f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}'
+                )
         self._last_ms = max(self._last_ms, started_ms + int(samples * step * 1000))
         await self._login(client)
         for start in range(0, len(buffered), self.o["batch"]):
-            await self._send(client, "resume/batch", buffered[start:start + self.o["batch"]])
+            await self._send(client, "resume/batch", buffered[start : start + self.o["batch"]])
 
 
-async def run_simulator(config: dict[str, Any], *, host: str = "127.0.0.1", port: int = 1883,
-                        rate: float | None = 100.0, duration: float | None = None, batch: int = 100,
-                        window: int = 16, auth: bool = False, offline_every: float | None = 600.0,
-                        offline_seconds: float = 30.0, sample_interval: float = 15.0,
-                        retries: int = 3, reply_timeout: float = 30.0, report_every: float | None = 10.0,
-                        stop: asyncio.Event | None = None, seed: int | None = None,
-                        log: Any = print) -> SimulatorStats:
+async def run_simulator(
+    config: dict[str, Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    rate: float | None = 100.0,
+    duration: float | None = None,
+    batch: int = 100,
+    window: int = 16,
+    auth: bool = False,
+    offline_every: float | None = 600.0,
+    offline_seconds: float = 30.0,
+    sample_interval: float = 15.0,
+    retries: int = 3,
+    reply_timeout: float = 30.0,
+    report_every: float | None = 10.0,
+    stop: asyncio.Event | None = None,
+    seed: int | None = None,
+    log: Any = print,
+) -> SimulatorStats:
     """Simulate the config's gateways against an MQTT broker until `duration` or `stop`.
 
     `rate` is measurepoints per second over all gateways (None: as fast as replies allow, with
@@ -259,13 +310,25 @@ async def run_simulator(config: dict[str, Any], *, host: str = "127.0.0.1", port
     stop = stop or asyncio.Event()
     rng = random.Random(seed)
     gateways = config["gateways"]
-    options = {"host": host, "port": port, "batch": batch, "window": window, "auth": auth,
-               "rate_per_gateway": (rate / len(gateways)) if rate else None,
-               "offline_every": offline_every, "offline_seconds": offline_seconds,
-               "sample_interval": sample_interval, "retries": retries, "reply_timeout": reply_timeout,
-               "log": log}
-    sims = [_GatewaySim(spec, stats=stats, rng=random.Random(rng.random()), options=options)
-            for spec in gateways if spec["sub_devices"]]
+    options = {
+        "host": host,
+        "port": port,
+        "batch": batch,
+        "window": window,
+        "auth": auth,
+        "rate_per_gateway": (rate / len(gateways)) if rate else None,
+        "offline_every": offline_every,
+        "offline_seconds": offline_seconds,
+        "sample_interval": sample_interval,
+        "retries": retries,
+        "reply_timeout": reply_timeout,
+        "log": log,
+    }
+    sims = [
+        _GatewaySim(spec, stats=stats, rng=random.Random(rng.random()), options=options)
+        for spec in gateways
+        if spec["sub_devices"]
+    ]
 
     async def reporter() -> None:
         while report_every and not stop.is_set():

@@ -17,7 +17,7 @@ from typing import Any
 from twinbill_ingest.domain.requests import Accepted
 from twinbill_ingest.domain.topics import Topic
 
-_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, not in typeshed
+_string = json.encoder.encode_basestring  # the C string encoder
 
 
 def message_id(topic: Topic, request_id: str | None, payload: bytes) -> str:
@@ -62,33 +62,47 @@ def encode_value(value: Any, out: list[str]) -> None:
         raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def encode_accepted(accepted: Accepted, *, topic: Topic, message_id: str, received_at: int,
-                    produced_at: datetime | None = None) -> bytes:
+def encode_accepted(
+    accepted: Accepted, *, topic: Topic, message_id: str, received_at: int, produced_at: datetime | None = None
+) -> bytes:
     """The MeasurementsAccepted JSON body (twinbill_common.schemas.telemetry) for one request."""
     produced = (produced_at or datetime.fromtimestamp(received_at / 1000, tz=UTC)).isoformat()
     out: list[str] = [
-        '{"schema_version":1,"message_id":', _string(message_id),
-        ',"produced_at":', _string(produced),
-        ',"product_key":', _string(topic.product_key),
-        ',"device_key":', _string(topic.device_key),
-        ',"request_id":', "null" if accepted.envelope.request_id is None else _string(accepted.envelope.request_id),
-        ',"method":', _string(accepted.envelope.method),
-        ',"received_at":', str(received_at),
+        '{"schema_version":1,"message_id":',
+        _string(message_id),
+        ',"produced_at":',
+        _string(produced),
+        ',"product_key":',
+        _string(topic.product_key),
+        ',"device_key":',
+        _string(topic.device_key),
+        ',"request_id":',
+        "null" if accepted.envelope.request_id is None else _string(accepted.envelope.request_id),
+        ',"method":',
+        _string(accepted.envelope.method),
+        ',"received_at":',
+        str(received_at),
         ',"points":[',
     ]
     for index, point in enumerate(accepted.points):
         if index:
             out.append(",")
-        out += ['{"product_key":', _string(point.product_key), ',"device_key":', _string(point.device_key),
-                ',"time":', str(point.time), ',"measurepoints":']
+        out += [
+            '{"product_key":',
+            _string(point.product_key),
+            ',"device_key":',
+            _string(point.device_key),
+            ',"time":',
+            str(point.time),
+            ',"measurepoints":',
+        ]
         encode_value(point.measurepoints, out)
         out.append("}")
     out.append("]}")
     return "".join(out).encode()
 
 
-def encode_reply(request_id: str | None, code: int, *, message: str | None = None,
-                 data: Any = None) -> bytes:
+def encode_reply(request_id: str | None, code: int, *, message: str | None = None, data: Any = None) -> bytes:
     """A reply as EnOS writes it: {"id", "code", "data"} plus "message" on an error."""
     body: dict[str, Any] = {"id": request_id, "code": code, "data": {} if data is None else data}
     if message is not None:

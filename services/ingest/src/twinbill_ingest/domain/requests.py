@@ -103,7 +103,7 @@ def parse_envelope(body: dict[str, Any], *, topic: Topic) -> Envelope:
     if "id" in body and request_id_of(body) is None:
         raise Rejection(Code.PAYLOAD_FORMAT, "id must be a string or an integer")
     if "version" in body and not isinstance(body["version"], str):
-        raise Rejection(Code.PAYLOAD_FORMAT, "version must be a string such as \"1.0\"")
+        raise Rejection(Code.PAYLOAD_FORMAT, 'version must be a string such as "1.0"')
     expected = METHODS[topic.kind]
     method = body.get("method")
     if method != expected:
@@ -117,13 +117,18 @@ def parse_envelope(body: dict[str, Any], *, topic: Topic) -> Envelope:
         flags[name] = value
     if "params" not in body:
         raise Rejection(Code.PAYLOAD_FORMAT, "params is missing")
-    return Envelope(request_id_of(body), expected, body["params"],
-                    allow_offline=flags["allowOfflineSubDevice"],
-                    skip_invalid=flags["skipInvalidMeasurepoints"])
+    return Envelope(
+        request_id_of(body),
+        expected,
+        body["params"],
+        allow_offline=flags["allowOfflineSubDevice"],
+        skip_invalid=flags["skipInvalidMeasurepoints"],
+    )
 
 
-def validate_request(topic: Topic, payload: bytes, *, registry: RegistryView, received_at: int,
-                     max_bytes: int) -> Accepted:
+def validate_request(
+    topic: Topic, payload: bytes, *, registry: RegistryView, received_at: int, max_bytes: int
+) -> Accepted:
     """Decide one measurepoint request: the points to publish, or Rejection with the first code."""
     body = decode_payload(payload, max_bytes=max_bytes)
     try:
@@ -144,20 +149,21 @@ def count_points(params: Any) -> int:
     return total
 
 
-def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView,
-                   received_at: int) -> Accepted:
+def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView, received_at: int) -> Accepted:
     envelope = parse_envelope(body, topic=topic)
     entries = _entries(envelope.params, topic=topic)
     publisher = registry.device(topic.product_key, topic.device_key)
     if publisher is None:
-        raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
-                        f"device {topic.product_key}/{topic.device_key} is not registered")
+        raise Rejection(
+            Code.NO_SUB_DEVICE_PERMISSION, f"device {topic.product_key}/{topic.device_key} is not registered"
+        )
     accepted = Accepted(envelope, [], 0)
     for index, entry in enumerate(entries):
         where = f"params[{index}]" if topic.kind.is_batch else "params"
         product_key, device_key = _entry_device(entry, topic=topic, where=where)
-        model = _authorise(product_key, device_key, topic=topic, registry=registry,
-                           allow_offline=envelope.allow_offline)
+        model = _authorise(
+            product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
+        )
         time = _entry_time(entry, where=where, received_at=received_at)
         points = _entry_points(entry, where=where)
         kept: dict[str, Any] = {}
@@ -205,8 +211,9 @@ def _entry_device(entry: dict[str, Any], *, topic: Topic, where: str) -> tuple[s
     return product_key, device_key
 
 
-def _authorise(product_key: str, device_key: str, *, topic: Topic, registry: RegistryView,
-               allow_offline: bool) -> CompiledModel:
+def _authorise(
+    product_key: str, device_key: str, *, topic: Topic, registry: RegistryView, allow_offline: bool
+) -> CompiledModel:
     """The device's thing model, or 1212 if the publisher may not report for it."""
     device = registry.device(product_key, device_key)
     if device is None:
@@ -215,13 +222,15 @@ def _authorise(product_key: str, device_key: str, *, topic: Topic, registry: Reg
     if not own:
         gateway = (device.gateway_product_key, device.gateway_device_key)
         if gateway != (topic.product_key, topic.device_key):
-            raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
-                            f"{product_key}/{device_key} is not a sub-device of gateway "
-                            f"{topic.product_key}/{topic.device_key}")
+            raise Rejection(
+                Code.NO_SUB_DEVICE_PERMISSION,
+                f"{product_key}/{device_key} is not a sub-device of gateway {topic.product_key}/{topic.device_key}",
+            )
         if not allow_offline and not registry.is_online(product_key, device_key):
-            raise Rejection(Code.NO_SUB_DEVICE_PERMISSION,
-                            f"sub-device {product_key}/{device_key} is offline "
-                            "(log it in first, or set allowOfflineSubDevice)")
+            raise Rejection(
+                Code.NO_SUB_DEVICE_PERMISSION,
+                f"sub-device {product_key}/{device_key} is offline (log it in first, or set allowOfflineSubDevice)",
+            )
     model = registry.model(device.product_key)
     if model is None:
         raise Rejection(Code.MODEL_INVALID, f"product {device.product_key} has no thing model")

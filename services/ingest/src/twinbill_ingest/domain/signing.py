@@ -60,11 +60,16 @@ def parse_login(params: Any) -> LoginAttempt:
     """combine.login params: productKey, deviceKey, clientId, timestamp, signMethod, sign."""
     if not isinstance(params, dict):
         raise Rejection(Code.PAYLOAD_FORMAT, "params must be an object")
-    signed = {name: _text(params, name, where="params")
-              for name in ("clientId", "deviceKey", "productKey", "timestamp")}
-    return LoginAttempt(signed["productKey"], signed["deviceKey"], signed,
-                        _text(params, "signMethod", where="params").lower(),
-                        _text(params, "sign", where="params"))
+    signed = {
+        name: _text(params, name, where="params") for name in ("clientId", "deviceKey", "productKey", "timestamp")
+    }
+    return LoginAttempt(
+        signed["productKey"],
+        signed["deviceKey"],
+        signed,
+        _text(params, "signMethod", where="params").lower(),
+        _text(params, "sign", where="params"),
+    )
 
 
 def parse_login_batch(params: Any) -> list[LoginAttempt]:

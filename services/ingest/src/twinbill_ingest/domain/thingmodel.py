@@ -32,10 +32,10 @@ def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
     if isinstance(value, dict) and data_type.type != "struct":
         _check_quality_form(identifier, value, data_type)
         return
-    if data_type.type == "struct" and isinstance(value, dict) and not _fits_struct(value, data_type):
-        if value.keys() <= QUALITY_KEYS and "value" in value:
-            _check_quality_form(identifier, value, data_type)
-            return
+    quality_form = isinstance(value, dict) and value.keys() <= QUALITY_KEYS and "value" in value
+    if data_type.type == "struct" and quality_form and not _fits_struct(value, data_type):
+        _check_quality_form(identifier, value, data_type)  # a struct value wrapped with a quality
+        return
     check_value(value, data_type, path=identifier)
 
 
@@ -47,9 +47,10 @@ def _check_quality_form(identifier: str, value: dict[str, Any], data_type: DataT
     extra = value.keys() - QUALITY_KEYS
     if extra or "value" not in value:
         what = f"unexpected keys {sorted(extra)}" if extra else "no 'value'"
-        raise Rejection(Code.MODEL_INVALID,
-                        f"{identifier}: a {data_type.type} point with quality is "
-                        f"{{\"value\", \"quality\"}}, got {what}")
+        raise Rejection(
+            Code.MODEL_INVALID,
+            f'{identifier}: a {data_type.type} point with quality is {{"value", "quality"}}, got {what}',
+        )
     check_value(value["value"], data_type, path=f"{identifier}.value")
     if "quality" in value and not _is_int(value["quality"]):
         raise Rejection(Code.MODEL_INVALID, f"{identifier}.quality: expected int, got {_kind(value['quality'])}")
