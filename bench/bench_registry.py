@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import statistics
 import time
@@ -26,7 +27,7 @@ from twinbill_twin.events import JOURNAL_QUEUE
 from twinbill_twin.settings import TwinSettings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+AMQP = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def build_csv(product_key: str, devices: int) -> str:

@@ -87,12 +87,6 @@ async def test_changes_are_published(twin: Client, inbox: Inbox) -> None:
     await twin.put(f"/api/v1/devices/{device['id']}", json={"name": "改名"})
     assert (await inbox.until("device.updated", str(device["id"]))).data["name"] == "改名"
 
-    resp = await twin.post("/internal/v1/devices/status", json={"devices": [{
-        "product_key": product["product_key"], "device_key": device["device_key"], "online": True,
-        "last_seen": "2026-11-21T08:00:00+00:00"}]})
-    assert await resp.json() == {"updated": 1}
-    assert (await inbox.until("device.updated", str(device["id"]))).data["online"] is True
-
     await twin.delete(f"/api/v1/devices/{device['id']}")
     await inbox.until("device.deleted", str(device["id"]))
 
@@ -101,7 +95,9 @@ async def test_changes_are_published(twin: Client, inbox: Inbox) -> None:
                            headers={"Content-Type": "text/csv"})
     assert resp.status == 201
     found = await (await twin.get("/api/v1/devices/", params={"device_key": "csv-1"})).json()
-    await inbox.until("device.created", str(found[0]["id"]))
+    ident = found[0]["id"]
+    bulk = await inbox.until("device.created", f"csv:{ident}-{ident}")
+    assert bulk.data == {"ids": [ident], "bulk": True} and bulk.project_id == project
 
 
 async def test_events_left_in_the_outbox_are_published_by_the_relay(

@@ -22,7 +22,7 @@ from twinbill_common.topology import REGISTRY
 log = get_logger(__name__)
 JOURNAL_QUEUE = "twin.registry.journal"
 JOURNAL_LENGTH = 10_000
-FLUSH_BATCH = 500
+FLUSH_BATCH = 5000
 
 
 def change(entity: str, action: str, ident: object, *, project_id: int | None = None,

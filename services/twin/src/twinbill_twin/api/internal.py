@@ -10,9 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
-from twinbill_common.schemas import RegistryChanged
 from twinbill_twin.api.common import pool_of, read_model, run_change
-from twinbill_twin.events import change
 from twinbill_twin.store import internal
 
 
@@ -91,21 +89,16 @@ async def get_billing_devices(request: web.Request) -> web.Response:
 
 
 async def post_device_status(request: web.Request) -> web.Response:
-    """POST /internal/v1/devices/status: online/last_seen from the ingest gateway."""
+    """POST /internal/v1/devices/status: online/last_seen from the ingest gateway (no event)."""
     batch = await read_model(request, DeviceStatusBatch)
     statuses = [(d.product_key, d.device_key, d.online, d.last_seen) for d in batch.devices]
 
     async def work(conn: asyncpg.Connection) -> list[Any]:
         return await internal.update_status(conn, statuses)
 
-    def events(rows: list[Any]) -> list[RegistryChanged]:
-        return [change("device", "updated", row["id"], project_id=row["project_id"],
-                       data={"product_key": row["product_key"], "device_key": row["device_key"],
-                             "online": row["online"],
-                             "last_seen": row["last_seen"].isoformat() if row["last_seen"] else None})
-                for row in rows]
-
-    updated = await run_change(request, work, events)
+    # No registry event: online/last_seen is session state the ingest gateway itself reported,
+    # and an event per login would make every cache (ingest's included) reload on each batch.
+    updated = await run_change(request, work, lambda _: [])
     return json_response({"updated": len(updated)})
 
 

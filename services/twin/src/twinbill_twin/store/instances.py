@@ -34,8 +34,11 @@ async def list_instances(conn: asyncpg.Connection, *, name: str, page: int,
     """A page of instances whose name contains `name` (all when empty), in id order."""
     where, args = ("", []) if not name else (" WHERE strpos(i.name, $1) > 0", [name])
     total = await conn.fetchval(f"SELECT count(*) FROM instances i{where}", *args)
-    rows = await conn.fetch(f"{INSTANCE_ROW}{where} ORDER BY i.id LIMIT {offset} "
-                            f"OFFSET {(page - 1) * offset}", *args)
+    # Page the ids first: columns (and the attribute count) are computed for the page only.
+    rows = await conn.fetch(
+        f"WITH page AS (SELECT i.id FROM instances i{where} ORDER BY i.id LIMIT {offset} "
+        f"OFFSET {(page - 1) * offset}) {INSTANCE_ROW} JOIN page ON page.id = i.id ORDER BY i.id",
+        *args)
     return int(total), [dict(row) for row in rows]
 
 
