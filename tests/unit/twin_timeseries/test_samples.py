@@ -12,6 +12,7 @@ from twinbill_twin.timeseries.domain.samples import (
     SampleValue,
     UnstorableValue,
     check_time,
+    fast_number,
     sample_values,
     value_text,
 )
@@ -33,7 +34,7 @@ def test_sample_values(value: object, expected: list[SampleValue]) -> None:
 
 
 @pytest.mark.parametrize("value", [None, [], float("nan"), float("inf"), [1, None],
-                                   {"value": None}])
+                                   {"value": None}, 10**400, Decimal("1e400")])
 def test_unstorable_values_say_where(value: object) -> None:
     with pytest.raises(UnstorableValue, match="mp"):
         sample_values(value, where="mp")
@@ -51,3 +52,11 @@ def test_time_range() -> None:
     for bad in (-1, 4_102_444_800_000):
         with pytest.raises(UnstorableValue):
             check_time(bad, where="t")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (Decimal("1.25"), (Decimal("1.25"), 1.25)), (3, (Decimal(3), 3.0)), (True, None), ("1", None),
+    (1.5, None), (10**400, None), (Decimal("1e400"), None), ([1], None),
+])
+def test_fast_number_takes_only_plain_finite_numbers(value: object, expected: object) -> None:
+    assert fast_number(value) == expected

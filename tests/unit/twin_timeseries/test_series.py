@@ -95,3 +95,15 @@ def test_markers_are_points_not_gaps_to_interpolate() -> None:
     assert combine("sum", [left, right], policy=Fill.NULL) == [(0, 11.0), (60, None), (120, 33.0)]
     mixed = combine("sum", [left, [(0, 10.0), (60, 20.0), (120, 30.0)]], policy=Fill.NULL)
     assert mixed == [(0, 11.0), (60, 20.0), (120, 33.0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw=st.dictionaries(st.integers(0, 100), st.floats(-1000, 1000, allow_nan=False), min_size=1,
+                           max_size=12),
+       name=st.sampled_from(["avg", "sum", "min", "max", "dev", "count", "zimsum", "mimmin",
+                             "mimmax", "first", "last", "p95", "ep90r3", "ep90r7"]))
+def test_one_series_fast_path_equals_the_general_rule(raw: dict[int, float], name: str) -> None:
+    """One series aggregated alone: each value through the aggregator (count 1, dev 0)."""
+    from twinbill_twin.timeseries.domain.aggregators import aggregate
+    points = sorted(raw.items())
+    assert combine(name, [points]) == [(ts, pytest.approx(aggregate(name, [v]))) for ts, v in points]

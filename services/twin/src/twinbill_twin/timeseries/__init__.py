@@ -27,6 +27,7 @@ def setup_timeseries(
     default_zone: str,
     max_batch: int = 500,
     max_wait: float = 0.05,
+    parallel: int = 2,
     consume: bool = True,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool and
@@ -42,7 +43,7 @@ def setup_timeseries(
 
     async def background(current: web.Application) -> AsyncIterator[None]:
         consumer = TelemetryConsumer(current[pool_key], current[bus_key],
-                                     max_batch=max_batch, max_wait=max_wait)
+                                     max_batch=max_batch, max_wait=max_wait, parallel=parallel)
         current[CONSUMER] = consumer
         task = asyncio.create_task(consumer.run(), name="twin-telemetry-consumer")
         task.add_done_callback(_report_exit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
@@ -18,7 +19,17 @@ from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import REGISTRY, TWIN_TELEMETRY
-from twinbill_twin.timeseries.domain.samples import UnstorableValue, check_time, sample_values, value_text
+from twinbill_twin.timeseries.domain.samples import (
+    MAX_TS,
+    MIN_TS,
+    SCALAR,
+    SampleValue,
+    UnstorableValue,
+    check_time,
+    fast_number,
+    sample_values,
+    value_text,
+)
 from twinbill_twin.timeseries.writer import (
     CurrentValue,
     PartitionManager,
@@ -91,11 +102,15 @@ class TelemetryConsumer:
     """Consumes `twin.telemetry` in batches into PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, max_batch: int = 500,
-                 max_wait: float = 0.05) -> None:
+                 max_wait: float = 0.05, parallel: int = 2) -> None:
         self.pool = pool
         self.bus = bus
         self.max_batch = max_batch
         self.max_wait = max_wait
+        # Batches in flight at once: while one waits for PostgreSQL the next is being decoded.
+        # Safe because every effect commutes: samples are stored once, rollups merge, and the
+        # current value only moves to a newer device time; rows are locked in key order.
+        self.parallel = parallel
         self.cache = AttributeCache()
         self.partitions = PartitionManager()
         self.stored_total = 0
@@ -104,9 +119,10 @@ class TelemetryConsumer:
         """Consume telemetry and watch registry changes until cancelled."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.watch_registry())
-            group.create_task(self.bus.consume_batches(
-                TWIN_TELEMETRY.name, MeasurementsAccepted, self.handle,
-                max_batch=self.max_batch, max_wait=self.max_wait, exact_decimals=True))
+            for _ in range(self.parallel):
+                group.create_task(self.bus.consume_batches(
+                    TWIN_TELEMETRY.name, MeasurementsAccepted, self.handle,
+                    max_batch=self.max_batch, max_wait=self.max_wait, exact_decimals=True))
 
     async def watch_registry(self) -> None:
         """An exclusive queue on the `registry` exchange: any change there empties the cache."""
@@ -137,16 +153,25 @@ class TelemetryConsumer:
     async def _resolve(self, conn: asyncpg.Connection,
                        deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
         missing: set[tuple[str, str]] = set()
+        checked: set[tuple[str, str, str]] = set()
         for delivery in deliveries:
             for point in delivery.message.points:
                 key = (point.product_key, point.device_key)
                 entry = self.cache.get(key)
-                if entry is None or any(mp not in entry.attributes for mp in point.measurepoints):
+                if entry is None:
                     missing.add(key)
+                    continue
+                for mp in point.measurepoints:
+                    if (key[0], key[1], mp) not in checked:
+                        checked.add((key[0], key[1], mp))
+                        if mp not in entry.attributes:
+                            missing.add(key)
         await self.cache.load(conn, missing)
 
     def _build(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> _Batch:
         batch = _Batch()
+        samples = batch.samples
+        newest: dict[int, tuple[int, int, Any]] = {}  # attribute -> (ts, arrived, value)
         for delivery in deliveries:
             message = delivery.message
             arrived = message.received_at
@@ -156,29 +181,44 @@ class TelemetryConsumer:
                 if entry is None:
                     raise PermanentError(f"points[{number}]: device {key[0]}/{key[1]} is not in "
                                          "the registry")
-                try:
-                    ts = check_time(point.time, where=f"points[{number}]")
-                except UnstorableValue as err:
-                    raise PermanentError(str(err)) from err
-                for measurepoint, value in point.measurepoints.items():
-                    where = f"points[{number}].{measurepoint}"
-                    attribute_ids = entry.attributes.get(measurepoint)
-                    if not attribute_ids:
-                        raise PermanentError(f"{where}: measurepoint {measurepoint!r} of device "
-                                             f"{key[0]}/{key[1]} has no attribute in the registry")
+                ts = point.time
+                if not MIN_TS <= ts < MAX_TS:
                     try:
-                        values = sample_values(value, where=where)
+                        check_time(ts, where=f"points[{number}]")
                     except UnstorableValue as err:
                         raise PermanentError(str(err)) from err
-                    text = value_text(value)
+                for measurepoint, value in point.measurepoints.items():
+                    attribute_ids = entry.attributes.get(measurepoint)
+                    if not attribute_ids:
+                        raise PermanentError(
+                            f"points[{number}].{measurepoint}: measurepoint {measurepoint!r} of "
+                            f"device {key[0]}/{key[1]} has no attribute in the registry")
+                    exact = fast_number(value)
+                    if exact is None:
+                        where = f"points[{number}].{measurepoint}"
+                        values = sample_values_or_error(value, where=where)
+                        rows = [(s.idx, s.num, s.dbl, s.txt, s.quality) for s in values]
                     for attribute_id in attribute_ids:
-                        batch.samples.extend((attribute_id, s.idx, ts, s.num, s.dbl, s.txt, s.quality)
-                                             for s in values)
-                        held = batch.currents.get(attribute_id)
-                        if held is None or ts >= held.ts:
-                            batch.currents[attribute_id] = CurrentValue(attribute_id, text, ts, arrived)
-                batch.devices[entry.device_id] = max(arrived, batch.devices.get(entry.device_id, 0))
-                if entry.instance_id is not None:
-                    batch.instances[entry.instance_id] = max(
-                        arrived, batch.instances.get(entry.instance_id, 0))
+                        if exact is not None:
+                            samples.append((attribute_id, SCALAR, ts, exact[0], exact[1], None, None))
+                        else:
+                            samples.extend((attribute_id, r[0], ts, r[1], r[2], r[3], r[4]) for r in rows)
+                        held = newest.get(attribute_id)
+                        if held is None or ts >= held[0]:
+                            newest[attribute_id] = (ts, arrived, value)
+                if batch.devices.get(entry.device_id, -1) < arrived:
+                    batch.devices[entry.device_id] = arrived
+                if entry.instance_id is not None and batch.instances.get(entry.instance_id, -1) < arrived:
+                    batch.instances[entry.instance_id] = arrived
+        batch.currents = {attribute_id: CurrentValue(attribute_id, value_text(value), ts, arrived)
+                          for attribute_id, (ts, arrived, value) in newest.items()}
         return batch
+
+
+def sample_values_or_error(value: Any, *, where: str) -> list[SampleValue]:
+    """The samples of a value, or PermanentError saying why it can never be stored."""
+    try:
+        return sample_values(value, where=where)
+    except UnstorableValue as err:
+        raise PermanentError(str(err)) from err
+

@@ -26,7 +26,7 @@ WHERE a.id = $1
 
 _RAW = """
 SELECT idx, ts, dbl, txt FROM samples
-WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY idx, ts
+WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx
 """
 
 _READINGS = """
@@ -94,6 +94,13 @@ async def fetch_summaries(
             FROM samples
             WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
             GROUP BY 1, 2"""
+    elif not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]:
+        # the downsample interval is the rollup's own: its rows are the answer
+        sql = f"""
+            SELECT idx, bucket AS b, n, sum AS s, m2, min AS lo, max AS hi, first_ts AS fts,
+                   first_v AS fv, last_ts AS lts, last_v AS lv
+            FROM {table}
+            WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
     else:
         key = bucket_sql("bucket", boundaries=by_boundaries)
         first = "(array_agg(first_v ORDER BY first_ts))[1]" if ends else "0::float8"
@@ -110,8 +117,7 @@ async def fetch_summaries(
                   WINDOW w AS (PARTITION BY idx, {key})) AS x
             GROUP BY 1, 2"""
     rows = await conn.fetch(sql, attribute_id, start, stop, bucket)
-    return {(r["idx"], r["b"]): Summary(r["n"], r["s"], r["m2"], r["lo"], r["hi"], r["fts"],
-                                        r["fv"], r["lts"], r["lv"]) for r in rows}
+    return {(r[0], r[1]): Summary._make(r[2:]) for r in rows}
 
 
 async def fetch_bucket_values(

@@ -21,18 +21,10 @@ CREATE TEMP TABLE IF NOT EXISTS ts_stage (
 ) ON COMMIT DELETE ROWS
 """
 
-_ROLLUP_GROUP = """
-    SELECT attribute_id, idx, ts - ts % {width} AS bucket, count(*) AS n, sum(dbl) AS sum,
-           coalesce(var_pop(dbl), 0) * count(*) AS m2, min(dbl) AS min, max(dbl) AS max,
-           min(ts) AS first_ts, (array_agg(dbl ORDER BY ts))[1] AS first_v,
-           max(ts) AS last_ts, (array_agg(dbl ORDER BY ts DESC))[1] AS last_v
-    FROM numeric_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-"""
-
 _ROLLUP_MERGE = """
     INSERT INTO {table} AS r (attribute_id, idx, bucket, n, sum, m2, min, max,
                               first_ts, first_v, last_ts, last_v)
-    {group}
+    SELECT * FROM {source} ORDER BY attribute_id, bucket, idx
     ON CONFLICT (attribute_id, idx, bucket) DO UPDATE SET
         n = r.n + EXCLUDED.n,
         sum = r.sum + EXCLUDED.sum,
@@ -48,18 +40,34 @@ _ROLLUP_MERGE = """
 """
 
 # New rows only (ON CONFLICT DO NOTHING ... RETURNING) reach the rollups: a redelivered
-# message changes nothing, and late data lands in its own (old) buckets.
+# message changes nothing, and late data lands in its own (old) buckets. The hour partials are
+# merged from the minute partials (M2 around the hour's mean), not from the raw rows again.
 _STORE = f"""
 WITH inserted AS (
     INSERT INTO samples (attribute_id, idx, ts, num, dbl, txt, quality)
-    SELECT DISTINCT ON (attribute_id, idx, ts) attribute_id, idx, ts, num, dbl, txt, quality
-    FROM ts_stage ORDER BY attribute_id, idx, ts
+    SELECT DISTINCT ON (attribute_id, ts, idx) attribute_id, idx, ts, num, dbl, txt, quality
+    FROM ts_stage ORDER BY attribute_id, ts, idx
     ON CONFLICT DO NOTHING
     RETURNING attribute_id, idx, ts, dbl
-), numeric_rows AS (
-    SELECT * FROM inserted WHERE dbl IS NOT NULL
-), minutes AS ({_ROLLUP_MERGE.format(table="rollup_1m", group=_ROLLUP_GROUP.format(width=60_000))}
-), hours AS ({_ROLLUP_MERGE.format(table="rollup_1h", group=_ROLLUP_GROUP.format(width=3_600_000))}
+), minute_groups AS (
+    SELECT attribute_id, idx, ts - ts % 60000 AS bucket, count(*) AS n, sum(dbl) AS sum,
+           coalesce(var_pop(dbl), 0) * count(*) AS m2, min(dbl) AS min, max(dbl) AS max,
+           min(ts) AS first_ts, (array_agg(dbl ORDER BY ts))[1] AS first_v,
+           max(ts) AS last_ts, (array_agg(dbl ORDER BY ts DESC))[1] AS last_v
+    FROM inserted WHERE dbl IS NOT NULL GROUP BY 1, 2, 3
+), hour_groups AS (
+    SELECT attribute_id, idx, hour AS bucket, sum(n)::bigint AS n, sum(sum) AS sum,
+           sum(m2 + n * power(sum / n - hour_sum / hour_n, 2)) AS m2, min(min) AS min,
+           max(max) AS max, min(first_ts) AS first_ts,
+           (array_agg(first_v ORDER BY first_ts))[1] AS first_v, max(last_ts) AS last_ts,
+           (array_agg(last_v ORDER BY last_ts DESC))[1] AS last_v
+    FROM (SELECT g.*, bucket - bucket % 3600000 AS hour,
+                 sum(sum) OVER w AS hour_sum, sum(n) OVER w AS hour_n
+          FROM minute_groups g
+          WINDOW w AS (PARTITION BY attribute_id, idx, bucket - bucket % 3600000)) AS m
+    GROUP BY attribute_id, idx, hour
+), minutes AS ({_ROLLUP_MERGE.format(table="rollup_1m", source="minute_groups")}
+), hours AS ({_ROLLUP_MERGE.format(table="rollup_1h", source="hour_groups")}
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)
 """

@@ -34,10 +34,27 @@ class SampleValue:
 
 def _number(value: Decimal | int | float, where: str) -> tuple[Decimal, float]:
     exact = value if isinstance(value, Decimal) else Decimal(str(value))
-    approx = float(exact)
+    try:
+        approx = float(exact)
+    except OverflowError:
+        approx = math.inf
     if not exact.is_finite() or not math.isfinite(approx):
         raise UnstorableValue(f"{where}: {value!r} is not a finite number")
     return exact, approx
+
+
+def fast_number(value: Any) -> tuple[Decimal, float] | None:
+    """The (exact, double) of a plain finite decimal or integer; None for anything else (the
+    common case of the write path, checked without building objects)."""
+    kind = type(value)
+    if kind is Decimal or kind is int:
+        try:
+            approx = float(value)
+        except OverflowError:
+            return None
+        if math.isfinite(approx) and (kind is int or value.is_finite()):
+            return (value if kind is Decimal else Decimal(value)), approx
+    return None
 
 
 def _scalar(value: Any, *, idx: int, where: str, quality: str | None = None) -> SampleValue:

@@ -38,6 +38,17 @@ def fill(values: Mapping[int, float], *, starts: Sequence[int], policy: Fill) ->
     return [(start, values.get(start, marker)) for start in starts]
 
 
+def _alone(name: str, value: Value) -> Value:
+    """An aggregator over one series' single value at a timestamp (what combine would compute)."""
+    if value is None or math.isnan(value):
+        return value
+    if name == "count":
+        return 1.0
+    if name == "dev":
+        return 0.0
+    return value
+
+
 def _is_marker(value: Value) -> bool:
     return value is None or math.isnan(value)
 
@@ -70,6 +81,8 @@ def combine(name: str, series: Sequence[Points], *, policy: Fill = Fill.NONE) ->
     says (lerp, zero, largest, smallest). Fill markers (NaN, null) are left out; a timestamp
     where only markers remain gets the marker.
     """
+    if len(series) == 1:
+        return [(ts, _alone(name, v)) for ts, v in series[0]]
     mode = interpolation(name)
     cleaned: list[tuple[list[int], list[float], set[int]]] = []
     stamps: set[int] = set()

@@ -1,0 +1,220 @@
+"""Twin time series benchmark: the write path (RabbitMQ -> consumer -> PostgreSQL) and seed-002
+attribute queries over HTTP against the real twin service.
+
+Run: .venv/bin/python bench/bench_timeseries.py
+
+It creates its own database, starts the twin service as a subprocess (own schema, own bus
+namespace, a free port), publishes 7 days of 1-second data (604,800 points) for one attribute
+plus 10-second data for nine other attributes of another device (544,320 points) as the ingest
+gateway would, measures until everything is committed, then times the queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from twinbill_common.bus import Bus
+from twinbill_common.topology import TELEMETRY, WORK_QUEUES
+
+PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+T0 = 1_793_145_600_000          # 2026-10-28T00:00:00Z: the week crosses a month (two partitions)
+DAY = 86_400_000
+POINTS_PER_MESSAGE = 500
+OTHER_POINTS = [f"m{i}" for i in range(9)]
+
+
+async def delete_queues(bus: Bus) -> None:
+    """Remove the bench namespace's quorum queues (they hold broker file handles)."""
+    names = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES]
+    for name in [*names, "twin.registry.journal", "twin.registry.journal.dlq"]:
+        with contextlib.suppress(Exception):
+            await bus.channel.queue_delete(bus.name(name))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def make_registry(conn: asyncpg.Connection, measurepoints: list[str], tag: str) -> tuple[str, str, dict[str, int]]:
+    """A project, product, device, instance and one Stream attribute per measurepoint."""
+    project = await conn.fetchval("INSERT INTO projects (name, timezone) VALUES ($1, 'UTC') RETURNING id",
+                                  f"bench-{tag}")
+    product = await conn.fetchval("INSERT INTO products (product_key, name, billing_register) "
+                                  "VALUES ($1, 'meter', $2) RETURNING id", f"pk{tag}", measurepoints[0])
+    for mp in measurepoints:
+        await conn.execute("INSERT INTO measurepoints (product_id, identifier, data_type) "
+                           "VALUES ($1, $2, '{\"type\": \"double\"}')", product, mp)
+    template = await conn.fetchval("INSERT INTO templates (product_id, name) VALUES ($1, 't') RETURNING id",
+                                   product)
+    device = await conn.fetchval("INSERT INTO devices (product_id, device_key, name, secret, project_id) "
+                                 "VALUES ($1, $2, $2, 's', $3) RETURNING id", product, f"dk{tag}", project)
+    instance = await conn.fetchval("INSERT INTO instances (template_id, device_id, name) "
+                                   "VALUES ($1, $2, $3) RETURNING id", template, device, f"inst-{tag}")
+    attributes = {}
+    for mp in measurepoints:
+        attributes[mp] = await conn.fetchval(
+            "INSERT INTO attributes (instance_id, name, attrtype, datatype, measurepoint, metric) "
+            "VALUES ($1, $2, 'Stream', 'Number', $2, $2) RETURNING id", instance, mp)
+    return f"pk{tag}", f"dk{tag}", attributes
+
+
+def body(pk: str, dk: str, points: list[tuple[int, dict[str, str]]]) -> tuple[str, bytes]:
+    """A MeasurementsAccepted body with exact decimal number text, as the gateway publishes it."""
+    message_id = uuid.uuid4().hex
+    encoded = ",".join(
+        f'{{"product_key":"{pk}","device_key":"{dk}","time":{ts},"measurepoints":{{'
+        + ",".join(f'"{k}":{v}' for k, v in mps.items()) + "}}" for ts, mps in points)
+    text = (f'{{"schema_version":1,"message_id":"{message_id}","produced_at":"2026-11-21T00:00:00Z",'
+            f'"product_key":"{pk}","device_key":"{dk}","request_id":null,'
+            f'"method":"thing.measurepoint.resume.batch","received_at":{T0 + 7 * DAY},'
+            f'"points":[{encoded}]}}')
+    return message_id, text.encode()
+
+
+def main_series() -> list[list[tuple[int, dict[str, str]]]]:
+    """604,800 one-second points of a slowly rising register, in messages of 500."""
+    points = [(T0 + i * 1000, {"total": str(Decimal(100000 + i) / 10)}) for i in range(7 * 86_400)]
+    return [points[i:i + POINTS_PER_MESSAGE] for i in range(0, len(points), POINTS_PER_MESSAGE)]
+
+
+def other_series() -> list[list[tuple[int, dict[str, str]]]]:
+    """10-second points of nine measurepoints (60,480 instants x 9 values)."""
+    points = [(T0 + i * 10_000, {mp: f"{(i * (k + 3)) % 1000}.{k}" for k, mp in enumerate(OTHER_POINTS)})
+              for i in range(7 * 8_640)]
+    step = POINTS_PER_MESSAGE // 9 or 1
+    return [points[i:i + step] for i in range(0, len(points), step)]
+
+
+async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise SystemExit(f"twin service exited with {process.returncode}")
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("twin service did not become ready")
+
+
+async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, str], runs: int) -> tuple[float, float, int]:
+    """p50 and p99 latency (ms) of a GET, and the number of dps in the answer."""
+    latencies = []
+    dps = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        async with http.get(url, params=params) as resp:
+            payload = await resp.json(loads=lambda s: json.loads(s))
+            if resp.status != 200:
+                raise SystemExit(f"{params}: {resp.status} {payload}")
+        latencies.append((time.perf_counter() - started) * 1000)
+        dps = sum(len(series["dps"]) for series in payload["data"]["value"])
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return statistics.median(latencies), p99, dps
+
+
+async def run() -> None:
+    tag = uuid.uuid4().hex[:8]
+    database = f"twinbill_bench_{tag}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    port = free_port()
+    namespace = f"bench{tag}."
+    env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,
+           "TWIN_HTTP_PORT": str(port), "TWIN_AMQP_URL": AMQP_URL, "TWIN_LOG_LEVEL": "WARNING",
+           "TWIN_TELEMETRY_BATCH": os.environ.get("TWIN_TELEMETRY_BATCH", "500")}
+    process = subprocess.Popen([sys.executable, "-m", "twinbill_twin"], env=env,
+                               cwd=Path(__file__).resolve().parent.parent)
+    bus = Bus(AMQP_URL, namespace=namespace)
+    try:
+        await wait_ready(port, process)
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
+        pk, dk, main_attrs = await make_registry(conn, ["total"], tag)
+        opk, odk, other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
+        print("encoding messages ...", flush=True)
+        messages = [(pk, dk, body(pk, dk, chunk)) for chunk in main_series()]
+        messages += [(opk, odk, body(opk, odk, chunk)) for chunk in other_series()]
+        expected = 7 * 86_400 + 7 * 8_640 * len(OTHER_POINTS)
+        await bus.connect()
+        limiter = asyncio.Semaphore(64)
+
+        async def send(item: tuple[str, str, tuple[str, bytes]]) -> None:
+            key_pk, key_dk, (message_id, payload) = item
+            async with limiter:
+                await bus.publish_raw(TELEMETRY, f"mp.{key_pk}.{key_dk}", payload, message_id=message_id)
+
+        print(f"publishing {len(messages)} messages, {expected} points ...", flush=True)
+        started = time.perf_counter()
+        await asyncio.gather(*(send(item) for item in messages))
+        published = time.perf_counter() - started
+        while (stored := await conn.fetchval("SELECT count(*) FROM samples")) < expected:
+            if time.perf_counter() - started > 900:
+                raise SystemExit(f"only {stored} of {expected} points stored after 15 minutes")
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        print(f"write path: {expected} points in {elapsed:.1f} s = {expected / elapsed:,.0f} points/s "
+              f"(publishing alone took {published:.1f} s)")
+        await conn.execute("ANALYZE")
+        await conn.close()
+
+        url = f"http://127.0.0.1:{port}/dt/open/v1/instance/attribute/{main_attrs['total']}"
+        week = {"start": str(T0 // 1000), "end": str((T0 + 7 * DAY) // 1000 - 1)}
+        cases = [
+            ("1h-avg (7 days)", {**week, "downsample": "1h-avg", "aggregator": "avg"}, 40, 20),
+            ("1m-avg (7 days)", {**week, "downsample": "1m-avg", "aggregator": "avg"}, 20, 100),
+            ("1h-p95 (7 days)", {**week, "downsample": "1h-p95", "aggregator": "avg"}, 5, None),
+            ("0all-count (7 days)", {**week, "downsample": "0all-count", "aggregator": "avg"}, 40, None),
+            ("raw one hour", {"start": str((T0 + 3 * DAY) // 1000),
+                              "end": str((T0 + 3 * DAY + 3_599_000) // 1000)}, 40, 30),
+        ]
+        async with aiohttp.ClientSession() as http:
+            await time_query(http, url, cases[0][1], 3)  # warm the pool and caches
+            print(f"{'query':24} {'p50 ms':>8} {'p99 ms':>8} {'dps':>7}  target p50")
+            for name, params, runs, target in cases:
+                p50, p99, dps = await time_query(http, url, params, runs)
+                goal = f"<= {target} ms" if target else "-"
+                print(f"{name:24} {p50:8.1f} {p99:8.1f} {dps:7d}  {goal}")
+        print(f"(machine: {os.cpu_count()} cores, shared with other work; load average "
+              f"{os.getloadavg()[0]:.2f})")
+    finally:
+        await delete_queues(bus)
+        await bus.close()
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if os.environ.get("BENCH_KEEP_DB"):
+            print(f"kept database {dsn} (schema twin)")
+        else:
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
