@@ -176,13 +176,17 @@ async def test_downsamples_equal_a_reference_from_raw_points(
         "ep90r3": lambda v: np.percentile(v, 90, method="closest_observation"),
         "ep90r7": lambda v: np.percentile(v, 90, method="linear"),
     }
-    for interval_ms, unit in ((3_600_000, "1h"), (60_000, "1m"), (420_000, "7m"), (0, "0all")):
+    # (bucket width, offset from the epoch grid, downsample unit, time zone): 1hc in Asia/Kabul
+    # (UTC+4:30) starts its hours at :30 UTC, so only the minute rollup can serve it
+    for interval_ms, offset, unit, zone in ((3_600_000, 0, "1h", "UTC"), (60_000, 0, "1m", "UTC"),
+                                            (420_000, 0, "7m", "UTC"), (0, 0, "0all", "UTC"),
+                                            (3_600_000, 1_800_000, "1hc", "Asia/Kabul")):
         buckets: dict[int, list[float]] = {}
         for ts, v in inside:
-            key = start if interval_ms == 0 else ts - ts % interval_ms
+            key = start if interval_ms == 0 else ts - (ts - offset) % interval_ms
             buckets.setdefault(key, []).append(v)
         for name, fn in reference.items():
-            resp = await twin.get(url, params={"start": str(start), "end": str(end),
+            resp = await twin.get(url, params={"start": str(start), "end": str(end), "timezone": zone,
                                                "downsample": f"{unit}-{name}"})
             assert resp.status == 200, await resp.text()
             series = (await resp.json())["data"]["value"]

@@ -12,17 +12,24 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from twinbill_twin.timeseries import reader
-from twinbill_twin.timeseries.domain.aggregators import AGGREGATORS, PERCENTILES, Summary, aggregate
+from twinbill_twin.timeseries.domain.aggregators import (
+    AGGREGATORS,
+    PERCENTILES,
+    Summary,
+    aggregate,
+    summarise,
+)
 from twinbill_twin.timeseries.domain.downsample import (
     Downsample,
     Fill,
     bucket_boundaries,
     bucket_starts,
+    epoch_bucket,
     parse_downsample,
     rollup_usable,
 )
 from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.domain.series import Points, combine, downsample_summaries, fill
+from twinbill_twin.timeseries.domain.series import Points, combine, fill
 from twinbill_twin.timeseries.domain.timeparse import parse_time, parse_zone
 
 MAX_RAW_POINTS = 2_000_000
@@ -58,19 +65,19 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
     return StreamQuery(start, end, tz, aggregator, downsample)
 
 
-async def _summaries(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery, spec: Downsample,
-                     bounds: list[int] | None) -> dict[tuple[int, int], Summary]:
-    """Bucket summaries: rollups for whole rollup buckets inside the range, raw rows at the edges."""
+async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsample,
+                     bounds: list[int] | None, *, start: int, stop: int
+                     ) -> dict[tuple[int, int], Summary]:
+    """Bucket summaries of [start, stop): rollups for whole rollup buckets, raw rows at the edges."""
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     ends = spec.aggregator in ("first", "last")
-    stop = q.end + 1
-    pieces: list[tuple[int, int, str]] = [(q.start, stop, "samples")]
+    pieces: list[tuple[int, int, str]] = [(start, stop, "samples")]
     for width, table in reader.ROLLUPS:
         if rollup_usable(spec, bounds, width):
-            inner_start = -(-q.start // width) * width
+            inner_start = -(-start // width) * width
             inner_stop = stop - stop % width
             if inner_start < inner_stop:
-                pieces = [(q.start, inner_start, "samples"), (inner_start, inner_stop, table),
+                pieces = [(start, inner_start, "samples"), (inner_start, inner_stop, table),
                           (inner_stop, stop, "samples")]
             break
     merged: dict[tuple[int, int], Summary] = {}
@@ -85,23 +92,53 @@ async def _summaries(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery
     return merged
 
 
+def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop: int
+                   ) -> tuple[int, int]:
+    """[lo, hi): the span of the buckets that lie wholly inside [start, stop)."""
+    if bounds is None:
+        width = spec.interval_ms
+        lo = start if start % width == 0 else epoch_bucket(start, width) + width
+        return lo, epoch_bucket(stop, width)
+    inside = [b for b in bounds if start <= b <= stop]
+    return (inside[0], inside[-1]) if len(inside) >= 2 else (stop, stop)
+
+
+async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
+                         spec: Downsample, bounds: list[int] | None) -> dict[tuple[int, int], float]:
+    """Bucket values: whole buckets computed by PostgreSQL (from a rollup when one fits), the
+    partial first and last buckets from summaries of their rollup and raw parts."""
+    stop = q.end + 1
+    bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
+    lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
+    if lo >= hi:
+        lo = hi = stop
+    values: dict[tuple[int, int], float] = {}
+    if lo < hi:
+        table = next((t for width, t in reader.ROLLUPS if rollup_usable(spec, bounds, width)),
+                     "samples")
+        values.update(await reader.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
+                                                table=table, aggregator=spec.aggregator))
+    for part_start, part_stop in ((q.start, lo), (hi, stop)):
+        if part_start < part_stop:
+            summaries = await _summaries(conn, attribute_id, spec, bounds, start=part_start,
+                                         stop=part_stop)
+            values.update((key, summarise(spec.aggregator, s)) for key, s in summaries.items())
+    return values
+
+
 async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
                        spec: Downsample) -> dict[int, Points]:
     bounds = bucket_boundaries(spec, q.start, q.end, q.tz)
     per_series: dict[int, dict[int, float]] = defaultdict(dict)
     if spec.aggregator in PERCENTILES:
         bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
-        values = await reader.fetch_bucket_values(conn, attribute_id, start=q.start,
-                                                  stop=q.end + 1, bucket=bucket)
-        for (idx, b), vals in values.items():
+        raw = await reader.fetch_bucket_values(conn, attribute_id, start=q.start,
+                                               stop=q.end + 1, bucket=bucket)
+        for (idx, b), vals in raw.items():
             per_series[idx][b] = aggregate(spec.aggregator, vals)
     else:
-        summaries = await _summaries(conn, attribute_id, q, spec, bounds)
-        grouped: dict[int, dict[int, Summary]] = defaultdict(dict)
-        for (idx, b), summary in summaries.items():
-            grouped[idx][b] = summary
-        for idx, buckets in grouped.items():
-            per_series[idx] = downsample_summaries(spec.aggregator, buckets)
+        for (idx, b), value in (await _bucket_values(conn, attribute_id, q, spec, bounds)).items():
+            per_series[idx][b] = value
     starts = bucket_starts(spec, q.start, q.end, q.tz) if spec.fill is not Fill.NONE else []
     return {idx: fill(values, starts=starts, policy=spec.fill) for idx, values in per_series.items()}
 

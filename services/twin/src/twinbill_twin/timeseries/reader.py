@@ -120,6 +120,63 @@ async def fetch_summaries(
     return {(r[0], r[1]): Summary._make(r[2:]) for r in rows}
 
 
+# An aggregator's value per bucket: over raw rows, over grouped rollup rows, over one rollup row.
+_RAW_VALUE = {
+    "avg": "avg(dbl)", "sum": "sum(dbl)", "zimsum": "sum(dbl)", "min": "min(dbl)",
+    "mimmin": "min(dbl)", "max": "max(dbl)", "mimmax": "max(dbl)", "count": "count(*)::float8",
+    "dev": "stddev_pop(dbl)", "first": "(array_agg(dbl ORDER BY ts))[1]",
+    "last": "(array_agg(dbl ORDER BY ts DESC))[1]",
+}
+_ROLLUP_VALUE = {
+    "avg": "sum(sum) / sum(n)", "sum": "sum(sum)", "zimsum": "sum(sum)", "min": "min(min)",
+    "mimmin": "min(min)", "max": "max(max)", "mimmax": "max(max)", "count": "sum(n)::float8",
+    "dev": "sqrt(greatest(sum(m2 + n * power(sum / n - gs / gn, 2)), 0) / sum(n))",
+    "first": "(array_agg(first_v ORDER BY first_ts))[1]",
+    "last": "(array_agg(last_v ORDER BY last_ts DESC))[1]",
+}
+_ROW_VALUE = {
+    "avg": "sum / n", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
+    "mimmax": "max", "count": "n::float8", "dev": "sqrt(greatest(m2, 0) / n)", "first": "first_v",
+    "last": "last_v",
+}
+
+
+async def fetch_values(
+    conn: asyncpg.Connection,
+    attribute_id: int,
+    *,
+    start: int,
+    stop: int,
+    bucket: int | list[int],
+    table: str,
+    aggregator: str,
+) -> dict[tuple[int, int], float]:
+    """A summary aggregator's value per (series, bucket) for buckets wholly inside [start, stop),
+    computed by PostgreSQL from raw rows or a rollup."""
+    by_boundaries = isinstance(bucket, list)
+    if table == "samples":
+        sql = f"""
+            SELECT idx, {bucket_sql("ts", boundaries=by_boundaries)} AS b, {_RAW_VALUE[aggregator]}
+            FROM samples
+            WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+            GROUP BY 1, 2"""
+    elif not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]:
+        sql = f"""
+            SELECT idx, bucket, {_ROW_VALUE[aggregator]} FROM {table}
+            WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
+    else:
+        key = bucket_sql("bucket", boundaries=by_boundaries)
+        window = (f", sum(sum) OVER (PARTITION BY idx, {key}) AS gs, "
+                  f"sum(n) OVER (PARTITION BY idx, {key}) AS gn") if aggregator == "dev" else ""
+        sql = f"""
+            SELECT idx, b, {_ROLLUP_VALUE[aggregator]}
+            FROM (SELECT r.*, {key} AS b{window} FROM {table} r
+                  WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3) AS x
+            GROUP BY 1, 2"""
+    rows = await conn.fetch(sql, attribute_id, start, stop, bucket)
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
 async def fetch_bucket_values(
     conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int]
 ) -> dict[tuple[int, int], list[float]]:
