@@ -85,6 +85,11 @@ async def test_unknown_ids_are_404(twin: Client) -> None:
                      "zones", "residents"):
         assert (await twin.get(f"/api/v1/{resource}/999999999")).status == 404, resource
         assert (await twin.delete(f"/api/v1/{resource}/999999999")).status == 404, resource
+    assert (await twin.get("/api/v1/projects/99999999999999999999")).status == 404
+    resp = await twin.get("/api/v1/sites/", params={"project_id": str(2**40)})
+    assert resp.status == 422 and "project_id" in (await resp.json())["errors"]["query"]
+    resp = await twin.post("/api/v1/sites/", json={"project_id": 2**40, "name": "x"})
+    assert resp.status == 422 and "project_id" in (await resp.json())["errors"]["json"]
     resp = await twin.put("/api/v1/sites/999999999", json={"name": "x"})
     assert resp.status == 404
     assert (await resp.json())["code"] == 404

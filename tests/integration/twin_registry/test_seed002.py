@@ -120,12 +120,12 @@ async def test_instance_detail_matches_seed_example(twin: Client, twin_settings:
 async def test_bad_parameters_and_unknown_ids(twin: Client) -> None:
     """400 "paramater error" for malformed parameters, 404 "not found" for unknown ids."""
     errors = fixture("seed002_errors.json")
-    for query in ("page=abc", "offset=0", "page=-1", "offset=1.5", "name=" + "x" * 129):
+    for query in ("page=abc", "offset=0", "page=-1", "offset=1.5", "page=²", "name=" + "x" * 129):
         resp = await twin.get(f"/dt/open/v1/instances?{query}")
         assert resp.status == 400, query
         body = await resp.json()
         assert {k: body[k] for k in ("code", "message")} == errors["400"], query
-    for query in ("", "ids=", "ids=abc", "ids=1,,2", "ids=-3"):
+    for query in ("", "ids=", "ids=abc", "ids=1,,2", "ids=-3", "ids=٣", "ids=99999999999999999999"):
         resp = await twin.get(f"/dt/open/v1/instance?{query}")
         assert resp.status == 400, query
         assert {k: (await resp.json())[k] for k in ("code", "message")} == errors["400"]

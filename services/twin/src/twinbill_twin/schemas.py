@@ -17,7 +17,7 @@ Text = Annotated[str, Field(max_length=2000)]
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Cellphone = Annotated[str, Field(max_length=32, pattern=r"^[0-9+\- ]*$")]
 PositiveDecimal = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
-Id = Annotated[int, Field(ge=1, le=2**62)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 def _check_timezone(value: str) -> str:

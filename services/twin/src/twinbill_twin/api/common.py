@@ -33,7 +33,7 @@ def pool_of(request: web.Request) -> asyncpg.Pool:
     return request.app[POOL]
 
 
-def _int(value: str, *, minimum: int = 1, maximum: int = 2**62) -> int:
+def _int(value: str, *, minimum: int = 1, maximum: int = 2**31 - 1) -> int:
     number = int(value)
     if not minimum <= number <= maximum:
         raise ValueError

@@ -45,7 +45,8 @@ async def upload_sites_csv(request: web.Request) -> web.Response:
     except UnicodeDecodeError as err:
         raise ValidationFailed({"file": [f"the CSV is not UTF-8: {err}"]}, data={"location": "files"}) from None
     raw_project = request.query.get("project_id") or form_project
-    if not raw_project or not raw_project.isdigit() or int(raw_project) < 1:
+    if not raw_project or not (raw_project.isascii() and raw_project.isdigit()) \
+            or not 1 <= int(raw_project) <= 2**31 - 1:
         raise ValidationFailed({"project_id": ["Missing or not a positive integer."]},
                                data={"location": "query"})
     project_id = int(raw_project)

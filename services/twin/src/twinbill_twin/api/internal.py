@@ -50,10 +50,11 @@ def _int_param(request: web.Request, name: str, *, default: int | None, minimum:
 
 def _paging(request: web.Request, *, default_limit: int) -> tuple[int, int, int | None, int | None]:
     errors: dict[str, list[str]] = {}
-    after_id = _int_param(request, "after_id", default=0, minimum=0, maximum=2**62, errors=errors)
+    after_id = _int_param(request, "after_id", default=0, minimum=0, maximum=2**63 - 1, errors=errors)
     limit = _int_param(request, "limit", default=default_limit, minimum=1, maximum=default_limit * 2,
                        errors=errors)
-    project_id = _int_param(request, "project_id", default=None, minimum=1, maximum=2**31, errors=errors)
+    project_id = _int_param(request, "project_id", default=None, minimum=1, maximum=2**31 - 1,
+                            errors=errors)
     device_type = _int_param(request, "device_type", default=None, minimum=1, maximum=2, errors=errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})

@@ -33,7 +33,7 @@ def _number(request: web.Request, name: str, default: int, maximum: int) -> int:
     raw = request.query.get(name, "").strip()
     if raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise bad(name, f"must be an integer from 1 to {maximum}")
     return int(raw)
 
@@ -58,7 +58,7 @@ def parse_ids(raw: str | None) -> list[int]:
     ids: list[int] = []
     for part in raw.split(","):
         part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= 2**63 - 1:
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 2**63 - 1:
             raise bad("ids", f"{part!r} is not an instance id")
         if int(part) not in ids:
             ids.append(int(part))
@@ -83,14 +83,14 @@ class ExpectValue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictInt = Field(ge=1)
+    id: StrictInt = Field(ge=1, le=2**63 - 1)
     expectvalue: StrictStr
 
 
 async def set_expectvalues(request: web.Request) -> web.Response:
     """PATCH /dt/open/v1/instance/{id}: set expectvalues of State attributes, command the device."""
     raw_id = request.match_info["id"]
-    if not raw_id.isdigit() or int(raw_id) < 1:
+    if not (raw_id.isascii() and raw_id.isdigit()) or not 1 <= int(raw_id) <= 2**63 - 1:
         raise bad("id", f"{raw_id!r} is not an instance id")
     instance_id = int(raw_id)
     body = await read_json(request)
