@@ -113,7 +113,7 @@ async def test_run_bills_real_samples_from_the_twin(
     twin: TestClient[Any, Any], mongo_url: str, mongo_db_name: str, amqp_url: str, bus_namespace: str
 ) -> None:
     """Exact bills from samples stored by the real twin, with its address and residents."""
-    project, product_key, devices = await make_registry(twin.server.app[POOL])
+    project, product_key, devices = await make_registry(twin.app[POOL])
     keys = {name: f"{name}-{product_key[2:]}" for name in devices}
     bus = Bus(amqp_url, namespace=bus_namespace)
     await bus.connect()

@@ -21,7 +21,7 @@ FLAT_PRICE = D("0.55")
 
 
 def ms(instant: datetime) -> int:
-    return to_epoch_ms(instant)
+    return int(to_epoch_ms(instant))
 
 
 def run_message(run_id: str, *, start: datetime = P_START, end: datetime = P_END,

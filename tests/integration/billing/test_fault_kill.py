@@ -100,6 +100,7 @@ async def test_sigkill_one_of_three_workers_mid_run(mongo_url: str, mongo_db_nam
         assert summary["jobs_done"] == summary["jobs_total"] == METERS // 100
         assert summary["skipped"] == summary["failed"] == summary["exceptions"] == 0
         sample = await db.bills.find_one({"device_id": 150})  # 150.5 -> 203.75 at 0.61
+        assert sample is not None
         assert (sample["consumption"], sample["charge"]) == ("53.25", "32.48")
     finally:
         for worker in workers:

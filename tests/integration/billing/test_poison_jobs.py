@@ -18,7 +18,7 @@ from .test_billing_run import P_END, P_START, PROJECT, finished_run, run_message
 
 async def dlq_messages(billing: Billing, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Wait for `count` messages on billing.jobs.dlq and take them."""
-    channel = await billing.bus._connection.channel()  # type: ignore[union-attr]  # connected above
+    channel = await billing.bus._connection.channel()  # type: ignore[union-attr,unused-ignore]  # connected above
     queue = await channel.get_queue(billing.bus.name("billing.jobs.dlq"), ensure=False)
     taken: list[aio_pika.abc.AbstractIncomingMessage] = []
 

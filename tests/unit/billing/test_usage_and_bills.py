@@ -50,7 +50,7 @@ def test_reading_beyond_register_max_is_backwards() -> None:
 
 
 def reading(value: str, at: datetime, source: str = "reading") -> Reading:
-    return Reading(D(value), at, source)  # type: ignore[arg-type]  # test helper takes any source text
+    return Reading(D(value), at, source)  # type: ignore[arg-type,unused-ignore]  # any source text
 
 
 def test_decide_bill_happy_path() -> None:
