@@ -72,6 +72,24 @@ async def seed_tasks(dsn: str, count: int) -> datetime:
     return due
 
 
+async def broker_baseline(connection: aio_pika.abc.AbstractConnection, namespace: str,
+                          count: int = 3000) -> float:
+    """Confirmed persistent publishes per second to a scratch quorum queue, right now: the
+    ceiling the broker (and this machine's current load) puts on any publisher."""
+    channel = await connection.channel(publisher_confirms=True)
+    name = f"{namespace}baseline"
+    queue = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+    body = b'{"run_id": "' + b"x" * 300 + b'"}'
+    started = time.perf_counter()
+    await asyncio.gather(*(channel.default_exchange.publish(
+        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=name, mandatory=True) for _ in range(count)))
+    rate = count / (time.perf_counter() - started)
+    await queue.delete(if_unused=False, if_empty=False)
+    await channel.close()
+    return rate
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -91,13 +109,15 @@ async def main() -> None:
         await apply_migrations(dsn, schema=SCHEMA, directory=MIGRATIONS)
         env = {**os.environ, "SCHEDULER_PG_DSN": dsn, "SCHEDULER_AMQP_URL": AMQP_URL,
                "SCHEDULER_BUS_NAMESPACE": namespace, "SCHEDULER_SCHEMA_NAME": SCHEMA,
-               "SCHEDULER_HTTP_PORT": "0", "SCHEDULER_LOG_LEVEL": "WARNING"}
+               "SCHEDULER_HTTP_PORT": "0",
+               "SCHEDULER_LOG_LEVEL": os.environ.get("SCHEDULER_LOG_LEVEL", "WARNING")}
         for n in range(args.replicas):
             log = (logs / f"replica{n}.log").open("wb")
             processes.append(subprocess.Popen(  # noqa: ASYNC220  # start-up only, not timed
                 [sys.executable, "-m", "twinbill_scheduler"],
                 env={**env, "SCHEDULER_REPLICA_ID": f"bench-{n}"}, stdout=log,
                 stderr=subprocess.STDOUT))
+        baseline = await broker_baseline(connection, namespace)
         due = await seed_tasks(dsn, args.tasks)
         print(f"{args.tasks} tasks due at {due.isoformat()} "
               f"({(due - datetime.now(UTC)).total_seconds():.1f} s from now), "
@@ -124,8 +144,9 @@ async def main() -> None:
                 all_in.set()
 
         cpu_before = [cpu_seconds(p.pid) for p in processes]
-        await queue.consume(on_message)
+        consumer_tag = await queue.consume(on_message)
         await asyncio.wait_for(all_in.wait(), timeout=max(120.0, args.tasks / 50))
+        await queue.cancel(consumer_tag)
         cpu_used = sum(cpu_seconds(p.pid) for p in processes) - sum(cpu_before)
 
         conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
@@ -148,6 +169,7 @@ async def main() -> None:
               f"p99 {quantile(confirmed, 0.99):.3f} s  max {max(confirmed):.3f} s")
         print(f"lateness received   p50 {quantile(got, 0.5):.3f} s  "
               f"p99 {quantile(got, 0.99):.3f} s  max {max(got):.3f} s")
+        print(f"broker baseline: {baseline:.0f} confirmed publishes/s (pre-encoded, no database)")
         print(f"scheduler CPU during the run: {cpu_used:.2f} s "
               f"({len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.2f})")
     finally:

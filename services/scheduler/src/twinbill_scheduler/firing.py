@@ -13,6 +13,7 @@ import asyncio
 import functools
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -119,11 +120,16 @@ class Firer:
         if stale:
             self.metrics.fires_retaken.inc(len(stale))
             log.warning("re-publishing fires whose lease ran out", count=len(stale))
+        started = time.perf_counter()
         due = await self.store.due(limit=self.batch)
         if not due:
             return stale, bool(stale)
         claims = await asyncio.to_thread(plan_claims, due)
+        planned = time.perf_counter()
         fires = await self.store.claim(claims, replica=self.replica)
+        log.debug("claimed", due=len(due), won=len(fires),
+                  select_plan_s=round(planned - started, 3),
+                  claim_s=round(time.perf_counter() - planned, 3))
         self.metrics.fires_claimed.inc(len(fires))
         if fires and self.fault_publish_delay:
             await asyncio.sleep(self.fault_publish_delay)  # fault injection (tests only)
@@ -139,9 +145,15 @@ class Firer:
 
     async def publish(self, fires: Sequence[Fire]) -> None:
         """Publish each fire's run with confirms, then record the confirmed ones."""
+        started = time.perf_counter()
         results = await asyncio.gather(*(self._publish_one(fire) for fire in fires))
         confirmed = [fire for fire, ok in zip(fires, results, strict=True) if ok]
+        published = time.perf_counter()
         await self.store.mark_published(confirmed)
+        if fires:
+            log.debug("batch published", fires=len(fires), confirmed=len(confirmed),
+                      publish_s=round(published - started, 3),
+                      mark_s=round(time.perf_counter() - published, 3))
 
     async def _publish_one(self, fire: Fire) -> bool:
         async with self._limit:
