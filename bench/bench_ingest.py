@@ -31,6 +31,27 @@ from twinbill_simulator.config import generate_config, registry_for
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_pid(name: str) -> int | None:
+    """The first process whose command name is `name` (RabbitMQ's beam.smp)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def wait_ready(port: int, timeout: float = 30.0) -> None:
     """Poll the gateway's /readyz until it answers 200."""
     deadline = time.monotonic() + timeout
@@ -74,6 +95,7 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument("--sub-devices", type=int, default=50)
     parser.add_argument("--window", type=int, default=16, help="requests in flight per gateway")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the gateway process here")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -96,10 +118,15 @@ def main() -> None:
         "INGEST_LOG_LEVEL": "WARNING",
         "INGEST_SHARE_GROUP": "bench",
     }
-    gateway = subprocess.Popen([sys.executable, "-m", "twinbill_ingest"], env=env)
+    profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+    gateway = subprocess.Popen([sys.executable, *profile, "-m", "twinbill_ingest"], env=env)
     try:
         wait_ready(http_port)
         time.sleep(1.0)  # let the session observer subscribe too
+        pids = {"gateway": gateway.pid, "mosquitto": broker.pid, "simulator (this process)": os.getpid()}
+        if (beam := find_pid("beam.smp")) is not None:
+            pids["rabbitmq (shared)"] = beam
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         stats = asyncio.run(
             run_simulator(
                 config,
@@ -133,6 +160,11 @@ def main() -> None:
                 f"over {confirm_count:,.0f} publishes"
             )
         print(f"reply codes: {dict(stats.codes)} timeouts={stats.timeouts} retries={stats.retries}")
+        print("CPU seconds used during the run (where the time goes):")
+        for name, pid in pids.items():
+            used = cpu_seconds(pid) - before[name]
+            print(f"  {name:26s} {used:6.1f} s  ({used / elapsed * 100:5.1f}% of one core)")
+        print(f"load average at the end: {Path('/proc/loadavg').read_text().split()[0]} on {os.cpu_count()} cores")
     finally:
         gateway.terminate()
         gateway.wait(timeout=15)

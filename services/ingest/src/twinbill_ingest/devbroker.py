@@ -79,6 +79,12 @@ class DevBroker:
         if self._process is not None:
             self._process.send_signal(signal.SIGHUP)
 
+    @property
+    def pid(self) -> int:
+        """The mosquitto process id."""
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
     def stop(self) -> None:
         """Stop the broker."""
         if self._process is not None and self._process.poll() is None:

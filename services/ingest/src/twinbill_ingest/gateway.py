@@ -13,8 +13,6 @@ import time
 import uuid
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from twinbill_common.bus import Bus
 from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import get_logger
@@ -180,18 +178,12 @@ class Gateway:
         if accepted.dropped:
             self.metrics.points_rejected.inc(accepted.dropped)
         if self.status is not None:
-            for point in accepted.points:
-                self.status.seen(
-                    point.product_key,
-                    point.device_key,
-                    online=self.cache.is_online(point.product_key, point.device_key)
-                    or (point.product_key, point.device_key) == (topic.product_key, topic.device_key),
-                    at_ms=received_at,
-                )
+            publisher = (topic.product_key, topic.device_key)
+            for device in {(point.product_key, point.device_key) for point in accepted.points}:
+                online = device == publisher or self.cache.is_online(*device)
+                self.status.seen(*device, online=online, at_ms=received_at)
         await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
 
     async def _reply(self, client: aiomqtt.Client, topic: Topic, qos: int, body: bytes, code: Code) -> None:
         self.metrics.requests.labels(topic.kind.value, str(int(code))).inc()
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho is untyped
-        properties.ContentType = "application/json"
-        await client.publish(topic.reply, body, qos=qos, properties=properties)
+        await client.publish(topic.reply, body, qos=qos)

@@ -30,36 +30,35 @@ class StatusReporter:
     def __init__(self, source: RegistrySource, *, interval: float = 2.0) -> None:
         self.source = source
         self.interval = interval
-        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self._pending: dict[tuple[str, str], tuple[bool, int]] = {}  # device -> (online, ms)
         self._wake = asyncio.Event()
 
     def record(self, product_key: str, device_key: str, *, online: bool, at_ms: int) -> None:
-        """Queue one device's state; the latest state of a device wins."""
-        self._pending[(product_key, device_key)] = {
-            "product_key": product_key,
-            "device_key": device_key,
-            "online": online,
-            "last_seen": datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
-        }
+        """Queue one device's state (a login or logout); the latest state of a device wins."""
+        self._pending[(product_key, device_key)] = (online, at_ms)
         if online is False or len(self._pending) >= 1000:
             self._wake.set()
 
     def seen(self, product_key: str, device_key: str, *, online: bool, at_ms: int) -> None:
         """A device reported data: refresh its last-seen time (without waking the flusher)."""
-        self._pending[(product_key, device_key)] = {
-            "product_key": product_key,
-            "device_key": device_key,
-            "online": online,
-            "last_seen": datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
-        }
+        self._pending[(product_key, device_key)] = (online, at_ms)
 
     async def flush(self) -> None:
         """Post what is pending; on failure keep it for the next round (newer states win)."""
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
+        updates = [
+            {
+                "product_key": product_key,
+                "device_key": device_key,
+                "online": online,
+                "last_seen": datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
+            }
+            for (product_key, device_key), (online, at_ms) in batch.items()
+        ]
         try:
-            await self.source.report_status(list(batch.values()))
+            await self.source.report_status(updates)
         except RegistryUnavailable as err:
             log.warning("status report failed, kept for retry", error=str(err), devices=len(batch))
             self._pending = {**batch, **self._pending}

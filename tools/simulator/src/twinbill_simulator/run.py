@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 import uuid
@@ -18,6 +19,10 @@ import aiomqtt
 
 from twinbill_simulator.meters import Meter
 from twinbill_simulator.signing import sign_sha256
+
+# aiomqtt warns on every publish while more than 10 await their PUBACK: normal when pipelining.
+MQTT_LOG = logging.getLogger("twinbill_simulator.mqtt")
+MQTT_LOG.setLevel(logging.ERROR)
 
 
 @dataclass
@@ -107,6 +112,7 @@ class _GatewaySim:
             identifier=f"sim-{self.dk}-{uuid.uuid4().hex[:4]}",
             protocol=aiomqtt.ProtocolVersion.V5,
             max_queued_outgoing_messages=None,
+            logger=MQTT_LOG,
         ) as client:
             await client.subscribe(f"/sys/{self.pk}/{self.dk}/thing/measurepoint/#", qos=1)
             await client.subscribe(f"/ext/session/{self.pk}/{self.dk}/combine/#", qos=1)

@@ -158,12 +158,17 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
             Code.NO_SUB_DEVICE_PERMISSION, f"device {topic.product_key}/{topic.device_key} is not registered"
         )
     accepted = Accepted(envelope, [], 0)
+    batch = topic.kind.is_batch
+    models: dict[tuple[str, str], CompiledModel] = {}  # a batch names the same devices many times
     for index, entry in enumerate(entries):
-        where = f"params[{index}]" if topic.kind.is_batch else "params"
+        where = f"params[{index}]" if batch else "params"
         product_key, device_key = _entry_device(entry, topic=topic, where=where)
-        model = _authorise(
-            product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
-        )
+        model = models.get((product_key, device_key))
+        if model is None:
+            model = _authorise(
+                product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
+            )
+            models[(product_key, device_key)] = model
         time = _entry_time(entry, where=where, received_at=received_at)
         points = _entry_points(entry, where=where)
         kept: dict[str, Any] = {}
