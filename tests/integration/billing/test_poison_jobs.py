@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aio_pika
-
 from twinbill_billing.demo import seed_demo_tariffs
 from twinbill_common.bus import REASON_HEADER
 from twinbill_common.schemas.billing import BillingJob, RunBilling
@@ -76,3 +75,31 @@ async def test_demo_tariffs_are_idempotent(billing: Billing) -> None:
         tariffs = await response.json()
     assert sorted((t["device_type"], t["water_meter_kind"], t["kind"]) for t in tariffs) == [
         (1, "purified", "tiered"), (1, "tap", "tiered"), (2, None, "flat")]
+
+
+async def test_empty_run_finishes_and_unknown_project_is_dead_lettered(
+        billing: Billing, twin: tuple[TwinData, str]) -> None:
+    """A project with no meters of the type: a finished, empty run. An unknown project: the
+    RunBilling goes to billing.runs.dlq naming the twin's 404."""
+    data, _ = twin
+    data.timezones[PROJECT] = "Asia/Shanghai"
+    await billing.bus.publish(BILLING, "run.requested", run_message("empty:1", device_type=1))
+    run = await finished_run(billing, "empty:1")
+    assert run["summary"]["devices_expected"] == 0 and run["summary"]["jobs_total"] == 0
+    ghost = RunBilling(run_id="nowhere:1", project_id=999, device_type=2, task_key="nowhere",
+                       period_start=P_START, period_end=P_END, fire_time=P_END)
+    await billing.bus.publish(BILLING, "run.requested", ghost)
+    channel = await billing.bus._connection.channel()  # type: ignore[union-attr,unused-ignore]  # connected above
+    queue = await channel.get_queue(billing.bus.name("billing.runs.dlq"), ensure=False)
+
+    async def dead() -> aio_pika.abc.AbstractIncomingMessage | None:
+        return await queue.get(fail=False, no_ack=True)
+    message = await wait_for(dead, what="the unknown project's run in the DLQ")
+    assert "404" in str((message.headers or {})[REASON_HEADER])
+    await channel.close()
+    async with billing.http.get(f"{billing.url}/readyz") as response:
+        assert response.status == 200
+        assert (await response.json())["checks"] == ["mongodb", "rabbitmq"]
+    async with billing.http.get(f"{billing.url}/metrics") as response:
+        text = await response.text()
+    assert "billing_jobs_queue_depth " in text and "billing_run_duration_seconds_count 1.0" in text
