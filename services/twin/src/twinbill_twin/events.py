@@ -95,11 +95,12 @@ class Outbox:
                 sent += len(rows)
 
     async def flush_quietly(self) -> None:
-        """Flush after a commit; a failure is logged and left to the relay."""
+        """Flush after a commit; a failure (broker or database) is logged and left to the relay:
+        the change is committed, so the request that made it must not fail now."""
         try:
             await self.flush()
-        except TransientError as err:
-            log.warning("messages left in the outbox", error=str(err))
+        except (TransientError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            log.warning("messages left in the outbox", error=repr(err))
 
     async def relay(self, *, interval: float = 5.0) -> None:
         """Background task: publish what a failed flush left behind, forever."""
