@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
 from twinbill_scheduler.app import create_app
+from twinbill_scheduler.registry import SCHEDULER_REGISTRY
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.zones import StaticZones
 
@@ -29,7 +30,8 @@ async def bus_cleanup(amqp_url: str, bus_namespace: str) -> AsyncIterator[None]:
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        for queue in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq"):
+        for queue in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq", SCHEDULER_REGISTRY.name,
+                      f"{SCHEDULER_REGISTRY.name}.dlq"):
             await channel.queue_delete(f"{bus_namespace}{queue}")
         for exchange in (*EXCHANGES, DEAD_LETTER):
             await channel.exchange_delete(f"{bus_namespace}{exchange}")
@@ -46,10 +48,17 @@ def settings(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str,
 
 
 @pytest.fixture
-async def client(
+def zones() -> StaticZones:
+    """Project zones of the test: project 7 in Europe/Paris, the rest Asia/Shanghai."""
+    return StaticZones({7: "Europe/Paris"}, default="Asia/Shanghai")
+
+
+@pytest.fixture
+async def client(zones: StaticZones,
+
         settings: SchedulerSettings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """An HTTP client on the scheduler app; projects default to Asia/Shanghai, 7 is in Paris."""
-    app = create_app(settings, zones=StaticZones({7: "Europe/Paris"}, default="Asia/Shanghai"))
+    app = create_app(settings, zones=zones)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 

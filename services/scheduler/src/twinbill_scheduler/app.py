@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 from aiohttp import web
-from twinbill_common.bus import Bus
+from twinbill_common.bus import Bus, Delivery
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
 
 from twinbill_scheduler.api import STORE, ZONES, add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
 from twinbill_scheduler.metrics import scheduler_metrics
+from twinbill_scheduler.registry import SCHEDULER_REGISTRY, handle_project_changed
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
 from twinbill_scheduler.zones import HttpProjectZones, ProjectZones
@@ -73,12 +76,26 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
                       publish_concurrency=settings.publish_concurrency,
                       max_inflight=settings.max_inflight,
                       fault_publish_delay=settings.fault_publish_delay)
-        loop_task = asyncio.create_task(firer.run()) if settings.firing_enabled else None
+        if settings.registry_events:
+            await bus.declare_work_queue(SCHEDULER_REGISTRY)
+
+        async def on_project(delivery: Delivery[RegistryChanged]) -> None:
+            await handle_project_changed(delivery, zones=project_zones, store=store,
+                                         clock=lambda: datetime.now(UTC))
+
+        async def background() -> None:
+            async with asyncio.TaskGroup() as group:
+                if settings.firing_enabled:
+                    group.create_task(firer.run())
+                if settings.registry_events:
+                    group.create_task(bus.consume(SCHEDULER_REGISTRY.name, RegistryChanged,
+                                                  on_project, prefetch=1))
+
+        runner = asyncio.create_task(background())
         yield
-        if loop_task is not None:
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
         if http_zones is not None:
             await http_zones.close()
         await bus.close()

@@ -18,6 +18,8 @@ class SchedulerSettings(PostgresSettings):
     # Where project time zones come from (the twin service); unreachable -> default zone.
     twin_url: str = "http://127.0.0.1:8001"
     zone_cache_seconds: float = Field(default=300.0, ge=0)
+    # Consume `registry` project events (a project's zone changed).
+    registry_events: bool = True
     # Firing loop.
     firing_enabled: bool = True
     replica_id: str = ""  # empty: hostname-pid

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
@@ -178,6 +179,21 @@ class TaskStore:
         if fires:
             await self.pool.execute(_MARK_PUBLISHED, [f.task_key for f in fires],
                                     [f.fire_time for f in fires])
+
+    async def rezone(self, project_id: int, *, zone: str,
+                     reschedule: Callable[[Task], datetime | None]) -> int:
+        """Move a project's tasks to `zone`; `reschedule` gives each one's next fire time.
+        Returns how many tasks changed. Rows are locked, so a concurrent claim either sees the
+        old next fire time (and wins it) or the new one."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"""SELECT {_TASK_COLUMNS} FROM tasks
+                    WHERE project_id = $1 AND timezone <> $2 FOR UPDATE""", project_id, zone)
+            moved = [replace(_task(row), timezone=zone) for row in rows]
+            await conn.executemany(
+                "UPDATE tasks SET timezone = $2, next_fire_at = $3 WHERE natrual_key = $1",
+                [(task.natrual_key, zone, reschedule(task)) for task in moved])
+        return len(moved)
 
     async def count_enabled(self) -> int:
         """How many tasks are enabled (a metric)."""

@@ -23,6 +23,10 @@ class ProjectZones(Protocol):
         """The project's zone name (a valid IANA key)."""
         ...
 
+    def forget(self, project_id: int) -> None:
+        """Drop what is cached for a project (it changed)."""
+        ...
+
 
 def valid_zone(name: object) -> bool:
     """True when `name` is an IANA zone this machine knows."""
@@ -45,6 +49,9 @@ class StaticZones:
     async def zone_of(self, project_id: int) -> str:
         """The configured zone, else the default."""
         return self.zones.get(project_id, self.default)
+
+    def forget(self, project_id: int) -> None:
+        """Nothing is cached."""
 
 
 class HttpProjectZones:
