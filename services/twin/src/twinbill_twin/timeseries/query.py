@@ -16,7 +16,7 @@ from twinbill_twin.timeseries.domain.aggregators import (
     AGGREGATORS,
     PERCENTILES,
     Summary,
-    aggregate,
+    percentile_spec,
     summarise,
 )
 from twinbill_twin.timeseries.domain.downsample import (
@@ -132,10 +132,11 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
     per_series: dict[int, dict[int, float]] = defaultdict(dict)
     if spec.aggregator in PERCENTILES:
         bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
-        raw = await reader.fetch_bucket_values(conn, attribute_id, start=q.start,
-                                               stop=q.end + 1, bucket=bucket)
-        for (idx, b), vals in raw.items():
-            per_series[idx][b] = aggregate(spec.aggregator, vals)
+        quantile, method = percentile_spec(spec.aggregator)
+        found = await reader.fetch_percentiles(conn, attribute_id, start=q.start, stop=q.end + 1,
+                                               bucket=bucket, quantile=quantile, method=method)
+        for (idx, b), value in found.items():
+            per_series[idx][b] = value
     else:
         for (idx, b), value in (await _bucket_values(conn, attribute_id, q, spec, bounds)).items():
             per_series[idx][b] = value

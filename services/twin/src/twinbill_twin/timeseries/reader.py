@@ -177,17 +177,40 @@ async def fetch_values(
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-async def fetch_bucket_values(
-    conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int]
-) -> dict[tuple[int, int], list[float]]:
-    """The sorted raw values per (series, bucket) in [start, stop): what percentiles need."""
+# Hyndman-Fan positions (1-based, clamped) as domain.aggregators.quantile computes them:
+# R-6 h = (n+1)q, R-7 h = (n-1)q + 1 interpolate between x[floor h] and x[floor h + 1];
+# R-3 h = nq - 1/2 takes x[floor h] when h is an even integer, else x[floor h + 1].
+_POSITION = {
+    6: "(n + 1) * $5::float8",
+    7: "(n - 1) * $5::float8 + 1",
+    3: "n * $5::float8 - 0.5",
+}
+
+
+async def fetch_percentiles(
+    conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int],
+    quantile: float, method: int,
+) -> dict[tuple[int, int], float]:
+    """A percentile per (series, bucket) of the raw values in [start, stop): PostgreSQL sorts each
+    bucket and returns only the order statistics the estimator needs."""
     key = bucket_sql("ts", boundaries=isinstance(bucket, list))
-    rows = await conn.fetch(
-        f"""SELECT idx, {key} AS b, array_agg(dbl ORDER BY dbl) AS v FROM samples
-            WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
-            GROUP BY 1, 2""",
-        attribute_id, start, stop, bucket)
-    return {(r["idx"], r["b"]): r["v"] for r in rows}
+    if method == 3:
+        pick = ("v[least(greatest(CASE WHEN h = floor(h) AND floor(h)::bigint % 2 = 0 "
+                "THEN floor(h) ELSE floor(h) + 1 END, 1), n)::int]")
+    else:
+        pick = ("v[least(greatest(floor(h), 1), n)::int] + (h - floor(h)) * "
+                "(v[least(greatest(floor(h) + 1, 1), n)::int] - v[least(greatest(floor(h), 1), n)::int])")
+    sql = f"""
+        SELECT idx, b, {pick}
+        FROM (SELECT idx, b, n, v, {_POSITION[method]} AS h
+              FROM (SELECT idx, {key} AS b, count(*) AS n, array_agg(dbl ORDER BY dbl) AS v
+                    FROM samples
+                    WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+                    GROUP BY 1, 2) AS grouped) AS positioned"""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off")
+        rows = await conn.fetch(sql, attribute_id, start, stop, bucket, quantile)
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 async def fetch_last_readings(conn: asyncpg.Connection, device_ids: list[int], at: int
