@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
 from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.registry import SCHEDULER_REGISTRY

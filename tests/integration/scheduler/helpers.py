@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import aio_pika
 import pytest
+
 from twinbill_common.schemas import RunBilling
 from twinbill_common.topology import BILLING_RUNS
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
 from twinbill_scheduler.demo import seed_demo_tasks
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from twinbill_common.postgres import apply_migrations
-from twinbill_scheduler.app import MIGRATIONS
 
 from tests.integration.scheduler.helpers import drain_runs, wait_until
+from twinbill_common.postgres import apply_migrations
+from twinbill_scheduler.app import MIGRATIONS
 
 TASKS = 1000
 

@@ -13,6 +13,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+
+from tests.integration.scheduler.helpers import drain_runs, wait_until
 from twinbill_common.bus import Bus
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import create_pool
@@ -21,8 +23,6 @@ from twinbill_scheduler.firing import Firer
 from twinbill_scheduler.metrics import scheduler_metrics
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
-
-from tests.integration.scheduler.helpers import drain_runs, wait_until
 
 Client = TestClient[web.Request, web.Application]
 SHANGHAI = ZoneInfo("Asia/Shanghai")

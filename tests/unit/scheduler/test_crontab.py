@@ -7,6 +7,7 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from twinbill_scheduler.domain.crontab import (
     Crontab,
     CrontabInvalid,

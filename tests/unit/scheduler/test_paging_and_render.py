@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from twinbill_scheduler.domain.crontab import Crontab
 from twinbill_scheduler.domain.paging import PageWindow, page_links
 from twinbill_scheduler.domain.tasks import Fire, Task, render_task

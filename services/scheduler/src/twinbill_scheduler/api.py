@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
-
 from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageWindow, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 from aiohttp import web
+
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_meta
@@ -17,7 +18,6 @@ from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
-
 from twinbill_scheduler.api import STORE, ZONES, add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
 from twinbill_scheduler.metrics import scheduler_metrics

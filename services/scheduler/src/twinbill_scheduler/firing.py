@@ -24,7 +24,6 @@ from twinbill_common.logging import get_logger
 from twinbill_common.schemas import RunBilling
 from twinbill_common.schemas.registry import DeviceType
 from twinbill_common.topology import BILLING
-
 from twinbill_scheduler.domain.crontab import Crontab, next_fire, previous_fire
 from twinbill_scheduler.domain.tasks import Claim, DueTask, Fire
 from twinbill_scheduler.metrics import SchedulerMetrics
@@ -93,11 +92,14 @@ class Firer:
         is unpublished, so each task's runs still go out in order.
         """
         log.info("firing loop started", replica=self.replica, batch=self.batch)
+        next_count = 0.0
         async with asyncio.TaskGroup() as group:
             while True:
                 try:
                     fires, busy = await self.claim_round()
-                    self.metrics.tasks_enabled.set(await self.store.count_enabled())
+                    if time.monotonic() >= next_count:  # a gauge; no need to count every round
+                        self.metrics.tasks_enabled.set(await self.store.count_enabled())
+                        next_count = time.monotonic() + 10.0
                 except Exception:  # asyncpg and aio-pika raise many classes; the loop outlives them
                     log.exception("firing round failed, retrying")
                     fires, busy = [], False

@@ -16,7 +16,6 @@ from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import REGISTRY, WorkQueue
-
 from twinbill_scheduler.domain.crontab import next_fire
 from twinbill_scheduler.domain.tasks import Task
 from twinbill_scheduler.store import TaskStore

@@ -11,6 +11,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
+
 from twinbill_common.logging import get_logger
 
 log = get_logger(__name__)
