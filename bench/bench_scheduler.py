@@ -27,6 +27,7 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
+
 from twinbill_common.postgres import apply_migrations
 from twinbill_common.schemas import RunBilling
 from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
