@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import aio_pika
+
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker, free_port
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for

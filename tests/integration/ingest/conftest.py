@@ -18,6 +18,7 @@ import aio_pika
 import aiomqtt
 import pytest
 from aiohttp.test_utils import TestServer
+
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker

@@ -8,9 +8,8 @@ import json
 import random
 from typing import Any
 
-from twinbill_ingest.domain.codes import Code
-
 from tests.integration.ingest.conftest import FIXTURES, TIMEOUT, RunningGateway, TelemetryReader
+from twinbill_ingest.domain.codes import Code
 
 DOCUMENTED = {
     Code.MODEL_INVALID,

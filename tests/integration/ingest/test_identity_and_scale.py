@@ -12,12 +12,12 @@ import paho.mqtt.client as paho
 from aiohttp.test_utils import TestServer
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
+
+from tests.integration.ingest.conftest import TIMEOUT, RunningGateway, TelemetryReader
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import DeviceRecord, RegistryChanged
 from twinbill_ingest.app import GATEWAY, create_app
 from twinbill_ingest.registry import StaticRegistrySource
-
-from tests.integration.ingest.conftest import TIMEOUT, RunningGateway, TelemetryReader
 
 
 def _publish_as(port: int, username: str, password: str, topic: str, payload: bytes) -> int:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
-from twinbill_common.schemas import MeasurementsAccepted
-from twinbill_ingest.domain.codes import Code
 
 from tests.integration.ingest.conftest import FIXTURES, RunningGateway, TelemetryReader, decode, load_fixture
+from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_ingest.domain.codes import Code
 
 
 def _points(body: dict[str, Any]) -> list[dict[str, Any]]:

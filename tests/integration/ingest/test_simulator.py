@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+
+from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode, drop_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -19,8 +21,6 @@ from twinbill_ingest.registry import StaticRegistrySource
 from twinbill_ingest.settings import IngestSettings
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
-
-from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode, drop_namespace
 
 
 @pytest.fixture

@@ -13,15 +13,15 @@ from typing import Any
 import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
+from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds, drop_namespace
+from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 from twinbill_ingest.app import CACHE, GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource
 from twinbill_ingest.settings import IngestSettings
 from twinbill_twin.app import create_app as create_twin_app
 from twinbill_twin.settings import TwinSettings
-
-from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds, drop_namespace
-from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from twinbill_common.schemas import DataType, ProductModel
 from twinbill_ingest.domain.thingmodel import compile_model
 

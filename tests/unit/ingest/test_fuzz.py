@@ -8,12 +8,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Kind, Topic
-
-from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
 
 DOCUMENTED = {
     Code.MODEL_INVALID,

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.signing import parse_login, parse_login_batch, sign, sign_matches
 from twinbill_simulator.meters import Meter, profile

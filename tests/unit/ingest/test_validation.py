@@ -7,13 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
+from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
 from twinbill_ingest.domain.requests import Accepted, validate_request
 from twinbill_ingest.domain.topics import Kind, Topic, parse_topic, subscriptions
-
-from tests.unit.ingest.conftest import FIXTURES, FixedRegistry
 
 SEED = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()
 BATCH = Topic("gwprod", "gw1", Kind.RESUME_BATCH)

@@ -8,11 +8,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
 from twinbill_common.bus import Bus
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
-
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.gateway import Gateway
 from twinbill_ingest.metrics import IngestMetrics

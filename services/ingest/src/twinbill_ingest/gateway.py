@@ -13,11 +13,11 @@ import time
 import uuid
 
 import aiomqtt
+
 from twinbill_common.bus import Bus
 from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import TELEMETRY
-
 from twinbill_ingest.domain.codes import MESSAGES, Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
 from twinbill_ingest.domain.requests import validate_request

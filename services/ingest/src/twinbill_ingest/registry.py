@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
-from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
 
+from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
 from twinbill_ingest.domain.thingmodel import CompiledModel, compile_model
 from twinbill_ingest.errors import RegistryUnavailable
 

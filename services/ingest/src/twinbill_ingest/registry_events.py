@@ -7,9 +7,9 @@ import asyncio
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import REGISTRY, named
-
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.registry import RegistryCache, RegistrySource
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from twinbill_common.logging import get_logger
-
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.requests import decode_payload, parse_envelope, request_id_of
 from twinbill_ingest.domain.signing import LoginAttempt, parse_login, parse_login_batch, parse_logout, sign_matches
@@ -123,9 +122,12 @@ class SessionHandler:
         self._check_topology(attempt.product_key, attempt.device_key, topic=topic)
         device = self.cache.device(attempt.product_key, attempt.device_key)
         secret = device.secret if device is not None else None
-        if not secret or not sign_matches(
-            attempt.signed, secret=secret, method=attempt.sign_method, signature=attempt.signature
-        ):
+        if not secret:
+            raise Rejection(
+                Code.SIGN_INVALID,
+                f"{attempt.product_key}/{attempt.device_key}: the registry holds no secret for this device",
+            )
+        if not sign_matches(attempt.signed, secret=secret, method=attempt.sign_method, signature=attempt.signature):
             raise Rejection(
                 Code.SIGN_INVALID,
                 f"{attempt.product_key}/{attempt.device_key}: "

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from twinbill_common.schemas import DataType, ProductModel
-
 from twinbill_ingest.domain.codes import Code, Rejection
 
 QUALITY_KEYS = frozenset({"value", "quality"})
