@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ T0 = 1_793_145_600_000          # 2026-10-28T00:00:00Z: the week crosses a month
 DAY = 86_400_000
 POINTS_PER_MESSAGE = 500
 OTHER_POINTS = [f"m{i}" for i in range(9)]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def delete_queues(bus: Bus) -> None:
@@ -53,7 +53,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def make_registry(conn: asyncpg.Connection, measurepoints: list[str], tag: str) -> tuple[str, str, dict[str, int]]:
+async def make_registry(conn: asyncpg.Connection, measurepoints: list[str],
+                        tag: str) -> tuple[str, str, dict[str, int]]:
     """A project, product, device, instance and one Stream attribute per measurepoint."""
     project = await conn.fetchval("INSERT INTO projects (name, timezone) VALUES ($1, 'UTC') RETURNING id",
                                   f"bench-{tag}")
@@ -103,10 +104,10 @@ def other_series() -> list[list[tuple[int, dict[str, str]]]]:
     return [points[i:i + step] for i in range(0, len(points), step)]
 
 
-async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(600):
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise SystemExit(f"twin service exited with {process.returncode}")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
@@ -118,7 +119,8 @@ async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("twin service did not become ready")
 
 
-async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, str], runs: int) -> tuple[float, float, int]:
+async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, str],
+                     runs: int) -> tuple[float, float, int]:
     """p50 and p99 latency (ms) of a GET, and the number of dps in the answer."""
     latencies = []
     dps = 0
@@ -147,14 +149,14 @@ async def run() -> None:
     env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,
            "TWIN_HTTP_PORT": str(port), "TWIN_AMQP_URL": AMQP_URL, "TWIN_LOG_LEVEL": "WARNING",
            "TWIN_TELEMETRY_BATCH": os.environ.get("TWIN_TELEMETRY_BATCH", "500")}
-    process = subprocess.Popen([sys.executable, "-m", "twinbill_twin"], env=env,
-                               cwd=Path(__file__).resolve().parent.parent)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "twinbill_twin", env=env,
+                                                   cwd=ROOT)
     bus = Bus(AMQP_URL, namespace=namespace)
     try:
         await wait_ready(port, process)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         pk, dk, main_attrs = await make_registry(conn, ["total"], tag)
-        opk, odk, other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
+        opk, odk, _other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
         print("encoding messages ...", flush=True)
         messages = [(pk, dk, body(pk, dk, chunk)) for chunk in main_series()]
         messages += [(opk, odk, body(opk, odk, chunk)) for chunk in other_series()]
@@ -205,9 +207,10 @@ async def run() -> None:
         await bus.close()
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(process.wait(), timeout=20)
+        except TimeoutError:
             process.kill()
+            await process.wait()
         if os.environ.get("BENCH_KEEP_DB"):
             print(f"kept database {dsn} (schema twin)")
         else:

@@ -64,7 +64,7 @@ async def delete_namespace_queues(bus: Bus) -> None:
 @pytest.fixture
 def pool(twin: TestClient[Any, Any]) -> asyncpg.Pool:
     """The app's pool (search_path on its schema)."""
-    return twin.server.app[POOL]
+    return twin.app[POOL]
 
 
 @dataclass
@@ -151,7 +151,8 @@ def measurements(device: Device, points: list[tuple[int, dict[str, Any]]], *,
         produced_at=datetime.fromtimestamp(received_at / 1000).astimezone(),
         product_key=device.product_key, device_key=device.device_key, request_id="1",
         method="thing.measurepoint.resume.batch", received_at=received_at,
-        points=[{"product_key": device.product_key, "device_key": device.device_key,  # type: ignore[list-item]  # built unvalidated on purpose: exact decimals
+        # built unvalidated: the values stay Decimals, published as exact number text
+        points=[{"product_key": device.product_key, "device_key": device.device_key,
                  "time": ts, "measurepoints": mps} for ts, mps in points])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ async def _publish_points(bus: Bus, pool: asyncpg.Pool, device: Device, attr: st
 async def seed_device(twin: TestClient[Any, Any], publisher: Bus) -> Device:
     """A device whose `humidity` has a point a minute from T0 for two hours, and one a minute
     for the last two hours (for the relative example)."""
-    pool = twin.server.app[POOL]
+    pool = twin.app[POOL]
     device = await make_device(pool)
     now = int(time.time()) * 1000
     points = [(T0 + i * 60_000, Decimal(19 + i % 3)) for i in range(120)]
@@ -111,7 +112,7 @@ async def test_state_and_description_return_the_current_value(
     await publish(publisher, measurements(device, [(T0, {"valve": False})], received_at=T0 + 5))
 
     async def moved() -> bool:
-        return await pool.fetchval("SELECT value FROM attributes WHERE id = $1", valve) == "false"
+        return bool(await pool.fetchval("SELECT value FROM attributes WHERE id = $1", valve) == "false")
     await wait_for(moved)
     body = await (await twin.get(PATH.format(valve))).json()
     assert body["data"] | {"ctime": 0, "mtime": 0} == {
@@ -169,7 +170,7 @@ async def test_downsamples_equal_a_reference_from_raw_points(
     start, end = T0 + 1_234_567, T0 + 10_000_000    # not aligned to minutes or hours
     inside = [(ts, float(v)) for ts, v in points if start <= ts <= end]
     url = PATH.format(device.attributes["humidity"])
-    reference = {
+    reference: dict[str, Callable[[Any], Any]] = {
         "avg": np.mean, "sum": np.sum, "min": np.min, "max": np.max, "count": len,
         "dev": np.std, "first": lambda v: v[0], "last": lambda v: v[-1],
         "p95": lambda v: np.percentile(v, 95, method="weibull"),

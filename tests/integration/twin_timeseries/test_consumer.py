@@ -75,7 +75,7 @@ async def test_late_backfill_never_moves_the_current_value_back(
                                           received_at=T0 + 121_000))
 
     async def moved() -> bool:
-        return await pool.fetchval("SELECT value FROM attributes WHERE id = $1", total) == "30.125"
+        return bool(await pool.fetchval("SELECT value FROM attributes WHERE id = $1", total) == "30.125")
     await wait_for(moved)
     last_seen = await pool.fetchval("SELECT last_seen FROM devices WHERE id = $1", device.id)
     assert int(last_seen.timestamp() * 1000) == T0 + 121_000
@@ -91,7 +91,7 @@ async def test_poison_message_is_dead_lettered_while_the_rest_flows(
     good = [measurements(device, [(T0 + i * 1000, {"humidity": i})]) for i in range(6)]
     poison = measurements(device, [(T0 + 500, {"humidity": 1, "no_such_point": 2})])
     unstorable = measurements(device, [(T0 + 700, {"humidity": None})])
-    for message in good[:3] + [poison] + good[3:] + [unstorable]:
+    for message in [*good[:3], poison, *good[3:], unstorable]:
         await publish(publisher, message)
 
     async def six() -> bool:
@@ -169,7 +169,7 @@ async def test_readings_last_is_exact_and_batched(
 async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
     """The handler alone (no broker): one batch with a duplicate inside stores each point once."""
     device = await make_device(pool)
-    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() needs no bus
+    consumer = TelemetryConsumer(pool, bus=None)
     consumer.partitions = PartitionManager()
     message = MeasurementsAccepted.model_validate({
         "product_key": device.product_key, "device_key": device.device_key, "method": "m",
@@ -181,6 +181,6 @@ async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
 
     class _Raw:
         message_id = "x"
-    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # raw unused by handle
+    await consumer.handle([Delivery(message, _Raw())])
     assert await count_samples(pool, device.attributes["humidity"]) == 1
     assert consumer.stored_total == 1

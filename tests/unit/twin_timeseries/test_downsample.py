@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -91,7 +92,7 @@ def test_calendar_days_across_dst(tz: ZoneInfo, first: date, last: date, short: 
     bounds = calendar_boundaries(start, end, every=1, unit="d", tz=tz)
     assert bounds == _local_midnights(first, last + timedelta(days=1), tz)
     lengths = {datetime.fromtimestamp(b / 1000, tz).date(): (n - b) // HOUR
-               for b, n in zip(bounds, bounds[1:], strict=False)}
+               for b, n in itertools.pairwise(bounds)}
     for day, hours in lengths.items():
         expected = 23 if day == short else 25 if day == long else 24
         assert hours == expected, day
@@ -115,7 +116,7 @@ def test_calendar_hours_follow_a_half_hour_zone() -> None:
     start = _ms(datetime(2024, 5, 1, 10, 10, tzinfo=UTC))
     bounds = calendar_boundaries(start, start + 2 * HOUR, every=1, unit="h", tz=KABUL)
     assert bounds[0] == _ms(datetime(2024, 5, 1, 9, 30, tzinfo=UTC))
-    assert all(b - a == HOUR for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(b - a == HOUR for a, b in itertools.pairwise(bounds))
     spec = parse_downsample("1hc-sum")
     assert not rollup_usable(spec, bounds, HOUR)
     assert rollup_usable(spec, bounds, 60_000)

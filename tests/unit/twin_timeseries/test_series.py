@@ -25,7 +25,7 @@ def test_fill_policies() -> None:
     assert fill(values, starts=starts, policy=Fill.ZERO) == [(0, 1.0), (10, 0.0), (20, 3.0), (30, 0.0)]
     assert fill(values, starts=starts, policy=Fill.NULL) == [(0, 1.0), (10, None), (20, 3.0), (30, None)]
     nan = fill(values, starts=starts, policy=Fill.NAN)
-    assert [ts for ts, _ in nan] == starts and math.isnan(nan[1][1]) and nan[2][1] == 3.0  # type: ignore[arg-type]  # a float here
+    assert [ts for ts, _ in nan] == starts and math.isnan(nan[1][1]) and nan[2][1] == 3.0
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -75,7 +75,7 @@ def test_fill_markers_are_skipped_or_kept() -> None:
     left = [(0, 1.0), (10, nan)]
     right = [(0, 3.0), (10, nan)]
     combined = combine("avg", [left, right], policy=Fill.NAN)
-    assert combined[0] == (0, 2.0) and math.isnan(combined[1][1])  # type: ignore[arg-type]  # a float here
+    assert combined[0] == (0, 2.0) and math.isnan(combined[1][1])
     assert combine("avg", [[(0, 1.0), (10, None)]], policy=Fill.NULL) == [(0, 1.0), (10, None)]
     zero = combine("sum", [[(0, 1.0), (10, 0.0)], [(0, 2.0), (10, 0.0)]], policy=Fill.ZERO)
     assert zero == [(0, 3.0), (10, 0.0)]

@@ -15,9 +15,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def _ms(*args: int) -> int:
+def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
     """Epoch ms of a UTC wall time."""
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -166,7 +166,8 @@ async def write_batch(
     async with conn.transaction():
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)
-        stored, minutes, hours = await conn.fetchrow(_STORE)  # type: ignore[misc]  # one row always
+        row = await conn.fetchrow(_STORE)
+        stored, minutes, hours = row if row is not None else (0, 0, 0)
         if currents:
             ordered = sorted(currents, key=lambda c: c.attribute_id)
             await conn.execute(_CURRENT, [c.attribute_id for c in ordered], [c.value for c in ordered],
