@@ -180,3 +180,25 @@ async def test_claimed_but_unpublished_fire_is_published_after_lease(
                                         f"{key}:{int(following.timestamp())}"]
     assert [(r.period_start, r.period_end) for r in runs] == [
         (fire_time - timedelta(hours=1), fire_time), (fire_time, following)]
+
+
+async def test_a_slow_live_replica_keeps_its_claims(
+        client: Client, db: asyncpg.Connection, firer: Firer) -> None:
+    """A fire past its lease whose replica still beats is not taken over (that would publish
+    it twice); once the replica falls silent for a lease, it is."""
+    task = await create_task(client)
+    key = task["natrual_key"]
+    fire_time = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    await db.execute(
+        """INSERT INTO fires (task_key, fire_time, period_start, project_id, device_type, state,
+                              claimed_by, claimed_at)
+           VALUES ($1, $2, $3, 49, 1, 'claimed', 'slow-replica', now() - interval '1 hour')""",
+        key, fire_time, fire_time - timedelta(hours=1))
+    await db.execute("INSERT INTO replicas VALUES ('slow-replica', now())")
+    await firer.round()
+    assert [(r["state"], r["claimed_by"]) for r in await fires_of(db, key)] == [
+        ("claimed", "slow-replica")]
+    await db.execute("UPDATE replicas SET seen_at = now() - interval '1 minute'")
+    await firer.round()
+    assert [(r["state"], r["claimed_by"]) for r in await fires_of(db, key)] == [
+        ("published", "test-replica")]

@@ -10,6 +10,7 @@ advances one fire time per claim, so after downtime its missed fires come one by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import socket
@@ -83,6 +84,8 @@ class Firer:
         self.clock = clock
         self._limit = asyncio.Semaphore(publish_concurrency)
         self._inflight = asyncio.Semaphore(max_inflight)
+        self._retry: list[Fire] = []  # not confirmed: publish again next round
+        self._unmarked: list[Fire] = []  # confirmed, but recording that failed
 
     async def run(self) -> None:
         """Fire forever; a database or broker outage pauses the loop, it never ends it.
@@ -92,22 +95,39 @@ class Firer:
         is unpublished, so each task's runs still go out in order.
         """
         log.info("firing loop started", replica=self.replica, batch=self.batch)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._heartbeat())
+                await self._claim_and_publish_forever(group)
+        finally:
+            with contextlib.suppress(Exception):  # best effort: others take over sooner
+                await self.store.retire(self.replica)
+
+    async def _heartbeat(self) -> None:
+        """Tell the other replicas this one is alive, a few times per lease."""
+        while True:
+            try:
+                await self.store.heartbeat(self.replica)
+            except Exception as err:  # noqa: BLE001  # any database failure: warn, beat again
+                log.warning("heartbeat failed", error=repr(err))
+            await asyncio.sleep(max(0.2, self.lease_seconds / 5))
+
+    async def _claim_and_publish_forever(self, group: asyncio.TaskGroup) -> None:
         next_count = 0.0
-        async with asyncio.TaskGroup() as group:
-            while True:
-                try:
-                    fires, busy = await self.claim_round()
-                    if time.monotonic() >= next_count:  # a gauge; no need to count every round
-                        self.metrics.tasks_enabled.set(await self.store.count_enabled())
-                        next_count = time.monotonic() + 10.0
-                except Exception:  # asyncpg and aio-pika raise many classes; the loop outlives them
-                    log.exception("firing round failed, retrying")
-                    fires, busy = [], False
-                if fires:
-                    await self._inflight.acquire()
-                    group.create_task(self._publish_batch(fires))
-                if not busy:
-                    await asyncio.sleep(self.poll_interval)
+        while True:
+            try:
+                fires, busy = await self.claim_round()
+                if time.monotonic() >= next_count:  # a gauge; no need to count every round
+                    self.metrics.tasks_enabled.set(await self.store.count_enabled())
+                    next_count = time.monotonic() + 10.0
+            except Exception:  # asyncpg and aio-pika raise many classes; the loop outlives them
+                log.exception("firing round failed, retrying")
+                fires, busy = [], False
+            if fires:
+                await self._inflight.acquire()
+                group.create_task(self._publish_batch(fires))
+            if not busy:
+                await asyncio.sleep(self.poll_interval)
 
     async def round(self) -> bool:
         """One claim-and-publish round, publishes awaited; True when more may be due now."""
@@ -117,7 +137,11 @@ class Firer:
 
     async def claim_round(self) -> tuple[list[Fire], bool]:
         """Take over fires whose lease ran out, then claim due fires: what to publish now."""
-        stale = await self.store.take_stale(lease_seconds=self.lease_seconds,
+        if self._unmarked:
+            await self.store.mark_published(self._unmarked)
+            self._unmarked = []
+        retry, self._retry = self._retry, []
+        stale = retry + await self.store.take_stale(lease_seconds=self.lease_seconds,
                                             replica=self.replica, limit=self.batch)
         if stale:
             self.metrics.fires_retaken.inc(len(stale))
@@ -140,8 +164,8 @@ class Firer:
     async def _publish_batch(self, fires: Sequence[Fire]) -> None:
         try:
             await self.publish(fires)
-        except Exception:  # unmarked fires are retaken after the lease; the loop goes on
-            log.exception("recording published fires failed; retried after the lease")
+        except Exception:  # publish() kept what it could not record; the loop goes on
+            log.exception("recording published fires failed; retried next round")
         finally:
             self._inflight.release()
 
@@ -151,7 +175,12 @@ class Firer:
         results = await asyncio.gather(*(self._publish_one(fire) for fire in fires))
         confirmed = [fire for fire, ok in zip(fires, results, strict=True) if ok]
         published = time.perf_counter()
-        await self.store.mark_published(confirmed)
+        self._retry.extend(fire for fire, ok in zip(fires, results, strict=True) if not ok)
+        try:
+            await self.store.mark_published(confirmed)
+        except Exception:
+            self._unmarked.extend(confirmed)
+            raise
         if fires:
             log.debug("batch published", fires=len(fires), confirmed=len(confirmed),
                       publish_s=round(published - started, 3),
@@ -163,7 +192,7 @@ class Firer:
                 await self.bus.publish(BILLING, RUN_REQUESTED, run_message(fire))
             except BusUnavailable as err:
                 self.metrics.publish_failures.inc()
-                log.warning("run not confirmed; retried after the lease", run_id=fire.run_id,
+                log.warning("run not confirmed; retried next round", run_id=fire.run_id,
                             error=str(err))
                 return False
         self.metrics.fires_published.inc()

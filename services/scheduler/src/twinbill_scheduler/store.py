@@ -42,13 +42,16 @@ ON CONFLICT (task_key, fire_time) DO NOTHING
 RETURNING task_key, fire_time, period_start, project_id, device_type
 """
 
-# A fire claimed longer than the lease ago was never confirmed (its replica died or the broker
-# refused): take it over, one replica at a time.
+# A fire claimed longer than the lease ago by a replica that has not said it is alive for as
+# long (it died between claim and confirm) is taken over, one replica at a time. A live replica
+# that is merely slow keeps its fires: taking them over would publish them twice.
 _TAKE_STALE = """
 UPDATE fires f SET claimed_by = $2, claimed_at = now(), attempts = f.attempts + 1
-FROM (SELECT task_key, fire_time FROM fires
+FROM (SELECT task_key, fire_time FROM fires p
       WHERE state = 'claimed' AND claimed_at < now() - make_interval(secs => $1)
-      ORDER BY fire_time LIMIT $3 FOR UPDATE SKIP LOCKED) s
+        AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.replica_id = p.claimed_by
+                        AND r.seen_at > now() - make_interval(secs => $1))
+      ORDER BY fire_time LIMIT $3 FOR UPDATE OF p SKIP LOCKED) s
 WHERE f.task_key = s.task_key AND f.fire_time = s.fire_time
 RETURNING f.task_key, f.fire_time, f.period_start, f.project_id, f.device_type
 """
@@ -194,6 +197,16 @@ class TaskStore:
                 "UPDATE tasks SET timezone = $2, next_fire_at = $3 WHERE natrual_key = $1",
                 [(task.natrual_key, zone, reschedule(task)) for task in moved])
         return len(moved)
+
+    async def heartbeat(self, replica: str) -> None:
+        """Say this replica is alive (its claimed fires are its own to publish)."""
+        await self.pool.execute(
+            """INSERT INTO replicas (replica_id, seen_at) VALUES ($1, now())
+               ON CONFLICT (replica_id) DO UPDATE SET seen_at = now()""", replica)
+
+    async def retire(self, replica: str) -> None:
+        """Forget a stopping replica, so its unconfirmed fires are taken over after the lease."""
+        await self.pool.execute("DELETE FROM replicas WHERE replica_id = $1", replica)
 
     async def count_enabled(self) -> int:
         """How many tasks are enabled (a metric)."""
