@@ -30,7 +30,10 @@ def message_id(topic: Topic, request_id: str | None, payload: bytes) -> str:
 
 def encode_value(value: Any, out: list[str]) -> None:
     """Append the JSON text of `value`, with Decimals written as JSON numbers."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is Decimal or kind is int:  # exact types first: bool is an int subclass
+        out.append(str(value))
+    elif kind is str:
         out.append(_string(value))
     elif value is True:
         out.append("true")
@@ -38,8 +41,6 @@ def encode_value(value: Any, out: list[str]) -> None:
         out.append("false")
     elif value is None:
         out.append("null")
-    elif isinstance(value, int | Decimal):
-        out.append(str(value))
     elif isinstance(value, dict):
         out.append("{")
         first = True

@@ -160,23 +160,33 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
     accepted = Accepted(envelope, [], 0)
     batch = topic.kind.is_batch
     models: dict[tuple[str, str], CompiledModel] = {}  # a batch names the same devices many times
+    own = (topic.product_key, topic.device_key)
     for index, entry in enumerate(entries):
-        where = f"params[{index}]" if batch else "params"
-        product_key, device_key = _entry_device(entry, topic=topic, where=where)
+        # The common shapes are checked inline (this loop runs for every point of every request);
+        # anything unusual goes through the helpers, which name the entry in their error.
+        product_key, device_key = entry.get("productKey"), entry.get("deviceKey")
+        if not batch:
+            product_key, device_key = own
+        elif type(product_key) is not str or type(device_key) is not str or not product_key or not device_key:
+            product_key, device_key = _entry_device(entry, topic=topic, where=_where(index, batch))
         model = models.get((product_key, device_key))
         if model is None:
             model = _authorise(
                 product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
             )
             models[(product_key, device_key)] = model
-        time = _entry_time(entry, where=where, received_at=received_at)
-        points = _entry_points(entry, where=where)
+        time = entry.get("time")
+        if type(time) is not int or time < 0:
+            time = _entry_time(entry, where=_where(index, batch), received_at=received_at)
+        points = entry.get("measurepoints")
+        if type(points) is not dict or not points:
+            points = _entry_points(entry, where=_where(index, batch))
         kept: dict[str, Any] = {}
         for identifier, value in points.items():
             try:
                 check_point(identifier, value, model=model)
             except Rejection as err:
-                located = Rejection(err.code, f"{where} ({product_key}/{device_key}): {err.detail}")
+                located = Rejection(err.code, f"{_where(index, batch)} ({product_key}/{device_key}): {err.detail}")
                 if not envelope.skip_invalid:
                     raise located from None
                 accepted.dropped += 1
@@ -189,6 +199,10 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
     if not accepted.points and accepted.first_dropped is not None:
         raise accepted.first_dropped  # nothing valid left: the device must hear why
     return accepted
+
+
+def _where(index: int, batch: bool) -> str:
+    return f"params[{index}]" if batch else "params"
 
 
 def _entries(params: Any, *, topic: Topic) -> list[dict[str, Any]]:

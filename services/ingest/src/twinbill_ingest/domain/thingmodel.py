@@ -15,6 +15,8 @@ from twinbill_common.schemas import DataType, ProductModel
 from twinbill_ingest.domain.codes import Code, Rejection
 
 QUALITY_KEYS = frozenset({"value", "quality"})
+_NUMBERS = frozenset({"float", "double"})
+_INTEGRAL = frozenset({"int", "float", "double"})
 CompiledModel = Mapping[str, DataType]
 
 
@@ -28,6 +30,12 @@ def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
     data_type = model.get(identifier)
     if data_type is None:
         raise Rejection(Code.MODEL_INVALID, f"unknown measurepoint identifier {identifier!r}")
+    kind, value_type = data_type.type, type(value)
+    if value_type is Decimal and kind in _NUMBERS:  # fast path: the usual meter reading
+        if value.is_finite():
+            return
+    elif (value_type is int and kind in _INTEGRAL) or (value_type is str and kind == "string"):
+        return
     if isinstance(value, dict) and data_type.type != "struct":
         _check_quality_form(identifier, value, data_type)
         return
