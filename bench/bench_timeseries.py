@@ -203,14 +203,14 @@ async def run() -> None:
         print(f"(machine: {os.cpu_count()} cores, shared with other work; load average "
               f"{os.getloadavg()[0]:.2f})")
     finally:
-        await delete_queues(bus)
-        await bus.close()
         process.send_signal(signal.SIGINT)
         try:
             await asyncio.wait_for(process.wait(), timeout=20)
         except TimeoutError:
             process.kill()
             await process.wait()
+        await delete_queues(bus)
+        await bus.close()
         if os.environ.get("BENCH_KEEP_DB"):
             print(f"kept database {dsn} (schema twin)")
         else:

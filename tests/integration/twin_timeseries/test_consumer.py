@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from twinbill_common.bus import REASON_HEADER, Bus, Delivery
+from twinbill_common.health import READINESS
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.timeseries.consumer import TelemetryConsumer
@@ -169,7 +170,7 @@ async def test_readings_last_is_exact_and_batched(
 async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
     """The handler alone (no broker): one batch with a duplicate inside stores each point once."""
     device = await make_device(pool)
-    consumer = TelemetryConsumer(pool, bus=None)
+    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() uses no bus
     consumer.partitions = PartitionManager()
     message = MeasurementsAccepted.model_validate({
         "product_key": device.product_key, "device_key": device.device_key, "method": "m",
@@ -181,6 +182,13 @@ async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
 
     class _Raw:
         message_id = "x"
-    await consumer.handle([Delivery(message, _Raw())])
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
     assert await count_samples(pool, device.attributes["humidity"]) == 1
     assert consumer.stored_total == 1
+
+
+async def test_readiness_includes_the_consumer(twin: TestClient[Any, Any]) -> None:
+    """/readyz answers 200 while the telemetry consumer runs (it is one of the checks)."""
+    resp = await twin.get("/readyz")
+    assert resp.status == 200, await resp.text()
+    assert "telemetry_consumer" in twin.app[READINESS]

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
+from twinbill_common.health import READINESS
 from twinbill_common.logging import get_logger
 from twinbill_twin.timeseries.api import add_timeseries_routes
 from twinbill_twin.timeseries.consumer import TelemetryConsumer
@@ -47,6 +48,13 @@ def setup_timeseries(
         current[CONSUMER] = consumer
         task = asyncio.create_task(consumer.run(), name="twin-telemetry-consumer")
         task.add_done_callback(_report_exit)
+
+        async def consuming() -> None:
+            if task.done():
+                raise RuntimeError("the telemetry consumer has stopped")
+
+        if READINESS in current:
+            current[READINESS]["telemetry_consumer"] = consuming
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
