@@ -73,7 +73,8 @@ def _value_at(ts: int, times: list[int], values: list[float], mode: Interpolatio
     return y0 + (ts - x0) * (y1 - y0) / (x1 - x0)
 
 
-def combine(name: str, series: Sequence[Points], *, policy: Fill = Fill.NONE) -> Points:
+def combine(name: str, series: Sequence[Sequence[tuple[int, Value]]], *,
+            policy: Fill = Fill.NONE) -> Points:
     """Aggregate several series into one, at the union of their timestamps.
 
     A series takes part at a timestamp between its first and last point (OpenTSDB's
