@@ -1,6 +1,7 @@
 """The gateway against the real twin service in-process: the registry cache loads from the twin's
-internal endpoints, a gateway's report for its sub-device is answered 200, and the device's
-online state and last-seen time reach the twin (POST /internal/v1/devices/status)."""
+internal endpoints, a sub-device logs in with the secret the twin holds, the gateway's report for
+it is answered 200, and the device's online state and last-seen time reach the twin
+(POST /internal/v1/devices/status)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ async def test_registry_from_the_twin_and_status_back_to_it(
         ) as mqtt:
             device = DeviceClient(mqtt, creds)
             await mqtt.subscribe(device.topic("post/batch_reply"), qos=1)
+            await mqtt.subscribe(device.session_topic("login") + "_reply", qos=1)
 
             async def read() -> None:
                 async for message in mqtt.messages:
@@ -87,13 +89,15 @@ async def test_registry_from_the_twin_and_status_back_to_it(
 
             reader = asyncio.create_task(read())
             try:
+                sub = DeviceCreds(meter_product["product_key"], meter["device_key"], meter["secret"])
+                login = await device.login(sub)
                 reply = await device.request(
                     device.topic("post/batch"),
                     {
                         "id": "t1",
                         "version": "1.0",
                         "method": "thing.measurepoint.post.batch",
-                        "allowOfflineSubDevice": True,
+                        "allowOfflineSubDevice": False,
                         "params": [
                             {
                                 "productKey": meter_product["product_key"],
@@ -106,12 +110,14 @@ async def test_registry_from_the_twin_and_status_back_to_it(
                 )
             finally:
                 reader.cancel()
-        assert reply["code"] == 200, reply
+        assert login["code"] == 200, login  # signed with the secret the twin keeps
+        assert reply["code"] == 200, reply  # online through its gateway's session
         status = app[GATEWAY].status
         assert status is not None
         await status.flush()
         got = await (await twin.get(f"/api/v1/devices/{meter['id']}")).json()
         assert got["last_seen"] is not None
+        assert got["online"] is True
     finally:
         await server.close()
         await source.close()

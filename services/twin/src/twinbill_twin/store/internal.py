@@ -35,12 +35,16 @@ def _device_filters(after_id: int, project_id: int | None, device_type: int | No
 
 async def device_records(conn: asyncpg.Connection, *, after_id: int, limit: int,
                          project_id: int | None, device_type: int | None) -> list[DeviceRecord]:
-    """Devices after `after_id` in id order, with their gateway's keys and instance id."""
+    """Devices after `after_id` in id order, with their gateway's keys, instance id and secret.
+
+    The secret is here for the ingest gateway, which checks sub-device login signatures with it;
+    this endpoint is internal and never exposed by the API gateway.
+    """
     where, args = _device_filters(after_id, project_id, device_type)
     rows = await conn.fetch(
         "SELECT d.id, p.product_key, d.device_key, d.name, d.project_id, d.device_type, "
         "d.water_meter_kind, d.gateway_id, gp.product_key AS gateway_product_key, "
-        "g.device_key AS gateway_device_key, d.online, d.last_seen, i.id AS instance_id "
+        "g.device_key AS gateway_device_key, d.online, d.last_seen, i.id AS instance_id, d.secret "
         "FROM devices d JOIN products p ON p.id = d.product_id "
         "LEFT JOIN devices g ON g.id = d.gateway_id LEFT JOIN products gp ON gp.id = g.product_id "
         f"LEFT JOIN instances i ON i.device_id = d.id WHERE {where} ORDER BY d.id LIMIT {limit}",
