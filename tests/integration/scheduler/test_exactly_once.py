@@ -94,13 +94,13 @@ async def test_three_replicas_one_killed_every_fire_exactly_once(
 
         # The victim claims small batches and stalls before publishing (fault injection).
         victim = replicas.start("victim", claim_batch="40", fault_publish_delay="600")
-        await wait_until(has_claimed("victim"), timeout=30,
+        await wait_until(has_claimed("victim"), timeout=60,
                          what="the victim's first claim")
         stranded = {row["task_key"] for row in await db.fetch(
             "SELECT task_key FROM fires WHERE claimed_by = 'victim'")}
         replicas.start("survivor-a", claim_batch="100")
         replicas.start("survivor-b", claim_batch="100")
-        await wait_until(has_claimed("survivor-a"), timeout=30,
+        await wait_until(has_claimed("survivor-a"), timeout=60,
                          what="a survivor claiming")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
