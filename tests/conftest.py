@@ -4,20 +4,27 @@ an embedded MongoDB server per session (or TWINBILL_TEST_MONGO_URL), Mosquitto o
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from twinbill_common.bus import delete_namespace
 from twinbill_common.mongo import free_port, start_embedded_mongo
-from twinbill_devstack.stack import ensure_services
+from twinbill_devstack.stack import ensure_services, sweep_test_namespaces
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN = os.environ.get("TWINBILL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 MQTT_HOST = "127.0.0.1"
+# Every bus namespace of this session starts with t<SESSION_TAG>, so the session can sweep its own.
+SESSION_TAG = uuid.uuid4().hex[:6]
+# Queues some services declare beyond the platform topology (deleted with the namespace).
+EXTRA_QUEUES = ("twin.registry.journal",)
 MQTT_PORT = 1883
 
 
@@ -49,9 +56,21 @@ def amqp_url(stack: None) -> str:
 
 
 @pytest.fixture
-def bus_namespace() -> str:
-    """A namespace for exchange and queue names that no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}."
+async def bus_namespace(amqp_url: str) -> AsyncIterator[str]:
+    """A namespace for exchange and queue names that no other test uses, deleted afterwards."""
+    namespace = f"t{SESSION_TAG}{uuid.uuid4().hex[:6]}."
+    yield namespace
+    await delete_namespace(amqp_url, namespace, extra_queues=EXTRA_QUEUES)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_session_namespaces() -> Iterator[None]:
+    """At the end, delete whatever this session's namespaces still hold (probe queues, say)."""
+    yield
+    try:
+        sweep_test_namespaces(url=AMQP_URL, pattern=re.compile(rf"^t{SESSION_TAG}[0-9a-f]*\."))
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as err:  # a unit-only run may have no broker
+        warnings.warn(f"could not sweep this session's bus namespaces: {err}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -318,3 +318,21 @@ def _redact(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+async def delete_namespace(url: str, namespace: str, *, extra_queues: Sequence[str] = ()) -> None:
+    """Delete a namespace's work queues, dead-letter queues and exchanges.
+
+    For tests and benchmarks, which each run in a namespace of their own: quorum queues left
+    behind hold file handles on the broker until it can no longer accept connections.
+    """
+    if not namespace:
+        raise ValueError("refusing to delete the production (empty) namespace")
+    queues = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES] + list(extra_queues)
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for name in queues:
+            await channel.queue_delete(named(namespace, name))
+        for exchange in (*EXCHANGES, DEAD_LETTER):
+            await channel.exchange_delete(named(namespace, exchange))

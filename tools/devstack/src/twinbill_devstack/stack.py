@@ -8,8 +8,10 @@ embedded wire-protocol server (nx-27017) is started unless MONGO_URL names a rea
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,11 +73,51 @@ def ensure_mongo(*, state_dir: Path, port: int = 27017) -> str:
     return f"mongodb://127.0.0.1:{port}"
 
 
+# Namespaces the test suite and the benchmarks make: `t<hex>.`, `tts<hex>.`, `bench<hex>.`, ...
+TEST_NAMESPACE = re.compile(r"^(t|tts|bench|bsched)[0-9a-f]{4,}\.")
+
+
+def _rabbitmqctl_names(kind: str) -> list[str]:
+    found = subprocess.run(["rabbitmqctl", "-q", kind, "name"],  # noqa: S603, S607  # the machine's broker CLI, fixed argv
+                           capture_output=True, text=True, check=False, timeout=60)
+    if found.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {kind} failed: {found.stderr.strip()}")
+    return [line.strip() for line in found.stdout.splitlines()[1:] if line.strip()]
+
+
+async def _delete(url: str, queues: list[str], exchanges: list[str]) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for name in queues:
+            await channel.queue_delete(name)
+        for name in exchanges:
+            await channel.exchange_delete(name)
+
+
+def sweep_test_namespaces(*, url: str, pattern: re.Pattern[str] = TEST_NAMESPACE) -> tuple[int, int]:
+    """Delete every queue and exchange of a test or bench namespace left on the local broker.
+
+    Lists names with rabbitmqctl (AMQP cannot list) and deletes them over AMQP. Only for a broker
+    that no test run is using at that moment: CI calls it before the suite.
+    """
+    if shutil.which("rabbitmqctl") is None:
+        return 0, 0
+    queues = [n for n in _rabbitmqctl_names("list_queues") if pattern.match(n)]
+    exchanges = [n for n in _rabbitmqctl_names("list_exchanges") if pattern.match(n)]
+    asyncio.run(_delete(url, queues, exchanges))
+    return len(queues), len(exchanges)
+
+
 def main() -> None:
     """`twinbill-stack`: check and start the local services, print what answers."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".stack"))
     parser.add_argument("--no-mongo", action="store_true", help="do not start the embedded MongoDB")
+    parser.add_argument("--sweep-test-queues", action="store_true",
+                        help="delete queues and exchanges left by earlier test or bench runs")
     args = parser.parse_args()
     problems = ensure_services()
     for problem in problems:
@@ -83,6 +125,10 @@ def main() -> None:
     if problems:
         raise SystemExit(1)
     print("stack: PostgreSQL 5432, RabbitMQ 5672, Mosquitto 1883 answer")
+    if args.sweep_test_queues:
+        url = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        queues, exchanges = sweep_test_namespaces(url=url)
+        print(f"stack: deleted {queues} queues and {exchanges} exchanges left by earlier test runs")
     if not args.no_mongo:
         print(f"stack: MongoDB at {ensure_mongo(state_dir=args.state_dir)}")
 
