@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
+
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
 from twinbill_common.bus import Bus  # noqa: E402
 from twinbill_common.mongo import free_port, start_embedded_mongo  # noqa: E402

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo import AsyncMongoClient
+
 from twinbill_billing.app import create_app as create_billing
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_billing.settings import BillingSettings

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
+
 from twinbill_billing.app import CONTEXT, create_app
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import Bus

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
+
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.bus import Bus
 from twinbill_common.mongo import free_port

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aio_pika
+
 from twinbill_billing.demo import seed_demo_tariffs
 from twinbill_common.bus import REASON_HEADER
 from twinbill_common.schemas.billing import BillingJob, RunBilling
@@ -93,7 +94,8 @@ async def test_empty_run_finishes_and_unknown_project_is_dead_lettered(
     queue = await channel.get_queue(billing.bus.name("billing.runs.dlq"), ensure=False)
 
     async def dead() -> aio_pika.abc.AbstractIncomingMessage | None:
-        return await queue.get(fail=False, no_ack=True)
+        message: aio_pika.abc.AbstractIncomingMessage | None = await queue.get(fail=False, no_ack=True)
+        return message
     message = await wait_for(dead, what="the unknown project's run in the DLQ")
     assert "404" in str((message.headers or {})[REASON_HEADER])
     await channel.close()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import (
     Block,

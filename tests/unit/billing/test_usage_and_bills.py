@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from twinbill_billing.domain.bills import BillDraft, Meter, NotBilled, Reading, decide_bill
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import Tariff

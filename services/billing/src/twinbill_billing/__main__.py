@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from twinbill_common.logging import configure_logging
-from twinbill_common.settings import load_settings
 
 from twinbill_billing.app import create_app
 from twinbill_billing.settings import BillingSettings
+from twinbill_common.logging import configure_logging
+from twinbill_common.settings import load_settings
 
 
 def main() -> None:

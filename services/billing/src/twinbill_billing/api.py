@@ -12,12 +12,12 @@ from typing import Any
 from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
-from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_common.http import json_response, parse_model
 
 from twinbill_billing.history import STORE
 from twinbill_billing.runs import summarize
 from twinbill_billing.tariffs import TariffCreate, TariffUpdate, overlaps, to_document, to_read
+from twinbill_common.errors import Conflict, NotFound, ValidationFailed
+from twinbill_common.http import json_response, parse_model
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 
@@ -158,6 +158,7 @@ async def get_run(request: web.Request) -> web.Response:
         for key, value in run.items()
         if key not in ("_id", "summary")
     }
+    body["jobs_published"] = bool(run.get("jobs_published"))  # nx-27017 returns a $set bool as 1
     return json_response({"run_id": run_id, **body, "summary": summary})
 
 

@@ -12,13 +12,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
-from twinbill_common.bus import Bus
-from twinbill_common.health import add_health_routes
-from twinbill_common.http import envelope_middleware, render_management, render_meta
-from twinbill_common.logging import get_logger
-from twinbill_common.metrics import new_registry
-from twinbill_common.schemas.billing import BillingJob, RunBilling
-from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 from twinbill_billing.api import CLOCK, add_management_routes
 from twinbill_billing.handlers import handle_job, handle_run
@@ -28,6 +21,13 @@ from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import HttpTwinClient
+from twinbill_common.bus import Bus
+from twinbill_common.health import add_health_routes
+from twinbill_common.http import envelope_middleware, render_management, render_meta
+from twinbill_common.logging import get_logger
+from twinbill_common.metrics import new_registry
+from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", BillingSettings)

@@ -7,13 +7,12 @@ finishes and says which devices failed and why.
 
 from __future__ import annotations
 
+from twinbill_billing.jobs import bill_job, record_dead_letter
+from twinbill_billing.runs import BillingContext, split_run
 from twinbill_common.bus import Delivery
 from twinbill_common.errors import PermanentError, TransientError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingJob, RunBilling
-
-from twinbill_billing.jobs import bill_job, record_dead_letter
-from twinbill_billing.runs import BillingContext, split_run
 
 log = get_logger(__name__)
 

@@ -13,8 +13,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aiohttp import web
-from twinbill_common.errors import ValidationFailed
-from twinbill_common.http import json_response, meta_ok
 
 from twinbill_billing.domain.periods import (
     PeriodError,
@@ -24,6 +22,8 @@ from twinbill_billing.domain.periods import (
 )
 from twinbill_billing.domain.pricing import CENT
 from twinbill_billing.store import BillStore
+from twinbill_common.errors import ValidationFailed
+from twinbill_common.http import json_response, meta_ok
 
 STORE = web.AppKey("bill_store", BillStore)
 MAX_PAGE_SIZE = 1000

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from twinbill_common.logging import get_logger
-from twinbill_common.schemas.billing import BillingJob
 
 from twinbill_billing.domain.bills import (
     BillDraft,
@@ -24,6 +22,8 @@ from twinbill_billing.errors import BadRunInput
 from twinbill_billing.runs import BillingContext, finish_if_done
 from twinbill_billing.tariffs import to_domain
 from twinbill_billing.twin import BillingDevice
+from twinbill_common.logging import get_logger
+from twinbill_common.schemas.billing import BillingJob
 
 log = get_logger(__name__)
 

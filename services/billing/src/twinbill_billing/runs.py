@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.store import BillStore
+from twinbill_billing.twin import BillingDevice, TwinClient
 from twinbill_common.bus import Bus
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingJob, RunBilling
 from twinbill_common.topology import BILLING
-
-from twinbill_billing.metrics import BillingMetrics
-from twinbill_billing.store import BillStore
-from twinbill_billing.twin import BillingDevice, TwinClient
 
 log = get_logger(__name__)
 SAVE_BATCH = 20  # chunk snapshots written per insert_many during a split

@@ -17,9 +17,9 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
-from twinbill_common.errors import StoreUnavailable
 
 from twinbill_billing.domain.bills import Reading
+from twinbill_common.errors import StoreUnavailable
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000

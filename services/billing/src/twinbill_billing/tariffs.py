@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from twinbill_common.schemas.registry import DeviceType
 
 from twinbill_billing.domain.bills import canonical
 from twinbill_billing.domain.pricing import Block, Tariff
+from twinbill_common.schemas.registry import DeviceType
 
 Money = Decimal
 
