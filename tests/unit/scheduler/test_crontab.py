@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from itertools import islice
+from datetime import UTC, datetime
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -171,13 +171,18 @@ def test_dst_days(fields: dict[str, str], tz: ZoneInfo, start: str,
     (dict(day="1", hour="1", minute="0"), SHANGHAI, "2024-03-01T01:00"),
     (dict(day="L", hour="0", minute="0"), SHANGHAI, "2024-03-31T00:00"),
     (dict(hour="1", minute="30"), NEW_YORK, "2024-11-04T01:30"),
+    (dict(hour="1", minute="30"), NEW_YORK, "2024-11-03T01:30"),  # the fall-back day itself
+    (dict(hour="2", minute="30"), NEW_YORK, "2024-03-11T02:30"),  # after the shifted 03:00
+    (dict(hour="2", minute="30"), NEW_YORK, "2024-03-09T02:30"),
+    (dict(month="2", day="29", hour="0", minute="0"), SHANGHAI, "2028-02-29T00:00"),
     (dict(minute="*/5"), UTC_ZONE, "2024-01-01T00:00"),
 ])
 def test_previous_fire_is_the_periods_start(fields: dict[str, str], tz: ZoneInfo,
                                              fire: str) -> None:
     """previous_fire inverts next_fire: consecutive fires tile time without gaps or overlaps."""
     crontab = tab(**fields)
-    end = datetime.fromisoformat(fire).replace(tzinfo=tz)
+    # In UTC: Python never finds an ambiguous local time equal to an instant of another zone.
+    end = datetime.fromisoformat(fire).replace(tzinfo=tz).astimezone(UTC)
     start = previous_fire(end, crontab=crontab, tz=tz)
     assert start < end
     assert next_fire(start, crontab=crontab, tz=tz) == end
@@ -189,3 +194,22 @@ def test_expression_and_shape() -> None:
     assert crontab.expression == "0 1 1 * *"
     assert list(crontab.as_dict()) == ["month", "day", "hour", "minute"]
     assert list(islice(crontab.as_dict().values(), 4)) == ["*", "1", "1", "0"]
+
+
+@pytest.mark.parametrize(("fields", "tz", "start"), [
+    (dict(hour="2", minute="30"), NEW_YORK, "2024-03-01T00:00"),   # through spring-forward
+    (dict(hour="1", minute="30"), NEW_YORK, "2024-10-25T00:00"),   # through fall-back
+    (dict(minute="0"), NEW_YORK, "2024-11-02T20:00"),              # hourly through fall-back
+    (dict(day="L", hour="0", minute="0"), SHANGHAI, "2023-12-01T00:00"),  # month ends, leap Feb
+])
+def test_consecutive_periods_tile(fields: dict[str, str], tz: ZoneInfo, start: str) -> None:
+    """Over DST days and month ends, each fire's period starts exactly at the fire before it."""
+    crontab = tab(**fields)
+    at = datetime.fromisoformat(start).replace(tzinfo=tz)
+    fired = []
+    for _ in range(40):
+        at = next_fire(at, crontab=crontab, tz=tz)
+        fired.append(at)
+    for earlier, later in pairwise(fired):
+        assert previous_fire(later, crontab=crontab, tz=tz) == earlier
+        assert earlier < later

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,10 +116,14 @@ def parse_crontab(raw: Any) -> Crontab:
 
 
 def next_fire(after: datetime, *, crontab: Crontab, tz: ZoneInfo) -> datetime:
-    """The first fire time strictly after `after` (aware), as an aware instant in `tz`."""
-    return next(CronSim(crontab.expression, after.astimezone(tz)))
+    """The first fire time strictly after `after` (aware), evaluated in `tz`, returned in UTC.
+
+    UTC because Python compares two datetimes of the same zone by wall time, ignoring `fold`:
+    the two 01:00s of a fall-back night would compare equal.
+    """
+    return next(CronSim(crontab.expression, after.astimezone(tz))).astimezone(UTC)
 
 
 def previous_fire(before: datetime, *, crontab: Crontab, tz: ZoneInfo) -> datetime:
-    """The last fire time strictly before `before`: the start of the period ending at `before`."""
-    return next(CronSim(crontab.expression, before.astimezone(tz), reverse=True))
+    """The last fire time strictly before `before` (the start of the period ending there), UTC."""
+    return next(CronSim(crontab.expression, before.astimezone(tz), reverse=True)).astimezone(UTC)
