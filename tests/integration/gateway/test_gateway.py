@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
+
 from twinbill_gateway.app import create_app
 from twinbill_gateway.settings import GatewaySettings
 

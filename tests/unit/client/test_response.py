@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from twinbill_client.exceptions import (
     TwinbillAPIAuthenticationError,
     TwinbillAPIConflictError,

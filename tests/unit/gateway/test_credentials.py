@@ -6,6 +6,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from twinbill_gateway.domain.credentials import (
     ApiKey,
     Basic,
