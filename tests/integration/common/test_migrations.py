@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import asyncpg
 
-from twinbill_common.postgres import apply_migrations
+from twinbill_common.postgres import apply_migrations, ensure_database
 from twinbill_twin.app import MIGRATIONS
 
 
@@ -20,3 +23,18 @@ async def test_twin_migrations_apply_once_and_repeat_cleanly(pg_dsn: str) -> Non
     finally:
         await conn.close()
     assert {"projects", "products", "devices", "instances", "attributes", "_yoyo_migration"} <= tables
+
+
+async def test_services_starting_together_create_the_database_once(pg_dsn: str) -> None:
+    """Several services racing to create a missing database all succeed (as `make run` starts them)."""
+    name = f"twinbill_race_{uuid.uuid4().hex[:8]}"
+    dsn = pg_dsn.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await asyncio.gather(*(ensure_database(dsn) for _ in range(6)))
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT current_database()") == name
+        await conn.close()
+    finally:
+        admin = await asyncpg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

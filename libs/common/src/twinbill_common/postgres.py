@@ -28,8 +28,9 @@ async def ensure_database(dsn: str) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            # another service may create it at the same moment
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            # Another service may create it at the same moment; PostgreSQL reports the loser of
+            # that race as a unique violation on pg_database rather than a duplicate database.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                 await conn.execute(f'CREATE DATABASE "{database}"')
     finally:
         await conn.close()
