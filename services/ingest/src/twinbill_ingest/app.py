@@ -13,6 +13,7 @@ from twinbill_common.bus import Bus
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
+from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.gateway import Gateway
 from twinbill_ingest.metrics import IngestMetrics
@@ -26,6 +27,7 @@ SETTINGS = web.AppKey("settings", IngestSettings)
 GATEWAY = web.AppKey("gateway", Gateway)
 CACHE = web.AppKey("cache", RegistryCache)
 LISTENER = web.AppKey("listener", RegistryListener)
+RELAY = web.AppKey("relay", CommandRelay)
 
 
 def default_source(settings: IngestSettings) -> RegistrySource:
@@ -71,7 +73,16 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
             source=registry_source,
             reload_delay=settings.registry_reload_delay,
         )
-        app[GATEWAY], app[CACHE], app[LISTENER] = gateway, cache, listener
+        relay = CommandRelay(
+            settings,
+            bus=bus,
+            cache=cache,
+            metrics=metrics,
+            client_factory=gateway.mqtt_client,
+            client_id=gateway.client_id,
+        )
+        gateway.on_presence = relay.device_active
+        app[GATEWAY], app[CACHE], app[LISTENER], app[RELAY] = gateway, cache, listener, relay
         checks["rabbitmq"] = bus.ping
         checks["registry"] = lambda: _require(cache.loaded, "registry cache not loaded")
         checks["mqtt"] = lambda: _require(gateway.ready.is_set(), "not subscribed to Mosquitto")
@@ -82,6 +93,7 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
                 await load_with_retry(cache, registry_source)
                 tasks.create_task(status.run())
                 tasks.create_task(gateway.run())
+                tasks.create_task(relay.run())  # after the cache is loaded: commands need models
 
         runner = asyncio.create_task(serve(), name="ingest-serve")
         try:

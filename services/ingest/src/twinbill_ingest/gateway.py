@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import aiomqtt
 
@@ -60,8 +61,12 @@ class Gateway:
         self.ready = asyncio.Event()
         self.client_id = settings.mqtt_client_id or f"twinbill-ingest-{uuid.uuid4().hex[:8]}"
         self._inflight = asyncio.Semaphore(settings.max_inflight)
+        # Reverse control listens here: devices heard from on their own topics, [] for a session
+        # change (a login may make held commands deliverable).
+        self.on_presence: Callable[[list[tuple[str, str]]], None] | None = None
 
-    def _client(self, identifier: str) -> aiomqtt.Client:
+    def mqtt_client(self, identifier: str) -> aiomqtt.Client:
+        """A new MQTT v5 client of the service user (not yet connected)."""
         password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
         return aiomqtt.Client(
             self.settings.mqtt_host,
@@ -79,7 +84,7 @@ class Gateway:
         delay = 0.5
         while True:
             try:
-                async with self._client(self.client_id) as client, asyncio.TaskGroup() as tasks:
+                async with self.mqtt_client(self.client_id) as client, asyncio.TaskGroup() as tasks:
                     for topic_filter in subscriptions(self.settings.share_group or None):
                         await client.subscribe(topic_filter, qos=1)
                     if self.settings.share_group:
@@ -99,7 +104,7 @@ class Gateway:
     async def _observe_sessions(self) -> None:
         """Replicas share request topics, so each also watches every session request (unshared)
         to know which sub-devices are online whichever replica answered the login."""
-        async with self._client(f"{self.client_id}-sessions") as client:
+        async with self.mqtt_client(f"{self.client_id}-sessions") as client:
             for topic_filter in subscriptions(None):
                 if "/ext/session/" in topic_filter:
                     await client.subscribe(topic_filter, qos=1)
@@ -107,6 +112,7 @@ class Gateway:
                 topic = parse_topic(message.topic.value)
                 if topic is not None and topic.kind.is_session and isinstance(message.payload, bytes):
                     self._apply_session_silently(topic, message.payload)
+                    self._presence([])
 
     def _apply_session_silently(self, topic: Topic, payload: bytes) -> None:
         status, self.sessions.status = self.sessions.status, None
@@ -135,6 +141,7 @@ class Gateway:
         if topic.kind.is_session:
             request_id, code, text, data = self.sessions.decide(topic, payload, now_ms=received_at)
             self.metrics.online_devices.set(self.cache.online_count)
+            self._presence([])
             await self._reply(client, topic, qos, encode_reply(request_id, code, message=text, data=data), code)
             return
         try:
@@ -177,12 +184,17 @@ class Gateway:
         self.metrics.points_accepted.inc(accepted.accepted)
         if accepted.dropped:
             self.metrics.points_rejected.inc(accepted.dropped)
+        self._presence([(topic.product_key, topic.device_key)])
         if self.status is not None:
             publisher = (topic.product_key, topic.device_key)
             for device in {(point.product_key, point.device_key) for point in accepted.points}:
                 online = device == publisher or self.cache.is_online(*device)
                 self.status.seen(*device, online=online, at_ms=received_at)
         await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
+
+    def _presence(self, devices: list[tuple[str, str]]) -> None:
+        if self.on_presence is not None:
+            self.on_presence(devices)
 
     async def _reply(self, client: aiomqtt.Client, topic: Topic, qos: int, body: bytes, code: Code) -> None:
         self.metrics.requests.labels(topic.kind.value, str(int(code))).inc()

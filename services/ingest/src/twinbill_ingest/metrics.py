@@ -19,6 +19,10 @@ class IngestMetrics:
     confirm_latency: Histogram
     online_devices: Gauge
     inflight: Gauge
+    commands: Counter
+    commands_pending: Gauge
+    command_replies: Counter
+    command_reply_latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -43,4 +47,19 @@ class IngestMetrics:
                 "ingest_online_sub_devices", "Sub-devices logged in through a gateway", registry=registry
             ),
             inflight=Gauge("ingest_requests_inflight", "Requests awaiting a publisher confirm", registry=registry),
+            commands=Counter(
+                "ingest_commands_total",
+                "Reverse-control commands by outcome (delivered, expired, superseded, requeued, invalid)",
+                ("outcome",),
+                registry=registry,
+            ),
+            commands_pending=Gauge(
+                "ingest_commands_pending", "Commands held for a device that is not online yet", registry=registry
+            ),
+            command_replies=Counter(
+                "ingest_command_replies_total", "Devices' set_reply answers by code", ("code",), registry=registry
+            ),
+            command_reply_latency=latency_histogram(
+                "ingest_command_reply_seconds", "Time from publishing a set request to the device's set_reply", registry
+            ),
         )

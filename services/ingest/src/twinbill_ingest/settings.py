@@ -32,3 +32,10 @@ class IngestSettings(CommonSettings):
     publish_timeout: float = Field(default=10.0, gt=0)
     status_interval: float = Field(default=2.0, gt=0)
     registry_reload_delay: float = Field(default=0.5, ge=0)
+    # Reverse control: a command for an offline device is held this long (unacked) before it is
+    # published again to the queue's tail; keep it well under RabbitMQ's consumer_timeout (30 min).
+    command_hold: float = Field(default=300.0, gt=0)
+    command_prefetch: int = Field(default=1000, ge=1)  # commands held at once per replica
+    # A directly connected device counts as online this long after it was last heard from.
+    command_online_window: float = Field(default=600.0, gt=0)
+    command_recheck: float = Field(default=2.0, gt=0)  # held commands re-check at least this often
