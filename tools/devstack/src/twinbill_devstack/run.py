@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,7 @@ async def main_async() -> None:
                 print(f"run: {service.name:<9} ready at {service.url}")
         demo = await seed_demo()
         if demo is not None:
+            await resume_registers(demo)
             tasks.append(asyncio.create_task(simulate(demo)))
         print_where_to_look(running, demo)
         await stop.wait()
@@ -170,6 +172,26 @@ async def seed_demo() -> dict[str, Any] | None:
     await call_demo("twinbill_scheduler.demo", "seed_demo_tasks", "http://127.0.0.1:8002",
                     project_id=project_id)
     return demo
+
+
+async def resume_registers(demo: dict[str, Any], *, twin_url: str = "http://127.0.0.1:8001") -> None:
+    """Start each simulated meter from its last reading in the twin, so registers never go back
+    when the demo is restarted on the same database."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{twin_url}/internal/v1/devices",
+                               params={"project_id": demo["project_id"], "limit": 5000}) as response:
+            response.raise_for_status()
+            ids = {d["device_key"]: d["id"] for d in (await response.json())["devices"]}
+        now_ms = int(time.time() * 1000)
+        async with session.post(f"{twin_url}/internal/v1/readings/last",
+                                json={"device_ids": list(ids.values()), "at": now_ms}) as response:
+            response.raise_for_status()
+            last = {r["device_id"]: r["value"] for r in (await response.json())["readings"]}
+    for gateway in demo["gateways"]:
+        for sub in gateway["sub_devices"]:
+            value = last.get(ids.get(sub["device_key"], -1))
+            if value is not None:
+                sub["start_register"] = value
 
 
 async def simulate(demo: dict[str, Any]) -> None:

@@ -86,7 +86,9 @@ class _GatewaySim:
                     sub.get("register", "total"),
                     Meter(
                         "water" if water else "electricity",
-                        Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
+                        # A meter resumes from its last reported register (a real register persists).
+                        Decimal(sub["start_register"]) if sub.get("start_register")
+                        else Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
                         daily_mean=0.4 if water else 8.0,
                         rng=random.Random(rng.random()),
                     ),
@@ -146,6 +148,27 @@ class _GatewaySim:
             self._pending.pop(request_id, None)
 
     async def _login(self, client: aiomqtt.Client) -> None:
+        """Log the sub-devices in; a refused login is retried, as a real gateway does.
+
+        A device created moments ago may not be in the ingest gateway's registry cache yet.
+        After the last attempt the reports carry allowOfflineSubDevice=true so data keeps flowing.
+        """
+        attempts = self.o["login_attempts"]
+        for attempt in range(1, attempts + 1):
+            refused = await self._login_once(client)
+            if refused is None:
+                if self._allow_offline:
+                    self.o["log"](f"{self.dk}: sub-devices logged in; allowOfflineSubDevice back to false")
+                self._allow_offline = False
+                return
+            if attempt < attempts:
+                await asyncio.sleep(self.o["login_retry_seconds"])
+        if not self._allow_offline:
+            self._allow_offline = True
+            self.o["log"](f"{self.dk}: {refused}; reporting with allowOfflineSubDevice=true")
+
+    async def _login_once(self, client: aiomqtt.Client) -> str | None:
+        """One login/batch round; None when every sub-device is logged in, else why not."""
         timestamp = str(int(time.time() * 1000))
         subs = []
         for sub in self.subs:
@@ -162,6 +185,7 @@ class _GatewaySim:
                     "sign": sign_sha256(signed, secret=sub.secret),
                 }
             )
+        refused = None
         for start in range(0, len(subs), 200):
             request_id = uuid.uuid4().hex[:12]
             body = {
@@ -179,13 +203,9 @@ class _GatewaySim:
                 client, f"/ext/session/{self.pk}/{self.dk}/combine/login/batch", json.dumps(body).encode(), request_id
             )
             self.stats.codes[reply["code"]] += 1
-            if reply["code"] != 200 and not self._allow_offline:
-                # Without sessions the reports would all get 1212; keep data flowing and say why.
-                self._allow_offline = True
-                self.o["log"](
-                    f"{self.dk}: login/batch answered {reply['code']} {reply.get('message', '')!r}; "
-                    "reporting with allowOfflineSubDevice=true"
-                )
+            if reply["code"] != 200:
+                refused = f"login/batch answered {reply['code']} {reply.get('message', '')!r}"
+        return refused
 
     def _entries(self, count: int, *, end_ms: int, seconds_per_entry: float) -> list[str]:
         """`count` entries (one register reading each), round-robin over the meters."""
@@ -316,6 +336,8 @@ async def run_simulator(
     sample_interval: float = 15.0,
     retries: int = 3,
     reply_timeout: float = 30.0,
+    login_attempts: int = 5,
+    login_retry_seconds: float = 2.0,
     report_every: float | None = 10.0,
     stop: asyncio.Event | None = None,
     seed: int | None = None,
@@ -343,6 +365,8 @@ async def run_simulator(
         "sample_interval": sample_interval,
         "retries": retries,
         "reply_timeout": reply_timeout,
+        "login_attempts": login_attempts,
+        "login_retry_seconds": login_retry_seconds,
         "log": log,
     }
     sims = [
