@@ -201,7 +201,8 @@ async def simulate(demo: dict[str, Any]) -> None:
     except ImportError:
         print("run: simulator not built yet (twinbill_simulator.run_simulator)")
         return
-    await run_simulator(demo, host="127.0.0.1", port=1883, rate=1.0, duration=None)
+    # The demo's tasks bill every two minutes: meters consume a day's worth in that time (x720).
+    await run_simulator(demo, host="127.0.0.1", port=1883, rate=2.0, duration=None, consumption_scale=720.0)
 
 
 def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None) -> None:

@@ -89,7 +89,7 @@ class _GatewaySim:
                         # A meter resumes from its last reported register (a real register persists).
                         Decimal(sub["start_register"]) if sub.get("start_register")
                         else Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
-                        daily_mean=0.4 if water else 8.0,
+                        daily_mean=(0.4 if water else 8.0) * options["consumption_scale"],
                         rng=random.Random(rng.random()),
                     ),
                 )
@@ -338,6 +338,7 @@ async def run_simulator(
     reply_timeout: float = 30.0,
     login_attempts: int = 5,
     login_retry_seconds: float = 2.0,
+    consumption_scale: float = 1.0,
     report_every: float | None = 10.0,
     stop: asyncio.Event | None = None,
     seed: int | None = None,
@@ -348,6 +349,8 @@ async def run_simulator(
     `rate` is measurepoints per second over all gateways (None: as fast as replies allow, with
     `window` requests in flight per gateway). Each gateway is offline on average once every
     `offline_every` seconds for `offline_seconds`, then back-fills with resume/batch.
+    `consumption_scale` multiplies every meter's daily consumption (a demo uses it so that a
+    two-minute billing period shows a day's worth of use).
     """
     stats = SimulatorStats()
     stop = stop or asyncio.Event()
@@ -366,6 +369,7 @@ async def run_simulator(
         "retries": retries,
         "reply_timeout": reply_timeout,
         "login_attempts": login_attempts,
+        "consumption_scale": consumption_scale,
         "login_retry_seconds": login_retry_seconds,
         "log": log,
     }
