@@ -14,6 +14,8 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
+from twinbill_billing.deadletters import declare_parking, watch_dead_letters
+from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
@@ -84,6 +86,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
         await bus.connect()
+        await declare_journal(bus)
+        await declare_parking(bus)
         twin = HttpTwinClient(settings.twin_url, session=session)
         ctx = BillingContext(
             store=store,
@@ -93,6 +97,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
             chunk_size=settings.chunk_size,
             delivery_limit=BILLING_JOBS.delivery_limit,
             clock=clock,
+            publish_issued=settings.publish_issued,
         )
         app[STORE] = store
         app[CONTEXT] = ctx
@@ -114,6 +119,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
                             prefetch=settings.job_prefetch,
                         )
                     )
+                if settings.consume_dead_letters:
+                    group.create_task(watch_dead_letters(ctx))
                 group.create_task(watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval))
 
         runner = asyncio.create_task(background(), name="billing-consumers")

@@ -19,6 +19,7 @@ from twinbill_billing.domain.bills import (
 from twinbill_billing.domain.periods import Period, to_epoch_ms
 from twinbill_billing.domain.pricing import CENT
 from twinbill_billing.errors import BadRunInput
+from twinbill_billing.events import publish_issued
 from twinbill_billing.runs import BillingContext, finish_if_done
 from twinbill_billing.tariffs import to_domain
 from twinbill_billing.twin import BillingDevice
@@ -136,6 +137,9 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> dict[str, Any]:
             continue
         docs.append(bill_document(device, decision, job=job, timezone=chunk["timezone"], tariffs=snapshots, now=now))
     inserted, duplicates = await ctx.store.insert_bills(docs)
+    if ctx.publish_issued:
+        await announce(job, ctx, [doc for index, doc in enumerate(docs) if index not in duplicates],
+                       redelivered=[docs[index]["device_id"] for index in sorted(duplicates)])
     outcome = {
         "run_id": run.run_id,
         "chunk": job.chunk,
@@ -166,24 +170,59 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> dict[str, Any]:
     return outcome
 
 
-async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: str) -> None:
-    """A job that will never succeed: every device in it failed with the reason; the run says so."""
-    failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"} for device_id in job.device_ids]
-    outcome = {
-        "run_id": job.run.run_id,
-        "chunk": job.chunk,
-        "status": "dead_lettered",
-        "reason": reason,
-        "devices": len(job.device_ids),
-        "billed": 0,
-        "already_billed": 0,
-        "skipped": [],
-        "failed": failed,
-        "exceptions": [],
-        "finished_at": ctx.clock(),
-    }
-    if await ctx.store.record_job(job.job_id, outcome):
-        ctx.metrics.jobs.labels("dead_lettered").inc()
-        ctx.metrics.bills.labels("failed").inc(len(failed))
-    log.warning("job dead-lettered", job_id=job.job_id, reason=reason)
+async def announce(job: BillingJob, ctx: BillingContext, fresh: list[dict[str, Any]], *,
+                   redelivered: list[int]) -> None:
+    """Publish BillIssued for the bills just inserted and, on a redelivery, again for the bills
+    this job inserted on an earlier attempt (their events may not have gone out: at-least-once).
+    Raises BusUnavailable (transient: the job is retried, its outcome not yet recorded)."""
+    bills = list(fresh)
+    if redelivered:
+        run = job.run
+        earlier = await ctx.store.period_bills(run.project_id, redelivered, start=run.period_start,
+                                               end=run.period_end)
+        bills += [bill for bill in earlier if bill.get("job_id") == job.job_id]
+    if bills:
+        await publish_issued(ctx.bus, bills)
+
+
+async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: str) -> bool:
+    """A job that will never succeed: the run says so, and finishes.
+
+    Its devices that have a bill for the period (this job inserted it before it failed, or it was
+    there already) count as billed; every other one is `failed` with the reason. The bills this job
+    inserted get their BillIssued events first (they may not have gone out). Idempotent: a job
+    already recorded (done or dead-lettered) is left as it is. True when this call recorded it.
+    """
+    recorded = False
+    if await ctx.store.job_outcome(job.job_id) is None:
+        run = job.run
+        bills = await ctx.store.period_bills(run.project_id, job.device_ids, start=run.period_start,
+                                             end=run.period_end)
+        own = [bill for bill in bills if bill.get("job_id") == job.job_id]
+        if own and ctx.publish_issued:
+            await publish_issued(ctx.bus, own)
+        billed = {int(bill["device_id"]) for bill in bills}
+        failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"}
+                  for device_id in job.device_ids if device_id not in billed]
+        outcome = {
+            "run_id": run.run_id,
+            "chunk": job.chunk,
+            "status": "dead_lettered",
+            "reason": reason,
+            "devices": len(job.device_ids),
+            "billed": len(own),
+            "already_billed": len(bills) - len(own),
+            "skipped": [],
+            "failed": failed,
+            "exceptions": [],
+            "finished_at": ctx.clock(),
+        }
+        recorded = await ctx.store.record_job(job.job_id, outcome)
+        if recorded:
+            ctx.metrics.jobs.labels("dead_lettered").inc()
+            if failed:
+                ctx.metrics.bills.labels("failed").inc(len(failed))
+            log.warning("job dead-lettered", job_id=job.job_id, reason=reason, failed=len(failed),
+                        billed=len(bills))
     await finish_if_done(job.run.run_id, ctx)
+    return recorded

@@ -27,6 +27,12 @@ class BillingMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.dead_letters = Counter(
+            "billing_dead_letters_total",
+            "billing.jobs.dlq messages drained (recorded, already_recorded, parked)",
+            ["outcome"],
+            registry=registry,
+        )
         self.run_duration = Histogram(
             "billing_run_duration_seconds",
             "From a run's split to its last job's outcome",

@@ -35,6 +35,7 @@ class BillingContext:
     chunk_size: int
     delivery_limit: int
     clock: Callable[[], datetime]
+    publish_issued: bool = True  # a BillIssued per new bill (events.py)
 
 
 def job_id(run_id: str, chunk: int) -> str:

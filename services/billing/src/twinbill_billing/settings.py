@@ -24,4 +24,8 @@ class BillingSettings(CommonSettings):
     job_prefetch: int = Field(default=2, ge=1, le=100)
     consume_runs: bool = True
     consume_jobs: bool = True
+    # Drain billing.jobs.dlq into the run records (deadletters.py); every replica may.
+    consume_dead_letters: bool = True
+    # Publish a BillIssued (routing key bill.issued) per new bill (events.py).
+    publish_issued: bool = True
     queue_depth_interval: float = Field(default=5.0, gt=0)

@@ -123,6 +123,10 @@ class BillStore:
             return False
         return True
 
+    async def job_outcome(self, job_id: str) -> Doc | None:
+        """A job's recorded outcome, if any."""
+        return await self.jobs.find_one({"_id": job_id})
+
     async def job_outcomes(self, run_id: str) -> list[Doc]:
         """Every recorded job outcome of a run."""
         return await self.jobs.find({"run_id": run_id}).to_list()
@@ -168,6 +172,23 @@ class BillStore:
             )
             for device_id, doc in latest.items()
         }
+
+    async def period_bills(
+        self, project_id: int, device_ids: Sequence[int], *, start: datetime, end: datetime
+    ) -> list[Doc]:
+        """The bills of these devices for exactly the period (start, end] (at most one each).
+
+        As in previous_closings, the period is matched here, not in the query (nx-27017 would scan).
+        Only the fields a dead-letter record and a `BillIssued` event need are read.
+        """
+        cursor = self.bills.find(
+            {"project_id": project_id, "device_id": {"$in": list(device_ids)}},
+            {
+                "_id": 1, "project_id": 1, "device_id": 1, "device_type": 1, "from_time": 1, "to_time": 1,
+                "consumption": 1, "charge": 1, "estimated": 1, "run_id": 1, "job_id": 1,
+            },
+        )
+        return [doc async for doc in cursor if doc["from_time"] == start and doc["to_time"] == end]
 
     async def insert_bills(self, docs: list[Doc]) -> tuple[int, set[int]]:
         """insert_many(ordered=False): (inserted, indexes already billed). Other errors raise."""
