@@ -17,13 +17,20 @@ from typing import Any
 import aio_pika
 import aiomqtt
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGateway
+from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGateway, drop_namespace, load_fixture
+from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
-from twinbill_ingest.app import RELAY
+from twinbill_ingest.app import GATEWAY, RELAY, create_app
 from twinbill_ingest.commands import CommandRelay
+from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
+from twinbill_ingest.registry import HttpRegistrySource
+from twinbill_ingest.settings import IngestSettings
+from twinbill_twin.app import create_app as create_twin_app
+from twinbill_twin.settings import TwinSettings
 
 
 class SetListener:
@@ -249,3 +256,130 @@ async def test_a_command_that_does_not_fit_the_model_is_dead_lettered_with_the_r
         reason = str((dead.headers or {})[REASON_HEADER])
         assert "unknown measurepoint identifier 'humidity'" in reason
         assert device1.device_key in reason
+
+
+async def test_a_held_command_survives_the_gateway_stopping(
+    running: RunningGateway, connect: Any, listen: Any, bus: Bus
+) -> None:
+    """The held command is not acked, so when its replica stops RabbitMQ gives it to the next
+    one, which delivers it once the sub-device logs in there."""
+    device1 = running.world.creds["device1"]
+    gateway = await connect("gateway")
+    listener = await listen(gateway.creds, device1)
+    message = command(device1, {"temp": "3.30"}, version=5)
+    await send(bus, message)
+    old = relay_of(running)
+    await until(lambda: old.metrics.commands_pending._value.get() == 1, "the command to be held")
+    await running.server.close()  # the replica goes away with the command unacked
+    replica = TestServer(create_app(running.settings, source=running.source), port=0)
+    await replica.start_server()
+    try:
+        await asyncio.wait_for(replica.app[GATEWAY].ready.wait(), TIMEOUT)
+        await asyncio.wait_for(replica.app[RELAY].ready.wait(), TIMEOUT)
+        assert (await gateway.login(device1))["code"] == 200
+        _, body, _ = await listener.next()
+        assert body["id"] == message.message_id
+        assert body["params"] == {"temp": Decimal("3.30")}
+    finally:
+        await replica.close()
+
+
+@pytest.fixture
+async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """The twin app on its own schema, sharing this test's bus namespace."""
+    settings = TwinSettings(
+        pg_dsn=pg_dsn,
+        amqp_url=amqp_url,
+        schema_name=f"twin_{uuid.uuid4().hex[:8]}",
+        bus_namespace=bus_namespace,
+        pg_pool_max=3,
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def test_seed002_patch_on_the_twin_ends_at_the_device_set_topic(
+    twin: TestClient[Any, Any], broker: DevBroker, amqp_url: str, bus_namespace: str
+) -> None:
+    """PATCH /dt/open/v1/instance/{id} with seed 002's body -> the twin's SetMeasurepoints ->
+    this gateway -> the device's measurepoint/set with 12.20 and 12.31 as JSON numbers."""
+    project = await make_project(twin)
+    points = [
+        {"identifier": "setpoint", "data_type": {"type": "double"}, "settable": True},
+        {"identifier": "limit", "data_type": {"type": "double"}, "settable": True},
+        {"identifier": "total", "data_type": {"type": "double"}},
+    ]
+    product = await make_product(twin, points=points)
+    device = await make_device(twin, product_key=product["product_key"], project_id=project)
+    creds = DeviceCreds(product["product_key"], device["device_key"], device["secret"])
+    broker.add_users({creds.username: creds.secret})
+    settings = IngestSettings(
+        amqp_url=amqp_url,
+        bus_namespace=bus_namespace,
+        mqtt_port=broker.port,
+        mqtt_username=SERVICE_USER,
+        mqtt_password=broker.service_password,
+        share_group=f"g{uuid.uuid4().hex[:8]}",
+        status_interval=0.2,
+    )
+    source = HttpRegistrySource(str(twin.make_url("")))
+    server = TestServer(create_app(settings, source=source), port=0)
+    await server.start_server()
+    try:
+        await asyncio.wait_for(server.app[GATEWAY].ready.wait(), TIMEOUT)
+        await asyncio.wait_for(server.app[RELAY].ready.wait(), TIMEOUT)
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            broker.port,
+            username=creds.username,
+            password=creds.secret,
+            identifier=f"dev-{uuid.uuid4().hex[:10]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as mqtt:
+            base = f"/sys/{creds.product_key}/{creds.device_key}"
+            await mqtt.subscribe(f"{base}/thing/measurepoint/post_reply", qos=1)
+            await mqtt.subscribe(f"{base}/thing/service/measurepoint/set", qos=1)
+            inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+
+            async def read() -> None:
+                async for message in mqtt.messages:
+                    assert isinstance(message.payload, bytes)
+                    await inbox.put((message.topic.value, message.payload))
+
+            reader = asyncio.create_task(read())
+            try:
+                post = {
+                    "id": "1",
+                    "version": "1.0",
+                    "method": "thing.measurepoint.post",
+                    "params": {"measurepoints": {"total": 1}},
+                }
+                await mqtt.publish(f"{base}/thing/measurepoint/post", json.dumps(post).encode(), qos=1)
+                topic, raw = await asyncio.wait_for(inbox.get(), TIMEOUT)
+                assert topic == f"{base}/thing/measurepoint/post_reply"
+                assert json.loads(raw)["code"] == 200  # heard from: online
+
+                instance = device["instance_id"]
+                detail = await (await twin.get("/dt/open/v1/instance", params={"ids": str(instance)})).json()
+                ids = {a["name"]: a["id"] for a in detail["data"][0]["attr"]}
+                body = load_fixture("seed002_control_request.json")
+                body[0]["id"], body[1]["id"] = ids["setpoint"], ids["limit"]
+                response = await twin.patch(f"/dt/open/v1/instance/{instance}", json=body)
+                assert response.status == 200
+                assert await response.json() == load_fixture("seed002_control_response.json")
+
+                topic, raw = await asyncio.wait_for(inbox.get(), TIMEOUT)
+                assert topic == f"{base}/thing/service/measurepoint/set"
+                request = json.loads(raw, parse_float=Decimal)
+                assert request["params"] == {"setpoint": Decimal("12.20"), "limit": Decimal("12.31")}
+                assert (request["version"], request["method"]) == ("1.0", "thing.service.measurepoint.set")
+                assert b'"setpoint":12.20' in raw
+                assert b'"limit":12.31' in raw
+            finally:
+                reader.cancel()
+    finally:
+        await server.close()
+        await source.close()
+        await drop_namespace(amqp_url, bus_namespace)
