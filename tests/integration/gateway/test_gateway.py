@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
+Client = TestClient[web.Request, web.Application]
 from pydantic import SecretStr
 
 from twinbill_gateway.app import create_app
@@ -30,7 +32,7 @@ async def echo(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def gateway(pg_dsn: str) -> AsyncIterator[TestClient]:
+async def gateway(pg_dsn: str) -> AsyncIterator[Client]:
     upstream_app = web.Application()
     upstream_app.router.add_route("*", "/{tail:.*}", echo)
     upstream = TestServer(upstream_app)
@@ -39,20 +41,20 @@ async def gateway(pg_dsn: str) -> AsyncIterator[TestClient]:
     settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
                                admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]),
                                twin_url=base, scheduler_url=base, billing_url="http://127.0.0.1:1")
-    client = TestClient(TestServer(create_app(settings)))
+    client: Client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     yield client
     await client.close()
     await upstream.close()
 
 
-async def login(client: TestClient, email: str, password: str) -> dict[str, str]:
+async def login(client: Client, email: str, password: str) -> dict[str, str]:
     response = await client.post("/api/v1/auth/token", json={"email": email, "password": password})
     assert response.status == 200
     return dict(await response.json())
 
 
-async def test_tokens_refresh_and_failure(gateway: TestClient) -> None:
+async def test_tokens_refresh_and_failure(gateway: Client) -> None:
     assert (await login(gateway, ADMIN[0], "wrong")) == {"status": "failure"}
     tokens = await login(gateway, *ADMIN)
     assert tokens["status"] == "success"
@@ -69,7 +71,7 @@ async def test_tokens_refresh_and_failure(gateway: TestClient) -> None:
     assert missing.status == 401 and "missing" in (await missing.json())["message"]
 
 
-async def test_members_reach_their_projects_only(gateway: TestClient) -> None:
+async def test_members_reach_their_projects_only(gateway: Client) -> None:
     admin = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()}
     invalid = await gateway.post("/api/v1/users/", json={"name": "", "email": "nope"}, headers=admin)
     errors = (await invalid.json())["errors"]["json"]
@@ -105,7 +107,7 @@ async def test_members_reach_their_projects_only(gateway: TestClient) -> None:
                               headers={"Authorization": wrong_key})).status == 401
 
 
-async def test_internal_paths_hidden_and_dead_upstream_is_502(gateway: TestClient) -> None:
+async def test_internal_paths_hidden_and_dead_upstream_is_502(gateway: Client) -> None:
     admin = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()}
     hidden = await gateway.get("/internal/v1/products", headers=admin)
     assert hidden.status == 404

@@ -23,10 +23,11 @@ class Thing(BaseModel):
     count: int
 
 
-async def make_client() -> TestClient:
+async def make_client() -> TestClient[web.Request, web.Application]:
     async def create(request: web.Request) -> web.Response:
         thing = parse_model(Thing, await read_json(request))
-        return meta_ok(thing.model_dump(), "create ok.")
+        response: web.Response = meta_ok(thing.model_dump(), "create ok.")
+        return response
 
     async def missing(_: web.Request) -> web.Response:
         raise NotFound()
@@ -35,7 +36,8 @@ async def make_client() -> TestClient:
         raise RuntimeError("kaput")
 
     async def dt(_: web.Request) -> web.Response:
-        return dt_ok({"名字": "计算机"})
+        response: web.Response = dt_ok({"名字": "计算机"})
+        return response
 
     app = web.Application(middlewares=[envelope_middleware(
         [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)])])
@@ -44,7 +46,7 @@ async def make_client() -> TestClient:
     app.router.add_get("/dt/open/v1/missing", missing)
     app.router.add_get("/dt/open/v1/boom", boom)
     app.router.add_get("/dt/open/v1/ok", dt)
-    client = TestClient(TestServer(app))
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
     await client.start_server()
     return client
 

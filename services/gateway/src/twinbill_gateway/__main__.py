@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from twinbill_common.logging import configure_logging
 from twinbill_common.settings import load_settings
-
 from twinbill_gateway.app import create_app
 from twinbill_gateway.settings import GatewaySettings
 

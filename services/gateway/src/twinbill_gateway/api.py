@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
-
 from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management, render_meta
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
-
 from twinbill_gateway import api
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.proxy import CLIENT, forward

@@ -6,8 +6,8 @@ import hmac
 from datetime import UTC, datetime
 
 from aiohttp import web
-from twinbill_common.errors import HttpError
 
+from twinbill_common.errors import HttpError
 from twinbill_gateway.domain.credentials import (
     ApiKey,
     Basic,

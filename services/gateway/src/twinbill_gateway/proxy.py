@@ -13,8 +13,8 @@ import re
 
 import aiohttp
 from aiohttp import web
-from twinbill_common.errors import HttpError, NotFound
 
+from twinbill_common.errors import HttpError, NotFound
 from twinbill_gateway.api import SETTINGS, STORE
 from twinbill_gateway.auth import Forbidden, authenticate
 from twinbill_gateway.domain.routing import Upstream, named_project, upstream_for

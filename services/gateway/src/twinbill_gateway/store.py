@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+
 from twinbill_common.errors import Conflict
 
 
