@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
-Client = TestClient[web.Request, web.Application]
 from pydantic import SecretStr
 
 from twinbill_gateway.app import create_app
 from twinbill_gateway.settings import GatewaySettings
+
+Client = TestClient[web.Request, web.Application]
 
 ADMIN = ("root@example.test", "root-password")
 
