@@ -4,6 +4,7 @@ set_reply parsing, and which pending command a newer one replaces."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from twinbill_ingest.domain.commands import (
     live_params,
     parse_set_reply,
     set_topic,
+    stamp,
     supersedes,
 )
 
@@ -114,15 +116,30 @@ def test_set_replies_are_read_and_other_topics_ignored() -> None:
     assert parse_set_reply("/sys/pk/dk/thing/measurepoint/post_reply", b"{}") is None
 
 
-def test_a_newer_version_supersedes_only_what_it_covers() -> None:
-    """v2 replaces v1 when it sets all of v1's identifiers; a partial overlap keeps both, and the
-    older one then sends only identifiers no newer version has reached."""
-    v1 = Pending(1, frozenset({"a", "b"}))
-    assert supersedes(Pending(2, frozenset({"a", "b", "c"})), v1)
-    assert not supersedes(Pending(2, frozenset({"a"})), v1)
-    assert not supersedes(Pending(1, frozenset({"a", "b"})), v1)
-    assert not supersedes(v1, Pending(2, frozenset({"a"})))
+def test_a_later_command_supersedes_only_what_it_covers() -> None:
+    """A later command replaces an earlier one when it sets all of its identifiers; a partial
+    overlap keeps both, and the earlier one then sends only what no later command has reached."""
+    v1 = Pending((100, 1), frozenset({"a", "b"}))
+    assert supersedes(Pending((200, 2), frozenset({"a", "b", "c"})), v1)
+    assert not supersedes(Pending((200, 2), frozenset({"a"})), v1)
+    assert not supersedes(Pending((100, 1), frozenset({"a", "b"})), v1)
+    assert not supersedes(v1, Pending((200, 2), frozenset({"a"})))
     params = {"a": 1, "b": 2}
-    assert live_params(params, version=1, delivered={"a": 2}) == {"b": 2}
-    assert live_params(params, version=1, delivered={"a": 1, "b": 1}) == params  # a redelivery
-    assert live_params(params, version=1, delivered={"a": 3, "b": 2}) == {}
+    assert live_params(params, order=(100, 1), delivered={"a": (200, 2)}) == {"b": 2}
+    assert live_params(params, order=(100, 1), delivered={"a": (100, 1), "b": (100, 1)}) == params  # sent again
+    assert live_params(params, order=(100, 1), delivered={"a": (300, 3), "b": (200, 2)}) == {}
+
+
+def test_the_twins_versions_do_not_order_commands_with_different_identifiers() -> None:
+    """The twin's version is the highest attribute counter: {setpoint, limit} can be v5 and a
+    later {limit} v2. The later command must win on `limit`: the order is produced_at first."""
+    earlier = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    later = earlier + timedelta(milliseconds=1)
+    both = Pending(stamp(earlier, 5), frozenset({"setpoint", "limit"}))
+    limit_only = Pending(stamp(later, 2), frozenset({"limit"}))
+    assert not supersedes(both, limit_only)
+    assert live_params({"limit": 1}, order=limit_only.order, delivered={"limit": both.order}) == {"limit": 1}
+    assert live_params({"limit": 1, "setpoint": 2}, order=both.order, delivered={"limit": limit_only.order}) == {
+        "setpoint": 2
+    }
+    assert stamp(earlier, 5) < stamp(earlier, 6)  # same instant: the version decides

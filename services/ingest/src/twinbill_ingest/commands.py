@@ -30,11 +30,13 @@ from twinbill_ingest.domain.commands import (
     SET_REPLY_FILTER,
     BadCommand,
     Pending,
+    Stamp,
     device_params,
     encode_set,
     live_params,
     parse_set_reply,
     set_topic,
+    stamp,
     supersedes,
 )
 from twinbill_ingest.metrics import IngestMetrics
@@ -86,7 +88,7 @@ class CommandRelay:
         self._client: aiomqtt.Client | None = None
         self._changed = asyncio.Event()
         self._waiters: dict[DeviceKey, list[_Waiter]] = {}
-        self._delivered: dict[DeviceKey, dict[str, int]] = {}  # identifier -> newest version sent
+        self._delivered: dict[DeviceKey, dict[str, Stamp]] = {}  # identifier -> latest command sent
         self._locks: dict[DeviceKey, asyncio.Lock] = {}
         self._seen: dict[DeviceKey, float] = {}  # direct devices: monotonic time last heard from
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
@@ -183,10 +185,14 @@ class CommandRelay:
         """Deliver, hold, re-queue or drop one command; returning acks it (Bus.consume)."""
         command = delivery.message
         key = (command.product_key, command.device_key)
-        waiter = _Waiter(Pending(command.version, frozenset(command.values)))
+        order = stamp(command.produced_at, command.version)
+        waiter = _Waiter(Pending(order, frozenset(command.values)))
+        if not live_params(command.values, order=order, delivered=self._delivered.get(key, {})):
+            self._outcome(command, "superseded")  # later commands already set all of it
+            return
         for other in self._waiters.get(key, []):
             if supersedes(other.pending, waiter.pending):
-                self._outcome(command, "superseded", newer=other.pending.version)
+                self._outcome(command, "superseded")
                 return
             if supersedes(waiter.pending, other.pending):
                 other.superseded = True
@@ -249,7 +255,8 @@ class CommandRelay:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             delivered = self._delivered.setdefault(key, {})
-            live = live_params(params, version=command.version, delivered=delivered)
+            order = stamp(command.produced_at, command.version)
+            live = live_params(params, order=order, delivered=delivered)
             if not live:
                 self._outcome(command, "superseded")
                 return True
@@ -262,7 +269,7 @@ class CommandRelay:
                     self._client = None
                 return False
             for identifier in live:
-                delivered[identifier] = max(delivered.get(identifier, 0), command.version)
+                delivered[identifier] = max(delivered.get(identifier, order), order)
         self._sent[request_id] = _Sent(key, command.version)
         while len(self._sent) > SENT_MEMORY:
             self._sent.popitem(last=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -183,19 +184,35 @@ def parse_set_reply(topic: str, payload: bytes) -> SetReply | None:
     return SetReply(parts[2], parts[3], request_id, code, message)
 
 
+Stamp = tuple[int, int]  # (produced_at in epoch microseconds, version): the order of commands
+
+
+def stamp(produced_at: datetime, version: int) -> Stamp:
+    """The order of a command among the device's commands.
+
+    The twin's `version` is the highest of the set attributes' own counters, so it orders two
+    commands only when they set the same identifiers: {setpoint, limit} may be v5 and a later
+    {limit} v2. `produced_at` is taken after the twin's UPDATE holds the attributes' row locks,
+    so of two commands sharing an identifier the later one always has the later time; the
+    version breaks a tie.
+    """
+    return (int(produced_at.timestamp() * 1_000_000), version)
+
+
 @dataclass(frozen=True)
 class Pending:
-    """One command waiting for its device: its version and the identifiers it sets."""
+    """One command waiting for its device: its order and the identifiers it sets."""
 
-    version: int
+    order: Stamp
     identifiers: frozenset[str]
 
 
-def live_params(params: Mapping[str, Any], *, version: int, delivered: Mapping[str, int]) -> dict[str, Any]:
-    """The params still worth sending: identifiers a newer version already reached are dropped."""
-    return {ident: value for ident, value in params.items() if delivered.get(ident, 0) <= version}
+def live_params(params: Mapping[str, Any], *, order: Stamp, delivered: Mapping[str, Stamp]) -> dict[str, Any]:
+    """The params still worth sending: identifiers a later command already reached are dropped
+    (a command sent again, e.g. after a redelivery, keeps them)."""
+    return {ident: value for ident, value in params.items() if ident not in delivered or delivered[ident] <= order}
 
 
 def supersedes(newer: Pending, older: Pending) -> bool:
-    """A newer command replaces an older pending one when it sets all of its identifiers."""
-    return newer.version > older.version and older.identifiers <= newer.identifiers
+    """A later command replaces an earlier pending one when it sets all of its identifiers."""
+    return newer.order > older.order and older.identifiers <= newer.identifiers
