@@ -24,7 +24,8 @@ MQTT_HOST = "127.0.0.1"
 # Every bus namespace of this session starts with t<SESSION_TAG>, so the session can sweep its own.
 SESSION_TAG = uuid.uuid4().hex[:6]
 # Queues some services declare beyond the platform topology (deleted with the namespace).
-EXTRA_QUEUES = ("twin.registry.journal", "billing.issued.journal", "billing.jobs.parked")
+EXTRA_QUEUES = ("twin.registry.journal", "billing.issued.journal", "billing.jobs.parked",
+                "scheduler.registry", "scheduler.registry.dlq")
 MQTT_PORT = 1883
 
 
