@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 
-.PHONY: install lock run test test-unit test-integration lint typecheck bench stack clean
+.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ stack: install
 run: install
 	$(BIN)/python -m twinbill_devstack.run
 
-test: install
+# Lint and strict type checks first (seconds), then every test.
+test: install check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-unit: install
@@ -38,11 +39,14 @@ test-unit: install
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-lint: install
-	$(BIN)/ruff check libs services tools tests bench
+check: lint typecheck
 
+lint: install
+	$(BIN)/ruff check libs services tools clients tests bench
+
+# One run over everything: mypy resolves the workspace packages consistently only together.
 typecheck: install
-	$(BIN)/mypy libs/common/src services/*/src tools/*/src
+	$(BIN)/mypy libs/common/src services/*/src tools/*/src clients/python/src tests bench
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

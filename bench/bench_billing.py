@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
 
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
-from twinbill_common.bus import Bus  # noqa: E402
+from twinbill_common.bus import Bus, delete_namespace  # noqa: E402
 from twinbill_common.mongo import free_port, start_embedded_mongo  # noqa: E402
 from twinbill_common.schemas.billing import RunBilling  # noqa: E402
 from twinbill_common.topology import BILLING  # noqa: E402
@@ -133,6 +133,8 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
         for proc in procs:
             proc.wait(timeout=30)
         await bus.close()
+        await delete_namespace(AMQP_URL, namespace)  # 100,000 bill.issued events sit in its journal
+        await client.drop_database(db_name)
         await client.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -23,8 +22,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import aio_pika
-
+from twinbill_common.bus import delete_namespace
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker, free_port
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
@@ -76,17 +74,6 @@ def scrape(port: int, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name) and not line.startswith("#")
     )
-
-
-async def drop_namespace(namespace: str) -> None:
-    """Delete the bench's queues."""
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        for queue in ("twin.telemetry", "ingest.commands", "billing.runs", "billing.jobs"):
-            for name in (queue, f"{queue}.dlq"):
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                    await channel.queue_delete(f"{namespace}{name}")
 
 
 def main() -> None:
@@ -170,7 +157,7 @@ def main() -> None:
         gateway.terminate()
         gateway.wait(timeout=15)
         broker.stop()
-        asyncio.run(drop_namespace(namespace))
+        asyncio.run(delete_namespace(AMQP_URL, namespace))
 
 
 if __name__ == "__main__":

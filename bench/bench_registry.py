@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import statistics
 import time
 import uuid
 
-import aio_pika
 import aiohttp
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.bus import delete_namespace
 from twinbill_common.mongo import free_port
-from twinbill_common.topology import DEAD_LETTER, EXCHANGES, WORK_QUEUES
 from twinbill_twin.app import create_app
-from twinbill_twin.events import JOURNAL_QUEUE
 from twinbill_twin.settings import TwinSettings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -45,20 +42,6 @@ def quantile(samples: list[float], q: float) -> float:
     """The q-quantile of the samples (nearest rank)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def drop_namespace(namespace: str) -> None:
-    """Delete the bench's queues and exchanges."""
-    with contextlib.suppress(Exception):
-        connection = await aio_pika.connect(AMQP, timeout=10)
-        async with connection:
-            channel = await connection.channel()
-            for q in WORK_QUEUES:
-                await channel.queue_delete(namespace + q.name)
-                await channel.queue_delete(namespace + q.name + ".dlq")
-            await channel.queue_delete(namespace + JOURNAL_QUEUE)
-            for exchange in (*EXCHANGES, DEAD_LETTER):
-                await channel.exchange_delete(namespace + exchange)
 
 
 async def run(devices: int, requests: int) -> None:
@@ -123,7 +106,7 @@ async def run(devices: int, requests: int) -> None:
                   f"p99 {quantile(samples, 0.99):.2f} ms")
     finally:
         await runner.cleanup()
-        await drop_namespace(namespace)
+        await delete_namespace(AMQP, namespace)
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

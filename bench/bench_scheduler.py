@@ -28,9 +28,10 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from twinbill_common.bus import delete_namespace
 from twinbill_common.postgres import apply_migrations
 from twinbill_common.schemas import RunBilling
-from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
+from twinbill_common.topology import BILLING_RUNS
 from twinbill_scheduler.app import MIGRATIONS
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -181,12 +182,8 @@ async def main() -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        cleanup = await connection.channel()
-        for name in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq"):
-            await cleanup.queue_delete(f"{namespace}{name}")
-        for name in (*EXCHANGES, DEAD_LETTER):
-            await cleanup.exchange_delete(f"{namespace}{name}")
         await connection.close()
+        await delete_namespace(AMQP_URL, namespace)
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

@@ -12,7 +12,6 @@ gateway would, measures until everything is committed, then times the queries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -27,8 +26,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from twinbill_common.bus import Bus
-from twinbill_common.topology import TELEMETRY, WORK_QUEUES
+from twinbill_common.bus import Bus, delete_namespace
+from twinbill_common.topology import TELEMETRY
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -37,14 +36,6 @@ DAY = 86_400_000
 POINTS_PER_MESSAGE = 500
 OTHER_POINTS = [f"m{i}" for i in range(9)]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def delete_queues(bus: Bus) -> None:
-    """Remove the bench namespace's quorum queues (they hold broker file handles)."""
-    names = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES]
-    for name in [*names, "twin.registry.journal", "twin.registry.journal.dlq"]:
-        with contextlib.suppress(Exception):
-            await bus.channel.queue_delete(bus.name(name))
 
 
 def free_port() -> int:
@@ -209,7 +200,7 @@ async def run() -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
-        await delete_queues(bus)
+        await delete_namespace(bus.url, bus.namespace)
         await bus.close()
         if os.environ.get("BENCH_KEEP_DB"):
             print(f"kept database {dsn} (schema twin)")

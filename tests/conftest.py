@@ -23,9 +23,6 @@ PG_ADMIN = os.environ.get("TWINBILL_TEST_PG_ADMIN", "postgresql://postgres@127.0
 MQTT_HOST = "127.0.0.1"
 # Every bus namespace of this session starts with t<SESSION_TAG>, so the session can sweep its own.
 SESSION_TAG = uuid.uuid4().hex[:6]
-# Queues some services declare beyond the platform topology (deleted with the namespace).
-EXTRA_QUEUES = ("twin.registry.journal", "billing.issued.journal", "billing.jobs.parked",
-                "scheduler.registry", "scheduler.registry.dlq")
 MQTT_PORT = 1883
 
 
@@ -61,7 +58,7 @@ async def bus_namespace(amqp_url: str) -> AsyncIterator[str]:
     """A namespace for exchange and queue names that no other test uses, deleted afterwards."""
     namespace = f"t{SESSION_TAG}{uuid.uuid4().hex[:6]}."
     yield namespace
-    await delete_namespace(amqp_url, namespace, extra_queues=EXTRA_QUEUES)
+    await delete_namespace(amqp_url, namespace)
 
 
 @pytest.fixture(scope="session", autouse=True)

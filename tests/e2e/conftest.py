@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
@@ -169,19 +168,8 @@ async def platform(
         if report is not None and report.failed:
             print(platform.logs())
         await asyncio.to_thread(broker.stop)
-        await drop_extra_queues(amqp_url, bus_namespace)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
         with contextlib.suppress(Exception):
             await client.drop_database(mongo_db_name)
         await client.close()
-
-
-async def drop_extra_queues(amqp_url: str, namespace: str) -> None:
-    """The scheduler's registry queue is not in the platform topology the namespace fixture deletes."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for name in ("scheduler.registry", "scheduler.registry.dlq"):
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.queue_delete(f"{namespace}{name}")
 

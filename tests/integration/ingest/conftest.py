@@ -5,7 +5,6 @@ of the namespace's twin.telemetry queue."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import aiomqtt
 import pytest
 from aiohttp.test_utils import TestServer
 
+from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -150,26 +150,7 @@ async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Async
         yield RunningGateway(settings, gateway, app[CACHE], source, world, broker, app[LISTENER], server)
     finally:
         await server.close()
-        await drop_namespace(amqp_url, bus_namespace)
-
-
-async def drop_namespace(amqp_url: str, namespace: str) -> None:
-    """Delete the test's queues so the shared broker does not fill up."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for name in (
-            "twin.telemetry",
-            "twin.telemetry.dlq",
-            "ingest.commands",
-            "ingest.commands.dlq",
-            "billing.runs",
-            "billing.runs.dlq",
-            "billing.jobs",
-            "billing.jobs.dlq",
-        ):
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.queue_delete(f"{namespace}{name}")
+        await delete_namespace(amqp_url, bus_namespace)
 
 
 class DeviceClient:

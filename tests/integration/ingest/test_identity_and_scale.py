@@ -120,7 +120,7 @@ async def test_two_replicas_share_the_requests_and_each_is_answered_once(
             assert reply["code"] == 200
         assert gateway.replies.empty()
         handled = [
-            sum(s.value for s in replica.metrics.requests.collect()[0].samples if s.name.endswith("_total"))
+            sum(s.value for s in next(iter(replica.metrics.requests.collect())).samples if s.name.endswith("_total"))
             for replica in (running.gateway, app[GATEWAY])
         ]
         assert sum(handled) == 20 and min(handled) > 0, handled

@@ -99,7 +99,7 @@ async def test_every_error_code_is_answered_and_nothing_is_published(
     seed = load_fixture("seed003_resume_batch_request.json")
 
     def variant(**changes: Any) -> dict[str, Any]:
-        body = json.loads(json.dumps(seed))
+        body: dict[str, Any] = json.loads(json.dumps(seed))
         body.update(changes)
         return body
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode, drop_namespace
+from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode
+from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -49,7 +50,7 @@ async def simulated(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Asy
         yield config
     finally:
         await server.close()
-        await drop_namespace(amqp_url, bus_namespace)
+        await delete_namespace(amqp_url, bus_namespace)
 
 
 async def test_simulator_reports_and_back_fills_with_every_reply_200(

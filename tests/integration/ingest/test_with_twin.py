@@ -15,8 +15,9 @@ import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds, drop_namespace
+from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
+from twinbill_common.bus import delete_namespace
 from twinbill_ingest.app import CACHE, GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource
@@ -121,4 +122,4 @@ async def test_registry_from_the_twin_and_status_back_to_it(
     finally:
         await server.close()
         await source.close()
-        await drop_namespace(amqp_url, bus_namespace)
+        await delete_namespace(amqp_url, bus_namespace)

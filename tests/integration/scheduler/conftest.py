@@ -5,15 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import aio_pika
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.topology import BILLING_RUNS, DEAD_LETTER, EXCHANGES
 from twinbill_scheduler.app import create_app
-from twinbill_scheduler.registry import SCHEDULER_REGISTRY
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.zones import StaticZones
 
@@ -25,24 +22,7 @@ def schema_name() -> str:
 
 
 @pytest.fixture
-async def bus_cleanup(amqp_url: str, bus_namespace: str) -> AsyncIterator[None]:
-    """Delete this test's queues and exchanges afterwards (quorum queues hold broker memory)."""
-    yield
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in (BILLING_RUNS.name, f"{BILLING_RUNS.name}.dlq", SCHEDULER_REGISTRY.name,
-                      f"{SCHEDULER_REGISTRY.name}.dlq"):
-            await channel.queue_delete(f"{bus_namespace}{queue}")
-        for exchange in (*EXCHANGES, DEAD_LETTER):
-            await channel.exchange_delete(f"{bus_namespace}{exchange}")
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
-def settings(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str,
-             bus_cleanup: None) -> SchedulerSettings:
+def settings(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str) -> SchedulerSettings:
     """API-only settings (the firing loop off) on this test's schema and namespace."""
     return SchedulerSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, bus_namespace=bus_namespace,
                              schema_name=schema_name, firing_enabled=False, http_port=0)

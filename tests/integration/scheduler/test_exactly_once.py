@@ -53,7 +53,7 @@ class Replicas:
 
 @pytest.fixture
 def replicas(pg_dsn: str, amqp_url: str, bus_namespace: str, schema_name: str,
-             tmp_path: Path, bus_cleanup: None) -> Iterator[Replicas]:
+             tmp_path: Path) -> Iterator[Replicas]:
     """Process launcher on this test's schema and bus namespace."""
     group = Replicas({"SCHEDULER_PG_DSN": pg_dsn, "SCHEDULER_AMQP_URL": amqp_url,
                       "SCHEDULER_BUS_NAMESPACE": bus_namespace,

@@ -3,19 +3,15 @@ bus namespace per test module."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.topology import DEAD_LETTER, EXCHANGES, WORK_QUEUES
+from twinbill_common.bus import delete_namespace
 from twinbill_twin.app import create_app
-from twinbill_twin.events import JOURNAL_QUEUE
 from twinbill_twin.settings import TwinSettings
 
 
@@ -34,20 +30,7 @@ async def twin(twin_settings: TwinSettings) -> AsyncIterator[TestClient[Any, Any
     await client.start_server()
     yield client
     await client.close()
-    await _drop_namespace(twin_settings)
-
-
-async def _drop_namespace(settings: TwinSettings) -> None:
-    """Delete the module's queues and exchanges: quorum queues left behind weigh on the broker."""
-    names = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES] + [JOURNAL_QUEUE]
-    with contextlib.suppress(Exception):
-        connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)
-        async with connection:
-            channel = await connection.channel()
-            for name in names:
-                await asyncio.wait_for(channel.queue_delete(settings.bus_namespace + name), 10)
-            for exchange in (*EXCHANGES, DEAD_LETTER):
-                await asyncio.wait_for(channel.exchange_delete(settings.bus_namespace + exchange), 10)
+    await delete_namespace(twin_settings.amqp_url.get_secret_value(), twin_settings.bus_namespace)
 
 
 def unique(prefix: str) -> str:

@@ -4,7 +4,6 @@ bus namespace of its own; registry rows are created with SQL (the registry API i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,9 +16,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import Bus
+from twinbill_common.bus import Bus, delete_namespace
 from twinbill_common.schemas import MeasurementsAccepted
-from twinbill_common.topology import TELEMETRY, WORK_QUEUES
+from twinbill_common.topology import TELEMETRY
 from twinbill_twin.app import POOL, create_app
 from twinbill_twin.settings import TwinSettings
 
@@ -47,18 +46,8 @@ async def publisher(ts_settings: TwinSettings, twin: TestClient[Any, Any]) -> As
     bus = Bus(ts_settings.amqp_url.get_secret_value(), namespace=ts_settings.bus_namespace)
     await bus.connect()
     yield bus
-    await delete_namespace_queues(bus)
+    await delete_namespace(bus.url, bus.namespace)
     await bus.close()
-
-
-async def delete_namespace_queues(bus: Bus) -> None:
-    """Delete this module's quorum queues: left behind, they exhaust the shared broker's file
-    handle budget (each quorum queue holds several)."""
-    names = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES]
-    names += ["twin.registry.journal", "twin.registry.journal.dlq"]
-    for name in names:
-        with contextlib.suppress(Exception):
-            await bus.channel.queue_delete(bus.name(name))
 
 
 @pytest.fixture
@@ -153,7 +142,7 @@ def measurements(device: Device, points: list[tuple[int, dict[str, Any]]], *,
         method="thing.measurepoint.resume.batch", received_at=received_at,
         # built unvalidated: the values stay Decimals, published as exact number text
         points=[{"product_key": device.product_key, "device_key": device.device_key,
-                 "time": ts, "measurepoints": mps} for ts, mps in points])  # type: ignore[misc]  # unvalidated on purpose
+                 "time": ts, "measurepoints": mps} for ts, mps in points])  # type: ignore[misc]  # dicts, validated by the model on purpose
 
 
 async def publish(bus: Bus, message: MeasurementsAccepted) -> None:

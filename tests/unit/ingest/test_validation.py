@@ -28,7 +28,7 @@ def run(registry: FixedRegistry, body: dict[str, Any] | bytes, topic: Topic = BA
 def code(registry: FixedRegistry, body: dict[str, Any] | bytes, topic: Topic = BATCH) -> int:
     with pytest.raises(Rejection) as caught:
         run(registry, body, topic)
-    return caught.value.code
+    return int(caught.value.code)
 
 
 def seed(**changes: Any) -> dict[str, Any]:

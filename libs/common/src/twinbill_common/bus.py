@@ -25,6 +25,7 @@ from twinbill_common.errors import BusUnavailable, PermanentError, TransientErro
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.base import Message
 from twinbill_common.topology import (
+    AUXILIARY_QUEUES,
     DEAD_LETTER,
     EXCHANGES,
     WORK_QUEUES,
@@ -328,7 +329,8 @@ async def delete_namespace(url: str, namespace: str, *, extra_queues: Sequence[s
     """
     if not namespace:
         raise ValueError("refusing to delete the production (empty) namespace")
-    queues = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES] + list(extra_queues)
+    queues = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES]
+    queues += [*AUXILIARY_QUEUES, *extra_queues]
     connection = await aio_pika.connect(url, timeout=10)
     async with connection:
         channel = await connection.channel()

@@ -36,6 +36,17 @@ BILLING_JOBS = WorkQueue("billing.jobs", BILLING, ("job.created",))
 
 WORK_QUEUES = (TWIN_TELEMETRY, INGEST_COMMANDS, BILLING_RUNS, BILLING_JOBS)
 
+# Queues services declare beyond the work queues: journals that keep `mandatory` publishes
+# routable, a service's own event queue, parked dead letters. Listed here so a namespace can be
+# deleted whole.
+AUXILIARY_QUEUES = (
+    "twin.registry.journal",
+    "scheduler.registry",
+    "scheduler.registry.dlq",
+    "billing.issued.journal",
+    "billing.jobs.parked",
+)
+
 
 def named(namespace: str, name: str) -> str:
     """The broker-side name of an exchange or queue in a namespace."""
