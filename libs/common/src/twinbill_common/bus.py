@@ -18,6 +18,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
+    HeadersType,
 )
 from pydantic import ValidationError
 
@@ -37,6 +38,54 @@ from twinbill_common.topology import (
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
 REASON_HEADER = "x-twinbill-reason"
+# How long a consumer keeps retrying a transiently failing handler before it gives the message
+# back to the queue (where redeliveries count toward the delivery limit). An outage of a store
+# shorter than this stalls consumption instead of dead-lettering data that was acknowledged.
+RETRY_BUDGET_SECONDS = 900.0
+RETRY_MAX_PAUSE_SECONDS = 30.0
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    """Errors that mean "a store or broker did not answer": retry, never dead-letter for them."""
+    found: list[type[BaseException]] = [TransientError, OSError, TimeoutError]
+    try:
+        import asyncpg
+
+        found += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                  asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError]
+    except ImportError:  # a service without PostgreSQL
+        pass
+    try:
+        from pymongo.errors import ConnectionFailure
+
+        found.append(ConnectionFailure)
+    except ImportError:  # a service without MongoDB
+        pass
+    return tuple(found)
+
+
+TRANSIENT = _transient_types()
+
+
+async def retry_transient(call: Callable[[], Awaitable[None]], *, what: str,
+                          budget: float = RETRY_BUDGET_SECONDS, first_pause: float = 0.5) -> None:
+    """Run `call`, retrying transient failures with exponential backoff for up to `budget` seconds.
+
+    Other errors, and a transient one past the budget, propagate to the caller.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    pause = first_pause
+    while True:
+        try:
+            await call()
+            return
+        except TRANSIENT as err:
+            if loop.time() + pause > deadline:
+                raise
+            log.warning("transient failure, retrying", what=what, error=repr(err), retry_in=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE_SECONDS)
 
 
 @dataclass
@@ -50,10 +99,13 @@ class Delivery(Generic[M]):
 class Bus:
     """One robust connection with a confirming publish channel; consumers get channels of their own."""
 
-    def __init__(self, url: str, *, namespace: str = "", publish_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, namespace: str = "", publish_timeout: float = 10.0,
+                 retry_budget: float = RETRY_BUDGET_SECONDS, retry_first_pause: float = 0.5) -> None:
         self.url = url
         self.namespace = namespace
         self.publish_timeout = publish_timeout
+        self.retry_budget = retry_budget
+        self.retry_first_pause = retry_first_pause
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -151,7 +203,7 @@ class Bus:
         body: bytes,
         *,
         message_id: str,
-        headers: dict[str, str] | None = None,
+        headers: HeadersType | None = None,
     ) -> None:
         """Publish bytes that are already encoded (the hot path of the ingest gateway)."""
         target = await self.exchange(exchange)
@@ -175,19 +227,9 @@ class Bus:
         """Move a message to `<queue>.dlq` with the reason in a header, then ack the original."""
         headers = dict(raw.headers or {})
         headers[REASON_HEADER] = reason[:1000]
-        dlx = await self.exchange(DEAD_LETTER)
-        await dlx.publish(
-            aio_pika.Message(
-                raw.body,
-                content_type=raw.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=raw.message_id,
-                headers=headers,
-            ),
-            routing_key=self.name(queue),
-            timeout=self.publish_timeout,
-        )
-        await raw.ack()
+        await self.publish_raw(DEAD_LETTER, self.name(queue), raw.body,
+                               message_id=raw.message_id or "", headers=headers)
+        await raw.ack()  # only once the dead-letter queue has confirmed the copy
         log.warning("dead-lettered", queue=queue, message_id=raw.message_id, reason=reason)
 
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
@@ -219,27 +261,34 @@ class Bus:
     ) -> None:
         """Handle messages one by one (up to `prefetch` at once), forever.
 
-        The handler's success acks; TransientError requeues (the quorum queue's delivery limit
-        dead-letters a message that never succeeds); PermanentError dead-letters with its reason.
+        The handler's success acks. A transient failure (a store or broker not answering) is
+        retried in place with backoff, so an outage stalls the consumer rather than burning the
+        queue's delivery limit; past the retry budget, or on an unexpected error, the message is
+        requeued (the quorum queue's delivery limit dead-letters one that never succeeds).
+        PermanentError dead-letters with its reason.
         """
         channel = await self._consumer_channel(prefetch)
         declared = await channel.get_queue(self.name(queue), ensure=False)
 
         async def on_message(raw: AbstractIncomingMessage) -> None:
             try:
-                await handler(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
+                delivery = Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw)
+                await retry_transient(lambda: handler(delivery), what=queue, budget=self.retry_budget,
+                                      first_pause=self.retry_first_pause)
             except PermanentError as err:
-                await self.dead_letter(raw, queue=queue, reason=str(err))
+                try:
+                    await self.dead_letter(raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await raw.nack(requeue=True)  # not moved: keep it on its queue
                 return
-            except TransientError as err:
-                log.warning("transient failure, requeued", queue=queue, error=str(err))
-                await asyncio.sleep(0.5)
+            except TRANSIENT as err:
+                log.warning("still failing after the retry budget, requeued", queue=queue, error=repr(err))
                 await raw.nack(requeue=True)
                 return
-            except Exception as err:
+            except Exception:
                 log.exception("handler failed, requeued", queue=queue)
                 await raw.nack(requeue=True)
-                raise err from None
+                return
             await raw.ack()
 
         await declared.consume(on_message)
@@ -295,7 +344,8 @@ class Bus:
         if not decoded:
             return
         try:
-            await handler(decoded)
+            await retry_transient(lambda: handler(decoded), what=queue, budget=self.retry_budget,
+                                  first_pause=self.retry_first_pause)
         except PermanentError as err:
             if len(decoded) == 1:
                 await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))

@@ -153,9 +153,17 @@ def parse_model(model: type[M], data: object, *, location: str = "json") -> M:
         raise ValidationFailed(validation_fields(err), data={"location": location}) from None
 
 
+def _loads_exact(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a validation error that says the body is not JSON."""
+    """The request body as JSON, or a validation error that says the body is not JSON.
+
+    Numbers with a fraction are read as Decimal, so a meter multiplier or a tariff price never
+    passes through a float.
+    """
     try:
-        return await request.json(loads=json.loads)
+        return await request.json(loads=_loads_exact)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None

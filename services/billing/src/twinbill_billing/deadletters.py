@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, HeadersType
 from pydantic import ValidationError
 
 from twinbill_billing.jobs import record_dead_letter
@@ -70,7 +70,7 @@ def death_reason(headers: dict[str, Any] | None) -> str:
 
 async def park(bus: Bus, raw: AbstractIncomingMessage, reason: str) -> None:
     """Republish a message to billing.jobs.parked with the reason (confirmed), then ack it."""
-    headers = {REASON_HEADER: reason[:1000]}
+    headers: HeadersType = {REASON_HEADER: reason[:1000]}
     if (raw.headers or {}).get(REASON_HEADER):
         headers["x-twinbill-original-reason"] = _text((raw.headers or {})[REASON_HEADER])[:1000]
     await bus.publish_raw(
