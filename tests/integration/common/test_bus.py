@@ -9,7 +9,7 @@ import aio_pika
 import pytest
 
 from twinbill_common.bus import REASON_HEADER, Bus, Delivery
-from twinbill_common.errors import BusUnavailable, PermanentError
+from twinbill_common.errors import BusUnavailable, PermanentError, StoreUnavailable
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import REGISTRY, WorkQueue
 
@@ -67,3 +67,67 @@ async def _get_one(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIn
             return message
         await asyncio.sleep(0.1)
     raise AssertionError("nothing was dead-lettered")
+
+
+async def test_transient_failures_stall_instead_of_dead_lettering(amqp_url: str, bus_namespace: str) -> None:
+    """A store that is down for longer than the delivery limit allows does not send accepted data
+    to the dead-letter queue: the consumer retries in place and handles the message once."""
+    bus = Bus(amqp_url, namespace=bus_namespace, retry_first_pause=0.01)
+    await bus.connect()
+    queue = WorkQueue("probe.outage", REGISTRY, ("site.*",), delivery_limit=2)
+    await bus.declare_work_queue(queue)
+    attempts: list[str] = []
+    handled = asyncio.Event()
+
+    async def flaky_store(delivery: Delivery[RegistryChanged]) -> None:
+        attempts.append(delivery.message.id)
+        if len(attempts) <= 6:  # three times the delivery limit
+            raise StoreUnavailable("PostgreSQL did not answer")
+        handled.set()
+
+    consumer = asyncio.create_task(bus.consume(queue.name, RegistryChanged, flaky_store))
+    try:
+        await bus.publish(REGISTRY, "site.created", RegistryChanged(entity="site", action="created", id="s1"))
+        await asyncio.wait_for(handled.wait(), timeout=10)
+        assert attempts == ["s1"] * 7
+        dlq = await bus.channel.get_queue(bus.name("probe.outage.dlq"))
+        assert (await dlq.get(fail=False)) is None
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await bus.close()
+
+
+async def test_batch_consumer_rides_out_an_outage(amqp_url: str, bus_namespace: str) -> None:
+    """The batch consumer (the twin's telemetry path) retries a failing batch in place too."""
+    bus = Bus(amqp_url, namespace=bus_namespace, retry_first_pause=0.01)
+    await bus.connect()
+    queue = WorkQueue("probe.batch", REGISTRY, ("zone.*",), delivery_limit=2)
+    await bus.declare_work_queue(queue)
+    stored: list[str] = []
+    failures = 0
+    done = asyncio.Event()
+
+    async def flaky_batch(batch: list[Delivery[RegistryChanged]]) -> None:
+        nonlocal failures
+        if failures < 5:
+            failures += 1
+            raise ConnectionResetError("connection to the database was reset")
+        stored.extend(d.message.id for d in batch)
+        if len(stored) >= 3:
+            done.set()
+
+    consumer = asyncio.create_task(bus.consume_batches(queue.name, RegistryChanged, flaky_batch, max_wait=0.2))
+    try:
+        for ident in ("z1", "z2", "z3"):
+            await bus.publish(REGISTRY, "zone.created", RegistryChanged(entity="zone", action="created", id=ident))
+        await asyncio.wait_for(done.wait(), timeout=10)
+        assert sorted(stored) == ["z1", "z2", "z3"]
+        dlq = await bus.channel.get_queue(bus.name("probe.batch.dlq"))
+        assert (await dlq.get(fail=False)) is None
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await bus.close()
