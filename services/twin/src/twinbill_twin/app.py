@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
-from twinbill_common.health import add_health_routes
+from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
@@ -54,6 +54,7 @@ def create_app(settings: TwinSettings) -> web.Application:
         app[OUTBOX] = outbox
         relay = asyncio.create_task(outbox.relay(interval=settings.outbox_relay_interval),
                                     name="registry-outbox-relay")
+        watch_task(checks, "outbox_relay", relay)
         yield
         relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
