@@ -1,4 +1,5 @@
-"""Credentials: the three Authorization schemes, password hashes, token kinds and expiry, routing."""
+"""Credentials: the three Authorization schemes, password hashes, token kinds and expiry, routing,
+and the project-access rules for non-administrators."""
 
 from __future__ import annotations
 
@@ -7,6 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from twinbill_gateway.domain.access import (
+    AdminOnly,
+    Collection,
+    InvalidProject,
+    Item,
+    ProjectConflict,
+    TaskKey,
+    access_for,
+    item_owner,
+    named_projects,
+    parse_body,
+)
 from twinbill_gateway.domain.credentials import (
     ApiKey,
     Basic,
@@ -18,7 +31,7 @@ from twinbill_gateway.domain.credentials import (
     read_token,
     verify_password,
 )
-from twinbill_gateway.domain.routing import named_project, upstream_for
+from twinbill_gateway.domain.routing import upstream_for
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 KEY = "0123456789abcdef0123456789abcdef01234567"  # the seed's shape (40 hex), made up
@@ -83,8 +96,78 @@ def test_each_path_has_one_owner(path: str, upstream: str | None) -> None:
     assert upstream_for(path) == upstream
 
 
-def test_named_project_reads_query_then_body() -> None:
-    assert named_project({"project_id": "42"}, {"project_id": 1}) == 42
-    assert named_project({}, {"project_id": 49}) == 49
-    assert named_project({}, [{"id": 2}]) is None
-    assert named_project({"project_id": "x"}, None) == "invalid"
+@pytest.mark.parametrize(("query", "body", "expected"), [
+    (["42"], {"project_id": 42}, 42),
+    (["42"], {"name": "x"}, 42),
+    ([], {"project_id": 49}, 49),
+    ([], {"project_id": "49"}, 49),
+    ([], [{"project_id": 3}, {"project_id": 3}], 3),
+    ([], [{"id": 2}], None),
+    ([""], None, None),
+    ([], {"project_id": None}, None),
+])
+def test_named_projects_agree_or_name_none(query: list[str], body: object, expected: int | None) -> None:
+    assert named_projects(query, body) == expected
+
+
+@pytest.mark.parametrize(("query", "body"), [
+    (["42"], {"project_id": 7}),  # the query no longer wins over the body
+    (["42", "7"], None),
+    ([], [{"project_id": 42}, {"project_id": 7}]),
+])
+def test_named_projects_refuse_a_conflict(query: list[str], body: object) -> None:
+    with pytest.raises(ProjectConflict, match="different projects"):
+        named_projects(query, body)
+
+
+@pytest.mark.parametrize("value", ["x", "4_2", "42.0", True, 4.2, {"id": 1}])
+def test_named_projects_refuse_a_non_integer(value: object) -> None:
+    with pytest.raises(InvalidProject, match="not an integer"):
+        named_projects([], {"project_id": value})
+
+
+def test_body_is_read_as_json_whatever_it_claims() -> None:
+    assert parse_body(b'{"project_id": 7}') == {"project_id": 7}
+    assert parse_body(b"name,project\nx,7\n") is None
+    assert parse_body(b"\xff\xfe") is None
+    assert parse_body(b"") is None
+    assert parse_body(b'{"project_id": 1, "project_id": 1}') == {"project_id": 1}
+    with pytest.raises(ProjectConflict, match="more than once"):
+        parse_body(b'{"project_id": 42, "project_id": 7}')
+
+
+@pytest.mark.parametrize(("path", "access"), [
+    ("/api/v1/scheduler/task/", Collection()),
+    ("/api/v1/scheduler/tasks/", Collection()),
+    ("/api/v1/scheduler/history/time/", Collection()),
+    ("/api/v1/scheduler/history", Collection()),
+    ("/api/v1/scheduler/tasks/k1/", TaskKey("k1")),
+    ("/api/v1/scheduler/tasks/k1", TaskKey("k1")),
+    ("/api/v1/scheduler/tasks/k.1/status/", TaskKey("k.1")),
+    ("/api/v1/devices/", Collection()),
+    ("/api/v1/devices", Collection()),
+    ("/api/v1/io/sites_csv", Collection()),
+    ("/api/v1/devices/3", Item("twin", "devices", "/api/v1/devices/3")),
+    ("/api/v1/sites/3/anything", Item("twin", "sites", "/api/v1/sites/3")),
+    ("/api/v1/tariffs/ab12/", Item("billing", "tariffs", "/api/v1/tariffs/ab12")),
+])
+def test_access_kind_of_each_path(path: str, access: object) -> None:
+    assert access_for(path) == access
+
+
+@pytest.mark.parametrize("path", [
+    "/dt/open/v1/instances", "/dt/open/v1/instance", "/dt/open/v1/instance/a/", "/dt/open",
+    "/api/v1/scheduler/other/", "/api/v1/elsewhere/1", "/api/v1//devices/3", "/api/v1/", "/metrics",
+    "/api/v1/devices/1/../2", "/api/v1/devices/1/%2e%2E/2", "/api/v1/scheduler/tasks/k%2F..%2F/",
+    "/api/v1/devices/./1", "/api/v1/devices/1\\..\\2",
+])
+def test_unlisted_and_seed_002_paths_are_for_administrators(path: str) -> None:
+    assert isinstance(access_for(path), AdminOnly)
+
+
+def test_item_owner_is_its_project_or_none() -> None:
+    assert item_owner("devices", {"id": 3, "project_id": 42}) == 42
+    assert item_owner("projects", {"id": 42, "name": "p"}) == 42
+    assert item_owner("products", {"id": 5, "name": "meter"}) is None
+    assert item_owner("devices", {"id": 3, "project_id": True}) is None
+    assert item_owner("devices", None) is None

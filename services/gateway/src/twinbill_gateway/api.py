@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -68,7 +69,9 @@ async def get_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token: {"status": "success", tokens} or {"status": "failure"}, as BEMServer."""
     body = parse_model(TokenRequest, await read_json(request))
     user = await request.app[STORE].by_email(body.email)
-    if user is None or not user.is_active or not verify_password(body.password, user.password_hash):
+    # scrypt takes tens of milliseconds: off the event loop
+    if user is None or not user.is_active \
+            or not await asyncio.to_thread(verify_password, body.password, user.password_hash):
         return json_response({"status": "failure"})
     return json_response(_tokens(user.id, request.app[SETTINGS]))
 
@@ -127,7 +130,8 @@ async def create_user(request: web.Request) -> web.Response:
     await _admin(request)
     body = parse_model(UserCreate, await read_json(request))
     user = await request.app[STORE].create(name=body.name, email=body.email, is_admin=body.is_admin,
-                                           password_hash=hash_password(body.password), projects=body.projects)
+                                           password_hash=await asyncio.to_thread(hash_password, body.password),
+                                           projects=body.projects)
     return json_response(user.public(), status=201)
 
 
@@ -142,9 +146,10 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     await _admin(request)
     body = parse_model(UserUpdate, await read_json(request))
+    digest = await asyncio.to_thread(hash_password, body.password) if body.password else None
     user = await request.app[STORE].update(
         _user_id(request), name=body.name, is_admin=body.is_admin, is_active=body.is_active,
-        password_hash=hash_password(body.password) if body.password else None, projects=body.projects)
+        password_hash=digest, projects=body.projects)
     if user is None:
         raise NotFound("user not found")
     return json_response(user.public())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
         store = IdentityStore(pool)
         if await store.count() == 0:
             await store.create(name="admin", email=settings.admin_email, is_admin=True, projects=[],
-                               password_hash=hash_password(settings.admin_password.get_secret_value()))
+                               password_hash=await asyncio.to_thread(
+                                   hash_password, settings.admin_password.get_secret_value()))
             log.info("created the first administrator", email=settings.admin_email)
         app[api.STORE] = store
         app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from datetime import UTC, datetime
 
@@ -47,7 +48,9 @@ async def authenticate(request: web.Request, *, store: IdentityStore, secret: st
                 user = await store.by_id(read_token(token, kind="access", now=datetime.now(UTC), secret=secret))
             case Basic(email, password):
                 user = await store.by_email(email)
-                if user is not None and not verify_password(password, user.password_hash):
+                # scrypt takes tens of milliseconds: off the event loop
+                ok = user is not None and await asyncio.to_thread(verify_password, password, user.password_hash)
+                if not ok:
                     user = None
             case ApiKey(user_id, key):
                 digest = await store.api_key_digest(user_id)

@@ -1,15 +1,18 @@
 """The catch-all route: authenticate, check the project, forward to the owning service.
 
-Policy: administrators reach everything. Other users reach requests that name a project they are
-a member of (`project_id` in the query or JSON body), and seed 000's task-by-key paths, whose
-project the gateway reads from the task first. A request that names no project (the whole
-instance list of seed 002, say) is for administrators only.
+Policy (administrators reach everything; `domain.access` classifies the path):
+- a request naming different projects in its query and JSON body is refused (403);
+- task-by-key paths: the task's project is always read from the scheduler (unknown: 404);
+- item paths of managed resources: the owner is always read by GETting the item from its service
+  (unknown: 404; an item without a project, a product say, is for administrators);
+- `/dt/open/...` and unlisted paths: administrators only;
+- collection paths: the project named in the query or body must be one of the user's.
+Any project the request names must also be one of the user's.
 """
 
 from __future__ import annotations
 
-import json
-import re
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -17,11 +20,22 @@ from aiohttp import web
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_gateway.api import SETTINGS, STORE
 from twinbill_gateway.auth import Forbidden, authenticate
-from twinbill_gateway.domain.routing import Upstream, named_project, upstream_for
+from twinbill_gateway.domain.access import (
+    AdminOnly,
+    Collection,
+    InvalidProject,
+    Item,
+    ProjectConflict,
+    TaskKey,
+    access_for,
+    item_owner,
+    named_projects,
+    parse_body,
+)
+from twinbill_gateway.domain.routing import Upstream, upstream_for
 from twinbill_gateway.store import User
 
 CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
-TASK_BY_KEY = re.compile(r"^/api/v1/scheduler/tasks/([^/]+)/")
 PASSED_HEADERS = ("Content-Type", "X-Pagination", "X-Request-Id", "Location")
 
 
@@ -31,39 +45,59 @@ def _base(request: web.Request, upstream: Upstream) -> str:
             "billing": settings.billing_url}[upstream]
 
 
-async def _task_project(request: web.Request, key: str) -> int | None:
-    """The project of a scheduler task, read from the scheduler."""
-    url = f"{_base(request, 'scheduler')}/api/v1/scheduler/tasks/{key}/"
-    async with request.app[CLIENT].get(url) as response:
-        if response.status != 200:
-            return None
-        body = await response.json()
-    data = body.get("data") if isinstance(body, dict) else None
-    project = data.get("project_id") if isinstance(data, dict) else None
-    return int(project) if isinstance(project, int) else None
+async def _lookup(request: web.Request, upstream: Upstream, path: str, what: str) -> Any:
+    """GET `path` from `upstream` for its owner: the JSON body, 404 when unknown, 502 when down."""
+    try:
+        async with request.app[CLIENT].get(f"{_base(request, upstream)}{path}") as response:
+            if response.status == 404:
+                raise NotFound(f"{what} not found")
+            if response.status >= 500:
+                raise HttpError(502, f"{upstream} service failed reading the owner of {what}")
+            if response.status != 200:
+                raise Forbidden(f"cannot read the project of {what} ({upstream} answered {response.status})")
+            return await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        raise HttpError(502, f"{upstream} service did not answer the owner of {what}: "
+                             f"{type(err).__name__}") from None
+
+
+async def _owner(request: web.Request, access: TaskKey | Item) -> int:
+    """The project that owns a task or an item, read from its service."""
+    if isinstance(access, TaskKey):
+        what = f"task {access.key!r}"
+        body = await _lookup(request, "scheduler", f"/api/v1/scheduler/tasks/{access.key}/", what)
+        data = body.get("data") if isinstance(body, dict) else None
+        owner = item_owner("tasks", data)
+    else:
+        what = f"{access.resource} item {access.lookup.rsplit('/', 1)[-1]!r}"
+        owner = item_owner(access.resource, await _lookup(request, access.upstream, access.lookup, what))
+    if owner is None:
+        raise Forbidden(f"{what} belongs to no project: administrators only")
+    return owner
 
 
 async def authorize(request: web.Request, user: User, body: bytes) -> None:
-    """Raise Forbidden unless the user may make this request."""
+    """Raise Forbidden (or 400/404) unless the user may make this request."""
     if user.is_admin:
         return
-    parsed: object = None
-    if body and request.content_type == "application/json":
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None  # the owning service answers the malformed body itself
-    project = named_project(request.query, parsed)
-    if project is None and (found := TASK_BY_KEY.match(request.path)):
-        project = await _task_project(request, found.group(1))
-        if project is None:
-            raise NotFound("task not found")
-    if project == "invalid":
-        raise HttpError(400, "project_id is not an integer", fields={"project_id": ["Not a valid integer."]})
-    if project is None:
-        raise Forbidden("name a project_id you are a member of (requests across projects are for administrators)")
-    if project not in user.projects:
-        raise Forbidden(f"not a member of project {project}")
+    access = access_for(request.rel_url.raw_path)
+    if isinstance(access, AdminOnly):
+        raise Forbidden(access.reason)
+    try:
+        named = named_projects(request.query.getall("project_id", []), parse_body(body))
+    except ProjectConflict as err:
+        raise Forbidden(str(err)) from None
+    except InvalidProject as err:
+        raise HttpError(400, str(err), fields={"project_id": ["Not a valid integer."]}) from None
+    if named is not None and named not in user.projects:
+        raise Forbidden(f"not a member of project {named}")
+    if isinstance(access, Collection):
+        if named is None:
+            raise Forbidden("name a project_id you are a member of (requests across projects are for administrators)")
+        return
+    owner = await _owner(request, access)
+    if owner not in user.projects:
+        raise Forbidden(f"not a member of project {owner}")
 
 
 async def forward(request: web.Request) -> web.StreamResponse:

@@ -1,8 +1,7 @@
-"""Which service owns a public path, and which project a request names."""
+"""Which service owns a public path (project access is in `access`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 Upstream = Literal["twin", "scheduler", "billing"]
@@ -26,15 +25,3 @@ def upstream_for(path: str) -> Upstream | None:
             return upstream
     return None
 
-
-def named_project(query: Mapping[str, str], body: object) -> int | Literal["invalid"] | None:
-    """The project a request names in its query or JSON body (`project_id`)."""
-    raw: object = query.get("project_id")
-    if raw is None and isinstance(body, dict):
-        raw = body.get("project_id")
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(str(raw))
-    except ValueError:
-        return "invalid"
