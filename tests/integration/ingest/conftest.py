@@ -5,6 +5,7 @@ of the namespace's twin.telemetry queue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -125,9 +126,9 @@ class RunningGateway:
     server: TestServer
 
 
-@pytest.fixture
-async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> AsyncIterator[RunningGateway]:
-    """The gateway app (lifespan and all) on this test's bus namespace, subscribed and loaded."""
+@contextlib.asynccontextmanager
+async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str) -> AsyncIterator[RunningGateway]:
+    """The gateway app (lifespan and all) on a bus namespace and broker, subscribed and loaded."""
     world = seed_world()
     broker.add_users({c.username: c.secret for c in world.creds.values()})
     settings = IngestSettings(
@@ -151,6 +152,13 @@ async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> Async
     finally:
         await server.close()
         await delete_namespace(amqp_url, bus_namespace)
+
+
+@pytest.fixture
+async def running(broker: DevBroker, amqp_url: str, bus_namespace: str) -> AsyncIterator[RunningGateway]:
+    """The gateway on this test's bus namespace and the session's broker."""
+    async with start_gateway(broker, amqp_url, bus_namespace) as gateway:
+        yield gateway
 
 
 class DeviceClient:
@@ -205,24 +213,18 @@ class DeviceClient:
         )
 
 
-@pytest.fixture
-async def connect(running: RunningGateway) -> AsyncIterator[Any]:
-    """connect(name) -> a DeviceClient of a registered device, subscribed to its reply topics."""
-    stack: list[aiomqtt.Client] = []
-    readers: list[asyncio.Task[None]] = []
-
-    async def _connect(name: str, *, creds: DeviceCreds | None = None) -> DeviceClient:
-        creds = creds or running.world.creds[name]
-        client = aiomqtt.Client(
-            "127.0.0.1",
-            running.broker.port,
-            username=creds.username,
-            password=creds.secret,
-            identifier=f"dev-{uuid.uuid4().hex[:10]}",
-            protocol=aiomqtt.ProtocolVersion.V5,
-        )
-        await client.__aenter__()
-        stack.append(client)
+@contextlib.asynccontextmanager
+async def open_device(port: int, creds: DeviceCreds) -> AsyncIterator[DeviceClient]:
+    """A connected DeviceClient of a device on the broker at `port`, subscribed to its replies."""
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        username=creds.username,
+        password=creds.secret,
+        identifier=f"dev-{uuid.uuid4().hex[:10]}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+    )
+    async with client:
         device = DeviceClient(client, creds)
         await client.subscribe(f"/sys/{creds.product_key}/{creds.device_key}/#", qos=1)
         await client.subscribe(f"/ext/session/{creds.product_key}/{creds.device_key}/#", qos=1)
@@ -232,14 +234,25 @@ async def connect(running: RunningGateway) -> AsyncIterator[Any]:
                 if message.topic.value.endswith("_reply") and isinstance(message.payload, bytes):
                     await device.replies.put((message.topic.value, json.loads(message.payload)))
 
-        readers.append(asyncio.create_task(read()))
-        return device
+        reader = asyncio.create_task(read())
+        try:
+            yield device
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await reader
 
-    yield _connect
-    for task in readers:
-        task.cancel()
-    for client in stack:
-        await client.__aexit__(None, None, None)
+
+@pytest.fixture
+async def connect(running: RunningGateway) -> AsyncIterator[Any]:
+    """connect(name) -> a DeviceClient of a registered device, subscribed to its reply topics."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def _connect(name: str, *, creds: DeviceCreds | None = None) -> DeviceClient:
+            creds = creds or running.world.creds[name]
+            return await stack.enter_async_context(open_device(running.broker.port, creds))
+
+        yield _connect
 
 
 class TelemetryReader:

@@ -111,7 +111,11 @@ async def test_every_error_code_is_answered_and_nothing_is_published(
 
     assert (await code_of(b""))[0] == Code.PAYLOAD_EMPTY
     assert (await code_of(b"x" * (64 * 1024 + 1)))[0] == Code.TOO_LARGE
-    assert (await code_of(b"{not json"))[0] == Code.PAYLOAD_FORMAT
+    assert (await code_of(b"{not json")) == (
+        Code.DATA_FORMAT,
+        "Measurepoint post data format error: not valid JSON: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+    )
     assert (await code_of(b"[1, 2]"))[0] == Code.PAYLOAD_FORMAT
     assert (await code_of(variant(allowOfflineSubDevice="yes")))[0] == Code.PAYLOAD_FORMAT
     code, message = await code_of(variant(method="thing.measurepoint.post"))
@@ -252,7 +256,8 @@ async def test_health_and_metrics(running: RunningGateway, connect: Any, telemet
     gateway = await connect("gateway")
     raw = (FIXTURES / "seed003_resume_batch_request.json").read_bytes()
     assert (await gateway.request_raw(gateway.topic("resume/batch"), raw))["code"] == 200
-    assert (await gateway.request_raw(gateway.topic("post"), b"{"))["code"] == 1220
+    assert (await gateway.request_raw(gateway.topic("post"), b"{"))["code"] == 1206
+    assert (await gateway.request_raw(gateway.topic("post"), b"[]"))["code"] == 1220
     assert (await gateway.login(running.world.creds["device1"]))["code"] == 200
     await telemetry.take(1)
     async with aiohttp.ClientSession() as http:
@@ -261,10 +266,20 @@ async def test_health_and_metrics(running: RunningGateway, connect: Any, telemet
             assert response.status == 200
         async with http.get(base / "readyz") as response:
             assert response.status == 200
-            assert (await response.json())["checks"] == ["mqtt", "rabbitmq", "registry"]
+            assert (await response.json())["checks"] == [
+                "command_relay",
+                "ingest_serve",
+                "mqtt",
+                "mqtt_gateway",
+                "rabbitmq",
+                "registry",
+                "registry_listener",
+                "status_reporter",
+            ]
         async with http.get(base / "metrics") as response:
             text = await response.text()
     assert 'ingest_requests_total{code="200",kind="resume/batch"} 1.0' in text
+    assert 'ingest_requests_total{code="1206",kind="post"} 1.0' in text
     assert 'ingest_requests_total{code="1220",kind="post"} 1.0' in text
     assert "ingest_points_accepted_total 9.0" in text
     assert "ingest_publish_confirm_seconds_count 1.0" in text

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from twinbill_common.bus import Bus
-from twinbill_common.health import add_health_routes
+from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_ingest.commands import CommandRelay
@@ -87,21 +88,29 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
         checks["registry"] = lambda: _require(cache.loaded, "registry cache not loaded")
         checks["mqtt"] = lambda: _require(gateway.ready.is_set(), "not subscribed to Mosquitto")
 
+        # Every background task has its check from the start (/readyz iterates the dict while
+        # serve() is still starting them, so watch_task only replaces these values).
+        for name in ("registry_listener", "status_reporter", "mqtt_gateway", "command_relay"):
+            checks[name] = functools.partial(_require, False, f"background task {name} not started yet")
+
         async def serve() -> None:
+            # Each loop handles its own transient failures (reconnects); if one still ends, the
+            # TaskGroup stops the others and /readyz names the stopped task.
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(listener.run())
+                watch_task(checks, "registry_listener", tasks.create_task(listener.run(), name="registry-listener"))
                 await load_with_retry(cache, registry_source)
-                tasks.create_task(status.run())
-                tasks.create_task(gateway.run())
-                tasks.create_task(relay.run())  # after the cache is loaded: commands need models
+                watch_task(checks, "status_reporter", tasks.create_task(status.run(), name="status-reporter"))
+                watch_task(checks, "mqtt_gateway", tasks.create_task(gateway.run(), name="mqtt-gateway"))
+                # after the cache is loaded: commands need models
+                watch_task(checks, "command_relay", tasks.create_task(relay.run(), name="command-relay"))
 
         runner = asyncio.create_task(serve(), name="ingest-serve")
+        watch_task(checks, "ingest_serve", runner)
         try:
             yield
         finally:
             runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+            await asyncio.wait([runner])  # a failure was already logged (watch_task); clean up anyway
             with contextlib.suppress(Exception):
                 await status.flush()
             if isinstance(registry_source, HttpRegistrySource):

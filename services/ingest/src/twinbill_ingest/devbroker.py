@@ -36,7 +36,6 @@ class DevBroker:
 
     def start(self, timeout: float = 10.0) -> DevBroker:
         """Write the configuration, start mosquitto and wait until it accepts connections."""
-        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = (DEPLOY / "mosquitto.conf").read_text()
         conf = conf.replace("listener 1883", f"listener {self.port} 127.0.0.1")
         conf = conf.replace("/etc/mosquitto/twinbill/passwd", str(self.passwd))
@@ -53,10 +52,20 @@ class DevBroker:
         (self.directory / "mosquitto.conf").write_text(conf)
         self.passwd.write_text("")
         self._passwd_add(SERVICE_USER, self.service_password)
+        return self._launch(timeout)
+
+    def restart(self, timeout: float = 10.0) -> DevBroker:
+        """Stop the broker (if it runs) and start it again on the same port with the same users
+        (no persistence: sessions and retained messages are gone, as after a real crash)."""
+        self.stop()
+        return self._launch(timeout)
+
+    def _launch(self, timeout: float) -> DevBroker:
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self._process = subprocess.Popen(  # noqa: S603  # fixed argv: the mosquitto binary and our config
             [mosquitto, "-c", str(self.directory / "mosquitto.conf")],
             stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "mosquitto.log").open("wb"),
+            stderr=(self.directory / "mosquitto.log").open("ab"),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

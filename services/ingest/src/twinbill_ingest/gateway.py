@@ -80,26 +80,38 @@ class Gateway:
         )
 
     async def run(self) -> None:
-        """Serve until cancelled, reconnecting to Mosquitto with backoff."""
+        """Serve until cancelled, reconnecting to Mosquitto with backoff; `ready` is clear while
+        disconnected. Any error other than a lost connection ends the loop (the app's readiness
+        check sees the task stop)."""
         delay = 0.5
         while True:
             try:
-                async with self.mqtt_client(self.client_id) as client, asyncio.TaskGroup() as tasks:
-                    for topic_filter in subscriptions(self.settings.share_group or None):
-                        await client.subscribe(topic_filter, qos=1)
-                    if self.settings.share_group:
-                        tasks.create_task(self._observe_sessions())
-                    self.ready.set()
-                    delay = 0.5
-                    log.info("serving", client_id=self.client_id, share_group=self.settings.share_group)
-                    async for message in client.messages:
-                        await self._inflight.acquire()
-                        tasks.create_task(self._handle(client, message))
-            except aiomqtt.MqttError as err:
-                self.ready.clear()
-                log.warning("MQTT connection lost, reconnecting", error=str(err), delay=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await self._serve_connection()
+            except* aiomqtt.MqttError as group:
+                # The message loop runs inside a TaskGroup, so a lost connection arrives as an
+                # ExceptionGroup (from the loop, the session watcher or the connect itself).
+                log.warning("MQTT connection lost", error="; ".join(str(err) for err in group.exceptions))
+            finally:
+                if self.ready.is_set():
+                    delay = 0.5  # it was serving: the first retry comes soon
+                    self.ready.clear()
+            log.info("reconnecting to Mosquitto", delay=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _serve_connection(self) -> None:
+        """One MQTT connection: subscribe, then hand each request to its own task until the
+        connection ends (in-flight requests are cancelled with it; devices retry them)."""
+        async with self.mqtt_client(self.client_id) as client, asyncio.TaskGroup() as tasks:
+            for topic_filter in subscriptions(self.settings.share_group or None):
+                await client.subscribe(topic_filter, qos=1)
+            if self.settings.share_group:
+                tasks.create_task(self._observe_sessions())
+            self.ready.set()
+            log.info("serving", client_id=self.client_id, share_group=self.settings.share_group)
+            async for message in client.messages:
+                await self._inflight.acquire()
+                tasks.create_task(self._handle(client, message))
 
     async def _observe_sessions(self) -> None:
         """Replicas share request topics, so each also watches every session request (unshared)
