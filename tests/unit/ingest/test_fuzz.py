@@ -43,14 +43,37 @@ json_values = st.recursive(
 )
 
 
+def syntax_code(payload: bytes, max_bytes: int) -> Code | None:
+    """The code a payload must get before its content is looked at, or None if it parses as an
+    object: 1251 empty, 1008 too large, 1206 not valid JSON (seed 003: "Invalid JSON format"),
+    1220 valid JSON that is not an object."""
+    if not payload.strip():
+        return Code.PAYLOAD_EMPTY
+    if len(payload) > max_bytes:
+        return Code.TOO_LARGE
+    try:
+        body = json.loads(payload, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return Code.DATA_FORMAT
+    return None if isinstance(body, dict) else Code.PAYLOAD_FORMAT
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(name)
+
+
 def check(topic: Topic, payload: bytes, registry: FixedRegistry) -> None:
     """The validator's whole contract for any input."""
+    expected = syntax_code(payload, 8192)
     try:
         accepted = validate_request(topic, payload, registry=registry, received_at=1, max_bytes=8192)
     except Rejection as err:
         assert err.code in DOCUMENTED
         assert err.message.strip()
+        if expected is not None:
+            assert err.code == expected, (payload, err.message)
         return
+    assert expected is None, payload
     assert accepted.accepted > 0
     body = encode_accepted(accepted, topic=topic, message_id="m", received_at=1)
     json.loads(body)  # what is published is always valid JSON

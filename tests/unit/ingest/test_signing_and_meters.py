@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.signing import parse_login, parse_login_batch, sign, sign_matches
+from twinbill_ingest.domain.topics import Kind, Topic
+from twinbill_ingest.registry import RegistryCache
+from twinbill_ingest.sessions import SessionHandler
 from twinbill_simulator.meters import Meter, profile
 from twinbill_simulator.signing import sign_sha256
 
@@ -52,6 +55,15 @@ def test_unknown_sign_method_and_bad_params_are_1220() -> None:
         parse_login({"productKey": "p"})
     with pytest.raises(Rejection):
         parse_login_batch({"clientId": "c", "timestamp": "1", "signMethod": "sha256", "subDevices": []})
+
+
+@pytest.mark.parametrize("kind", [Kind.LOGIN, Kind.LOGIN_BATCH, Kind.LOGOUT])
+def test_unparsable_session_request_is_1220(kind: Kind) -> None:
+    """Seed 003's 1206 is for measurepoint data; a session request that is not JSON is 1220."""
+    handler = SessionHandler(RegistryCache(), None, max_bytes=1024)
+    request_id, code, message, _ = handler.decide(Topic("gwprod", "gw1", kind), b'{"id": "1",', now_ms=1)
+    assert (request_id, code) == (None, Code.PAYLOAD_FORMAT)
+    assert message is not None and "not valid JSON" in message
 
 
 def test_profile_averages_one_over_a_day() -> None:

@@ -70,13 +70,18 @@ def test_message_id_is_deterministic_per_publisher_id_and_bytes() -> None:
         (b"", Code.PAYLOAD_EMPTY),
         (b"   \n", Code.PAYLOAD_EMPTY),
         (b"x" * 4097, Code.TOO_LARGE),
-        (b"{", Code.PAYLOAD_FORMAT),
-        (b"\xff\xfe", Code.PAYLOAD_FORMAT),
-        (b'"text"', Code.PAYLOAD_FORMAT),
+        # Not valid JSON: seed 003's 1206 "Invalid JSON format".
+        (b"{", Code.DATA_FORMAT),
+        (b"\xff\xfe", Code.DATA_FORMAT),
+        (b'{"id": "1", "method": "thing.measurepoint.resume.batch", "params": [}', Code.DATA_FORMAT),
+        (b"[" * 4000, Code.DATA_FORMAT),  # nested too deep to parse
         (
             b'{"method": "thing.measurepoint.resume.batch", "params": [{"measurepoints": {"temp": NaN}}]}',
-            Code.PAYLOAD_FORMAT,
+            Code.DATA_FORMAT,
         ),
+        # Valid JSON whose envelope is not the documented request: 1220.
+        (b'"text"', Code.PAYLOAD_FORMAT),
+        (b"[1, 2]", Code.PAYLOAD_FORMAT),
         (b'{"id": [1], "method": "thing.measurepoint.resume.batch", "params": []}', Code.PAYLOAD_FORMAT),
         (b'{"params": []}', Code.METHOD_MISMATCH),
         (b'{"method": "thing.measurepoint.resume.batch"}', Code.PAYLOAD_FORMAT),

@@ -83,7 +83,8 @@ class SessionHandler:
         """Apply one session request: (request id, code, message, data) to reply with."""
         request_id: str | None = None
         try:
-            body = decode_payload(payload, max_bytes=self.max_bytes)
+            # Session requests are not measurepoint data: unparsable JSON stays EnOS's 1220.
+            body = decode_payload(payload, max_bytes=self.max_bytes, unparsable=Code.PAYLOAD_FORMAT)
             request_id = request_id_of(body)
             envelope = parse_envelope(body, topic=topic)
             if topic.kind is Kind.LOGIN:

@@ -73,8 +73,10 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def decode_payload(payload: bytes, *, max_bytes: int) -> dict[str, Any]:
-    """The payload as a JSON object with exact decimals, or Rejection 1251 / 1008 / 1220."""
+def decode_payload(payload: bytes, *, max_bytes: int, unparsable: Code = Code.DATA_FORMAT) -> dict[str, Any]:
+    """The payload as a JSON object with exact decimals, or Rejection 1251 (empty) / 1008 (too
+    large) / `unparsable` (not valid JSON: seed 003's 1206 "Invalid JSON format" for measurepoint
+    requests; the session topics pass 1220) / 1220 (valid JSON but not an object)."""
     if not payload or not payload.strip():
         raise Rejection(Code.PAYLOAD_EMPTY, "the payload has no content")
     if len(payload) > max_bytes:
@@ -82,7 +84,7 @@ def decode_payload(payload: bytes, *, max_bytes: int) -> dict[str, Any]:
     try:
         body = json.loads(payload, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise Rejection(Code.PAYLOAD_FORMAT, f"not valid JSON: {err}") from None
+        raise Rejection(unparsable, f"not valid JSON: {err}") from None
     if not isinstance(body, dict):
         raise Rejection(Code.PAYLOAD_FORMAT, f"the payload is a JSON {type(body).__name__}, not an object")
     return body
