@@ -29,8 +29,12 @@ def main() -> None:
         "--offline-every", type=float, default=600.0, help="mean seconds between offline periods (0: never)"
     )
     parser.add_argument("--offline-seconds", type=float, default=30.0)
-    parser.add_argument("--consumption-scale", type=float, default=1.0,
-                        help="multiply every meter's daily consumption (demos with short billing periods)")
+    parser.add_argument(
+        "--consumption-scale",
+        type=float,
+        default=1.0,
+        help="multiply every meter's daily consumption (demos with short billing periods)",
+    )
     parser.add_argument("--write-config", type=Path, help="write the generated device list here")
     parser.add_argument("--write-registry", type=Path, help="write an INGEST_REGISTRY_FILE for it here")
     args = parser.parse_args()

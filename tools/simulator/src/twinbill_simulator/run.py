@@ -87,7 +87,8 @@ class _GatewaySim:
                     Meter(
                         "water" if water else "electricity",
                         # A meter resumes from its last reported register (a real register persists).
-                        Decimal(sub["start_register"]) if sub.get("start_register")
+                        Decimal(sub["start_register"])
+                        if sub.get("start_register")
                         else Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
                         daily_mean=(0.4 if water else 8.0) * options["consumption_scale"],
                         rng=random.Random(rng.random()),
