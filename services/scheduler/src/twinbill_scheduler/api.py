@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from twinbill_common.errors import NotFound, ValidationFailed
+from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
 from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageWindow, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
+from twinbill_scheduler.errors import RegistryUnavailable
 from twinbill_scheduler.store import TaskStore
 from twinbill_scheduler.zones import ProjectZones
 
@@ -111,6 +112,14 @@ async def _existing(request: web.Request) -> Task:
     return task
 
 
+async def _project_zone(request: web.Request, project_id: int) -> str:
+    """The project's zone as the registry says it; 503 (nothing written) when it cannot say."""
+    try:
+        return await request.app[ZONES].zone_of(project_id)
+    except RegistryUnavailable as err:
+        raise HttpError(503, f"project registry unavailable: {err}; retry") from err
+
+
 def _next_from_now(crontab: Crontab, zone: str) -> datetime:
     return next_fire(_now(), crontab=crontab, tz=ZoneInfo(zone))
 
@@ -118,7 +127,7 @@ def _next_from_now(crontab: Crontab, zone: str) -> datetime:
 async def create_task(request: web.Request) -> web.Response:
     """POST /api/v1/scheduler/task/: "create crontab ok."."""
     body, crontab = _body_with_crontab(TaskCreate, await read_json(request))
-    zone = await request.app[ZONES].zone_of(body.project_id)
+    zone = await _project_zone(request, body.project_id)
     now = _now()
     task = Task(
         natrual_key=uuid.uuid4().hex, name=body.name, project_id=body.project_id,
@@ -160,7 +169,7 @@ async def update_task(request: web.Request) -> web.Response:
     key = _key(request)
     task = await _existing(request)
     body, crontab = _body_with_crontab(TaskUpdate, await read_json(request))
-    zone = await request.app[ZONES].zone_of(task.project_id)
+    zone = await _project_zone(request, task.project_id)
     reschedule = crontab != task.crontab or zone != task.timezone or not task.enabled
     if not body.enabled:
         next_at = None

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus, Delivery
-from twinbill_common.health import add_health_routes
+from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
@@ -83,19 +82,20 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
             await handle_project_changed(delivery, zones=project_zones, store=store,
                                          clock=lambda: datetime.now(UTC))
 
-        async def background() -> None:
-            async with asyncio.TaskGroup() as group:
-                if settings.firing_enabled:
-                    group.create_task(firer.run())
-                if settings.registry_events:
-                    group.create_task(bus.consume(SCHEDULER_REGISTRY.name, RegistryChanged,
-                                                  on_project, prefetch=1))
-
-        runner = asyncio.create_task(background())
+        loops: dict[str, Coroutine[object, object, None]] = {}
+        if settings.firing_enabled:
+            loops["firing"] = firer.run()
+        if settings.registry_events:
+            loops["registry-consumer"] = bus.consume(SCHEDULER_REGISTRY.name, RegistryChanged,
+                                                     on_project, prefetch=1)
+        # Each loop runs for the life of the app; one that stops fails /readyz under its name.
+        runners = [asyncio.create_task(loop, name=f"scheduler.{name}") for name, loop in loops.items()]
+        for name, runner in zip(loops, runners, strict=True):
+            watch_task(checks, name, runner)
         yield
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
         if http_zones is not None:
             await http_zones.close()
         await bus.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twinbill_common.errors import TwinbillError
+from twinbill_common.errors import TransientError, TwinbillError
 
 
 class SchedulerError(TwinbillError):
@@ -11,3 +11,10 @@ class SchedulerError(TwinbillError):
 
 class PublishFailed(SchedulerError):
     """A run message was not confirmed; its fire stays claimed and is retried after the lease."""
+
+
+class RegistryUnavailable(SchedulerError, TransientError):
+    """The twin service did not answer about a project (network error, timeout, 5xx): retry.
+
+    Never answered with a guessed zone: a zone is only stored when the registry said it.
+    """

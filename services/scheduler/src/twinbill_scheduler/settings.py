@@ -16,7 +16,7 @@ class SchedulerSettings(PostgresSettings):
     http_port: int = Field(default=8002, ge=0, le=65535)
     schema_name: str = Field(default="scheduler", pattern=r"^[a-z_][a-z0-9_]*$")
     default_timezone: str = "Asia/Shanghai"
-    # Where project time zones come from (the twin service); unreachable -> default zone.
+    # Where project time zones come from (the twin service); 404 -> default zone, unreachable -> 503.
     twin_url: str = "http://127.0.0.1:8001"
     zone_cache_seconds: float = Field(default=300.0, ge=0)
     # Consume `registry` project events (a project's zone changed).

@@ -1,7 +1,9 @@
 """Project time zones: read from the twin service (GET /api/v1/projects/{id}), cached.
 
-A project the twin does not know (seed 000's examples use projects 42 and 49) or a twin that
-does not answer gets the default zone, logged, so a task is never refused for it.
+A project the twin does not know (404; seed 000's examples use projects 42 and 49), or whose
+zone is not a valid IANA key, gets the default zone, logged. A twin that does not answer
+(connection error, timeout, 5xx, an unreadable body) raises `RegistryUnavailable`: nothing is
+cached and no guessed zone is ever stored; the caller answers 503 or retries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp
 
 from twinbill_common.logging import get_logger
+from twinbill_scheduler.errors import RegistryUnavailable
 
 log = get_logger(__name__)
 
@@ -21,7 +24,7 @@ class ProjectZones(Protocol):
     """Where a project's IANA time zone comes from."""
 
     async def zone_of(self, project_id: int) -> str:
-        """The project's zone name (a valid IANA key)."""
+        """The project's zone name (a valid IANA key); RegistryUnavailable if it cannot be read."""
         ...
 
     def forget(self, project_id: int) -> None:
@@ -56,7 +59,10 @@ class StaticZones:
 
 
 class HttpProjectZones:
-    """Zones from the twin service, cached for `ttl` seconds; the default when it cannot say."""
+    """Zones from the twin service, cached for `ttl` seconds; the default for an unknown project.
+
+    Only answers are cached: an unreachable twin raises RegistryUnavailable every time.
+    """
 
     def __init__(self, base_url: str, *, default: str, ttl: float = 300.0,
                  timeout: float = 3.0) -> None:
@@ -77,7 +83,10 @@ class HttpProjectZones:
         self._cache.pop(project_id, None)
 
     async def zone_of(self, project_id: int) -> str:
-        """The project's zone from the twin service, cached; the default when unknown."""
+        """The project's zone from the twin service, cached; the default when unknown (404).
+
+        Raises RegistryUnavailable (not cached) when the twin does not answer.
+        """
         cached = self._cache.get(project_id)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
@@ -99,9 +108,9 @@ class HttpProjectZones:
                 response.raise_for_status()
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-            log.warning("twin service unreachable, default zone", project_id=project_id,
-                        zone=self.default, error=repr(err))
-            return self.default
+            log.warning("twin service unreachable, project zone unknown", project_id=project_id,
+                        error=repr(err))
+            raise RegistryUnavailable(f"GET {url}: {err!r}") from err
         zone = body.get("timezone") if isinstance(body, dict) else None
         if not valid_zone(zone):
             log.warning("project has no valid time zone, default zone", project_id=project_id,
