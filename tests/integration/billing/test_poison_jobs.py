@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import aio_pika
+import pytest
 
 from twinbill_billing.demo import seed_demo_tariffs
+from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import REASON_HEADER
 from twinbill_common.schemas.billing import BillingJob, RunBilling
 from twinbill_common.topology import BILLING
@@ -15,6 +17,13 @@ from twinbill_common.topology import BILLING
 from .conftest import Billing, wait_for
 from .fake_twin import TwinData, meter
 from .test_billing_run import P_END, P_START, PROJECT, finished_run, run_message
+
+
+@pytest.fixture
+def billing_settings(billing_settings: BillingSettings) -> BillingSettings:
+    """No in-place retries: each transient failure is a redelivery, so the delivery limit is
+    reached in seconds (in production a job retries in place for BILLING_RETRY_BUDGET first)."""
+    return billing_settings.model_copy(update={"retry_budget": 0.0})
 
 
 async def drained(billing: Billing, outcome: str, count: int = 1) -> None:
@@ -96,7 +105,8 @@ async def test_empty_run_finishes_and_unknown_project_is_dead_lettered(
     await channel.close()
     async with billing.http.get(f"{billing.url}/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"] == ["mongodb", "rabbitmq"]
+        assert (await response.json())["checks"] == ["dead-letter-watcher", "jobs-consumer", "mongodb",
+                                                      "queue-depth", "rabbitmq", "runs-consumer"]
     async with billing.http.get(f"{billing.url}/metrics") as response:
         text = await response.text()
     assert "billing_jobs_queue_depth " in text and "billing_run_duration_seconds_count 1.0" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -17,14 +17,14 @@ from twinbill_billing.api import CLOCK, add_management_routes
 from twinbill_billing.deadletters import declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
-from twinbill_billing.history import STORE, add_history_routes
+from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
 from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import HttpTwinClient
 from twinbill_common.bus import Bus
-from twinbill_common.health import add_health_routes
+from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_management, render_meta
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
@@ -84,11 +84,15 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         store = BillStore(client, settings.mongo_db)
         await store.ensure_indexes()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
-        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        bus = Bus(
+            settings.amqp_url.get_secret_value(),
+            namespace=settings.bus_namespace,
+            retry_budget=settings.retry_budget,
+        )
         await bus.connect()
         await declare_journal(bus)
         await declare_parking(bus)
-        twin = HttpTwinClient(settings.twin_url, session=session)
+        twin = HttpTwinClient(settings.twin_url, session=session, zone_ttl=settings.zone_cache_seconds)
         ctx = BillingContext(
             store=store,
             twin=twin,
@@ -100,34 +104,31 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
             publish_issued=settings.publish_issued,
         )
         app[STORE] = store
+        app[TWIN] = twin
         app[CONTEXT] = ctx
         checks["mongodb"] = store.ping
         checks["rabbitmq"] = bus.ping
 
-        async def background() -> None:
-            async with asyncio.TaskGroup() as group:
-                if settings.consume_runs:
-                    group.create_task(
-                        bus.consume(BILLING_RUNS.name, RunBilling, partial(handle_run, ctx=ctx), prefetch=1)
-                    )
-                if settings.consume_jobs:
-                    group.create_task(
-                        bus.consume(
-                            BILLING_JOBS.name,
-                            BillingJob,
-                            partial(handle_job, ctx=ctx),
-                            prefetch=settings.job_prefetch,
-                        )
-                    )
-                if settings.consume_dead_letters:
-                    group.create_task(watch_dead_letters(ctx))
-                group.create_task(watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval))
-
-        runner = asyncio.create_task(background(), name="billing-consumers")
+        loops: dict[str, Coroutine[object, object, None]] = {}
+        if settings.consume_runs:
+            loops["runs-consumer"] = bus.consume(
+                BILLING_RUNS.name, RunBilling, partial(handle_run, ctx=ctx), prefetch=1
+            )
+        if settings.consume_jobs:
+            loops["jobs-consumer"] = bus.consume(
+                BILLING_JOBS.name, BillingJob, partial(handle_job, ctx=ctx), prefetch=settings.job_prefetch
+            )
+        if settings.consume_dead_letters:
+            loops["dead-letter-watcher"] = watch_dead_letters(ctx)
+        loops["queue-depth"] = watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
+        # Each loop runs for the life of the app; one that stops fails /readyz under its name.
+        runners = [asyncio.create_task(loop, name=f"billing.{name}") for name, loop in loops.items()]
+        for name, runner in zip(loops, runners, strict=True):
+            watch_task(checks, name, runner)
         yield
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
         await bus.close()
         await session.close()
         await client.close()

@@ -2,7 +2,8 @@
 
 Shapes follow the seed exactly (see README.md for the choices where it is inconsistent): readings
 and charges are strings with two decimals, times are naive ISO in the project's time zone (kept on
-each bill at billing time), `device_id` is the meter number (device key).
+each bill at billing time), `device_id` is the meter number (device key). The history/time day
+window is in the project's zone as the twin says it now (cached), else the bills' zone.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from twinbill_billing.domain.periods import (
     render_local,
 )
 from twinbill_billing.domain.pricing import CENT
+from twinbill_billing.errors import BillingError
 from twinbill_billing.store import BillStore
+from twinbill_billing.twin import TwinClient
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, meta_ok
+from twinbill_common.logging import get_logger
 
+log = get_logger(__name__)
 STORE = web.AppKey("bill_store", BillStore)
+TWIN = web.AppKey("twin_client", TwinClient)
 MAX_PAGE_SIZE = 1000
 # history/time has its own device-type codes: 10 all, 0 electricity, 1 water (seed 000).
 TIME_DEVICE_TYPES = {10: None, 0: 2, 1: 1}
@@ -72,6 +78,17 @@ def device_filter(device_id: str) -> dict[str, Any]:
     if device_id.isdigit():
         return {"$or": [{"device_key": device_id}, {"device_id": int(device_id)}]}
     return {"device_key": device_id}
+
+
+async def project_zone(request: web.Request, project_id: int, *, recorded: str) -> str:
+    """The project's zone from the twin (cached by the client); the bills' `recorded` zone when
+    the twin cannot say (unreachable, 5xx, unknown project)."""
+    try:
+        return await request.app[TWIN].project_timezone(project_id)
+    except BillingError as err:
+        log.warning("project zone unavailable, using the bills' zone", project_id=project_id,
+                    zone=recorded, error=str(err))
+        return recorded
 
 
 def _time(value: datetime, tz: str) -> str:
@@ -179,7 +196,8 @@ async def get_history_time(request: web.Request) -> web.Response:
     sample = await store.find_bills({"project_id": project_id}, limit=1)
     if not sample:
         return meta_ok([], "success")
-    start, end = local_day_bounds(dates["start_date"], dates["end_date"], tz=sample[0].get("timezone", "UTC"))
+    zone = await project_zone(request, project_id, recorded=sample[0].get("timezone", "UTC"))
+    start, end = local_day_bounds(dates["start_date"], dates["end_date"], tz=zone)
     conditions: list[dict[str, Any]] = [
         {"project_id": project_id},
         {"to_time": {"$gte": start, "$lt": end}},

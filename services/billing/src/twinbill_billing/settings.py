@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from twinbill_common.bus import RETRY_BUDGET_SECONDS
 from twinbill_common.settings import CommonSettings
 
 
@@ -18,6 +19,8 @@ class BillingSettings(CommonSettings):
     mongo_db: str = "billing"
     twin_url: str = "http://127.0.0.1:8001"
     twin_timeout: float = Field(default=30.0, gt=0)
+    # How long a project's time zone read from the twin is reused (a zone change shows within it).
+    zone_cache_seconds: float = Field(default=300.0, ge=0)
     # Devices per job: one twin readings call (<= 5,000 ids) and one insert_many per job.
     chunk_size: int = Field(default=500, ge=1, le=5000)
     # Jobs a replica holds unacknowledged at once (the bounded prefetch of billing.jobs).
@@ -28,4 +31,7 @@ class BillingSettings(CommonSettings):
     consume_dead_letters: bool = True
     # Publish a BillIssued (routing key bill.issued) per new bill (events.py).
     publish_issued: bool = True
+    # How long a consumer retries a transient failure in place before requeueing (a redelivery
+    # counts toward the delivery limit); the platform's default.
+    retry_budget: float = Field(default=RETRY_BUDGET_SECONDS, ge=0)
     queue_depth_interval: float = Field(default=5.0, gt=0)

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from twinbill_billing.domain.periods import from_epoch_ms
 from twinbill_billing.errors import BadRunInput, TwinUnavailable
 
 READINGS_BATCH = 5000
+PROJECT_TIMEOUT = 5.0  # seconds for GET /api/v1/projects/{id} (the read API waits on it too)
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,28 @@ class TwinClient(Protocol):
         ...
 
     async def project_timezone(self, project_id: int) -> str:
-        """The project's IANA time zone."""
+        """The project's IANA time zone (TwinUnavailable / BadRunInput when it cannot be read)."""
         ...
 
 
 class HttpTwinClient:
     """The twin service over HTTP, per the contract; network and 5xx errors are transient."""
 
-    def __init__(self, base_url: str, *, session: aiohttp.ClientSession, page_size: int = 1000) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession,
+        page_size: int = 1000,
+        zone_ttl: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.page_size = page_size
-        self._zones: dict[int, str] = {}
+        self.zone_ttl = zone_ttl
+        self._monotonic = monotonic
+        self._zones: dict[int, tuple[float, str]] = {}  # project -> (expires at, zone)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
@@ -125,11 +137,20 @@ class HttpTwinClient:
         return found
 
     async def project_timezone(self, project_id: int) -> str:
-        """`GET /api/v1/projects/{id}`'s timezone, cached for the life of the client."""
-        if project_id not in self._zones:
-            body = await self._call("GET", f"/api/v1/projects/{project_id}")
-            zone = body.get("timezone") if isinstance(body, dict) else None
-            if not isinstance(zone, str) or not zone:
-                raise BadRunInput(f"project {project_id} has no timezone in the twin's answer")
-            self._zones[project_id] = zone
-        return self._zones[project_id]
+        """`GET /api/v1/projects/{id}`'s timezone, cached for `zone_ttl` seconds.
+
+        Only answers are cached, so a zone change reaches billing within `zone_ttl`, and a twin
+        that did not answer is asked again on the next call.
+        """
+        now = self._monotonic()
+        cached = self._zones.get(project_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        body = await self._call(
+            "GET", f"/api/v1/projects/{project_id}", timeout=aiohttp.ClientTimeout(total=PROJECT_TIMEOUT)
+        )
+        zone = body.get("timezone") if isinstance(body, dict) else None
+        if not isinstance(zone, str) or not zone:
+            raise BadRunInput(f"project {project_id} has no timezone in the twin's answer")
+        self._zones[project_id] = (now + self.zone_ttl, zone)
+        return zone
