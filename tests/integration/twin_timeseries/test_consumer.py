@@ -192,3 +192,51 @@ async def test_readiness_includes_the_consumer(twin: TestClient[Any, Any]) -> No
     resp = await twin.get("/readyz")
     assert resp.status == 200, await resp.text()
     assert "telemetry_consumer" in twin.app[READINESS]
+
+
+async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(pool: asyncpg.Pool) -> None:
+    """Another batch stores one of our keys while we insert: our fast insert hits the unique key,
+    falls back to ON CONFLICT DO NOTHING, stores only the new rows and rolls up exactly those."""
+    device = await make_device(pool)
+    humidity = device.attributes["humidity"]
+    points = [(T0 + i * 1000, {"humidity": Decimal(i % 7) + Decimal("0.5")}) for i in range(120)]
+    contested = points[30][0]
+    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() uses no bus
+    consumer.partitions = PartitionManager()
+
+    class _Raw:
+        message_id = "concurrent"
+
+    # warm the partitions and caches with an unrelated point so the blocked moment is the insert
+    def validated(batch: list[tuple[int, dict[str, Any]]]) -> MeasurementsAccepted:
+        built = measurements(device, batch)
+        return MeasurementsAccepted.model_validate({name: getattr(built, name) for name in built.model_fields_set})
+
+    await consumer.handle([Delivery(validated([(T0 - 3_600_000, {"humidity": Decimal(1)})]),
+                                    _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+    blocker = await pool.acquire()
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("INSERT INTO samples (attribute_id, idx, ts, num, dbl) VALUES ($1, -1, $2, 3.5, 3.5)",
+                              humidity, contested)
+        batch = asyncio.create_task(consumer.handle(
+            [Delivery(validated(points), _Raw())]))  # type: ignore[arg-type]  # handle() reads no raw
+
+        async def waiting_on_the_blocker() -> bool:
+            return bool(await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+
+        await wait_for(waiting_on_the_blocker, timeout=10)
+        await transaction.commit()
+        await asyncio.wait_for(batch, timeout=10)
+    finally:
+        await pool.release(blocker)
+    assert await count_samples(pool, humidity) == 1 + 120  # the warm-up point, then each key once
+    in_window = await pool.fetchrow(
+        "SELECT sum(n) AS n, sum(sum) AS total FROM rollup_1m WHERE attribute_id = $1 AND bucket >= $2",
+        humidity, T0 - T0 % 60_000)
+    ours = [value["humidity"] for ts, value in points if ts != contested]
+    assert in_window["n"] == len(ours) == 119  # the contested key was stored by the other batch
+    assert in_window["total"] == float(sum(ours))
