@@ -17,7 +17,7 @@ from typing import Any
 import aio_pika
 import aiomqtt
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
@@ -28,6 +28,8 @@ from twinbill_ingest.gateway import Gateway
 from twinbill_ingest.registry import RegistryCache, StaticRegistrySource
 from twinbill_ingest.registry_events import RegistryListener
 from twinbill_ingest.settings import IngestSettings
+from twinbill_twin.app import create_app as create_twin_app
+from twinbill_twin.settings import TwinSettings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TIMEOUT = 10.0
@@ -302,3 +304,19 @@ def decode(body: bytes) -> Any:
 def telemetry(amqp_url: str, bus_namespace: str) -> TelemetryReader:
     """The reader of this test's telemetry queue."""
     return TelemetryReader(amqp_url, bus_namespace)
+
+
+@pytest.fixture
+async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """The real twin app in-process, on its own schema, sharing this test's bus namespace."""
+    settings = TwinSettings(
+        pg_dsn=pg_dsn,
+        amqp_url=amqp_url,
+        schema_name=f"twin_{uuid.uuid4().hex[:8]}",
+        bus_namespace=bus_namespace,
+        pg_pool_max=3,
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
+    await client.start_server()
+    yield client
+    await client.close()

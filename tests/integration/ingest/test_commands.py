@@ -29,8 +29,6 @@ from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource
 from twinbill_ingest.settings import IngestSettings
-from twinbill_twin.app import create_app as create_twin_app
-from twinbill_twin.settings import TwinSettings
 
 
 class SetListener:
@@ -284,21 +282,6 @@ async def test_a_held_command_survives_the_gateway_stopping(
     finally:
         await replica.close()
 
-
-@pytest.fixture
-async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[TestClient[Any, Any]]:
-    """The twin app on its own schema, sharing this test's bus namespace."""
-    settings = TwinSettings(
-        pg_dsn=pg_dsn,
-        amqp_url=amqp_url,
-        schema_name=f"twin_{uuid.uuid4().hex[:8]}",
-        bus_namespace=bus_namespace,
-        pg_pool_max=3,
-    )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def test_seed002_patch_on_the_twin_ends_at_the_device_set_topic(

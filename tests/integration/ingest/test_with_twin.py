@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
@@ -22,24 +20,6 @@ from twinbill_ingest.app import CACHE, GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource
 from twinbill_ingest.settings import IngestSettings
-from twinbill_twin.app import create_app as create_twin_app
-from twinbill_twin.settings import TwinSettings
-
-
-@pytest.fixture
-async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[TestClient[Any, Any]]:
-    """The twin app on its own schema, sharing this test's bus namespace."""
-    settings = TwinSettings(
-        pg_dsn=pg_dsn,
-        amqp_url=amqp_url,
-        schema_name=f"twin_{uuid.uuid4().hex[:8]}",
-        bus_namespace=bus_namespace,
-        pg_pool_max=3,
-    )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def test_registry_from_the_twin_and_status_back_to_it(

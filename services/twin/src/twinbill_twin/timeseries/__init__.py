@@ -11,12 +11,10 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
-from twinbill_common.health import READINESS
-from twinbill_common.logging import get_logger
+from twinbill_common.health import READINESS, watch_task
 from twinbill_twin.timeseries.api import add_timeseries_routes
 from twinbill_twin.timeseries.consumer import TelemetryConsumer
 
-log = get_logger(__name__)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
 
 
@@ -47,14 +45,8 @@ def setup_timeseries(
                                      max_batch=max_batch, max_wait=max_wait, parallel=parallel)
         current[CONSUMER] = consumer
         task = asyncio.create_task(consumer.run(), name="twin-telemetry-consumer")
-        task.add_done_callback(_report_exit)
-
-        async def consuming() -> None:
-            if task.done():
-                raise RuntimeError("the telemetry consumer has stopped")
-
         if READINESS in current:
-            current[READINESS]["telemetry_consumer"] = consuming
+            watch_task(current[READINESS], "telemetry_consumer", task)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -62,11 +54,6 @@ def setup_timeseries(
 
     if consume:
         app.cleanup_ctx.append(background)
-
-
-def _report_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("telemetry consumer stopped", error=repr(task.exception()))
 
 
 __all__: list[str] = ["CONSUMER", "TelemetryConsumer", "setup_timeseries"]
