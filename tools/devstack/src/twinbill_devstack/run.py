@@ -117,7 +117,7 @@ async def main_async() -> None:
     if problems:
         raise SystemExit("stack: " + "; ".join(problems))
     logs = STATE_DIR / "logs"
-    mongo_url = await asyncio.to_thread(ensure_mongo, state_dir=STATE_DIR)
+    mongo_url, mongo = await asyncio.to_thread(ensure_mongo, state_dir=STATE_DIR)
     platform = services(mongo_url)
     running = [s for s in platform if s.available()]
     for missing in (s for s in platform if not s.available()):
@@ -157,6 +157,9 @@ async def main_async() -> None:
                     await asyncio.wait_for(service.process.wait(), timeout=10)
                 if service.process.returncode is None:
                     service.process.kill()
+        if mongo is not None:  # the embedded MongoDB this run started
+            mongo.terminate()
+            await asyncio.to_thread(mongo.wait, 10)
 
 
 async def seed_demo() -> dict[str, Any] | None:

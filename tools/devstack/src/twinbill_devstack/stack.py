@@ -64,13 +64,15 @@ def ensure_services(*, wait: float = 90.0) -> list[str]:
     return problems
 
 
-def ensure_mongo(*, state_dir: Path, port: int = 27017) -> str:
-    """The MongoDB URL to use: MONGO_URL if set, else one already on `port`, else a new nx-27017."""
+def ensure_mongo(*, state_dir: Path, port: int = 27017) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The MongoDB URL to use: MONGO_URL if set, else one already on `port`, else a new nx-27017
+    (returned too, so whoever started it can stop it)."""
     if url := os.environ.get("MONGO_URL"):
-        return url
+        return url, None
+    started = None
     if not port_open("127.0.0.1", port):
-        start_embedded_mongo(data_dir=state_dir / "mongo", port=port, log_file=state_dir / "mongo.log")
-    return f"mongodb://127.0.0.1:{port}"
+        started = start_embedded_mongo(data_dir=state_dir / "mongo", port=port, log_file=state_dir / "mongo.log")
+    return f"mongodb://127.0.0.1:{port}", started
 
 
 # Namespaces the test suite and the benchmarks make: `t<hex>.`, `tts<hex>.`, `bench<hex>.`, ...
@@ -130,7 +132,8 @@ def main() -> None:
         queues, exchanges = sweep_test_namespaces(url=url)
         print(f"stack: deleted {queues} queues and {exchanges} exchanges left by earlier test runs")
     if not args.no_mongo:
-        print(f"stack: MongoDB at {ensure_mongo(state_dir=args.state_dir)}")
+        url, _ = ensure_mongo(state_dir=args.state_dir)  # left running: that is what `make stack` is for
+        print(f"stack: MongoDB at {url}")
 
 
 if __name__ == "__main__":
