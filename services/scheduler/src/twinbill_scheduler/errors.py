@@ -9,10 +9,6 @@ class SchedulerError(TwinbillError):
     """Root of the errors the scheduler raises itself."""
 
 
-class PublishFailed(SchedulerError):
-    """A run message was not confirmed; its fire stays claimed and is retried after the lease."""
-
-
 class RegistryUnavailable(SchedulerError, TransientError):
     """The twin service did not answer about a project (network error, timeout, 5xx): retry.
 

@@ -211,9 +211,3 @@ class TaskStore:
     async def count_enabled(self) -> int:
         """How many tasks are enabled (a metric)."""
         return int(await self.pool.fetchval("SELECT count(*) FROM tasks WHERE enabled"))
-
-    async def earliest_due(self) -> datetime | None:
-        """The earliest next fire time of an enabled task."""
-        value: datetime | None = await self.pool.fetchval(
-            "SELECT min(next_fire_at) FROM tasks WHERE enabled")
-        return value

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from twinbill_common.times import seed000_time
+
 
 class PeriodError(ValueError):
     """A period or date that cannot be used."""
@@ -45,7 +47,7 @@ def zone(name: str) -> ZoneInfo:
 
 def render_local(instant: datetime, *, tz: str) -> str:
     """Seed 000's time text: naive ISO-8601 local time to the second, e.g. 2019-10-01T00:00:00."""
-    return instant.astimezone(zone(tz)).replace(tzinfo=None).isoformat(timespec="seconds")
+    return seed000_time(instant, zone(tz))
 
 
 def from_epoch_ms(value: int) -> datetime:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from twinbill_common.times import seed000_time
 from twinbill_scheduler.domain.crontab import Crontab
 
 
@@ -67,9 +68,7 @@ class Fire:
 
 def local_iso(instant: datetime | None, tz: ZoneInfo) -> str | None:
     """Seed 000's time format: naive ISO local time in the project's zone, to the second."""
-    if instant is None:
-        return None
-    return instant.astimezone(tz).replace(tzinfo=None).isoformat(timespec="seconds")
+    return None if instant is None else seed000_time(instant, tz)
 
 
 def render_task(task: Task) -> dict[str, Any]:

@@ -154,7 +154,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                          "values, which cannot be downsampled; query raw points")
     series: dict[int, list[tuple[int, Any]]]
     if q.downsample is None:
-        series = dict(await reader.fetch_raw(conn, attribute_id, q.start, q.end))
+        series = dict(await reader.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
         if sum(len(points) for points in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "
                                         "or add a downsample")

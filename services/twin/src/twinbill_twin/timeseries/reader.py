@@ -26,7 +26,7 @@ WHERE a.id = $1
 
 _RAW = """
 SELECT idx, ts, dbl, txt FROM samples
-WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx
+WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx LIMIT $4
 """
 
 _READINGS = """
@@ -57,10 +57,11 @@ async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncp
     return await conn.fetchrow(_ATTRIBUTE, attribute_id)
 
 
-async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
+async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int
                     ) -> dict[int, list[tuple[int, float | str]]]:
-    """Raw points in [start, end] per series index, numbers as doubles, others as text."""
-    rows = await conn.fetch(_RAW, attribute_id, start, end)
+    """Raw points in [start, end] per series index, numbers as doubles, others as text; at most
+    `limit` rows are read, so an over-wide query is refused without loading it all."""
+    rows = await conn.fetch(_RAW, attribute_id, start, end, limit)
     series: dict[int, list[tuple[int, float | str]]] = defaultdict(list)
     for idx, ts, dbl, txt in rows:
         series[idx].append((ts, dbl if dbl is not None else txt))

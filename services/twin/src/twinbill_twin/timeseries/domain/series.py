@@ -25,11 +25,6 @@ def downsample_summaries(name: str, buckets: Mapping[int, Summary]) -> dict[int,
     return {bucket: summarise(name, summary) for bucket, summary in buckets.items()}
 
 
-def downsample_values(name: str, buckets: Mapping[int, Sequence[float]]) -> dict[int, float]:
-    """Bucket values of any aggregator from the raw values of each bucket (percentiles)."""
-    return {bucket: aggregate(name, values) for bucket, values in buckets.items() if values}
-
-
 def fill(values: Mapping[int, float], *, starts: Sequence[int], policy: Fill) -> Points:
     """Bucketed values in time order; with a fill policy every bucket start is present."""
     if policy is Fill.NONE:
