@@ -169,6 +169,7 @@ async def test_a_command_reaches_an_online_device_with_the_exact_payload_and_its
     await listener.reply(topic, body["id"])
     replies = relay.metrics.command_replies.labels("200")
     await until(lambda: replies._value.get() == 1, "the set_reply to be consumed")
+    await until(lambda: counted(relay, "delivered") == 1, "the command to be counted delivered")
     assert counted(relay, "delivered") == 1
 
 
@@ -194,6 +195,8 @@ async def test_an_offline_sub_device_gets_its_command_after_login_and_a_newer_ve
     await send(bus, command(device1, {"temp": "9"}, version=3))
     _, marker, _ = await listener.next()
     assert marker["params"] == {"temp": Decimal("9")}
+    # counted when the broker's PUBACK returns, which may land after the device has the message
+    await until(lambda: counted(relay, "delivered") == 2, "v2 and the marker to be counted delivered")
     assert counted(relay, "delivered") == 2
 
 
