@@ -13,7 +13,7 @@ $(UV):
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # Installs exactly what requirements.lock pins (the workspace members editable).
-$(VENV)/.installed: $(UV) requirements.lock
+$(VENV)/.installed: $(UV) requirements.lock $(wildcard pyproject.toml */*/pyproject.toml)
 	$(UV) pip sync --python $(BIN)/python --quiet requirements.lock
 	touch $@
 

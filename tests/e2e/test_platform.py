@@ -45,6 +45,13 @@ LEAD = timedelta(seconds=8)
 OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 NAIVE_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 CENT = Decimal("0.01")
+# The dead-letter queues each service watches (twinbill_dead_letter_messages{queue}).
+DEAD_LETTER_GAUGES = {
+    "twin": ("twin.telemetry.dlq",),
+    "ingest": ("ingest.commands.dlq",),
+    "scheduler": ("scheduler.registry.dlq",),
+    "billing": ("billing.runs.dlq", "billing.jobs.dlq", "billing.jobs.parked"),
+}
 
 
 class Api:
@@ -371,6 +378,13 @@ async def test_readings_over_mqtt_become_bills_through_the_gateway(
             assert total["value"] == readings[key][-1][1]
             assert total["stime"] == epoch_ms(readings[key][-1][0])
             assert await count_points(key) == len(readings[key])
+
+        # Nothing was dead-lettered, and each service says so for the queues it consumes.
+        for name, queues in DEAD_LETTER_GAUGES.items():
+            async with http.get(f"{platform.url(name)}/metrics") as response:
+                text = await response.text()
+            for queue in queues:
+                assert f'twinbill_dead_letter_messages{{queue="{queue}"}} 0.0' in text, (name, queue)
 
     # Exact consumption and charge as billing stored them (seed 000's history does not show them).
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)

@@ -105,8 +105,10 @@ async def test_empty_run_finishes_and_unknown_project_is_dead_lettered(
     await channel.close()
     async with billing.http.get(f"{billing.url}/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"] == ["dead-letter-watcher", "jobs-consumer", "mongodb",
-                                                      "queue-depth", "rabbitmq", "runs-consumer"]
+        assert (await response.json())["checks"] == ["dead-letter-depth", "dead-letter-watcher",
+                                                      "jobs-consumer", "mongodb", "queue-depth",
+                                                      "rabbitmq", "runs-consumer"]
     async with billing.http.get(f"{billing.url}/metrics") as response:
         text = await response.text()
     assert "billing_jobs_queue_depth " in text and "billing_run_duration_seconds_count 1.0" in text
+    assert 'twinbill_dead_letter_messages{queue="billing.runs.dlq"}' in text

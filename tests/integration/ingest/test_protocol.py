@@ -268,6 +268,7 @@ async def test_health_and_metrics(running: RunningGateway, connect: Any, telemet
             assert response.status == 200
             assert (await response.json())["checks"] == [
                 "command_relay",
+                "dead_letter_depth",
                 "ingest_serve",
                 "mqtt",
                 "mqtt_gateway",
@@ -283,4 +284,5 @@ async def test_health_and_metrics(running: RunningGateway, connect: Any, telemet
     assert 'ingest_requests_total{code="1220",kind="post"} 1.0' in text
     assert "ingest_points_accepted_total 9.0" in text
     assert "ingest_publish_confirm_seconds_count 1.0" in text
+    assert 'twinbill_dead_letter_messages{queue="ingest.commands.dlq"} 0.0' in text
     assert "ingest_online_sub_devices 1.0" in text

@@ -173,7 +173,10 @@ class Bus:
             await declared.bind(self.name(queue.exchange), routing_key=key)
 
     async def exchange(self, name: str) -> AbstractExchange:
-        """A declared exchange by its un-namespaced name."""
+        """A declared exchange by its un-namespaced name; "" is the default exchange (routing
+        key = queue name)."""
+        if name == "":
+            return self.channel.default_exchange
         if name not in self._exchanges:
             self._exchanges[name] = await self.channel.get_exchange(self.name(name), ensure=False)
         return self._exchanges[name]
@@ -222,6 +225,29 @@ class Bus:
             raise BusUnavailable(f"publish to {exchange}/{routing_key} failed: {err!r}") from err
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BusUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {confirmation!r}")
+
+    async def open_channel(self) -> AbstractRobustChannel:
+        """A channel of its own for the caller to close (inspection, basic.get)."""
+        if self._connection is None:
+            raise BusUnavailable("bus is not connected")
+        return await self._connection.channel()
+
+    async def queue_depth(self, queue: str) -> int:
+        """Ready messages in a queue (un-namespaced name), by a passive declare on a channel of
+        its own (a passive declare of a missing queue closes its channel)."""
+        try:
+            channel = await self.open_channel()
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
+            raise BusUnavailable(f"no channel to inspect {queue}: {err!r}") from err
+        try:
+            declared = await channel.declare_queue(self.name(queue), passive=True)
+            result = declared.declaration_result
+            return int(result.message_count or 0)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
+            raise BusUnavailable(f"cannot inspect queue {self.name(queue)}: {err!r}") from err
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def dead_letter(self, raw: AbstractIncomingMessage, *, queue: str, reason: str) -> None:
         """Move a message to `<queue>.dlq` with the reason in a header, then ack the original."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
@@ -14,7 +13,7 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
-from twinbill_billing.deadletters import declare_parking, watch_dead_letters
+from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
@@ -24,6 +23,8 @@ from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import HttpTwinClient
 from twinbill_common.bus import Bus
+from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
+from twinbill_common.errors import BusUnavailable
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_management, render_meta
 from twinbill_common.logging import get_logger
@@ -43,23 +44,12 @@ def utc_clock() -> datetime:
 
 
 async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: float) -> None:
-    """Keep billing_jobs_queue_depth current with a passive declare of billing.jobs."""
+    """Keep billing_jobs_queue_depth current (what an autoscaler scales on)."""
     while True:
-        channel = None
         try:
-            channel = (
-                await bus._connection.channel() if bus._connection else None
-            )  # a private channel: a failed passive declare closes it
-            if channel is not None:
-                queue = await channel.declare_queue(bus.name(BILLING_JOBS.name), passive=True)
-                result: Any = queue.declaration_result
-                metrics.queue_depth.set(result.message_count)
-        except Exception as err:  # noqa: BLE001  # the gauge is best effort; the next tick retries
-            log.warning("queue depth unavailable", error=repr(err))
-        finally:
-            if channel is not None:
-                with contextlib.suppress(Exception):
-                    await channel.close()
+            metrics.queue_depth.set(await bus.queue_depth(BILLING_JOBS.name))
+        except BusUnavailable as err:  # the gauge is best effort; the next tick retries
+            log.warning("queue depth unavailable", error=str(err))
         await asyncio.sleep(interval)
 
 
@@ -72,6 +62,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     app[CLOCK] = clock
     registry = new_registry()
     metrics = BillingMetrics(registry)
+    dead_letters = dead_letter_gauge(registry)
     app[METRICS] = metrics
     checks = add_health_routes(app, registry=registry)
     add_history_routes(app)
@@ -121,6 +112,9 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         if settings.consume_dead_letters:
             loops["dead-letter-watcher"] = watch_dead_letters(ctx)
         loops["queue-depth"] = watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
+        loops["dead-letter-depth"] = watch_dead_letter_depth(
+            bus, (f"{BILLING_RUNS.name}.dlq", f"{BILLING_JOBS.name}.dlq", PARKED), dead_letters,
+            interval=settings.queue_depth_interval)
         # Each loop runs for the life of the app; one that stops fails /readyz under its name.
         runners = [asyncio.create_task(loop, name=f"billing.{name}") for name, loop in loops.items()]
         for name, runner in zip(loops, runners, strict=True):

@@ -17,7 +17,6 @@ so it neither blocks the watcher nor loops. Nothing consumes the parked queue; a
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, HeadersType
 from pydantic import ValidationError
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from twinbill_billing.jobs import record_dead_letter
 from twinbill_billing.runs import BillingContext
 from twinbill_common.bus import REASON_HEADER, Bus
+from twinbill_common.deadletters import death_reason, header_text
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingJob
 from twinbill_common.topology import BILLING_JOBS, DEAD_LETTER
@@ -33,12 +33,6 @@ log = get_logger(__name__)
 DEAD_JOBS = f"{BILLING_JOBS.name}.dlq"
 PARKED = f"{BILLING_JOBS.name}.parked"
 RETRY_PAUSE = 1.0  # seconds before a message whose recording failed (MongoDB, RabbitMQ) is requeued
-DEATH_REASONS = {
-    "delivery_limit": "delivery limit exceeded",
-    "rejected": "rejected by a consumer",
-    "expired": "expired",
-    "maxlen": "queue length limit",
-}
 
 
 async def declare_parking(bus: Bus) -> None:
@@ -49,30 +43,11 @@ async def declare_parking(bus: Bus) -> None:
     await queue.bind(bus.name(DEAD_LETTER), routing_key=bus.name(PARKED))
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def death_reason(headers: dict[str, Any] | None) -> str:
-    """Why a message was dead-lettered: our reason header, else what RabbitMQ recorded."""
-    headers = headers or {}
-    if headers.get(REASON_HEADER):
-        return _text(headers[REASON_HEADER])
-    deaths = headers.get("x-death")
-    death: dict[str, Any] = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
-    code = _text(headers.get("x-first-death-reason") or death.get("reason") or "")
-    if not code:
-        return "dead-lettered (no reason recorded)"
-    reason = DEATH_REASONS.get(code, code)
-    queue = _text(headers.get("x-first-death-queue") or death.get("queue") or "")
-    return f"{reason} ({code}{' in ' + queue if queue else ''})"
-
-
 async def park(bus: Bus, raw: AbstractIncomingMessage, reason: str) -> None:
     """Republish a message to billing.jobs.parked with the reason (confirmed), then ack it."""
     headers: HeadersType = {REASON_HEADER: reason[:1000]}
     if (raw.headers or {}).get(REASON_HEADER):
-        headers["x-twinbill-original-reason"] = _text((raw.headers or {})[REASON_HEADER])[:1000]
+        headers["x-twinbill-original-reason"] = header_text((raw.headers or {})[REASON_HEADER])[:1000]
     await bus.publish_raw(
         DEAD_LETTER, bus.name(PARKED), raw.body, message_id=raw.message_id or "unknown", headers=headers
     )

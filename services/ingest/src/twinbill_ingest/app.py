@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from twinbill_common.bus import Bus
+from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
+from twinbill_common.topology import INGEST_COMMANDS
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.gateway import Gateway
@@ -58,6 +60,7 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
     metrics = IngestMetrics.create(registry)
+    dead_letters = dead_letter_gauge(registry)
     registry_source = source or default_source(settings)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -90,7 +93,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
 
         # Every background task has its check from the start (/readyz iterates the dict while
         # serve() is still starting them, so watch_task only replaces these values).
-        for name in ("registry_listener", "status_reporter", "mqtt_gateway", "command_relay"):
+        for name in ("registry_listener", "status_reporter", "mqtt_gateway", "command_relay",
+                     "dead_letter_depth"):
             checks[name] = functools.partial(_require, False, f"background task {name} not started yet")
 
         async def serve() -> None:
@@ -103,6 +107,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
                 watch_task(checks, "mqtt_gateway", tasks.create_task(gateway.run(), name="mqtt-gateway"))
                 # after the cache is loaded: commands need models
                 watch_task(checks, "command_relay", tasks.create_task(relay.run(), name="command-relay"))
+                watch_task(checks, "dead_letter_depth", tasks.create_task(watch_dead_letter_depth(
+                    bus, (f"{INGEST_COMMANDS.name}.dlq",), dead_letters), name="dead-letter-depth"))
 
         runner = asyncio.create_task(serve(), name="ingest-serve")
         watch_task(checks, "ingest_serve", runner)

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus, Delivery
+from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
@@ -43,6 +44,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     registry = new_registry()
     metrics = scheduler_metrics(registry)
     checks = add_health_routes(app, registry=registry)
+    dead_letters = dead_letter_gauge(registry)
     add_task_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -88,6 +90,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
         if settings.registry_events:
             loops["registry-consumer"] = bus.consume(SCHEDULER_REGISTRY.name, RegistryChanged,
                                                      on_project, prefetch=1)
+            loops["dead-letter-depth"] = watch_dead_letter_depth(
+                bus, (f"{SCHEDULER_REGISTRY.name}.dlq",), dead_letters)
         # Each loop runs for the life of the app; one that stops fails /readyz under its name.
         runners = [asyncio.create_task(loop, name=f"scheduler.{name}") for name, loop in loops.items()]
         for name, runner in zip(loops, runners, strict=True):

@@ -11,10 +11,12 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
+from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.events import OUTBOX, Outbox, declare_journal
 from twinbill_twin.settings import TwinSettings
@@ -36,6 +38,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     app[SETTINGS] = settings
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    dead_letters = dead_letter_gauge(registry)
     add_registry_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -55,10 +58,15 @@ def create_app(settings: TwinSettings) -> web.Application:
         relay = asyncio.create_task(outbox.relay(interval=settings.outbox_relay_interval),
                                     name="registry-outbox-relay")
         watch_task(checks, "outbox_relay", relay)
+        depth = asyncio.create_task(
+            watch_dead_letter_depth(bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters),
+            name="dead-letter-depth")
+        watch_task(checks, "dead_letter_depth", depth)
         yield
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
+        for task in (relay, depth):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await bus.close()
         await pool.close()
 
