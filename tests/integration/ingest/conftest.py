@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
+from twinbill_ingest.brokerauth import sub_devices_of
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.domain.signing import sign
 from twinbill_ingest.gateway import Gateway
@@ -132,7 +133,8 @@ class RunningGateway:
 async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str) -> AsyncIterator[RunningGateway]:
     """The gateway app (lifespan and all) on a bus namespace and broker, subscribed and loaded."""
     world = seed_world()
-    broker.add_users({c.username: c.secret for c in world.creds.values()})
+    broker.add_users({c.username: c.secret for c in world.creds.values()},
+                     sub_devices=sub_devices_of(world.devices))
     settings = IngestSettings(
         amqp_url=amqp_url,
         bus_namespace=bus_namespace,

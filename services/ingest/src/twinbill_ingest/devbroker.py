@@ -1,5 +1,6 @@
 """Start a private Mosquitto from the project's configuration (deploy/mosquitto) on a free port,
-for tests and benches: the system broker on 1883 is left alone."""
+for tests and benches: the system broker on 1883 is left alone. Its acl is rendered as in
+production (brokerauth.render_acl) from the gateway topology the caller adds."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from twinbill_ingest.brokerauth import render_acl
+
 DEPLOY = Path(__file__).resolve().parents[4] / "deploy" / "mosquitto"
-SERVICE_USER = "twinbill-ingest"
+SERVICE_USER = "twinbill-ingest"  # the same as brokerauth.SERVICE_USER
 
 
 def free_port() -> int:
@@ -31,6 +35,8 @@ class DevBroker:
         self.auth = auth
         self.port = free_port()
         self.passwd = directory / "passwd"
+        self.acl = directory / "acl"
+        self.sub_devices: dict[str, set[str]] = {}
         self.service_password = os.urandom(8).hex()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -39,7 +45,7 @@ class DevBroker:
         conf = (DEPLOY / "mosquitto.conf").read_text()
         conf = conf.replace("listener 1883", f"listener {self.port} 127.0.0.1")
         conf = conf.replace("/etc/mosquitto/twinbill/passwd", str(self.passwd))
-        conf = conf.replace("/etc/mosquitto/twinbill/acl", str(DEPLOY / "acl"))
+        conf = conf.replace("/etc/mosquitto/twinbill/acl", str(self.acl))
         if not self.auth:
             conf = "\n".join(
                 line
@@ -52,6 +58,7 @@ class DevBroker:
         (self.directory / "mosquitto.conf").write_text(conf)
         self.passwd.write_text("")
         self._passwd_add(SERVICE_USER, self.service_password)
+        self._write_acl()
         return self._launch(timeout)
 
     def restart(self, timeout: float = 10.0) -> DevBroker:
@@ -81,10 +88,22 @@ class DevBroker:
         argv = [tool, "-b", str(self.passwd), username, password]
         subprocess.run(argv, check=True, capture_output=True)  # noqa: S603  # fixed argv, no shell
 
-    def add_users(self, users: dict[str, str]) -> None:
-        """Add users (username -> password) and make mosquitto reload its password file."""
+    def _write_acl(self) -> None:
+        self.acl.write_text(render_acl(self.sub_devices, service_user=SERVICE_USER))
+
+    def add_users(self, users: Mapping[str, str], *,
+                  sub_devices: Mapping[str, Iterable[str]] | None = None) -> None:
+        """Add users (username -> password) and gateways' sub-devices (gateway username ->
+        sub-device usernames, for reverse control), and make mosquitto reload both files."""
         for username, password in users.items():
             self._passwd_add(username, password)
+        for gateway, devices in (sub_devices or {}).items():
+            self.sub_devices.setdefault(gateway, set()).update(devices)
+        self._write_acl()
+        self.reload()
+
+    def reload(self) -> None:
+        """Make mosquitto read its password file and acl again (SIGHUP)."""
         if self._process is not None:
             self._process.send_signal(signal.SIGHUP)
 

@@ -1,0 +1,185 @@
+"""Mosquitto's password file and topic ACL, rendered from the twin's registry.
+
+A device connects as `{productKey}/{deviceKey}` with its secret. It may use its own
+`/sys/{pk}/{dk}/#` and `/ext/session/{pk}/{dk}/#` topics (two `pattern` lines), and a gateway
+may also read the `measurepoint/set` requests of its own sub-devices and write their
+`set_reply` (EnOS reverse control: the gateway answers for them on their topics). Mosquitto's
+static ACL cannot say "the sub-devices of %u", so those lines are written per gateway from the
+registry's topology; a device can no longer read another gateway's commands or forge its replies.
+
+    twinbill-broker-auth --twin-url http://127.0.0.1:8001 --out /etc/mosquitto/twinbill \\
+        [--hup-pid PID] [--every 60] [--chown UID:GID]
+
+writes `passwd` (PBKDF2-SHA512, the `$7$` form of mosquitto_passwd) and `acl` atomically, then
+sends SIGHUP to Mosquitto so it reloads both; `--every` repeats it (a sidecar next to the
+broker). The service user's password comes from `TWINBILL_MQTT_SERVICE_PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import os
+import signal
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from twinbill_common.logging import configure_logging, get_logger
+from twinbill_common.schemas.registry import DeviceRecord
+from twinbill_ingest.errors import RegistryUnavailable
+from twinbill_ingest.registry import HttpRegistrySource
+
+log = get_logger(__name__)
+SERVICE_USER = "twinbill-ingest"
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
+SALT_BYTES = 12
+
+
+def username(product_key: str, device_key: str) -> str:
+    """A device's broker username."""
+    return f"{product_key}/{device_key}"
+
+
+def sub_devices_of(devices: Iterable[DeviceRecord]) -> dict[str, list[str]]:
+    """Gateway username -> the usernames of its sub-devices, from the registry's topology."""
+    topology: dict[str, list[str]] = {}
+    for device in devices:
+        if device.gateway_product_key and device.gateway_device_key:
+            gateway = username(device.gateway_product_key, device.gateway_device_key)
+            topology.setdefault(gateway, []).append(username(device.product_key, device.device_key))
+    return topology
+
+
+def render_acl(sub_devices: Mapping[str, Iterable[str]], *, service_user: str = SERVICE_USER) -> str:
+    """The acl_file text: the service user, each gateway's sub-device command topics, and every
+    device's own topics."""
+    lines = [
+        "# Rendered by twinbill-broker-auth from the twin registry; edits are overwritten.",
+        "",
+        "# The ingest gateway service (its replicas share the request topics with $share/ingest/...).",
+        f"user {service_user}",
+        "topic readwrite /sys/#",
+        "topic readwrite /ext/session/#",
+    ]
+    for gateway in sorted(sub_devices):
+        lines += ["", f"# {gateway}: reverse control of its sub-devices", f"user {gateway}"]
+        for device in sorted(set(sub_devices[gateway])):
+            lines.append(f"topic read /sys/{device}/thing/service/measurepoint/set")
+            lines.append(f"topic write /sys/{device}/thing/service/measurepoint/set_reply")
+    lines += [
+        "",
+        "# Every device: its own topics only (%u is {productKey}/{deviceKey}).",
+        "pattern readwrite /sys/%u/#",
+        "pattern readwrite /ext/session/%u/#",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """A password in mosquitto_passwd's `$7$` form: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    return (f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}"
+            f"${base64.b64encode(digest).decode()}")
+
+
+def render_passwd(devices: Iterable[DeviceRecord], *, service_password: str,
+                  service_user: str = SERVICE_USER) -> str:
+    """The password_file text: the service user and every device that has a secret."""
+    lines = [f"{service_user}:{hash_password(service_password)}"]
+    for device in sorted(devices, key=lambda d: (d.product_key, d.device_key)):
+        if device.secret:
+            lines.append(f"{username(device.product_key, device.device_key)}:"
+                         f"{hash_password(device.secret)}")
+    return "\n".join(lines) + "\n"
+
+
+def _replace(path: Path, text: str, *, owner: tuple[int, int] | None) -> None:
+    """Write `text` to `path` atomically (Mosquitto never reads half a file), mode 0640."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text)
+    partial.chmod(0o640)
+    if owner is not None:
+        os.chown(partial, *owner)
+    os.replace(partial, path)
+
+
+def write_broker_files(directory: Path, devices: Sequence[DeviceRecord], *,
+                       service_password: str, service_user: str = SERVICE_USER,
+                       owner: tuple[int, int] | None = None) -> None:
+    """Write `passwd` and `acl` for these devices into `directory` (owned by `owner`, uid and
+    gid, when given: the broker's user must be able to read them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _replace(directory / "passwd", render_passwd(devices, service_password=service_password,
+                                                 service_user=service_user), owner=owner)
+    _replace(directory / "acl", render_acl(sub_devices_of(devices), service_user=service_user),
+             owner=owner)
+
+
+def _owner(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), int(gid or uid)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--chown wants UID:GID in numbers, got {text!r}") from None
+
+
+async def _sync(args: argparse.Namespace, service_password: str) -> None:
+    source = HttpRegistrySource(args.twin_url)
+    try:
+        while True:
+            try:
+                devices = await source.devices()
+            except RegistryUnavailable as err:
+                if not args.every:
+                    raise
+                log.warning("registry unavailable, keeping the current files", error=str(err))
+            else:
+                await asyncio.to_thread(write_broker_files, args.out, devices,
+                                        service_password=service_password,
+                                        service_user=args.service_user, owner=args.chown)
+                if args.hup_pid:
+                    os.kill(args.hup_pid, signal.SIGHUP)
+                print(f"{len(devices)} devices -> {args.out / 'passwd'}, {args.out / 'acl'}",
+                      flush=True)
+            if not args.every:
+                return
+            await asyncio.sleep(args.every)
+    finally:
+        await source.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`twinbill-broker-auth`: render Mosquitto's passwd and acl from the twin registry."""
+    parser = argparse.ArgumentParser(prog="twinbill-broker-auth", description=__doc__.splitlines()[0])
+    parser.add_argument("--twin-url", default=os.environ.get("INGEST_TWIN_URL", "http://127.0.0.1:8001"))
+    parser.add_argument("--out", type=Path, required=True, help="directory for passwd and acl")
+    parser.add_argument("--service-user", default=SERVICE_USER)
+    parser.add_argument("--hup-pid", type=int, default=None, help="Mosquitto's pid: SIGHUP after writing")
+    parser.add_argument("--every", type=float, default=0.0, help="repeat every N seconds (0: once)")
+    parser.add_argument("--chown", type=_owner, default=None, metavar="UID:GID",
+                        help="owner of the written files (the broker's user; needs root)")
+    args = parser.parse_args(argv)
+    configure_logging(level="WARNING", service="twinbill-broker-auth")
+    service_password = os.environ.get("TWINBILL_MQTT_SERVICE_PASSWORD", "")
+    if not service_password:
+        parser.error("TWINBILL_MQTT_SERVICE_PASSWORD is not set: the service user needs a password")
+    if args.every < 0:
+        parser.error("--every must be 0 (once) or a number of seconds")
+    try:
+        asyncio.run(_sync(args, service_password))
+    except RegistryUnavailable as err:
+        print(f"twinbill-broker-auth: {err}", file=sys.stderr)
+        return 1
+    except ProcessLookupError:
+        print(f"twinbill-broker-auth: no process {args.hup_pid} to reload", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
