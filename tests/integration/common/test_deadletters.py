@@ -21,7 +21,7 @@ from twinbill_common.deadletters import (
     replay,
     watch_dead_letter_depth,
 )
-from twinbill_common.errors import PermanentError
+from twinbill_common.errors import BusUnavailable, PermanentError
 from twinbill_common.schemas import RunBilling
 from twinbill_common.schemas.registry import DeviceType
 from twinbill_common.topology import BILLING, BILLING_RUNS
@@ -143,6 +143,44 @@ async def test_a_replay_into_a_still_broken_consumer_ends(bus: Bus) -> None:
     letters = await peek(bus, BILLING_RUNS.name, limit=10)
     assert [letter.replays for letter in letters] == [1, 1, 1]
     assert handler.handled == []
+
+
+async def test_a_message_the_broker_dead_lettered_replays_with_its_history(bus: Bus) -> None:
+    """Out of deliveries (x-death from RabbitMQ, no reason of ours): shown with the broker's
+    reason, replayed with its x-death table intact."""
+    run = run_request(0)
+    await bus.publish(BILLING, "run.requested", run)
+    channel = await bus.open_channel()
+    queue = await channel.get_queue(bus.name(BILLING_RUNS.name), ensure=False)
+    for _ in range(200):  # every delivery given back, until the delivery limit dead-letters it
+        raw = await queue.get(no_ack=False, fail=False)
+        if raw is None:
+            if await bus.queue_depth(RUNS_DLQ) == 1:
+                break
+            await asyncio.sleep(0.05)
+            continue
+        await raw.nack(requeue=True)
+    await channel.close()
+    [letter] = await peek(bus, BILLING_RUNS.name, limit=5)
+    assert letter.reason.startswith("delivery limit exceeded (delivery_limit in "), letter.reason
+
+    handler = FlakyBilling()
+    handler.broken = False
+    async with consuming(bus, handler):
+        assert await replay(bus, BILLING_RUNS.name) == 1
+        for _ in range(100):
+            if handler.handled:
+                break
+            await asyncio.sleep(0.1)
+    assert handler.handled == [run.run_id]
+    headers = handler.headers[run.run_id]
+    assert headers[LAST_REASON_HEADER] == letter.reason
+    assert isinstance(headers["x-death"], list) and headers["x-death"], headers
+
+
+async def test_showing_a_queue_that_does_not_exist_names_it(bus: Bus) -> None:
+    with pytest.raises(BusUnavailable, match=r"scheduler\.registry\.dlq"):
+        await peek(bus, "scheduler.registry", limit=1)  # only the scheduler declares it
 
 
 async def test_the_command_lists_and_replays(amqp_url: str, bus_namespace: str, bus: Bus) -> None:

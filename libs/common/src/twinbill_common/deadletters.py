@@ -120,6 +120,7 @@ def _dead_letter(raw: AbstractIncomingMessage) -> DeadLetter:
 async def peek(bus: Bus, queue: str, *, limit: int) -> list[DeadLetter]:
     """Up to `limit` messages of `<queue>.dlq`, left in place (fetched unacknowledged, then
     returned to the queue when the channel closes)."""
+    await bus.queue_depth(f"{queue}.dlq")  # BusUnavailable, naming it, if there is no such queue
     channel = await bus.open_channel()
     try:
         dlq = await channel.get_queue(bus.name(f"{queue}.dlq"), ensure=False)
