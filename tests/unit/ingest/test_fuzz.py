@@ -14,6 +14,7 @@ from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Kind, Topic
+from twinbill_twin.timeseries.domain.samples import check_time, sample_values
 
 DOCUMENTED = {
     Code.MODEL_INVALID,
@@ -37,7 +38,8 @@ FUZZ = settings(
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.sampled_from([4_102_444_800_000, 10**400, "\x00", []]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
@@ -75,6 +77,10 @@ def check(topic: Topic, payload: bytes, registry: FixedRegistry) -> None:
         return
     assert expected is None, payload
     assert accepted.accepted > 0
+    for points in accepted.points:  # a 200 promises storage: the twin must be able to store it
+        check_time(points.time, where="time")
+        for identifier, value in points.measurepoints.items():
+            sample_values(value, where=identifier)
     body = encode_accepted(accepted, topic=topic, message_id="m", received_at=1)
     json.loads(body)  # what is published is always valid JSON
 

@@ -204,12 +204,51 @@ def test_missing_keys_mean_the_gateway_and_missing_time_the_receipt(registry: Fi
     assert code(registry, body) == Code.DATA_FORMAT
 
 
-@pytest.mark.parametrize("time", ["123", 1.5, -1, True])
+@pytest.mark.parametrize("time", ["123", 1.5, -1, True, 4_102_444_800_000, 99999999999999999999])
 def test_bad_time_is_1206(registry: FixedRegistry, time: Any) -> None:
-    """time must be epoch milliseconds."""
+    """time must be epoch milliseconds the twin can store (1970 up to 2100)."""
     body = seed()
     body["params"][0]["time"] = time
     assert code(registry, body) == Code.DATA_FORMAT
+
+
+def test_the_last_storable_time_is_accepted(registry: FixedRegistry) -> None:
+    body = seed()
+    body["params"][0]["time"] = 4_102_444_799_999
+    assert run(registry, body).accepted > 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"temp": 1e400}', "1E+400 is beyond a double's range"),
+        (b'{"temp": -1.8e308}', "is beyond a double's range"),
+        (b'{"count": 1' + b"0" * 400 + b"}", "is beyond a double's range"),
+        (b'{"temp": 0.' + b"0" * 16383 + b"1}", "has more than 16383 decimal places"),
+        (b'{"label": "a\\u0000b"}', "contains a NUL character (U+0000)"),
+        (b'{"temp": {"value": 1e999, "quality": 0}}', "beyond a double's range"),
+    ],
+)
+def test_values_the_twin_cannot_store_are_1204_naming_why(registry: FixedRegistry, raw: bytes, problem: str) -> None:
+    """A 200 means the twin will store the point, so what it could not store is refused here."""
+    payload = b'{"id": "1", "method": "thing.measurepoint.post", "params": {"measurepoints": ' + raw + b', "time": 5}}'
+    with pytest.raises(Rejection) as caught:
+        validate_request(POST, payload, registry=registry, received_at=999, max_bytes=40_000)
+    assert caught.value.code == Code.MODEL_INVALID
+    assert problem in caught.value.message
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ([], "expected a non-empty array, got an empty array"),
+    (["1", None], "branchCurr[1]: expected string, got null"),
+])
+def test_arrays_hold_values(registry: FixedRegistry, value: Any, problem: str) -> None:
+    body = seed(skipInvalidMeasurepoints=False)
+    body["params"][1]["measurepoints"]["branchCurr"] = value
+    with pytest.raises(Rejection) as caught:
+        run(registry, body)
+    assert caught.value.code == Code.MODEL_INVALID
+    assert problem in caught.value.message
 
 
 def test_method_must_match_the_topic(registry: FixedRegistry) -> None:

@@ -34,7 +34,8 @@ def test_sample_values(value: object, expected: list[SampleValue]) -> None:
 
 
 @pytest.mark.parametrize("value", [None, [], float("nan"), float("inf"), [1, None],
-                                   {"value": None}, 10**400, Decimal("1e400")])
+                                   {"value": None}, 10**400, Decimal("1e400"), "a\x00b",
+                                   ["x", "\x00"], Decimal("1e-16384")])
 def test_unstorable_values_say_where(value: object) -> None:
     with pytest.raises(UnstorableValue, match="mp"):
         sample_values(value, where="mp")
@@ -57,6 +58,7 @@ def test_time_range() -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     (Decimal("1.25"), (Decimal("1.25"), 1.25)), (3, (Decimal(3), 3.0)), (True, None), ("1", None),
     (1.5, None), (10**400, None), (Decimal("1e400"), None), ([1], None),
+    (Decimal("1e-16384"), None), (Decimal("1e-16383"), (Decimal("1e-16383"), 0.0)),
 ])
 def test_fast_number_takes_only_plain_finite_numbers(value: object, expected: object) -> None:
     assert fast_number(value) == expected

@@ -3,11 +3,51 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.schemas.base import Message
+
+# What the twin can store. The ingest gateway refuses anything else at the edge (1204/1206), so
+# a device never gets a 200 for a point the twin would then have to dead-letter.
+DEVICE_TIME_MIN_MS = 0  # 1970-01-01T00:00:00Z
+DEVICE_TIME_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive: later is a broken clock
+MAX_DECIMAL_PLACES = 16_383  # PostgreSQL numeric
+
+
+def number_problem(value: Decimal | int) -> str | None:
+    """Why a number cannot be stored, or None: it must be finite, within a double's range (the
+    twin keeps a double beside the exact decimal for aggregation) and have at most 16,383
+    decimal places."""
+    if isinstance(value, Decimal) and not value.is_finite():
+        return f"{value} is not a finite number"
+    try:
+        approx = float(value)
+    except OverflowError:
+        approx = math.inf
+    if not math.isfinite(approx):
+        return f"{value} is beyond a double's range"
+    if isinstance(value, int):
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        return f"{value} has more than {MAX_DECIMAL_PLACES} decimal places"
+    return None
+
+
+def text_problem(value: str) -> str | None:
+    """Why a text cannot be stored, or None: PostgreSQL text holds no NUL character."""
+    return "contains a NUL character (U+0000)" if "\x00" in value else None
+
+
+def time_problem(ms: int) -> str | None:
+    """Why a device time (epoch milliseconds) cannot be stored, or None."""
+    if DEVICE_TIME_MIN_MS <= ms < DEVICE_TIME_MAX_MS:
+        return None
+    return f"time {ms} is outside 1970..2100 (epoch milliseconds)"
 
 
 class DevicePoints(BaseModel):

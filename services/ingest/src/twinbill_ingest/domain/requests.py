@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol
 
+from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS, DEVICE_TIME_MIN_MS, time_problem
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.thingmodel import CompiledModel, check_point
 from twinbill_ingest.domain.topics import METHODS, Topic
@@ -178,7 +179,7 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
             )
             models[(product_key, device_key)] = model
         time = entry.get("time")
-        if type(time) is not int or time < 0:
+        if type(time) is not int or not DEVICE_TIME_MIN_MS <= time < DEVICE_TIME_MAX_MS:
             time = _entry_time(entry, where=_where(index, batch), received_at=received_at)
         points = entry.get("measurepoints")
         if type(points) is not dict or not points:
@@ -264,6 +265,9 @@ def _entry_time(entry: dict[str, Any], *, where: str, received_at: int) -> int:
         return received_at  # a missing time is the time of receipt
     if isinstance(time, bool) or not isinstance(time, int) or time < 0:
         raise Rejection(Code.DATA_FORMAT, f"{where}.time must be epoch milliseconds (a non-negative integer)")
+    problem = time_problem(time)
+    if problem is not None:
+        raise Rejection(Code.DATA_FORMAT, f"{where}.{problem}")
     return time
 
 

@@ -3,6 +3,9 @@
 A value may be a scalar, an array, a struct, or any of these wrapped with a data quality as
 `{"value": ..., "quality": <int>}` (EnOS's quality form). Numbers arrive as `int` or `Decimal`
 (the payload is parsed with `parse_float=Decimal`), so the device's decimal text is kept.
+Beyond its type, a value must be one the twin can store (twinbill_common.schemas.telemetry:
+numbers finite and within a double's range, no NUL in text, no null, no empty array), so a
+device never gets a 200 for a point that would be dead-lettered downstream.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from twinbill_common.schemas import DataType, ProductModel
+from twinbill_common.schemas.telemetry import number_problem, text_problem
 from twinbill_ingest.domain.codes import Code, Rejection
 
 QUALITY_KEYS = frozenset({"value", "quality"})
@@ -31,10 +35,12 @@ def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
     if data_type is None:
         raise Rejection(Code.MODEL_INVALID, f"unknown measurepoint identifier {identifier!r}")
     kind, value_type = data_type.type, type(value)
-    if value_type is Decimal and kind in _NUMBERS:  # fast path: the usual meter reading
-        if value.is_finite():
+    # Fast paths (the usual meter reading, an integer, a string); anything else, including a
+    # number or text that cannot be stored, goes to check_value, which says what is wrong.
+    if (value_type is Decimal and kind in _NUMBERS) or (value_type is int and kind in _INTEGRAL):
+        if number_problem(value) is None:
             return
-    elif (value_type is int and kind in _INTEGRAL) or (value_type is str and kind == "string"):
+    elif value_type is str and kind == "string" and "\x00" not in value:
         return
     if isinstance(value, dict) and data_type.type != "struct":
         _check_quality_form(identifier, value, data_type)
@@ -64,12 +70,13 @@ def _check_quality_form(identifier: str, value: dict[str, Any], data_type: DataT
 
 
 def check_value(value: Any, data_type: DataType, *, path: str) -> None:
-    """Raise Rejection(1204) naming `path` unless `value` has the type `data_type`."""
+    """Raise Rejection(1204) naming `path` unless `value` has the type `data_type` and can be
+    stored."""
     kind = data_type.type
     if kind == "int" or kind == "timestamp":
         ok = _is_int(value) and (kind == "int" or value >= 0)
     elif kind in ("float", "double"):
-        ok = _is_int(value) or (isinstance(value, Decimal) and value.is_finite())
+        ok = _is_int(value) or isinstance(value, Decimal)
     elif kind == "string":
         ok = isinstance(value, str)
     elif kind == "bool":
@@ -79,12 +86,14 @@ def check_value(value: Any, data_type: DataType, *, path: str) -> None:
     elif kind == "date":
         ok = isinstance(value, str) or (_is_int(value) and value >= 0)
     elif kind == "array":
-        if not isinstance(value, list):
-            raise Rejection(Code.MODEL_INVALID, f"{path}: expected array, got {_kind(value)}")
+        if not isinstance(value, list) or not value:
+            what = "an empty array" if isinstance(value, list) else _kind(value)
+            raise Rejection(Code.MODEL_INVALID, f"{path}: expected a non-empty array, got {what}")
         for index, item in enumerate(value):
             if data_type.item is None:
                 if not _is_scalar(item):
                     raise Rejection(Code.MODEL_INVALID, f"{path}[{index}]: expected a scalar, got {_kind(item)}")
+                _check_storable(item, path=f"{path}[{index}]")
             else:
                 check_value(item, data_type.item, path=f"{path}[{index}]")
         return
@@ -100,6 +109,18 @@ def check_value(value: Any, data_type: DataType, *, path: str) -> None:
         return
     if not ok:
         raise Rejection(Code.MODEL_INVALID, f"{path}: expected {kind}, got {_kind(value)} {_short(value)}")
+    _check_storable(value, path=path)
+
+
+def _check_storable(value: Any, *, path: str) -> None:
+    """Raise Rejection(1204) naming `path` if the twin could not store this scalar."""
+    problem = None
+    if isinstance(value, str):
+        problem = text_problem(value)
+    elif isinstance(value, Decimal) or _is_int(value):
+        problem = number_problem(value)
+    if problem is not None:
+        raise Rejection(Code.MODEL_INVALID, f"{path}: {problem}")
 
 
 def _is_int(value: Any) -> bool:
@@ -107,7 +128,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | Decimal)
+    """A string, number or bool (null is not a value the twin stores)."""
+    return isinstance(value, str | int | Decimal)
 
 
 def _in_enum(value: Any, values: list[Any]) -> bool:

@@ -10,11 +10,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from twinbill_common.schemas.telemetry import (
+    DEVICE_TIME_MAX_MS,
+    DEVICE_TIME_MIN_MS,
+    MAX_DECIMAL_PLACES,
+    number_problem,
+    text_problem,
+    time_problem,
+)
 from twinbill_twin.timeseries.domain.errors import TimeseriesError
 
 SCALAR = -1  # the idx of a scalar series; array elements are 0, 1, ...
-MIN_TS = 0                        # 1970-01-01
-MAX_TS = 4_102_444_800_000        # 2100-01-01: anything later is a broken device clock
+# The range the store keeps partitions for (the ingest gateway refuses times outside it).
+MIN_TS = DEVICE_TIME_MIN_MS
+MAX_TS = DEVICE_TIME_MAX_MS
 
 
 class UnstorableValue(TimeseriesError):
@@ -34,13 +43,10 @@ class SampleValue:
 
 def _number(value: Decimal | int | float, where: str) -> tuple[Decimal, float]:
     exact = value if isinstance(value, Decimal) else Decimal(str(value))
-    try:
-        approx = float(exact)
-    except OverflowError:
-        approx = math.inf
-    if not exact.is_finite() or not math.isfinite(approx):
-        raise UnstorableValue(f"{where}: {value!r} is not a finite number")
-    return exact, approx
+    problem = number_problem(exact)
+    if problem is not None:
+        raise UnstorableValue(f"{where}: {problem}")
+    return exact, float(exact)
 
 
 def fast_number(value: Any) -> tuple[Decimal, float] | None:
@@ -52,7 +58,8 @@ def fast_number(value: Any) -> tuple[Decimal, float] | None:
             approx = float(value)
         except OverflowError:
             return None
-        if math.isfinite(approx) and (kind is int or value.is_finite()):
+        if math.isfinite(approx) and (kind is int or (
+                value.is_finite() and value.as_tuple().exponent >= -MAX_DECIMAL_PLACES)):
             return (value if kind is Decimal else Decimal(value)), approx
     return None
 
@@ -65,9 +72,11 @@ def _scalar(value: Any, *, idx: int, where: str, quality: str | None = None) -> 
     if isinstance(value, Decimal | int | float):
         exact, approx = _number(value, where)
         return SampleValue(idx, exact, approx, None, quality)
-    if isinstance(value, str):
-        return SampleValue(idx, None, None, value, quality)
-    return SampleValue(idx, None, None, value_text(value), quality)
+    text = value if isinstance(value, str) else value_text(value)
+    problem = text_problem(text)
+    if problem is not None:
+        raise UnstorableValue(f"{where}: {problem}")
+    return SampleValue(idx, None, None, text, quality)
 
 
 def sample_values(value: Any, *, where: str) -> list[SampleValue]:
@@ -113,6 +122,7 @@ def _json(value: Any) -> str:
 
 def check_time(ts: int, *, where: str) -> int:
     """A device time (epoch ms) inside the range the store keeps partitions for."""
-    if not MIN_TS <= ts < MAX_TS:
-        raise UnstorableValue(f"{where}: time {ts} is outside 1970..2100 (epoch milliseconds)")
+    problem = time_problem(ts)
+    if problem is not None:
+        raise UnstorableValue(f"{where}: {problem}")
     return ts
