@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from bson import json_util
+from yarl import URL
+
+from tests.rawhttp import raw_get
 
 from .conftest import Billing
 
@@ -85,6 +89,32 @@ async def test_history_time_device_type_codes_and_wm_type(billing: Billing) -> N
     assert purified["data"] == []
     _, everything = await get(billing, base + "&device_type=10")
     assert sorted(i["device_type"] for i in everything["data"]) == [0, 0, 0, 1]
+
+
+async def test_history_time_seed_query_verbatim_with_raw_utf8(billing: Billing) -> None:
+    """curl sends the seed's `wm_type=自来水表` unencoded: answered, not refused by the parser."""
+    await insert_bills(billing, load("seed000_history_time.json"))
+    url = URL(billing.url)
+    assert url.host is not None and url.port is not None
+    target = ("/api/v1/scheduler/history/time/?project_id=28&start_date=2019-10-1&end_date=2019-11-1"
+              "&device_type=1&wm_type=自来水表").encode()
+    status, body = await raw_get(url.host, url.port, target)
+    assert status == 200, body
+    assert [(i["device_id"], i["device_type"]) for i in body["data"]] == [("000090503333", 1)]
+
+
+@pytest.mark.parametrize(("query", "bad_fields"), [
+    ("/history/?project_id=1&device_type=0&page=9223372036854775807", {"page"}),
+    ("/history/?project_id=9223372036854775808&device_type=0", {"project_id"}),
+    ("/history/?project_id=-1&device_type=0", {"project_id"}),
+    ("/history/?project_id=1&device_type=0&device_id=a%00b", {"device_id"}),
+    ("/history/time/?project_id=2147483648&device_type=10&start_date=2019-10-1&end_date=2019-10-2",
+     {"project_id"}),
+])
+async def test_history_limits_are_named_not_crashed_on(billing: Billing, query: str, bad_fields: set[str]) -> None:
+    status, body = await get(billing, "/api/v1/scheduler" + query.replace("%00", "\x00"))
+    assert status == 400, body
+    assert set(body["data"]["errors"]) == bad_fields
 
 
 async def test_history_bad_input_names_the_field(billing: Billing) -> None:

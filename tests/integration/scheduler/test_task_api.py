@@ -152,6 +152,12 @@ async def test_seed_list_example_paging(client: Client) -> None:
      {"enabled", "crontab.minute"}),
     ({"name": "x", "project_id": 49, "device_type": 1, "crontab": "0 1 1 * *"},
      {"crontab"}),
+    ({"name": "a\x00b", "project_id": 49, "device_type": 1,
+      "crontab": {"month": "*", "day": "1", "hour": "1", "minute": "0\x00"}},
+     {"name", "crontab.minute"}),  # NUL: PostgreSQL text cannot hold it
+    ({"name": "x", "project_id": 2**31, "device_type": 1,
+      "crontab": {"month": "*", "day": "1", "hour": "1", "minute": "0"}},
+     {"project_id"}),  # past a PostgreSQL integer
 ])
 async def test_create_validation_names_each_bad_field(
         client: Client, body: dict[str, Any], bad_fields: set[str]) -> None:
@@ -187,6 +193,19 @@ async def test_other_bad_requests(client: Client) -> None:
         assert status == 404 and answer["meta"]["code"] == 404, method
     status, answer = await call(client, "GET", "/api/v1/scheduler/tasks/abcds.../")
     assert status == 404 and answer["meta"]["code"] == 404
+
+
+@pytest.mark.parametrize(("query", "bad_fields"), [
+    ("project_id=2147483648&device_type=0", {"project_id"}),
+    ("project_id=1&device_type=0&page=9223372036854775807", {"page"}),
+    ("project_id=1&device_type=0&page=99999999999999999999999", {"page"}),
+    ("project_id=1%00&device_type=0", {"project_id"}),
+])
+async def test_list_limits_are_named_not_crashed_on(client: Client, query: str, bad_fields: set[str]) -> None:
+    """Past a PostgreSQL integer, or with a NUL: 400 naming the parameter, never a 500."""
+    status, answer = await call(client, "GET", f"/api/v1/scheduler/tasks/?{query}")
+    assert status == 400, answer
+    assert set(answer["data"]["errors"]) == bad_fields
 
 
 async def test_times_render_in_project_zone(client: Client) -> None:

@@ -14,6 +14,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project, unique
+from tests.rawhttp import raw_get
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_twin.settings import TwinSettings
 
@@ -132,6 +133,31 @@ async def test_bad_parameters_and_unknown_ids(twin: Client) -> None:
     resp = await twin.get("/dt/open/v1/instance?ids=987654321")
     assert resp.status == 404
     assert {k: (await resp.json())[k] for k in ("code", "message")} == errors["404"]
+
+
+async def test_seed_list_query_verbatim_with_raw_utf8(twin: Client, twin_settings: TwinSettings) -> None:
+    """curl sends `?name=实例` unencoded: the list answers, it is not refused by the HTTP parser."""
+    await _instance_like_list_example(twin, twin_settings)
+    host, port = twin.server.host, twin.server.port
+    assert port is not None
+    status, body = await raw_get(host, port, "/dt/open/v1/instances?name=实例&page=1&offset=10".encode())
+    assert status == 200, body
+    names = [row["name"] for row in body["data"]["rows"]]
+    assert names and all("实例" in name for name in names), names
+
+
+async def test_nul_and_body_errors_name_where(twin: Client) -> None:
+    """A NUL in the query, or a bad element of the PATCH body: 400 naming the place."""
+    resp = await twin.get("/dt/open/v1/instances?name=a%00b")
+    body = await resp.json()
+    assert (resp.status, body["code"], body["message"]) == (400, 400, "paramater error")
+    assert set(body["data"]["errors"]) == {"name"}
+    for patch, place in (([{"id": 4}], "[0].expectvalue"), ([{"id": 4, "expectvalue": "1"}, {"id": "4",
+                          "expectvalue": "1"}], "[1].id"), ([{"id": 4, "expectvalue": 1}], "[0].expectvalue"),
+                         ([{"id": 4, "expectvalue": "a\x00"}], "[0].expectvalue")):
+        resp = await twin.patch("/dt/open/v1/instance/1", json=patch)
+        body = await resp.json()
+        assert resp.status == 400 and set(body["data"]["errors"]) == {place}, (patch, body)
 
 
 async def test_reverse_control_sets_expectvalues_and_commands_the_device(

@@ -134,6 +134,8 @@ async def test_state_and_description_return_the_current_value(
     ("start=1534147200&downsample=1h-avg-maybe", "downsample"),
     ("start=1534147200&aggregator=median", "aggregator"),
     ("start=2018/08/13&timezone=Mars/Base", "timezone"),
+    ("start=1h-ago&downsample=99999999999999999999h-avg", "downsample"),
+    ("start=1534147200&downsample=200y-sum", "downsample"),
 ])
 async def test_bad_parameters_are_400_naming_the_parameter(
     twin: TestClient[Any, Any], seed_device: Device, query: str, parameter: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, Field
@@ -10,7 +11,9 @@ from twinbill_common.errors import NotFound
 from twinbill_common.http import (
     dt_ok,
     envelope_middleware,
+    field_path,
     meta_ok,
+    nul_paths,
     parse_model,
     read_json,
     render_dt,
@@ -96,3 +99,20 @@ async def test_dt_envelope_codes_and_messages() -> None:
         assert body["data"]["request_id"] == boom.headers["X-Request-Id"]
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(("parts", "path"), [
+    (("crontab", "minute"), "crontab.minute"),
+    ((0, "expectvalue"), "[0].expectvalue"),
+    (("items", 2, "id"), "items[2].id"),
+    ((), ""),
+])
+def test_field_paths_read_as_a_client_writes_them(parts: tuple[str | int, ...], path: str) -> None:
+    assert field_path(parts) == path
+
+
+def test_nul_paths_name_every_place() -> None:
+    body = {"name": "a\x00", "crontab": {"minute": "0", "k\x00": 1}, "list": ["x", "\x00"]}
+    assert nul_paths(body) == ["name", "crontab.k\x00", "list[1]"]
+    assert nul_paths("\x00") == ["_body"]
+    assert nul_paths({"fine": ["text", 1, None]}) == []

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import http_parser, web, web_protocol
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,9 @@ log = get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Renderer = Callable[[HttpError, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The largest id or page number a surface accepts: project ids are PostgreSQL `integer`, and
+# seed 002 gives `page` 4 bytes. Past it a request is a 400 naming the field, never a driver error.
+INT32_MAX = 2**31 - 1
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Seed 002's codes. 401/403 are not in the seed (its API has no security); the gateway adds them.
@@ -99,13 +102,25 @@ def render_management(err: HttpError, request_id: str) -> web.Response:
     return json_response(body, status=err.status)
 
 
+def accept_utf8_request_targets() -> None:
+    """Parse requests with aiohttp's pure-Python parser, which takes raw UTF-8 in the request
+    target. curl sends seed 002's own example `?name=实例` (and seed 000's `wm_type=自来水表`)
+    unencoded, and llhttp, aiohttp's C parser, answers that with a plain-text 400 "Invalid char
+    in url query" before any handler or envelope sees it. Responses (the aiohttp client) keep
+    the C parser. tests/integration/common/test_http_targets.py pins this on the locked aiohttp.
+    """
+    web_protocol.HttpRequestParser = http_parser.HttpRequestParserPy  # type: ignore[attr-defined]
+
+
 def envelope_middleware(
     rules: list[tuple[str, Renderer]], *, default: Renderer = render_management
 ) -> Middleware:
     """One error middleware: the first path prefix that matches picks the envelope.
 
-    Anything unexpected is a 500 carrying a request id, logged with its traceback.
+    Anything unexpected is a 500 carrying a request id, logged with its traceback. Building it
+    also makes the server accept raw UTF-8 request targets (accept_utf8_request_targets).
     """
+    accept_utf8_request_targets()
 
     def pick(path: str) -> Renderer:
         for prefix, renderer in rules:
@@ -118,6 +133,7 @@ def envelope_middleware(
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         request[REQUEST_ID] = request_id
         try:
+            _refuse_nul_in_target(request)
             response = await handler(request)
         except HttpError as err:
             response = pick(request.path)(err, request_id)
@@ -135,11 +151,50 @@ def envelope_middleware(
     return middleware
 
 
+def field_path(parts: Iterable[str | int]) -> str:
+    """A location as a client writes it: `crontab.minute`, `[0].expectvalue`, `items[2].id`."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def nul_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[str]:
+    """Where a parsed JSON document holds text with a NUL character (U+0000), which PostgreSQL
+    text cannot store: names and values."""
+    found: list[str] = []
+    if isinstance(value, str):
+        if "\x00" in value:
+            found.append(field_path(path) or "_body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                found.append(field_path((*path, key)) or "_body")
+            found += nul_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += nul_paths(item, (*path, index))
+    return found
+
+
+NUL_REASON = "contains a NUL character (U+0000)"
+
+
+def _refuse_nul_in_target(request: web.Request) -> None:
+    """A NUL (`%00`) in the path or query is a 400 naming where, before any handler runs."""
+    if "\x00" in request.path:
+        raise ValidationFailed({"_path": [NUL_REASON]}, data={"location": "path"})
+    bad = {name or "_query": [NUL_REASON] for name, value in request.query.items()
+           if "\x00" in name or "\x00" in value}
+    if bad:
+        raise ValidationFailed(bad, data={"location": "query"})
+
+
 def validation_fields(err: ValidationError) -> dict[str, list[str]]:
     """Turn pydantic's errors into {field: [reasons]}, the shape seed 001 shows."""
     fields: dict[str, list[str]] = {}
     for problem in err.errors():
-        name = ".".join(str(part) for part in problem["loc"]) or "_schema"
+        name = field_path(problem["loc"]) or "_schema"
         reason = "Missing data for required field." if problem["type"] == "missing" else problem["msg"]
         fields.setdefault(name, []).append(reason)
     return fields
@@ -164,6 +219,9 @@ async def read_json(request: web.Request) -> Any:
     passes through a float.
     """
     try:
-        return await request.json(loads=_loads_exact)
+        body = await request.json(loads=_loads_exact)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None
+    if bad := nul_paths(body):
+        raise ValidationFailed({path: [NUL_REASON] for path in bad})
+    return body

@@ -17,7 +17,7 @@ from twinbill_billing.history import STORE
 from twinbill_billing.runs import summarize
 from twinbill_billing.tariffs import TariffCreate, TariffUpdate, overlaps, to_document, to_read
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_common.http import json_response, parse_model
+from twinbill_common.http import INT32_MAX, json_response, parse_model
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 
@@ -79,6 +79,9 @@ async def list_tariffs(request: web.Request) -> web.Response:
                 query[name] = int(text)
             except ValueError:
                 errors[name] = ["Not a valid integer."]
+                continue
+            if not 0 <= query[name] <= INT32_MAX:
+                errors[name] = [f"Must be greater than or equal to 0 and less than or equal to {INT32_MAX}."]
     if (kind := request.query.get("water_meter_kind")) is not None:
         query["water_meter_kind"] = kind
     if errors:

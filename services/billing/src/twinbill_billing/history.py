@@ -26,7 +26,7 @@ from twinbill_billing.errors import BillingError
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import TwinClient
 from twinbill_common.errors import ValidationFailed
-from twinbill_common.http import json_response, meta_ok
+from twinbill_common.http import INT32_MAX, json_response, meta_ok
 from twinbill_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -134,10 +134,10 @@ async def get_history(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/history/: a page of bills, newest first ("info list")."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _int(query, "project_id", errors)
+    project_id = _int(query, "project_id", errors, minimum=1, maximum=INT32_MAX)
     device_type = _int(query, "device_type", errors, allowed={0, 1, 2})
     page_size = _int(query, "page_size", errors, default=10, minimum=1, maximum=MAX_PAGE_SIZE)
-    page = _int(query, "page", errors, default=1, minimum=1)
+    page = _int(query, "page", errors, default=1, minimum=1, maximum=INT32_MAX)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     assert project_id is not None and device_type is not None and page_size and page  # checked above
@@ -170,7 +170,7 @@ async def get_history_time(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/history/time/: bills whose period ends within [start_date, end_date]."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _int(query, "project_id", errors)
+    project_id = _int(query, "project_id", errors, minimum=1, maximum=INT32_MAX)
     code = _int(query, "device_type", errors, allowed=set(TIME_DEVICE_TYPES))
     kind: str | None = None
     if wm_type := query.get("wm_type", "").strip():

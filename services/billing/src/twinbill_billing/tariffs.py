@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from twinbill_billing.domain.bills import canonical
 from twinbill_billing.domain.pricing import Block, Tariff
+from twinbill_common.http import INT32_MAX
 from twinbill_common.schemas.registry import DeviceType
 
 Money = Decimal
@@ -67,7 +68,7 @@ class TariffUpdate(BaseModel):
 class TariffCreate(TariffUpdate):
     """A new tariff for a project's device type (and water-meter kind)."""
 
-    project_id: int = Field(ge=1)
+    project_id: int = Field(ge=1, le=INT32_MAX)
     device_type: DeviceType
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
-from twinbill_common.http import meta_ok, read_json, validation_fields
+from twinbill_common.http import INT32_MAX, meta_ok, read_json, validation_fields
 from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageWindow, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
@@ -34,7 +34,7 @@ class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: Name
-    project_id: StrictInt = Field(ge=1)
+    project_id: StrictInt = Field(ge=1, le=INT32_MAX)
     crontab: dict[str, Any]
     device_type: Literal[1, 2]
     enabled: StrictBool = True
@@ -63,10 +63,10 @@ class TaskStatus(BaseModel):
 class TaskListQuery(BaseModel):
     """GET /api/v1/scheduler/tasks/ query (the seed's table says "path"; they are query args)."""
 
-    project_id: int = Field(ge=1)
+    project_id: int = Field(ge=1, le=INT32_MAX)
     device_type: int = Field(ge=0, le=2)  # 0 all, 1 water, 2 electricity
     page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=INT32_MAX)
 
 
 def _now() -> datetime:

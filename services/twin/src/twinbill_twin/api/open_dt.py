@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
-from twinbill_common.http import dt_ok, read_json
+from twinbill_common.http import dt_ok, read_json, validation_fields
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
 from twinbill_twin.api.common import pool_of
@@ -87,6 +87,9 @@ class ExpectValue(BaseModel):
     expectvalue: StrictStr
 
 
+EXPECT_VALUES = TypeAdapter(list[ExpectValue])
+
+
 async def set_expectvalues(request: web.Request) -> web.Response:
     """PATCH /dt/open/v1/instance/{id}: set expectvalues of State attributes, command the device."""
     raw_id = request.match_info["id"]
@@ -97,9 +100,9 @@ async def set_expectvalues(request: web.Request) -> web.Response:
     if not isinstance(body, list) or not body:
         raise ValidationFailed({"_body": ["a non-empty JSON array of {id, expectvalue}"]})
     try:
-        wanted = [ExpectValue.model_validate(item) for item in body]
+        wanted = EXPECT_VALUES.validate_python(body)
     except ValidationError as err:
-        raise ValidationFailed({"_body": [str(err.errors()[0]["msg"])]}) from None
+        raise ValidationFailed(validation_fields(err)) from None
     values = {item.id: item.expectvalue for item in wanted}
     async with pool_of(request).acquire() as conn, conn.transaction():
         target = await instances.control_targets(conn, instance_id)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
+from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS
 from twinbill_twin.timeseries.domain.aggregators import DOWNSAMPLERS
 from twinbill_twin.timeseries.domain.errors import BadParameter
 from twinbill_twin.timeseries.domain.timeparse import UNIT_MS
@@ -66,7 +67,11 @@ def parse_downsample(text: str) -> Downsample:
         return Downsample(0, "all", False, aggregator, policy)
     if int(every) <= 0:
         raise BadParameter("downsample", "the interval must be positive (or 0all)")
-    return Downsample(int(every), unit, bool(calendar), aggregator, policy)
+    spec = Downsample(int(every), unit, bool(calendar), aggregator, policy)
+    if spec.interval_ms > DEVICE_TIME_MAX_MS:
+        raise BadParameter("downsample", f"the interval {every}{unit} is longer than all the time "
+                                         "the store holds (1970..2100); use 0all")
+    return spec
 
 
 def epoch_bucket(ts: int, interval_ms: int) -> int:

@@ -46,7 +46,9 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
     if not value:
         raise BadParameter(parameter, "is empty; expected " + FORMATS)
     if match := _RELATIVE.match(value):
-        return now_ms - int(match.group(1)) * UNIT_MS[match.group(2)]
+        # Nothing is stored before 1970, so a span reaching further back means "from 1970"
+        # (and keeps the SQL bound inside a bigint however many digits the client sent).
+        return max(0, now_ms - int(match.group(1)) * UNIT_MS[match.group(2)])
     if _NUMBER.match(value):
         number = int(value)
         if len(value) > 13:
