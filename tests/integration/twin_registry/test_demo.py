@@ -33,3 +33,23 @@ async def test_seed_demo_is_idempotent(twin: Client) -> None:
     assert all(d["house_address"][:2] == ["演示小区", "1栋"] and d["billing_register"] == "total"
                for d in meters)
     assert any(d["residents"] for d in meters)
+
+
+async def test_the_first_demo_meter_takes_seed_002s_control_example(twin: Client) -> None:
+    """Its attributes after `total` are settable doubles, so seed 002's PATCH body (two numbers
+    as text) is accepted for them; on a fresh database they are instance 2's attributes 2 and 3."""
+    demo = await seed_demo(str(twin.make_url("/")))
+    first = demo["gateways"][0]["sub_devices"][0]
+    devices = await (await twin.get("/api/v1/devices/", params={
+        "project_id": str(demo["project_id"]), "page_size": "100"})).json()
+    [meter] = [d for d in devices if d["device_key"] == first["device_key"]]
+    detail = await (await twin.get("/dt/open/v1/instance", params={"ids": str(meter["instance_id"])})).json()
+    attrs = detail["data"][0]["attr"]
+    total, limit, threshold = attrs[0], attrs[1], attrs[2]
+    assert (total["name"], total["attrtype"]) == ("total", "Stream")
+    assert [(a["attrtype"], a["datatype"]) for a in (limit, threshold)] == [("State", "Number")] * 2
+    assert (limit["id"], threshold["id"]) == (total["id"] + 1, total["id"] + 2)
+    resp = await twin.patch(f"/dt/open/v1/instance/{meter['instance_id']}", json=[
+        {"id": limit["id"], "expectvalue": "12.20"}, {"id": threshold["id"], "expectvalue": "12.31"}])
+    assert resp.status == 200
+    assert await resp.json() == {"code": 200, "message": "success", "data": {}}

@@ -157,6 +157,28 @@ async def test_unknown_attribute_is_404_and_bad_id_400(twin: TestClient[Any, Any
     assert "id" in (await resp.json())["data"]["errors"]
 
 
+async def test_computed_values_read_as_the_decimal_sum(
+    twin: TestClient[Any, Any], publisher: Bus, pool: asyncpg.Pool
+) -> None:
+    """0.1 + 0.2 summed in doubles is 0.30000000000000004; the answer says 0.3, as the exact
+    decimal sum (Decimal, independent of the store) does, and raw values keep their digits."""
+    device = await make_device(pool)
+    values = [Decimal("0.1"), Decimal("0.2"), Decimal("4852.092"), Decimal("9704.0")]
+    await _publish_points(publisher, pool, device, "humidity",
+                          [(T0 + i * 1000, v) for i, v in enumerate(values)], chunk=10)
+    url = PATH.format(device.attributes["humidity"])
+    resp = await twin.get(url, params={"start": str(T0 // 1000), "end": str(T0 // 1000 + 1),
+                                       "downsample": "1h-sum"})
+    [series] = (await resp.json())["data"]["value"]
+    assert list(series["dps"].values()) == [float(values[0] + values[1])]
+    resp = await twin.get(url, params={"start": str(T0 // 1000), "downsample": "0all-sum"})
+    [series] = (await resp.json())["data"]["value"]
+    assert list(series["dps"].values()) == [float(sum(values))]
+    resp = await twin.get(url, params={"start": str(T0 // 1000), "aggregator": "none"})
+    [series] = (await resp.json())["data"]["value"]
+    assert list(series["dps"].values()) == [0.1, 0.2, 4852.092, 9704]
+
+
 async def test_downsamples_equal_a_reference_from_raw_points(
     twin: TestClient[Any, Any], publisher: Bus, pool: asyncpg.Pool
 ) -> None:

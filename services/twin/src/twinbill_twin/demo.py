@@ -14,8 +14,15 @@ PROJECT = "twinbill demo"
 WATER, ELECTRICITY, GATEWAY = "demo_water_meter", "demo_electricity_meter", "demo_gateway"
 READING = {"type": "struct", "fields": {"value": {"type": "double"}, "quality": {"type": "int"}}}
 PRODUCTS: list[dict[str, Any]] = [
+    # Order matters on a fresh database: the first meter is instance 2 (after its gateway), its
+    # attribute 1 the Stream `total` and 2, 3 settable doubles (State), so seed 002's own examples
+    # (attribute/1 queries, PATCH /instance/2 with ids 2 and 3 = "12.20", "12.31") work as sent.
     {"product_key": WATER, "name": "演示水表", "billing_register": "total", "measurepoints": [
         {"identifier": "total", "name": "累计用水量", "unit": "m3", "data_type": {"type": "double"}},
+        {"identifier": "flow_limit", "name": "流量上限", "unit": "m3/h", "data_type": {"type": "double"},
+         "settable": True},
+        {"identifier": "leak_threshold", "name": "漏水报警阈值", "unit": "m3/h",
+         "data_type": {"type": "double"}, "settable": True},
         {"identifier": "flow", "name": "瞬时流量", "unit": "m3/h", "data_type": {"type": "double"}},
         {"identifier": "reading", "name": "读数与质量", "data_type": READING},
         {"identifier": "valve", "name": "阀门", "data_type": {"type": "bool"}, "settable": True}]},

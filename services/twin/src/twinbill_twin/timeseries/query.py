@@ -176,12 +176,24 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
         outputs = [({**tags, "index": str(idx)} if idx >= 0 else tags, series[idx])
                    for idx in sorted(series)]
     millis = any(ts % 1000 for _, points in outputs for ts, _ in points)
-    return [{"metric": metric, "tags": t, "dps": {_key(ts, millis): _number(v) for ts, v in points}}
+    # Values computed by arithmetic on doubles (downsampled, or combined across array elements)
+    # are written to 15 significant digits, so a sum of 0.1-step readings reads 14556.392, not
+    # 14556.392000000003; raw values pass through with every digit the device sent.
+    computed = q.downsample is not None or (q.aggregator != "none" and len(series) > 1)
+    render = _computed_number if computed else _number
+    return [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
             for t, points in outputs]
 
 
 def _key(ts: int, millis: bool) -> str:
     return str(ts) if millis else str(ts // 1000)
+
+
+def _computed_number(value: Any) -> Any:
+    """A computed double to the 15 significant digits a double holds exactly (then as _number)."""
+    if isinstance(value, float) and math.isfinite(value):
+        value = float(f"{value:.15g}")
+    return _number(value)
 
 
 def _number(value: Any) -> Any:
