@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.integration.ingest.test_identity_and_scale import _connack_code, _publish_as
 from twinbill_common.schemas import DeviceRecord
-from twinbill_ingest.brokerauth import hash_password, sub_devices_of, write_broker_files
+from twinbill_ingest.brokerauth import hash_password, render_passwd, sub_devices_of, write_broker_files
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 
 SET = "thing/service/measurepoint/set"
@@ -114,6 +114,16 @@ async def test_a_gateway_reads_its_own_sub_devices_commands_and_no_one_elses(
                                    f"/sys/{name(meter_a)}/{SET}_reply", reply) in ACCEPTED
     assert await asyncio.to_thread(_publish_as, broker.port, name(gw_b), gw_b.secret,
                                    f"/sys/{name(meter_a)}/{SET}_reply", reply) == 135  # a forgery
+
+
+def test_a_key_that_could_widen_the_acl_is_left_out(registry: list[DeviceRecord]) -> None:
+    gw_a = registry[0]
+    sneaky = [device(8, "meterProd", gateway=gw_a), device(9, "x", secret="s")]
+    sneaky[0] = sneaky[0].model_copy(update={"device_key": "#"})
+    sneaky[1] = sneaky[1].model_copy(update={"device_key": "d\ntopic readwrite #"})
+    topology = sub_devices_of([*registry, *sneaky])
+    assert topology[name(gw_a)] == [name(registry[2])]
+    assert "readwrite #" not in render_passwd([*registry, *sneaky], service_password="p")
 
 
 def test_topology_and_hash_form(registry: list[DeviceRecord]) -> None:

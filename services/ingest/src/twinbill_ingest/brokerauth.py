@@ -22,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,11 +44,27 @@ def username(product_key: str, device_key: str) -> str:
     return f"{product_key}/{device_key}"
 
 
+# The twin's key pattern. A key outside it (a registry row written around the API) could add
+# lines to the acl or widen a topic with `#`/`+`, so such a device is left out, loudly.
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _renderable(device: DeviceRecord) -> bool:
+    keys = [device.product_key, device.device_key]
+    if device.gateway_product_key or device.gateway_device_key:
+        keys += [device.gateway_product_key or "", device.gateway_device_key or ""]
+    if all(_KEY.match(key) for key in keys):
+        return True
+    log.error("device left out of the broker files: a key outside [A-Za-z0-9_.-]", id=device.id,
+              product_key=device.product_key, device_key=device.device_key)
+    return False
+
+
 def sub_devices_of(devices: Iterable[DeviceRecord]) -> dict[str, list[str]]:
     """Gateway username -> the usernames of its sub-devices, from the registry's topology."""
     topology: dict[str, list[str]] = {}
     for device in devices:
-        if device.gateway_product_key and device.gateway_device_key:
+        if device.gateway_product_key and device.gateway_device_key and _renderable(device):
             gateway = username(device.gateway_product_key, device.gateway_device_key)
             topology.setdefault(gateway, []).append(username(device.product_key, device.device_key))
     return topology
@@ -92,7 +109,7 @@ def render_passwd(devices: Iterable[DeviceRecord], *, service_password: str,
     """The password_file text: the service user and every device that has a secret."""
     lines = [f"{service_user}:{hash_password(service_password)}"]
     for device in sorted(devices, key=lambda d: (d.product_key, d.device_key)):
-        if device.secret:
+        if device.secret and _renderable(device):
             lines.append(f"{username(device.product_key, device.device_key)}:"
                          f"{hash_password(device.secret)}")
     return "\n".join(lines) + "\n"
