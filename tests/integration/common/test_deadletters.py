@@ -99,7 +99,7 @@ async def test_dead_letters_are_counted_shown_and_replayed(bus: Bus) -> None:
         watcher.cancel()
         assert registry.get_sample_value("twinbill_dead_letter_messages", {"queue": RUNS_DLQ}) == 3
 
-        shown = await peek(bus, BILLING_RUNS.name, limit=2)
+        shown = await peek(bus, RUNS_DLQ, limit=2)
         assert [letter.reason for letter in shown] == ["project 7 has no tariff"] * 2
         assert {letter.kind for letter in shown} == {"RunBilling"}
         assert {letter.message_id for letter in shown} <= set(run_ids)
@@ -140,7 +140,7 @@ async def test_a_replay_into_a_still_broken_consumer_ends(bus: Bus) -> None:
         await dead_letter_three(bus, handler)
         assert await asyncio.wait_for(replay(bus, BILLING_RUNS.name), timeout=30) == 3
         await eventually_depth(bus, RUNS_DLQ, 3)
-    letters = await peek(bus, BILLING_RUNS.name, limit=10)
+    letters = await peek(bus, RUNS_DLQ, limit=10)
     assert [letter.replays for letter in letters] == [1, 1, 1]
     assert handler.handled == []
 
@@ -161,7 +161,7 @@ async def test_a_message_the_broker_dead_lettered_replays_with_its_history(bus: 
             continue
         await raw.nack(requeue=True)
     await channel.close()
-    [letter] = await peek(bus, BILLING_RUNS.name, limit=5)
+    [letter] = await peek(bus, RUNS_DLQ, limit=5)
     assert letter.reason.startswith("delivery limit exceeded (delivery_limit in "), letter.reason
 
     handler = FlakyBilling()
@@ -180,7 +180,7 @@ async def test_a_message_the_broker_dead_lettered_replays_with_its_history(bus: 
 
 async def test_showing_a_queue_that_does_not_exist_names_it(bus: Bus) -> None:
     with pytest.raises(BusUnavailable, match=r"scheduler\.registry\.dlq"):
-        await peek(bus, "scheduler.registry", limit=1)  # only the scheduler declares it
+        await peek(bus, "scheduler.registry.dlq", limit=1)  # only the scheduler declares it
 
 
 async def test_the_command_lists_and_replays(amqp_url: str, bus_namespace: str, bus: Bus) -> None:

@@ -121,9 +121,26 @@ def test_a_key_that_could_widen_the_acl_is_left_out(registry: list[DeviceRecord]
     sneaky = [device(8, "meterProd", gateway=gw_a), device(9, "x", secret="s")]
     sneaky[0] = sneaky[0].model_copy(update={"device_key": "#"})
     sneaky[1] = sneaky[1].model_copy(update={"device_key": "d\ntopic readwrite #"})
+    sneaky.append(device(10, "x", secret="s").model_copy(update={"device_key": "g1\n"}))
     topology = sub_devices_of([*registry, *sneaky])
     assert topology[name(gw_a)] == [name(registry[2])]
-    assert "readwrite #" not in render_passwd([*registry, *sneaky], service_password="p")
+    rendered = render_passwd([*registry, *sneaky], service_password="p")
+    assert "readwrite #" not in rendered and "\n:" not in rendered and "g1\n" not in rendered
+
+
+def test_an_unchanged_registry_writes_nothing(registry: list[DeviceRecord], tmp_path: Path) -> None:
+    """Hashes that still verify are kept: a second pass finds both files as they are (no reload);
+    a changed secret rewrites that entry; the files are 0640 from creation."""
+    assert write_broker_files(tmp_path, registry, service_password="p")
+    first = (tmp_path / "passwd").read_text()
+    assert oct((tmp_path / "passwd").stat().st_mode & 0o777) == "0o640"
+    assert not write_broker_files(tmp_path, registry, service_password="p")
+    assert (tmp_path / "passwd").read_text() == first
+    changed = [registry[0].model_copy(update={"secret": "new"}), *registry[1:]]
+    assert write_broker_files(tmp_path, changed, service_password="p")
+    second = (tmp_path / "passwd").read_text().splitlines()
+    assert [line for line in second if line not in first.splitlines()] == [
+        line for line in second if line.startswith(f"{name(registry[0])}:")]
 
 
 def test_topology_and_hash_form(registry: list[DeviceRecord]) -> None:

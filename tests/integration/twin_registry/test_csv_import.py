@@ -119,3 +119,12 @@ async def test_upload_needs_a_project_and_known_columns(twin: Client) -> None:
     resp = await twin.post(f"/api/v1/io/sites_csv?project_id={project}", data=b"",
                            headers={"Content-Type": "text/csv"})
     assert resp.status == 422
+
+
+async def test_a_nul_in_the_file_is_named_by_line(twin: Client) -> None:
+    """PostgreSQL text cannot hold NUL and Python's csv passes it on: refused, naming the line."""
+    project = await make_project(twin)
+    resp = await twin.post(f"/api/v1/io/sites_csv?project_id={project}", data=b"site\nA\nSite\x00B\n",
+                           headers={"Content-Type": "text/csv"})
+    assert resp.status == 422
+    assert (await resp.json())["errors"]["files"] == {"file": ["line 3 contains a NUL character (U+0000)"]}

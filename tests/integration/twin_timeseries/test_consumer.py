@@ -8,9 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from twinbill_common.bus import REASON_HEADER, Bus, Delivery
+from twinbill_common.errors import PermanentError
 from twinbill_common.health import READINESS
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TWIN_TELEMETRY
@@ -92,7 +94,8 @@ async def test_poison_message_is_dead_lettered_while_the_rest_flows(
     good = [measurements(device, [(T0 + i * 1000, {"humidity": i})]) for i in range(6)]
     poison = measurements(device, [(T0 + 500, {"humidity": 1, "no_such_point": 2})])
     unstorable = measurements(device, [(T0 + 700, {"humidity": None})])
-    for message in [*good[:3], poison, *good[3:], unstorable]:
+    huge_zero = measurements(device, [(T0 + 800, {"humidity": Decimal("0E+2000000000")})])
+    for message in [*good[:3], poison, *good[3:], unstorable, huge_zero]:
         await publish(publisher, message)
 
     async def six() -> bool:
@@ -105,13 +108,32 @@ async def test_poison_message_is_dead_lettered_while_the_rest_flows(
         if dead is not None:
             await dead.ack()
             reasons[dead.message_id] = str((dead.headers or {}).get(REASON_HEADER))
-            if len(reasons) == 2:
+            if len(reasons) == 3:
                 break
         else:
             await asyncio.sleep(0.05)
     assert "no_such_point" in reasons[poison.message_id]
     assert "has no attribute in the registry" in reasons[poison.message_id]
     assert "null is not a value" in reasons[unstorable.message_id]
+    assert "exponent beyond a double's range" in reasons[huge_zero.message_id]
+
+
+async def test_a_value_postgresql_refuses_is_permanent_not_a_batch_requeue(
+    publisher: Bus, pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """Whatever slips past the checks and PostgreSQL refuses (a DataError) makes the batch
+    permanent-failed, so the bus isolates the one message instead of requeueing all of them."""
+    device = await make_device(pool)
+    consumer = TelemetryConsumer(pool, publisher)
+
+    async def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise asyncpg.exceptions.NumericValueOutOfRangeError("value overflows numeric format")
+
+    monkeypatch.setattr("twinbill_twin.timeseries.consumer.write_batch", refused)
+    message = MeasurementsAccepted.model_validate(dict(measurements(device, [(T0, {"humidity": 1})])))
+    raw: Any = object()
+    with pytest.raises(PermanentError, match="a value cannot be stored: value overflows numeric format"):
+        await consumer.handle([Delivery(message, raw)])
 
 
 async def test_arrays_structs_and_text_are_stored_by_kind(publisher: Bus, pool: asyncpg.Pool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twinbill_common.deadletters import death_reason, main, work_queue_of
+from twinbill_common.deadletters import death_reason, holding_queue_of, main, work_queue_of
 
 
 def test_our_reason_header_wins() -> None:
@@ -43,10 +43,18 @@ def test_an_unknown_queue_is_refused_with_the_choices() -> None:
 
 
 @pytest.mark.parametrize("argv", [["replay", "nope"], ["replay", "twin.telemetry", "--limit", "0"],
-                                  ["show", "billing.jobs.parked"], ["purge", "twin.telemetry"]])
+                                  ["replay", "billing.jobs.parked"], ["show", "billing.bills"],
+                                  ["purge", "twin.telemetry"]])
 def test_the_command_refuses_bad_arguments_before_connecting(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--amqp-url", "amqp://guest:guest@127.0.0.1:1/", *argv])
     assert exited.value.code == 2
     assert "twinbill-dlq: error:" in capsys.readouterr().err
+
+
+def test_parked_messages_are_shown_never_replayed() -> None:
+    assert holding_queue_of("billing.jobs.parked") == "billing.jobs.parked"
+    assert holding_queue_of("twin.telemetry") == "twin.telemetry.dlq"
+    with pytest.raises(ValueError, match="a replay would park them again"):
+        work_queue_of("billing.jobs.parked")

@@ -13,11 +13,11 @@ from twinbill_common.http import (
     envelope_middleware,
     field_path,
     meta_ok,
-    nul_paths,
     parse_model,
     read_json,
     render_dt,
     render_meta,
+    text_problems,
 )
 
 
@@ -111,8 +111,15 @@ def test_field_paths_read_as_a_client_writes_them(parts: tuple[str | int, ...], 
     assert field_path(parts) == path
 
 
-def test_nul_paths_name_every_place() -> None:
-    body = {"name": "a\x00", "crontab": {"minute": "0", "k\x00": 1}, "list": ["x", "\x00"]}
-    assert nul_paths(body) == ["name", "crontab.k\x00", "list[1]"]
-    assert nul_paths("\x00") == ["_body"]
-    assert nul_paths({"fine": ["text", 1, None]}) == []
+def test_text_problems_name_every_place() -> None:
+    body = {"name": "a\x00", "crontab": {"minute": "0", "k\x00": 1}, "list": ["x", "\ud800"]}
+    found = text_problems(body)
+    assert set(found) == {"name", "crontab.k\x00", "list[1]"}
+    assert found["list[1]"] == ["is not valid Unicode text (it holds a lone surrogate)"]
+    assert found["crontab.k\x00"] == ["name contains a NUL character (U+0000)"]
+    assert text_problems("\x00") == {"_body": ["contains a NUL character (U+0000)"]}
+    assert text_problems({"fine": ["text", 1, None]}) == {}
+    deep: list[object] = ["\x00"]
+    for _ in range(5000):  # deeper than the interpreter's recursion limit
+        deep = [deep]
+    assert list(text_problems(deep)) == ["[0]" * 5000 + "[0]"]

@@ -227,6 +227,8 @@ def test_the_last_storable_time_is_accepted(registry: FixedRegistry) -> None:
         (b'{"temp": 0.' + b"0" * 16383 + b"1}", "has more than 16383 decimal places"),
         (b'{"label": "a\\u0000b"}', "contains a NUL character (U+0000)"),
         (b'{"temp": {"value": 1e999, "quality": 0}}', "beyond a double's range"),
+        (b'{"temp": 0e2000000000}', "has an exponent beyond a double's range"),
+        (b'{"label": "a\\ud800b"}', "is not valid Unicode text (it holds a lone surrogate)"),
     ],
 )
 def test_values_the_twin_cannot_store_are_1204_naming_why(registry: FixedRegistry, raw: bytes, problem: str) -> None:
@@ -239,14 +241,16 @@ def test_values_the_twin_cannot_store_are_1204_naming_why(registry: FixedRegistr
 
 
 @pytest.mark.parametrize(("value", "problem"), [
-    ([], "expected a non-empty array, got an empty array"),
+    ([], "an empty array holds no value"),
+    (["1"] * 32_768, "an array holds at most 32767 elements, got 32768"),
     (["1", None], "branchCurr[1]: expected string, got null"),
 ])
 def test_arrays_hold_values(registry: FixedRegistry, value: Any, problem: str) -> None:
     body = seed(skipInvalidMeasurepoints=False)
     body["params"][1]["measurepoints"]["branchCurr"] = value
     with pytest.raises(Rejection) as caught:
-        run(registry, body)
+        validate_request(BATCH, json.dumps(body).encode(), registry=registry, received_at=999,
+                         max_bytes=400_000)
     assert caught.value.code == Code.MODEL_INVALID
     assert problem in caught.value.message
 
@@ -275,6 +279,12 @@ def test_topics_and_replies() -> None:
     assert parse_topic("sys/pk/dk/thing/measurepoint/post") is None
     assert "$share/ingest//sys/+/+/thing/measurepoint/post/batch" in subscriptions("ingest")
     assert all(not f.endswith("#") for f in subscriptions("ingest"))
+
+
+def test_a_reply_is_sent_even_for_an_id_that_is_not_valid_unicode() -> None:
+    """A request id with a lone surrogate (`"\\ud800"` in the JSON) comes back as that escape."""
+    reply = encode_reply("a\ud800", 1204, message="x")
+    assert json.loads(reply)["id"] == "a\ud800"
 
 
 def test_reply_shape() -> None:

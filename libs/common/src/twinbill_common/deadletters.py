@@ -12,7 +12,7 @@ out. Nothing there is lost, but nothing there is billed or stored either, so:
   so a replayed message that was partly handled does no harm.
 
     twinbill-dlq [--amqp-url URL] [--namespace NS] list
-    twinbill-dlq show twin.telemetry [--limit 5]
+    twinbill-dlq show twin.telemetry [--limit 5]      (also billing.jobs.parked)
     twinbill-dlq replay twin.telemetry [--limit N]
 """
 
@@ -39,6 +39,9 @@ log = get_logger(__name__)
 # The queues that dead-letter to `<name>.dlq`: the work queues and the scheduler's event queue.
 DEAD_LETTERED = (*(queue.name for queue in WORK_QUEUES),
                  *(name.removesuffix(".dlq") for name in AUXILIARY_QUEUES if name.endswith(".dlq")))
+# Where billing parks dead letters that are not BillingJobs: shown, never replayed.
+PARKED = tuple(name for name in AUXILIARY_QUEUES if name.endswith(".parked"))
+HOLDING = (*(f"{name}.dlq" for name in DEAD_LETTERED), *PARKED)
 REPLAYS_HEADER = "x-twinbill-replays"
 LAST_REASON_HEADER = "x-twinbill-last-reason"
 DEATH_REASONS = {
@@ -71,10 +74,21 @@ def death_reason(headers: Mapping[str, Any] | None) -> str:
 
 def work_queue_of(name: str) -> str:
     """The dead-lettered work queue a user means by `name` (`twin.telemetry` or its `.dlq`)."""
+    if name in PARKED:
+        raise ValueError(f"{name} holds messages that are no valid job: a replay would park them "
+                         "again; `show` them, then fix and republish by hand")
     queue = name.removesuffix(".dlq")
     if queue not in DEAD_LETTERED:
         raise ValueError(f"unknown queue {name!r}: one of {', '.join(DEAD_LETTERED)}")
     return queue
+
+
+def holding_queue_of(name: str) -> str:
+    """The queue of dead letters a user means by `name` (a work queue, its `.dlq`, or a parking
+    queue)."""
+    if name in PARKED:
+        return name
+    return f"{work_queue_of(name)}.dlq"
 
 
 def dead_letter_gauge(registry: CollectorRegistry) -> Gauge:
@@ -118,12 +132,12 @@ def _dead_letter(raw: AbstractIncomingMessage) -> DeadLetter:
 
 
 async def peek(bus: Bus, queue: str, *, limit: int) -> list[DeadLetter]:
-    """Up to `limit` messages of `<queue>.dlq`, left in place (fetched unacknowledged, then
-    returned to the queue when the channel closes)."""
-    await bus.queue_depth(f"{queue}.dlq")  # BusUnavailable, naming it, if there is no such queue
+    """Up to `limit` messages of the dead-letter (or parking) queue `queue`, left in place
+    (fetched unacknowledged, then returned to the queue when the channel closes)."""
+    await bus.queue_depth(queue)  # BusUnavailable, naming it, if there is no such queue
     channel = await bus.open_channel()
     try:
-        dlq = await channel.get_queue(bus.name(f"{queue}.dlq"), ensure=False)
+        dlq = await channel.get_queue(bus.name(queue), ensure=False)
         found = []
         for _ in range(limit):
             raw = await dlq.get(no_ack=False, fail=False)
@@ -180,14 +194,14 @@ async def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "list":
             print(f"{'queue':<28} dead letters")
-            for queue in DEAD_LETTERED:
+            for queue in HOLDING:
                 try:
-                    depth: int | str = await bus.queue_depth(f"{queue}.dlq")
+                    depth: int | str = await bus.queue_depth(queue)
                 except BusUnavailable:
                     depth = "(not declared)"
-                print(f"{queue + '.dlq':<28} {depth}")
+                print(f"{queue:<28} {depth}")
         elif args.command == "show":
-            letters = await peek(bus, work_queue_of(args.queue), limit=args.limit)
+            letters = await peek(bus, holding_queue_of(args.queue), limit=args.limit)
             for letter in letters:
                 body = letter.body[:args.body_bytes].decode(errors="replace")
                 print(f"- {letter.message_id} {letter.kind} replays={letter.replays}\n"
@@ -211,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="how many dead letters each dead-letter queue holds")
     show = commands.add_parser("show", help="the first messages of one dead-letter queue")
-    show.add_argument("queue", help=f"one of {', '.join(DEAD_LETTERED)}")
+    show.add_argument("queue", help=f"one of {', '.join(DEAD_LETTERED + PARKED)}")
     show.add_argument("--limit", type=int, default=5)
     show.add_argument("--body-bytes", type=int, default=300)
     again = commands.add_parser("replay", help="move a dead-letter queue back into its work queue")
@@ -222,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "limit", 1) is not None and getattr(args, "limit", 1) < 1:
         parser.error("--limit must be at least 1")
     try:
-        if args.command != "list":
+        if args.command == "show":
+            holding_queue_of(args.queue)
+        elif args.command == "replay":
             work_queue_of(args.queue)
         return asyncio.run(_command(args))
     except ValueError as err:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.logging import get_logger
+from twinbill_common.schemas.telemetry import text_problem
 
 log = get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -133,7 +134,7 @@ def envelope_middleware(
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         request[REQUEST_ID] = request_id
         try:
-            _refuse_nul_in_target(request)
+            _refuse_bad_text_in_target(request)
             response = await handler(request)
         except HttpError as err:
             response = pick(request.path)(err, request_id)
@@ -159,33 +160,36 @@ def field_path(parts: Iterable[str | int]) -> str:
     return path
 
 
-def nul_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[str]:
-    """Where a parsed JSON document holds text with a NUL character (U+0000), which PostgreSQL
-    text cannot store: names and values."""
-    found: list[str] = []
-    if isinstance(value, str):
-        if "\x00" in value:
-            found.append(field_path(path) or "_body")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                found.append(field_path((*path, key)) or "_body")
-            found += nul_paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += nul_paths(item, (*path, index))
+def text_problems(value: Any) -> dict[str, list[str]]:
+    """Where a parsed JSON document holds text no store can keep (a NUL, which PostgreSQL text
+    cannot hold, or a lone surrogate, which UTF-8 cannot), in names and values: {path: [why]}.
+    Iterative, so a deeply nested body is an answer, not a RecursionError."""
+    found: dict[str, list[str]] = {}
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if problem := text_problem(item):
+                found.setdefault(field_path(path) or "_body", []).append(problem)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if problem := text_problem(key):
+                    found.setdefault(field_path((*path, key)) or "_body", []).append(f"name {problem}")
+                stack.append(((*path, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*path, index), child) for index, child in enumerate(item))
     return found
 
 
-NUL_REASON = "contains a NUL character (U+0000)"
-
-
-def _refuse_nul_in_target(request: web.Request) -> None:
-    """A NUL (`%00`) in the path or query is a 400 naming where, before any handler runs."""
-    if "\x00" in request.path:
-        raise ValidationFailed({"_path": [NUL_REASON]}, data={"location": "path"})
-    bad = {name or "_query": [NUL_REASON] for name, value in request.query.items()
-           if "\x00" in name or "\x00" in value}
+def _refuse_bad_text_in_target(request: web.Request) -> None:
+    """A NUL (`%00`) or bytes that are not UTF-8 in the path or query are a 400 naming where,
+    before any handler runs (the request parser keeps undecodable bytes as lone surrogates)."""
+    if problem := text_problem(request.path):
+        raise ValidationFailed({"_path": [problem]}, data={"location": "path"})
+    bad: dict[str, list[str]] = {}
+    for name, value in request.query.items():
+        if problem := text_problem(name) or text_problem(value):
+            bad[name.encode(errors="backslashreplace").decode() or "_query"] = [problem]
     if bad:
         raise ValidationFailed(bad, data={"location": "query"})
 
@@ -222,6 +226,6 @@ async def read_json(request: web.Request) -> Any:
         body = await request.json(loads=_loads_exact)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None
-    if bad := nul_paths(body):
-        raise ValidationFailed({path: [NUL_REASON] for path in bad})
+    if bad := text_problems(body):
+        raise ValidationFailed(bad)
     return body

@@ -12,7 +12,8 @@ registry's topology; a device can no longer read another gateway's commands or f
 
 writes `passwd` (PBKDF2-SHA512, the `$7$` form of mosquitto_passwd) and `acl` atomically, then
 sends SIGHUP to Mosquitto so it reloads both; `--every` repeats it (a sidecar next to the
-broker). The service user's password comes from `TWINBILL_MQTT_SERVICE_PASSWORD`.
+broker), writing and reloading only when the registry changed (a hash that still verifies is
+kept). The service user's password comes from `TWINBILL_MQTT_SERVICE_PASSWORD`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
+import hmac
 import os
 import re
 import signal
@@ -46,14 +49,14 @@ def username(product_key: str, device_key: str) -> str:
 
 # The twin's key pattern. A key outside it (a registry row written around the API) could add
 # lines to the acl or widen a topic with `#`/`+`, so such a device is left out, loudly.
-_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _renderable(device: DeviceRecord) -> bool:
     keys = [device.product_key, device.device_key]
     if device.gateway_product_key or device.gateway_device_key:
         keys += [device.gateway_product_key or "", device.gateway_device_key or ""]
-    if all(_KEY.match(key) for key in keys):
+    if all(_KEY.fullmatch(key) for key in keys):
         return True
     log.error("device left out of the broker files: a key outside [A-Za-z0-9_.-]", id=device.id,
               product_key=device.product_key, device_key=device.device_key)
@@ -104,37 +107,75 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
             f"${base64.b64encode(digest).decode()}")
 
 
+def verifies(hashed: str, password: str) -> bool:
+    """Whether a `$7$` hash is of this password."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7" or parts[2] != str(PBKDF2_ITERATIONS):
+        return False
+    try:
+        salt = base64.b64decode(parts[3], validate=True)
+    except ValueError:
+        return False
+    return hmac.compare_digest(hash_password(password, salt=salt), hashed)
+
+
+def read_passwd(path: Path) -> dict[str, str]:
+    """username -> hash of an existing password file (empty if there is none)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
 def render_passwd(devices: Iterable[DeviceRecord], *, service_password: str,
-                  service_user: str = SERVICE_USER) -> str:
-    """The password_file text: the service user and every device that has a secret."""
-    lines = [f"{service_user}:{hash_password(service_password)}"]
+                  service_user: str = SERVICE_USER, previous: dict[str, str] | None = None) -> str:
+    """The password_file text: the service user and every device that has a secret. A hash in
+    `previous` that still verifies is kept, so an unchanged registry renders the same file."""
+    previous = previous or {}
+
+    def entry(user: str, password: str) -> str:
+        kept = previous.get(user)
+        return f"{user}:{kept if kept and verifies(kept, password) else hash_password(password)}"
+
+    lines = [entry(service_user, service_password)]
     for device in sorted(devices, key=lambda d: (d.product_key, d.device_key)):
         if device.secret and _renderable(device):
-            lines.append(f"{username(device.product_key, device.device_key)}:"
-                         f"{hash_password(device.secret)}")
+            lines.append(entry(username(device.product_key, device.device_key), device.secret))
     return "\n".join(lines) + "\n"
 
 
-def _replace(path: Path, text: str, *, owner: tuple[int, int] | None) -> None:
-    """Write `text` to `path` atomically (Mosquitto never reads half a file), mode 0640."""
+def _replace(path: Path, text: str, *, owner: tuple[int, int] | None) -> bool:
+    """Write `text` to `path` atomically (Mosquitto never reads half a file), mode 0640 from
+    creation; False, writing nothing, when the file already holds exactly that."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
     partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text)
-    partial.chmod(0o640)
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
     if owner is not None:
         os.chown(partial, *owner)
     os.replace(partial, path)
+    return True
 
 
 def write_broker_files(directory: Path, devices: Sequence[DeviceRecord], *,
                        service_password: str, service_user: str = SERVICE_USER,
-                       owner: tuple[int, int] | None = None) -> None:
+                       owner: tuple[int, int] | None = None) -> bool:
     """Write `passwd` and `acl` for these devices into `directory` (owned by `owner`, uid and
-    gid, when given: the broker's user must be able to read them)."""
+    gid, when given: the broker's user must be able to read them). True when either changed."""
     directory.mkdir(parents=True, exist_ok=True)
-    _replace(directory / "passwd", render_passwd(devices, service_password=service_password,
-                                                 service_user=service_user), owner=owner)
-    _replace(directory / "acl", render_acl(sub_devices_of(devices), service_user=service_user),
-             owner=owner)
+    passwd = render_passwd(devices, service_password=service_password, service_user=service_user,
+                           previous=read_passwd(directory / "passwd"))
+    changed = _replace(directory / "passwd", passwd, owner=owner)
+    acl = render_acl(sub_devices_of(devices), service_user=service_user)
+    return _replace(directory / "acl", acl, owner=owner) or changed
 
 
 def _owner(text: str) -> tuple[int, int]:
@@ -156,13 +197,13 @@ async def _sync(args: argparse.Namespace, service_password: str) -> None:
                     raise
                 log.warning("registry unavailable, keeping the current files", error=str(err))
             else:
-                await asyncio.to_thread(write_broker_files, args.out, devices,
-                                        service_password=service_password,
-                                        service_user=args.service_user, owner=args.chown)
-                if args.hup_pid:
+                changed = await asyncio.to_thread(
+                    write_broker_files, args.out, devices, service_password=service_password,
+                    service_user=args.service_user, owner=args.chown)
+                if changed and args.hup_pid:
                     os.kill(args.hup_pid, signal.SIGHUP)
-                print(f"{len(devices)} devices -> {args.out / 'passwd'}, {args.out / 'acl'}",
-                      flush=True)
+                print(f"{len(devices)} devices -> {args.out / 'passwd'}, {args.out / 'acl'}"
+                      f"{'' if changed else ' (unchanged)'}", flush=True)
             if not args.every:
                 return
             await asyncio.sleep(args.every)

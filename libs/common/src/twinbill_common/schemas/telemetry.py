@@ -16,6 +16,8 @@ from twinbill_common.schemas.base import Message
 DEVICE_TIME_MIN_MS = 0  # 1970-01-01T00:00:00Z
 DEVICE_TIME_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive: later is a broken clock
 MAX_DECIMAL_PLACES = 16_383  # PostgreSQL numeric
+MAX_EXPONENT = 308  # beyond it only a zero (0E+999999) is still a finite double; numeric overflows
+MAX_ARRAY_ITEMS = 32_767  # an array element's index is a smallint
 
 
 def number_problem(value: Decimal | int) -> str | None:
@@ -35,12 +37,30 @@ def number_problem(value: Decimal | int) -> str | None:
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
         return f"{value} has more than {MAX_DECIMAL_PLACES} decimal places"
+    if isinstance(exponent, int) and exponent > MAX_EXPONENT:
+        return f"{value} has an exponent beyond a double's range"
     return None
 
 
 def text_problem(value: str) -> str | None:
-    """Why a text cannot be stored, or None: PostgreSQL text holds no NUL character."""
-    return "contains a NUL character (U+0000)" if "\x00" in value else None
+    """Why a text cannot be stored, or None: PostgreSQL text holds no NUL character, and
+    UTF-8 has no lone surrogates (JSON can spell one, `"\\ud800"`)."""
+    if "\x00" in value:
+        return "contains a NUL character (U+0000)"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def array_problem(items: list[Any]) -> str | None:
+    """Why an array cannot be stored, or None: it holds 1 to 32,767 elements."""
+    if not items:
+        return "an empty array holds no value"
+    if len(items) > MAX_ARRAY_ITEMS:
+        return f"an array holds at most {MAX_ARRAY_ITEMS} elements, got {len(items)}"
+    return None
 
 
 def time_problem(ms: int) -> str | None:

@@ -108,4 +108,6 @@ def encode_reply(request_id: str | None, code: int, *, message: str | None = Non
     body: dict[str, Any] = {"id": request_id, "code": code, "data": {} if data is None else data}
     if message is not None:
         body["message"] = message
-    return json.dumps(body, ensure_ascii=False, default=str).encode()
+    # A request id can hold a lone surrogate (`"\\ud800"` in the JSON): written back as that
+    # escape, so the device still gets its answer.
+    return json.dumps(body, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")

@@ -4,7 +4,8 @@ A value may be a scalar, an array, a struct, or any of these wrapped with a data
 `{"value": ..., "quality": <int>}` (EnOS's quality form). Numbers arrive as `int` or `Decimal`
 (the payload is parsed with `parse_float=Decimal`), so the device's decimal text is kept.
 Beyond its type, a value must be one the twin can store (twinbill_common.schemas.telemetry:
-numbers finite and within a double's range, no NUL in text, no null, no empty array), so a
+numbers finite and within a double's range, text without NUL or lone surrogates, no null,
+arrays of 1 to 32,767 elements), so a
 device never gets a 200 for a point that would be dead-lettered downstream.
 """
 
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from twinbill_common.schemas import DataType, ProductModel
-from twinbill_common.schemas.telemetry import number_problem, text_problem
+from twinbill_common.schemas.telemetry import array_problem, number_problem, text_problem
 from twinbill_ingest.domain.codes import Code, Rejection
 
 QUALITY_KEYS = frozenset({"value", "quality"})
@@ -40,7 +41,7 @@ def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
     if (value_type is Decimal and kind in _NUMBERS) or (value_type is int and kind in _INTEGRAL):
         if number_problem(value) is None:
             return
-    elif value_type is str and kind == "string" and "\x00" not in value:
+    elif value_type is str and kind == "string" and text_problem(value) is None:
         return
     if isinstance(value, dict) and data_type.type != "struct":
         _check_quality_form(identifier, value, data_type)
@@ -86,9 +87,10 @@ def check_value(value: Any, data_type: DataType, *, path: str) -> None:
     elif kind == "date":
         ok = isinstance(value, str) or (_is_int(value) and value >= 0)
     elif kind == "array":
-        if not isinstance(value, list) or not value:
-            what = "an empty array" if isinstance(value, list) else _kind(value)
-            raise Rejection(Code.MODEL_INVALID, f"{path}: expected a non-empty array, got {what}")
+        if not isinstance(value, list):
+            raise Rejection(Code.MODEL_INVALID, f"{path}: expected array, got {_kind(value)}")
+        if problem := array_problem(value):
+            raise Rejection(Code.MODEL_INVALID, f"{path}: {problem}")
         for index, item in enumerate(value):
             if data_type.item is None:
                 if not _is_scalar(item):

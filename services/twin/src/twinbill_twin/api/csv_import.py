@@ -46,6 +46,10 @@ async def upload_sites_csv(request: web.Request) -> web.Response:
         text, form_project = await _read_upload(request)
     except UnicodeDecodeError as err:
         raise ValidationFailed({"file": [f"the CSV is not UTF-8: {err}"]}, data={"location": "files"}) from None
+    if (at := text.find("\x00")) >= 0:  # PostgreSQL text cannot hold it; csv would pass it on
+        line = text.count("\n", 0, at) + 1
+        raise ValidationFailed({"file": [f"line {line} contains a NUL character (U+0000)"]},
+                               data={"location": "files"})
     raw_project = request.query.get("project_id") or form_project
     if not raw_project or not (raw_project.isascii() and raw_project.isdigit()) \
             or not 1 <= int(raw_project) <= 2**31 - 1:

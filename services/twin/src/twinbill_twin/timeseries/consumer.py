@@ -162,9 +162,15 @@ class TelemetryConsumer:
             batch = self._build(deliveries)
             if not batch.samples:
                 return
-            result: WriteResult = await write_batch(
-                conn, samples=batch.samples, currents=list(batch.currents.values()),
-                devices=batch.devices, instances=batch.instances, partitions=self.partitions)
+            try:
+                result: WriteResult = await write_batch(
+                    conn, samples=batch.samples, currents=list(batch.currents.values()),
+                    devices=batch.devices, instances=batch.instances, partitions=self.partitions)
+            except (asyncpg.DataError, OverflowError, UnicodeEncodeError) as err:
+                # A value PostgreSQL refuses (the gateway checks the same limits, so this is a
+                # message from elsewhere): permanent, so the bus isolates the one message that
+                # holds it and dead-letters it instead of requeueing the whole batch.
+                raise PermanentError(f"a value cannot be stored: {err}") from err
         self.stored_total += result.stored
 
     async def _resolve(self, conn: asyncpg.Connection,

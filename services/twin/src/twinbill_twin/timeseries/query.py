@@ -176,10 +176,13 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
         outputs = [({**tags, "index": str(idx)} if idx >= 0 else tags, series[idx])
                    for idx in sorted(series)]
     millis = any(ts % 1000 for _, points in outputs for ts, _ in points)
-    # Values computed by arithmetic on doubles (downsampled, or combined across array elements)
-    # are written to 15 significant digits, so a sum of 0.1-step readings reads 14556.392, not
-    # 14556.392000000003; raw values pass through with every digit the device sent.
-    computed = q.downsample is not None or (q.aggregator != "none" and len(series) > 1)
+    # Values computed by arithmetic on doubles (a sum, mean, deviation or interpolated
+    # percentile, or a combination across array elements, which interpolates) are written to 15
+    # significant digits, so a sum of 0.1-step readings reads 14556.392, not 14556.392000000003.
+    # Values picked from the data (min, max, first, last, count, nearest-rank percentiles) and
+    # raw points pass through with every digit the device sent.
+    computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
+        q.aggregator != "none" and len(series) > 1)
     render = _computed_number if computed else _number
     return [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
             for t, points in outputs]
@@ -187,6 +190,12 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
 
 def _key(ts: int, millis: bool) -> str:
     return str(ts) if millis else str(ts // 1000)
+
+
+def _arithmetic(aggregator: str) -> bool:
+    """Whether a downsample aggregator computes new values rather than picking stored ones."""
+    return aggregator in ("avg", "sum", "zimsum", "dev") or aggregator.endswith("r7") or (
+        aggregator.startswith("p") and aggregator[1:].isdigit())
 
 
 def _computed_number(value: Any) -> Any:

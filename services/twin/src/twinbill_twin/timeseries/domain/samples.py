@@ -14,6 +14,8 @@ from twinbill_common.schemas.telemetry import (
     DEVICE_TIME_MAX_MS,
     DEVICE_TIME_MIN_MS,
     MAX_DECIMAL_PLACES,
+    MAX_EXPONENT,
+    array_problem,
     number_problem,
     text_problem,
     time_problem,
@@ -59,7 +61,7 @@ def fast_number(value: Any) -> tuple[Decimal, float] | None:
         except OverflowError:
             return None
         if math.isfinite(approx) and (kind is int or (
-                value.is_finite() and value.as_tuple().exponent >= -MAX_DECIMAL_PLACES)):
+                value.is_finite() and -MAX_DECIMAL_PLACES <= value.as_tuple().exponent <= MAX_EXPONENT)):
             return (value if kind is Decimal else Decimal(value)), approx
     return None
 
@@ -82,8 +84,8 @@ def _scalar(value: Any, *, idx: int, where: str, quality: str | None = None) -> 
 def sample_values(value: Any, *, where: str) -> list[SampleValue]:
     """The samples one measurepoint value makes (one per array element; one for anything else)."""
     if isinstance(value, list):
-        if not value:
-            raise UnstorableValue(f"{where}: an empty array holds no value")
+        if problem := array_problem(value):
+            raise UnstorableValue(f"{where}: {problem}")
         return [_scalar(item, idx=i, where=f"{where}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, dict):
         if "value" in value:

@@ -21,7 +21,8 @@ UNIT_MS: dict[str, int] = {
     "y": 365 * 86_400_000,
 }
 
-_RELATIVE = re.compile(r"^(\d+)(ms|s|m|h|d|w|n|y)-ago$")
+# At most 18 digits: more is no time a store holds, and int() of thousands of digits raises.
+_RELATIVE = re.compile(r"^(\d{1,18})(ms|s|m|h|d|w|n|y)-ago$")
 _NUMBER = re.compile(r"^\d+$")
 _ABSOLUTE = re.compile(
     r"^(\d{4})/(\d{2})/(\d{2})(?:[- ](\d{2}):(\d{2})(?::(\d{2}))?)?$"
@@ -50,9 +51,10 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
         # (and keeps the SQL bound inside a bigint however many digits the client sent).
         return max(0, now_ms - int(match.group(1)) * UNIT_MS[match.group(2)])
     if _NUMBER.match(value):
-        number = int(value)
         if len(value) > 13:
-            raise BadParameter(parameter, f"{value!r} is too large for a Unix time")
+            raise BadParameter(parameter, f"{value[:20]!r}... is too large for a Unix time"
+                               if len(value) > 20 else f"{value!r} is too large for a Unix time")
+        number = int(value)
         return number * 1000 if len(value) <= 10 else number
     if match := _ABSOLUTE.match(value):
         year, month, day, hour, minute, second = (int(part) if part else 0 for part in match.groups())
@@ -61,4 +63,5 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
         except ValueError as err:
             raise BadParameter(parameter, f"{value!r} is not a valid date: {err}") from err
         return round(local.timestamp() * 1000)
-    raise BadParameter(parameter, f"{value!r} is not a time; expected " + FORMATS)
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    raise BadParameter(parameter, f"{shown!r} is not a time; expected " + FORMATS)
