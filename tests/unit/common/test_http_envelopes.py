@@ -119,6 +119,8 @@ def test_text_problems_name_every_place() -> None:
     assert found["crontab.k\x00"] == ["name contains a NUL character (U+0000)"]
     assert text_problems("\x00") == {"_body": ["contains a NUL character (U+0000)"]}
     assert text_problems({"fine": ["text", 1, None]}) == {}
+    assert text_problems({"k\ud800": 1}) == {  # named with an escape, so the answer encodes
+        "k\\ud800": ["name is not valid Unicode text (it holds a lone surrogate)"]}
     deep: list[object] = ["\x00"]
     for _ in range(5000):  # deeper than the interpreter's recursion limit
         deep = [deep]

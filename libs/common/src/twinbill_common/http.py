@@ -165,16 +165,22 @@ def text_problems(value: Any) -> dict[str, list[str]]:
     cannot hold, or a lone surrogate, which UTF-8 cannot), in names and values: {path: [why]}.
     Iterative, so a deeply nested body is an answer, not a RecursionError."""
     found: dict[str, list[str]] = {}
+
+    def note(path: tuple[str | int, ...], problem: str) -> None:
+        # the path itself may hold the bad text: written with escapes, so the answer encodes
+        where = field_path(path).encode(errors="backslashreplace").decode() or "_body"
+        found.setdefault(where, []).append(problem)
+
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
             if problem := text_problem(item):
-                found.setdefault(field_path(path) or "_body", []).append(problem)
+                note(path, problem)
         elif isinstance(item, dict):
             for key, child in item.items():
                 if problem := text_problem(key):
-                    found.setdefault(field_path((*path, key)) or "_body", []).append(f"name {problem}")
+                    note((*path, key), f"name {problem}")
                 stack.append(((*path, key), child))
         elif isinstance(item, list):
             stack.extend(((*path, index), child) for index, child in enumerate(item))

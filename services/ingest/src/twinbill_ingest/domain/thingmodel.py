@@ -5,8 +5,8 @@ A value may be a scalar, an array, a struct, or any of these wrapped with a data
 (the payload is parsed with `parse_float=Decimal`), so the device's decimal text is kept.
 Beyond its type, a value must be one the twin can store (twinbill_common.schemas.telemetry:
 numbers finite and within a double's range, text without NUL or lone surrogates, no null,
-arrays of 1 to 32,767 elements), so a
-device never gets a 200 for a point that would be dead-lettered downstream.
+arrays of 1 to 32,767 elements), so a device never gets a 200 for a point that would be
+dead-lettered downstream.
 """
 
 from __future__ import annotations

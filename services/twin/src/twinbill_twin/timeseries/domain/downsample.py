@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS
 from twinbill_twin.timeseries.domain.aggregators import DOWNSAMPLERS
 from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.domain.timeparse import UNIT_MS
+from twinbill_twin.timeseries.domain.timeparse import UNIT_MS, shown
 
 MAX_BUCKETS = 1_000_000
 _SPEC = re.compile(r"^(?:(0all)|(\d{1,18})(ms|s|m|h|d|w|n|y)(c?))-([a-z0-9]+)(?:-([a-z]+))?$")
@@ -52,8 +52,7 @@ def parse_downsample(text: str) -> Downsample:
     """Parse `<interval><unit>[c]-<aggregator>[-<fill>]`, naming what is wrong otherwise."""
     match = _SPEC.match(text.strip())
     if match is None:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise BadParameter("downsample", f"{shown!r} is not <interval><unit>[c]-<aggregator>[-<fill>] "
+        raise BadParameter("downsample", f"{shown(text)} is not <interval><unit>[c]-<aggregator>[-<fill>] "
                                          "(e.g. 1h-sum, 30m-avg-nan, 1dc-sum, 0all-count; units "
                                          "ms s m h d w n y)")
     whole, every, unit, calendar, aggregator, fill = match.groups()

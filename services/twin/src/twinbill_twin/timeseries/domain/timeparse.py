@@ -32,6 +32,11 @@ FORMATS = ("<n><unit>-ago (units ms s m h d w n y), Unix seconds or milliseconds
            "yyyy/MM/dd")
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """A parameter as an error message quotes it: cut short, so a huge one stays readable."""
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 def parse_zone(name: str) -> ZoneInfo:
     """An IANA zone, or BadParameter naming `timezone`."""
     try:
@@ -52,8 +57,7 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
         return max(0, now_ms - int(match.group(1)) * UNIT_MS[match.group(2)])
     if _NUMBER.match(value):
         if len(value) > 13:
-            raise BadParameter(parameter, f"{value[:20]!r}... is too large for a Unix time"
-                               if len(value) > 20 else f"{value!r} is too large for a Unix time")
+            raise BadParameter(parameter, f"{shown(value)} is too large for a Unix time")
         number = int(value)
         return number * 1000 if len(value) <= 10 else number
     if match := _ABSOLUTE.match(value):
@@ -63,5 +67,4 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
         except ValueError as err:
             raise BadParameter(parameter, f"{value!r} is not a valid date: {err}") from err
         return round(local.timestamp() * 1000)
-    shown = value if len(value) <= 40 else value[:37] + "..."
-    raise BadParameter(parameter, f"{shown!r} is not a time; expected " + FORMATS)
+    raise BadParameter(parameter, f"{shown(value)} is not a time; expected " + FORMATS)
