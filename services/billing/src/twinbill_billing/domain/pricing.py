@@ -1,51 +1,205 @@
-"""Tariffs and pricing: flat or tiered (graduated blocks), effective-dated, split pro-rata by time.
+"""Pricing a period's consumption: block lines, standing charges, accumulation windows, rounding.
 
-Rounding step: nothing is rounded until the end. Block amounts and tariff parts keep full
-precision; the charge is their sum rounded once, half-up, to 0.01.
+Arithmetic is exact (`fractions.Fraction`) until the tariff's rounding rule: `total` rounds the
+sum once, `line` rounds each block line and charge and adds them. Nothing else is ever rounded,
+so a half-cent total split over a tariff change rounds exactly as the unsplit total would.
 
-A tariff change inside a period: the period is split at the change; each tariff in force gets the
-share of the consumption proportional to the time it was in force (exact fractions of
-microseconds), and a tiered tariff's block limits are scaled by the same share, so a change never
-hands the customer a second set of cheap first blocks nor pushes them into dearer ones.
+The period is cut where a tariff changes, where an accumulation window resets and where a season
+changes (local month starts). Consumption is spread over the period evenly in time (readings say
+nothing finer): each piece gets the share of the consumption proportional to its length.
+
+- Blocks that reset every billing period are scaled by the piece's time share and start empty,
+  so a change never hands the customer a second set of cheap first blocks, nor pushes them into
+  dearer ones.
+- Blocks of a calendar window (month, quarter, year) are not scaled: the piece continues from the
+  window's consumption so far (`accumulated_before` for the window holding the period start, zero
+  for a window that starts inside the period). The consumption credited to each window is an
+  exact decimal (split across a reset to 1e-6, the rest to the later window), so later bills can
+  add up year-to-date figures exactly from earlier bills.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Literal
+from typing import Any
 
 from twinbill_billing.domain.periods import Period
+from twinbill_billing.domain.tariffs import (
+    Block,
+    Rates,
+    RoundingMode,
+    Season,
+    Tariff,
+    TariffError,
+    accumulation_window,
+    pick_tariffs,
+    season_changes,
+    window_resets,
+)
+
+__all__ = [
+    "CENT",
+    "Block",
+    "Charge",
+    "ChargePart",
+    "Line",
+    "Season",
+    "StandingCharge",
+    "Tariff",
+    "TariffError",
+    "WindowUse",
+    "accumulation_window",
+    "pick_tariffs",
+    "price_blocks",
+    "price_consumption",
+    "round_fraction",
+    "round_money",
+]
 
 CENT = Decimal("0.01")
+SPLIT_PLACES = 6  # consumption credited to a window when a period crosses its reset
+Window = tuple[datetime, datetime] | None
 
 
-class TariffError(ValueError):
-    """No tariff (or no unambiguous tariff) prices this period: the device fails with this reason."""
+def round_money(amount: Decimal) -> Decimal:
+    """Half-up to 0.01."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def round_fraction(value: Fraction, mode: RoundingMode = "half_up", *, places: int = 2) -> Decimal:
+    """`value` rounded to `places` decimals in `mode` (half_up: away from zero on a tie)."""
+    scaled = value * 10**places
+    sign = -1 if scaled < 0 else 1
+    quotient, remainder = divmod(abs(scaled.numerator), scaled.denominator)
+    twice = 2 * remainder
+    if mode == "half_up":
+        quotient += twice >= scaled.denominator
+    elif mode == "half_even":
+        quotient += twice > scaled.denominator or (twice == scaled.denominator and quotient % 2 == 1)
+    elif mode == "up":
+        quotient += remainder > 0
+    return (Decimal(sign * quotient).scaleb(-places)).quantize(Decimal(1).scaleb(-places))
+
+
+def as_decimal(value: Fraction) -> Decimal:
+    """A fraction as a decimal: exact when it terminates, else to 28 significant digits."""
+    den = value.denominator
+    for prime in (2, 5):
+        while den % prime == 0:
+            den //= prime
+    if den == 1:
+        places = 0
+        while (value * 10**places).denominator != 1:
+            places += 1
+        return Decimal((value * 10**places).numerator).scaleb(-places)
+    return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+def _text(value: Fraction | Decimal | None) -> str | None:
+    if value is None:
+        return None
+    return format(as_decimal(value) if isinstance(value, Fraction) else value, "f")
+
+
+def _money(value: Fraction | Decimal) -> str:
+    """An amount's text: at least two decimals (12.50), more when exact needs them (0.05383)."""
+    number = as_decimal(value) if isinstance(value, Fraction) else value
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        number = number.quantize(CENT)
+    return format(number, "f")
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True)
-class Block:
-    """A graduated block: consumption up to `up_to` (cumulative; None = no limit) at `price` per unit."""
+class Line:
+    """One block (or flat) line: which piece of the period, block bounds, quantity, price, amount.
 
-    up_to: Decimal | None
-    price: Decimal
+    `lower`/`upper` are the bounds as applied (a billing-period block scaled by the piece's time
+    share; a window block as published); `block` is 1-based, 0 for a flat price. `rounded` is set
+    when the tariff rounds each line.
+    """
+
+    tariff_id: str
+    season: str | None
+    start: datetime
+    end: datetime
+    block: int
+    lower: Fraction | None
+    upper: Fraction | None
+    quantity: Fraction
+    unit_price: Decimal
+    amount: Fraction
+    rounded: Decimal | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON/BSON-safe form."""
+        return {
+            "tariff_id": self.tariff_id,
+            "season": self.season,
+            "from": _iso(self.start),
+            "to": _iso(self.end),
+            "block": self.block,
+            "lower": _text(self.lower),
+            "upper": _text(self.upper),
+            "quantity": _text(self.quantity),
+            "unit_price": _text(self.unit_price),
+            "amount": _money(self.rounded if self.rounded is not None else self.amount),
+            "exact_amount": _money(self.amount),
+        }
 
 
 @dataclass(frozen=True)
-class Tariff:
-    """A tariff in force over [effective_from, effective_to) (effective_to None = open-ended)."""
+class StandingCharge:
+    """A tariff's fixed charge for the part of the period it was in force."""
 
-    id: str
-    kind: Literal["flat", "tiered"]
-    effective_from: datetime
-    effective_to: datetime | None = None
-    unit_price: Decimal | None = None
-    blocks: tuple[Block, ...] = ()
-    water_meter_kind: str | None = None
+    tariff_id: str
+    start: datetime
+    end: datetime
+    share: Fraction
+    per_period: Decimal
+    amount: Fraction
+    rounded: Decimal | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON/BSON-safe form."""
+        return {
+            "kind": "standing",
+            "tariff_id": self.tariff_id,
+            "from": _iso(self.start),
+            "to": _iso(self.end),
+            "share": f"{self.share.numerator}/{self.share.denominator}",
+            "per_period": _text(self.per_period),
+            "amount": _money(self.rounded if self.rounded is not None else self.amount),
+            "exact_amount": _money(self.amount),
+        }
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    """An accumulation window the period touched: what it held before and what this bill added."""
+
+    start: datetime
+    end: datetime
+    accumulated_before: Decimal
+    consumption: Decimal
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON/BSON-safe form; `window_start`/`window_end` are UTC ISO text, equal for equal windows."""
+        return {
+            "window_start": _iso(self.start),
+            "window_end": _iso(self.end),
+            "accumulated_before": format(self.accumulated_before, "f"),
+            "consumption": format(self.consumption, "f"),
+        }
 
 
 @dataclass(frozen=True)
@@ -62,58 +216,72 @@ class ChargePart:
 
 @dataclass(frozen=True)
 class Charge:
-    """The rounded charge and the parts it was summed from."""
+    """The rounded charge and everything it was summed from."""
 
     amount: Decimal
     parts: tuple[ChargePart, ...]
+    consumption: Decimal = Decimal(0)
+    lines: tuple[Line, ...] = ()
+    charges: tuple[StandingCharge, ...] = ()
+    accumulation: tuple[WindowUse, ...] = ()
+    accumulated_before: Decimal = Decimal(0)
+    tariffs: tuple[Tariff, ...] = ()
+    exact: Fraction = Fraction(0)
 
-
-def round_money(amount: Decimal) -> Decimal:
-    """Half-up to 0.01: the only rounding step."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _scale(value: Decimal, share: Fraction) -> Decimal:
-    if share == 1:
-        return value
-    return value * Decimal(share.numerator) / Decimal(share.denominator)
+    def to_document(self) -> dict[str, Any]:
+        """The charge as a bill stores it: decimals as canonical strings, instants as UTC ISO text."""
+        return {
+            "amount": format(self.amount, "f"),
+            "amount_minor": int(self.amount.scaleb(2)),
+            "exact_amount": _money(self.exact),
+            "consumption": format(self.consumption, "f"),
+            "accumulated_before": format(self.accumulated_before, "f"),
+            "accumulation": [use.to_document() for use in self.accumulation],
+            "lines": [line.to_document() for line in self.lines],
+            "charges": [charge.to_document() for charge in self.charges],
+            "parts": [
+                {
+                    "tariff_id": p.tariff_id,
+                    "from": _iso(p.start),
+                    "to": _iso(p.end),
+                    "share": f"{p.share.numerator}/{p.share.denominator}",
+                    "consumption": format(p.consumption, "f"),
+                    "amount": format(p.amount, "f"),
+                }
+                for p in self.parts
+            ],
+            "tariffs": [t.snapshot() for t in self.tariffs],
+        }
 
 
 def price_blocks(consumption: Decimal, blocks: Sequence[Block], *, share: Fraction = Fraction(1)) -> Decimal:
-    """Graduated pricing: each block's slice of the consumption at that block's own rate (unrounded)."""
-    total = Decimal(0)
-    lower = Decimal(0)
-    for block in blocks:
-        upper = None if block.up_to is None else _scale(block.up_to, share)
-        if consumption <= lower:
-            break
-        top = consumption if upper is None else min(consumption, upper)
-        total += (top - lower) * block.price
+    """Graduated pricing from an empty first block, limits scaled by `share` (unrounded)."""
+    lines = _block_lines(Fraction(consumption), blocks, base=Fraction(0), scale=share)
+    return as_decimal(sum((amount for _, _, _, _, _, amount in lines), Fraction(0)))
+
+
+def _block_lines(
+    quantity: Fraction, blocks: Sequence[Block], *, base: Fraction, scale: Fraction
+) -> list[tuple[int, Fraction, Fraction | None, Fraction, Decimal, Fraction]]:
+    """(block, lower, upper, quantity, price, amount) of [base, base + quantity) on the ladder."""
+    out: list[tuple[int, Fraction, Fraction | None, Fraction, Decimal, Fraction]] = []
+    top = base + quantity
+    lower = Fraction(0)
+    for index, block in enumerate(blocks, start=1):
+        upper = None if block.up_to is None else Fraction(block.up_to) * scale
+        taken = (top if upper is None else min(top, upper)) - max(base, lower)
+        if taken > 0:
+            out.append((index, lower, upper, taken, block.price, taken * Fraction(block.price)))
         if upper is None:
-            return total
+            return out
         lower = upper
-    if consumption > lower:
-        raise TariffError(f"consumption {consumption} exceeds the last block (the last block needs no limit)")
-    return total
+    if top > lower:
+        raise TariffError(f"consumption {as_decimal(top)} exceeds the last block (the last block needs no limit)")
+    return out
 
 
-def price_tariff(consumption: Decimal, tariff: Tariff, *, share: Fraction = Fraction(1)) -> Decimal:
-    """One tariff's unrounded amount for `consumption` (blocks scaled by `share`)."""
-    if tariff.kind == "flat":
-        if tariff.unit_price is None:
-            raise TariffError(f"flat tariff {tariff.id} has no unit price")
-        return consumption * tariff.unit_price
-    return price_blocks(consumption, tariff.blocks, share=share)
-
-
-def pick_tariffs(tariffs: Sequence[Tariff], *, water_meter_kind: str | None) -> list[Tariff]:
-    """The tariffs for a device's water-meter kind: its own kind's if any, else the kind-less ones."""
-    own = [t for t in tariffs if water_meter_kind is not None and t.water_meter_kind == water_meter_kind]
-    return own or [t for t in tariffs if t.water_meter_kind is None]
-
-
-def price_consumption(consumption: Decimal, *, tariffs: Sequence[Tariff], period: Period) -> Charge:
-    """Price one period's consumption under the tariffs in force in it (see the module docstring)."""
+def _spans(tariffs: Sequence[Tariff], period: Period) -> list[tuple[Tariff, datetime, datetime]]:
+    """The tariffs in force over the period, in order, covering it exactly once."""
     spans: list[tuple[Tariff, datetime, datetime]] = []
     for tariff in sorted(tariffs, key=lambda t: t.effective_from):
         start = max(tariff.effective_from, period.start)
@@ -129,10 +297,130 @@ def price_consumption(consumption: Decimal, *, tariffs: Sequence[Tariff], period
         covered = end
     if covered < period.end:
         raise TariffError(f"no tariff in force from {covered.isoformat()} to {period.end.isoformat()}")
+    return spans
+
+
+@dataclass(frozen=True)
+class _Piece:
+    tariff: Tariff
+    start: datetime
+    end: datetime
+    window: Window
+
+    @property
+    def microseconds(self) -> int:
+        return (self.end - self.start) // timedelta(microseconds=1)
+
+
+def _pieces(spans: list[tuple[Tariff, datetime, datetime]]) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    for tariff, start, end in spans:
+        cuts = sorted({start, end, *window_resets(tariff, start, end), *season_changes(tariff, start, end)})
+        pieces += [_Piece(tariff, a, b, accumulation_window(tariff, a)) for a, b in itertools.pairwise(cuts)]
+    return pieces
+
+
+def _group_quantities(consumption: Fraction, groups: list[list[_Piece]], total_us: int) -> list[Fraction]:
+    """Consumption per run of pieces in one window: exact decimals that add up to the whole."""
+    if len(groups) == 1:
+        return [consumption]
+    quantities = [
+        Fraction(round_fraction(consumption * Fraction(sum(p.microseconds for p in g), total_us),
+                                "half_even", places=SPLIT_PLACES))
+        for g in groups[:-1]
+    ]
+    return [*quantities, consumption - sum(quantities, Fraction(0))]
+
+
+def _price_piece(piece: _Piece, quantity: Fraction, share: Fraction, base: Fraction) -> list[Line]:
+    tariff = piece.tariff
+    rates: Rates = tariff.rates_at(piece.start)
+    raw: list[tuple[int, Fraction | None, Fraction | None, Fraction, Decimal, Fraction]] = []
+    if tariff.kind == "flat":
+        if rates.unit_price is None:
+            raise TariffError(f"flat tariff {tariff.id} has no unit price")
+        if quantity:
+            raw.append((0, None, None, quantity, rates.unit_price, quantity * Fraction(rates.unit_price)))
+    else:
+        scale = share if piece.window is None else Fraction(1)
+        raw += _block_lines(quantity, rates.blocks, base=base, scale=scale)
+    return [
+        Line(
+            tariff.id, rates.season, piece.start, piece.end, block, lower, upper, taken, price, amount,
+            round_fraction(amount, tariff.rounding_mode) if tariff.rounding == "line" else None,
+        )
+        for block, lower, upper, taken, price, amount in raw
+    ]
+
+
+def price_consumption(
+    consumption: Decimal,
+    *,
+    tariffs: Sequence[Tariff],
+    period: Period,
+    accumulated_before: Decimal = Decimal(0),
+) -> Charge:
+    """Price one period's consumption under the tariffs in force in it (see the module docstring).
+
+    `accumulated_before` is the meter's consumption already billed in the accumulation window
+    holding `period.start` (ignored when that tariff's blocks reset every billing period).
+    """
+    if consumption < 0:
+        raise TariffError(f"consumption {consumption} is negative")
+    if accumulated_before < 0:
+        raise TariffError(f"accumulated_before {accumulated_before} is negative")
+    spans = _spans(tariffs, period)
     total_us = period.microseconds
+    pieces = _pieces(spans)
+    groups = [list(g) for _, g in itertools.groupby(pieces, key=lambda p: p.window)]
+    quantities = _group_quantities(Fraction(consumption), groups, total_us)
+    first_window = pieces[0].window
+    held: dict[tuple[datetime, datetime], Fraction] = {}
+    before: dict[tuple[datetime, datetime], Fraction] = {}
+    if first_window is not None:
+        held[first_window] = before[first_window] = Fraction(accumulated_before)
+    lines: list[Line] = []
+    piece_quantity: list[Fraction] = []
+    for group, group_quantity in zip(groups, quantities, strict=True):
+        group_us = sum(p.microseconds for p in group)
+        for piece in group:
+            quantity = group_quantity * Fraction(piece.microseconds, group_us)
+            share = Fraction(piece.microseconds, total_us)
+            base = Fraction(0)
+            if piece.window is not None:
+                base = held.setdefault(piece.window, Fraction(0))
+                before.setdefault(piece.window, base)
+                held[piece.window] = base + quantity
+            lines += _price_piece(piece, quantity, share, base)
+            piece_quantity.append(quantity)
+    charges: list[StandingCharge] = []
     parts: list[ChargePart] = []
     for tariff, start, end in spans:
         share = Fraction((end - start) // timedelta(microseconds=1), total_us)
-        portion = _scale(consumption, share)
-        parts.append(ChargePart(tariff.id, start, end, share, portion, price_tariff(portion, tariff, share=share)))
-    return Charge(round_money(sum((p.amount for p in parts), Decimal(0))), tuple(parts))
+        fixed = Fraction(tariff.standing_charge) * share
+        if tariff.standing_charge:
+            rounded = round_fraction(fixed, tariff.rounding_mode) if tariff.rounding == "line" else None
+            charges.append(StandingCharge(tariff.id, start, end, share, tariff.standing_charge, fixed, rounded))
+        own = [line for line in lines if line.tariff_id == tariff.id and start <= line.start < end]
+        used = sum((q for p, q in zip(pieces, piece_quantity, strict=True)
+                    if p.tariff is tariff and start <= p.start < end), Fraction(0))
+        parts.append(ChargePart(tariff.id, start, end, share, as_decimal(used),
+                                as_decimal(sum((ln.amount for ln in own), fixed))))
+    items: list[Line | StandingCharge] = [*lines, *charges]
+    exact = sum((Fraction(x.rounded) if x.rounded is not None else x.amount for x in items), Fraction(0))
+    last = spans[-1][0]
+    windows = tuple(
+        WindowUse(w[0], w[1], as_decimal(before[w]), as_decimal(held[w] - before[w])) for w in held
+    )
+    used_tariffs = tuple(dict.fromkeys(t for t, _, _ in spans))
+    return Charge(
+        amount=round_fraction(exact, last.rounding_mode),
+        parts=tuple(parts),
+        consumption=consumption,
+        lines=tuple(lines),
+        charges=tuple(charges),
+        accumulation=windows,
+        accumulated_before=accumulated_before if first_window is not None else Decimal(0),
+        tariffs=used_tariffs,
+        exact=exact,
+    )
