@@ -23,16 +23,25 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
+from twinbill_billing.domain.charges import (
+    CENT,
+    Charge,
+    ChargePart,
+    Line,
+    StandingCharge,
+    WindowUse,
+    as_decimal,
+    round_fraction,
+    round_money,
+)
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.tariffs import (
     Block,
     Rates,
-    RoundingMode,
     Season,
     Tariff,
     TariffError,
@@ -54,6 +63,7 @@ __all__ = [
     "TariffError",
     "WindowUse",
     "accumulation_window",
+    "as_decimal",
     "pick_tariffs",
     "price_blocks",
     "price_consumption",
@@ -61,197 +71,8 @@ __all__ = [
     "round_money",
 ]
 
-CENT = Decimal("0.01")
 SPLIT_PLACES = 6  # consumption credited to a window when a period crosses its reset
 Window = tuple[datetime, datetime] | None
-
-
-def round_money(amount: Decimal) -> Decimal:
-    """Half-up to 0.01."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def round_fraction(value: Fraction, mode: RoundingMode = "half_up", *, places: int = 2) -> Decimal:
-    """`value` rounded to `places` decimals in `mode` (half_up: away from zero on a tie)."""
-    scaled = value * 10**places
-    sign = -1 if scaled < 0 else 1
-    quotient, remainder = divmod(abs(scaled.numerator), scaled.denominator)
-    twice = 2 * remainder
-    if mode == "half_up":
-        quotient += twice >= scaled.denominator
-    elif mode == "half_even":
-        quotient += twice > scaled.denominator or (twice == scaled.denominator and quotient % 2 == 1)
-    elif mode == "up":
-        quotient += remainder > 0
-    return (Decimal(sign * quotient).scaleb(-places)).quantize(Decimal(1).scaleb(-places))
-
-
-def as_decimal(value: Fraction) -> Decimal:
-    """A fraction as a decimal: exact when it terminates, else to 28 significant digits."""
-    den = value.denominator
-    for prime in (2, 5):
-        while den % prime == 0:
-            den //= prime
-    if den == 1:
-        places = 0
-        while (value * 10**places).denominator != 1:
-            places += 1
-        return Decimal((value * 10**places).numerator).scaleb(-places)
-    return Decimal(value.numerator) / Decimal(value.denominator)
-
-
-def _text(value: Fraction | Decimal | None) -> str | None:
-    if value is None:
-        return None
-    return format(as_decimal(value) if isinstance(value, Fraction) else value, "f")
-
-
-def _money(value: Fraction | Decimal) -> str:
-    """An amount's text: at least two decimals (12.50), more when exact needs them (0.05383)."""
-    number = as_decimal(value) if isinstance(value, Fraction) else value
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        number = number.quantize(CENT)
-    return format(number, "f")
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat()
-
-
-@dataclass(frozen=True)
-class Line:
-    """One block (or flat) line: which piece of the period, block bounds, quantity, price, amount.
-
-    `lower`/`upper` are the bounds as applied (a billing-period block scaled by the piece's time
-    share; a window block as published); `block` is 1-based, 0 for a flat price. `rounded` is set
-    when the tariff rounds each line.
-    """
-
-    tariff_id: str
-    season: str | None
-    start: datetime
-    end: datetime
-    block: int
-    lower: Fraction | None
-    upper: Fraction | None
-    quantity: Fraction
-    unit_price: Decimal
-    amount: Fraction
-    rounded: Decimal | None = None
-
-    def to_document(self) -> dict[str, Any]:
-        """JSON/BSON-safe form."""
-        return {
-            "tariff_id": self.tariff_id,
-            "season": self.season,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
-            "block": self.block,
-            "lower": _text(self.lower),
-            "upper": _text(self.upper),
-            "quantity": _text(self.quantity),
-            "unit_price": _text(self.unit_price),
-            "amount": _money(self.rounded if self.rounded is not None else self.amount),
-            "exact_amount": _money(self.amount),
-        }
-
-
-@dataclass(frozen=True)
-class StandingCharge:
-    """A tariff's fixed charge for the part of the period it was in force."""
-
-    tariff_id: str
-    start: datetime
-    end: datetime
-    share: Fraction
-    per_period: Decimal
-    amount: Fraction
-    rounded: Decimal | None = None
-
-    def to_document(self) -> dict[str, Any]:
-        """JSON/BSON-safe form."""
-        return {
-            "kind": "standing",
-            "tariff_id": self.tariff_id,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
-            "share": f"{self.share.numerator}/{self.share.denominator}",
-            "per_period": _text(self.per_period),
-            "amount": _money(self.rounded if self.rounded is not None else self.amount),
-            "exact_amount": _money(self.amount),
-        }
-
-
-@dataclass(frozen=True)
-class WindowUse:
-    """An accumulation window the period touched: what it held before and what this bill added."""
-
-    start: datetime
-    end: datetime
-    accumulated_before: Decimal
-    consumption: Decimal
-
-    def to_document(self) -> dict[str, Any]:
-        """JSON/BSON-safe form; `window_start`/`window_end` are UTC ISO text, equal for equal windows."""
-        return {
-            "window_start": _iso(self.start),
-            "window_end": _iso(self.end),
-            "accumulated_before": format(self.accumulated_before, "f"),
-            "consumption": format(self.consumption, "f"),
-        }
-
-
-@dataclass(frozen=True)
-class ChargePart:
-    """One tariff's share of a period: time share, consumption share, unrounded amount."""
-
-    tariff_id: str
-    start: datetime
-    end: datetime
-    share: Fraction
-    consumption: Decimal
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The rounded charge and everything it was summed from."""
-
-    amount: Decimal
-    parts: tuple[ChargePart, ...]
-    consumption: Decimal = Decimal(0)
-    lines: tuple[Line, ...] = ()
-    charges: tuple[StandingCharge, ...] = ()
-    accumulation: tuple[WindowUse, ...] = ()
-    accumulated_before: Decimal = Decimal(0)
-    tariffs: tuple[Tariff, ...] = ()
-    exact: Fraction = Fraction(0)
-
-    def to_document(self) -> dict[str, Any]:
-        """The charge as a bill stores it: decimals as canonical strings, instants as UTC ISO text."""
-        return {
-            "amount": format(self.amount, "f"),
-            "amount_minor": int(self.amount.scaleb(2)),
-            "exact_amount": _money(self.exact),
-            "consumption": format(self.consumption, "f"),
-            "accumulated_before": format(self.accumulated_before, "f"),
-            "accumulation": [use.to_document() for use in self.accumulation],
-            "lines": [line.to_document() for line in self.lines],
-            "charges": [charge.to_document() for charge in self.charges],
-            "parts": [
-                {
-                    "tariff_id": p.tariff_id,
-                    "from": _iso(p.start),
-                    "to": _iso(p.end),
-                    "share": f"{p.share.numerator}/{p.share.denominator}",
-                    "consumption": format(p.consumption, "f"),
-                    "amount": format(p.amount, "f"),
-                }
-                for p in self.parts
-            ],
-            "tariffs": [t.snapshot() for t in self.tariffs],
-        }
 
 
 def price_blocks(consumption: Decimal, blocks: Sequence[Block], *, share: Fraction = Fraction(1)) -> Decimal:
