@@ -13,11 +13,19 @@ from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from twinbill_billing.history import STORE
+from twinbill_billing.errors import BillingError
+from twinbill_billing.history import STORE, TWIN
 from twinbill_billing.runs import summarize
-from twinbill_billing.tariffs import TariffCreate, TariffUpdate, overlaps, to_document, to_read
+from twinbill_billing.tariffs import (
+    TariffCreate,
+    TariffUpdate,
+    overlaps,
+    parse_tariff,
+    to_document,
+    to_read,
+)
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_common.http import INT32_MAX, json_response, parse_model
+from twinbill_common.http import INT32_MAX, json_response
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 
@@ -68,6 +76,22 @@ async def _check_overlap(request: web.Request, doc: dict[str, Any], *, own: Obje
             raise Conflict(f"tariff {other['_id']} is in force over part of the same dates")
 
 
+async def _timezone(request: web.Request, body: TariffUpdate, project_id: int, *, current: str | None) -> str | None:
+    """The zone a tariff's local dates are read in: as given, else as stored, else the project's
+    (asked of the twin only when the tariff has reset dates or seasons)."""
+    if body.timezone is not None:
+        return body.timezone
+    if current is not None or not body.needs_zone:
+        return current
+    try:
+        return await request.app[TWIN].project_timezone(project_id)
+    except BillingError as err:
+        raise ValidationFailed(
+            {"timezone": [f"the project's time zone could not be read ({err}); give timezone"]},
+            data={"location": "json"},
+        ) from None
+
+
 async def list_tariffs(request: web.Request) -> web.Response:
     """GET /api/v1/tariffs/: a page of tariffs; X-Pagination as flask-smorest writes it."""
     page, page_size = _page_args(request)
@@ -104,12 +128,13 @@ async def list_tariffs(request: web.Request) -> web.Response:
 
 async def create_tariff(request: web.Request) -> web.Response:
     """POST /api/v1/tariffs/: validate and store a tariff (201)."""
-    body = parse_model(TariffCreate, await _body(request))
+    body = parse_tariff(TariffCreate, await _body(request))
     now = request.app[CLOCK]()
+    timezone = await _timezone(request, body, body.project_id, current=None)
     doc = {
         "project_id": body.project_id,
         "device_type": int(body.device_type),
-        **to_document(body, now=now),
+        **to_document(body, now=now, timezone=timezone),
         "created_at": now,
     }
     await _check_overlap(request, doc, own=None)
@@ -132,10 +157,11 @@ async def update_tariff(request: web.Request) -> web.Response:
     current = await store.get_tariff(tariff_id)
     if current is None:
         raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
-    body = parse_model(TariffUpdate, await _body(request))
+    body = parse_tariff(TariffUpdate, await _body(request))
     if body.water_meter_kind is not None and current["device_type"] != 1:
         raise ValidationFailed({"water_meter_kind": ["applies to water meters (device_type 1) only"]})
-    fields = to_document(body, now=request.app[CLOCK]())
+    timezone = await _timezone(request, body, current["project_id"], current=current.get("timezone"))
+    fields = to_document(body, now=request.app[CLOCK](), timezone=timezone)
     await _check_overlap(request, {**current, **fields}, own=tariff_id)
     await store.replace_tariff(tariff_id, {**current, **fields})
     return json_response(to_read({**current, **fields}))

@@ -75,6 +75,7 @@ def bill_document(
             }
             for part in draft.charge.parts
         ],
+        "charge_detail": draft.charge.to_document(),  # block lines, charges, snapshot, year-to-date
         "estimated": False,
         "timezone": timezone,
         "from_time": run.period_start,

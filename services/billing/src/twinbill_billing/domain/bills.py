@@ -63,8 +63,13 @@ def decide_bill(
     opening: Reading | None,
     closing: Reading | None,
     tariffs: Sequence[Tariff],
+    accumulated_before: Decimal = Decimal(0),
 ) -> BillDraft | NotBilled:
-    """Bill one meter for one period, or say why not. Never invents a reading or a negative bill."""
+    """Bill one meter for one period, or say why not. Never invents a reading or a negative bill.
+
+    `accumulated_before`: the meter's consumption already billed in the tariff's accumulation
+    window holding the period start (annual blocks priced monthly); see price_consumption.
+    """
     if closing is None:
         return NotBilled("skipped", "no reading at or before the period end")
     if not period.contains(closing.time):
@@ -88,6 +93,7 @@ def decide_bill(
             usage.consumption,
             period=period,
             tariffs=pick_tariffs(tariffs, water_meter_kind=meter.water_meter_kind),
+            accumulated_before=accumulated_before,
         )
     except TariffError as err:
         return NotBilled("failed", f"no price: {err}")
