@@ -388,3 +388,41 @@ def test_negative_consumption_or_year_to_date_is_refused() -> None:
         price_consumption(D("-1"), tariffs=[annual()], period=month_period(2024, 1))
     with pytest.raises(TariffError, match="negative"):
         price_consumption(D("1"), tariffs=[annual()], period=month_period(2024, 1), accumulated_before=D("-1"))
+
+
+def test_a_monthly_window_resetting_on_the_15th_splits_a_calendar_month_bill() -> None:
+    """Blocks per month from the 15th, billed by calendar month: March 1-15 (14 of 31 days) carries
+    the window's 8 units so far, March 15-31 (17 days) starts a new window from zero."""
+    blocks = (Block(D("10"), D("1")), Block(None, D("2")))
+    tariff = Tariff(id="m", kind="tiered", blocks=blocks, effective_from=EPOCH, timezone="Asia/Shanghai",
+                    accumulation_period="month", reset_day=15)
+    charge = price_consumption(D("31"), tariffs=[tariff], period=month_period(2024, 3), accumulated_before=D("8"))
+    # before: 14 units from 8: 2 x 1 + 12 x 2 = 26; after: 17 units from 0: 10 x 1 + 7 x 2 = 24
+    assert charge.amount == D("50.00")
+    assert [(u.start, u.accumulated_before, u.consumption) for u in charge.accumulation] == [
+        (local(2024, 2, 15), D("8"), D("14")), (local(2024, 3, 15), D("0"), D("17"))]
+
+
+def test_seasonal_prices_on_annual_blocks_share_one_ladder() -> None:
+    """Annual blocks with summer prices: the season changes the price, not the year-to-date."""
+    summer = Season("summer", 6, 9, blocks=(Block(D("180"), D("6")), Block(None, D("8"))))
+    rest = Season("rest", 10, 5, blocks=(Block(D("180"), D("5")), Block(None, D("7"))))
+    tariff = Tariff(id="sa", kind="tiered", effective_from=EPOCH, timezone="Asia/Shanghai",
+                    accumulation_period="year", reset_month=1, reset_day=1, seasons=(summer, rest))
+    # 16 September - 16 October, 30 m3 from 170: summer 15 m3 (10 x 6 + 5 x 8), then 15 m3 at 7
+    charge = price_consumption(D("30"), tariffs=[tariff], period=Period(local(2024, 9, 16), local(2024, 10, 16)),
+                               accumulated_before=D("170"))
+    assert charge.amount == D("205.00")
+    assert [(ln.season, ln.block, ln.quantity) for ln in charge.lines] == [
+        ("summer", 1, Fraction(10)), ("summer", 2, Fraction(5)), ("rest", 2, Fraction(15))]
+    assert [(u.accumulated_before, u.consumption) for u in charge.accumulation] == [(D("170"), D("30"))]
+
+
+def test_quarterly_blocks_carry_within_the_quarter() -> None:
+    """Quarters from 1 January: a May bill continues April's consumption; a July bill starts empty."""
+    blocks = (Block(D("100"), D("1")), Block(None, D("3")))
+    tariff = Tariff(id="q", kind="tiered", blocks=blocks, effective_from=EPOCH, timezone="Asia/Shanghai",
+                    accumulation_period="quarter", reset_month=1, reset_day=1)
+    may = price_consumption(D("50"), tariffs=[tariff], period=month_period(2024, 5), accumulated_before=D("80"))
+    assert may.amount == D("110.00")  # 20 x 1 + 30 x 3
+    assert accumulation_window(tariff, month_period(2024, 7).start) == (local(2024, 7), local(2024, 10))

@@ -39,16 +39,20 @@ def round_fraction(value: Fraction, mode: RoundingMode = "half_up", *, places: i
 
 def as_decimal(value: Fraction) -> Decimal:
     """A fraction as a decimal: exact when it terminates, else to 28 significant digits."""
-    den = value.denominator
-    for prime in (2, 5):
-        while den % prime == 0:
-            den //= prime
-    if den == 1:
-        places = 0
-        while (value * 10**places).denominator != 1:
-            places += 1
-        return Decimal((value * 10**places).numerator).scaleb(-places)
-    return Decimal(value.numerator) / Decimal(value.denominator)
+    numerator, denominator = value.numerator, value.denominator
+    if denominator == 1:
+        return Decimal(numerator)
+    rest, twos, fives = denominator, 0, 0
+    while rest % 2 == 0:
+        rest //= 2
+        twos += 1
+    while rest % 5 == 0:
+        rest //= 5
+        fives += 1
+    if rest == 1:  # 10**places / denominator is a whole number: exact
+        places = max(twos, fives)
+        return Decimal(numerator * 10**places // denominator).scaleb(-places)
+    return Decimal(numerator) / Decimal(denominator)
 
 
 def _text(value: Fraction | Decimal | None) -> str | None:
