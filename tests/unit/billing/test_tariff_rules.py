@@ -426,3 +426,18 @@ def test_quarterly_blocks_carry_within_the_quarter() -> None:
     may = price_consumption(D("50"), tariffs=[tariff], period=month_period(2024, 5), accumulated_before=D("80"))
     assert may.amount == D("110.00")  # 20 x 1 + 30 x 3
     assert accumulation_window(tariff, month_period(2024, 7).start) == (local(2024, 7), local(2024, 10))
+
+
+def test_decide_bill_passes_the_year_to_date_to_pricing() -> None:
+    """decide_bill (today's job flow) prices with the year-to-date it is given (default 0)."""
+    from twinbill_billing.domain.bills import BillDraft, Meter, Reading, decide_bill
+
+    period = month_period(2024, 5)
+    opening = Reading(D("100"), period.start, source="previous_bill")
+    closing = Reading(D("125"), period.end)
+    meter = Meter(1, None, D("1"), None)
+    fresh = decide_bill(meter, period=period, opening=opening, closing=closing, tariffs=[annual()])
+    carried = decide_bill(meter, period=period, opening=opening, closing=closing, tariffs=[annual()],
+                          accumulated_before=D("170"))
+    assert isinstance(fresh, BillDraft) and isinstance(carried, BillDraft)
+    assert (fresh.charge.amount, carried.charge.amount) == (D("125.00"), D("155.00"))
