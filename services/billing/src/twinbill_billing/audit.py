@@ -1,0 +1,144 @@
+"""The billing audit: who changed what, when and why, stored and announced as `BillingChanged`.
+
+`record_change` writes one document to the `audit` collection (its ObjectId is the entry id), then
+publishes a `BillingChanged` whose `message_id` is that id on the `billing` exchange with routing
+key `changed.{entity}.{action}` (e.g. `changed.bill.voided`, `changed.tariff.created`), confirmed.
+Publishing is `mandatory`, so a bounded journal queue bound to `changed.#` keeps the event routable
+while no consumer exists (as `billing.issued.journal` does for `bill.issued`); a consumer binds its
+own queue to `changed.#` or a narrower pattern. The entry is the source of truth: it is written
+before the publish, and marked `published` once RabbitMQ confirmed. A refused or unconfirmed publish
+raises BusUnavailable (a TransientError) after the entry is stored, unmarked.
+
+The entry's project is `data["project_id"]` when the caller gives one (the audit read API is
+project-scoped on it); entries without a project are visible to administrators only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from twinbill_billing.runs import BillingContext
+from twinbill_common.bus import Bus
+from twinbill_common.schemas.billing import BillingChanged
+from twinbill_common.topology import BILLING
+
+AUDIT_COLLECTION = "audit"
+CHANGED_JOURNAL = "billing.changed.journal"
+CHANGED_JOURNAL_LENGTH = 100_000  # oldest dropped beyond this (a recent-history buffer, not a store)
+CHANGED_PATTERN = "changed.#"
+SYSTEM_ACTOR = "system"  # the actor of a change made without a gateway user (X-Twinbill-User absent)
+
+
+def changed_key(entity: str, action: str) -> str:
+    """The routing key of a change: `changed.{entity}.{action}`."""
+    return f"changed.{entity}.{action}"
+
+
+def audit_collection(ctx_or_db: Any) -> AsyncCollection[dict[str, Any]]:
+    """The `audit` collection of a BillingContext's store (or of a database handle)."""
+    db = ctx_or_db.store.db if isinstance(ctx_or_db, BillingContext) else ctx_or_db
+    collection: AsyncCollection[dict[str, Any]] = db[AUDIT_COLLECTION]
+    return collection
+
+
+async def ensure_audit_indexes(collection: AsyncCollection[dict[str, Any]]) -> None:
+    """The read API's index: a project's entries of one entity, newest first (idempotent)."""
+    await collection.create_index(
+        [("project_id", ASCENDING), ("entity", ASCENDING), ("entity_id", ASCENDING), ("at", DESCENDING)],
+        name="audit_of_entity",
+    )
+
+
+async def declare_changed_journal(bus: Bus) -> None:
+    """The bounded quorum queue that keeps `changed.*` events routable (idempotent declare)."""
+    queue = await bus.channel.declare_queue(
+        bus.name(CHANGED_JOURNAL),
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-max-length": CHANGED_JOURNAL_LENGTH},
+    )
+    await queue.bind(bus.name(BILLING), routing_key=CHANGED_PATTERN)
+
+
+def plain(value: Any) -> Any:
+    """`data` as both MongoDB and JSON hold it: Decimals as canonical text, ObjectIds as hex,
+    mappings and sequences copied; aware datetimes, text, numbers, bools and None unchanged."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, ObjectId):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool | datetime):
+        return value
+    return str(value)
+
+
+def _project_of(data: Mapping[str, Any]) -> int | None:
+    raw = data.get("project_id")
+    if isinstance(raw, bool):
+        return None
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def record_change(
+    ctx: BillingContext,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    reason: str,
+    data: Mapping[str, Any],
+) -> None:
+    """Write one audit entry (who, when by the ctx clock, action, entity, id, reason, data) and
+    publish its `BillingChanged` (confirmed). Raises BusUnavailable if the event is not confirmed;
+    the entry is stored either way (`published` false)."""
+    if not action or not entity:
+        raise ValueError("record_change needs an action and an entity")
+    entry_id = ObjectId()
+    body = plain(data)
+    project_id = _project_of(body)
+    now = ctx.clock()
+    at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what BSON keeps: the event agrees
+    collection = audit_collection(ctx)
+    await collection.insert_one(
+        {
+            "_id": entry_id,
+            "project_id": project_id,
+            "actor": actor or SYSTEM_ACTOR,
+            "action": action,
+            "entity": entity,
+            "entity_id": str(entity_id),
+            "reason": reason,
+            "data": body,
+            "at": at,
+            "published": False,
+        }
+    )
+    event = BillingChanged(
+        message_id=str(entry_id),
+        audit_id=str(entry_id),
+        project_id=project_id,
+        actor=actor or SYSTEM_ACTOR,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        reason=reason,
+        data=body,
+        changed_at=at,
+    )
+    await declare_changed_journal(ctx.bus)  # cheap and idempotent; changes are rare operator actions
+    await ctx.bus.publish(BILLING, changed_key(entity, action), event)
+    await collection.update_one({"_id": entry_id}, {"$set": {"published": True}})
