@@ -20,20 +20,34 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from aiohttp import web
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from twinbill_billing.runs import BillingContext
 from twinbill_common.bus import Bus
+from twinbill_common.errors import TransientError
+from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import BILLING
 
+log = get_logger(__name__)
+AUDIT_CONTEXT = web.AppKey("audit_context", BillingContext)  # set by the app's lifespan
+USER_HEADER = "X-Twinbill-User"  # the gateway's authenticated user id, forwarded with each request
+REASON_HEADER = "X-Twinbill-Reason"  # an optional why for management changes (the gateway forwards it)
 AUDIT_COLLECTION = "audit"
 CHANGED_JOURNAL = "billing.changed.journal"
 CHANGED_JOURNAL_LENGTH = 100_000  # oldest dropped beyond this (a recent-history buffer, not a store)
 CHANGED_PATTERN = "changed.#"
 SYSTEM_ACTOR = "system"  # the actor of a change made without a gateway user (X-Twinbill-User absent)
+
+
+def request_actor(request: web.Request) -> str:
+    """Who makes an HTTP change: `user:{id}` from the gateway's X-Twinbill-User header, else
+    `system` (a direct call to the service, inside the trust boundary: the demo seeding, scripts)."""
+    user = request.headers.get(USER_HEADER, "").strip()
+    return f"user:{user}" if user else SYSTEM_ACTOR
 
 
 def changed_key(entity: str, action: str) -> str:
@@ -142,3 +156,16 @@ async def record_change(
     await declare_changed_journal(ctx.bus)  # cheap and idempotent; changes are rare operator actions
     await ctx.bus.publish(BILLING, changed_key(entity, action), event)
     await collection.update_one({"_id": entry_id}, {"$set": {"published": True}})
+
+
+async def record_request_change(request: web.Request, *, action: str, entity: str, entity_id: str,
+                                data: Mapping[str, Any]) -> None:
+    """Audit a change made over HTTP (actor and reason from the request's headers). The change is
+    already stored: an event the broker did not confirm is logged, not turned into a failed request
+    (the entry stays with `published` false)."""
+    try:
+        await record_change(request.app[AUDIT_CONTEXT], actor=request_actor(request), action=action,
+                            entity=entity, entity_id=entity_id,
+                            reason=request.headers.get(REASON_HEADER, "").strip(), data=data)
+    except TransientError as err:
+        log.warning("audit event not confirmed", entity=entity, entity_id=entity_id, action=action, error=str(err))
