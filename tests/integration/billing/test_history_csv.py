@@ -82,6 +82,7 @@ async def test_history_csv_has_one_row_per_bill_and_credit_note(billing: Billing
     assert status == 200, body
     assert headers["Content-Type"] == "text/csv; charset=utf-8"
     assert headers["Content-Disposition"] == f'attachment; filename="twinbill-bills-project{PROJECT}-all.csv"'
+    assert headers.get("Transfer-Encoding") == "chunked"  # streamed: no length known up front
     assert b"\r\n" in body and b"13336915622" not in body
     rows = rows_of(body)
     # newest first: period end, then id (the same order as the JSON pages)
