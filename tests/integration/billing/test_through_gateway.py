@@ -4,6 +4,8 @@ data (403/404)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.integration.gateway.test_gateway import ADMIN, basic, login, start_gateway
+from twinbill_client import TwinbillAPIAuthorizationError, TwinbillAPIClient
 from twinbill_common.topology import BILLING
 
 from .conftest import Billing
@@ -125,3 +128,23 @@ async def test_audit_through_the_gateway_records_the_user_and_is_project_scoped(
     for path in (f"/api/v1/billing/audit/?project_id={PROJECT}", "/api/v1/billing/audit/"):
         refused = await gateway.get(path, headers=theirs)
         assert refused.status == 403 and tariff_id not in await refused.text()
+
+
+async def test_python_client_exports_and_reads_runs(gateway: Client, billing: Billing) -> None:
+    """The project's client streams the CSV export into a file object and lists runs and audit."""
+    await insert_ledger(billing)
+    await billing.db.runs.insert_one({"_id": "t:1", "project_id": LEDGER_PROJECT, "device_type": 2,
+                                      "task_key": "t", "status": "running", "jobs_total": 0})
+    await member(gateway, "c@example.test", [LEDGER_PROJECT])
+    api = TwinbillAPIClient(f"127.0.0.1:{gateway.port}", use_ssl=False,
+                            authentication_method=TwinbillAPIClient.make_http_basic("c@example.test", "member-pass"))
+    out = io.BytesIO()
+    exported = await asyncio.to_thread(api.history.export_csv, LEDGER_PROJECT, 0, out=out)
+    assert exported.data == {"bytes": len(out.getvalue()),
+                             "filename": f"twinbill-bills-project{LEDGER_PROJECT}-all.csv"}
+    assert len(rows_of(out.getvalue())) == 4
+    runs = await asyncio.to_thread(api.runs.getall, LEDGER_PROJECT)
+    assert [r["run_id"] for r in runs.data] == ["t:1"] and runs.pagination["total"] == 1
+    assert (await asyncio.to_thread(api.audit.getall, LEDGER_PROJECT)).data == []
+    with pytest.raises(TwinbillAPIAuthorizationError):
+        await asyncio.to_thread(api.history.export_csv, LEDGER_PROJECT + 1, 0, out=io.BytesIO())
