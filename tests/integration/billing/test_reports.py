@@ -63,8 +63,11 @@ async def test_run_reports_list_and_per_device_outcomes(billing: Billing, twin: 
     assert status == 404
     status, body, _ = await get_json(billing, "/api/v1/billing/runs/task1:1?outcome=billed&page=0")
     assert status == 400 and set(body["errors"]["query"]) == {"outcome", "page"}
-    status, body, _ = await get_json(billing, "/api/v1/billing/runs/?task=x")
-    assert status == 400 and set(body["errors"]["query"]) == {"project_id"}
+    status, body, _ = await get_json(billing, "/api/v1/billing/runs/?project_id=x&device_type=3")
+    assert status == 400 and set(body["errors"]["query"]) == {"project_id", "device_type"}
+    # no project: every project's runs (administrators; the gateway refuses anyone else)
+    _, everything, _ = await get_json(billing, "/api/v1/billing/runs/")
+    assert {r["run_id"] for r in everything} == {"task1:1", "other:1"}
 
 
 async def test_tariff_changes_are_audited_with_the_gateway_user(billing: Billing) -> None:
@@ -95,5 +98,5 @@ async def test_tariff_changes_are_audited_with_the_gateway_user(billing: Billing
     assert entries[1]["data"]["tariff"]["unit_price"] == "0.60"
     assert datetime.fromisoformat(created["at"]).tzinfo is not None
     assert (await get_json(billing, f"/api/v1/billing/audit/?project_id={PROJECT + 1}"))[1] == []
-    status, body, _ = await get_json(billing, "/api/v1/billing/audit/?page_size=0")
+    status, body, _ = await get_json(billing, "/api/v1/billing/audit/?project_id=0&page_size=0")
     assert status == 400 and set(body["errors"]["query"]) == {"project_id", "page_size"}

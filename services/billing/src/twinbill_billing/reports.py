@@ -10,7 +10,9 @@ and why) and the billing audit. Seed-001 style: plain JSON, lists paged with `X-
 
 Counts come from the run's stored summary once it finished, else live from its job outcomes (as
 `/internal/v1/runs/{run_id}` does). The gateway scopes every path by project: the list and audit by
-the `project_id` named, a run by the `project_id` it answers with.
+the `project_id` named, a run by the `project_id` it answers with. Without `project_id` the lists
+cover every project (administrators: the gateway refuses anyone else a request naming no project),
+which is how entries of no project (`project_id` null) are read.
 """
 
 from __future__ import annotations
@@ -135,12 +137,12 @@ async def list_runs(request: web.Request) -> web.Response:
     """GET /api/v1/billing/runs/: a project's runs, newest first, with their counts."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _query_int(query, "project_id", errors, default=None, minimum=1, maximum=INT32_MAX)
+    project_id = _query_int(query, "project_id", errors, default=0, minimum=1, maximum=INT32_MAX)
     device_type = _query_int(query, "device_type", errors, default=0, minimum=0, maximum=2)
     page, page_size = _paging(query, errors)
     if errors:
         raise _bad_query(errors)
-    mongo: dict[str, Any] = {"project_id": project_id}
+    mongo: dict[str, Any] = {"project_id": project_id} if project_id else {}
     if device_type:
         mongo["device_type"] = device_type
     if task := query.get("task", "").strip():
@@ -199,11 +201,11 @@ async def list_audit(request: web.Request) -> web.Response:
     """GET /api/v1/billing/audit/: a project's audit entries, newest first."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _query_int(query, "project_id", errors, default=None, minimum=1, maximum=INT32_MAX)
+    project_id = _query_int(query, "project_id", errors, default=0, minimum=1, maximum=INT32_MAX)
     page, page_size = _paging(query, errors)
     if errors:
         raise _bad_query(errors)
-    mongo: dict[str, Any] = {"project_id": project_id}
+    mongo: dict[str, Any] = {"project_id": project_id} if project_id else {}
     for name in ("entity", "entity_id", "action"):
         if value := query.get(name, "").strip():
             mongo[name] = value
