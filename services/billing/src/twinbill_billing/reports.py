@@ -125,10 +125,13 @@ def run_counts(run: Mapping[str, Any], summary: Mapping[str, Any], *, estimated:
     }
 
 
-async def _summary_of(store: BillStore, run: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary, job outcomes): the stored summary of a finished run, else a live fold."""
-    outcomes = await store.job_outcomes(run["_id"])
-    if run.get("status") == "finished" and isinstance(run.get("summary"), Mapping):
+async def _summary_of(store: BillStore, run: Mapping[str, Any], *,
+                      outcomes_needed: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, job outcomes): the stored summary of a finished run, else a live fold. The outcomes
+    of a finished run are read only when asked for (the list shows counts only)."""
+    finished = run.get("status") == "finished" and isinstance(run.get("summary"), Mapping)
+    outcomes = await store.job_outcomes(run["_id"]) if outcomes_needed or not finished else []
+    if finished:
         return dict(run["summary"]), outcomes
     return summarize(dict(run), outcomes), outcomes
 
@@ -153,7 +156,7 @@ async def list_runs(request: web.Request) -> web.Response:
     runs = await cursor.skip((page - 1) * page_size).limit(page_size).to_list()
     items = []
     for run in runs:
-        summary, _ = await _summary_of(store, run)
+        summary, _ = await _summary_of(store, run, outcomes_needed=False)
         estimated = len(await _estimated_bills(store, run))
         items.append(run_counts(run, summary, estimated=estimated))
     return json_response(items, headers=pagination(total, page=page, page_size=page_size))
@@ -174,7 +177,7 @@ async def get_run_report(request: web.Request) -> web.Response:
     run = await store.get_run(run_id)
     if run is None:
         raise NotFound(f"run {run_id!r} not found")
-    summary, outcomes = await _summary_of(store, run)
+    summary, outcomes = await _summary_of(store, run, outcomes_needed=True)
     estimated_bills = await _estimated_bills(store, run)
     devices: list[dict[str, Any]] = []
     for outcome in sorted(outcomes, key=lambda o: o.get("chunk", 0)):
