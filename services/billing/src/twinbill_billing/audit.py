@@ -18,22 +18,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from twinbill_billing.runs import BillingContext
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import BILLING
 
+if TYPE_CHECKING:  # runtime import left out: jobs/runs may import this module without a cycle
+    from twinbill_billing.runs import BillingContext
+
 log = get_logger(__name__)
-AUDIT_CONTEXT = web.AppKey("audit_context", BillingContext)  # set by the app's lifespan
+AUDIT_CONTEXT: web.AppKey[BillingContext] = web.AppKey("audit_context")  # set by the app's lifespan
 USER_HEADER = "X-Twinbill-User"  # the gateway's authenticated user id, forwarded with each request
 REASON_HEADER = "X-Twinbill-Reason"  # an optional why for management changes (the gateway forwards it)
 AUDIT_COLLECTION = "audit"
@@ -57,7 +59,7 @@ def changed_key(entity: str, action: str) -> str:
 
 def audit_collection(ctx_or_db: Any) -> AsyncCollection[dict[str, Any]]:
     """The `audit` collection of a BillingContext's store (or of a database handle)."""
-    db = ctx_or_db.store.db if isinstance(ctx_or_db, BillingContext) else ctx_or_db
+    db = ctx_or_db.store.db if hasattr(ctx_or_db, "store") else ctx_or_db
     collection: AsyncCollection[dict[str, Any]] = db[AUDIT_COLLECTION]
     return collection
 
