@@ -24,6 +24,7 @@ from aiohttp import web
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
@@ -59,7 +60,7 @@ def changed_key(entity: str, action: str) -> str:
 
 def audit_collection(ctx_or_db: Any) -> AsyncCollection[dict[str, Any]]:
     """The `audit` collection of a BillingContext's store (or of a database handle)."""
-    db = ctx_or_db.store.db if hasattr(ctx_or_db, "store") else ctx_or_db
+    db = ctx_or_db if isinstance(ctx_or_db, AsyncDatabase) else ctx_or_db.store.db
     collection: AsyncCollection[dict[str, Any]] = db[AUDIT_COLLECTION]
     return collection
 
