@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 import aio_pika
+import pytest
 from bson import ObjectId
 
 from twinbill_billing.app import CONTEXT
-from twinbill_billing.audit import record_change
+from twinbill_billing.audit import record_change, relay_unpublished
+from twinbill_billing.settings import BillingSettings
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import BILLING
 
 from .conftest import Billing, wait_for
+
+
+@pytest.fixture
+def billing_settings(billing_settings: BillingSettings) -> BillingSettings:
+    """The service's own relay pass stays out of the way: these tests call the relay themselves."""
+    return billing_settings.model_copy(update={"audit_relay_interval": 3600.0})
 
 
 @asynccontextmanager
@@ -62,3 +71,24 @@ async def test_a_change_is_routable_without_any_consumer(billing: Billing) -> No
                         reason="", data={})
     entry = await billing.db.audit.find_one({"entity": "run"})
     assert entry is not None and entry["project_id"] is None and bool(entry["published"])
+
+
+async def test_unconfirmed_events_are_relayed_later_with_the_same_message_id(billing: Billing) -> None:
+    """An entry left unpublished (its publish failed, or the process died before the confirm) is
+    published by the relay once it is older than the grace time, and marked; a fresh one waits."""
+    ctx = billing.app[CONTEXT]
+    now = ctx.clock()
+    stale, fresh = ObjectId(), ObjectId()
+    base = {"project_id": 42, "actor": "user:7", "action": "voided", "entity": "bill", "reason": "r", "data": {},
+            "published": False}
+    await billing.db.audit.insert_many([
+        {**base, "_id": stale, "entity_id": "a", "at": (now - timedelta(minutes=5)).replace(microsecond=0)},
+        {**base, "_id": fresh, "entity_id": "b", "at": now.replace(microsecond=0)},
+    ])
+    async with bound_queue(billing, "changed.#") as queue:
+        assert await relay_unpublished(ctx, older_than=timedelta(minutes=1)) == 1
+        message = await wait_for(lambda: queue.get(fail=False, no_ack=True), what="the relayed BillingChanged")
+    event = BillingChanged.model_validate_json(message.body)
+    assert message.message_id == event.audit_id == str(stale) and event.entity_id == "a"
+    marks = {doc["_id"]: bool(doc["published"]) for doc in await billing.db.audit.find({}).to_list()}
+    assert marks == {stale: True, fresh: False}

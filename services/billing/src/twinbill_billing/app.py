@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -13,7 +13,13 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
-from twinbill_billing.audit import AUDIT_CONTEXT, audit_collection, declare_changed_journal, ensure_audit_indexes
+from twinbill_billing.audit import (
+    AUDIT_CONTEXT,
+    audit_collection,
+    declare_changed_journal,
+    ensure_audit_indexes,
+    watch_unpublished,
+)
 from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
@@ -117,6 +123,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
             )
         if settings.consume_dead_letters:
             loops["dead-letter-watcher"] = watch_dead_letters(ctx)
+        loops["audit-relay"] = watch_unpublished(ctx, interval=settings.audit_relay_interval,
+                                                 older_than=timedelta(seconds=settings.audit_relay_after))
         loops["queue-depth"] = watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
         loops["dead-letter-depth"] = watch_dead_letter_depth(
             bus, (f"{BILLING_RUNS.name}.dlq", f"{BILLING_JOBS.name}.dlq", PARKED), dead_letters,

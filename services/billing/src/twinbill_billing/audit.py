@@ -7,7 +7,8 @@ Publishing is `mandatory`, so a bounded journal queue bound to `changed.#` keeps
 while no consumer exists (as `billing.issued.journal` does for `bill.issued`); a consumer binds its
 own queue to `changed.#` or a narrower pattern. The entry is the source of truth: it is written
 before the publish, and marked `published` once RabbitMQ confirmed. A refused or unconfirmed publish
-raises BusUnavailable (a TransientError) after the entry is stored, unmarked.
+raises BusUnavailable (a TransientError) after the entry is stored, unmarked; every replica's relay
+(`watch_unpublished`) publishes such entries later with the same message id (at-least-once).
 
 The entry's project is `data["project_id"]` when the caller gives one (the audit read API is
 project-scoped on it); entries without a project are visible to administrators only.
@@ -15,8 +16,9 @@ project-scoped on it); entries without a project are visible to administrators o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
@@ -43,7 +46,25 @@ AUDIT_COLLECTION = "audit"
 CHANGED_JOURNAL = "billing.changed.journal"
 CHANGED_JOURNAL_LENGTH = 100_000  # oldest dropped beyond this (a recent-history buffer, not a store)
 CHANGED_PATTERN = "changed.#"
+RELAY_BATCH = 500  # unpublished entries looked at per relay pass
 SYSTEM_ACTOR = "system"  # the actor of a change made without a gateway user (X-Twinbill-User absent)
+
+
+def changed_event(entry: Mapping[str, Any]) -> BillingChanged:
+    """The event of a stored audit entry; its message id is the entry id."""
+    entry_id = str(entry["_id"])
+    return BillingChanged(
+        message_id=entry_id,
+        audit_id=entry_id,
+        project_id=entry.get("project_id"),
+        actor=entry["actor"],
+        action=entry["action"],
+        entity=entry["entity"],
+        entity_id=entry["entity_id"],
+        reason=entry.get("reason", ""),
+        data=dict(entry.get("data") or {}),
+        changed_at=entry["at"],
+    )
 
 
 def request_actor(request: web.Request) -> str:
@@ -129,33 +150,21 @@ async def record_change(
     project_id = _project_of(body)
     now = ctx.clock()
     at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what BSON keeps: the event agrees
+    entry = {
+        "_id": entry_id,
+        "project_id": project_id,
+        "actor": actor or SYSTEM_ACTOR,
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "reason": reason,
+        "data": body,
+        "at": at,
+        "published": False,
+    }
     collection = audit_collection(ctx)
-    await collection.insert_one(
-        {
-            "_id": entry_id,
-            "project_id": project_id,
-            "actor": actor or SYSTEM_ACTOR,
-            "action": action,
-            "entity": entity,
-            "entity_id": str(entity_id),
-            "reason": reason,
-            "data": body,
-            "at": at,
-            "published": False,
-        }
-    )
-    event = BillingChanged(
-        message_id=str(entry_id),
-        audit_id=str(entry_id),
-        project_id=project_id,
-        actor=actor or SYSTEM_ACTOR,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        reason=reason,
-        data=body,
-        changed_at=at,
-    )
+    await collection.insert_one(dict(entry))
+    event = changed_event(entry)
     await declare_changed_journal(ctx.bus)  # cheap and idempotent; changes are rare operator actions
     await ctx.bus.publish(BILLING, changed_key(entity, action), event)
     await collection.update_one({"_id": entry_id}, {"$set": {"published": True}})
@@ -172,3 +181,33 @@ async def record_request_change(request: web.Request, *, action: str, entity: st
                             reason=request.headers.get(REASON_HEADER, "").strip(), data=data)
     except TransientError as err:
         log.warning("audit event not confirmed", entity=entity, entity_id=entity_id, action=action, error=str(err))
+
+
+async def relay_unpublished(ctx: BillingContext, *, older_than: timedelta) -> int:
+    """Publish the events of entries still unmarked `older_than` after they were written (their
+    publish failed, or the process died before the confirm): at-least-once, same message ids.
+    Returns how many were published."""
+    collection = audit_collection(ctx)
+    cutoff = ctx.clock() - older_than
+    published = 0
+    # Filter on the flag only, the time in Python: nx-27017 evaluates datetime ranges row by row anyway.
+    async for entry in collection.find({"published": False}).limit(RELAY_BATCH):
+        if entry["at"] > cutoff:
+            continue
+        await declare_changed_journal(ctx.bus)
+        await ctx.bus.publish(BILLING, changed_key(entry["entity"], entry["action"]), changed_event(entry))
+        await collection.update_one({"_id": entry["_id"]}, {"$set": {"published": True}})
+        published += 1
+    if published:
+        log.info("audit events relayed", count=published)
+    return published
+
+
+async def watch_unpublished(ctx: BillingContext, *, interval: float, older_than: timedelta) -> None:
+    """Relay unpublished audit events every `interval` seconds, forever (a failed pass is retried)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await relay_unpublished(ctx, older_than=older_than)
+        except (TransientError, PyMongoError) as err:
+            log.warning("audit relay pass failed", error=str(err))
