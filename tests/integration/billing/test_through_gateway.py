@@ -115,7 +115,7 @@ async def test_audit_through_the_gateway_records_the_user_and_is_project_scoped(
     tariff's project read the entry."""
     mine, user_id = await member(gateway, "pm@example.test", [PROJECT])
     theirs, _ = await member(gateway, "other@example.test", [PROJECT + 1])
-    created = await gateway.post("/api/v1/tariffs/", headers={**mine, "X-Twinbill-Reason": "annual review"}, json={
+    created = await gateway.post("/api/v1/tariffs/", headers={**mine, "x-twinbill-reason": "annual review"}, json={
         "project_id": PROJECT, "device_type": 2, "kind": "flat", "unit_price": "0.55",
         "effective_from": "2000-01-01T00:00:00Z"})
     assert created.status == 201, await created.text()

@@ -114,7 +114,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     user = await authenticate(request, store=request.app[STORE], secret=settings.jwt_secret.get_secret_value())
     body = await request.read()
     await authorize(request, user, body)
-    headers = {k: v for k, v in request.headers.items() if k in FORWARDED_HEADERS}
+    # looked up case-insensitively: a client may send `x-twinbill-reason` (HTTP/2 proxies lower-case)
+    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
     headers["X-Twinbill-User"] = str(user.id)
     url = f"{_base(request, upstream)}{request.rel_url}"
     try:
