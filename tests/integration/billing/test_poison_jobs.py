@@ -105,7 +105,7 @@ async def test_empty_run_finishes_and_unknown_project_is_dead_lettered(
     await channel.close()
     async with billing.http.get(f"{billing.url}/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"] == ["dead-letter-depth", "dead-letter-watcher",
+        assert (await response.json())["checks"] == ["audit-relay", "dead-letter-depth", "dead-letter-watcher",
                                                       "jobs-consumer", "mongodb", "queue-depth",
                                                       "rabbitmq", "runs-consumer"]
     async with billing.http.get(f"{billing.url}/metrics") as response:

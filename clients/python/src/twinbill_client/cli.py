@@ -5,6 +5,8 @@
     twinbill ... sites create '{"name": "Tower A", "project_id": 1}'
     twinbill ... tasks getall 42
     twinbill ... instances attribute 7 start=1h-ago downsample=10m-avg
+    twinbill ... --output bills.csv history export_csv 42 device_type=0
+    twinbill ... runs getone 'task1:1711900800' outcome=skipped
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ssl", action="store_true", help="use https")
     parser.add_argument("--email", default=os.environ.get("TWINBILL_EMAIL"))
     parser.add_argument("--password", default=os.environ.get("TWINBILL_PASSWORD"))
+    parser.add_argument("--output", help="file an export (export_csv, ...) is written to (default: stdout)")
     parser.add_argument("resource", help="entry point: sites, devices, tasks, history, instances, ...")
     parser.add_argument("action", help="function: getall, getone, create, update, delete, ...")
     parser.add_argument("args", nargs="*", help="ids, a JSON payload, and key=value parameters")
@@ -53,14 +56,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"twinbill: no function {ns.resource}.{ns.action}", file=sys.stderr)
         return 2
     positional, params = _split(ns.args)
+    extra: dict[str, Any] = {}
+    if ns.action.startswith("export"):
+        extra["out"] = open(ns.output, "wb") if ns.output else sys.stdout.buffer  # noqa: SIM115  # closed below
     try:
-        response = function(*positional, **params)
+        response = function(*positional, **params, **extra)
     except TwinbillAPIValidationError as err:
         print(f"twinbill: {err} {json.dumps(err.errors, ensure_ascii=False)}", file=sys.stderr)
         return 1
     except TwinbillAPIError as err:
         print(f"twinbill: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    finally:
+        if ns.output and "out" in extra:
+            extra["out"].close()
+    if extra:  # the file went to --output or stdout: the summary goes to stderr
+        print(json.dumps(response.data, ensure_ascii=False), file=sys.stderr)
+        return 0
     print(json.dumps(response.data, ensure_ascii=False, indent=2))
     return 0
 

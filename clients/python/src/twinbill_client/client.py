@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -10,10 +10,12 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from twinbill_client.exceptions import TwinbillAPIAuthenticationError
 from twinbill_client.resources import (
     RESOURCE_CLASSES,
+    AuditResources,
     HistoryResources,
     InstanceResources,
     IOResources,
     Resources,
+    RunResources,
     TaskResources,
 )
 from twinbill_client.response import TwinbillAPIResponse, process
@@ -78,6 +80,8 @@ class TwinbillAPIClient:
         self.tasks = TaskResources(self)
         self.history = HistoryResources(self)
         self.instances = InstanceResources(self)
+        self.runs = RunResources(self)
+        self.audit = AuditResources(self)
         for name, cls in RESOURCE_CLASSES.items():
             setattr(self, name, cls(self))
 
@@ -120,3 +124,18 @@ class TwinbillAPIClient:
             auth.access_token, auth.refresh_token = refreshed["access_token"], refreshed["refresh_token"]
             response = self.session.request(method, self.base_uri + path, auth=auth, timeout=self.timeout, **kwargs)
         return process(response)
+
+    def download(self, path: str, *, out: BinaryIO, params: dict[str, Any], chunk: int = 65536) -> TwinbillAPIResponse:
+        """GET a file (an export) and stream it into `out`; errors raise as for `request`."""
+        with self.session.get(self.base_uri + path, params=params, auth=self._auth_method, timeout=self.timeout,
+                              stream=True) as response:
+            if response.status_code >= 400:
+                return process(response)
+            written = 0
+            for block in response.iter_content(chunk_size=chunk):
+                out.write(block)
+                written += len(block)
+            disposition = response.headers.get("Content-Disposition", "")
+            filename = disposition.split("filename=", 1)[1].strip('"') if "filename=" in disposition else None
+            return TwinbillAPIResponse(status=response.status_code, data={"bytes": written, "filename": filename},
+                                       pagination={}, etag=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from twinbill_client.response import TwinbillAPIResponse
 
@@ -101,6 +101,46 @@ class HistoryResources:
         return self._client.request("GET", "/api/v1/scheduler/history/time/", params={
             "project_id": project_id, "device_type": device_type, "start_date": start_date,
             "end_date": end_date, **params})
+
+    def export_csv(self, project_id: int, device_type: int = 0, *, out: BinaryIO,
+                   **params: Any) -> TwinbillAPIResponse:
+        """Every bill and credit note of getall's filters as CSV (UTF-8 with BOM), streamed into `out`;
+        `data` is {"bytes", "filename"}."""
+        return self._client.download("/api/v1/scheduler/history/", out=out, params={
+            "project_id": project_id, "device_type": device_type, **params, "format": "csv"})
+
+    def export_csv_by_time(self, project_id: int, *, start_date: str, end_date: str, out: BinaryIO,
+                           device_type: int = 10, **params: Any) -> TwinbillAPIResponse:
+        """by_time's bills and credit notes as CSV, streamed into `out`."""
+        return self._client.download("/api/v1/scheduler/history/time/", out=out, params={
+            "project_id": project_id, "device_type": device_type, "start_date": start_date,
+            "end_date": end_date, **params, "format": "csv"})
+
+
+class RunResources:
+    """Billing runs of a project: counts, and which meters were skipped, estimated or failed, and why."""
+
+    def __init__(self, client: TwinbillAPIClient) -> None:
+        self._client = client
+
+    def getall(self, project_id: int, **params: Any) -> TwinbillAPIResponse:
+        """Newest first; filters `task`, `device_type`; `page`, `page_size`."""
+        return self._client.request("GET", "/api/v1/billing/runs/", params={"project_id": project_id, **params})
+
+    def getone(self, run_id: str, **params: Any) -> TwinbillAPIResponse:
+        """One run with a page of per-device outcomes (`outcome`, `page`, `page_size`)."""
+        return self._client.request("GET", f"/api/v1/billing/runs/{run_id}", params=params)
+
+
+class AuditResources:
+    """The billing audit: who changed what, when and why (newest first)."""
+
+    def __init__(self, client: TwinbillAPIClient) -> None:
+        self._client = client
+
+    def getall(self, project_id: int, **params: Any) -> TwinbillAPIResponse:
+        """Filters `entity`, `entity_id`, `action`; `page`, `page_size`."""
+        return self._client.request("GET", "/api/v1/billing/audit/", params={"project_id": project_id, **params})
 
 
 class InstanceResources:

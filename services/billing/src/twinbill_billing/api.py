@@ -13,6 +13,7 @@ from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from twinbill_billing.audit import record_request_change
 from twinbill_billing.errors import BillingError
 from twinbill_billing.history import STORE, TWIN
 from twinbill_billing.runs import summarize
@@ -139,6 +140,8 @@ async def create_tariff(request: web.Request) -> web.Response:
     }
     await _check_overlap(request, doc, own=None)
     doc["_id"] = await request.app[STORE].insert_tariff(doc)
+    await record_request_change(request, action="created", entity="tariff", entity_id=str(doc["_id"]),
+                                data={"project_id": doc["project_id"], "tariff": to_read(doc)})
     return json_response(to_read(doc), status=201)
 
 
@@ -164,13 +167,20 @@ async def update_tariff(request: web.Request) -> web.Response:
     fields = to_document(body, now=request.app[CLOCK](), timezone=timezone)
     await _check_overlap(request, {**current, **fields}, own=tariff_id)
     await store.replace_tariff(tariff_id, {**current, **fields})
+    await record_request_change(request, action="updated", entity="tariff", entity_id=str(tariff_id),
+                                data={"project_id": current["project_id"], "previous": to_read(current),
+                                      "tariff": to_read({**current, **fields})})
     return json_response(to_read({**current, **fields}))
 
 
 async def delete_tariff(request: web.Request) -> web.Response:
     """DELETE /api/v1/tariffs/{id} (204). Bills keep their own snapshot of the tariff they used."""
-    if not await request.app[STORE].delete_tariff(_object_id(request)):
+    tariff_id = _object_id(request)
+    current = await request.app[STORE].get_tariff(tariff_id)
+    if current is None or not await request.app[STORE].delete_tariff(tariff_id):
         raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
+    await record_request_change(request, action="deleted", entity="tariff", entity_id=str(tariff_id),
+                                data={"project_id": current["project_id"], "previous": to_read(current)})
     return web.Response(status=204)
 
 

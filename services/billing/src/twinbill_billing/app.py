@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -13,11 +13,19 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
+from twinbill_billing.audit import (
+    AUDIT_CONTEXT,
+    audit_collection,
+    declare_changed_journal,
+    ensure_audit_indexes,
+    watch_unpublished,
+)
 from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.reports import add_report_routes
 from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import BillStore
@@ -67,6 +75,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     checks = add_health_routes(app, registry=registry)
     add_history_routes(app)
     add_management_routes(app)
+    add_report_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -74,6 +83,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         )
         store = BillStore(client, settings.mongo_db)
         await store.ensure_indexes()
+        await ensure_audit_indexes(audit_collection(store.db))
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
         bus = Bus(
             settings.amqp_url.get_secret_value(),
@@ -83,6 +93,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         await bus.connect()
         await declare_journal(bus)
         await declare_parking(bus)
+        await declare_changed_journal(bus)
         twin = HttpTwinClient(settings.twin_url, session=session, zone_ttl=settings.zone_cache_seconds)
         ctx = BillingContext(
             store=store,
@@ -97,6 +108,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         app[STORE] = store
         app[TWIN] = twin
         app[CONTEXT] = ctx
+        app[AUDIT_CONTEXT] = ctx
         checks["mongodb"] = store.ping
         checks["rabbitmq"] = bus.ping
 
@@ -111,6 +123,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
             )
         if settings.consume_dead_letters:
             loops["dead-letter-watcher"] = watch_dead_letters(ctx)
+        loops["audit-relay"] = watch_unpublished(ctx, interval=settings.audit_relay_interval,
+                                                 older_than=timedelta(seconds=settings.audit_relay_after))
         loops["queue-depth"] = watch_queue_depth(bus, metrics, interval=settings.queue_depth_interval)
         loops["dead-letter-depth"] = watch_dead_letter_depth(
             bus, (f"{BILLING_RUNS.name}.dlq", f"{BILLING_JOBS.name}.dlq", PARKED), dead_letters,

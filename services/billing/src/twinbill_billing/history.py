@@ -4,6 +4,8 @@ Shapes follow the seed exactly (see README.md for the choices where it is incons
 and charges are strings with two decimals, times are naive ISO in the project's time zone (kept on
 each bill at billing time), `device_id` is the meter number (device key). The history/time day
 window is in the project's zone as the twin says it now (cached), else the bills' zone.
+Additions to the seed's items (after its keys): `kind`, `status`, `credits_bill_id`,
+`credit_note_id`. `format=csv` answers the same filters as a streamed CSV (export.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from twinbill_billing.domain.periods import (
 )
 from twinbill_billing.domain.pricing import CENT
 from twinbill_billing.errors import BillingError
+from twinbill_billing.export import bill_kind, bill_status, link, stream_bills_csv
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import TwinClient
 from twinbill_common.errors import ValidationFailed
@@ -37,6 +40,7 @@ MAX_PAGE_SIZE = 1000
 TIME_DEVICE_TYPES = {10: None, 0: 2, 1: 1}
 TIME_CODE_OF = {2: 0, 1: 1}
 WM_TYPES = {"自来水表": "tap", "纯净水表": "purified"}
+FORMATS = ("json", "csv")
 
 
 def two_decimals(text: str) -> str:
@@ -73,6 +77,24 @@ def _int(
     return value
 
 
+def _format(query: Mapping[str, str], errors: dict[str, list[str]]) -> str:
+    """`format`: json (the seed's envelope, the default) or csv (an export of every match)."""
+    value = query.get("format", "").strip().lower() or "json"
+    if value not in FORMATS:
+        errors["format"] = [f"Must be one of: {', '.join(FORMATS)}."]
+    return value
+
+
+def links(bill: dict[str, Any]) -> dict[str, Any]:
+    """Additions to the seed's item: what the document is, its status, and the bills it links."""
+    return {
+        "kind": bill_kind(bill),
+        "status": bill_status(bill),
+        "credits_bill_id": link(bill.get("credits_bill_id")),
+        "credit_note_id": link(bill.get("credit_note_id")),
+    }
+
+
 def device_filter(device_id: str) -> dict[str, Any]:
     """`device_id` matches the meter number (device key) or, when numeric, the registry id."""
     if device_id.isdigit():
@@ -107,6 +129,7 @@ def history_item(bill: dict[str, Any]) -> dict[str, Any]:
         "from_time": _time(bill["from_time"], tz),
         "to_time": _time(bill["to_time"], tz),
         "created_at": _time(bill["created_at"], tz),
+        **links(bill),
     }
 
 
@@ -127,10 +150,11 @@ def time_item(bill: dict[str, Any]) -> dict[str, Any]:
         "from_time": _time(bill["from_time"], tz),
         "to_time": _time(bill["to_time"], tz),
         "created_at": _time(bill["created_at"], tz),
+        **links(bill),
     }
 
 
-async def get_history(request: web.Request) -> web.Response:
+async def get_history(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/: a page of bills, newest first ("info list")."""
     query = request.query
     errors: dict[str, list[str]] = {}
@@ -138,6 +162,7 @@ async def get_history(request: web.Request) -> web.Response:
     device_type = _int(query, "device_type", errors, allowed={0, 1, 2})
     page_size = _int(query, "page_size", errors, default=10, minimum=1, maximum=MAX_PAGE_SIZE)
     page = _int(query, "page", errors, default=1, minimum=1, maximum=INT32_MAX)
+    output = _format(query, errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     assert project_id is not None and device_type is not None and page_size and page  # checked above
@@ -148,6 +173,10 @@ async def get_history(request: web.Request) -> web.Response:
         conditions.append(device_filter(device_id))
     mongo_query = conditions[0] if len(conditions) == 1 else {"$and": conditions}
     store = request.app[STORE]
+    if output == "csv":  # the whole filtered history: page and page_size do not apply to an export
+        kind = {0: "all", 1: "water", 2: "electricity"}[device_type]
+        return await stream_bills_csv(request, store, mongo_query,
+                                      filename=f"twinbill-bills-project{project_id}-{kind}.csv")
     count = await store.count_bills(mongo_query)
     bills = await store.find_bills(mongo_query, skip=(page - 1) * page_size, limit=page_size)
     # The seed writes this endpoint's meta as {"message", "code"} (the others {"code", "message"}).
@@ -166,7 +195,7 @@ async def get_history(request: web.Request) -> web.Response:
     )
 
 
-async def get_history_time(request: web.Request) -> web.Response:
+async def get_history_time(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/time/: bills whose period ends within [start_date, end_date]."""
     query = request.query
     errors: dict[str, list[str]] = {}
@@ -189,12 +218,17 @@ async def get_history_time(request: web.Request) -> web.Response:
             errors[name] = [str(err)]
     if not errors and dates["end_date"] < dates["start_date"]:
         errors["end_date"] = ["Must not be before start_date."]
+    output = _format(query, errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     assert project_id is not None and code is not None  # checked above
     store = request.app[STORE]
     sample = await store.find_bills({"project_id": project_id}, limit=1)
+    filename = (f"twinbill-bills-project{project_id}-{dates['start_date'].isoformat()}"
+                f"_{dates['end_date'].isoformat()}.csv")
     if not sample:
+        if output == "csv":
+            return await stream_bills_csv(request, store, {"project_id": project_id}, filename=filename)
         return meta_ok([], "success")
     zone = await project_zone(request, project_id, recorded=sample[0].get("timezone", "UTC"))
     start, end = local_day_bounds(dates["start_date"], dates["end_date"], tz=zone)
@@ -211,6 +245,8 @@ async def get_history_time(request: web.Request) -> web.Response:
         conditions.append({"$or": [{"device_type": 2}, {"water_meter_kind": kind}]})
     if device_id := query.get("device_id", "").strip():
         conditions.append(device_filter(device_id))
+    if output == "csv":
+        return await stream_bills_csv(request, store, {"$and": conditions}, filename=filename)
     bills = await store.find_bills({"$and": conditions})
     return meta_ok([time_item(bill) for bill in bills], "success")
 

@@ -35,3 +35,7 @@ class BillingSettings(CommonSettings):
     # counts toward the delivery limit); the platform's default.
     retry_budget: float = Field(default=RETRY_BUDGET_SECONDS, ge=0)
     queue_depth_interval: float = Field(default=5.0, gt=0)
+    # Audit entries whose BillingChanged was not confirmed are re-published this long after they
+    # were written, checked every audit_relay_interval seconds (audit.py).
+    audit_relay_after: float = Field(default=60.0, gt=0)
+    audit_relay_interval: float = Field(default=30.0, gt=0)

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from twinbill_common.errors import HttpError, NotFound
+from twinbill_common.logging import get_logger
 from twinbill_gateway.api import SETTINGS, STORE
 from twinbill_gateway.auth import Forbidden, authenticate
 from twinbill_gateway.domain.access import (
@@ -36,7 +37,11 @@ from twinbill_gateway.domain.routing import Upstream, upstream_for
 from twinbill_gateway.store import User
 
 CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
-PASSED_HEADERS = ("Content-Type", "X-Pagination", "X-Request-Id", "Location")
+PASSED_HEADERS = ("Content-Type", "Content-Disposition", "X-Pagination", "X-Request-Id", "Location")
+FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Request-Id", "X-Twinbill-Reason")
+STREAMED_TYPES = frozenset({"text/csv"})  # exports: relayed chunk by chunk, never held whole
+STREAM_CHUNK = 64 * 1024
+log = get_logger(__name__)
 
 
 def _base(request: web.Request, upstream: Upstream) -> str:
@@ -109,14 +114,35 @@ async def forward(request: web.Request) -> web.StreamResponse:
     user = await authenticate(request, store=request.app[STORE], secret=settings.jwt_secret.get_secret_value())
     body = await request.read()
     await authorize(request, user, body)
-    headers = {k: v for k, v in request.headers.items() if k in ("Content-Type", "Accept", "X-Request-Id")}
+    # looked up case-insensitively: a client may send `x-twinbill-reason` (HTTP/2 proxies lower-case)
+    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
     headers["X-Twinbill-User"] = str(user.id)
     url = f"{_base(request, upstream)}{request.rel_url}"
     try:
         async with request.app[CLIENT].request(request.method, url, data=body or None,
                                                headers=headers, allow_redirects=False) as response:
-            payload = await response.read()
             passed = {k: v for k, v in response.headers.items() if k in PASSED_HEADERS}
+            if response.status == 200 and response.content_type in STREAMED_TYPES:
+                return await _relay(request, response, passed)
+            payload = await response.read()
             return web.Response(status=response.status, body=payload, headers=passed)
     except (aiohttp.ClientError, TimeoutError) as err:
         raise HttpError(502, f"{upstream} service did not answer: {type(err).__name__}") from None
+
+
+async def _relay(request: web.Request, response: aiohttp.ClientResponse, headers: dict[str, str]) -> web.StreamResponse:
+    """Stream an export to the client as it arrives (constant memory). Once the answer has started,
+    an upstream failure can only end it early: the chunked body is left unterminated, so the client
+    sees a broken transfer rather than a file that looks complete."""
+    relayed = web.StreamResponse(status=response.status, headers=headers)
+    await relayed.prepare(request)
+    try:
+        async for chunk in response.content.iter_chunked(STREAM_CHUNK):
+            await relayed.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as err:
+        log.warning("upstream export broke off", path=request.path, error=type(err).__name__)
+        if request.transport is not None:
+            request.transport.close()
+        return relayed
+    await relayed.write_eof()
+    return relayed

@@ -1,8 +1,8 @@
-"""Billing messages: the scheduler's command, the worker's per-chunk jobs, and issued bills."""
+"""Billing messages: the scheduler's command, the worker's per-chunk jobs, issued bills, audited changes."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -50,3 +50,20 @@ class BillIssued(Message):
     consumption: str
     charge: str
     outcome: Literal["billed", "estimated"] = "billed"
+
+
+class BillingChanged(Message):
+    """Something in billing was changed by someone (a bill voided, a tariff updated, ...): the fact,
+    as written to the billing audit. Routing key `changed.{entity}.{action}`; `message_id` is the
+    audit entry id, so a consumer deduplicates on it.
+    """
+
+    audit_id: str
+    project_id: int | None = None
+    actor: str
+    action: str = Field(min_length=1)
+    entity: str = Field(min_length=1)
+    entity_id: str
+    reason: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    changed_at: AwareDatetime

@@ -3,11 +3,11 @@
 Pure and synchronous; the proxy does the look-ups this module asks for.
 
 Kinds of path (see the README's "Routing and project access"):
-- `Collection`: list/create and history endpoints. The project named in the query or the body
+- `Collection`: list/create, history, billing run and audit list endpoints. The project named in the query or the body
   must be one the user belongs to; naming none is forbidden.
 - `TaskKey`: `/api/v1/scheduler/tasks/{key}/...`. The project is always read from the scheduler.
-- `Item`: `/api/v1/<resource>/{id}[/...]` of a managed resource. The owner is always read by
-  GETting the item from its service (its `project_id`, or its `id` for a project).
+- `Item`: `/api/v1/<resource>/{id}[/...]` of a managed resource, and `/api/v1/billing/runs/{id}`.
+  The owner is always read by GETting the item from its service (its `project_id`, or its `id` for a project).
 - `AdminOnly`: `/dt/open/...` (seed 002 has no project concept) and anything not listed above.
 """
 
@@ -29,6 +29,8 @@ ITEM_OWNERS: dict[str, Upstream] = {
 # Twin endpoints that are neither a resource collection nor an item, and take a project.
 OTHER_COLLECTIONS = frozenset({("io", "sites_csv")})
 SCHEDULER_COLLECTIONS = frozenset({("task",), ("tasks",), ("history",), ("history", "time")})
+# Billing's read API: run reports and the audit (lists by project), and a run by id (its owner).
+BILLING_COLLECTIONS = frozenset({("runs",), ("audit",)})
 INTEGER = re.compile(r"^-?\d{1,18}$")
 # Dot segments and encoded '.' or '/' could make the forwarded URL differ from the checked one.
 AMBIGUOUS = re.compile(r"%2[ef]|%5c|\\", re.IGNORECASE)
@@ -93,6 +95,13 @@ def access_for(raw_path: str) -> Access:
             return Collection()
         if len(tail) >= 2 and tail[0] == "tasks":
             return TaskKey(tail[1])
+        return AdminOnly(f"{raw_path} is for administrators")
+    if head == "billing":
+        if tail in BILLING_COLLECTIONS:
+            return Collection()
+        if len(tail) == 2 and tail[0] == "runs":
+            # the run's project is read from billing; one device per page keeps the look-up small
+            return Item("billing", "runs", f"/api/v1/billing/runs/{tail[1]}?page_size=1")
         return AdminOnly(f"{raw_path} is for administrators")
     if (head, *tail) in OTHER_COLLECTIONS:
         return Collection()
