@@ -36,7 +36,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, MQTT_HOST, ZONE, Platform
-from twinbill_ingest.devbroker import DevBroker
+from twinbill_devstack.broker import DevBroker
 
 # Tiered water tariff: the first 10 m3 at 3.50, the rest at 4.55.
 BLOCKS = ((Decimal("10"), Decimal("3.50")), (None, Decimal("4.55")))

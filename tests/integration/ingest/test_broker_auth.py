@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 
 from tests.integration.ingest.test_identity_and_scale import _connack_code, _publish_as
 from twinbill_common.schemas import DeviceRecord
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_ingest.brokerauth import hash_password, render_passwd, sub_devices_of, write_broker_files
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 
 SET = "thing/service/measurepoint/set"
 ACCEPTED = (0, 16)  # PUBACK success, or "no matching subscribers" (accepted, nobody listening)

@@ -17,7 +17,7 @@ from tests.integration.ingest.conftest import TIMEOUT, RunningGateway, Telemetry
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import DeviceRecord, RegistryChanged
 from twinbill_ingest.app import GATEWAY, create_app
-from twinbill_ingest.registry import StaticRegistrySource
+from twinbill_ingest.store import StaticRegistrySource
 
 
 def _publish_as(port: int, username: str, password: str, topic: str, payload: bytes) -> int:

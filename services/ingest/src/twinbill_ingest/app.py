@@ -19,11 +19,11 @@ from twinbill_common.topology import INGEST_COMMANDS
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.gateway import Gateway
+from twinbill_ingest.handlers import RegistryListener
 from twinbill_ingest.metrics import IngestMetrics
-from twinbill_ingest.registry import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
-from twinbill_ingest.registry_events import RegistryListener
 from twinbill_ingest.sessions import StatusReporter
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
 
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", IngestSettings)

@@ -34,7 +34,7 @@ from pathlib import Path
 from twinbill_common.logging import configure_logging, get_logger
 from twinbill_common.schemas.registry import DeviceRecord
 from twinbill_ingest.errors import RegistryUnavailable
-from twinbill_ingest.registry import HttpRegistrySource
+from twinbill_ingest.store import HttpRegistrySource
 
 log = get_logger(__name__)
 SERVICE_USER = "twinbill-ingest"

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
-from twinbill_twin.timeseries import reader
-from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.query import parse_query, stream_series
+from twinbill_twin.api.stream_query import parse_query, stream_series
+from twinbill_twin.domain.errors import BadParameter
+from twinbill_twin.store import series as series_store
 
 ATTRIBUTE_PATH = "/dt/open/v1/instance/attribute/{id}"
 READINGS_PATH = "/internal/v1/readings/last"
@@ -75,7 +75,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         attribute_id = int(raw_id)
         now_ms = int(time.time() * 1000)
         async with pool(request.app).acquire() as conn:
-            row = await reader.fetch_attribute(conn, attribute_id)
+            row = await series_store.fetch_attribute(conn, attribute_id)
             if row is None:
                 raise NotFound(f"attribute {attribute_id} does not exist")
             if row["attrtype"] != "Stream":
@@ -92,7 +92,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         """The last billing-register sample of each device at or before `at`."""
         body = parse_model(ReadingsQuery, await read_json(request))
         async with pool(request.app).acquire() as conn:
-            readings = await reader.fetch_last_readings(conn, body.device_ids, body.at)
+            readings = await series_store.fetch_last_readings(conn, body.device_ids, body.at)
         return json_response({"readings": readings})
 
     app.router.add_get(ATTRIBUTE_PATH, get_attribute)

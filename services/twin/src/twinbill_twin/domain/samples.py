@@ -20,7 +20,7 @@ from twinbill_common.schemas.telemetry import (
     text_problem,
     time_problem,
 )
-from twinbill_twin.timeseries.domain.errors import TimeseriesError
+from twinbill_twin.domain.errors import TimeseriesError
 
 SCALAR = -1  # the idx of a scalar series; array elements are 0, 1, ...
 # The range the store keeps partitions for (the ingest gateway refuses times outside it).

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from twinbill_common.bus import Bus
 from twinbill_common.health import READINESS, watch_task
-from twinbill_twin.timeseries.api import add_timeseries_routes
-from twinbill_twin.timeseries.consumer import TelemetryConsumer
+from twinbill_twin.api.timeseries import add_timeseries_routes
+from twinbill_twin.handlers import TelemetryConsumer
 
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
 
