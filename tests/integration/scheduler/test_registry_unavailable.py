@@ -8,7 +8,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.mongo import free_port
+from twinbill_devstack.ports import free_port
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.zones import HttpProjectZones

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from twinbill_common.mongo import port_open, start_embedded_mongo
+from twinbill_devstack.mongo import start_embedded_mongo
+from twinbill_devstack.ports import port_open
 
 
 @dataclass(frozen=True)
