@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from twinbill_common.zones import StaticZones
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
-from twinbill_scheduler.zones import StaticZones
 
 from .helpers import wait_until
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
+from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
 from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,
@@ -101,28 +102,19 @@ async def _admin(request: web.Request) -> None:
 
 def _user_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["user_id"])
-    except ValueError:
-        raise ValidationFailed({"user_id": ["Not a valid integer."]}, data={"location": "path"}) from None
+        return parse_int(request.match_info["user_id"])
+    except ValueError as err:
+        raise ValidationFailed({"user_id": [str(err)]}, data={"location": "path"}) from None
 
 
 async def list_users(request: web.Request) -> web.Response:
     await _admin(request)
-    try:
-        page = int(request.query.get("page", "1"))
-        page_size = int(request.query.get("page_size", "20"))
-    except ValueError:
-        raise ValidationFailed({"page": ["Not a valid integer."]}, data={"location": "query"}) from None
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise ValidationFailed({"page": ["page >= 1 and 1 <= page_size <= 1000"]}, data={"location": "query"})
-    total, users = await request.app[STORE].page(limit=page_size, offset=(page - 1) * page_size)
-    pages = max(1, -(-total // page_size))
-    pagination: dict[str, int] = {"total": total, "total_pages": pages, "first_page": 1,
-                                  "last_page": pages, "page": page}
-    if page < pages:
-        pagination["next_page"] = page + 1
-    if page > 1:
-        pagination["previous_page"] = page - 1
+    errors: Errors = {}
+    window = query_page(request.query, default_size=20, max_size=1000, errors=errors)
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    total, users = await request.app[STORE].page(limit=window.page_size, offset=window.offset)
+    pagination = smorest_pagination(total=total, page=window.page, page_size=window.page_size)
     return json_response([u.public() for u in users], headers={"X-Pagination": dumps(pagination)})
 
 

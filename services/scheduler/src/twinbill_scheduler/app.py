@@ -18,13 +18,13 @@ from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
+from twinbill_common.zones import HttpProjectZones, ProjectZones
 from twinbill_scheduler.api import STORE, ZONES, add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
 from twinbill_scheduler.handlers import SCHEDULER_REGISTRY, handle_project_changed
 from twinbill_scheduler.metrics import scheduler_metrics
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
-from twinbill_scheduler.zones import HttpProjectZones, ProjectZones
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
@@ -18,15 +17,13 @@ from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
-from twinbill_twin.events import OUTBOX, Outbox, declare_journal
+from twinbill_twin.events import Outbox, declare_journal
+from twinbill_twin.keys import BUS, OUTBOX, POOL, SETTINGS
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import setup_timeseries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-SETTINGS = web.AppKey("settings", TwinSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BUS = web.AppKey("bus", Bus)
 
 
 def create_app(settings: TwinSettings) -> web.Application:

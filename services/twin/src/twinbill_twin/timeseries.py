@@ -14,8 +14,7 @@ from twinbill_common.bus import Bus
 from twinbill_common.health import READINESS, watch_task
 from twinbill_twin.api.timeseries import add_timeseries_routes
 from twinbill_twin.handlers import TelemetryConsumer
-
-CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
+from twinbill_twin.keys import CONSUMER
 
 
 def setup_timeseries(
