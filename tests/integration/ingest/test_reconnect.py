@@ -21,7 +21,7 @@ from tests.integration.ingest.conftest import (
     start_gateway,
 )
 from twinbill_devstack.broker import DevBroker
-from twinbill_ingest.app import RELAY
+from twinbill_ingest.keys import RELAY
 
 RECONNECT_TIMEOUT = 30.0  # the backoff doubles from 0.5 s while the broker is down
 

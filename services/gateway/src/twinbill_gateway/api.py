@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
 from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
-from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
+from twinbill_gateway.auth import authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,
     CredentialError,
@@ -23,11 +23,9 @@ from twinbill_gateway.domain.credentials import (
     read_token,
     verify_password,
 )
+from twinbill_gateway.errors import Unauthorized
+from twinbill_gateway.keys import SETTINGS, STORE
 from twinbill_gateway.settings import GatewaySettings
-from twinbill_gateway.store import IdentityStore
-
-STORE = web.AppKey("identity_store", IdentityStore)
-SETTINGS = web.AppKey("gateway_settings", GatewaySettings)
 
 
 class TokenRequest(BaseModel):

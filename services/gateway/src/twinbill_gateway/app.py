@@ -16,7 +16,8 @@ from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_gateway import api
 from twinbill_gateway.domain.credentials import hash_password
-from twinbill_gateway.proxy import CLIENT, forward
+from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
+from twinbill_gateway.proxy import forward
 from twinbill_gateway.settings import GatewaySettings
 from twinbill_gateway.store import IdentityStore
 
@@ -29,7 +30,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[envelope_middleware(
         [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management)],
         client_max_size=64 * 1024 * 1024)
-    app[api.SETTINGS] = settings
+    app[SETTINGS] = settings
     checks = add_health_routes(app, registry=new_registry())
     api.setup_routes(app)
     app.router.add_route("*", "/{tail:.*}", forward)
@@ -45,7 +46,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
                                password_hash=await asyncio.to_thread(
                                    hash_password, settings.admin_password.get_secret_value()))
             log.info("created the first administrator", email=settings.admin_email)
-        app[api.STORE] = store
+        app[STORE] = store
         app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout))
         checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         yield

@@ -18,8 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from twinbill_common.errors import HttpError, NotFound
-from twinbill_gateway.api import SETTINGS, STORE
-from twinbill_gateway.auth import Forbidden, authenticate
+from twinbill_gateway.auth import authenticate
 from twinbill_gateway.domain.access import (
     AdminOnly,
     Collection,
@@ -33,9 +32,10 @@ from twinbill_gateway.domain.access import (
     parse_body,
 )
 from twinbill_gateway.domain.routing import Upstream, upstream_for
+from twinbill_gateway.errors import Forbidden
+from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 from twinbill_gateway.store import User
 
-CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
 PASSED_HEADERS = ("Content-Type", "X-Pagination", "X-Request-Id", "Location")
 
 

@@ -14,14 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from twinbill_common.errors import HttpError, NotFound, RegistryUnavailable, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
 from twinbill_common.paging import INT32_MAX, Errors, query_int, query_page
-from twinbill_common.zones import ProjectZones
 from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
-from twinbill_scheduler.store import TaskStore
-
-STORE = web.AppKey("task_store", TaskStore)
-ZONES = web.AppKey("project_zones", ProjectZones)
+from twinbill_scheduler.keys import STORE, ZONES
 
 M = TypeVar("M", bound=BaseModel)
 _KEY = re.compile(r"^[0-9a-fA-F]{32}$")

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus, Delivery
@@ -19,18 +18,15 @@ from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
 from twinbill_common.zones import HttpProjectZones, ProjectZones
-from twinbill_scheduler.api import STORE, ZONES, add_task_routes
+from twinbill_scheduler.api import add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
 from twinbill_scheduler.handlers import SCHEDULER_REGISTRY, handle_project_changed
+from twinbill_scheduler.keys import BUS, POOL, SETTINGS, STORE, ZONES
 from twinbill_scheduler.metrics import scheduler_metrics
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-SETTINGS = web.AppKey("settings", SchedulerSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BUS = web.AppKey("bus", Bus)
 
 
 def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None) -> web.Application:
