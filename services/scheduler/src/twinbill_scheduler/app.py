@@ -71,8 +71,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
                       batch=settings.claim_batch, poll_interval=settings.poll_interval,
                       lease_seconds=settings.lease_seconds,
                       publish_concurrency=settings.publish_concurrency,
-                      max_inflight=settings.max_inflight,
-                      fault_publish_delay=settings.fault_publish_delay)
+                      max_inflight=settings.max_inflight)
         if settings.registry_events:
             await bus.declare_work_queue(SCHEDULER_REGISTRY)
 
