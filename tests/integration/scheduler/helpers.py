@@ -1,25 +1,11 @@
-"""Helpers of the scheduler integration tests: bounded waits and reading the runs queue."""
+"""Helpers of the scheduler integration tests: reading the runs queue (waits: tests.conditions)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import aio_pika
-import pytest
 
 from twinbill_common.schemas import RunBilling
 from twinbill_common.topology import BILLING_RUNS
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float,
-                     what: str) -> None:
-    """Poll `check` until it holds, failing the test after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.scheduler.helpers import drain_runs, wait_until
+from tests.conditions import wait_until
+from tests.integration.scheduler.helpers import drain_runs
 from twinbill_common.postgres import apply_migrations
 from twinbill_scheduler.app import MIGRATIONS
 

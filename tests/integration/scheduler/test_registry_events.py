@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.integration.scheduler.helpers import wait_until
+from tests.conditions import wait_until
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import REGISTRY
