@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.zones import StaticZones
+from tests.integration.scheduler.helpers import StaticZones
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
 

@@ -1,4 +1,4 @@
-"""Helpers of the scheduler integration tests: reading the runs queue (waits: tests.conditions)."""
+"""Helpers of the scheduler integration tests: fixed project zones, reading the runs queue."""
 
 from __future__ import annotations
 
@@ -20,3 +20,18 @@ async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:
         return runs
     finally:
         await connection.close()
+
+
+class StaticZones:
+    """Fixed zones per project: the scheduler tests' ProjectZones, no twin service needed."""
+
+    def __init__(self, zones: dict[int, str] | None = None, *, default: str) -> None:
+        self.zones = dict(zones or {})
+        self.default = default
+
+    async def zone_of(self, project_id: int) -> str:
+        """The configured zone, else the default."""
+        return self.zones.get(project_id, self.default)
+
+    def forget(self, project_id: int) -> None:
+        """Nothing is cached."""

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conditions import wait_until
-from twinbill_common.zones import StaticZones
+from tests.integration.scheduler.helpers import StaticZones
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
 

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinbill_twin.domain.aggregators import Summary
 from twinbill_twin.domain.downsample import Fill
-from twinbill_twin.domain.series import combine, downsample_summaries, fill
+from twinbill_twin.domain.series import combine, fill
 
 A = [(0, 1.0), (10, 3.0), (20, 5.0)]
 B = [(5, 10.0), (15, 20.0)]
@@ -81,13 +80,6 @@ def test_fill_markers_are_skipped_or_kept() -> None:
     assert combine("avg", [[(0, 1.0), (10, None)]], policy=Fill.NULL) == [(0, 1.0), (10, None)]
     zero = combine("sum", [[(0, 1.0), (10, 0.0)], [(0, 2.0), (10, 0.0)]], policy=Fill.ZERO)
     assert zero == [(0, 3.0), (10, 0.0)]
-
-
-def test_downsample_summaries() -> None:
-    buckets = {0: Summary.of([(1, 2.0), (2, 4.0)]), 60: Summary.of([(61, 10.0)])}
-    assert downsample_summaries("avg", buckets) == {0: 3.0, 60: 10.0}
-    assert downsample_summaries("count", buckets) == {0: 2.0, 60: 1.0}
-    assert downsample_summaries("last", buckets) == {0: 4.0, 60: 10.0}
 
 
 def test_markers_are_points_not_gaps_to_interpolate() -> None:

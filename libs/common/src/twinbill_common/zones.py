@@ -45,21 +45,6 @@ def valid_zone(name: object) -> bool:
     return True
 
 
-class StaticZones:
-    """Fixed zones per project (tests, and deployments without a twin service)."""
-
-    def __init__(self, zones: dict[int, str] | None = None, *, default: str) -> None:
-        self.zones = dict(zones or {})
-        self.default = default
-
-    async def zone_of(self, project_id: int) -> str:
-        """The configured zone, else the default."""
-        return self.zones.get(project_id, self.default)
-
-    def forget(self, project_id: int) -> None:
-        """Nothing is cached."""
-
-
 class HttpProjectZones:
     """Zones from the twin service, cached for `ttl` seconds; the default for an unknown project.
 
