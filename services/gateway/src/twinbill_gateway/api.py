@@ -171,12 +171,14 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     """Mount the gateway's own routes (before the catch-all proxy)."""
-    app.router.add_post("/api/v1/auth/token", get_tokens)
-    app.router.add_post("/api/v1/auth/token/refresh", refresh_tokens)
-    app.router.add_get("/api/v1/users/me", me)
-    app.router.add_post("/api/v1/users/me/api_key", create_api_key)
-    app.router.add_get("/api/v1/users/", list_users)
-    app.router.add_post("/api/v1/users/", create_user)
-    app.router.add_get("/api/v1/users/{user_id}", get_user)
-    app.router.add_put("/api/v1/users/{user_id}", update_user)
-    app.router.add_delete("/api/v1/users/{user_id}", delete_user)
+    app.add_routes([
+        web.post("/api/v1/auth/token", get_tokens),
+        web.post("/api/v1/auth/token/refresh", refresh_tokens),
+        web.get("/api/v1/users/me", me),
+        web.post("/api/v1/users/me/api_key", create_api_key),
+        web.get("/api/v1/users/", list_users),
+        web.post("/api/v1/users/", create_user),
+        web.get("/api/v1/users/{user_id}", get_user),
+        web.put("/api/v1/users/{user_id}", update_user),
+        web.delete("/api/v1/users/{user_id}", delete_user),
+    ])

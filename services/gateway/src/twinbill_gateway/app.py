@@ -13,7 +13,7 @@ from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management, render_meta
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import open_schema
 from twinbill_gateway import api
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
@@ -36,10 +36,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        dsn = settings.pg_dsn.get_secret_value()
-        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
-        pool = await create_pool(dsn, schema=settings.schema_name,
-                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         store = IdentityStore(pool)
         if await store.count() == 0:
             await store.create(name="admin", email=settings.admin_email, is_admin=True, projects=[],

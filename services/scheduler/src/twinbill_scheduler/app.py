@@ -14,7 +14,7 @@ from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_dep
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import open_schema
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
 from twinbill_common.zones import HttpProjectZones, ProjectZones
@@ -44,10 +44,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     add_task_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        dsn = settings.pg_dsn.get_secret_value()
-        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
-        pool = await create_pool(dsn, schema=settings.schema_name,
-                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
         await bus.connect(declare=False)
         await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach

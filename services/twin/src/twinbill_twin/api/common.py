@@ -19,6 +19,11 @@ from twinbill_twin.keys import OUTBOX, POOL
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+Row = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+ListRows = Callable[..., Awaitable[tuple[int, list[Row]]]]  # (conn, filters, *, page, page_size)
+RowById = Callable[[asyncpg.Connection, int], Awaitable[Row]]
+Events = Callable[[Row], list[RegistryChanged]]
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 # Columns a client may set to null on update; every other column refuses null.
@@ -103,3 +108,34 @@ async def run_change(request: web.Request, work: Callable[[asyncpg.Connection], 
         await enqueue(conn, events(result))
     await request.app[OUTBOX].flush_quietly()
     return result
+
+
+def list_handler(fetch: ListRows, *, filters: dict[str, type], read: type[BaseModel]) -> Handler:
+    """GET of a collection: the page and filters asked for, X-Pagination as flask-smorest writes it."""
+    async def handler(request: web.Request) -> web.Response:
+        page, size, chosen = parse_list_query(request, filters)
+        async with pool_of(request).acquire() as conn:
+            total, rows = await fetch(conn, chosen, page=page, page_size=size)
+        return listed(rows, read, total=total, page=page, page_size=size)
+    return handler
+
+
+def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
+    """GET of one item by its path id (404 when there is none)."""
+    async def handler(request: web.Request) -> web.Response:
+        async with pool_of(request).acquire() as conn:
+            return one(await fetch(conn, path_id(request)), read)
+    return handler
+
+
+def delete_handler(remove: RowById, *, events: Events) -> Handler:
+    """DELETE of one item by its path id, with its events; 204."""
+    async def handler(request: web.Request) -> web.Response:
+        ident = path_id(request)
+
+        async def work(conn: asyncpg.Connection) -> Row:
+            return await remove(conn, ident)
+
+        await run_change(request, work, events)
+        return web.Response(status=204)
+    return handler
