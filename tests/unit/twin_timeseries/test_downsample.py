@@ -17,7 +17,7 @@ from twinbill_twin.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
-from twinbill_twin.domain.errors import BadParameter
+from twinbill_twin.errors import BadParameter
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -27,9 +27,9 @@ from twinbill_twin.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
-from twinbill_twin.domain.errors import BadParameter
 from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
+from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
 
 MAX_RAW_POINTS = 2_000_000

@@ -16,7 +16,7 @@ from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
 from twinbill_common.paging import INT64_MAX, parse_int
 from twinbill_twin.api.stream_query import parse_query, stream_series
-from twinbill_twin.domain.errors import BadParameter
+from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
 
 ATTRIBUTE_PATH = "/dt/open/v1/instance/attribute/{id}"
