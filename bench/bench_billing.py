@@ -34,9 +34,10 @@ from integration.billing.fake_twin import TwinData, create_fake_twin, meter  # n
 
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
 from twinbill_common.bus import Bus, delete_namespace  # noqa: E402
-from twinbill_common.mongo import free_port, start_embedded_mongo  # noqa: E402
 from twinbill_common.schemas.billing import RunBilling  # noqa: E402
 from twinbill_common.topology import BILLING  # noqa: E402
+from twinbill_devstack.mongo import start_embedded_mongo  # noqa: E402
+from twinbill_devstack.ports import free_port  # noqa: E402
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PROJECT = 1

@@ -23,7 +23,8 @@ import uuid
 from pathlib import Path
 
 from twinbill_common.bus import delete_namespace
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker, free_port
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_devstack.ports import free_port
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 

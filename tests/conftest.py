@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from twinbill_common.bus import delete_namespace
-from twinbill_common.mongo import free_port, start_embedded_mongo
+from twinbill_devstack.mongo import start_embedded_mongo
+from twinbill_devstack.ports import free_port
 from twinbill_devstack.stack import ensure_services, sweep_test_namespaces
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from twinbill_common.mongo import free_port
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_devstack.ports import free_port
 
 MQTT_HOST = "127.0.0.1"
 ZONE = "Asia/Shanghai"

@@ -25,11 +25,11 @@ from twinbill_billing.app import create_app as create_billing
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import Bus
-from twinbill_common.mongo import free_port
 from twinbill_common.schemas.billing import RunBilling
 from twinbill_common.topology import BILLING, TELEMETRY
-from twinbill_twin.app import POOL
+from twinbill_devstack.ports import free_port
 from twinbill_twin.app import create_app as create_twin
+from twinbill_twin.keys import POOL
 from twinbill_twin.settings import TwinSettings
 
 START = datetime(2024, 2, 29, 16, tzinfo=UTC)  # 2024-03-01 00:00 Asia/Shanghai

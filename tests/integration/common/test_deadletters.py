@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.conditions import wait_until
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.deadletters import (
     LAST_REASON_HEADER,
@@ -72,11 +73,10 @@ async def consuming(bus: Bus, handler: FlakyBilling) -> AsyncIterator[None]:
 
 
 async def eventually_depth(bus: Bus, queue: str, expected: int) -> None:
-    for _ in range(100):
-        if await bus.queue_depth(queue) == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{queue} never held {expected} (holds {await bus.queue_depth(queue)})")
+    async def holds() -> bool:
+        return await bus.queue_depth(queue) == expected
+
+    await wait_until(holds, timeout=10, what=f"{queue} to hold {expected}")
 
 
 async def dead_letter_three(bus: Bus, handler: FlakyBilling) -> list[str]:
@@ -95,7 +95,11 @@ async def test_dead_letters_are_counted_shown_and_replayed(bus: Bus) -> None:
         registry = CollectorRegistry()
         gauge = dead_letter_gauge(registry)
         watcher = asyncio.create_task(watch_dead_letter_depth(bus, (RUNS_DLQ,), gauge, interval=0.05))
-        await asyncio.sleep(0.3)
+
+        def exported() -> bool:
+            return registry.get_sample_value("twinbill_dead_letter_messages", {"queue": RUNS_DLQ}) is not None
+
+        await wait_until(exported, timeout=10, what="the dead-letter gauge")
         watcher.cancel()
         assert registry.get_sample_value("twinbill_dead_letter_messages", {"queue": RUNS_DLQ}) == 3
 
@@ -107,10 +111,7 @@ async def test_dead_letters_are_counted_shown_and_replayed(bus: Bus) -> None:
 
         handler.broken = False  # the cause is fixed: replay
         assert await replay(bus, BILLING_RUNS.name) == 3
-        for _ in range(100):
-            if len(handler.handled) == 3:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: len(handler.handled) == 3, timeout=10, what="the replayed runs")
     assert sorted(handler.handled) == sorted(run_ids)
     assert await bus.queue_depth(RUNS_DLQ) == 0
     for headers in handler.headers.values():
@@ -125,10 +126,7 @@ async def test_replay_moves_at_most_the_limit(bus: Bus) -> None:
         handler.broken = False
         assert await replay(bus, BILLING_RUNS.name, limit=2) == 2
         await eventually_depth(bus, RUNS_DLQ, 1)
-        for _ in range(100):
-            if len(handler.handled) == 2:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: len(handler.handled) == 2, timeout=10, what="the replayed runs")
     assert len(handler.handled) == 2
 
 
@@ -168,10 +166,7 @@ async def test_a_message_the_broker_dead_lettered_replays_with_its_history(bus: 
     handler.broken = False
     async with consuming(bus, handler):
         assert await replay(bus, BILLING_RUNS.name) == 1
-        for _ in range(100):
-            if handler.handled:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: bool(handler.handled), timeout=10, what="the replayed run")
     assert handler.handled == [run.run_id]
     headers = handler.headers[run.run_id]
     assert headers[LAST_REASON_HEADER] == letter.reason
@@ -205,8 +200,5 @@ async def test_the_command_lists_and_replays(amqp_url: str, bus_namespace: str, 
         handler.broken = False
         code, out = await run("replay", BILLING_RUNS.name)
         assert (code, out.strip()) == (0, "3 replayed into billing.runs")
-        for _ in range(100):
-            if len(handler.handled) == 3:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: len(handler.handled) == 3, timeout=10, what="the replayed runs")
     assert len(handler.handled) == 3

@@ -21,14 +21,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
-from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_ingest.app import create_app
 from twinbill_ingest.brokerauth import sub_devices_of
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.domain.signing import sign
 from twinbill_ingest.gateway import Gateway
-from twinbill_ingest.registry import RegistryCache, StaticRegistrySource
-from twinbill_ingest.registry_events import RegistryListener
+from twinbill_ingest.handlers import RegistryListener
+from twinbill_ingest.keys import CACHE, GATEWAY, LISTENER
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import RegistryCache, StaticRegistrySource
 from twinbill_twin.app import create_app as create_twin_app
 from twinbill_twin.settings import TwinSettings
 

@@ -16,12 +16,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.conditions import wait_until
 from tests.integration.ingest.test_identity_and_scale import _connack_code, _publish_as
 from twinbill_common.schemas import DeviceRecord
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_ingest.brokerauth import hash_password, render_passwd, sub_devices_of, write_broker_files
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 
 SET = "thing/service/measurepoint/set"
+LAST = b'{"id": "last"}'
 ACCEPTED = (0, 16)  # PUBACK success, or "no matching subscribers" (accepted, nobody listening)
 
 
@@ -58,7 +60,20 @@ async def reload(broker: DevBroker, devices: list[DeviceRecord]) -> None:
     await asyncio.to_thread(write_broker_files, broker.directory, devices,
                             service_password=broker.service_password)
     broker.reload()
-    await asyncio.sleep(0.3)
+    await until_reloaded(broker, devices)
+
+
+async def until_reloaded(broker: DevBroker, devices: list[DeviceRecord]) -> None:
+    """Wait until Mosquitto has read the new files: a device they add connects (passwd and acl
+    are read again together, on the same SIGHUP). The tests' brokers start with neither."""
+    record = next(d for d in devices if d.secret is not None)
+    assert record.secret is not None
+
+    async def connects() -> bool:
+        code = await asyncio.to_thread(_connack_code, broker.port, name(record), str(record.secret))
+        return code == 0
+
+    await wait_until(connects, timeout=10, what=f"mosquitto to accept {name(record)}")
 
 
 async def test_rendered_passwords_are_mosquittos_own_format(broker: DevBroker, registry: list[DeviceRecord]) -> None:
@@ -93,15 +108,20 @@ async def test_a_gateway_reads_its_own_sub_devices_commands_and_no_one_elses(
             "127.0.0.1", broker.port, username=SERVICE_USER, password=broker.service_password))
         for target in registry:
             await service.publish(f"/sys/{name(target)}/{SET}", b'{"id": "1"}', qos=1)
+        # Then one more to each listener's own topic: one publisher's messages reach a subscriber
+        # in order, so a listener that sees its last one has seen every command it may read.
+        for username in clients:
+            await service.publish(f"/sys/{username}/{SET}", LAST, qos=1)
 
         async def collect(who: str, client: aiomqtt.Client) -> None:
             async for message in client.messages:
-                received[who].add(message.topic.value.split("/thing/")[0].removeprefix("/sys/"))
+                device = message.topic.value.split("/thing/")[0].removeprefix("/sys/")
+                received[who].add(device)
+                if device == who and message.payload == LAST:
+                    return
 
-        readers = [asyncio.create_task(collect(who, client)) for who, client in clients.items()]
-        await asyncio.sleep(1.0)  # every permitted command has arrived long before
-        for reader in readers:
-            reader.cancel()
+        await asyncio.wait_for(asyncio.gather(*(collect(who, client) for who, client in clients.items())),
+                               timeout=10)
     assert received == {
         name(gw_a): {name(gw_a), name(meter_a)},
         name(gw_b): {name(gw_b), name(meter_b)},
@@ -172,7 +192,7 @@ async def test_the_command_renders_from_the_twin_and_reloads_the_broker(
         out, _ = await process.communicate()
     assert process.returncode == 0, out
     assert out.decode().startswith("5 devices -> ")
-    await asyncio.sleep(0.3)
+    await until_reloaded(broker, registry)  # the SIGHUP it sent
     gw_a = registry[0]
     assert gw_a.secret is not None
     assert await asyncio.to_thread(_connack_code, broker.port, name(gw_a), gw_a.secret) == 0

@@ -24,11 +24,12 @@ from tests.integration.twin_registry.conftest import make_device, make_product, 
 from twinbill_common.bus import REASON_HEADER, Bus, delete_namespace
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
-from twinbill_ingest.app import GATEWAY, RELAY, create_app
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_ingest.app import create_app
 from twinbill_ingest.commands import CommandRelay
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
-from twinbill_ingest.registry import HttpRegistrySource
+from twinbill_ingest.keys import GATEWAY, RELAY
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import HttpRegistrySource
 
 
 class SetListener:

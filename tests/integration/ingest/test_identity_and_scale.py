@@ -16,8 +16,9 @@ from paho.mqtt.properties import Properties
 from tests.integration.ingest.conftest import TIMEOUT, RunningGateway, TelemetryReader
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import DeviceRecord, RegistryChanged
-from twinbill_ingest.app import GATEWAY, create_app
-from twinbill_ingest.registry import StaticRegistrySource
+from twinbill_ingest.app import create_app
+from twinbill_ingest.keys import GATEWAY
+from twinbill_ingest.store import StaticRegistrySource
 
 
 def _publish_as(port: int, username: str, password: str, topic: str, payload: bytes) -> int:

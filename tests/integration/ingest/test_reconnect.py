@@ -20,8 +20,8 @@ from tests.integration.ingest.conftest import (
     open_device,
     start_gateway,
 )
-from twinbill_ingest.app import RELAY
-from twinbill_ingest.devbroker import DevBroker
+from twinbill_devstack.broker import DevBroker
+from twinbill_ingest.keys import RELAY
 
 RECONNECT_TIMEOUT = 30.0  # the backoff doubles from 0.5 s while the broker is down
 

@@ -16,10 +16,11 @@ from aiohttp.test_utils import TestServer
 from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode
 from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
-from twinbill_ingest.app import GATEWAY, create_app
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
-from twinbill_ingest.registry import StaticRegistrySource
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_ingest.app import create_app
+from twinbill_ingest.keys import GATEWAY
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import StaticRegistrySource
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 

@@ -16,10 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 from twinbill_common.bus import delete_namespace
-from twinbill_ingest.app import CACHE, GATEWAY, create_app
-from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
-from twinbill_ingest.registry import HttpRegistrySource
+from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_ingest.app import create_app
+from twinbill_ingest.keys import CACHE, GATEWAY
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import HttpRegistrySource
 
 
 async def test_registry_from_the_twin_and_status_back_to_it(

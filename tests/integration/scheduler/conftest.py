@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.integration.scheduler.helpers import StaticZones
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
-from twinbill_scheduler.zones import StaticZones
 
 
 @pytest.fixture

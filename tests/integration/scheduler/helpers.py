@@ -1,25 +1,11 @@
-"""Helpers of the scheduler integration tests: bounded waits and reading the runs queue."""
+"""Helpers of the scheduler integration tests: fixed project zones, reading the runs queue."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import aio_pika
-import pytest
 
 from twinbill_common.schemas import RunBilling
 from twinbill_common.topology import BILLING_RUNS
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float,
-                     what: str) -> None:
-    """Poll `check` until it holds, failing the test after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:
@@ -34,3 +20,18 @@ async def drain_runs(amqp_url: str, namespace: str) -> list[RunBilling]:
         return runs
     finally:
         await connection.close()
+
+
+class StaticZones:
+    """Fixed zones per project: the scheduler tests' ProjectZones, no twin service needed."""
+
+    def __init__(self, zones: dict[int, str] | None = None, *, default: str) -> None:
+        self.zones = dict(zones or {})
+        self.default = default
+
+    async def zone_of(self, project_id: int) -> str:
+        """The configured zone, else the default."""
+        return self.zones.get(project_id, self.default)
+
+    def forget(self, project_id: int) -> None:
+        """Nothing is cached."""

@@ -15,11 +15,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.scheduler.helpers import drain_runs, wait_until
+from tests.conditions import wait_until
+from tests.integration.scheduler.helpers import drain_runs
 from twinbill_common.postgres import apply_migrations
 from twinbill_scheduler.app import MIGRATIONS
 
 TASKS = 1000
+ROOT = Path(__file__).resolve().parents[3]  # `python -m tests...` runs from the repository
 
 
 class Replicas:
@@ -30,11 +32,12 @@ class Replicas:
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, replica: str, **settings: str) -> subprocess.Popen[bytes]:
+    def start(self, replica: str, *, module: str = "twinbill_scheduler",
+              **settings: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, **self.env, "SCHEDULER_REPLICA_ID": replica,
                **{f"SCHEDULER_{k.upper()}": v for k, v in settings.items()}}
         log = (self.logs / f"{replica}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "twinbill_scheduler"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
                                    stdout=log, stderr=subprocess.STDOUT)
         self.processes[replica] = process
         return process
@@ -93,7 +96,8 @@ async def test_three_replicas_one_killed_every_fire_exactly_once(
             return check
 
         # The victim claims small batches and stalls before publishing (fault injection).
-        victim = replicas.start("victim", claim_batch="40", fault_publish_delay="600")
+        victim = replicas.start("victim", module="tests.integration.scheduler.stalling_replica",
+                                claim_batch="40")
         await wait_until(has_claimed("victim"), timeout=60,
                          what="the victim's first claim")
         stranded = {row["task_key"] for row in await db.fetch(

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.integration.scheduler.helpers import drain_runs, wait_until
+from tests.conditions import wait_until
+from tests.integration.scheduler.helpers import drain_runs
 from twinbill_common.bus import Bus
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import create_pool

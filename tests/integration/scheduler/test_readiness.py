@@ -7,11 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conditions import wait_until
+from tests.integration.scheduler.helpers import StaticZones
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
-from twinbill_scheduler.zones import StaticZones
-
-from .helpers import wait_until
 
 
 def running_task(name: str) -> asyncio.Task[Any]:

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.integration.scheduler.helpers import wait_until
+from tests.conditions import wait_until
+from tests.integration.scheduler.helpers import StaticZones
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import REGISTRY
 from twinbill_scheduler.domain.crontab import next_fire, parse_crontab
 from twinbill_scheduler.settings import SchedulerSettings
-from twinbill_scheduler.zones import StaticZones
 
 Client = TestClient[web.Request, web.Application]
 

@@ -8,10 +8,10 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.mongo import free_port
+from twinbill_common.zones import HttpProjectZones
+from twinbill_devstack.ports import free_port
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
-from twinbill_scheduler.zones import HttpProjectZones
 
 Client = TestClient[web.Request, web.Application]
 CRONTAB = {"month": "*", "day": "1", "hour": "0", "minute": "0"}

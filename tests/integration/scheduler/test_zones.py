@@ -6,8 +6,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from twinbill_scheduler.errors import RegistryUnavailable
-from twinbill_scheduler.zones import HttpProjectZones
+from twinbill_common.errors import RegistryUnavailable
+from twinbill_common.zones import HttpProjectZones
 
 
 async def test_http_zones_read_cache_and_fall_back() -> None:

@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from twinbill_common.bus import Bus
-from twinbill_twin.app import POOL
+from twinbill_twin.keys import POOL
 
 from .conftest import Device, count_samples, make_device, measurements, publish, wait_for
 

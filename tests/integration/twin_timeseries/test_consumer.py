@@ -16,8 +16,8 @@ from twinbill_common.errors import PermanentError
 from twinbill_common.health import READINESS
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TWIN_TELEMETRY
-from twinbill_twin.timeseries.consumer import TelemetryConsumer
-from twinbill_twin.timeseries.writer import PartitionManager
+from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.store.samples import PartitionManager
 
 from .conftest import count_samples, make_device, measurements, publish, wait_for
 
@@ -129,7 +129,7 @@ async def test_a_value_postgresql_refuses_is_permanent_not_a_batch_requeue(
     async def refused(*_args: Any, **_kwargs: Any) -> None:
         raise asyncpg.exceptions.NumericValueOutOfRangeError("value overflows numeric format")
 
-    monkeypatch.setattr("twinbill_twin.timeseries.consumer.write_batch", refused)
+    monkeypatch.setattr("twinbill_twin.handlers.write_batch", refused)
     message = MeasurementsAccepted.model_validate(dict(measurements(device, [(T0, {"humidity": 1})])))
     raw: Any = object()
     with pytest.raises(PermanentError, match="a value cannot be stored: value overflows numeric format"):

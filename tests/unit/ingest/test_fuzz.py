@@ -14,7 +14,7 @@ from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Kind, Topic
-from twinbill_twin.timeseries.domain.samples import check_time, sample_values
+from twinbill_twin.domain.samples import check_time, sample_values
 
 DOCUMENTED = {
     Code.MODEL_INVALID,

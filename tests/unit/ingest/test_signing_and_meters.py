@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from twinbill_ingest.domain.codes import Code, Rejection
 from twinbill_ingest.domain.signing import parse_login, parse_login_batch, sign, sign_matches
 from twinbill_ingest.domain.topics import Kind, Topic
-from twinbill_ingest.registry import RegistryCache
 from twinbill_ingest.sessions import SessionHandler
+from twinbill_ingest.store import RegistryCache
 from twinbill_simulator.meters import Meter, profile
 from twinbill_simulator.signing import sign_sha256
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from twinbill_common.paging import PageWindow
 from twinbill_scheduler.domain.crontab import Crontab
-from twinbill_scheduler.domain.paging import PageWindow, page_links
+from twinbill_scheduler.domain.paging import page_links
 from twinbill_scheduler.domain.tasks import Fire, Task, render_task
 
 

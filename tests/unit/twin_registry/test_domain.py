@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from twinbill_common.paging import page_total, smorest_pagination
 from twinbill_common.schemas import DataType, MeasurepointModel
 from twinbill_twin.domain.attributes import attribute_datatype, attribute_spec
 from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
 from twinbill_twin.domain.csv_rows import COLUMNS, parse_csv
-from twinbill_twin.domain.paging import page_total, smorest_pagination
 
 
 @pytest.mark.parametrize(("data_type", "expected"), [

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinbill_twin.timeseries.domain.aggregators import (
+from twinbill_twin.domain.aggregators import (
     AGGREGATORS,
     PERCENTILES,
     Summary,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from twinbill_twin.timeseries.domain.downsample import (
+from twinbill_twin.domain.downsample import (
     Fill,
     bucket_boundaries,
     bucket_starts,
@@ -17,7 +17,7 @@ from twinbill_twin.timeseries.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
-from twinbill_twin.timeseries.domain.errors import BadParameter
+from twinbill_twin.errors import BadParameter
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

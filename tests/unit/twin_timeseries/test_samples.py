@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from twinbill_twin.timeseries.domain.samples import (
+from twinbill_twin.domain.samples import (
     SCALAR,
     SampleValue,
     UnstorableValue,

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinbill_twin.timeseries.domain.aggregators import Summary
-from twinbill_twin.timeseries.domain.downsample import Fill
-from twinbill_twin.timeseries.domain.series import combine, downsample_summaries, fill
+from twinbill_twin.domain.downsample import Fill
+from twinbill_twin.domain.series import combine, fill
 
 A = [(0, 1.0), (10, 3.0), (20, 5.0)]
 B = [(5, 10.0), (15, 20.0)]
@@ -83,13 +82,6 @@ def test_fill_markers_are_skipped_or_kept() -> None:
     assert zero == [(0, 3.0), (10, 0.0)]
 
 
-def test_downsample_summaries() -> None:
-    buckets = {0: Summary.of([(1, 2.0), (2, 4.0)]), 60: Summary.of([(61, 10.0)])}
-    assert downsample_summaries("avg", buckets) == {0: 3.0, 60: 10.0}
-    assert downsample_summaries("count", buckets) == {0: 2.0, 60: 1.0}
-    assert downsample_summaries("last", buckets) == {0: 4.0, 60: 10.0}
-
-
 def test_markers_are_points_not_gaps_to_interpolate() -> None:
     """With fill nan/null each series has a marker in an empty bucket: no lerp across it."""
     left = [(0, 1.0), (60, None), (120, 3.0)]
@@ -106,7 +98,7 @@ def test_markers_are_points_not_gaps_to_interpolate() -> None:
                              "mimmax", "first", "last", "p95", "ep90r3", "ep90r7"]))
 def test_one_series_fast_path_equals_the_general_rule(raw: dict[int, float], name: str) -> None:
     """One series aggregated alone: each value through the aggregator (count 1, dev 0)."""
-    from twinbill_twin.timeseries.domain.aggregators import aggregate
+    from twinbill_twin.domain.aggregators import aggregate
     points = sorted(raw.items())
     result = combine(name, [points])
     assert [ts for ts, _ in result] == [ts for ts, _ in points]

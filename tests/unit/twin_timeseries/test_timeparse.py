@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.domain.timeparse import parse_time, parse_zone
+from twinbill_twin.domain.timeparse import parse_time, parse_zone
+from twinbill_twin.errors import BadParameter
 
 NOW = 1_700_000_000_123
 SHANGHAI = ZoneInfo("Asia/Shanghai")

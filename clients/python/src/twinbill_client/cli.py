@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from twinbill_client.client import TwinbillAPIClient
 from twinbill_client.exceptions import TwinbillAPIError, TwinbillAPIValidationError
+from twinbill_client.settings import CliSettings
 
 
 def _split(args: list[str]) -> tuple[list[Any], dict[str, str]]:
@@ -37,12 +37,13 @@ def _split(args: list[str]) -> tuple[list[Any], dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one call and print its data as JSON; errors go to stderr with their per-field reasons."""
+    settings = CliSettings.from_environment()
     parser = argparse.ArgumentParser(prog="twinbill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("TWINBILL_HOST", "127.0.0.1:8000"))
+    parser.add_argument("--host", default=settings.host)
     parser.add_argument("--ssl", action="store_true", help="use https")
-    parser.add_argument("--email", default=os.environ.get("TWINBILL_EMAIL"))
-    parser.add_argument("--password", default=os.environ.get("TWINBILL_PASSWORD"))
+    parser.add_argument("--email", default=settings.email)
+    parser.add_argument("--password", default=settings.password)
     parser.add_argument("--output", help="file an export (export_csv, ...) is written to (default: stdout)")
     parser.add_argument("resource", help="entry point: sites, devices, tasks, history, instances, ...")
     parser.add_argument("action", help="function: getall, getone, create, update, delete, ...")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from twinbill_client.response import TwinbillAPIResponse
 
-if TYPE_CHECKING:
-    from twinbill_client.client import TwinbillAPIClient
+
+class Requester(Protocol):
+    """What an entry point needs of the client: send one request (TwinbillAPIClient does)."""
+
+    def request(self, method: str, path: str, *, authenticate: bool = True,
+                **kwargs: Any) -> TwinbillAPIResponse:
+        """Send one request and process its answer."""
+        ...
+
+    def download(self, path: str, *, out: BinaryIO, params: dict[str, Any]) -> TwinbillAPIResponse:
+        """GET a file (an export) and stream it into `out`."""
+        ...
 
 
 class Resources:
@@ -15,7 +25,7 @@ class Resources:
 
     endpoint: str = ""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def _uri(self, item_id: int | str) -> str:
@@ -49,7 +59,7 @@ def _resource(name: str) -> type[Resources]:
 class IOResources:
     """Bulk import (seed 001's upload_sites_csv)."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def upload_sites_csv(self, csv_text: str) -> TwinbillAPIResponse:
@@ -61,7 +71,7 @@ class IOResources:
 class TaskResources:
     """Seed 000's billing tasks (meta envelope; `natrual_key` ids)."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def create(self, payload: dict[str, Any]) -> TwinbillAPIResponse:
@@ -88,7 +98,7 @@ class TaskResources:
 class HistoryResources:
     """Seed 000's bill history."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def getall(self, project_id: int, device_type: int = 0, **params: Any) -> TwinbillAPIResponse:
@@ -120,7 +130,7 @@ class HistoryResources:
 class RunResources:
     """Billing runs of a project: counts, and which meters were skipped, estimated or failed, and why."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def getall(self, project_id: int, **params: Any) -> TwinbillAPIResponse:
@@ -135,7 +145,7 @@ class RunResources:
 class AuditResources:
     """The billing audit: who changed what, when and why (newest first)."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def getall(self, project_id: int, **params: Any) -> TwinbillAPIResponse:
@@ -146,7 +156,7 @@ class AuditResources:
 class InstanceResources:
     """Seed 002's digital-twin instances."""
 
-    def __init__(self, client: TwinbillAPIClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def getall(self, *, name: str = "", page: int = 1, offset: int = 10) -> TwinbillAPIResponse:

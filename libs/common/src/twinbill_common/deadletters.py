@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import configure_logging, get_logger
+from twinbill_common.settings import BusToolSettings, load_settings
 from twinbill_common.topology import AUXILIARY_QUEUES, WORK_QUEUES
 
 log = get_logger(__name__)
@@ -217,10 +217,10 @@ async def _command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`twinbill-dlq`: list, show or replay dead letters."""
+    settings = load_settings(BusToolSettings)  # TWINBILL_AMQP_URL, TWINBILL_BUS_NAMESPACE
     parser = argparse.ArgumentParser(prog="twinbill-dlq", description=__doc__.splitlines()[0])
-    parser.add_argument("--amqp-url", default=os.environ.get(
-        "TWINBILL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--namespace", default=os.environ.get("TWINBILL_BUS_NAMESPACE", ""),
+    parser.add_argument("--amqp-url", default=settings.amqp_url.get_secret_value())
+    parser.add_argument("--namespace", default=settings.bus_namespace,
                         help="the services' bus namespace (default: none)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="how many dead letters each dead-letter queue holds")

@@ -21,6 +21,10 @@ class StoreUnavailable(TransientError):
     """A database did not answer."""
 
 
+class RegistryUnavailable(TransientError):
+    """The twin service (the registry) did not answer: retry with backoff, never guess."""
+
+
 class BusUnavailable(TransientError):
     """RabbitMQ did not answer, refused a publish, or did not confirm it in time."""
 

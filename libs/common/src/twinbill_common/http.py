@@ -23,15 +23,13 @@ from pydantic import BaseModel, ValidationError
 
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.logging import get_logger
+from twinbill_common.paging import INT32_MAX as INT32_MAX  # the largest id or page a surface takes
 from twinbill_common.schemas.telemetry import text_problem
 
 log = get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Renderer = Callable[[HttpError, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# The largest id or page number a surface accepts: project ids are PostgreSQL `integer`, and
-# seed 002 gives `page` 4 bytes. Past it a request is a 400 naming the field, never a driver error.
-INT32_MAX = 2**31 - 1
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Seed 002's codes. 401/403 are not in the seed (its API has no security); the gateway adds them.

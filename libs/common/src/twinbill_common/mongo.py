@@ -1,55 +1,11 @@
-"""MongoDB: the embedded wire-protocol server (nx-27017) for development and tests.
+"""Moved: the embedded MongoDB helper is a development tool, `twinbill_devstack.mongo`.
 
-A MONGO_URL pointing at a real MongoDB always wins; the same driver code runs against both.
-nx-27017 stores no Decimal128, so services keep money and readings as decimal strings plus
-integer minor units, which real MongoDB stores the same way.
+`free_port` stays importable here only for billing's tests, which another change moves to
+`twinbill_devstack.ports`; delete this module then. No service imports it.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+from twinbill_devstack.ports import free_port
 
-
-def port_open(host: str, port: int, *, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections at host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    """An unused local TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_embedded_mongo(
-    *, data_dir: Path, port: int, log_file: Path, host: str = "127.0.0.1", wait: float = 20.0
-) -> subprocess.Popen[bytes]:
-    """Start nx-27017 on host:port with one SQLite file per database under data_dir; wait until it answers."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    executable = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
-    process = subprocess.Popen(  # noqa: S603  # fixed argv of our own dependency
-        [executable, "--data-dir", str(data_dir), "--host", host, "-p", str(port),
-         "--log-file", str(log_file), "--pid-file", str(data_dir / "nx-27017.pid")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nx-27017 exited with {process.returncode}; see {log_file}")
-        if port_open(host, port):
-            return process
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"nx-27017 did not answer on {host}:{port} within {wait}s; see {log_file}")
+__all__ = ["free_port"]

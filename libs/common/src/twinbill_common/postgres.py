@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from twinbill_common.errors import StoreUnavailable
+from twinbill_common.settings import PostgresSettings
 
 
 def _admin_dsn(dsn: str) -> tuple[str, str]:
@@ -76,3 +77,11 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
         raise StoreUnavailable(f"PostgreSQL did not answer: {err}") from err
     assert pool is not None
     return pool
+
+
+async def open_schema(settings: PostgresSettings, *, schema: str, migrations: Path) -> asyncpg.Pool:
+    """A PostgreSQL service's start-up: apply its schema's migrations, then open its pool."""
+    dsn = settings.pg_dsn.get_secret_value()
+    await apply_migrations(dsn, schema=schema, directory=migrations)
+    return await create_pool(dsn, schema=schema, min_size=settings.pg_pool_min,
+                             max_size=settings.pg_pool_max)

@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-S = TypeVar("S", bound="CommonSettings")
+S = TypeVar("S", bound=BaseSettings)
 
 
 class CommonSettings(BaseSettings):
@@ -22,6 +22,15 @@ class CommonSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     # Prefix for every exchange and queue name: tests and parallel stacks isolate themselves with it.
+    bus_namespace: str = ""
+
+
+class BusToolSettings(BaseSettings):
+    """What a command-line tool on the bus reads (twinbill-dlq): the stack's broker and namespace."""
+
+    model_config = SettingsConfigDict(env_prefix="TWINBILL_", extra="ignore", frozen=True)
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     bus_namespace: str = ""
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
-from twinbill_gateway.auth import Unauthorized, authenticate, require_admin
+from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
+from twinbill_gateway.auth import authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,
     CredentialError,
@@ -22,11 +23,9 @@ from twinbill_gateway.domain.credentials import (
     read_token,
     verify_password,
 )
+from twinbill_gateway.errors import Unauthorized
+from twinbill_gateway.keys import SETTINGS, STORE
 from twinbill_gateway.settings import GatewaySettings
-from twinbill_gateway.store import IdentityStore
-
-STORE = web.AppKey("identity_store", IdentityStore)
-SETTINGS = web.AppKey("gateway_settings", GatewaySettings)
 
 
 class TokenRequest(BaseModel):
@@ -101,28 +100,19 @@ async def _admin(request: web.Request) -> None:
 
 def _user_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["user_id"])
-    except ValueError:
-        raise ValidationFailed({"user_id": ["Not a valid integer."]}, data={"location": "path"}) from None
+        return parse_int(request.match_info["user_id"])
+    except ValueError as err:
+        raise ValidationFailed({"user_id": [str(err)]}, data={"location": "path"}) from None
 
 
 async def list_users(request: web.Request) -> web.Response:
     await _admin(request)
-    try:
-        page = int(request.query.get("page", "1"))
-        page_size = int(request.query.get("page_size", "20"))
-    except ValueError:
-        raise ValidationFailed({"page": ["Not a valid integer."]}, data={"location": "query"}) from None
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise ValidationFailed({"page": ["page >= 1 and 1 <= page_size <= 1000"]}, data={"location": "query"})
-    total, users = await request.app[STORE].page(limit=page_size, offset=(page - 1) * page_size)
-    pages = max(1, -(-total // page_size))
-    pagination: dict[str, int] = {"total": total, "total_pages": pages, "first_page": 1,
-                                  "last_page": pages, "page": page}
-    if page < pages:
-        pagination["next_page"] = page + 1
-    if page > 1:
-        pagination["previous_page"] = page - 1
+    errors: Errors = {}
+    window = query_page(request.query, default_size=20, max_size=1000, errors=errors)
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    total, users = await request.app[STORE].page(limit=window.page_size, offset=window.offset)
+    pagination = smorest_pagination(total=total, page=window.page, page_size=window.page_size)
     return json_response([u.public() for u in users], headers={"X-Pagination": dumps(pagination)})
 
 
@@ -181,12 +171,14 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     """Mount the gateway's own routes (before the catch-all proxy)."""
-    app.router.add_post("/api/v1/auth/token", get_tokens)
-    app.router.add_post("/api/v1/auth/token/refresh", refresh_tokens)
-    app.router.add_get("/api/v1/users/me", me)
-    app.router.add_post("/api/v1/users/me/api_key", create_api_key)
-    app.router.add_get("/api/v1/users/", list_users)
-    app.router.add_post("/api/v1/users/", create_user)
-    app.router.add_get("/api/v1/users/{user_id}", get_user)
-    app.router.add_put("/api/v1/users/{user_id}", update_user)
-    app.router.add_delete("/api/v1/users/{user_id}", delete_user)
+    app.add_routes([
+        web.post("/api/v1/auth/token", get_tokens),
+        web.post("/api/v1/auth/token/refresh", refresh_tokens),
+        web.get("/api/v1/users/me", me),
+        web.post("/api/v1/users/me/api_key", create_api_key),
+        web.get("/api/v1/users/", list_users),
+        web.post("/api/v1/users/", create_user),
+        web.get("/api/v1/users/{user_id}", get_user),
+        web.put("/api/v1/users/{user_id}", update_user),
+        web.delete("/api/v1/users/{user_id}", delete_user),
+    ])

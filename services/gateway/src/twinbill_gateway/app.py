@@ -13,10 +13,11 @@ from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management, render_meta
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import open_schema
 from twinbill_gateway import api
 from twinbill_gateway.domain.credentials import hash_password
-from twinbill_gateway.proxy import CLIENT, forward
+from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
+from twinbill_gateway.proxy import forward
 from twinbill_gateway.settings import GatewaySettings
 from twinbill_gateway.store import IdentityStore
 
@@ -29,23 +30,20 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[envelope_middleware(
         [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management)],
         client_max_size=64 * 1024 * 1024)
-    app[api.SETTINGS] = settings
+    app[SETTINGS] = settings
     checks = add_health_routes(app, registry=new_registry())
     api.setup_routes(app)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        dsn = settings.pg_dsn.get_secret_value()
-        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
-        pool = await create_pool(dsn, schema=settings.schema_name,
-                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         store = IdentityStore(pool)
         if await store.count() == 0:
             await store.create(name="admin", email=settings.admin_email, is_admin=True, projects=[],
                                password_hash=await asyncio.to_thread(
                                    hash_password, settings.admin_password.get_secret_value()))
             log.info("created the first administrator", email=settings.admin_email)
-        app[api.STORE] = store
+        app[STORE] = store
         app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout))
         checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         yield

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from twinbill_common.errors import HttpError
 from twinbill_gateway.domain.credentials import (
     ApiKey,
     Basic,
@@ -19,21 +18,8 @@ from twinbill_gateway.domain.credentials import (
     read_token,
     verify_password,
 )
+from twinbill_gateway.errors import Forbidden, Unauthorized
 from twinbill_gateway.store import IdentityStore, User
-
-
-class Unauthorized(HttpError):
-    """No valid credentials."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(401, message)
-
-
-class Forbidden(HttpError):
-    """Valid credentials, but not for this."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(403, message)
 
 
 async def authenticate(request: web.Request, *, store: IdentityStore, secret: str) -> User:

@@ -19,8 +19,7 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.logging import get_logger
-from twinbill_gateway.api import SETTINGS, STORE
-from twinbill_gateway.auth import Forbidden, authenticate
+from twinbill_gateway.auth import authenticate
 from twinbill_gateway.domain.access import (
     AdminOnly,
     Collection,
@@ -34,9 +33,10 @@ from twinbill_gateway.domain.access import (
     parse_body,
 )
 from twinbill_gateway.domain.routing import Upstream, upstream_for
+from twinbill_gateway.errors import Forbidden
+from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 from twinbill_gateway.store import User
 
-CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
 PASSED_HEADERS = ("Content-Type", "Content-Disposition", "X-Pagination", "X-Request-Id", "Location")
 FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Request-Id", "X-Twinbill-Reason")
 STREAMED_TYPES = frozenset({"text/csv"})  # exports: relayed chunk by chunk, never held whole

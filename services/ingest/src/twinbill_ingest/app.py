@@ -19,18 +19,14 @@ from twinbill_common.topology import INGEST_COMMANDS
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.gateway import Gateway
+from twinbill_ingest.handlers import RegistryListener
+from twinbill_ingest.keys import CACHE, GATEWAY, LISTENER, RELAY, SETTINGS
 from twinbill_ingest.metrics import IngestMetrics
-from twinbill_ingest.registry import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
-from twinbill_ingest.registry_events import RegistryListener
 from twinbill_ingest.sessions import StatusReporter
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
 
 log = get_logger(__name__)
-SETTINGS = web.AppKey("settings", IngestSettings)
-GATEWAY = web.AppKey("gateway", Gateway)
-CACHE = web.AppKey("cache", RegistryCache)
-LISTENER = web.AppKey("listener", RegistryListener)
-RELAY = web.AppKey("relay", CommandRelay)
 
 
 def default_source(settings: IngestSettings) -> RegistrySource:

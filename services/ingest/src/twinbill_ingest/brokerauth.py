@@ -33,8 +33,10 @@ from pathlib import Path
 
 from twinbill_common.logging import configure_logging, get_logger
 from twinbill_common.schemas.registry import DeviceRecord
+from twinbill_common.settings import load_settings
 from twinbill_ingest.errors import RegistryUnavailable
-from twinbill_ingest.registry import HttpRegistrySource
+from twinbill_ingest.settings import BrokerAuthSettings
+from twinbill_ingest.store import HttpRegistrySource
 
 log = get_logger(__name__)
 SERVICE_USER = "twinbill-ingest"
@@ -214,7 +216,8 @@ async def _sync(args: argparse.Namespace, service_password: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """`twinbill-broker-auth`: render Mosquitto's passwd and acl from the twin registry."""
     parser = argparse.ArgumentParser(prog="twinbill-broker-auth", description=__doc__.splitlines()[0])
-    parser.add_argument("--twin-url", default=os.environ.get("INGEST_TWIN_URL", "http://127.0.0.1:8001"))
+    settings = load_settings(BrokerAuthSettings)
+    parser.add_argument("--twin-url", default=settings.twin_url)
     parser.add_argument("--out", type=Path, required=True, help="directory for passwd and acl")
     parser.add_argument("--service-user", default=SERVICE_USER)
     parser.add_argument("--hup-pid", type=int, default=None, help="Mosquitto's pid: SIGHUP after writing")
@@ -223,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="owner of the written files (the broker's user; needs root)")
     args = parser.parse_args(argv)
     configure_logging(level="WARNING", service="twinbill-broker-auth")
-    service_password = os.environ.get("TWINBILL_MQTT_SERVICE_PASSWORD", "")
+    service_password = settings.mqtt_service_password.get_secret_value()
     if not service_password:
         parser.error("TWINBILL_MQTT_SERVICE_PASSWORD is not set: the service user needs a password")
     if args.every < 0:

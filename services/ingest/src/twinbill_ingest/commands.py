@@ -40,8 +40,8 @@ from twinbill_ingest.domain.commands import (
     supersedes,
 )
 from twinbill_ingest.metrics import IngestMetrics
-from twinbill_ingest.registry import DeviceKey, RegistryCache
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import DeviceKey, RegistryCache
 
 log = get_logger(__name__)
 SENT_MEMORY = 10_000  # set requests remembered to match replies (latency, version in the log)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from twinbill_common.errors import TransientError, TwinbillError
+from twinbill_common import errors
+from twinbill_common.errors import TwinbillError
 
 
 class IngestError(TwinbillError):
     """Root of the errors the ingest gateway raises on purpose."""
 
 
-class RegistryUnavailable(IngestError, TransientError):
+class RegistryUnavailable(IngestError, errors.RegistryUnavailable):
     """The registry (the twin service) did not answer: retry with backoff."""

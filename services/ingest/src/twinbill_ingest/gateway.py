@@ -24,9 +24,9 @@ from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, messa
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Topic, parse_topic, subscriptions
 from twinbill_ingest.metrics import IngestMetrics
-from twinbill_ingest.registry import RegistryCache
 from twinbill_ingest.sessions import SessionHandler, StatusReporter
 from twinbill_ingest.settings import IngestSettings
+from twinbill_ingest.store import RegistryCache
 
 log = get_logger(__name__)
 # aiomqtt warns on every publish while more than 10 await their PUBACK: normal when replies are

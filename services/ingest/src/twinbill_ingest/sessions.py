@@ -18,7 +18,7 @@ from twinbill_ingest.domain.requests import decode_payload, parse_envelope, requ
 from twinbill_ingest.domain.signing import LoginAttempt, parse_login, parse_login_batch, parse_logout, sign_matches
 from twinbill_ingest.domain.topics import Kind, Topic
 from twinbill_ingest.errors import RegistryUnavailable
-from twinbill_ingest.registry import RegistryCache, RegistrySource
+from twinbill_ingest.store import RegistryCache, RegistrySource
 
 log = get_logger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twinbill_common.settings import CommonSettings
 
@@ -39,3 +39,14 @@ class IngestSettings(CommonSettings):
     # A directly connected device counts as online this long after it was last heard from.
     command_online_window: float = Field(default=600.0, gt=0)
     command_recheck: float = Field(default=2.0, gt=0)  # held commands re-check at least this often
+
+
+class BrokerAuthSettings(BaseSettings):
+    """Settings of `twinbill-broker-auth`, the Mosquitto sidecar: the registry it reads (the
+    gateway's own INGEST_TWIN_URL) and the ingest service user's broker password."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    twin_url: str = Field(default="http://127.0.0.1:8001", validation_alias="INGEST_TWIN_URL")
+    mqtt_service_password: SecretStr = Field(default=SecretStr(""),
+                                             validation_alias="TWINBILL_MQTT_SERVICE_PASSWORD")

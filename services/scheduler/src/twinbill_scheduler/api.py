@@ -11,17 +11,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from twinbill_common.errors import HttpError, NotFound, ValidationFailed
-from twinbill_common.http import INT32_MAX, meta_ok, read_json, validation_fields
+from twinbill_common.errors import HttpError, NotFound, RegistryUnavailable, ValidationFailed
+from twinbill_common.http import meta_ok, read_json, validation_fields
+from twinbill_common.paging import INT32_MAX, Errors, query_int, query_page
 from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
-from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageWindow, page_links
+from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
-from twinbill_scheduler.errors import RegistryUnavailable
-from twinbill_scheduler.store import TaskStore
-from twinbill_scheduler.zones import ProjectZones
-
-STORE = web.AppKey("task_store", TaskStore)
-ZONES = web.AppKey("project_zones", ProjectZones)
+from twinbill_scheduler.keys import STORE, ZONES
 
 M = TypeVar("M", bound=BaseModel)
 _KEY = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -58,15 +54,6 @@ class TaskStatus(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     enabled: StrictBool
-
-
-class TaskListQuery(BaseModel):
-    """GET /api/v1/scheduler/tasks/ query (the seed's table says "path"; they are query args)."""
-
-    project_id: int = Field(ge=1, le=INT32_MAX)
-    device_type: int = Field(ge=0, le=2)  # 0 all, 1 water, 2 electricity
-    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    page: int = Field(default=1, ge=1, le=INT32_MAX)
 
 
 def _now() -> datetime:
@@ -142,12 +129,17 @@ async def create_task(request: web.Request) -> web.Response:
 
 async def list_tasks(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/tasks/: "task list info"; device_type 0 means every type."""
-    query, problems = _validate(TaskListQuery, dict(request.query))
-    if query is None:
-        raise ValidationFailed(problems, data={"location": "query"})
-    window = PageWindow(page=query.page, page_size=query.page_size)
+    # The seed's table says "path"; they are query arguments. device_type 0 is every type.
+    errors: Errors = {}
+    project_id = query_int(request.query, "project_id", required=True, errors=errors)
+    device_type = query_int(request.query, "device_type", required=True, minimum=0, maximum=2,
+                            errors=errors)
+    window = query_page(request.query, default_size=DEFAULT_PAGE_SIZE, max_size=MAX_PAGE_SIZE,
+                        errors=errors)
+    if errors or project_id is None:
+        raise ValidationFailed(errors, data={"location": "query"})
     count, tasks = await request.app[STORE].page(
-        project_id=query.project_id, device_type=query.device_type or None,
+        project_id=project_id, device_type=device_type or None,
         limit=window.page_size, offset=window.offset)
     has_next, has_previous = page_links(count=count, window=window)
     return meta_ok({"count": count, "page_size": window.page_size, "next": has_next,

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus, Delivery
@@ -15,22 +14,19 @@ from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_dep
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import open_schema
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
-from twinbill_scheduler.api import STORE, ZONES, add_task_routes
+from twinbill_common.zones import HttpProjectZones, ProjectZones
+from twinbill_scheduler.api import add_task_routes
 from twinbill_scheduler.firing import Firer, default_replica_id
+from twinbill_scheduler.handlers import SCHEDULER_REGISTRY, handle_project_changed
+from twinbill_scheduler.keys import BUS, POOL, SETTINGS, STORE, ZONES
 from twinbill_scheduler.metrics import scheduler_metrics
-from twinbill_scheduler.registry import SCHEDULER_REGISTRY, handle_project_changed
 from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_scheduler.store import TaskStore
-from twinbill_scheduler.zones import HttpProjectZones, ProjectZones
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-SETTINGS = web.AppKey("settings", SchedulerSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BUS = web.AppKey("bus", Bus)
 
 
 def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None) -> web.Application:
@@ -48,10 +44,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     add_task_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        dsn = settings.pg_dsn.get_secret_value()
-        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
-        pool = await create_pool(dsn, schema=settings.schema_name,
-                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
         await bus.connect(declare=False)
         await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach
@@ -75,8 +68,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
                       batch=settings.claim_batch, poll_interval=settings.poll_interval,
                       lease_seconds=settings.lease_seconds,
                       publish_concurrency=settings.publish_concurrency,
-                      max_inflight=settings.max_inflight,
-                      fault_publish_delay=settings.fault_publish_delay)
+                      max_inflight=settings.max_inflight)
         if settings.registry_events:
             await bus.declare_work_queue(SCHEDULER_REGISTRY)
 

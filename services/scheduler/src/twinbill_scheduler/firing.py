@@ -71,7 +71,6 @@ class Firer:
     def __init__(self, store: TaskStore, bus: Bus, *, metrics: SchedulerMetrics, replica: str,
                  batch: int = 1000, poll_interval: float = 0.2, lease_seconds: float = 30.0,
                  publish_concurrency: int = 2000, max_inflight: int = 4,
-                 fault_publish_delay: float = 0.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.bus = bus
@@ -80,7 +79,6 @@ class Firer:
         self.batch = batch
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
-        self.fault_publish_delay = fault_publish_delay
         self.clock = clock
         self._limit = asyncio.Semaphore(publish_concurrency)
         self._inflight = asyncio.Semaphore(max_inflight)
@@ -157,8 +155,6 @@ class Firer:
                   select_plan_s=round(planned - started, 3),
                   claim_s=round(time.perf_counter() - planned, 3))
         self.metrics.fires_claimed.inc(len(fires))
-        if fires and self.fault_publish_delay:
-            await asyncio.sleep(self.fault_publish_delay)  # fault injection (tests only)
         return stale + fires, True
 
     async def _publish_batch(self, fires: Sequence[Fire]) -> None:

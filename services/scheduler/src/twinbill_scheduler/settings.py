@@ -29,5 +29,3 @@ class SchedulerSettings(PostgresSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     publish_concurrency: int = Field(default=2000, ge=1)
     max_inflight: int = Field(default=4, ge=1)  # claimed batches awaiting confirms
-    # Fault injection for tests only: wait this long between a claim and its publish.
-    fault_publish_delay: float = Field(default=0.0, ge=0)

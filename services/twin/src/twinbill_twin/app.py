@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
@@ -15,18 +14,16 @@ from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_dep
 from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import open_schema
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
-from twinbill_twin.events import OUTBOX, Outbox, declare_journal
+from twinbill_twin.events import Outbox, declare_journal
+from twinbill_twin.keys import BUS, OUTBOX, POOL, SETTINGS
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import setup_timeseries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-SETTINGS = web.AppKey("settings", TwinSettings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-BUS = web.AppKey("bus", Bus)
 
 
 def create_app(settings: TwinSettings) -> web.Application:
@@ -42,10 +39,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     add_registry_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        dsn = settings.pg_dsn.get_secret_value()
-        await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
-        pool = await create_pool(dsn, schema=settings.schema_name,
-                                 min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
+        pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
         await bus.connect()
         app[POOL] = pool

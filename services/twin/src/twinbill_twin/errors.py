@@ -9,6 +9,15 @@ class TwinError(TwinbillError):
     """Root of the twin service's own errors."""
 
 
+class BadParameter(TwinError):
+    """A time-series query parameter is wrong; `parameter` names it and the message says why."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        super().__init__(f"{parameter}: {reason}")
+        self.parameter = parameter
+        self.reason = reason
+
+
 def not_found(entity: str, ident: object) -> NotFound:
     """404 naming the entity and id."""
     return NotFound(f"{entity} {ident} not found")
@@ -24,4 +33,4 @@ def conflict(message: str) -> Conflict:
     return Conflict(message)
 
 
-__all__ = ["HttpError", "TwinError", "bad_field", "conflict", "not_found"]
+__all__ = ["BadParameter", "HttpError", "TwinError", "bad_field", "conflict", "not_found"]

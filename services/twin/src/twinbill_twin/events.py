@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from aiohttp import web
 
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
@@ -108,5 +107,3 @@ class Outbox:
             await self.flush_quietly()
             await asyncio.sleep(interval)
 
-
-OUTBOX = web.AppKey("outbox", Outbox)

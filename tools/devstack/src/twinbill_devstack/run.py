@@ -24,11 +24,9 @@ from typing import Any
 
 import aiohttp
 
+from twinbill_common.settings import load_settings
+from twinbill_devstack.settings import DevstackSettings
 from twinbill_devstack.stack import ensure_mongo, ensure_services
-
-STATE_DIR = Path(os.environ.get("TWINBILL_STATE_DIR", ".stack"))
-PG_DSN = os.environ.get("TWINBILL_PG_DSN", "postgresql://postgres@127.0.0.1:5432/twinbill")
-AMQP_URL = os.environ.get("TWINBILL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @dataclass
@@ -50,22 +48,23 @@ class ServiceProcess:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
 
-def services(mongo_url: str) -> list[ServiceProcess]:
+def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]:
     """The platform's services with their local settings (see each service's README)."""
     twin_url = "http://127.0.0.1:8001"
+    pg_dsn, amqp_url = settings.pg_dsn, settings.amqp_url
     return [
         ServiceProcess("gateway", "twinbill_gateway", 8000, {
-            "GATEWAY_PG_DSN": PG_DSN, "GATEWAY_HTTP_PORT": "8000"}),
+            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000"}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
-            "TWIN_PG_DSN": PG_DSN, "TWIN_AMQP_URL": AMQP_URL, "TWIN_HTTP_PORT": "8001"}),
+            "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {
-            "SCHEDULER_PG_DSN": PG_DSN, "SCHEDULER_AMQP_URL": AMQP_URL,
+            "SCHEDULER_PG_DSN": pg_dsn, "SCHEDULER_AMQP_URL": amqp_url,
             "SCHEDULER_HTTP_PORT": "8002", "SCHEDULER_TWIN_URL": twin_url}),
         ServiceProcess("billing", "twinbill_billing", 8003, {
-            "BILLING_MONGO_URL": mongo_url, "BILLING_AMQP_URL": AMQP_URL,
+            "BILLING_MONGO_URL": mongo_url, "BILLING_AMQP_URL": amqp_url,
             "BILLING_HTTP_PORT": "8003", "BILLING_TWIN_URL": twin_url}),
         ServiceProcess("ingest", "twinbill_ingest", 8004, {
-            "INGEST_AMQP_URL": AMQP_URL, "INGEST_HTTP_PORT": "8004", "INGEST_TWIN_URL": twin_url,
+            "INGEST_AMQP_URL": amqp_url, "INGEST_HTTP_PORT": "8004", "INGEST_TWIN_URL": twin_url,
             "INGEST_MQTT_HOST": "127.0.0.1", "INGEST_MQTT_PORT": "1883"}),
     ]
 
@@ -79,14 +78,15 @@ async def start(service: ServiceProcess, logs: Path) -> None:
     )
 
 
-async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *, within: float = 60) -> None:
+async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *, logs: Path,
+                     within: float = 60) -> None:
     """Poll /readyz until 200, or fail naming the service and pointing at its log."""
     deadline = asyncio.get_running_loop().time() + within
     last = "no answer"
     while asyncio.get_running_loop().time() < deadline:
         if service.process is not None and service.process.returncode is not None:
             raise RuntimeError(f"{service.name} exited with {service.process.returncode}; "
-                               f"see {STATE_DIR}/logs/{service.name}.log")
+                               f"see {logs}/{service.name}.log")
         try:
             async with session.get(f"{service.url}/readyz") as response:
                 if response.status == 200:
@@ -96,7 +96,7 @@ async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *,
             last = repr(err)
         await asyncio.sleep(0.5)
     raise RuntimeError(f"{service.name} not ready after {within}s ({last}); "
-                       f"see {STATE_DIR}/logs/{service.name}.log")
+                       f"see {logs}/{service.name}.log")
 
 
 async def call_demo(module: str, function: str, *args: Any, **kwargs: Any) -> Any:
@@ -111,14 +111,15 @@ async def call_demo(module: str, function: str, *args: Any, **kwargs: Any) -> An
     return await seed(*args, **kwargs)
 
 
-async def main_async() -> None:
+async def main_async(settings: DevstackSettings) -> None:
     """Bring everything up, seed the demo, simulate, and wait for Ctrl-C."""
     problems = await asyncio.to_thread(ensure_services)
     if problems:
         raise SystemExit("stack: " + "; ".join(problems))
-    logs = STATE_DIR / "logs"
-    mongo_url, mongo = await asyncio.to_thread(ensure_mongo, state_dir=STATE_DIR)
-    platform = services(mongo_url)
+    state = settings.state_dir
+    logs = state / "logs"
+    mongo_url, mongo = await asyncio.to_thread(ensure_mongo, state_dir=state, url=settings.mongo_url)
+    platform = services(mongo_url, settings)
     running = [s for s in platform if s.available()]
     for missing in (s for s in platform if not s.available()):
         print(f"run: {missing.name} is not built yet; skipped")
@@ -134,13 +135,13 @@ async def main_async() -> None:
             await start(service, logs)
         async with aiohttp.ClientSession() as session:
             for service in running:
-                await wait_ready(session, service)
+                await wait_ready(session, service, logs=logs)
                 print(f"run: {service.name:<9} ready at {service.url}")
-        demo = await seed_demo()
+        demo = await seed_demo(state)
         if demo is not None:
             await resume_registers(demo)
             tasks.append(asyncio.create_task(simulate(demo)))
-        print_where_to_look(running, demo)
+        print_where_to_look(running, demo, logs=logs)
         await stop.wait()
     finally:
         print("\nrun: stopping")
@@ -162,13 +163,13 @@ async def main_async() -> None:
             await asyncio.to_thread(mongo.wait, 10)
 
 
-async def seed_demo() -> dict[str, Any] | None:
+async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
     """Seed the registry, tariffs and tasks through the services' HTTP APIs."""
     demo: dict[str, Any] | None = await call_demo("twinbill_twin.demo", "seed_demo", "http://127.0.0.1:8001")
     if demo is None:
         print("run: no registry demo yet (twinbill_twin.demo.seed_demo)")
         return None
-    await asyncio.to_thread((STATE_DIR / "demo.json").write_text, json.dumps(demo, indent=2))
+    await asyncio.to_thread((state_dir / "demo.json").write_text, json.dumps(demo, indent=2))
     project_id = demo["project_id"]
     await call_demo("twinbill_billing.demo", "seed_demo_tariffs", "http://127.0.0.1:8003",
                     project_id=project_id)
@@ -208,7 +209,8 @@ async def simulate(demo: dict[str, Any]) -> None:
     await run_simulator(demo, host="127.0.0.1", port=1883, rate=2.0, duration=None, consumption_scale=720.0)
 
 
-def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None) -> None:
+def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *,
+                        logs: Path) -> None:
     """Tell a new user where the data shows up."""
     names = {s.name for s in running}
     lines = ["", "twinbill is running. Where to look:"]
@@ -226,14 +228,15 @@ def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | No
         lines.append(f"  bills      http://127.0.0.1:8003/api/v1/scheduler/history/"
                      f"?project_id={demo['project_id']}&device_type=0")
     lines += [f"  metrics    {s.url}/metrics   ({s.name})" for s in running]
-    lines += [f"  logs       {STATE_DIR}/logs/", "Ctrl-C stops everything started here.", ""]
+    lines += [f"  logs       {logs}/", "Ctrl-C stops everything started here.", ""]
     print("\n".join(lines), flush=True)
 
 
 def main() -> None:
     """Entry point of `python -m twinbill_devstack.run`."""
-    (STATE_DIR / "logs").mkdir(parents=True, exist_ok=True)
-    asyncio.run(main_async())
+    settings = load_settings(DevstackSettings)
+    (settings.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    asyncio.run(main_async(settings))
 
 
 if __name__ == "__main__":

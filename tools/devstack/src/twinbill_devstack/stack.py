@@ -19,7 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from twinbill_common.mongo import port_open, start_embedded_mongo
+from twinbill_common.settings import load_settings
+from twinbill_devstack.mongo import start_embedded_mongo
+from twinbill_devstack.ports import port_open
+from twinbill_devstack.settings import DevstackSettings
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,11 @@ def ensure_services(*, wait: float = 90.0) -> list[str]:
     return problems
 
 
-def ensure_mongo(*, state_dir: Path, port: int = 27017) -> tuple[str, subprocess.Popen[bytes] | None]:
-    """The MongoDB URL to use: MONGO_URL if set, else one already on `port`, else a new nx-27017
-    (returned too, so whoever started it can stop it)."""
-    if url := os.environ.get("MONGO_URL"):
+def ensure_mongo(*, state_dir: Path, url: str | None = None,
+                 port: int = 27017) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The MongoDB URL to use: `url` (MONGO_URL) if set, else one already on `port`, else a new
+    nx-27017 (returned too, so whoever started it can stop it)."""
+    if url:
         return url, None
     started = None
     if not port_open("127.0.0.1", port):
@@ -115,8 +119,9 @@ def sweep_test_namespaces(*, url: str, pattern: re.Pattern[str] = TEST_NAMESPACE
 
 def main() -> None:
     """`twinbill-stack`: check and start the local services, print what answers."""
+    settings = load_settings(DevstackSettings)
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=Path(".stack"))
+    parser.add_argument("--state-dir", type=Path, default=settings.state_dir)
     parser.add_argument("--no-mongo", action="store_true", help="do not start the embedded MongoDB")
     parser.add_argument("--sweep-test-queues", action="store_true",
                         help="delete queues and exchanges left by earlier test or bench runs")
@@ -128,11 +133,11 @@ def main() -> None:
         raise SystemExit(1)
     print("stack: PostgreSQL 5432, RabbitMQ 5672, Mosquitto 1883 answer")
     if args.sweep_test_queues:
-        url = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-        queues, exchanges = sweep_test_namespaces(url=url)
+        queues, exchanges = sweep_test_namespaces(url=settings.test_amqp_url)
         print(f"stack: deleted {queues} queues and {exchanges} exchanges left by earlier test runs")
     if not args.no_mongo:
-        url, _ = ensure_mongo(state_dir=args.state_dir)  # left running: that is what `make stack` is for
+        # left running: that is what `make stack` is for
+        url, _ = ensure_mongo(state_dir=args.state_dir, url=settings.mongo_url)
         print(f"stack: MongoDB at {url}")
 
 

@@ -10,8 +10,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -19,41 +18,11 @@ import aiomqtt
 
 from twinbill_simulator.meters import Meter
 from twinbill_simulator.signing import sign_sha256
+from twinbill_simulator.stats import SimulatorStats
 
 # aiomqtt warns on every publish while more than 10 await their PUBACK: normal when pipelining.
 MQTT_LOG = logging.getLogger("twinbill_simulator.mqtt")
 MQTT_LOG.setLevel(logging.ERROR)
-
-
-@dataclass
-class SimulatorStats:
-    """What the simulator sent and what the gateway answered."""
-
-    requests: int = 0
-    points_sent: int = 0
-    points_acked: int = 0
-    retries: int = 0
-    timeouts: int = 0
-    codes: Counter[int] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def percentile(self, q: float) -> float:
-        """Publish-to-reply latency at quantile q, in seconds (0 if none)."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def summary(self) -> str:
-        """One line of counts."""
-        elapsed = time.perf_counter() - self.started
-        return (
-            f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
-            f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
-            f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
-            f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
-        )
 
 
 @dataclass

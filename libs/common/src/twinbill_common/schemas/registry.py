@@ -9,8 +9,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from twinbill_common.schemas.base import Message
 
-Primitive = Literal["int", "float", "double", "string", "bool", "enum", "date", "timestamp"]
-
 
 class DeviceType(IntEnum):
     """Seed 000's task and history device types (the history/time endpoint has its own codes)."""

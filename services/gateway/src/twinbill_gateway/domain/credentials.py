@@ -14,9 +14,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jwt
 
@@ -28,19 +27,23 @@ class CredentialError(ValueError):
     """The Authorization header or token is malformed, expired, or of the wrong kind."""
 
 
-@dataclass(frozen=True)
-class Bearer:
+# The three forms an Authorization header takes (immutable; `match` takes them apart).
+class Bearer(NamedTuple):
+    """`Authorization: Bearer <access token>`."""
+
     token: str
 
 
-@dataclass(frozen=True)
-class Basic:
+class Basic(NamedTuple):
+    """`Authorization: Basic <email:password>`."""
+
     email: str
     password: str
 
 
-@dataclass(frozen=True)
-class ApiKey:
+class ApiKey(NamedTuple):
+    """Seed 000's `Authorization: token <user_id>:<key>`."""
+
     user_id: int
     key: str
 

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from twinbill_common.paging import PageWindow
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class PageWindow:
-    """Which rows a page holds."""
-
-    page: int
-    page_size: int
-
-    @property
-    def offset(self) -> int:
-        """Rows before this page."""
-        return (self.page - 1) * self.page_size
 
 
 def page_links(*, count: int, window: PageWindow) -> tuple[bool, bool]:

@@ -12,13 +12,18 @@ from pydantic import BaseModel
 
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, parse_model, read_json
+from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
 from twinbill_common.schemas import RegistryChanged
-from twinbill_twin.domain.paging import smorest_pagination
-from twinbill_twin.events import OUTBOX, enqueue
+from twinbill_twin.events import enqueue
+from twinbill_twin.keys import OUTBOX, POOL
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-POOL_KEY = "pool"
+Row = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+ListRows = Callable[..., Awaitable[tuple[int, list[Row]]]]  # (conn, filters, *, page, page_size)
+RowById = Callable[[asyncpg.Connection, int], Awaitable[Row]]
+Events = Callable[[Row], list[RegistryChanged]]
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 # Columns a client may set to null on update; every other column refuses null.
@@ -28,56 +33,41 @@ NULLABLE = frozenset({"latitude", "longitude", "zone_id", "gateway_id", "space_i
 
 def pool_of(request: web.Request) -> asyncpg.Pool:
     """The app's PostgreSQL pool."""
-    from twinbill_twin.app import POOL  # app.py imports this package's routes at build time
-
     return request.app[POOL]
-
-
-def _int(value: str, *, minimum: int = 1, maximum: int = 2**31 - 1) -> int:
-    number = int(value)
-    if not minimum <= number <= maximum:
-        raise ValueError
-    return number
 
 
 def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[int, int, dict[str, Any]]:
     """page, page_size and filters from the query string; 422 names each bad or unknown parameter."""
-    errors: dict[str, list[str]] = {}
-    page, page_size = 1, DEFAULT_PAGE_SIZE
+    errors: Errors = {}
+    window = query_page(request.query, errors=errors, default_size=DEFAULT_PAGE_SIZE,
+                        max_size=MAX_PAGE_SIZE)
     chosen: dict[str, Any] = {}
     for name, raw in request.query.items():
-        try:
-            if name == "page":
-                page = _int(raw)
-            elif name == "page_size":
-                page_size = _int(raw, maximum=MAX_PAGE_SIZE)
-            elif name in filters:
-                kind = filters[name]
-                if kind is bool:
-                    if raw.lower() not in ("true", "false", "1", "0"):
-                        raise ValueError
-                    chosen[name] = raw.lower() in ("true", "1")
-                else:
-                    chosen[name] = _int(raw) if kind is int else raw
-            else:
-                errors.setdefault(name, []).append("Unknown field.")
-        except ValueError:
-            bound = f" between 1 and {MAX_PAGE_SIZE}" if name == "page_size" else ""
-            errors.setdefault(name, []).append(f"Not a valid {kind_name(filters.get(name, int))}{bound}.")
+        kind = filters.get(name)
+        if name in ("page", "page_size"):
+            continue
+        if kind is None:
+            errors.setdefault(name, []).append("Unknown field.")
+        elif kind is int:
+            try:
+                chosen[name] = parse_int(raw)
+            except ValueError as err:
+                errors.setdefault(name, []).append(str(err))
+        elif kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                errors.setdefault(name, []).append("Not a valid boolean.")
+            chosen[name] = raw.lower() in ("true", "1")
+        else:
+            chosen[name] = raw
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
-    return page, page_size, chosen
-
-
-def kind_name(kind: type) -> str:
-    """How a query parameter's type is named in an error."""
-    return {int: "integer", bool: "boolean"}.get(kind, "string")
+    return window.page, window.page_size, chosen
 
 
 def path_id(request: web.Request) -> int:
     """The {id} of the path as an integer (404 when it cannot name a row)."""
     try:
-        return _int(request.match_info["id"])
+        return parse_int(request.match_info["id"])
     except ValueError:
         raise web.HTTPNotFound(reason=f"no such id {request.match_info['id']!r}") from None
 
@@ -118,3 +108,34 @@ async def run_change(request: web.Request, work: Callable[[asyncpg.Connection], 
         await enqueue(conn, events(result))
     await request.app[OUTBOX].flush_quietly()
     return result
+
+
+def list_handler(fetch: ListRows, *, filters: dict[str, type], read: type[BaseModel]) -> Handler:
+    """GET of a collection: the page and filters asked for, X-Pagination as flask-smorest writes it."""
+    async def handler(request: web.Request) -> web.Response:
+        page, size, chosen = parse_list_query(request, filters)
+        async with pool_of(request).acquire() as conn:
+            total, rows = await fetch(conn, chosen, page=page, page_size=size)
+        return listed(rows, read, total=total, page=page, page_size=size)
+    return handler
+
+
+def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
+    """GET of one item by its path id (404 when there is none)."""
+    async def handler(request: web.Request) -> web.Response:
+        async with pool_of(request).acquire() as conn:
+            return one(await fetch(conn, path_id(request)), read)
+    return handler
+
+
+def delete_handler(remove: RowById, *, events: Events) -> Handler:
+    """DELETE of one item by its path id, with its events; 204."""
+    async def handler(request: web.Request) -> web.Response:
+        ident = path_id(request)
+
+        async def work(conn: asyncpg.Connection) -> Row:
+            return await remove(conn, ident)
+
+        await run_change(request, work, events)
+        return web.Response(status=204)
+    return handler

@@ -8,9 +8,11 @@ from aiohttp import BodyPartReader, web
 
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
+from twinbill_common.paging import Errors, query_int
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.csv_rows import parse_csv
-from twinbill_twin.events import OUTBOX, enqueue
+from twinbill_twin.events import enqueue
+from twinbill_twin.keys import OUTBOX
 from twinbill_twin.store.bulk import check_against_store, import_rows
 
 
@@ -50,12 +52,11 @@ async def upload_sites_csv(request: web.Request) -> web.Response:
         line = text.count("\n", 0, at) + 1
         raise ValidationFailed({"file": [f"line {line} contains a NUL character (U+0000)"]},
                                data={"location": "files"})
-    raw_project = request.query.get("project_id") or form_project
-    if not raw_project or not (raw_project.isascii() and raw_project.isdigit()) \
-            or not 1 <= int(raw_project) <= 2**31 - 1:
-        raise ValidationFailed({"project_id": ["Missing or not a positive integer."]},
-                               data={"location": "query"})
-    project_id = int(raw_project)
+    errors: Errors = {}
+    project_id = query_int({"project_id": request.query.get("project_id") or form_project or ""},
+                           "project_id", required=True, errors=errors)
+    if errors or project_id is None:
+        raise ValidationFailed(errors, data={"location": "query"})
     parsed = await asyncio.to_thread(parse_csv, text)  # up to 64 MB: off the loop the consumer shares
     async with pool_of(request).acquire() as conn:
         if not await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id):

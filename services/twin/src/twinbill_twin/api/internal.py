@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
+from twinbill_common.paging import INT64_MAX, Errors, query_int
 from twinbill_twin.api.common import pool_of, read_model, run_change
 from twinbill_twin.store import internal
 
@@ -33,29 +34,13 @@ class DeviceStatusBatch(BaseModel):
     devices: list[DeviceStatus] = Field(max_length=10_000)
 
 
-def _int_param(request: web.Request, name: str, *, default: int | None, minimum: int,
-               maximum: int, errors: dict[str, list[str]]) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        errors.setdefault(name, []).append("Not a valid integer.")
-        return default
-    if not minimum <= value <= maximum:
-        errors.setdefault(name, []).append(f"Must be between {minimum} and {maximum}.")
-    return value
-
-
 def _paging(request: web.Request, *, default_limit: int) -> tuple[int, int, int | None, int | None]:
-    errors: dict[str, list[str]] = {}
-    after_id = _int_param(request, "after_id", default=0, minimum=0, maximum=2**63 - 1, errors=errors)
-    limit = _int_param(request, "limit", default=default_limit, minimum=1, maximum=default_limit * 2,
-                       errors=errors)
-    project_id = _int_param(request, "project_id", default=None, minimum=1, maximum=2**31 - 1,
-                            errors=errors)
-    device_type = _int_param(request, "device_type", default=None, minimum=1, maximum=2, errors=errors)
+    errors: Errors = {}
+    query = request.query
+    after_id = query_int(query, "after_id", default=0, minimum=0, maximum=INT64_MAX, errors=errors)
+    limit = query_int(query, "limit", default=default_limit, maximum=default_limit * 2, errors=errors)
+    project_id = query_int(query, "project_id", errors=errors)
+    device_type = query_int(query, "device_type", maximum=2, errors=errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     assert after_id is not None and limit is not None

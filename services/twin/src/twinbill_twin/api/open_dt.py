@@ -10,15 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAda
 
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dt_ok, read_json, validation_fields
+from twinbill_common.paging import INT64_MAX, Errors, page_total, parse_int, query_int
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
-from twinbill_twin.domain.paging import page_total
-from twinbill_twin.events import OUTBOX, enqueue_messages
+from twinbill_twin.events import enqueue_messages
+from twinbill_twin.keys import OUTBOX
 from twinbill_twin.store import instances
 
-INT32_MAX = 2**31 - 1
 MAX_OFFSET = 10_000
 MAX_IDS = 1_000
 COMMAND_TTL = timedelta(days=1)
@@ -29,22 +29,16 @@ def bad(field: str, reason: str) -> ValidationFailed:
     return ValidationFailed({field: [reason]}, data={"location": "query"})
 
 
-def _number(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name, "").strip()
-    if raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise bad(name, f"must be an integer from 1 to {maximum}")
-    return int(raw)
-
-
 async def list_instances(request: web.Request) -> web.Response:
     """GET /dt/open/v1/instances?name=&page=&offset=: a page of instances."""
     name = request.query.get("name", "")
+    errors: Errors = {}
     if len(name) > 128:
-        raise bad("name", "at most 128 characters")
-    page = _number(request, "page", 1, INT32_MAX)
-    offset = _number(request, "offset", 10, MAX_OFFSET)
+        errors["name"] = ["at most 128 characters"]
+    page = query_int(request.query, "page", default=1, errors=errors)
+    offset = query_int(request.query, "offset", default=10, maximum=MAX_OFFSET, errors=errors)
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
     async with pool_of(request).acquire() as conn:
         total, rows = await instances.list_instances(conn, name=name, page=page, offset=offset)
     return dt_ok({"total": total, "pageTotal": page_total(total, offset), "page": page,
@@ -57,11 +51,12 @@ def parse_ids(raw: str | None) -> list[int]:
         raise bad("ids", "Missing data for required field.")
     ids: list[int] = []
     for part in raw.split(","):
-        part = part.strip()
-        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 2**63 - 1:
-            raise bad("ids", f"{part!r} is not an instance id")
-        if int(part) not in ids:
-            ids.append(int(part))
+        try:
+            ident = parse_int(part, maximum=INT64_MAX)
+        except ValueError as err:
+            raise bad("ids", f"{part.strip()!r}: {err}") from None
+        if ident not in ids:
+            ids.append(ident)
     if len(ids) > MAX_IDS:
         raise bad("ids", f"at most {MAX_IDS} ids per request")
     return ids
@@ -83,7 +78,7 @@ class ExpectValue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictInt = Field(ge=1, le=2**63 - 1)
+    id: StrictInt = Field(ge=1, le=INT64_MAX)
     expectvalue: StrictStr
 
 
@@ -92,10 +87,10 @@ EXPECT_VALUES = TypeAdapter(list[ExpectValue])
 
 async def set_expectvalues(request: web.Request) -> web.Response:
     """PATCH /dt/open/v1/instance/{id}: set expectvalues of State attributes, command the device."""
-    raw_id = request.match_info["id"]
-    if not (raw_id.isascii() and raw_id.isdigit()) or not 1 <= int(raw_id) <= 2**63 - 1:
-        raise bad("id", f"{raw_id!r} is not an instance id")
-    instance_id = int(raw_id)
+    try:
+        instance_id = parse_int(request.match_info["id"], maximum=INT64_MAX)
+    except ValueError as err:
+        raise bad("id", str(err)) from None
     body = await read_json(request)
     if not isinstance(body, list) or not body:
         raise ValidationFailed({"_body": ["a non-empty JSON array of {id, expectvalue}"]})

@@ -13,11 +13,11 @@ from twinbill_common.schemas import RegistryChanged
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
     changes,
-    listed,
+    delete_handler,
+    get_handler,
+    list_handler,
     one,
-    parse_list_query,
     path_id,
-    pool_of,
     read_model,
     run_change,
 )
@@ -35,6 +35,19 @@ class Resource:
     create: type[BaseModel]
     update: type[BaseModel]
     read: type[BaseModel]
+
+    async def list_rows(self, conn: asyncpg.Connection, filters: dict[str, Any], *, page: int,
+                        page_size: int) -> tuple[int, list[dict[str, Any]]]:
+        """A page of the table's rows."""
+        return await places.list_rows(conn, self.table, filters, page=page, page_size=page_size)
+
+    async def get_row(self, conn: asyncpg.Connection, ident: int) -> dict[str, Any]:
+        """One row (404 when absent)."""
+        return await places.get_row(conn, self.table, ident)
+
+    async def delete_row(self, conn: asyncpg.Connection, ident: int) -> dict[str, Any]:
+        """Delete one row, returning it (404 when absent)."""
+        return await places.delete_row(conn, self.table, ident)
 
 
 RESOURCES = (
@@ -60,27 +73,13 @@ def add_place_routes(app: web.Application) -> None:
     """GET/POST /api/v1/<resource>/ and GET/PUT/DELETE /api/v1/<resource>/{id}."""
     for resource in RESOURCES:
         base = f"/api/v1/{resource.path}"
-        app.router.add_get(f"{base}/", _lister(resource))
+        app.router.add_get(f"{base}/", list_handler(resource.list_rows, filters=resource.table.filters,
+                                                    read=resource.read))
         app.router.add_post(f"{base}/", _creator(resource))
-        app.router.add_get(base + "/{id}", _getter(resource))
+        app.router.add_get(base + "/{id}", get_handler(resource.get_row, read=resource.read))
         app.router.add_put(base + "/{id}", _updater(resource))
-        app.router.add_delete(base + "/{id}", _deleter(resource))
-
-
-def _lister(resource: Resource) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        page, size, filters = parse_list_query(request, resource.table.filters)
-        async with pool_of(request).acquire() as conn:
-            total, rows = await places.list_rows(conn, resource.table, filters, page=page, page_size=size)
-        return listed(rows, resource.read, total=total, page=page, page_size=size)
-    return handler
-
-
-def _getter(resource: Resource) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        async with pool_of(request).acquire() as conn:
-            return one(await places.get_row(conn, resource.table, path_id(request)), resource.read)
-    return handler
+        app.router.add_delete(base + "/{id}", delete_handler(resource.delete_row,
+                                                             events=_events(resource, "deleted")))
 
 
 def _creator(resource: Resource) -> Any:
@@ -106,14 +105,3 @@ def _updater(resource: Resource) -> Any:
         return one(await run_change(request, work, _events(resource, "updated")), resource.read)
     return handler
 
-
-def _deleter(resource: Resource) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        ident = path_id(request)
-
-        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-            return await places.delete_row(conn, resource.table, ident)
-
-        await run_change(request, work, _events(resource, "deleted"))
-        return web.Response(status=204)
-    return handler

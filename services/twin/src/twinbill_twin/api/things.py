@@ -11,11 +11,11 @@ from twinbill_common.schemas import RegistryChanged
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
     changes,
-    listed,
+    delete_handler,
+    get_handler,
+    list_handler,
     one,
-    parse_list_query,
     path_id,
-    pool_of,
     read_model,
     run_change,
 )
@@ -49,20 +49,6 @@ def device_events(action: str, row: dict[str, Any]) -> list[RegistryChanged]:
     return events
 
 
-async def list_products(request: web.Request) -> web.Response:
-    """GET /api/v1/products/."""
-    page, size, filters = parse_list_query(request, PRODUCT_FILTERS)
-    async with pool_of(request).acquire() as conn:
-        total, rows = await products.list_products(conn, filters, page=page, page_size=size)
-    return listed(rows, s.ProductRead, total=total, page=page, page_size=size)
-
-
-async def get_product(request: web.Request) -> web.Response:
-    """GET /api/v1/products/{id}."""
-    async with pool_of(request).acquire() as conn:
-        return one(await products.get_product(conn, path_id(request)), s.ProductRead)
-
-
 async def create_product(request: web.Request) -> web.Response:
     """POST /api/v1/products/: the product, its measurepoints and its template."""
     body = await read_model(request, s.ProductCreate)
@@ -90,31 +76,6 @@ async def update_product(request: web.Request) -> web.Response:
     return one(await run_change(request, work, _product_events("updated")), s.ProductRead)
 
 
-async def delete_product(request: web.Request) -> web.Response:
-    """DELETE /api/v1/products/{id} (409 while devices use it)."""
-    ident = path_id(request)
-
-    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        return await products.delete_product(conn, ident)
-
-    await run_change(request, work, _product_events("deleted"))
-    return web.Response(status=204)
-
-
-async def list_devices(request: web.Request) -> web.Response:
-    """GET /api/v1/devices/ (secrets are never listed)."""
-    page, size, filters = parse_list_query(request, DEVICE_FILTERS)
-    async with pool_of(request).acquire() as conn:
-        total, rows = await devices.list_devices(conn, filters, page=page, page_size=size)
-    return listed(rows, s.DeviceRead, total=total, page=page, page_size=size)
-
-
-async def get_device(request: web.Request) -> web.Response:
-    """GET /api/v1/devices/{id}."""
-    async with pool_of(request).acquire() as conn:
-        return one(await devices.get_device(conn, path_id(request)), s.DeviceRead)
-
-
 async def create_device(request: web.Request) -> web.Response:
     """POST /api/v1/devices/: the device and its instance; the secret is returned this once."""
     body = await read_model(request, s.DeviceCreate)
@@ -139,22 +100,16 @@ async def update_device(request: web.Request) -> web.Response:
     return one(await run_change(request, work, lambda row: device_events("updated", row)), s.DeviceRead)
 
 
-async def delete_device(request: web.Request) -> web.Response:
-    """DELETE /api/v1/devices/{id} (its instance goes with it)."""
-    ident = path_id(request)
-
-    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        return await devices.delete_device(conn, ident)
-
-    await run_change(request, work, lambda row: device_events("deleted", row))
-    return web.Response(status=204)
-
-
 def add_thing_routes(app: web.Application) -> None:
-    """Products and devices under /api/v1/."""
+    """Products and devices under /api/v1/ (a product in use is a 409 to delete; a device's
+    instance goes with it; secrets are never listed)."""
     for name, lister, creator, getter, updater, deleter in (
-        ("products", list_products, create_product, get_product, update_product, delete_product),
-        ("devices", list_devices, create_device, get_device, update_device, delete_device),
+        ("products", list_handler(products.list_products, filters=PRODUCT_FILTERS, read=s.ProductRead),
+         create_product, get_handler(products.get_product, read=s.ProductRead), update_product,
+         delete_handler(products.delete_product, events=_product_events("deleted"))),
+        ("devices", list_handler(devices.list_devices, filters=DEVICE_FILTERS, read=s.DeviceRead),
+         create_device, get_handler(devices.get_device, read=s.DeviceRead), update_device,
+         delete_handler(devices.delete_device, events=lambda row: device_events("deleted", row))),
     ):
         app.router.add_get(f"/api/v1/{name}/", lister)
         app.router.add_post(f"/api/v1/{name}/", creator)

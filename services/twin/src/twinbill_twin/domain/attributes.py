@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from twinbill_common.schemas import DataType, MeasurepointModel
 
 NUMBER_TYPES = frozenset({"int", "float", "double", "timestamp"})
-STRING_TYPES = frozenset({"string", "date"})
 
 
 def attribute_datatype(data_type: DataType) -> str:

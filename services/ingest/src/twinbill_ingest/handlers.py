@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import REGISTRY, named
 from twinbill_ingest.errors import RegistryUnavailable
-from twinbill_ingest.registry import RegistryCache, RegistrySource
+from twinbill_ingest.store import RegistryCache, RegistrySource
 
 log = get_logger(__name__)
 ROUTING_KEYS = ("product.*", "device.*")

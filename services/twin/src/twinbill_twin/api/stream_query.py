@@ -11,15 +11,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from twinbill_twin.timeseries import reader
-from twinbill_twin.timeseries.domain.aggregators import (
+from twinbill_twin.domain.aggregators import (
     AGGREGATORS,
     PERCENTILES,
     Summary,
     percentile_spec,
     summarise,
 )
-from twinbill_twin.timeseries.domain.downsample import (
+from twinbill_twin.domain.downsample import (
     Downsample,
     Fill,
     bucket_boundaries,
@@ -28,9 +27,10 @@ from twinbill_twin.timeseries.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
-from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.domain.series import Points, combine, fill
-from twinbill_twin.timeseries.domain.timeparse import parse_time, parse_zone
+from twinbill_twin.domain.series import Points, combine, fill
+from twinbill_twin.domain.timeparse import parse_time, parse_zone
+from twinbill_twin.errors import BadParameter
+from twinbill_twin.store import series as series_store
 
 MAX_RAW_POINTS = 2_000_000
 TEXT_DATATYPES = ("String", "Boolean")
@@ -72,7 +72,7 @@ async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsamp
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     ends = spec.aggregator in ("first", "last")
     pieces: list[tuple[int, int, str]] = [(start, stop, "samples")]
-    for width, table in reader.ROLLUPS:
+    for width, table in series_store.ROLLUPS:
         if rollup_usable(spec, bounds, width):
             inner_start = -(-start // width) * width
             inner_stop = stop - stop % width
@@ -84,7 +84,7 @@ async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsamp
     for lo, hi, table in pieces:
         if lo >= hi:
             continue
-        part = await reader.fetch_summaries(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
+        part = await series_store.fetch_summaries(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                             table=table, ends=ends)
         for key, summary in part.items():
             held = merged.get(key)
@@ -114,9 +114,9 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
         lo = hi = stop
     values: dict[tuple[int, int], float] = {}
     if lo < hi:
-        table = next((t for width, t in reader.ROLLUPS if rollup_usable(spec, bounds, width)),
+        table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
-        values.update(await reader.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
+        values.update(await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                                 table=table, aggregator=spec.aggregator))
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         if part_start < part_stop:
@@ -133,7 +133,7 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
     if spec.aggregator in PERCENTILES:
         bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
         quantile, method = percentile_spec(spec.aggregator)
-        found = await reader.fetch_percentiles(conn, attribute_id, start=q.start, stop=q.end + 1,
+        found = await series_store.fetch_percentiles(conn, attribute_id, start=q.start, stop=q.end + 1,
                                                bucket=bucket, quantile=quantile, method=method)
         for (idx, b), value in found.items():
             per_series[idx][b] = value
@@ -154,7 +154,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                          "values, which cannot be downsampled; query raw points")
     series: dict[int, list[tuple[int, Any]]]
     if q.downsample is None:
-        series = dict(await reader.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
+        series = dict(await series_store.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
         if sum(len(points) for points in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "
                                         "or add a downsample")

@@ -20,7 +20,7 @@ from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import REGISTRY, TWIN_TELEMETRY
-from twinbill_twin.timeseries.domain.samples import (
+from twinbill_twin.domain.samples import (
     MAX_TS,
     MIN_TS,
     SCALAR,
@@ -31,7 +31,7 @@ from twinbill_twin.timeseries.domain.samples import (
     sample_values,
     value_text,
 )
-from twinbill_twin.timeseries.writer import (
+from twinbill_twin.store.samples import (
     CurrentValue,
     PartitionManager,
     SampleRecord,

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from twinbill_twin.timeseries.domain.aggregators import Summary
+from twinbill_twin.domain.aggregators import Summary
 
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"))
 

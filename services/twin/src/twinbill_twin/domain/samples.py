@@ -20,7 +20,7 @@ from twinbill_common.schemas.telemetry import (
     text_problem,
     time_problem,
 )
-from twinbill_twin.timeseries.domain.errors import TimeseriesError
+from twinbill_twin.errors import TwinError
 
 SCALAR = -1  # the idx of a scalar series; array elements are 0, 1, ...
 # The range the store keeps partitions for (the ingest gateway refuses times outside it).
@@ -28,7 +28,7 @@ MIN_TS = DEVICE_TIME_MIN_MS
 MAX_TS = DEVICE_TIME_MAX_MS
 
 
-class UnstorableValue(TimeseriesError):
+class UnstorableValue(TwinError):
     """A value that can never be stored (null, not finite, a time out of range)."""
 
 

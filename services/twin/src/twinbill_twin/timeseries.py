@@ -12,10 +12,9 @@ from aiohttp import web
 
 from twinbill_common.bus import Bus
 from twinbill_common.health import READINESS, watch_task
-from twinbill_twin.timeseries.api import add_timeseries_routes
-from twinbill_twin.timeseries.consumer import TelemetryConsumer
-
-CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
+from twinbill_twin.api.timeseries import add_timeseries_routes
+from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.keys import CONSUMER
 
 
 def setup_timeseries(

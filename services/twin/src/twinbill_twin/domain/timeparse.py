@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from twinbill_twin.timeseries.domain.errors import BadParameter
+from twinbill_twin.errors import BadParameter
 
 # Fixed lengths of OpenTSDB's units (n = 30 days, y = 365 days): relative times and epoch buckets.
 UNIT_MS: dict[str, int] = {

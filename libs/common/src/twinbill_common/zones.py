@@ -1,9 +1,11 @@
-"""Project time zones: read from the twin service (GET /api/v1/projects/{id}), cached.
+"""Project time zones, the one lookup every service uses: the twin service's
+`GET /api/v1/projects/{id}` -> `timezone`, cached.
 
-A project the twin does not know (404; seed 000's examples use projects 42 and 49), or whose
-zone is not a valid IANA key, gets the default zone, logged. A twin that does not answer
-(connection error, timeout, 5xx, an unreadable body) raises `RegistryUnavailable`: nothing is
-cached and no guessed zone is ever stored; the caller answers 503 or retries.
+One behaviour everywhere (docs/architecture.md, "Project time zones"): a project the twin does
+not know (404; seed 000's examples use projects 42 and 49), or whose zone is not a valid IANA
+key, gets the caller's default zone, logged. A twin that does not answer (connection error,
+timeout, 5xx, an unreadable body) raises `RegistryUnavailable`: nothing is cached and no guessed
+zone is ever stored; the caller answers 503 or retries.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
+from twinbill_common.errors import RegistryUnavailable
 from twinbill_common.logging import get_logger
-from twinbill_scheduler.errors import RegistryUnavailable
 
 log = get_logger(__name__)
 
@@ -41,21 +43,6 @@ def valid_zone(name: object) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-class StaticZones:
-    """Fixed zones per project (tests, and deployments without a twin service)."""
-
-    def __init__(self, zones: dict[int, str] | None = None, *, default: str) -> None:
-        self.zones = dict(zones or {})
-        self.default = default
-
-    async def zone_of(self, project_id: int) -> str:
-        """The configured zone, else the default."""
-        return self.zones.get(project_id, self.default)
-
-    def forget(self, project_id: int) -> None:
-        """Nothing is cached."""
 
 
 class HttpProjectZones:

@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
-from twinbill_twin.timeseries import reader
-from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.query import parse_query, stream_series
+from twinbill_common.paging import INT64_MAX, parse_int
+from twinbill_twin.api.stream_query import parse_query, stream_series
+from twinbill_twin.errors import BadParameter
+from twinbill_twin.store import series as series_store
 
 ATTRIBUTE_PATH = "/dt/open/v1/instance/attribute/{id}"
 READINGS_PATH = "/internal/v1/readings/last"
-MAX_ID = 2**63 - 1
 
 
 class ReadingsQuery(BaseModel):
@@ -68,14 +68,13 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
 
     async def get_attribute(request: web.Request) -> web.Response:
         """State/Description: the current value as a string; Stream: its time series."""
-        raw_id = request.match_info["id"]
-        if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
-            raise HttpError(400, f"id: {raw_id!r} is not an attribute id (a positive integer)",
-                            fields={"id": ["must be a positive integer"]})
-        attribute_id = int(raw_id)
+        try:
+            attribute_id = parse_int(request.match_info["id"], maximum=INT64_MAX)
+        except ValueError as err:
+            raise HttpError(400, f"id: {err}", fields={"id": [str(err)]}) from None
         now_ms = int(time.time() * 1000)
         async with pool(request.app).acquire() as conn:
-            row = await reader.fetch_attribute(conn, attribute_id)
+            row = await series_store.fetch_attribute(conn, attribute_id)
             if row is None:
                 raise NotFound(f"attribute {attribute_id} does not exist")
             if row["attrtype"] != "Stream":
@@ -92,7 +91,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         """The last billing-register sample of each device at or before `at`."""
         body = parse_model(ReadingsQuery, await read_json(request))
         async with pool(request.app).acquire() as conn:
-            readings = await reader.fetch_last_readings(conn, body.device_ids, body.at)
+            readings = await series_store.fetch_last_readings(conn, body.device_ids, body.at)
         return json_response({"readings": readings})
 
     app.router.add_get(ATTRIBUTE_PATH, get_attribute)

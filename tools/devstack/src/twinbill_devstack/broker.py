@@ -14,17 +14,11 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from twinbill_devstack.ports import free_port
 from twinbill_ingest.brokerauth import render_acl
 
 DEPLOY = Path(__file__).resolve().parents[4] / "deploy" / "mosquitto"
 SERVICE_USER = "twinbill-ingest"  # the same as brokerauth.SERVICE_USER
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DevBroker:

@@ -16,10 +16,10 @@ from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import REGISTRY, WorkQueue
+from twinbill_common.zones import ProjectZones
 from twinbill_scheduler.domain.crontab import next_fire
 from twinbill_scheduler.domain.tasks import Task
 from twinbill_scheduler.store import TaskStore
-from twinbill_scheduler.zones import ProjectZones
 
 log = get_logger(__name__)
 SCHEDULER_REGISTRY = WorkQueue("scheduler.registry", REGISTRY, ("project.*",))

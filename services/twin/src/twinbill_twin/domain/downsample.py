@@ -10,9 +10,9 @@ from enum import Enum
 from zoneinfo import ZoneInfo
 
 from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS
-from twinbill_twin.timeseries.domain.aggregators import DOWNSAMPLERS
-from twinbill_twin.timeseries.domain.errors import BadParameter
-from twinbill_twin.timeseries.domain.timeparse import UNIT_MS, shown
+from twinbill_twin.domain.aggregators import DOWNSAMPLERS
+from twinbill_twin.domain.timeparse import UNIT_MS, shown
+from twinbill_twin.errors import BadParameter
 
 MAX_BUCKETS = 1_000_000
 _SPEC = re.compile(r"^(?:(0all)|(\d{1,18})(ms|s|m|h|d|w|n|y)(c?))-([a-z0-9]+)(?:-([a-z]+))?$")

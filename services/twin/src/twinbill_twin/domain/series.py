@@ -7,22 +7,15 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 
-from twinbill_twin.timeseries.domain.aggregators import (
+from twinbill_twin.domain.aggregators import (
     Interpolation,
-    Summary,
     aggregate,
     interpolation,
-    summarise,
 )
-from twinbill_twin.timeseries.domain.downsample import Fill
+from twinbill_twin.domain.downsample import Fill
 
 Value = float | None          # None is the `null` fill marker; NaN the `nan` one
 Points = list[tuple[int, Value]]
-
-
-def downsample_summaries(name: str, buckets: Mapping[int, Summary]) -> dict[int, float]:
-    """Bucket values of a summary-friendly aggregator."""
-    return {bucket: summarise(name, summary) for bucket, summary in buckets.items()}
 
 
 def fill(values: Mapping[int, float], *, starts: Sequence[int], policy: Fill) -> Points:

@@ -1,0 +1,17 @@
+"""The application's typed keys, in one module that app.py and every route module import."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.bus import Bus
+from twinbill_twin.events import Outbox
+from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.settings import TwinSettings
+
+SETTINGS = web.AppKey("settings", TwinSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", Bus)
+OUTBOX = web.AppKey("outbox", Outbox)
+CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
