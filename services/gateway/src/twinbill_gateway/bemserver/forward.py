@@ -27,7 +27,7 @@ def access_headers(*, user_id: int, admin: bool, campaigns: frozenset[int], scop
 async def forward_bemserver(request: web.Request) -> web.StreamResponse:
     """Authenticate, then stream the request to the twin and its answer back."""
     who = await caller(request)
-    headers = {k: v for k, v in request.headers.items() if k in PASSED_REQUEST}
+    headers = {name: request.headers[name] for name in PASSED_REQUEST if name in request.headers}
     headers.update(access_headers(user_id=who.user.id, admin=who.is_admin, campaigns=who.campaigns,
                                   scopes=who.scopes))
     url = f"{request.app[SETTINGS].twin_url}{request.rel_url}"
@@ -37,7 +37,7 @@ async def forward_bemserver(request: web.Request) -> web.StreamResponse:
                                                allow_redirects=False,
                                                timeout=aiohttp.ClientTimeout(total=None, sock_read=300)) as upstream:
             response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items() if k in PASSED_RESPONSE})
+                name: upstream.headers[name] for name in PASSED_RESPONSE if name in upstream.headers})
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
