@@ -11,6 +11,7 @@ from bemserver_api_client.exceptions import (
     BEMServerAPIAuthorizationError,
     BEMServerAPIConflictError,
     BEMServerAPIPreconditionError,
+    BEMServerAPIValidationError,
 )
 
 from tests.integration.bemserver.conftest import Stack, call, unique
@@ -61,3 +62,52 @@ async def test_structure_of_another_campaign_is_forbidden(bem: Stack, admin: Any
         await call(reader.sites.getone, their_site["id"])
     with pytest.raises(BEMServerAPIAuthorizationError):
         await call(reader.sites.create, {"name": "x", "campaign_id": mine["id"]})
+
+
+async def test_structural_element_properties_and_their_values(bem: Stack, admin: Any) -> None:
+    """A property defined once, used by sites and spaces, valued per element with its type
+    checked (422 on `value`), shown nested as BEMServer does."""
+    campaign = (await call(admin.campaigns.create, {"name": unique("props"), "timezone": "UTC"})).data
+    site = (await call(admin.sites.create, {"name": "S", "campaign_id": campaign["id"]})).data
+    area = (await call(admin.structural_element_properties.create,
+                       {"name": unique("Area"), "value_type": "float", "unit_symbol": "m2"})).data
+    assert area["value_type"] == "float"
+    site_area = (await call(admin.site_properties.create, {"structural_element_property_id": area["id"]})).data
+    assert site_area["structural_element_property"] == {"name": area["name"], "value_type": "float",
+                                                        "unit_symbol": "m2"}
+    value = (await call(admin.site_property_data.create,
+                        {"site_id": site["id"], "site_property_id": site_area["id"], "value": "1250.5"})).data
+    assert value["value"] == "1250.5"
+    assert value["site_property"]["structural_element_property_id"] == area["id"]
+    with pytest.raises(BEMServerAPIValidationError) as wrong:
+        await call(admin.site_property_data.update, value["id"], {"value": "large"},
+                   etag=(await call(admin.site_property_data.getone, value["id"])).etag)
+    assert wrong.value.errors == {"value": ["Invalid type."]}
+    listed = await call(admin.site_property_data.getall, site_id=site["id"])
+    assert [v["value"] for v in listed.data] == ["1250.5"]
+    with pytest.raises(BEMServerAPIConflictError):
+        await call(admin.site_properties.create, {"structural_element_property_id": area["id"]})
+
+
+async def test_timeseries_properties_and_links_to_the_structure(bem: Stack, admin: Any) -> None:
+    """Series carry typed properties and link to sites ... zones of their own campaign only."""
+    campaign = (await call(admin.campaigns.create, {"name": unique("links"), "timezone": "UTC"})).data
+    other = (await call(admin.campaigns.create, {"name": unique("other"), "timezone": "UTC"})).data
+    scope = (await call(admin.campaign_scopes.create, {"name": "s", "campaign_id": campaign["id"]})).data
+    series = (await call(admin.timeseries.create, {"name": "T", "campaign_id": campaign["id"],
+                                                   "campaign_scope_id": scope["id"]})).data
+    site = (await call(admin.sites.create, {"name": "S", "campaign_id": campaign["id"]})).data
+    zone = (await call(admin.zones.create, {"name": "Z", "campaign_id": campaign["id"]})).data
+    foreign_site = (await call(admin.sites.create, {"name": "F", "campaign_id": other["id"]})).data
+    link = (await call(admin.timeseries_by_sites.create, {"timeseries_id": series["id"], "site_id": site["id"]})).data
+    assert link["site"] == {"name": "S", "campaign_id": campaign["id"]}
+    await call(admin.timeseries_by_zones.create, {"timeseries_id": series["id"], "zone_id": zone["id"]})
+    with pytest.raises(BEMServerAPIValidationError):
+        await call(admin.timeseries_by_sites.create, {"timeseries_id": series["id"], "site_id": foreign_site["id"]})
+    maximum = (await call(admin.timeseries_properties.create, {"name": unique("Max"), "value_type": "integer"})).data
+    data = (await call(admin.timeseries_property_data.create,
+                       {"timeseries_id": series["id"], "property_id": maximum["id"], "value": "42"})).data
+    assert data["value"] == "42"
+    with pytest.raises(BEMServerAPIValidationError):
+        await call(admin.timeseries_property_data.create,
+                   {"timeseries_id": series["id"], "property_id": maximum["id"], "value": "4.2"})
