@@ -196,3 +196,24 @@ async def test_series_of_another_campaign_are_forbidden(bem: Stack, admin: Any) 
         await call(reader.timeseries_data.download, T0, END, RAW, [hidden["id"]])
     with pytest.raises(BEMServerAPIAuthorizationError):
         await call(reader.timeseries.getone, hidden["id"])
+
+
+async def test_seed_002_millisecond_keys_and_start_agree(bem: Stack, admin: Any) -> None:
+    """A point at 1970-01-01T00:02:03.456Z (seed 003's `"time": 123456`) is keyed by 13 digits,
+    and that key given back as `start` means the same instant."""
+    campaign, scope = await _campaign(admin, zone="UTC")
+    product = await make_product(bem.twin)
+    device = await make_device(bem.twin, product_key=product["product_key"], project_id=campaign["id"])
+    assert bem.twin.app is not None
+    attribute = await bem.twin.app[POOL].fetchval(
+        "SELECT a.id FROM attributes a JOIN instances i ON i.id = a.instance_id "
+        "WHERE i.device_id = $1 AND a.name = 'total'", device["id"])
+    series = await _series(admin, campaign, scope, "early", attribute_id=attribute)
+    await call(admin.timeseries_data.upload, RAW, {str(series["id"]): {"1970-01-01T00:02:03.456+00:00": 7}})
+    url = f"/dt/open/v1/instance/attribute/{attribute}"
+    body = await (await bem.twin.get(url, params={"start": "0", "end": "0000000200000"})).json()
+    assert body["data"]["value"][0]["dps"] == {"0000000123456": 7}
+    again = await (await bem.twin.get(url, params={"start": "0000000123456", "end": "0000000123457"})).json()
+    assert again["data"]["value"][0]["dps"] == {"0000000123456": 7}
+    zero = await bem.twin.get(url, params={"start": "0h-ago"})
+    assert zero.status == 400 and "start" in (await zero.json())["data"]["errors"]

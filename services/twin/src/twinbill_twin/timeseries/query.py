@@ -57,6 +57,8 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
         if params.get("end", "").strip() else now_ms
     if end < start:
         raise BadParameter("end", f"{end} ms is before start ({start} ms)")
+    if end == start:
+        raise BadParameter("end", f"equals start ({start} ms): a zero-length range")
     aggregator = (params.get("aggregator") or "none").strip()
     if aggregator not in AGGREGATORS:
         raise BadParameter("aggregator", f"unknown aggregator {aggregator!r} (one of "
@@ -189,7 +191,9 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
 
 
 def _key(ts: int, millis: bool) -> str:
-    return str(ts) if millis else str(ts // 1000)
+    # Millisecond keys are always 13 digits (zero-padded): `start`/`end` read 10 digits or fewer
+    # as seconds, so an unpadded early key ("123456") would read back as seconds.
+    return f"{ts:013d}" if millis else str(ts // 1000)
 
 
 def _arithmetic(aggregator: str) -> bool:
@@ -206,8 +210,11 @@ def _computed_number(value: Any) -> Any:
 
 
 def _number(value: Any) -> Any:
-    """Integral doubles are written as integers (the seed's `19`), NaN stays NaN, text stays text."""
+    """Integral doubles are written as integers (the seed's `19`), NaN as "NaN", text stays text."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # as OpenTSDB's serializer writes them: strings, so strict JSON parsers read the answer
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 
