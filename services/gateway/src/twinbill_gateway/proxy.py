@@ -20,11 +20,13 @@ from aiohttp import web
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_gateway.api import SETTINGS, STORE
 from twinbill_gateway.auth import Forbidden, authenticate
+from twinbill_gateway.bemserver.auth import readable_projects
 from twinbill_gateway.domain.access import (
     AdminOnly,
     Collection,
     InvalidProject,
     Item,
+    OpenDt,
     ProjectConflict,
     TaskKey,
     access_for,
@@ -83,6 +85,8 @@ async def authorize(request: web.Request, user: User, body: bytes) -> None:
     access = access_for(request.rel_url.raw_path)
     if isinstance(access, AdminOnly):
         raise Forbidden(access.reason)
+    if isinstance(access, OpenDt):
+        return  # the twin shows only the projects named in X-Twinbill-Projects (see forward)
     try:
         named = named_projects(request.query.getall("project_id", []), parse_body(body))
     except ProjectConflict as err:
@@ -111,6 +115,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     await authorize(request, user, body)
     headers = {k: v for k, v in request.headers.items() if k in ("Content-Type", "Accept", "X-Request-Id")}
     headers["X-Twinbill-User"] = str(user.id)
+    if not user.is_admin and isinstance(access_for(request.rel_url.raw_path), OpenDt):
+        headers["X-Twinbill-Projects"] = ",".join(map(str, sorted(await readable_projects(request, user))))
     url = f"{_base(request, upstream)}{request.rel_url}"
     try:
         async with request.app[CLIENT].request(request.method, url, data=body or None,

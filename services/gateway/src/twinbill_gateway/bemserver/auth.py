@@ -110,3 +110,9 @@ def require_admin(who: Caller) -> None:
     """BEMServer's authorization error for what only administrators do."""
     if not who.is_admin:
         raise HttpError(403, "Authorization error")
+
+
+async def readable_projects(request: web.Request, user: User) -> set[int]:
+    """A user's projects: memberships, and the campaigns their user groups are given."""
+    row = await request.app[STORE].pool.fetchrow(BEM_POOL_SQL, user.id)
+    return set(user.projects) | set(row["campaigns"] if row else ())

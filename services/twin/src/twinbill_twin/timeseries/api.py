@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
+from twinbill_twin.api.visibility import attribute_visible, visible_projects
 from twinbill_twin.timeseries import reader
 from twinbill_twin.timeseries.domain.errors import BadParameter
 from twinbill_twin.timeseries.query import parse_query, stream_series
@@ -76,7 +77,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         now_ms = int(time.time() * 1000)
         async with pool(request.app).acquire() as conn:
             row = await reader.fetch_attribute(conn, attribute_id)
-            if row is None:
+            if row is None or not await attribute_visible(conn, visible_projects(request), attribute_id):
                 raise NotFound(f"attribute {attribute_id} does not exist")
             if row["attrtype"] != "Stream":
                 return dt_ok(attribute_body(row, row["value"]))

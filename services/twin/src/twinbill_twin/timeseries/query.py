@@ -45,6 +45,7 @@ class StreamQuery:
     tz: ZoneInfo
     aggregator: str
     downsample: Downsample | None
+    quality: bool = False   # raw points: also each struct point's quality (issue 12)
 
 
 def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) -> StreamQuery:
@@ -64,7 +65,12 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
         raise BadParameter("aggregator", f"unknown aggregator {aggregator!r} (one of "
                                          f"{', '.join(sorted(AGGREGATORS))})")
     downsample = parse_downsample(params["downsample"]) if params.get("downsample", "").strip() else None
-    return StreamQuery(start, end, tz, aggregator, downsample)
+    quality = (params.get("quality") or "false").strip().lower()
+    if quality not in ("true", "false"):
+        raise BadParameter("quality", f"{quality!r} is not true or false")
+    if quality == "true" and (downsample is not None or aggregator != "none"):
+        raise BadParameter("quality", "qualities come with raw points only (no downsample or aggregator)")
+    return StreamQuery(start, end, tz, aggregator, downsample, quality == "true")
 
 
 async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsample,
@@ -186,8 +192,18 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
         q.aggregator != "none" and len(series) > 1)
     render = _computed_number if computed else _number
-    return [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
-            for t, points in outputs]
+    answer = [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
+              for t, points in outputs]
+    if q.quality:
+        qualities = await reader.fetch_qualities(conn, attribute_id, q.start, q.end)
+        for item, idx in zip(answer, sorted(series), strict=True):
+            item["quality"] = {_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
+    return answer
+
+
+def _quality(text: str) -> Any:
+    """A struct point's quality as the device sent it: an integer where it is one."""
+    return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
 
 
 def _key(ts: int, millis: bool) -> str:
