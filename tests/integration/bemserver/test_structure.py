@@ -102,6 +102,14 @@ async def test_timeseries_properties_and_links_to_the_structure(bem: Stack, admi
     link = (await call(admin.timeseries_by_sites.create, {"timeseries_id": series["id"], "site_id": site["id"]})).data
     assert link["site"] == {"name": "S", "campaign_id": campaign["id"]}
     await call(admin.timeseries_by_zones.create, {"timeseries_id": series["id"], "zone_id": zone["id"]})
+    building = (await call(admin.buildings.create, {"name": "B", "site_id": site["id"]})).data
+    inner = (await call(admin.timeseries.create, {"name": "Inner", "campaign_id": campaign["id"],
+                                                  "campaign_scope_id": scope["id"]})).data
+    await call(admin.timeseries_by_buildings.create, {"timeseries_id": inner["id"], "building_id": building["id"]})
+    assert [t["id"] for t in (await call(admin.timeseries.getall, site_id=site["id"])).data] == [series["id"]]
+    assert [t["id"] for t in (await call(admin.timeseries.getall, recurse_site_id=site["id"])).data] == \
+        [series["id"], inner["id"]]
+    assert [t["id"] for t in (await call(admin.timeseries.getall, zone_id=zone["id"])).data] == [series["id"]]
     with pytest.raises(BEMServerAPIValidationError):
         await call(admin.timeseries_by_sites.create, {"timeseries_id": series["id"], "site_id": foreign_site["id"]})
     maximum = (await call(admin.timeseries_properties.create, {"name": unique("Max"), "value_type": "integer"})).data

@@ -36,7 +36,37 @@ CREATE = {"name": NAME, "description": TEXT, "unit_symbol": UNIT, "campaign_id":
           "attribute_id": Field("int")}
 UPDATE = {"name": NAME, "description": TEXT, "unit_symbol": UNIT}
 FILTERS = {"name": Field("str"), "in_name": Field("str"), "unit_symbol": Field("str"), "campaign_id": Field("int"),
-           "campaign_scope_id": Field("int"), "attribute_id": Field("int"), "sort": Field("str")}
+           "campaign_scope_id": Field("int"), "attribute_id": Field("int"), "sort": Field("str"),
+           **{f"{level}_id": Field("int") for level in ("site", "building", "storey", "space", "zone")},
+           **{f"recurse_{level}_id": Field("int") for level in ("site", "building", "storey")}}
+_LINKED = "id IN (SELECT timeseries_id FROM bem_timeseries_by_{level}s WHERE {level}_id = {mark})"
+# recurse_<level>_id: linked to the element or to anything below it
+_BELOW = {
+    "site": ("sites", "id = {m}"), "building": ("buildings", "site_id = {m}"),
+    "storey": ("storeys", "building_id IN (SELECT id FROM buildings WHERE site_id = {m})"),
+    "space": ("spaces", "storey_id IN (SELECT s.id FROM storeys s JOIN buildings b ON b.id = s.building_id "
+                        "WHERE b.site_id = {m})"),
+}
+_RECURSE = {"site": ("site", "building", "storey", "space"), "building": ("building", "storey", "space"),
+            "storey": ("storey", "space")}
+_UNDER = {  # how a lower level is reached from a building or a storey
+    ("building", "building"): "id = {m}", ("building", "storey"): "building_id = {m}",
+    ("building", "space"): "storey_id IN (SELECT id FROM storeys WHERE building_id = {m})",
+    ("storey", "storey"): "id = {m}", ("storey", "space"): "storey_id = {m}",
+}
+
+
+def _structure_filter(name: str, mark: str) -> str:
+    """SQL selecting the series linked to an element (or, recurse_, to it and what it holds)."""
+    if not name.startswith("recurse_"):
+        return _LINKED.format(level=name.removesuffix("_id"), mark=mark)
+    top = name.removeprefix("recurse_").removesuffix("_id")
+    parts = []
+    for level in _RECURSE[top]:
+        where = _BELOW[level][1] if top == "site" else _UNDER[(top, level)]
+        parts.append(f"SELECT l.timeseries_id FROM bem_timeseries_by_{level}s l JOIN {level}s e "
+                     f"ON e.id = l.{level}_id WHERE e.{where.format(m=mark)}")
+    return "id IN (" + " UNION ".join(parts) + ")"
 NEW_KEY = "nextval(pg_get_serial_sequence('attributes', 'id'))"
 
 
@@ -80,7 +110,13 @@ async def list_timeseries(request: web.Request) -> web.Response:
         if name == "sort":
             continue
         args.append(f"%{value}%" if name == "in_name" else value)
-        clauses.append(f"name ILIKE ${len(args)}" if name == "in_name" else f"{name} = ${len(args)}")
+        if name == "in_name":
+            clauses.append(f"name ILIKE ${len(args)}")
+        elif name.endswith("_id") and name.removeprefix("recurse_").removesuffix("_id") in \
+                ("site", "building", "storey", "space", "zone"):
+            clauses.append(_structure_filter(name, f"${len(args)}"))
+        else:
+            clauses.append(f"{name} = ${len(args)}")
     if not access.admin:
         args.extend([sorted(access.campaigns), sorted(access.scopes)])
         clauses.append(f"(campaign_id = ANY(${len(args) - 1}::int[]) OR campaign_scope_id = ANY(${len(args)}::int[]))")
