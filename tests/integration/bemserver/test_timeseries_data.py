@@ -217,3 +217,32 @@ async def test_seed_002_millisecond_keys_and_start_agree(bem: Stack, admin: Any)
     assert again["data"]["value"][0]["dps"] == {"0000000123456": 7}
     zero = await bem.twin.get(url, params={"start": "0h-ago"})
     assert zero.status == 400 and "start" in (await zero.json())["data"]["errors"]
+
+
+async def test_aggregates_agree_whether_read_from_rollups_or_raw_points(bem: Stack, admin: Any) -> None:
+    """Hour buckets (hour rollup), minute buckets (minute rollup) and 30 s buckets (raw points)
+    give the values computed here from the uploaded points, for every aggregation."""
+    campaign, scope = await _campaign(admin, zone="UTC")
+    meter = await _series(admin, campaign, scope, "Mixed")
+    points = {i * 7: (i * 37 % 101) / 4 for i in range(1, 1000)}  # seconds after T0 -> value
+    await call(admin.timeseries_data.upload, RAW, {str(meter["id"]): {
+        f"2026-01-05T{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}+00:00": v for s, v in points.items()}})
+    end = "2026-01-05T02:00:00+00:00"
+    for width, unit, seconds in (("1", BucketWidthUnit.hour, 3600), ("1", BucketWidthUnit.minute, 60),
+                                 ("30", BucketWidthUnit.second, 30)):
+        buckets: dict[int, list[float]] = {}
+        for second, value in points.items():
+            buckets.setdefault(second // seconds * seconds, []).append(value)
+        for aggregation, expect in ((Aggregation.sum, sum), (Aggregation.count, len), (Aggregation.min, min),
+                                    (Aggregation.max, max), (Aggregation.avg, lambda v: sum(v) / len(v))):
+            got = (await call(admin.timeseries_data.download_aggregate, T0, end, RAW, [meter["id"]],
+                              aggregation=aggregation, bucket_width_value=width,
+                              bucket_width_unit=unit)).data[str(meter["id"])]
+            values = list(got.values())
+            assert len(values) == 7200 // seconds
+            for index, value in enumerate(values):
+                held = buckets.get(index * seconds)
+                if held is None:
+                    assert value == (0 if aggregation is Aggregation.count else None)
+                else:
+                    assert value == pytest.approx(expect(held)), (unit, aggregation, index)
