@@ -4,8 +4,10 @@ permissions a user group gives on campaigns and scopes."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from bemserver_api_client import BEMServerApiClient
 from bemserver_api_client.exceptions import (
@@ -145,3 +147,18 @@ async def test_user_group_permissions_scope_what_a_user_reads(bem: Stack, admin:
                {"user_group_id": group["id"], "campaign_scope_id": scope["id"]})
     links = (await call(reader.user_groups_by_campaign_scopes.getall)).data
     assert [x["campaign_scope_id"] for x in links] == [scope["id"]]
+
+
+@pytest.mark.parametrize("target", ["/bemserver/../internal/v1/devices", "/bemserver/%2e%2e/internal/v1/devices",
+                                    "/bemserver/sites/..%2F..%2Finternal%2Fv1%2Fdevices", "/bemserver/./campaigns/"])
+async def test_dot_segments_never_reach_another_twin_path(bem: Stack, target: str) -> None:
+    """A path that would normalise elsewhere on the twin (its /internal/ API) is refused."""
+    assert bem.gateway.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", bem.gateway.port)
+    auth = aiohttp.encode_basic_auth(*ADMIN)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = (await asyncio.wait_for(reader.read(), timeout=10)).decode(errors="replace")
+    writer.close()
+    await writer.wait_closed()
+    assert answer.split()[1] in ("400", "404") and "secret" not in answer

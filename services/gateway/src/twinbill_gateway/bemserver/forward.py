@@ -10,6 +10,7 @@ from aiohttp import web
 from twinbill_common.errors import HttpError
 from twinbill_gateway.api import SETTINGS
 from twinbill_gateway.bemserver.auth import caller
+from twinbill_gateway.domain.access import AMBIGUOUS
 from twinbill_gateway.proxy import CLIENT
 
 PASSED_REQUEST = ("Content-Type", "Accept", "If-Match", "If-None-Match", "X-Request-Id")
@@ -26,6 +27,10 @@ def access_headers(*, user_id: int, admin: bool, campaigns: frozenset[int], scop
 
 async def forward_bemserver(request: web.Request) -> web.StreamResponse:
     """Authenticate, then stream the request to the twin and its answer back."""
+    raw = request.rel_url.raw_path
+    if any(part in (".", "..") for part in raw.split("/")) or AMBIGUOUS.search(raw):
+        # the twin's URL would normalise to another path than this one (its /internal/, say)
+        raise HttpError(404, "")
     who = await caller(request)
     headers = {name: request.headers[name] for name in PASSED_REQUEST if name in request.headers}
     headers.update(access_headers(user_id=who.user.id, admin=who.is_admin, campaigns=who.campaigns,
