@@ -219,52 +219,55 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _rows(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    """Batches of rows from a server-side cursor (the caller holds the transaction)."""
+    cursor = await conn.cursor(sql, *args)
+    while rows := await cursor.fetch(FETCH):
+        yield rows
+
+
 async def _stream_json(conn: asyncpg.Connection, response: web.StreamResponse, series: list[Series],
                        start: int, end: int, zone: ZoneInfo) -> None:
+    when = p.TimeFormatter(zone, csv=False)
     await response.write(b"{")
     written = 0
     for item in series:
         opened = False
-        chunk: list[str] = []
-        async for row in conn.cursor(_POINTS, item.key, start, end, prefetch=FETCH):
-            if not opened:
-                chunk.append(("," if written else "") + json.dumps(item.label) + ":{")
-                opened = True
-            else:
-                chunk.append(",")
-            chunk.append(f'"{p.json_time(row["ts"], zone)}":{row["dbl"]!r}')
-            if len(chunk) >= 2 * FETCH:
-                await response.write("".join(chunk).encode())
-                chunk = []
+        async for rows in _rows(conn, _POINTS, item.key, start, end):
+            text = ",".join([f'"{when(row[0])}":{row[1]!r}' for row in rows])
+            head = "," if opened else ("," if written else "") + json.dumps(item.label) + ":{"
+            opened = True
+            await response.write((head + text).encode())
         if opened:
-            chunk.append("}")
+            await response.write(b"}")
             written += 1
-        if chunk:
-            await response.write("".join(chunk).encode())
     await response.write(b"}")
 
 
 async def _stream_csv(conn: asyncpg.Connection, response: web.StreamResponse, series: list[Series],
                       start: int, end: int, zone: ZoneInfo) -> None:
+    when = p.TimeFormatter(zone, csv=True)
     column = {item.key: index for index, item in enumerate(series)}
     await response.write(("Datetime," + ",".join(_csv_cell(s.label) for s in series) + "\n").encode())
+    if len(series) == 1:  # one column: one line per row
+        async for rows in _rows(conn, _POINTS, series[0].key, start, end):
+            await response.write("".join([f"{when(row[0])},{row[1]!r}\n" for row in rows]).encode())
+        return
     lines: list[str] = []
     current: int | None = None
     cells: list[str] = [""] * len(series)
-    async for row in conn.cursor(_JOINED, list(column), start, end, prefetch=FETCH):
-        if row["ts"] != current:
-            if current is not None:
-                lines.append(p.csv_time(current, zone) + "," + ",".join(cells) + "\n")
-                if len(lines) >= FETCH:
-                    await response.write("".join(lines).encode())
-                    lines = []
-            current = row["ts"]
-            cells = [""] * len(series)
-        cells[column[row["attribute_id"]]] = repr(row["dbl"])
-    if current is not None:
-        lines.append(p.csv_time(current, zone) + "," + ",".join(cells) + "\n")
-    if lines:
+    async for rows in _rows(conn, _JOINED, list(column), start, end):
+        for ts, key, value in rows:
+            if ts != current:
+                if current is not None:
+                    lines.append(when(current) + "," + ",".join(cells) + "\n")
+                current = ts
+                cells = [""] * len(series)
+            cells[column[key]] = repr(value)
         await response.write("".join(lines).encode())
+        lines = []
+    if current is not None:
+        await response.write((when(current) + "," + ",".join(cells) + "\n").encode())
 
 
 def _csv_cell(text: str) -> str:
@@ -309,18 +312,22 @@ async def download_aggregate(request: web.Request) -> web.Response:
         raise _query_error("bucket_width_value", f"Too many buckets: {err}.") from None
     async with pool_of(request).acquire() as conn:
         series = await _series(conn, request, labels, state=state, access=access)
-        rows = await conn.fetch(aggregate_sql(aggregation, grid), [s.key for s in series],
-                                grid.starts[0] if grid.starts else 0, grid.end, grid.starts)
+        args: list[Any] = [[s.key for s in series], grid.starts[0] if grid.starts else 0, grid.end]
+        if grid.width is None:
+            args.append(grid.starts)
+        rows = await conn.fetch(aggregate_sql(aggregation, grid), *args)
     fill: int | None = 0 if aggregation == "count" else None
     values: dict[int, list[Any]] = {s.key: [fill] * len(grid.starts) for s in series}
     for row in rows:
         values[row["attribute_id"]][row["b"] - 1] = int(row["v"]) if aggregation == "count" else float(row["v"])
     if request.headers.get("Accept", "").startswith("text/csv"):
         lines = ["Datetime," + ",".join(_csv_cell(s.label) for s in series)]
+        csv_when = p.TimeFormatter(zone, csv=True)
         for index, ts in enumerate(grid.starts):
-            lines.append(p.csv_time(ts, zone) + "," + ",".join(p.number_text(values[s.key][index]) for s in series))
+            lines.append(csv_when(ts) + "," + ",".join(p.number_text(values[s.key][index]) for s in series))
         return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
-    stamps = [p.json_time(ts, zone) for ts in grid.starts]
+    when = p.TimeFormatter(zone, csv=False)
+    stamps = [when(ts) for ts in grid.starts]
     body = {s.label: dict(zip(stamps, values[s.key], strict=True)) for s in series} if stamps else {}
     return web.json_response(body)
 
@@ -332,16 +339,23 @@ _ROLLUP_AGGREGATE = {"avg": "sum(sum) / sum(n)", "sum": "sum(sum)", "min": "min(
 
 
 def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
-    """Bucket values of $1 (series keys) in [$2, $3) over the boundaries $4: from the hour or
-    minute rollup when every boundary lies on its grid (the rollups hold exactly the stored
-    numeric points, merged as they arrive and rebuilt on delete), else from raw samples."""
+    """Bucket values (1-based bucket number `b`) of $1 (series keys) in [$2, $3), $4 the bucket
+    starts (calendar units only): from the hour or minute rollup when every boundary lies on its grid (the rollups
+    hold exactly the stored numeric points, merged as they arrive and rebuilt on delete), else
+    from raw samples; fixed widths number buckets by arithmetic, calendar ones by width_bucket."""
     bounds = [*grid.starts, grid.end]
+
+    def number(column: str) -> str:
+        if grid.width is not None:
+            return f"(({column} - $2) / {grid.width} + 1)"
+        return f"width_bucket({column}, $4::bigint[])"
+
     for width, table in ((3_600_000, "rollup_1h"), (60_000, "rollup_1m")):
         if all(b % width == 0 for b in bounds):
-            return (f"SELECT attribute_id, width_bucket(bucket, $4::bigint[]) AS b, "
-                    f"{_ROLLUP_AGGREGATE[aggregation]} AS v FROM {table} WHERE attribute_id = ANY($1::bigint[]) "
-                    "AND idx = -1 AND bucket >= $2 AND bucket < $3 GROUP BY 1, 2")
-    return (f"SELECT attribute_id, width_bucket(ts, $4::bigint[]) AS b, {_RAW_AGGREGATE[aggregation]} AS v "
+            return (f"SELECT attribute_id, {number('bucket')} AS b, {_ROLLUP_AGGREGATE[aggregation]} AS v "
+                    f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
+                    "AND bucket < $3 GROUP BY 1, 2")
+    return (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
             "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
             "AND dbl IS NOT NULL GROUP BY 1, 2")
 

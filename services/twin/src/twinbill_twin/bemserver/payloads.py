@@ -134,10 +134,12 @@ def number_text(value: float | int | None) -> str:
 @dataclass(frozen=True)
 class Buckets:
     """download_aggregate's buckets: starts (epoch ms) from floor(start) to ceil(end), aligned in
-    the zone (week buckets start on Monday; multiples only for second, minute and hour)."""
+    the zone (week buckets start on Monday; multiples only for second, minute and hour).
+    `width` is the fixed width in ms (second, minute, hour), None for calendar units."""
 
     starts: list[int]
     end: int
+    width: int | None = None
 
 
 def _floor(moment: datetime, unit: str, width: int) -> datetime:
@@ -176,6 +178,14 @@ def buckets(start: datetime, end: datetime, *, unit: str, width: int, zone: Zone
     """Every bucket start between floor(start) and ceil(end) in the zone; ValueError past `limit`."""
     first = _floor(start.astimezone(zone), unit, width)
     stop = end.astimezone(zone)
+    if unit in FIXED_PERIODS:
+        # fixed widths step in absolute time: the starts are arithmetic
+        step = FIXED_PERIODS[unit] * width * 1000
+        low, high = int(first.timestamp() * 1000), int(stop.timestamp() * 1000)
+        count = max(0, -(-(high - low) // step))
+        if count > limit:
+            raise ValueError(f"more than {limit} buckets")
+        return Buckets(list(range(low, low + count * step, step)), low + count * step, step)
     starts: list[int] = []
     moment = first
     while moment < stop:
@@ -184,3 +194,35 @@ def buckets(start: datetime, end: datetime, *, unit: str, width: int, zone: Zone
             raise ValueError(f"more than {limit} buckets")
         moment = _step(moment, unit, width)
     return Buckets(starts, int(moment.timestamp() * 1000))
+
+
+class TimeFormatter:
+    """json_time / csv_time for many timestamps: the local minute's text is computed once per
+    UTC minute (a week of 1 Hz data formats 10,080 minutes, not 604,800 datetimes)."""
+
+    def __init__(self, zone: ZoneInfo, *, csv: bool) -> None:
+        self._zone = zone
+        self._csv = csv
+        self._minutes: dict[int, tuple[str, str] | None] = {}
+
+    def _minute(self, minute: int) -> tuple[str, str] | None:
+        local = datetime.fromtimestamp(minute * 60, self._zone)
+        if local.second:  # an offset with seconds (before 1972 in a few zones): format each point
+            return None
+        if self._csv:
+            return local.strftime("%Y-%m-%dT%H:%M:"), local.strftime("%z")
+        text = local.isoformat()
+        return text[:17], text[19:]
+
+    def __call__(self, ts: int) -> str:
+        minute, rest = divmod(ts, 60_000)
+        if minute in self._minutes:
+            parts = self._minutes[minute]
+        else:
+            parts = self._minutes[minute] = self._minute(minute)
+        if parts is None:
+            return csv_time(ts, self._zone) if self._csv else json_time(ts, self._zone)
+        seconds, millis = divmod(rest, 1000)
+        if millis and not self._csv:
+            return f"{parts[0]}{seconds:02d}.{millis:03d}000{parts[1]}"
+        return f"{parts[0]}{seconds:02d}{parts[1]}"
