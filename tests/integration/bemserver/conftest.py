@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from bemserver_api_client import BEMServerApiClient
+from multidict import CIMultiDict
 from pydantic import SecretStr
 
 from twinbill_common.bus import delete_namespace
@@ -81,7 +82,7 @@ def unique(prefix: str) -> str:
 
 
 async def raw(bem: Stack, method: str, path: str, *, auth: tuple[str, str] | None = ADMIN,
-              headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
+              headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any, CIMultiDict[str]]:
     """One request to the gateway's /bemserver without the client: status, body, headers."""
     sent = dict(headers or {})
     if auth is not None:
@@ -90,4 +91,4 @@ async def raw(bem: Stack, method: str, path: str, *, auth: tuple[str, str] | Non
                                                              **kwargs) as response:
         text = await response.text()
         body = json.loads(text) if response.content_type == "application/json" else text
-        return response.status, body, dict(response.headers)
+        return response.status, body, CIMultiDict(response.headers)

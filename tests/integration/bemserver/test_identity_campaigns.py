@@ -162,3 +162,29 @@ async def test_dot_segments_never_reach_another_twin_path(bem: Stack, target: st
     writer.close()
     await writer.wait_closed()
     assert answer.split()[1] in ("400", "404") and "secret" not in answer
+
+
+async def test_groups_and_links_are_updated_and_deleted_with_etags(bem: Stack, admin: Any) -> None:
+    """A group is renamed and deleted (with its links) under If-Match; a user is deleted."""
+    user = (await call(admin.users.create, {"name": "Temp", "email": f"{unique('tmp')}@example.test",
+                                            "password": "temp-password"})).data
+    group = (await call(admin.user_groups.create, {"name": unique("team")})).data
+    link = (await call(admin.user_by_user_groups.create, {"user_id": user["id"], "user_group_id": group["id"]})).data
+    with pytest.raises(BEMServerAPIConflictError):
+        await call(admin.user_by_user_groups.create, {"user_id": user["id"], "user_group_id": group["id"]})
+    one = await call(admin.user_groups.getone, group["id"])
+    renamed = await call(admin.user_groups.update, group["id"], {"name": group["name"] + "-2"}, etag=one.etag)
+    assert renamed.data == {"id": group["id"], "name": group["name"] + "-2"}
+    assert [x["id"] for x in (await call(admin.user_by_user_groups.getall, user_id=user["id"])).data] == [link["id"]]
+    with pytest.raises(BEMServerAPIPreconditionError):
+        await call(admin.user_groups.delete, group["id"], etag=one.etag)
+    await call(admin.user_groups.delete, group["id"], etag=(await call(admin.user_groups.getone, group["id"])).etag)
+    with pytest.raises(BEMServerAPINotFoundError):
+        await call(admin.user_by_user_groups.getone, link["id"])
+    await call(admin.users.delete, user["id"], etag=(await call(admin.users.getone, user["id"])).etag)
+    with pytest.raises(BEMServerAPINotFoundError):
+        await call(admin.users.getone, user["id"])
+    status, _, headers = await raw(bem, "GET", "/campaigns/")
+    etag = headers["ETag"]
+    status, _, _ = await raw(bem, "GET", "/campaigns/", headers={"If-None-Match": etag})
+    assert status == 304

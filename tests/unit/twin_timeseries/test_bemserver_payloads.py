@@ -16,7 +16,9 @@ from twinbill_twin.bemserver.payloads import (
     PayloadError,
     TimeFormatter,
     buckets,
+    csv_points,
     csv_time,
+    json_points,
     json_time,
     read_csv_points,
     read_json_points,
@@ -71,3 +73,10 @@ def test_buckets_follow_the_zone_calendar_across_dst() -> None:
     quarter = buckets(datetime(2026, 1, 1, 0, 7, tzinfo=UTC), datetime(2026, 1, 1, 0, 31, tzinfo=UTC),
                       unit="minute", width=15, zone=ZoneInfo("UTC"))
     assert [(s // 60_000) % 60 for s in quarter.starts] == [0, 15, 30]
+
+
+@given(st.lists(st.tuples(st.integers(0, 4_102_444_800_000), st.floats(allow_nan=False, allow_infinity=False)),
+                max_size=50).map(sorted), st.sampled_from(ZONES))
+def test_point_lines_match_the_plain_formatting(rows: list[tuple[int, float]], zone: ZoneInfo) -> None:
+    assert json_points(rows, TimeFormatter(zone, csv=False)) == [f'"{json_time(t, zone)}":{v!r}' for t, v in rows]
+    assert csv_points(rows, TimeFormatter(zone, csv=True)) == [f"{csv_time(t, zone)},{v!r}\n" for t, v in rows]

@@ -234,7 +234,7 @@ async def _stream_json(conn: asyncpg.Connection, response: web.StreamResponse, s
     for item in series:
         opened = False
         async for rows in _rows(conn, _POINTS, item.key, start, end):
-            text = ",".join([f'"{when(row[0])}":{row[1]!r}' for row in rows])
+            text = ",".join(p.json_points(rows, when))
             head = "," if opened else ("," if written else "") + json.dumps(item.label) + ":{"
             opened = True
             await response.write((head + text).encode())
@@ -251,7 +251,7 @@ async def _stream_csv(conn: asyncpg.Connection, response: web.StreamResponse, se
     await response.write(("Datetime," + ",".join(_csv_cell(s.label) for s in series) + "\n").encode())
     if len(series) == 1:  # one column: one line per row
         async for rows in _rows(conn, _POINTS, series[0].key, start, end):
-            await response.write("".join([f"{when(row[0])},{row[1]!r}\n" for row in rows]).encode())
+            await response.write("".join(p.csv_points(rows, when)).encode())
         return
     lines: list[str] = []
     current: int | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -214,15 +215,67 @@ class TimeFormatter:
         text = local.isoformat()
         return text[:17], text[19:]
 
+    def parts(self, minute: int) -> tuple[str, str] | None:
+        """(text up to the seconds, zone suffix) of a UTC minute; None when its offset has seconds."""
+        if minute in self._minutes:
+            return self._minutes[minute]
+        found = self._minutes[minute] = self._minute(minute)
+        return found
+
     def __call__(self, ts: int) -> str:
         minute, rest = divmod(ts, 60_000)
-        if minute in self._minutes:
-            parts = self._minutes[minute]
-        else:
-            parts = self._minutes[minute] = self._minute(minute)
+        parts = self.parts(minute)
         if parts is None:
             return csv_time(ts, self._zone) if self._csv else json_time(ts, self._zone)
         seconds, millis = divmod(rest, 1000)
         if millis and not self._csv:
             return f"{parts[0]}{seconds:02d}.{millis:03d}000{parts[1]}"
         return f"{parts[0]}{seconds:02d}{parts[1]}"
+
+
+SECONDS = [f"{second:02d}" for second in range(60)]
+
+
+def json_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[str]:
+    """`"<time>":<value>` for each (ts, value) row: the minute's text is looked up only when the
+    minute changes (the hot loop of a download)."""
+    out: list[str] = []
+    append = out.append
+    current = -1
+    head = tail = ""
+    exact = True
+    for ts, value in rows:
+        minute, rest = divmod(ts, 60_000)
+        if minute != current:
+            current = minute
+            parts = when.parts(minute)
+            exact = parts is not None
+            if parts is not None:
+                head, tail = '"' + parts[0], parts[1] + '":'
+        if not exact or rest % 1000:
+            append(f'"{when(ts)}":{value!r}')
+        else:
+            append(head + SECONDS[rest // 1000] + tail + repr(value))
+    return out
+
+
+def csv_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[str]:
+    """`<time>,<value>\\n` for each (ts, value) row of a one-series CSV download."""
+    out: list[str] = []
+    append = out.append
+    current = -1
+    head = tail = ""
+    exact = True
+    for ts, value in rows:
+        minute, rest = divmod(ts, 60_000)
+        if minute != current:
+            current = minute
+            parts = when.parts(minute)
+            exact = parts is not None
+            if parts is not None:
+                head, tail = parts[0], parts[1] + ","
+        if exact:
+            append(head + SECONDS[rest // 1000] + tail + repr(value) + "\n")
+        else:
+            append(f"{when(ts)},{value!r}\n")
+    return out
