@@ -198,29 +198,47 @@ def buckets(start: datetime, end: datetime, *, unit: str, width: int, zone: Zone
 
 
 class TimeFormatter:
-    """json_time / csv_time for many timestamps: the local minute's text is computed once per
-    UTC minute (a week of 1 Hz data formats 10,080 minutes, not 604,800 datetimes)."""
+    """json_time / csv_time for many timestamps, by integer arithmetic: each UTC hour's offset is
+    looked up once (and checked to hold through the hour), each local day's date text once.
+    Where an offset changes inside an hour or has seconds (a few zones before 1972), each point
+    is formatted by datetime instead."""
 
     def __init__(self, zone: ZoneInfo, *, csv: bool) -> None:
         self._zone = zone
         self._csv = csv
-        self._minutes: dict[int, tuple[str, str] | None] = {}
+        self._hours: dict[int, tuple[int, str] | None] = {}
+        self._days: dict[int, str] = {}
 
-    def _minute(self, minute: int) -> tuple[str, str] | None:
-        local = datetime.fromtimestamp(minute * 60, self._zone)
-        if local.second:  # an offset with seconds (before 1972 in a few zones): format each point
+    def _offset(self, hour: int) -> tuple[int, str] | None:
+        first = datetime.fromtimestamp(hour * 3600, self._zone).utcoffset()
+        last = datetime.fromtimestamp(hour * 3600 + 3599, self._zone).utcoffset()
+        if first is None or first != last or first.seconds % 60 or first.microseconds:
             return None
-        if self._csv:
-            return local.strftime("%Y-%m-%dT%H:%M:"), local.strftime("%z")
-        text = local.isoformat()
-        return text[:17], text[19:]
+        minutes = int(first.total_seconds()) // 60
+        sign = "-" if minutes < 0 else "+"
+        hh, mm = divmod(abs(minutes), 60)
+        suffix = f"{sign}{hh:02d}{mm:02d}" if self._csv else f"{sign}{hh:02d}:{mm:02d}"
+        return minutes * 60_000, suffix
+
+    def _day(self, day: int) -> str:
+        text = self._days.get(day)
+        if text is None:
+            text = self._days[day] = (EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+        return text
 
     def parts(self, minute: int) -> tuple[str, str] | None:
-        """(text up to the seconds, zone suffix) of a UTC minute; None when its offset has seconds."""
-        if minute in self._minutes:
-            return self._minutes[minute]
-        found = self._minutes[minute] = self._minute(minute)
-        return found
+        """(text up to the seconds, zone suffix) of a UTC minute; None where arithmetic won't do."""
+        hour = minute // 60
+        if hour in self._hours:
+            found = self._hours[hour]
+        else:
+            found = self._hours[hour] = self._offset(hour)
+        if found is None:
+            return None
+        offset, suffix = found
+        day, rest = divmod(minute * 60_000 + offset, 86_400_000)
+        hh, rest = divmod(rest, 3_600_000)
+        return f"{self._day(day)}T{hh:02d}:{rest // 60_000:02d}:", suffix
 
     def __call__(self, ts: int) -> str:
         minute, rest = divmod(ts, 60_000)
