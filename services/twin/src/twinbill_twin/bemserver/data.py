@@ -65,7 +65,7 @@ async def upload(request: web.Request) -> web.Response:
         fields = {err.where[0]: {err.where[1]: [str(err)]}} if err.where else None
         raise HttpError(422, str(err), data={"errors": {"json": fields}} if fields else None) from None
     async with pool_of(request).acquire() as conn:
-        series = await find_series(conn, request, list(points), state=state, access=access, write=True)
+        series = await find_series(conn, request, list(points), state=state, access=access)
         await _store(request, conn, series, points)
     return web.Response(status=201)
 

@@ -86,7 +86,7 @@ def campaign_id_of(request: web.Request) -> int | None:
 
 
 async def find_series(conn: asyncpg.Connection, request: web.Request, labels: list[str], *, state: int,
-                  access: Access, write: bool = False) -> list[Series]:
+                      access: Access) -> list[Series]:
     """The named series (ids, or names in the path's campaign), each readable by the caller.
 
     Unknown ones are a 422 naming them (field `timeseries`), as BEMServer's "Unknown timeseries"."""
