@@ -196,6 +196,9 @@ async def test_series_of_another_campaign_are_forbidden(bem: Stack, admin: Any) 
         await call(reader.timeseries_data.download, T0, END, RAW, [hidden["id"]])
     with pytest.raises(BEMServerAPIAuthorizationError):
         await call(reader.timeseries.getone, hidden["id"])
+    assert [s["id"] for s in (await call(reader.campaign_scopes.getall)).data] == [scope["id"]]
+    with pytest.raises(BEMServerAPIAuthorizationError):
+        await call(reader.campaign_scopes.getone, other_scope["id"])
 
 
 async def test_seed_002_millisecond_keys_and_start_agree(bem: Stack, admin: Any) -> None:

@@ -148,7 +148,8 @@ def _ident(request: web.Request) -> int:
 async def one_readable(conn: asyncpg.Connection, resource: Resource, ident: int, access: Access) -> asyncpg.Record:
     """The row, 404 when absent, 403 when its campaign is not the caller's."""
     row = await _fetch_one(conn, resource, ident)
-    if not access.admin and row["_campaign"] not in access.campaigns:
+    if not access.admin and row["_campaign"] not in access.campaigns and not (
+            resource.path == "campaign_scopes" and row["id"] in access.scopes):
         raise forbidden()
     return row
 
@@ -181,7 +182,11 @@ def _lister(resource: Resource) -> Any:
                 clauses.append(f"{resource.select.get(name, name)} = {mark}")
         if not access.admin:
             args.append(sorted(access.campaigns))
-            clauses.append(f"{resource.campaign} = ANY(${len(args)}::int[])")
+            visible = f"{resource.campaign} = ANY(${len(args)}::int[])"
+            if resource.path == "campaign_scopes":  # a scope given to the user's group is visible too
+                args.append(sorted(access.scopes))
+                visible = f"({visible} OR id = ANY(${len(args)}::int[]))"
+            clauses.append(visible)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {_order(resource, query.get('sort'))}"
         rows = await pool_of(request).fetch(sql, *args)
