@@ -51,6 +51,7 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response({"path": request.path_qs, "method": request.method,
                               "user": request.headers.get("X-Twinbill-User"),
                               "auth": request.headers.get("Authorization"),
+                              "projects": request.headers.get("X-Twinbill-Projects"),
                               "body": (await request.read()).decode()},
                              headers={"X-Pagination": '{"page": 1}'})
 
@@ -165,7 +166,7 @@ async def test_members_reach_their_projects_only(gateway: Client) -> None:
     by_key = await gateway.put("/api/v1/scheduler/tasks/k/status/", headers=bearer, json={"enabled": True})
     assert by_key.status == 200  # the task's project (42) was read from the scheduler first
     across = await gateway.get("/dt/open/v1/instances", headers=bearer)
-    assert across.status == 403 and (await across.json())["message"] == "forbidden"
+    assert across.status == 200 and (await across.json())["projects"] == "42"  # the twin filters by it
 
     key = await gateway.post("/api/v1/users/me/api_key", headers=bearer)
     header = (await key.json())["authorization"]
@@ -233,17 +234,20 @@ async def test_task_key_paths_always_read_the_task_project(peers: Peers) -> None
     assert mine.status == 200 and peers.seen == ["DELETE /api/v1/scheduler/tasks/k/"]
 
 
-async def test_seed_002_instances_are_for_administrators(peers: Peers) -> None:
+async def test_seed_002_requests_name_the_members_projects(peers: Peers) -> None:
+    """Members' seed-002 requests reach the twin with their projects named (issue 12: the twin
+    shows only those); a client's own X-Twinbill-Projects is never passed on; administrators'
+    requests name none (everything)."""
     bearer = await member_of_42(peers.client)
     gateway = peers.client
-    read = await gateway.get("/dt/open/v1/instance?ids=dev-a&project_id=42", headers=bearer)
-    assert read.status == 403 and (await read.json())["code"] == 403
-    control = await gateway.patch("/dt/open/v1/instance/dev-a?project_id=42", headers=bearer,
-                                  json={"project_id": 42, "expectvalues": {}})
-    assert control.status == 403
-    assert peers.seen == []
+    read = await gateway.get("/dt/open/v1/instance?ids=dev-a", headers={**bearer, "X-Twinbill-Projects": "7"})
+    assert read.status == 200 and (await read.json())["projects"] == "42"
+    control = await gateway.patch("/dt/open/v1/instance/dev-a", headers=bearer, json=[])
+    assert control.status == 200 and (await control.json())["projects"] == "42"
     admin = await gateway.get("/dt/open/v1/instance?ids=dev-a", headers=basic(*ADMIN))
-    assert admin.status == 200 and peers.seen == ["GET /dt/open/v1/instance?ids=dev-a"]
+    assert admin.status == 200 and (await admin.json())["projects"] is None
+    dots = await gateway.get("/dt/open/v1/../../api/v1/devices/2", headers=bearer)
+    assert dots.status in (403, 404)
 
 
 async def test_item_paths_read_the_owner_from_the_owning_service(peers: Peers) -> None:

@@ -13,6 +13,7 @@ from twinbill_gateway.domain.access import (
     Collection,
     InvalidProject,
     Item,
+    OpenDt,
     ProjectConflict,
     TaskKey,
     access_for,
@@ -156,13 +157,18 @@ def test_access_kind_of_each_path(path: str, access: object) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/dt/open/v1/instances", "/dt/open/v1/instance", "/dt/open/v1/instance/a/", "/dt/open",
-    "/api/v1/scheduler/other/", "/api/v1/elsewhere/1", "/api/v1//devices/3", "/api/v1/", "/metrics",
+    "/dt/open", "/dt/open/v1/../../api/v1/devices/2", "/api/v1/scheduler/other/", "/api/v1/elsewhere/1",
+    "/api/v1//devices/3", "/api/v1/", "/metrics",
     "/api/v1/devices/1/../2", "/api/v1/devices/1/%2e%2E/2", "/api/v1/scheduler/tasks/k%2F..%2F/",
     "/api/v1/devices/./1", "/api/v1/devices/1\\..\\2",
 ])
-def test_unlisted_and_seed_002_paths_are_for_administrators(path: str) -> None:
+def test_unlisted_paths_are_for_administrators(path: str) -> None:
     assert isinstance(access_for(path), AdminOnly)
+
+
+@pytest.mark.parametrize("path", ["/dt/open/v1/instances", "/dt/open/v1/instance", "/dt/open/v1/instance/a/"])
+def test_seed_002_paths_are_filtered_by_the_twin(path: str) -> None:
+    assert access_for(path) == OpenDt()
 
 
 def test_item_owner_is_its_project_or_none() -> None:

@@ -5,8 +5,10 @@ from twinbill_client.exceptions import (
     TwinbillAPIAuthenticationError,
     TwinbillAPIAuthorizationError,
     TwinbillAPIConflictError,
+    TwinbillAPIConnectionError,
     TwinbillAPIError,
     TwinbillAPINotFoundError,
+    TwinbillAPIPreconditionError,
     TwinbillAPIValidationError,
 )
 from twinbill_client.response import TwinbillAPIResponse
@@ -16,8 +18,10 @@ __all__ = [
     "TwinbillAPIAuthorizationError",
     "TwinbillAPIClient",
     "TwinbillAPIConflictError",
+    "TwinbillAPIConnectionError",
     "TwinbillAPIError",
     "TwinbillAPINotFoundError",
+    "TwinbillAPIPreconditionError",
     "TwinbillAPIResponse",
     "TwinbillAPIValidationError",
 ]

@@ -7,7 +7,8 @@ from typing import Any, BinaryIO
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from twinbill_client.exceptions import TwinbillAPIAuthenticationError
+from twinbill_client.bemserver import BemServer
+from twinbill_client.exceptions import TwinbillAPIAuthenticationError, TwinbillAPIConnectionError
 from twinbill_client.resources import (
     RESOURCE_CLASSES,
     AuditResources,
@@ -82,6 +83,7 @@ class TwinbillAPIClient:
         self.instances = InstanceResources(self)
         self.runs = RunResources(self)
         self.audit = AuditResources(self)
+        self.bem = BemServer(self)
         for name, cls in RESOURCE_CLASSES.items():
             setattr(self, name, cls(self))
 
@@ -113,24 +115,40 @@ class TwinbillAPIClient:
     def set_authentication_method(self, method: AuthBase | None) -> None:
         self._auth_method = method
 
-    def request(self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any) -> TwinbillAPIResponse:
-        """Send one request; with bearer auth, an expired access token is refreshed once and retried."""
+    def _send(self, method: str, path: str, *, authenticate: bool, stream: bool = False,
+              **kwargs: Any) -> requests.Response:
+        """One request; with bearer auth, an expired access token is refreshed once and retried
+        (a streamed upload body cannot be sent twice: refresh before long uploads)."""
         auth = self._auth_method if authenticate else None
-        response = self.session.request(method, self.base_uri + path, auth=auth, timeout=self.timeout, **kwargs)
-        if response.status_code == 401 and isinstance(auth, BearerTokenAuth):
-            refreshed = self.auth.refresh_tokens(auth.refresh_token).data
-            if not isinstance(refreshed, dict) or refreshed.get("status") != "success":
-                raise TwinbillAPIAuthenticationError("access token expired and could not be refreshed", status=401)
-            auth.access_token, auth.refresh_token = refreshed["access_token"], refreshed["refresh_token"]
-            response = self.session.request(method, self.base_uri + path, auth=auth, timeout=self.timeout, **kwargs)
-        return process(response)
+        try:
+            response = self.session.request(method, self.base_uri + path, auth=auth, timeout=self.timeout,
+                                            stream=stream, **kwargs)
+            if response.status_code == 401 and isinstance(auth, BearerTokenAuth) and auth.refresh_token:
+                refreshed = self.auth.refresh_tokens(auth.refresh_token).data
+                if not isinstance(refreshed, dict) or refreshed.get("status") != "success":
+                    raise TwinbillAPIAuthenticationError("access token expired and could not be refreshed",
+                                                         status=401)
+                auth.access_token, auth.refresh_token = refreshed["access_token"], refreshed["refresh_token"]
+                response = self.session.request(method, self.base_uri + path, auth=auth, timeout=self.timeout,
+                                                stream=stream, **kwargs)
+        except requests.RequestException as err:
+            raise TwinbillAPIConnectionError(f"{method} {self.base_uri + path}: {type(err).__name__}: {err}") from err
+        return response
+
+    def request(self, method: str, path: str, *, authenticate: bool = True, **kwargs: Any) -> TwinbillAPIResponse:
+        """Send one request and unwrap its answer (or raise the typed error)."""
+        return process(self._send(method, path, authenticate=authenticate, **kwargs))
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request and return the open response to read in chunks (errors raised first)."""
+        response = self._send(method, path, authenticate=True, stream=True, **kwargs)
+        if response.status_code >= 400:
+            process(response)  # raises the typed error, with the server's message
+        return response
 
     def download(self, path: str, *, out: BinaryIO, params: dict[str, Any], chunk: int = 65536) -> TwinbillAPIResponse:
         """GET a file (an export) and stream it into `out`; errors raise as for `request`."""
-        with self.session.get(self.base_uri + path, params=params, auth=self._auth_method, timeout=self.timeout,
-                              stream=True) as response:
-            if response.status_code >= 400:
-                return process(response)
+        with self.stream("GET", path, params=params) as response:
             written = 0
             for block in response.iter_content(chunk_size=chunk):
                 out.write(block)

@@ -36,3 +36,11 @@ class TwinbillAPIValidationError(TwinbillAPIError):
     def __init__(self, message: str, *, errors: dict[str, list[str]], status: int, body: Any) -> None:
         super().__init__(message, status=status, body=body)
         self.errors = errors
+
+
+class TwinbillAPIConnectionError(TwinbillAPIError):
+    """The server did not answer (refused, unreachable, timed out)."""
+
+
+class TwinbillAPIPreconditionError(TwinbillAPIError):
+    """412 / 428: the ETag sent is not the item's current one, or none was sent."""

@@ -14,6 +14,7 @@ from twinbill_client.exceptions import (
     TwinbillAPIConflictError,
     TwinbillAPIError,
     TwinbillAPINotFoundError,
+    TwinbillAPIPreconditionError,
     TwinbillAPIValidationError,
 )
 
@@ -46,6 +47,9 @@ def _errors_of(body: Any) -> dict[str, list[str]]:
 
 
 def _message_of(body: Any, fallback: str) -> str:
+    if isinstance(body, dict) and "status" in body and isinstance(body.get("code"), int) and "data" not in body:
+        # flask-smorest (management and BEMServer surfaces): "422 Unprocessable Entity: message"
+        return f"{body['code']} {body['status']}" + (f": {body['message']}" if body.get("message") else "")
     if isinstance(body, dict):
         meta = body.get("meta")
         if isinstance(meta, dict) and meta.get("message"):
@@ -69,7 +73,9 @@ def process(response: requests.Response) -> TwinbillAPIResponse:
         if status in (400, 422) or errors:
             raise TwinbillAPIValidationError(reason, errors=errors, status=status, body=body)
         error_class = {401: TwinbillAPIAuthenticationError, 403: TwinbillAPIAuthorizationError,
-                       404: TwinbillAPINotFoundError, 409: TwinbillAPIConflictError}.get(status, TwinbillAPIError)
+                       404: TwinbillAPINotFoundError, 409: TwinbillAPIConflictError,
+                       412: TwinbillAPIPreconditionError, 428: TwinbillAPIPreconditionError,
+                       }.get(status, TwinbillAPIError)
         raise error_class(reason, status=status, body=body)
     pagination = json.loads(response.headers.get("X-Pagination", "{}") or "{}")
     data: Any = body

@@ -14,7 +14,10 @@ from twinbill_common.http import envelope_middleware, render_dt, render_manageme
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import open_schema
+from twinbill_common.smorest import render_smorest
 from twinbill_gateway import api
+from twinbill_gateway.bemserver import PREFIX as BEMSERVER
+from twinbill_gateway.bemserver import setup_bemserver
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 from twinbill_gateway.proxy import forward
@@ -28,11 +31,13 @@ log = get_logger(__name__)
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; errors use the envelope of the surface the path belongs to."""
     app = web.Application(middlewares=[envelope_middleware(
-        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management)],
+        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
+        default=render_management)],
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     checks = add_health_routes(app, registry=new_registry())
     api.setup_routes(app)
+    setup_bemserver(app)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

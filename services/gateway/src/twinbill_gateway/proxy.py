@@ -20,11 +20,13 @@ from aiohttp import web
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.logging import get_logger
 from twinbill_gateway.auth import authenticate
+from twinbill_gateway.bemserver.auth import readable_projects
 from twinbill_gateway.domain.access import (
     AdminOnly,
     Collection,
     InvalidProject,
     Item,
+    OpenDt,
     ProjectConflict,
     TaskKey,
     access_for,
@@ -88,6 +90,8 @@ async def authorize(request: web.Request, user: User, body: bytes) -> None:
     access = access_for(request.rel_url.raw_path)
     if isinstance(access, AdminOnly):
         raise Forbidden(access.reason)
+    if isinstance(access, OpenDt):
+        return  # the twin shows only the projects named in X-Twinbill-Projects (see forward)
     try:
         named = named_projects(request.query.getall("project_id", []), parse_body(body))
     except ProjectConflict as err:
@@ -117,6 +121,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # looked up case-insensitively: a client may send `x-twinbill-reason` (HTTP/2 proxies lower-case)
     headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
     headers["X-Twinbill-User"] = str(user.id)
+    if not user.is_admin and isinstance(access_for(request.rel_url.raw_path), OpenDt):
+        headers["X-Twinbill-Projects"] = ",".join(map(str, sorted(await readable_projects(request, user))))
     url = f"{_base(request, upstream)}{request.rel_url}"
     try:
         async with request.app[CLIENT].request(request.method, url, data=body or None,

@@ -15,8 +15,11 @@ from twinbill_common.health import add_health_routes, watch_task
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import open_schema
+from twinbill_common.smorest import render_smorest
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
+from twinbill_twin.bemserver import PREFIX as BEMSERVER
+from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.events import Outbox, declare_journal
 from twinbill_twin.keys import BUS, OUTBOX, POOL, SETTINGS
 from twinbill_twin.settings import TwinSettings
@@ -29,7 +32,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: TwinSettings) -> web.Application:
     """Build the twin service: seed-002 open API under /dt/open/v1, management under /api/v1."""
     app = web.Application(
-        middlewares=[envelope_middleware([("/dt/open/", render_dt)], default=render_management)],
+        middlewares=[envelope_middleware([("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
+                                         default=render_management)],
         client_max_size=64 * 1024 * 1024,
     )
     app[SETTINGS] = settings
@@ -37,6 +41,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     checks = add_health_routes(app, registry=registry)
     dead_letters = dead_letter_gauge(registry)
     add_registry_routes(app)
+    setup_bemserver(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)

@@ -8,7 +8,9 @@ Kinds of path (see the README's "Routing and project access"):
 - `TaskKey`: `/api/v1/scheduler/tasks/{key}/...`. The project is always read from the scheduler.
 - `Item`: `/api/v1/<resource>/{id}[/...]` of a managed resource, and `/api/v1/billing/runs/{id}`.
   The owner is always read by GETting the item from its service (its `project_id`, or its `id` for a project).
-- `AdminOnly`: `/dt/open/...` (seed 002 has no project concept) and anything not listed above.
+- `OpenDt`: `/dt/open/...` (seed 002 has no project parameter): forwarded with the caller's
+  projects in `X-Twinbill-Projects`; the twin shows only those projects' twins (issue 12).
+- `AdminOnly`: anything not listed above.
 """
 
 from __future__ import annotations
@@ -66,22 +68,27 @@ class Item:
 
 
 @dataclass(frozen=True)
+class OpenDt:
+    """Seed 002's API: the twin filters by the projects the gateway names."""
+
+
+@dataclass(frozen=True)
 class AdminOnly:
     """Only administrators; `reason` says why, for the 403."""
 
     reason: str
 
 
-Access = Collection | TaskKey | Item | AdminOnly
+Access = Collection | TaskKey | Item | OpenDt | AdminOnly
 
 
 def access_for(raw_path: str) -> Access:
     """What kind of path `raw_path` (as sent, URL-encoded) is, for project access."""
-    if raw_path == "/dt/open" or raw_path.startswith("/dt/open/"):
-        return AdminOnly("seed 002's /dt/open/ API has no projects: administrators only")
     parts = raw_path.split("/")
     if any(part in (".", "..") for part in parts) or AMBIGUOUS.search(raw_path):
         return AdminOnly(f"{raw_path}: dot segments and encoded '.', '/' or '\\' are for administrators")
+    if raw_path.startswith("/dt/open/"):
+        return OpenDt()
     if parts[:3] != ["", "api", "v1"]:
         return AdminOnly(f"{raw_path} is for administrators")
     rest = parts[3:]

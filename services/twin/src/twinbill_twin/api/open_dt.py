@@ -14,6 +14,7 @@ from twinbill_common.paging import INT64_MAX, Errors, page_total, parse_int, que
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
 from twinbill_twin.api.common import pool_of
+from twinbill_twin.api.visibility import instances_visible, visible_projects
 from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
 from twinbill_twin.events import enqueue_messages
 from twinbill_twin.keys import OUTBOX
@@ -40,7 +41,8 @@ async def list_instances(request: web.Request) -> web.Response:
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     async with pool_of(request).acquire() as conn:
-        total, rows = await instances.list_instances(conn, name=name, page=page, offset=offset)
+        total, rows = await instances.list_instances(conn, name=name, page=page, offset=offset,
+                                                     projects=visible_projects(request))
     return dt_ok({"total": total, "pageTotal": page_total(total, offset), "page": page,
                   "offset": offset, "rows": rows})
 
@@ -66,7 +68,8 @@ async def instance_details(request: web.Request) -> web.Response:
     """GET /dt/open/v1/instance?ids=1,2: instances with their attributes; 404 if any is unknown."""
     ids = parse_ids(request.query.get("ids"))
     async with pool_of(request).acquire() as conn:
-        found = await instances.instance_details(conn, ids)
+        visible = await instances_visible(conn, visible_projects(request), ids)
+        found = await instances.instance_details(conn, [ident for ident in ids if ident in visible])
     missing = sorted(set(ids) - {row["id"] for row in found})
     if missing:
         raise NotFound(f"instance {', '.join(map(str, missing))} not found")
@@ -101,7 +104,7 @@ async def set_expectvalues(request: web.Request) -> web.Response:
     values = {item.id: item.expectvalue for item in wanted}
     async with pool_of(request).acquire() as conn, conn.transaction():
         target = await instances.control_targets(conn, instance_id)
-        if target is None:
+        if target is None or not await instances_visible(conn, visible_projects(request), [instance_id]):
             raise NotFound(f"instance {instance_id} not found")
         attrs = await instances.attributes_of(conn, instance_id, list(values))
         command = _command_values(values, attrs)

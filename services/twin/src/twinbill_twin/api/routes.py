@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from twinbill_twin.api.csv_import import add_io_routes
+from twinbill_twin.api.descriptions import add_description_routes
 from twinbill_twin.api.internal import add_internal_routes
 from twinbill_twin.api.open_dt import add_open_routes
 from twinbill_twin.api.places import add_place_routes
@@ -17,4 +18,5 @@ def add_registry_routes(app: web.Application) -> None:
     add_thing_routes(app)
     add_io_routes(app)
     add_open_routes(app)
+    add_description_routes(app)
     add_internal_routes(app)

@@ -45,6 +45,7 @@ class StreamQuery:
     tz: ZoneInfo
     aggregator: str
     downsample: Downsample | None
+    quality: bool = False   # raw points: also each struct point's quality (issue 12)
 
 
 def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) -> StreamQuery:
@@ -57,12 +58,19 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
         if params.get("end", "").strip() else now_ms
     if end < start:
         raise BadParameter("end", f"{end} ms is before start ({start} ms)")
+    if end == start:
+        raise BadParameter("end", f"equals start ({start} ms): a zero-length range")
     aggregator = (params.get("aggregator") or "none").strip()
     if aggregator not in AGGREGATORS:
         raise BadParameter("aggregator", f"unknown aggregator {aggregator!r} (one of "
                                          f"{', '.join(sorted(AGGREGATORS))})")
     downsample = parse_downsample(params["downsample"]) if params.get("downsample", "").strip() else None
-    return StreamQuery(start, end, tz, aggregator, downsample)
+    quality = (params.get("quality") or "false").strip().lower()
+    if quality not in ("true", "false"):
+        raise BadParameter("quality", f"{quality!r} is not true or false")
+    if quality == "true" and (downsample is not None or aggregator != "none"):
+        raise BadParameter("quality", "qualities come with raw points only (no downsample or aggregator)")
+    return StreamQuery(start, end, tz, aggregator, downsample, quality == "true")
 
 
 async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsample,
@@ -184,12 +192,24 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
         q.aggregator != "none" and len(series) > 1)
     render = _computed_number if computed else _number
-    return [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
-            for t, points in outputs]
+    answer = [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
+              for t, points in outputs]
+    if q.quality:
+        qualities = await series_store.fetch_qualities(conn, attribute_id, q.start, q.end)
+        for item, idx in zip(answer, sorted(series), strict=True):
+            item["quality"] = {_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
+    return answer
+
+
+def _quality(text: str) -> Any:
+    """A struct point's quality as the device sent it: an integer where it is one."""
+    return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
 
 
 def _key(ts: int, millis: bool) -> str:
-    return str(ts) if millis else str(ts // 1000)
+    # Millisecond keys are always 13 digits (zero-padded): `start`/`end` read 10 digits or fewer
+    # as seconds, so an unpadded early key ("123456") would read back as seconds.
+    return f"{ts:013d}" if millis else str(ts // 1000)
 
 
 def _arithmetic(aggregator: str) -> bool:
@@ -206,8 +226,11 @@ def _computed_number(value: Any) -> Any:
 
 
 def _number(value: Any) -> Any:
-    """Integral doubles are written as integers (the seed's `19`), NaN stays NaN, text stays text."""
+    """Integral doubles are written as integers (the seed's `19`), NaN as "NaN", text stays text."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # as OpenTSDB's serializer writes them: strings, so strict JSON parsers read the answer
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 

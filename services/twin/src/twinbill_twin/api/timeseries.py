@@ -16,6 +16,7 @@ from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
 from twinbill_common.paging import INT64_MAX, parse_int
 from twinbill_twin.api.stream_query import parse_query, stream_series
+from twinbill_twin.api.visibility import attribute_visible, visible_projects
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
 
@@ -75,7 +76,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         now_ms = int(time.time() * 1000)
         async with pool(request.app).acquire() as conn:
             row = await series_store.fetch_attribute(conn, attribute_id)
-            if row is None:
+            if row is None or not await attribute_visible(conn, visible_projects(request), attribute_id):
                 raise NotFound(f"attribute {attribute_id} does not exist")
             if row["attrtype"] != "Stream":
                 return dt_ok(attribute_body(row, row["value"]))

@@ -56,6 +56,9 @@ def parse_downsample(text: str) -> Downsample:
                                          "(e.g. 1h-sum, 30m-avg-nan, 1dc-sum, 0all-count; units "
                                          "ms s m h d w n y)")
     whole, every, unit, calendar, aggregator, fill = match.groups()
+    if aggregator not in DOWNSAMPLERS and aggregator.endswith("c") and aggregator[:-1] in DOWNSAMPLERS \
+            and not calendar and not whole:
+        aggregator, calendar = aggregator[:-1], "c"  # the seed's own `1d-sumc` spelling of `1dc-sum`
     if aggregator not in DOWNSAMPLERS:
         raise BadParameter("downsample", f"unknown aggregator {aggregator!r} (one of "
                                          f"{', '.join(sorted(DOWNSAMPLERS))})")

@@ -52,6 +52,9 @@ def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start"
     if not value:
         raise BadParameter(parameter, "is empty; expected " + FORMATS)
     if match := _RELATIVE.match(value):
+        if parameter == "start" and int(match.group(1)) == 0:
+            raise BadParameter(parameter, f"{shown(value)} is now: a zero-length range (use 1{match.group(2)}-ago "
+                                          "or more)")
         # Nothing is stored before 1970, so a span reaching further back means "from 1970"
         # (and keeps the SQL bound inside a bigint however many digits the client sent).
         return max(0, now_ms - int(match.group(1)) * UNIT_MS[match.group(2)])

@@ -6,13 +6,17 @@ from typing import Any
 
 import asyncpg
 
+# An instance belongs to its device's project; one without a device belongs to none.
+INSTANCE_IN_PROJECTS = "i.device_id IN (SELECT d.id FROM devices d WHERE d.project_id = ANY({}::int[]))"
+
 
 def _ms(column: str) -> str:
     return f"COALESCE(floor(extract(epoch FROM {column}) * 1000)::bigint, 0)"
 
 
 INSTANCE_ROW = f"""
-SELECT i.id, i.template_id AS tpl, i.name, i.description AS desp, i.state,
+SELECT i.id, i.template_id AS tpl, i.name, i.description AS desp,
+       COALESCE((SELECT d.online::int FROM devices d WHERE d.id = i.device_id), i.state) AS state,
        {_ms('i.ctime')} AS ctime, {_ms('i.mtime')} AS mtime, {_ms('i.atime')} AS atime,
        t.name AS tplname,
        (SELECT count(*) FROM attributes a WHERE a.instance_id = i.id)::int AS attrnum
@@ -29,10 +33,19 @@ FROM attributes a JOIN instances i ON i.id = a.instance_id LEFT JOIN devices d O
 """
 
 
-async def list_instances(conn: asyncpg.Connection, *, name: str, page: int,
-                         offset: int) -> tuple[int, list[dict[str, Any]]]:
-    """A page of instances whose name contains `name` (all when empty), in id order."""
-    where, args = ("", []) if not name else (" WHERE strpos(i.name, $1) > 0", [name])
+async def list_instances(conn: asyncpg.Connection, *, name: str, page: int, offset: int,
+                         projects: list[int] | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """A page of instances whose name contains `name` (all when empty), in id order; only those
+    of `projects` when given."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if name:
+        args.append(name)
+        clauses.append(f"strpos(i.name, ${len(args)}) > 0")
+    if projects is not None:
+        args.append(projects)
+        clauses.append(INSTANCE_IN_PROJECTS.format(f"${len(args)}"))
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
     total = await conn.fetchval(f"SELECT count(*) FROM instances i{where}", *args)
     # Page the ids first: columns (and the attribute count) are computed for the page only.
     rows = await conn.fetch(

@@ -68,6 +68,17 @@ async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end
     return series
 
 
+async def fetch_qualities(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
+                          ) -> dict[int, list[tuple[int, str]]]:
+    """The qualities of struct points in [start, end] per series index (points without one left out)."""
+    rows = await conn.fetch("SELECT idx, ts, quality FROM samples WHERE attribute_id = $1 AND ts >= $2 "
+                            "AND ts <= $3 AND quality IS NOT NULL ORDER BY ts, idx", attribute_id, start, end)
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for idx, ts, quality in rows:
+        found[idx].append((ts, quality))
+    return found
+
+
 async def fetch_summaries(
     conn: asyncpg.Connection,
     attribute_id: int,

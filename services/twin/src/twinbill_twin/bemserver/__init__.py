@@ -1,0 +1,23 @@
+"""The twin's part of the BEMServer-compatible API (bemserver-api 0.26 contract, issue 12):
+campaigns, campaign scopes, sites to zones, time series, data states, time-series data,
+properties and property data, and the links of series to the structure,
+served under /bemserver behind the gateway (which serves about, auth, users and groups)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from twinbill_twin.bemserver.data import add_data_routes
+from twinbill_twin.bemserver.properties import add_property_routes
+from twinbill_twin.bemserver.resources import add_resource_routes
+from twinbill_twin.bemserver.timeseries import add_timeseries_routes
+
+PREFIX = "/bemserver"
+
+
+def setup_bemserver(app: web.Application) -> None:
+    """Mount /bemserver/... on the twin app."""
+    add_resource_routes(app, PREFIX)
+    add_timeseries_routes(app, PREFIX)
+    add_data_routes(app, PREFIX)
+    add_property_routes(app, PREFIX)

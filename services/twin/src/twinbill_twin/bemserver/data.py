@@ -1,0 +1,217 @@
+"""BEMServer's /timeseries_data/: upload (JSON, CSV) into the twin's one sample store (the same
+write path, deduplication and rollups as MQTT points), streamed downloads and delete, by series
+ids or by names within a campaign (aggregates and stats: `aggregates`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.errors import HttpError
+from twinbill_twin.api.common import pool_of
+from twinbill_twin.bemserver import payloads as p
+from twinbill_twin.bemserver.access import access_of
+from twinbill_twin.bemserver.aggregates import download_aggregate, get_stats
+from twinbill_twin.bemserver.query import (
+    Series,
+    csv_cell,
+    data_state,
+    find_series,
+    labels_of,
+    no_conversion,
+    time_param,
+    zone_param,
+)
+from twinbill_twin.store.samples import CurrentValue, PartitionManager, SampleRecord, write_batch
+
+PARTITIONS = web.AppKey("bemserver_partitions", PartitionManager)
+WRITE_CHUNK = 100_000
+FETCH = 20_000
+_POINTS = ("SELECT ts, dbl FROM samples WHERE attribute_id = $1 AND idx = -1 AND ts >= $2 AND ts < $3 "
+           "AND dbl IS NOT NULL ORDER BY ts")
+_JOINED = ("SELECT ts, attribute_id, dbl FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+           "AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL ORDER BY ts, attribute_id")
+
+
+# --- upload -----------------------------------------------------------------------------------
+
+async def upload(request: web.Request) -> web.Response:
+    """POST: JSON or CSV (by Content-Type), all or nothing; 201 with no body, as BEMServer."""
+    access = access_of(request)
+    state = data_state(request)
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HttpError(422, str(err)) from None
+    if "\x00" in text:
+        raise HttpError(422, "The upload holds a NUL character")
+    try:
+        if request.content_type == "text/csv":
+            points = p.read_csv_points(text)
+        else:
+            try:
+                document = json.loads(text, parse_float=Decimal)
+            except json.JSONDecodeError as err:
+                raise p.PayloadError(f"Wrong JSON file: {err}") from None
+            points = p.read_json_points(document)
+    except p.PayloadError as err:
+        fields = {err.where[0]: {err.where[1]: [str(err)]}} if err.where else None
+        raise HttpError(422, str(err), data={"errors": {"json": fields}} if fields else None) from None
+    async with pool_of(request).acquire() as conn:
+        series = await find_series(conn, request, list(points), state=state, access=access)
+        await _store(request, conn, series, points)
+    return web.Response(status=201)
+
+
+async def _store(request: web.Request, conn: asyncpg.Connection, series: list[Series], points: p.Points) -> None:
+    """Write through the telemetry store in chunks inside one transaction (all or nothing)."""
+    arrived = int(time.time() * 1000)
+    records: list[SampleRecord] = []
+    currents: list[CurrentValue] = []
+    for item in series:
+        values = points[item.label]
+        for ts, value in values.items():
+            records.append((item.key, -1, ts, str(value), float(value), None, None))
+        if item.attribute_id is not None and values:
+            newest = max(values)
+            currents.append(CurrentValue(item.attribute_id, str(values[newest]), newest, arrived))
+    partitions = request.app[PARTITIONS]
+    async with conn.transaction():
+        for start in range(0, max(len(records), 1), WRITE_CHUNK):
+            if start:
+                await conn.execute("DELETE FROM ts_stage")  # the staging table lives to the commit
+            await write_batch(conn, samples=records[start:start + WRITE_CHUNK],
+                              currents=currents if start == 0 else [], devices={}, instances={},
+                              partitions=partitions)
+
+
+# --- download ---------------------------------------------------------------------------------
+
+async def _range(request: web.Request) -> tuple[int, int]:
+    start, end = time_param(request, "start_time"), time_param(request, "end_time")
+    return p.parse_time(start.isoformat()), p.parse_time(end.isoformat())
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """GET: the points of several series, JSON or CSV (Accept), streamed from a cursor."""
+    access = access_of(request)
+    state = data_state(request)
+    start, end = await _range(request)
+    zone = zone_param(request)
+    no_conversion(request)
+    labels = labels_of(request)
+    csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
+    async with pool_of(request).acquire() as conn:
+        series = await find_series(conn, request, labels, state=state, access=access)
+        response = web.StreamResponse(headers={"Content-Type": "text/csv" if csv_wanted else "application/json"})
+        await response.prepare(request)
+        async with conn.transaction():
+            if csv_wanted:
+                await _stream_csv(conn, response, series, start, end, zone)
+            else:
+                await _stream_json(conn, response, series, start, end, zone)
+    await response.write_eof()
+    return response
+
+
+async def _rows(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    """Batches of rows from a server-side cursor (the caller holds the transaction)."""
+    cursor = await conn.cursor(sql, *args)
+    while rows := await cursor.fetch(FETCH):
+        yield rows
+
+
+async def _stream_json(conn: asyncpg.Connection, response: web.StreamResponse, series: list[Series],
+                       start: int, end: int, zone: ZoneInfo) -> None:
+    when = p.TimeFormatter(zone, csv=False)
+    await response.write(b"{")
+    written = 0
+    for item in series:
+        opened = False
+        async for rows in _rows(conn, _POINTS, item.key, start, end):
+            text = ",".join(p.json_points(rows, when))
+            head = "," if opened else ("," if written else "") + json.dumps(item.label) + ":{"
+            opened = True
+            await response.write((head + text).encode())
+        if opened:
+            await response.write(b"}")
+            written += 1
+    await response.write(b"}")
+
+
+async def _stream_csv(conn: asyncpg.Connection, response: web.StreamResponse, series: list[Series],
+                      start: int, end: int, zone: ZoneInfo) -> None:
+    when = p.TimeFormatter(zone, csv=True)
+    column = {item.key: index for index, item in enumerate(series)}
+    await response.write(("Datetime," + ",".join(csv_cell(s.label) for s in series) + "\n").encode())
+    if len(series) == 1:  # one column: one line per row
+        async for rows in _rows(conn, _POINTS, series[0].key, start, end):
+            await response.write("".join(p.csv_points(rows, when)).encode())
+        return
+    lines: list[str] = []
+    current: int | None = None
+    cells: list[str] = [""] * len(series)
+    async for rows in _rows(conn, _JOINED, list(column), start, end):
+        for ts, key, value in rows:
+            if ts != current:
+                if current is not None:
+                    lines.append(when(current) + "," + ",".join(cells) + "\n")
+                current = ts
+                cells = [""] * len(series)
+            cells[column[key]] = repr(value)
+        await response.write("".join(lines).encode())
+        lines = []
+    if current is not None:
+        await response.write((when(current) + "," + ",".join(cells) + "\n").encode())
+
+
+_REBUILD = """
+INSERT INTO {table} (attribute_id, idx, bucket, n, sum, m2, min, max, first_ts, first_v, last_ts, last_v)
+SELECT attribute_id, idx, ts - ts % {width}, count(*), sum(dbl), coalesce(var_pop(dbl), 0) * count(*),
+       min(dbl), max(dbl), min(ts), (array_agg(dbl ORDER BY ts))[1], max(ts), (array_agg(dbl ORDER BY ts DESC))[1]
+FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+GROUP BY 1, 2, 3
+"""
+
+
+async def delete(request: web.Request) -> web.Response:
+    """DELETE: the points of the series in [start_time, end_time); the minute and hour rollups of
+    the touched buckets are rebuilt from what remains, so every reader agrees. 204."""
+    access = access_of(request)
+    access.write()
+    state = data_state(request)
+    start, end = await _range(request)
+    labels = labels_of(request)
+    async with pool_of(request).acquire() as conn:
+        series = await find_series(conn, request, labels, state=state, access=access)
+        keys = [s.key for s in series]
+        async with conn.transaction():
+            await conn.execute("DELETE FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+                               "AND ts >= $2 AND ts < $3", keys, start, end)
+            for table, width in (("rollup_1m", 60_000), ("rollup_1h", 3_600_000)):
+                low, high = start - start % width, end + (-end) % width
+                await conn.execute(f"DELETE FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+                                   "AND bucket >= $2 AND bucket < $3", keys, low, high)
+                await conn.execute(_REBUILD.format(table=table, width=width), keys, low, high)
+    return web.Response(status=204)
+
+
+def add_data_routes(app: web.Application, prefix: str) -> None:
+    """/timeseries_data/ by ids and /timeseries_data/campaign/{campaign_id}/ by names."""
+    app[PARTITIONS] = PartitionManager()
+    for base in (f"{prefix}/timeseries_data", prefix + "/timeseries_data/campaign/{campaign_id}"):
+        app.router.add_get(f"{base}/", download)
+        app.router.add_post(f"{base}/", upload)
+        app.router.add_delete(f"{base}/", delete)
+        app.router.add_get(f"{base}/aggregate", download_aggregate)
+        app.router.add_get(f"{base}/stats", get_stats)
+
+
+__all__ = ["add_data_routes"]

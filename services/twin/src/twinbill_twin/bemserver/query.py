@@ -1,0 +1,132 @@
+"""The query parameters and series look-up shared by BEMServer's /timeseries_data/ endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+
+from twinbill_common.errors import HttpError, ValidationFailed
+from twinbill_twin.bemserver.access import Access
+from twinbill_twin.bemserver.resources import timezones
+from twinbill_twin.bemserver.timeseries import DATA_STATES
+
+
+@dataclass(frozen=True)
+class Series:
+    """A requested series: how the client named it, its sample key in the asked data state, and
+    (device series, Raw) the attribute whose current value an upload moves forward."""
+
+    label: str
+    key: int
+    attribute_id: int | None
+
+
+def query_error(name: str, reason: str) -> ValidationFailed:
+    """422 naming one query parameter."""
+    return ValidationFailed({name: [reason]}, data={"location": "query"})
+
+
+def data_state(request: web.Request) -> int:
+    """`data_state`: 1 (Raw) or 2 (Clean); BEMServer's own 422 body otherwise."""
+    raw = request.query.get("data_state")
+    if raw is None:
+        raise query_error("data_state", "Missing data for required field.")
+    try:
+        state = int(raw)
+    except ValueError:
+        raise query_error("data_state", "Not a valid integer.") from None
+    if state not in {s["id"] for s in DATA_STATES}:
+        # BEMServer's own body here: the reason is a string, not a list
+        raise HttpError(422, "", data={"errors": {"query": {"data_state": "Unknown data state ID"}}})
+    return state
+
+
+def time_param(request: web.Request, name: str) -> datetime:
+    """A required aware datetime parameter, within BEMServer's range (1680..2260)."""
+    raw = request.query.get(name)
+    if raw is None:
+        raise query_error(name, "Missing data for required field.")
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise query_error(name, "Not a valid datetime.") from None
+    if when.tzinfo is None:
+        raise query_error(name, "Not a valid aware datetime.")
+    if not 1680 <= when.year < 2260:
+        raise query_error(name, "Must be greater than or equal to 1680-01-01 and less than 2260-01-01.")
+    return when
+
+
+def zone_param(request: web.Request, default: str = "UTC") -> ZoneInfo:
+    """`timezone`: an IANA name (default UTC)."""
+    name = request.query.get("timezone", default)
+    if name not in timezones():
+        raise query_error("timezone", "Must be one of the IANA time zones.")
+    return ZoneInfo(name)
+
+
+def no_conversion(request: web.Request) -> None:
+    """`convert_to` is refused: twinbill converts no units."""
+    if any(unit for unit in request.query.getall("convert_to", [])):
+        raise query_error("convert_to", "Unit conversion is not supported by twinbill.")
+
+
+def campaign_id_of(request: web.Request) -> int | None:
+    """The campaign of a by-names path, None on a by-ids path."""
+    if "campaign_id" not in request.match_info:
+        return None
+    try:
+        return int(request.match_info["campaign_id"])
+    except ValueError:
+        raise HttpError(404, "") from None
+
+
+async def find_series(conn: asyncpg.Connection, request: web.Request, labels: list[str], *, state: int,
+                      access: Access) -> list[Series]:
+    """The named series (ids, or names in the path's campaign), each readable by the caller.
+
+    Unknown ones are a 422 naming them (field `timeseries`), as BEMServer's "Unknown timeseries"."""
+    campaign = campaign_id_of(request)
+    if campaign is not None:
+        if not await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", campaign):
+            raise HttpError(404, "")
+        rows = await conn.fetch("SELECT * FROM bem_timeseries WHERE campaign_id = $1 AND name = ANY($2::text[])",
+                                campaign, labels)
+        by_label = {r["name"]: r for r in rows}
+    else:
+        bad = [label for label in labels if not label.isdigit() or int(label) >= 2**31]
+        if bad:
+            raise query_error("timeseries", f"Not a valid integer: {', '.join(bad)}.")
+        rows = await conn.fetch("SELECT * FROM bem_timeseries WHERE id = ANY($1::int[])", [int(x) for x in labels])
+        by_label = {str(r["id"]): r for r in rows}
+    unknown = [label for label in labels if label not in by_label]
+    if unknown:
+        what = "name" if campaign is not None else "ID"
+        message = f"Unknown timeseries {what}(s): {', '.join(unknown)}"
+        raise HttpError(422, message, fields={"timeseries": [message]},
+                        data={"location": "query" if request.method != "POST" else "json"})
+    found: list[Series] = []
+    for label in labels:
+        row = by_label[label]
+        if not access.series(row["campaign_id"], row["campaign_scope_id"]):
+            raise HttpError(403, "Authorization error")
+        key = row["raw_key"] if state == 1 else row["clean_key"]
+        found.append(Series(label, key, row["attribute_id"] if state == 1 else None))
+    return found
+
+
+def labels_of(request: web.Request) -> list[str]:
+    """The `timeseries` parameters (ids or names), required, repeats dropped."""
+    labels = request.query.getall("timeseries", [])
+    if not labels:
+        raise query_error("timeseries", "Missing data for required field.")
+    return list(dict.fromkeys(labels))
+
+
+def csv_cell(text: str) -> str:
+    """A CSV header cell, quoted where it must be."""
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
