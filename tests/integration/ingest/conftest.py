@@ -19,8 +19,8 @@ import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.brokerauth import sub_devices_of
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
