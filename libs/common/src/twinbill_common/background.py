@@ -36,9 +36,12 @@ class BackgroundLoops:
     while the group is open; `failure` says which loop and why.
     """
 
-    def __init__(self, checks: dict[str, Check] | None = None, *, group_check: str | None = None) -> None:
-        """`group_check`: also a readiness check under this name for the group as a whole."""
+    def __init__(self, checks: dict[str, Check] | None = None, *, group_check: str | None = None,
+                 task_prefix: str = "") -> None:
+        """`group_check`: also a readiness check under this name for the group as a whole;
+        `task_prefix`: the asyncio task of loop `name` is called `{task_prefix}{name}`."""
         self._checks = checks if checks is not None else {}
+        self._task_prefix = task_prefix
         if group_check is not None:
             self._checks[group_check] = self._group_running
         self._pending: list[tuple[str, Loop]] = []
@@ -60,7 +63,7 @@ class BackgroundLoops:
         if self._group is None:
             self._pending.append((name, loop))
         else:
-            self._group.create_task(self._run(name, loop), name=name)
+            self._group.create_task(self._run(name, loop), name=self._task_prefix + name)
 
     async def _group_running(self) -> None:
         if self.failure is not None:
@@ -69,7 +72,8 @@ class BackgroundLoops:
     def _check(self, name: str) -> Check:
         async def still_running() -> None:
             if name in self._stopped:
-                raise RuntimeError(f"background task {name} stopped: {self._stopped[name]}")
+                reason = self._stopped[name]
+                raise RuntimeError(f"background task {name} stopped" + (f": {reason}" if reason else ""))
 
         return still_running
 
@@ -77,7 +81,11 @@ class BackgroundLoops:
         try:
             await loop
         except asyncio.CancelledError:
-            if not self._closing:
+            if self._closing:
+                raise
+            if self.failure is None:  # cancelled from outside the group: it stopped all the same
+                self._fail(name, "", None)
+            else:  # the group stops the others after a failure
                 self._stopped.setdefault(name, f"stopped with {self.failure}")
             raise
         except Exception as err:
@@ -91,8 +99,8 @@ class BackgroundLoops:
         if self._closing:
             return
         if self.failure is None:
-            self.failure = f"{name}: {reason}"
-        log.error("background task stopped", task=name, reason=reason, exc_info=error)
+            self.failure = f"{name}: {reason or 'cancelled'}"
+        log.error("background task stopped", task=name, reason=reason or "cancelled", exc_info=error)
         self.failed.set()
 
     async def _supervise(self) -> None:
@@ -100,7 +108,7 @@ class BackgroundLoops:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 for name, loop in self._pending:
-                    group.create_task(self._run(name, loop), name=name)
+                    group.create_task(self._run(name, loop), name=self._task_prefix + name)
                 self._pending.clear()
                 self._opened.set()
                 await asyncio.Future()  # until cancelled (closing) or a loop fails
@@ -130,9 +138,10 @@ class BackgroundLoops:
 BACKGROUND = web.AppKey("background_loops", BackgroundLoops)
 
 
-def add_background_loops(app: web.Application, *, group_check: str | None = None) -> BackgroundLoops:
+def add_background_loops(app: web.Application, *, group_check: str | None = None,
+                         task_prefix: str = "") -> BackgroundLoops:
     """The app's background loops, watched by its /readyz (add_health_routes first); the
     lifespan runs them with `async with app[BACKGROUND]:`."""
-    loops = BackgroundLoops(app[READINESS], group_check=group_check)
+    loops = BackgroundLoops(app[READINESS], group_check=group_check, task_prefix=task_prefix)
     app[BACKGROUND] = loops
     return loops

@@ -66,7 +66,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     dead_letters = dead_letter_gauge(registry)
     app[METRICS] = metrics
     checks = add_health_routes(app, registry=registry)
-    background = add_background_loops(app)
+    background = add_background_loops(app, task_prefix="billing.")
     add_history_routes(app)
     add_management_routes(app)
 

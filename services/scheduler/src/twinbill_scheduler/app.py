@@ -44,7 +44,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     registry = new_registry()
     metrics = scheduler_metrics(registry)
     checks = add_health_routes(app, registry=registry)
-    background = add_background_loops(app)
+    background = add_background_loops(app, task_prefix="scheduler.")
     dead_letters = dead_letter_gauge(registry)
     add_task_routes(app)
 
