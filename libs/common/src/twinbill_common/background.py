@@ -22,6 +22,7 @@ from twinbill_common.logging import get_logger
 
 log = get_logger(__name__)
 Loop = Coroutine[Any, Any, None]
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class LoopStopped(Exception):  # it is a fact, not an error class of ours to catch
@@ -37,10 +38,12 @@ class BackgroundLoops:
     """
 
     def __init__(self, checks: dict[str, Check] | None = None, *, group_check: str | None = None,
-                 task_prefix: str = "") -> None:
+                 task_prefix: str = "", stop_timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """`group_check`: also a readiness check under this name for the group as a whole;
-        `task_prefix`: the asyncio task of loop `name` is called `{task_prefix}{name}`."""
+        `task_prefix`: the asyncio task of loop `name` is called `{task_prefix}{name}`;
+        `stop_timeout`: how long `close` waits for the loops to end."""
         self._checks = checks if checks is not None else {}
+        self._stop_timeout = stop_timeout
         self._task_prefix = task_prefix
         if group_check is not None:
             self._checks[group_check] = self._group_running
@@ -124,15 +127,25 @@ class BackgroundLoops:
         await self.close()
 
     async def close(self) -> None:
-        """Cancel every loop and wait until all have ended."""
+        """Cancel every loop and wait until all have ended, at most `stop_timeout` seconds: a loop
+        that lost its cancellation (Python 3.11's wait_for can drop one, see
+        twinbill_ingest.mqtt) must not hold the shutdown forever."""
         self._closing = True
         for _, loop in self._pending:
             loop.close()
         self._pending.clear()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        if self._supervisor is None:
+            return
+        self._supervisor.cancel()
+        done, _ = await asyncio.wait({self._supervisor}, timeout=self._stop_timeout)
+        if not done:
+            still = sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name() in self._checks
+                           or t.get_name().removeprefix(self._task_prefix) in self._checks)
+            log.error("background tasks did not stop; shutting down without them", tasks=still,
+                      timeout=self._stop_timeout)
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._supervisor
 
 
 BACKGROUND = web.AppKey("background_loops", BackgroundLoops)
