@@ -90,3 +90,23 @@ def test_the_process_exits_non_zero_when_a_loop_dies() -> None:
     assert "telemetry_consumer" in output
     assert "channel closed by the broker" in output
     assert "exiting: a background task stopped" in output
+
+
+async def test_closing_cancels_again_a_loop_that_swallowed_its_cancellation() -> None:
+    loops = BackgroundLoops()
+    swallowed = asyncio.Event()
+    started = asyncio.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:  # as a library that turned it into its own error would
+            swallowed.set()
+        await asyncio.Future()  # the second cancellation ends it
+
+    async with loops:
+        loops.start("depth", stubborn())
+        await asyncio.wait_for(started.wait(), timeout=10)
+    assert swallowed.is_set()
+    assert loops.failure is None

@@ -53,6 +53,7 @@ class BackgroundLoops:
         self._opened = asyncio.Event()
         self._closing = False
         self._stopped: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.failed = asyncio.Event()
         self.failure: str | None = None
 
@@ -66,7 +67,7 @@ class BackgroundLoops:
         if self._group is None:
             self._pending.append((name, loop))
         else:
-            self._group.create_task(self._run(name, loop), name=self._task_prefix + name)
+            self._tasks.add(self._group.create_task(self._run(name, loop), name=self._task_prefix + name))
 
     async def _group_running(self) -> None:
         if self.failure is not None:
@@ -111,7 +112,7 @@ class BackgroundLoops:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 for name, loop in self._pending:
-                    group.create_task(self._run(name, loop), name=self._task_prefix + name)
+                    self._tasks.add(group.create_task(self._run(name, loop), name=self._task_prefix + name))
                 self._pending.clear()
                 self._opened.set()
                 await asyncio.Future()  # until cancelled (closing) or a loop fails
@@ -127,9 +128,14 @@ class BackgroundLoops:
         await self.close()
 
     async def close(self) -> None:
-        """Cancel every loop and wait until all have ended, at most `stop_timeout` seconds: a loop
-        that lost its cancellation (Python 3.11's wait_for can drop one, see
-        twinbill_ingest.mqtt) must not hold the shutdown forever."""
+        """Cancel every loop and wait until all have ended, at most `stop_timeout` seconds.
+
+        A loop still running half a second after its cancellation is cancelled again: a
+        cancellation can be lost inside a library (Python 3.11's wait_for drops one that arrives
+        as the awaited call completes; see twinbill_ingest.mqtt), and a loop that catches the
+        error its library made of it would go on forever. Past the timeout the shutdown goes on
+        without it, logged.
+        """
         self._closing = True
         for _, loop in self._pending:
             loop.close()
@@ -137,13 +143,18 @@ class BackgroundLoops:
         if self._supervisor is None:
             return
         self._supervisor.cancel()
-        done, _ = await asyncio.wait({self._supervisor}, timeout=self._stop_timeout)
-        if not done:
-            still = sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name() in self._checks
-                           or t.get_name().removeprefix(self._task_prefix) in self._checks)
-            log.error("background tasks did not stop; shutting down without them", tasks=still,
-                      timeout=self._stop_timeout)
-            return
+        deadline = asyncio.get_running_loop().time() + self._stop_timeout
+        while not self._supervisor.done():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                still = sorted(task.get_name() for task in self._tasks if not task.done())
+                log.error("background tasks did not stop; shutting down without them", tasks=still,
+                          timeout=self._stop_timeout)
+                return
+            await asyncio.wait({self._supervisor}, timeout=min(0.5, remaining))
+            for task in self._tasks:
+                if not task.done():
+                    task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._supervisor
 
