@@ -23,6 +23,9 @@ from twinbill_simulator.signing import sign_sha256
 # aiomqtt warns on every publish while more than 10 await their PUBACK: normal when pipelining.
 MQTT_LOG = logging.getLogger("twinbill_simulator.mqtt")
 MQTT_LOG.setLevel(logging.ERROR)
+# EnOS: a sub-device that is not online (not logged in through this gateway). After an ingest
+# gateway restart every session is gone and the first report of each gateway gets this.
+NOT_ONLINE = 1212
 
 
 @dataclass
@@ -34,6 +37,7 @@ class SimulatorStats:
     points_acked: int = 0
     retries: int = 0
     timeouts: int = 0
+    relogins: int = 0
     codes: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -51,7 +55,7 @@ class SimulatorStats:
         return (
             f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
             f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
-            f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
+            f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} relogins={self.relogins} "
             f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
         )
 
@@ -101,6 +105,7 @@ class _GatewaySim:
         self._last_ms = 0
         self._allow_offline = False  # set when the gateway refuses the sub-device logins
         self._tasks: asyncio.TaskGroup | None = None  # set in run()
+        self._relogin: asyncio.Task[str | None] | None = None  # the login after a 1212, shared
 
     def topic(self, kind: str) -> str:
         return f"/sys/{self.pk}/{self.dk}/thing/measurepoint/{kind}"
@@ -167,6 +172,27 @@ class _GatewaySim:
         if not self._allow_offline:
             self._allow_offline = True
             self.o["log"](f"{self.dk}: {refused}; reporting with allowOfflineSubDevice=true")
+
+    async def _login_again(self, client: aiomqtt.Client) -> bool:
+        """Log the sub-devices in again after a 1212: the ingest gateway lost its sessions (it
+        restarted). Requests that hear 1212 together share one login/batch. True if every
+        sub-device is logged in again, so the request is worth sending again."""
+        if self._relogin is None or self._relogin.done():
+            assert self._tasks is not None, "log in only while run() holds the task group"
+            self.stats.relogins += 1
+            self.o["log"](f"{self.dk}: sub-devices not online (1212); logging them in again")
+            self._relogin = self._tasks.create_task(self._login_quietly(client))
+        return await asyncio.shield(self._relogin) is None
+
+    async def _login_quietly(self, client: aiomqtt.Client) -> str | None:
+        """One login round whose unanswered request is a reason, not an error (it runs as a
+        task of the gateway's group, where an error would end the whole gateway)."""
+        try:
+            return await self._login_once(client)
+        except TimeoutError:
+            return "login/batch got no reply"
+        except aiomqtt.MqttError as err:
+            return f"login/batch not sent: {err}"
 
     async def _login_once(self, client: aiomqtt.Client) -> str | None:
         """One login/batch round; None when every sub-device is logged in, else why not."""
@@ -257,6 +283,12 @@ class _GatewaySim:
                     self.stats.latencies.append(time.perf_counter() - started)
                     self.stats.points_acked += points
                     return
+                if (reply["code"] == NOT_ONLINE and attempt < self.o["retries"]
+                        and await self._login_again(client)):
+                    # Nothing of it was stored: send the same request (same id, so the same
+                    # message id at the gateway) again, as a real EnOS gateway does.
+                    self.stats.retries += 1
+                    continue
                 if reply["code"] < 1000 and attempt < self.o["retries"]:  # "retry later"
                     self.stats.retries += 1
                     await asyncio.sleep(0.5 * (attempt + 1))
