@@ -275,9 +275,10 @@ class Bus:
         await settle(raw, ack=True, queue=queue)
         log.warning("dead-lettered", queue=queue, message_id=raw.message_id, reason=reason)
 
-    async def _consumer_queue(self, queue: str, prefetch: int) -> aio_pika.abc.AbstractRobustQueue:
-        """A work queue on a consumer channel of its own. Declared passively on the robust channel,
-        so the queue and its consumers are restored after a reconnect."""
+    async def consumer_queue(self, queue: str, prefetch: int) -> aio_pika.abc.AbstractRobustQueue:
+        """A queue (un-namespaced name) on a consumer channel of its own, for a consumer loop.
+        Declared passively on the robust channel, so the queue and its consumers are restored
+        after a reconnect; settle its deliveries with `settle`."""
         channel = await self._consumer_channel(prefetch)
         return await channel.declare_queue(self.name(queue), passive=True)
 
@@ -317,7 +318,7 @@ class Bus:
         PermanentError dead-letters with its reason. A broker restart does not end it (see
         `settle`).
         """
-        declared = await self._consumer_queue(queue, prefetch)
+        declared = await self.consumer_queue(queue, prefetch)
 
         async def on_message(raw: AbstractIncomingMessage) -> None:
             try:
@@ -359,7 +360,7 @@ class Bus:
         is retried message by message, so one poison message is dead-lettered and the rest flow.
         A broker restart does not end it (see `settle`).
         """
-        declared = await self._consumer_queue(queue, max_batch * 2)
+        declared = await self.consumer_queue(queue, max_batch * 2)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         await declared.consume(inbox.put)
         while True:
