@@ -143,6 +143,13 @@ class Bus:
         if self._connection is not None:
             await self._connection.close()
 
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` each time the connection is back after a loss: whatever was published
+        meanwhile to a queue that went away with it (exclusive ones) was missed."""
+        if self._connection is None:
+            raise BusUnavailable("bus is not connected")
+        self._connection.reconnect_callbacks.add(lambda *_: callback())
+
     async def ping(self) -> None:
         """Raise BusUnavailable unless the connection and publish channel are open."""
         if self._connection is None or self._connection.is_closed or self.channel.is_closed:
