@@ -11,11 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from twinbill_common.background import BackgroundLoops
-from twinbill_common.bus import retry_transient
 from twinbill_common.errors import PermanentError, StoreUnavailable
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import json_response, read_json
 from twinbill_common.metrics import new_registry
+from twinbill_common.redelivery import retry_transient
 
 
 async def test_transient_errors_are_retried_until_success() -> None:

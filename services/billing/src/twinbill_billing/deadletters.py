@@ -23,9 +23,10 @@ from pydantic import ValidationError
 
 from twinbill_billing.jobs import record_dead_letter
 from twinbill_billing.runs import BillingContext
-from twinbill_common.bus import REASON_HEADER, Bus, settle
+from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.deadletters import death_reason, header_text
 from twinbill_common.logging import get_logger
+from twinbill_common.redelivery import settle
 from twinbill_common.schemas.billing import BillingJob
 from twinbill_common.topology import BILLING_JOBS, DEAD_LETTER
 
