@@ -1,12 +1,14 @@
-"""The simulator behaves as a real EnOS gateway when the ingest gateway restarts: the sessions of
-its sub-devices are gone (1212), so it logs them in again (combine.login.batch) and sends again
-what was not acknowledged; every point it sent is acknowledged in the end."""
+"""The simulator behaves as a real EnOS gateway when the ingest gateway restarts (the sessions of
+its sub-devices are gone: 1212, so it logs them in again with combine.login.batch) and when
+Mosquitto restarts (it connects again, logs in and sends again what got no answer): every point
+it sent is acknowledged in the end."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestServer
@@ -74,3 +76,47 @@ async def test_simulator_logs_in_again_and_resends_after_an_ingest_gateway_resta
     assert stats.relogins >= 1, lines
     assert stats.points_acked == stats.points_sent, lines
     assert not [line for line in lines if "refused" in line], lines
+
+
+async def test_simulator_reconnects_and_resends_after_a_mosquitto_restart(
+        tmp_path: Path, stack: None, amqp_url: str, bus_namespace: str, telemetry: TelemetryReader) -> None:
+    broker = DevBroker(tmp_path).start()  # of this test: it is restarted
+    config = generate_config(1, 4, prefix=f"m{uuid.uuid4().hex[:5]}")
+    registry = registry_for(config)
+    broker.add_users({f"{g['product_key']}/{g['device_key']}": g["secret"] for g in config["gateways"]})
+    settings = IngestSettings(amqp_url=amqp_url, bus_namespace=bus_namespace, mqtt_port=broker.port,
+                              mqtt_username=SERVICE_USER, mqtt_password=broker.service_password,
+                              share_group=f"g{uuid.uuid4().hex[:8]}")
+    source = StaticRegistrySource([ProductModel.model_validate(p) for p in registry["products"]],
+                                  [DeviceRecord.model_validate(d) for d in registry["devices"]])
+    server = TestServer(create_app(settings, source=source), port=0)
+    await server.start_server()
+    lines: list[str] = []
+    stop = asyncio.Event()
+    simulation = None
+    try:
+        await asyncio.wait_for(server.app[GATEWAY].ready.wait(), TIMEOUT)
+        simulation = asyncio.create_task(run_simulator(
+            config, port=broker.port, rate=100, batch=10, window=4, auth=True, offline_every=None,
+            reply_timeout=2.0, retries=8, report_every=None, stop=stop, seed=5, log=lines.append))
+
+        async def stored_more_than(count: int) -> Callable[[], Coroutine[Any, Any, bool]]:
+            async def check() -> bool:
+                return await telemetry.count() > count
+            return check
+
+        await _until(await stored_more_than(0), timeout=30, what="the first points")
+        await asyncio.to_thread(broker.restart)
+        before = await telemetry.count()
+        await _until(await stored_more_than(before + 5), timeout=60, what="points after the restart")
+        stop.set()
+        stats = await asyncio.wait_for(simulation, 60)
+    finally:
+        stop.set()
+        if simulation is not None and not simulation.done():
+            simulation.cancel()
+        await server.close()
+        broker.stop()
+    assert stats.reconnects >= 1, lines
+    assert stats.points_acked == stats.points_sent, lines
+    assert not [line for line in lines if "refused" in line or "gave up" in line], lines
