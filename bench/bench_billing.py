@@ -28,15 +28,15 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
-
+from tests.integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
-from twinbill_common.bus import Bus, delete_namespace  # noqa: E402
+from twinbill_common.bus import Bus  # noqa: E402
 from twinbill_common.schemas.billing import RunBilling  # noqa: E402
 from twinbill_common.topology import BILLING  # noqa: E402
 from twinbill_devstack.mongo import start_embedded_mongo  # noqa: E402
+from twinbill_devstack.namespaces import delete_namespace  # noqa: E402  # after the path set-up above
 from twinbill_devstack.ports import free_port  # noqa: E402
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

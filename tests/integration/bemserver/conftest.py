@@ -18,7 +18,7 @@ from bemserver_api_client import BEMServerApiClient
 from multidict import CIMultiDict
 from pydantic import SecretStr
 
-from twinbill_common.bus import delete_namespace
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_gateway.app import create_app as create_gateway
 from twinbill_gateway.settings import GatewaySettings
 from twinbill_twin.app import create_app as create_twin

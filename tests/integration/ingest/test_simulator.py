@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode
-from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import create_app
 from twinbill_ingest.keys import GATEWAY
 from twinbill_ingest.settings import IngestSettings

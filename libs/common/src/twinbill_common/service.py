@@ -1,22 +1,65 @@
-"""A service's entry point, the same in every service: settings -> logging -> app -> run."""
+"""A service's entry point, the same in every service: settings -> logging -> app -> run.
+
+The app is served until SIGINT/SIGTERM (exit 0), or until one of its background loops stops
+(exit 1, so that the orchestrator restarts the process)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
 
-from twinbill_common.logging import configure_logging
+from twinbill_common.background import BACKGROUND
+from twinbill_common.logging import configure_logging, get_logger
 from twinbill_common.settings import CommonSettings, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
+log = get_logger(__name__)
+EXIT_LOOP_STOPPED = 1
+
+
+async def serve_app(app: web.Application, *, host: str, port: int) -> int:
+    """Start the app (its lifespan), serve HTTP, and return the process exit status."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    background = app.get(BACKGROUND)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("serving", host=host, port=port)
+        waits = [asyncio.ensure_future(stop.wait())]
+        if background is not None:
+            waits.append(asyncio.ensure_future(background.failed.wait()))
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+    if background is not None and background.failure is not None:
+        log.error("exiting: a background task stopped", reason=background.failure,
+                  exit_status=EXIT_LOOP_STOPPED)
+        return EXIT_LOOP_STOPPED
+    return 0
+
+
+def run_service(app: web.Application, *, host: str, port: int) -> None:
+    """Serve `app` in a new event loop; exit non-zero if a background loop stopped."""
+    status = asyncio.run(serve_app(app, host=host, port=port))
+    if status:
+        raise SystemExit(status)
 
 
 def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *, service: str) -> None:
     """Build the settings from the environment (exit 2 listing every problem), configure logging,
-    and serve the app on the configured host and port until interrupted."""
+    and run the app on the configured host and port (run_service)."""
     settings = load_settings(settings_class)
     configure_logging(level=settings.log_level, json=settings.log_json, service=service)
-    web.run_app(create_app(settings), host=settings.http_host, port=settings.http_port,
-                print=None, access_log=None)
+    run_service(create_app(settings), host=settings.http_host, port=settings.http_port)

@@ -1,26 +1,15 @@
-"""Entry point: settings -> app -> run."""
+"""Entry point: settings -> app -> run (twinbill_common.service.serve)."""
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from twinbill_billing.app import create_app
 from twinbill_billing.settings import BillingSettings
-from twinbill_common.logging import configure_logging
-from twinbill_common.settings import load_settings
+from twinbill_common.service import serve
 
 
 def main() -> None:
     """Run the billing worker and its HTTP API until interrupted."""
-    settings = load_settings(BillingSettings)
-    configure_logging(level=settings.log_level, json=settings.log_json, service="billing")
-    web.run_app(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        print=None,
-        access_log=None,
-    )
+    serve(BillingSettings, create_app, service="billing")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What a simulator run sent and what the gateway answered: counts and reply latencies."""
+"""What the simulator sent and what the ingest gateway answered."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class SimulatorStats:
     points_acked: int = 0
     retries: int = 0
     timeouts: int = 0
+    relogins: int = 0
+    reconnects: int = 0
     codes: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -34,5 +36,6 @@ class SimulatorStats:
             f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
             f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
             f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
+            f"relogins={self.relogins} reconnects={self.reconnects} "
             f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
         )
