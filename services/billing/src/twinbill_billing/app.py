@@ -13,12 +13,12 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
+from twinbill_billing.context import BillingContext
 from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
-from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import HttpTwinClient

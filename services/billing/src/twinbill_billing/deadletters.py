@@ -21,8 +21,9 @@ import asyncio
 from aio_pika.abc import AbstractIncomingMessage, HeadersType
 from pydantic import ValidationError
 
+from twinbill_billing.context import BillingContext
 from twinbill_billing.jobs import record_dead_letter
-from twinbill_billing.runs import BillingContext
+from twinbill_billing.runs import finish_if_done
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.deadletters import death_reason, header_text
 from twinbill_common.logging import get_logger
@@ -65,6 +66,7 @@ async def handle_dead_job(raw: AbstractIncomingMessage, ctx: BillingContext) -> 
         return
     reason = death_reason(raw.headers)
     recorded = await record_dead_letter(job, ctx, reason=reason)
+    await finish_if_done(job.run.run_id, ctx)
     await raw.ack()
     ctx.metrics.dead_letters.labels("recorded" if recorded else "already_recorded").inc()
     log.info("dead letter drained", job_id=job.job_id, recorded=recorded, reason=reason)

@@ -7,8 +7,9 @@ finishes and says which devices failed and why.
 
 from __future__ import annotations
 
+from twinbill_billing.context import BillingContext
 from twinbill_billing.jobs import bill_job, record_dead_letter
-from twinbill_billing.runs import BillingContext, split_run
+from twinbill_billing.runs import finish_if_done, split_run
 from twinbill_common.bus import Delivery
 from twinbill_common.errors import PermanentError, TransientError
 from twinbill_common.logging import get_logger
@@ -39,6 +40,7 @@ async def handle_job(delivery: Delivery[BillingJob], *, ctx: BillingContext) -> 
         await bill_job(job, ctx)
     except PermanentError as err:
         await record_dead_letter(job, ctx, reason=str(err))
+        await finish_if_done(job.run.run_id, ctx)
         raise
     except Exception as err:
         if not last_attempt:
@@ -49,4 +51,6 @@ async def handle_job(delivery: Delivery[BillingJob], *, ctx: BillingContext) -> 
             raise TransientError(f"job {job.job_id} failed: {err!r}") from err
         reason = f"gave up after {ctx.delivery_limit + 1} deliveries: {err!r}"
         await record_dead_letter(job, ctx, reason=reason)
+        await finish_if_done(job.run.run_id, ctx)
         raise PermanentError(reason) from err
+    await finish_if_done(job.run.run_id, ctx)
