@@ -17,7 +17,7 @@ from typing import Any
 from twinbill_billing.bill_documents import bill_document, tariff_snapshot
 from twinbill_billing.context import BillingContext
 from twinbill_billing.domain.bills import BillDraft, ChainHead, Meter, NotBilled, decide_bill
-from twinbill_billing.domain.ledger import PastBill, Reading
+from twinbill_billing.domain.ledger import PastBill, Reading, head_of
 from twinbill_billing.domain.periods import Period, to_epoch_ms
 from twinbill_billing.domain.pricing import Tariff
 from twinbill_billing.errors import BadRunInput, ChainContention
@@ -56,20 +56,17 @@ class JobResult:
         default_factory=lambda: {"skipped": [], "failed": [], "exception": []})
 
 
-def chain_head(docs: list[Doc]) -> ChainHead | None:
-    """The latest issued bill of a meter's ledger, as the chain head."""
-    issued = [d for d in docs if d.get("kind", "bill") == "bill" and d.get("status", "issued") == "issued"]
-    if not issued:
-        return None
-    last = max(issued, key=lambda d: d["to_time"])
-    return ChainHead(last["to_time"], Reading(Decimal(last["closing_reading"]), last.get("closing_time")
-                                              or last["to_time"]), bool(last.get("estimated")))
-
-
 def past_bills(docs: list[Doc]) -> list[PastBill]:
-    """A meter's issued bills (void ones and their credit notes cancel out, so both are left out)."""
-    return [PastBill(d["from_time"], d["to_time"], Decimal(d["consumption"]), bool(d.get("estimated")))
+    """A meter's issued bills: its chain (void ones and their credit notes cancel out, so both
+    are left out)."""
+    return [PastBill(d["from_time"], d["to_time"], Decimal(d["consumption"]), bool(d.get("estimated")),
+                     Decimal(d.get("opening_reading") or 0), Decimal(d["closing_reading"]), d.get("closing_time"))
             for d in docs if d.get("kind", "bill") == "bill" and d.get("status", "issued") == "issued"]
+
+
+def chain_head(docs: list[Doc]) -> ChainHead | None:
+    """The head of a meter's chain from its ledger documents."""
+    return head_of(past_bills(docs))
 
 
 async def load_inputs(job: BillingJob, ctx: BillingContext) -> JobInputs:

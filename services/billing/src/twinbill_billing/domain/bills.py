@@ -133,7 +133,7 @@ def decide_bill(
             return NotBilled("skipped", f"no reading in the period{where} and no earlier bills to "
                                         "estimate from")
         estimated = True
-    true_up = head is not None and head.estimated
+    true_up = head if head is not None and head.actual is not None else None
     try:
         parts = segments(span, last, events=events, multiplier=meter.multiplier,
                          register_max=meter.register_max, true_up=true_up)
@@ -160,13 +160,13 @@ def decide_bill(
         return NotBilled("failed", f"no price: {err}")
     total = Charge(sum((p.charge.amount for p in priced), Decimal(0)),
                    tuple(part for p in priced for part in p.charge.parts))
-    flags = tuple(name for name, on in (("estimated", estimated), ("true_up", true_up),
+    flags = tuple(name for name, on in (("estimated", estimated), ("true_up", true_up is not None),
                                         ("shortened", span.shortened), ("catch_up", len(priced) > 1),
                                         ("exchange", any(e.kind == "exchange" for e in events
                                                          if span.from_time < e.at <= span.to_time)))
                   if on)
     return BillDraft(span.opening, last, span, tuple(parts), usage, total, tuple(priced), estimated,
-                     true_up, flags)
+                     true_up is not None, flags)
 
 
 def _current(meter: Meter, events: Sequence[MeterEvent]) -> tuple[Decimal, Decimal | None]:

@@ -64,22 +64,49 @@ class MeterEvent:
 
 @dataclass(frozen=True)
 class ChainHead:
-    """The end of a meter's chain: its latest issued bill's `to_time` and closing reading."""
+    """The end of a meter's chain: its latest issued bill's `to_time` and closing reading.
+
+    When that closing was estimated, `actual` is the last actual reading the chain rests on (the
+    opening of the first of the trailing estimated bills) and `estimated` the consumption billed
+    on estimates since: the next actual reading trues them up against it.
+    """
 
     to_time: datetime
     closing: Reading
-    estimated: bool = False
+    actual: Reading | None = None
+    estimated: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
 class PastBill:
-    """What the ledger needs of an issued bill or credit note (estimates, year-to-date sums)."""
+    """What the ledger needs of an issued bill (chain head, estimates, year-to-date sums)."""
 
     from_time: datetime
     to_time: datetime
     consumption: Decimal
     estimated: bool
-    kind: Literal["bill", "credit_note"] = "bill"
+    opening: Decimal = Decimal(0)
+    closing: Decimal = Decimal(0)
+    closing_time: datetime | None = None
+
+
+def head_of(bills: Sequence[PastBill]) -> ChainHead | None:
+    """The chain head of a meter's issued bills (None: no bill yet)."""
+    if not bills:
+        return None
+    ordered = sorted(bills, key=lambda b: b.to_time)
+    last = ordered[-1]
+    closing = Reading(last.closing, last.closing_time or last.to_time)
+    if not last.estimated:
+        return ChainHead(last.to_time, closing)
+    trailing = []
+    for bill in reversed(ordered):
+        if not bill.estimated:
+            break
+        trailing.append(bill)
+    first = trailing[-1]
+    return ChainHead(last.to_time, closing, Reading(first.opening, first.from_time),
+                     sum((b.consumption for b in trailing), Decimal(0)))
 
 
 @dataclass(frozen=True)
@@ -169,11 +196,12 @@ def closing_of(span: Span, *, closing: Reading | None, events: Sequence[MeterEve
 
 
 def segments(span: Span, closing: Reading, *, events: Sequence[MeterEvent], multiplier: Decimal,
-             register_max: Decimal | None, true_up: bool = False) -> list[Segment]:
+             register_max: Decimal | None, true_up: ChainHead | None = None) -> list[Segment]:
     """The span cut at its lifecycle events; BackwardsReading names the reading that went back.
 
-    `true_up`: the opening was an estimate, so the first segment may go down (the estimate was
-    too high); that difference is billed negative, keeping the chain exact.
+    `true_up`: the chain head whose closing was an estimate: the first segment is billed as the
+    advance from the last actual reading minus what the estimates billed (negative when they
+    were too high), so the chain stays exact.
     """
     ordered = sorted(events, key=lambda e: e.at)
     result: list[Segment] = []
@@ -183,7 +211,7 @@ def segments(span: Span, closing: Reading, *, events: Sequence[MeterEvent], mult
         if event.reading_before is None:
             continue
         end = Reading(event.reading_before, event.at, event.kind)
-        result.append(_segment(current, end, mult, reg, true_up=true_up and not result,
+        result.append(_segment(current, end, mult, reg, true_up=None if result else true_up,
                                field=_field(event)))
         if event.kind == "removal":
             return result
@@ -191,7 +219,7 @@ def segments(span: Span, closing: Reading, *, events: Sequence[MeterEvent], mult
                           event.at, event.kind)
     if closing.time > current.time or (closing.time == current.time and closing.value != current.value):
         mult, reg = _params_at(ordered, current.time, multiplier=multiplier, register_max=register_max)
-        result.append(_segment(current, closing, mult, reg, true_up=true_up and not result, field="reading"))
+        result.append(_segment(current, closing, mult, reg, true_up=None if result else true_up, field="reading"))
     return result
 
 
@@ -200,15 +228,16 @@ def _field(event: MeterEvent) -> str:
 
 
 def _segment(opening: Reading, closing: Reading, multiplier: Decimal, register_max: Decimal | None, *,
-             true_up: bool, field: str) -> Segment:
+             true_up: ChainHead | None, field: str) -> Segment:
+    base = opening if true_up is None or true_up.actual is None else true_up.actual
     try:
-        usage = compute_usage(opening.value, closing.value, multiplier=multiplier, register_max=register_max)
+        usage = compute_usage(base.value, closing.value, multiplier=multiplier, register_max=register_max)
     except BackwardsReading as err:
-        if not true_up:
-            raise BackwardsReading(f"{field} {closing.value} at {closing.time.isoformat()} is below "
-                                   f"the last billed reading {opening.value}: {err}") from err
-        delta = closing.value - opening.value
-        usage = Usage(delta, delta * multiplier, rolled_over=False)
+        raise BackwardsReading(f"{field} {closing.value} at {closing.time.isoformat()} is below "
+                               f"the last billed reading {base.value}: {err}") from err
+    if true_up is not None:  # the actual advance since the last actual reading, less the estimates
+        consumption = usage.consumption - true_up.estimated
+        usage = Usage(consumption / multiplier, consumption, usage.rolled_over)
     return Segment(opening, closing, multiplier, register_max, usage)
 
 
@@ -220,7 +249,7 @@ def estimate_closing(span: Span, *, history: Sequence[PastBill], multiplier: Dec
     there are none. The register advance keeps the opening reading's decimal places, wraps past
     `register_max`, and the next actual reading trues it up.
     """
-    actual = sorted((b for b in history if b.kind == "bill" and not b.estimated and b.to_time > b.from_time),
+    actual = sorted((b for b in history if not b.estimated and b.to_time > b.from_time),
                     key=lambda b: b.to_time)[-ESTIMATE_BILLS:]
     if not actual:
         return None
