@@ -35,11 +35,19 @@ async def get(billing: Billing, path: str) -> tuple[int, dict[str, Any]]:
         return response.status, body
 
 
+# Fields a bill in the history adds after the seed's own (issue #11: bills and credit notes with
+# their links); nothing else may be added and the seed's keys keep their order.
+ADDED = ["kind", "status", "credits_bill_id", "credit_note_id", "estimated"]
+
+
 def assert_same(actual: Any, expected: Any, where: str = "") -> None:
     """Field-by-field comparison naming the first differing path (and key order of objects)."""
     if isinstance(expected, dict):
         assert isinstance(actual, dict), where
-        assert list(actual) == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
+        keys = list(actual)
+        if keys[len(expected):] == ADDED:
+            keys = keys[:len(expected)]
+        assert keys == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
         for key in expected:
             assert_same(actual[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, list):

@@ -13,7 +13,8 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
-from twinbill_billing.context import BillingContext
+from twinbill_billing.context import CONTEXT, BillingContext
+from twinbill_billing.corrections import add_correction_routes
 from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
@@ -34,7 +35,6 @@ from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", BillingSettings)
-CONTEXT = web.AppKey("billing_context", BillingContext)
 METRICS = web.AppKey("billing_metrics", BillingMetrics)
 
 
@@ -67,6 +67,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     checks = add_health_routes(app, registry=registry)
     add_history_routes(app)
     add_management_routes(app)
+    add_correction_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from aiohttp import web
+
 from twinbill_billing.metrics import BillingMetrics
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import TwinClient
@@ -24,3 +26,6 @@ class BillingContext:
     delivery_limit: int
     clock: Callable[[], datetime]
     publish_issued: bool = True  # a BillIssued per new bill (events.py)
+
+
+CONTEXT = web.AppKey("billing_context", BillingContext)

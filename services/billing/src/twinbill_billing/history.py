@@ -95,6 +95,18 @@ def _time(value: datetime, tz: str) -> str:
     return render_local(value, tz=tz)
 
 
+def links(bill: dict[str, Any]) -> dict[str, Any]:
+    """The fields a bill adds after the seed's own: bill or credit note, issued or void, the link
+    between a voided bill and its credit note, whether the closing reading was estimated."""
+    return {
+        "kind": bill.get("kind", "bill"),
+        "status": bill.get("status", "issued"),
+        "credits_bill_id": bill.get("credits_bill_id"),
+        "credit_note_id": bill.get("credit_note_id"),
+        "estimated": bool(bill.get("estimated")),
+    }
+
+
 def history_item(bill: dict[str, Any]) -> dict[str, Any]:
     """One result of GET /history/, in the seed's key order."""
     tz = bill.get("timezone", "UTC")
@@ -107,6 +119,7 @@ def history_item(bill: dict[str, Any]) -> dict[str, Any]:
         "from_time": _time(bill["from_time"], tz),
         "to_time": _time(bill["to_time"], tz),
         "created_at": _time(bill["created_at"], tz),
+        **links(bill),
     }
 
 
@@ -127,6 +140,7 @@ def time_item(bill: dict[str, Any]) -> dict[str, Any]:
         "from_time": _time(bill["from_time"], tz),
         "to_time": _time(bill["to_time"], tz),
         "created_at": _time(bill["created_at"], tz),
+        **links(bill),
     }
 
 

@@ -69,6 +69,15 @@ def chain_head(docs: list[Doc]) -> ChainHead | None:
     return head_of(past_bills(docs))
 
 
+def chain_origin(docs: list[Doc]) -> Reading | None:
+    """Where a meter's chain started when every bill on it was voided: the first bill's opening."""
+    bills = [d for d in docs if d.get("kind", "bill") == "bill" and d.get("opening_reading") is not None]
+    if not bills:
+        return None
+    first = min(bills, key=lambda d: d["from_time"])
+    return Reading(Decimal(first["opening_reading"]), first["from_time"], "previous_bill")
+
+
 async def load_inputs(job: BillingJob, ctx: BillingContext) -> JobInputs:
     """The job's device snapshot, their ledgers, readings at the period bounds, the tariffs."""
     run = job.run
@@ -81,7 +90,7 @@ async def load_inputs(job: BillingJob, ctx: BillingContext) -> JobInputs:
     ledgers = await ctx.store.ledgers(run.project_id, ids)
     closings = await ctx.twin.last_readings(ids, at_ms=to_epoch_ms(run.period_end))
     # A first bill without an installation opens at the last reading at or before the period start.
-    need_start = [d.id for d in devices if chain_head(ledgers.get(d.id, [])) is None
+    need_start = [d.id for d in devices if not ledgers.get(d.id)
                   and not any(e.kind == "installation" for e in d.events)]
     starts = await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(run.period_start)) if need_start else {}
     tariff_docs = await ctx.store.tariffs_for(run.project_id, int(run.device_type))
@@ -102,7 +111,8 @@ def decide(device: BillingDevice, inputs: JobInputs, job: BillingJob) -> BillDra
     meter = Meter(device.id, device.water_meter_kind, device.multiplier, device.register_max, device.events)
     return decide_bill(meter, period=Period(run.period_start, run.period_end), closing=inputs.closings.get(device.id),
                        tariffs=inputs.tariffs, head=chain_head(ledger), start_reading=inputs.starts.get(device.id),
-                       history=past_bills(ledger), period_length=period_length(job))
+                       history=past_bills(ledger), period_length=period_length(job),
+                       origin=chain_origin(ledger))
 
 
 async def issue_bills(job: BillingJob, ctx: BillingContext, inputs: JobInputs, now: datetime) -> JobResult:

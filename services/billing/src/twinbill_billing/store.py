@@ -199,6 +199,33 @@ class BillStore:
             return len(docs) - len(duplicates), duplicates
         return len(result.inserted_ids), set()
 
+    async def get_bill(self, bill_id: ObjectId) -> Doc | None:
+        """One bill or credit note."""
+        return await self.bills.find_one({"_id": bill_id})
+
+    async def insert_credit_note(self, doc: Doc) -> Doc:
+        """Store a bill's credit note; the one already there when the bill has one (its
+        `chain_key` is `credit:<bill id>`: one credit note per bill, even under concurrent voids)."""
+        try:
+            await self.bills.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.bills.find_one({"chain_key": doc["chain_key"]})
+            if existing is None:
+                raise
+            return existing
+        return doc
+
+    async def void_bill(self, bill: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+        """Mark an issued bill void and free its chain position; True for the call that did it.
+
+        A whole-document replace conditioned on the status (nx-27017 would store the void time
+        given to `$set` as text), like finish_run.
+        """
+        doc = {key: value for key, value in bill.items() if key != "_id"}
+        doc.update(fields, status="void", chain_key=f"void:{bill['_id']}")
+        result = await self.bills.replace_one({"_id": bill["_id"], "status": "issued"}, doc)
+        return result.modified_count == 1
+
     async def find_bills(self, query: Mapping[str, Any], *, skip: int = 0, limit: int = 0) -> list[Doc]:
         """Bills newest first (period end, then id)."""
         cursor = self.bills.find(dict(query)).sort([("to_time", DESCENDING), ("_id", DESCENDING)])

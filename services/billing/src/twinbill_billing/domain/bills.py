@@ -117,10 +117,12 @@ def decide_bill(
     start_reading: Reading | None = None,
     history: Sequence[PastBill] = (),
     period_length: timedelta | None = None,
+    origin: Reading | None = None,
 ) -> BillDraft | NotBilled:
     """Bill one meter on its chain for the requested period, or say why not (never a double bill)."""
     events = sorted(meter.events, key=lambda e: e.at)
-    span = open_span(start=period.start, end=period.end, head=head, events=events, start_reading=start_reading)
+    span = open_span(start=period.start, end=period.end, head=head, events=events, start_reading=start_reading,
+                     origin=origin)
     if isinstance(span, Skip):
         return NotBilled(span.outcome, span.reason)
     last = closing_of(span, closing=closing, events=events)

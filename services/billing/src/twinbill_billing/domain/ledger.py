@@ -141,9 +141,13 @@ class Skip:
 
 def open_span(
     *, start: datetime, end: datetime, head: ChainHead | None, events: Sequence[MeterEvent],
-    start_reading: Reading | None,
+    start_reading: Reading | None, origin: Reading | None = None,
 ) -> Span | Skip:
-    """Where the bill for the requested period (start, end] opens and ends on the chain."""
+    """Where the bill for the requested period (start, end] opens and ends on the chain.
+
+    `origin`: where a chain whose every bill was voided started (the first bill's opening), so
+    voiding a meter's first bills never drops their period from the chain.
+    """
     removal = next((e for e in events if e.kind == "removal"), None)
     if head is not None:
         if head.to_time >= end:
@@ -152,6 +156,11 @@ def open_span(
             return Skip("skipped", f"meter removed at {removal.at.isoformat()}, already billed to it")
         opening = Reading(head.closing.value, head.to_time, "previous_bill")
         from_time = head.to_time
+    elif origin is not None:
+        if origin.time >= end:
+            return Skip("skipped", f"the meter's chain starts at {origin.time.isoformat()}, after the period")
+        opening = Reading(origin.value, origin.time, "previous_bill")
+        from_time = origin.time
     else:
         installation = next((e for e in events if e.kind == "installation"), None)
         if installation is not None and installation.reading_after is not None:
