@@ -116,9 +116,11 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
         "skipped": 0,
         "failed": 0,
         "exceptions": 0,
+        "estimated": 0,
         "skipped_devices": [],
         "failed_devices": [],
         "exception_devices": [],
+        "estimated_devices": [],
         "dead_lettered_jobs": [],
     }
     for outcome in sorted(outcomes, key=lambda o: o.get("chunk", 0)):
@@ -132,6 +134,7 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
             ("skipped", "skipped_devices"),
             ("failed", "failed_devices"),
             ("exceptions", "exception_devices"),
+            ("estimated", "estimated_devices"),
         ):
             entries = outcome.get(key, [])
             summary[key] += len(entries)
