@@ -60,7 +60,8 @@ def past_bills(docs: list[Doc]) -> list[PastBill]:
     """A meter's issued bills: its chain (void ones and their credit notes cancel out, so both
     are left out)."""
     return [PastBill(d["from_time"], d["to_time"], Decimal(d["consumption"]), bool(d.get("estimated")),
-                     Decimal(d.get("opening_reading") or 0), Decimal(d["closing_reading"]), d.get("closing_time"))
+                     Decimal(d.get("opening_reading") or 0), Decimal(d["closing_reading"]), d.get("closing_time"),
+                     tuple((p["from"], p["to"], Decimal(p["consumption"])) for p in d.get("periods") or ()))
             for d in docs if d.get("kind", "bill") == "bill" and d.get("status", "issued") == "issued"]
 
 

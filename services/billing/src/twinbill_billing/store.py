@@ -167,7 +167,7 @@ class BillStore:
         cursor = self.bills.find(
             {"project_id": project_id, "device_id": {"$in": list(device_ids)}},
             {"_id": 1, "device_id": 1, "from_time": 1, "to_time": 1, "opening_reading": 1, "closing_reading": 1,
-             "closing_time": 1,
+             "closing_time": 1, "periods": 1,
              "consumption": 1, "estimated": 1, "status": 1, "kind": 1, "job_id": 1},
         )
         found: dict[int, list[Doc]] = {}

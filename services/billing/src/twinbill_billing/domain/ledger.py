@@ -88,6 +88,7 @@ class PastBill:
     opening: Decimal = Decimal(0)
     closing: Decimal = Decimal(0)
     closing_time: datetime | None = None
+    periods: tuple[tuple[datetime, datetime, Decimal], ...] = ()  # per billing period, as priced
 
 
 def head_of(bills: Sequence[PastBill]) -> ChainHead | None:
@@ -315,8 +316,15 @@ def pieces(from_time: datetime, to_time: datetime, *, period_length: timedelta,
 
 def accumulated(history: Sequence[PastBill], window: tuple[datetime, datetime] | None, *,
                 before: datetime) -> Decimal:
-    """Consumption already billed in the block window up to `before` (bills minus credit notes)."""
+    """Consumption already billed in the block window up to `before`: the issued bills' periods
+    inside it (a catch-up bill's periods are stored one by one, so a bill across the window's
+    reset date counts only its periods after it)."""
     if window is None:
         return Decimal(0)
     start, _ = window
-    return sum((b.consumption for b in history if b.from_time >= start and b.to_time <= before), Decimal(0))
+    total = Decimal(0)
+    for bill in history:
+        for piece_start, piece_end, consumption in bill.periods or ((bill.from_time, bill.to_time, bill.consumption),):
+            if piece_start >= start and piece_end <= before:
+                total += consumption
+    return total
