@@ -51,6 +51,8 @@ async def test_void_issues_a_credit_note_and_the_period_is_billed_again(
     assert bill["void"]["reason"] == "meter mis-read" and bill["void"]["by"] == "alice@example.com"
     assert note["kind"] == "credit_note" and note["credits_bill_id"] == str(wrong["_id"])
     assert note["charge"] == "-500.00" and note["consumption"] == "-1000" and note["charge_minor"] == -50000
+    async with billing.http.get(f"{billing.url}/api/v1/bills/{note['id']}") as response:
+        assert response.status == 200 and (await response.json())["project_id"] == PROJECT
     status, again = await post(billing, f"/api/v1/bills/{wrong['_id']}/void", {"reason": "twice"})
     assert status == 409 and "already void" in again["message"], again
 

@@ -1,6 +1,7 @@
 """Corrections without rewriting history: void a bill (a credit note is issued and the period may
 be billed again) and re-bill it, over the management API (seed-001 style, plain JSON).
 
+- `GET /api/v1/bills/{bill_id}`: one bill or credit note as stored.
 - `POST /api/v1/bills/{bill_id}/void` `{"reason"}`: the bill becomes `status: "void"` with
   `void: {reason, by, at}` and `credit_note_id`; a credit note (`kind: "credit_note"`, negative
   consumption and charge, `credits_bill_id`) is issued. Only the meter's latest bill can be voided
@@ -72,6 +73,15 @@ def credit_note(bill: dict[str, Any], *, reason: str, by: str, now: datetime) ->
     return doc
 
 
+async def get_bill(request: web.Request) -> web.Response:
+    """GET /api/v1/bills/{bill_id}: one bill or credit note as stored (the gateway reads its
+    `project_id` to check access)."""
+    bill = await request.app[CONTEXT].store.get_bill(_bill_id(request))
+    if bill is None:
+        raise NotFound(f"bill {request.match_info['bill_id']} not found")
+    return json_response(render(bill))
+
+
 async def void_bill(request: web.Request) -> web.Response:
     """POST /api/v1/bills/{bill_id}/void: void with a reason, issue the credit note (200)."""
     ctx = request.app[CONTEXT]
@@ -132,5 +142,6 @@ async def rebill(request: web.Request) -> web.Response:
 
 def add_correction_routes(app: web.Application) -> None:
     """Mount the void and re-bill routes."""
+    app.router.add_get("/api/v1/bills/{bill_id}", get_bill)
     app.router.add_post("/api/v1/bills/{bill_id}/void", void_bill)
     app.router.add_post("/api/v1/bills/{bill_id}/rebill", rebill)

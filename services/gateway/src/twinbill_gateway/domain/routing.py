@@ -11,6 +11,7 @@ ROUTES: tuple[tuple[str, Upstream], ...] = (
     ("/api/v1/scheduler/history/", "billing"),
     ("/api/v1/scheduler/", "scheduler"),
     ("/api/v1/tariffs/", "billing"),
+    ("/api/v1/bills/", "billing"),
     ("/dt/open/", "twin"),
     ("/api/v1/", "twin"),
 )
