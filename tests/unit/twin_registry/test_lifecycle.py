@@ -23,7 +23,8 @@ def check(kind: str, at: datetime, recorded: list[Recorded] | None = None, *, di
 def test_register_digits_are_read_like_a_person() -> None:
     """5 digits: 99999 rolls to 00000, a modulus of 100000; and back from a stored modulus."""
     assert register_max(5) == D(100000) and register_max(None) is None
-    assert digits_of(D("1.0E+5")) == 5 and digits_of(D(99999)) is None and digits_of(None) is None
+    assert digits_of(D("1.0E+5")) == 5 and digits_of(D(99999)) == 5 and digits_of(None) is None
+    assert digits_of(D(12345)) is None and digits_of(D("9.5")) is None
 
 
 @pytest.mark.parametrize(("kind", "at", "recorded", "values", "field"), [

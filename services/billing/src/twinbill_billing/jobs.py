@@ -218,6 +218,7 @@ async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: st
         await publish_issued(ctx.bus, own)
     billed = {device_id for device_id, docs in ledgers.items()
               if (head := chain_head(docs)) is not None and head.to_time >= run.period_end}
+    billed |= {int(bill["device_id"]) for bill in own}  # a removed meter's bill ends before the period
     failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"}
               for device_id in job.device_ids if device_id not in billed]
     outcome = {

@@ -33,13 +33,15 @@ def register_max(digits: int | None) -> Decimal | None:
 
 
 def digits_of(modulus: Decimal | None) -> int | None:
-    """The digit count of a power-of-ten modulus (the devices' register_max), else None."""
-    if modulus is None or modulus <= 0:
+    """The digit count of a device's register_max: a power of ten (100000, the modulus) or the
+    largest value shown (99999, as some registries state it) both mean 5 digits; else None."""
+    if modulus is None or modulus <= 0 or modulus != modulus.to_integral_value():
         return None
-    exponent = modulus.normalize().as_tuple()
-    if exponent.digits != (1,) or not isinstance(exponent.exponent, int) or exponent.exponent < 1:
-        return None
-    return exponent.exponent
+    for candidate in (modulus, modulus + 1):
+        digits = len(str(int(candidate))) - 1
+        if candidate == Decimal(10) ** digits and digits >= 1:
+            return digits
+    return None
 
 
 def check_event(
