@@ -3,7 +3,7 @@ links, the chain stays exact, and every change has an audit entry naming who and
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -104,6 +104,12 @@ async def test_only_the_latest_bill_of_a_meter_can_be_voided_and_the_next_run_re
     second = await billing.db.bills.find_one({"run_id": "n:2"})
     status, answer = await post(billing, f"/api/v1/bills/{first['_id']}/void", {"reason": "x"}, user=None)
     assert status == 409 and str(second["_id"]) in answer["message"], answer
+    # Not while a run of the project is in progress: a job may be extending the chain from it.
+    await billing.db.runs.insert_one({"_id": "busy", "project_id": PROJECT, "device_type": 2,
+                                      "status": "running", "started_at": datetime.now(UTC)})
+    status, answer = await post(billing, f"/api/v1/bills/{second['_id']}/void", {"reason": "x"}, user=None)
+    assert status == 409 and "run busy of project 42 is in progress" in answer["message"], answer
+    await billing.db.runs.delete_one({"_id": "busy"})
     for bill in (second, first):
         status, answer = await post(billing, f"/api/v1/bills/{bill['_id']}/void", {"reason": "tariff wrong"},
                                     user=None)

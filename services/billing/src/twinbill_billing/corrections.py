@@ -5,7 +5,9 @@ be billed again) and re-bill it, over the management API (seed-001 style, plain 
 - `POST /api/v1/bills/{bill_id}/void` `{"reason"}`: the bill becomes `status: "void"` with
   `void: {reason, by, at}` and `credit_note_id`; a credit note (`kind: "credit_note"`, negative
   consumption and charge, `credits_bill_id`) is issued. Only the meter's latest bill can be voided
-  (409 names the later bill to void first), so the chain stays one line. The voided bill frees
+  (409 names the later bill to void first), so the chain stays one line; and not while a run of
+  its project and device type is in progress (409; a job could be extending the chain from this
+  very bill). The voided bill frees
   its chain position: the next run bills the meter again from the previous bill's closing.
 - `POST /api/v1/bills/{bill_id}/rebill`: bill the voided bill's period again now (after the
   readings were corrected) with a run of its own, `rebill:<bill id>`; other meters are covered.
@@ -15,7 +17,7 @@ The acting user is the gateway's `X-Twinbill-User` header. Each change is record
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +35,7 @@ from twinbill_common.topology import BILLING
 
 USER_HEADER = "X-Twinbill-User"
 NEGATED = ("consumption", "charge", "register_delta")
+RUN_GUARD = timedelta(hours=1)  # a run running longer than this is taken as stuck, not in progress
 
 
 def actor(request: web.Request) -> str:
@@ -105,6 +108,11 @@ async def void_bill(request: web.Request) -> web.Response:
         first = min(later, key=lambda d: d["from_time"])
         raise Conflict(f"bill {first['_id']} follows bill {bill_id} on the meter's chain: void it first")
     by, now = actor(request), ctx.clock()
+    busy = [r["_id"] for r in await ctx.store.running_runs(bill["project_id"], bill["device_type"])
+            if not isinstance(r.get("started_at"), datetime) or now - r["started_at"] < RUN_GUARD]
+    if busy:  # a job of it may be extending this meter's chain from this very bill
+        raise Conflict(f"billing run {busy[0]} of project {bill['project_id']} is in progress; "
+                       "void the bill when it has finished")
     note = await ctx.store.insert_credit_note(credit_note(bill, reason=reason, by=by, now=now))
     voided = await ctx.store.void_bill(bill, {"credit_note_id": str(note["_id"]),
                                               "void": {"reason": reason, "by": by, "at": now}})

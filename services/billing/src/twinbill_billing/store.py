@@ -144,6 +144,12 @@ class BillStore:
         """How many of a run's jobs have an outcome."""
         return await self.jobs.count_documents({"run_id": run_id})
 
+    async def running_runs(self, project_id: int, device_type: int) -> list[Doc]:
+        """The project's runs of a device type that have not finished (id and start only)."""
+        cursor = self.runs.find({"project_id": project_id, "device_type": device_type, "status": "running"},
+                                {"_id": 1, "started_at": 1})
+        return await cursor.to_list()
+
     async def finish_run(self, run: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
         """Mark the run finished with its summary; True only for the call that finished it.
 
