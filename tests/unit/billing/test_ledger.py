@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from twinbill_billing.domain.bills import BillDraft, Meter, NotBilled, decide_bill
 from twinbill_billing.domain.ledger import (
     ChainHead,
@@ -21,6 +23,8 @@ from twinbill_billing.domain.ledger import (
 )
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import Block, Tariff
+from twinbill_billing.errors import BadRunInput
+from twinbill_billing.twin import BillingDevice
 
 D = Decimal
 T = [datetime(2024, m, 1, tzinfo=UTC) for m in range(1, 13)]
@@ -91,3 +95,19 @@ def test_exchange_with_final_reading_below_the_last_billed_names_the_field() -> 
                            head=ChainHead(T[1], Reading(D(9), T[1])))
     assert isinstance(decision, NotBilled) and decision.outcome == "exception"
     assert decision.reason.startswith("final_reading 3") and "last billed reading 9" in decision.reason
+
+
+def test_lifecycle_from_the_twin_contract() -> None:
+    """The billing device's `lifecycle` decodes to events; a naive time or unknown kind is a
+    malformed device (a permanent error naming the event)."""
+    event = {"id": 1, "kind": "exchange", "at": "2024-03-10T01:30:00+00:00", "reading_before": "99990",
+             "reading_after": "0", "multiplier": "40", "multiplier_before": "1", "register_max": "1000000",
+             "register_max_before": "100000"}
+    device = {"id": 1, "device_key": "m1", "device_type": 2, "multiplier": "40", "lifecycle": [event]}
+    [decoded] = BillingDevice.from_json(device).events
+    assert decoded.at == datetime(2024, 3, 10, 1, 30, tzinfo=UTC)
+    assert (decoded.reading_before, decoded.reading_after, decoded.multiplier_before) == (D(99990), D(0), D(1))
+    assert decoded.register_max == D(1000000) and decoded.register_max_before == D(100000)
+    for bad in ({**event, "at": "2024-03-10T01:30:00"}, {**event, "kind": "swap"}):
+        with pytest.raises(BadRunInput, match="lifecycle"):
+            BillingDevice.from_json({**device, "lifecycle": [bad]})

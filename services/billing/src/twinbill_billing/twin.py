@@ -61,9 +61,12 @@ def _decimal(value: Any) -> Decimal | None:
 def _event(item: dict[str, Any]) -> MeterEvent:
     """One lifecycle event of the contract (times ISO-8601 with offset, decimals as strings)."""
     multiplier = Decimal(str(item["multiplier"]))
+    at = datetime.fromisoformat(item["at"])
+    if at.tzinfo is None or item["kind"] not in ("installation", "exchange", "removal", "multiplier_change"):
+        raise ValueError(f"lifecycle event needs an aware `at` and a known `kind`: {item!r}")
     return MeterEvent(
         kind=item["kind"],
-        at=datetime.fromisoformat(item["at"]),
+        at=at,
         reading_before=_decimal(item.get("reading_before")),
         reading_after=_decimal(item.get("reading_after")),
         multiplier=multiplier,
