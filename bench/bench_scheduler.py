@@ -75,10 +75,10 @@ async def seed_tasks(dsn: str, count: int, light: int) -> datetime:
     conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
     try:
         await conn.copy_records_to_table("tasks", columns=columns, records=[
-            (uuid.uuid4().hex, f"bench {n}", 1 + n % 50, 1 + n % 2, "*", "*", "*",
+            (uuid.uuid4().hex, f"bench {n}", 1 + n // 2, 1 + n % 2, "*", "*", "*",
              str(due.minute), True, "", "Asia/Shanghai", due, now, now) for n in range(count)])
         await conn.copy_records_to_table("tasks", columns=columns, records=[
-            (uuid.uuid4().hex, f"light {n}", 1 + n % 50, 1 + n % 2, "*", "*", "*", "*", True,
+            (uuid.uuid4().hex, f"light {n}", 1_000_000 + n // 2, 1 + n % 2, "*", "*", "*", "*", True,
              "", "Asia/Shanghai", due + timedelta(minutes=1), now, now) for n in range(light)])
     finally:
         await conn.close()

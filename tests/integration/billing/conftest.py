@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
-from twinbill_billing.app import CONTEXT, create_app
+from twinbill_billing.app import create_app
+from twinbill_billing.context import CONTEXT
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import Bus
 from twinbill_common.mongo import free_port

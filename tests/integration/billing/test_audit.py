@@ -12,8 +12,8 @@ import aio_pika
 import pytest
 from bson import ObjectId
 
-from twinbill_billing.app import CONTEXT
 from twinbill_billing.audit import record_change, relay_unpublished
+from twinbill_billing.context import CONTEXT
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import BILLING

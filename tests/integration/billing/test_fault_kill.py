@@ -1,8 +1,9 @@
 """Faults: three worker processes share a 10,000-meter run; one is SIGKILLed mid-run.
 
 Afterwards there is exactly one bill per meter and the run summary is complete: the killed
-worker's unacknowledged jobs are redelivered to the others, and the unique bill key plus the
-once-per-job outcome documents make the redone work harmless.
+worker's unacknowledged jobs are redelivered to the others, and the meters' chains (a bill's
+unique chain position; a redone job finds its meters covered) plus the once-per-job outcome
+documents make the redone work harmless.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ async def get(billing: Billing, path: str) -> tuple[int, dict[str, Any]]:
 
 # Keys twinbill adds after the seed's own in each bill item (issue 11: bills and credit notes with
 # their links); the seed's keys, their order and their values stay exactly as the seed shows them.
-ADDED = {"kind": "bill", "status": "issued", "credits_bill_id": None, "credit_note_id": None}
+ADDED = {"kind": "bill", "status": "issued", "credits_bill_id": None, "credit_note_id": None,
+         "estimated": False}
 
 
 def assert_same(actual: Any, expected: Any, where: str = "") -> None:

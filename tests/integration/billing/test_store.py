@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from twinbill_billing.store import BillStore
+from twinbill_billing.store import BillStore, chain_key
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 2, 1, tzinfo=UTC)
@@ -31,26 +30,41 @@ async def store(mongo_url: str, mongo_db_name: str) -> AsyncIterator[BillStore]:
 
 def bill(device_id: int, start: datetime, end: datetime, closing: str) -> dict[str, Any]:
     return {"_id": ObjectId(), "project_id": 1, "device_id": device_id, "device_type": 2,
-            "from_time": start, "to_time": end, "closing_reading": closing, "closing_time": end}
+            "from_time": start, "to_time": end, "closing_reading": closing, "closing_time": end,
+            "chain_key": chain_key(1, device_id, start), "status": "issued", "kind": "bill"}
 
 
 async def test_insert_many_unordered_reports_duplicates_by_index(store: BillStore) -> None:
-    """A second bill for the same device and period is refused; the others in the batch go in."""
+    """A second bill opening at the same chain position of a device is refused (whatever its
+    end); the others in the batch go in."""
     assert await store.insert_bills([bill(1, T0, T1, "1"), bill(2, T0, T1, "2")]) == (2, set())
     inserted, duplicates = await store.insert_bills(
-        [bill(3, T0, T1, "3"), bill(1, T0, T1, "9"), bill(2, T0, T1, "9"), bill(1, T1, T2, "4")])
+        [bill(3, T0, T1, "3"), bill(1, T0, T2, "9"), bill(2, T0, T1, "9"), bill(1, T1, T2, "4")])
     assert (inserted, duplicates) == (2, {1, 2})
     assert await store.count_bills({"project_id": 1}) == 4
     assert (await store.find_bills({"device_id": 1}, limit=1))[0]["closing_reading"] == "4"
 
 
-async def test_previous_closings_take_the_latest_bill_before_the_period(store: BillStore) -> None:
-    """The latest bill ending at or before the instant, per device; later bills are ignored."""
+async def test_ledgers_group_every_bill_by_device(store: BillStore) -> None:
+    """Each device's bills (the ledger's fields), other devices and projects left out."""
     await store.insert_bills([bill(1, T0, T1, "10.50"), bill(1, T1, T2, "20"), bill(2, T0, T1, "7")])
-    found = await store.previous_closings(1, [1, 2, 3], before=T1)
-    assert {k: (v.value, v.time, v.source) for k, v in found.items()} == {
-        1: (Decimal("10.50"), T1, "previous_bill"), 2: (Decimal("7"), T1, "previous_bill")}
-    assert (await store.previous_closings(1, [1], before=T2))[1].value == Decimal("20")
+    found = await store.ledgers(1, [1, 2, 3])
+    assert {k: sorted(d["closing_reading"] for d in v) for k, v in found.items()} == {
+        1: ["10.50", "20"], 2: ["7"]}
+    assert found[1][0]["to_time"] in (T1, T2) and found[1][0]["status"] == "issued"
+    assert await store.ledgers(2, [1]) == {}
+
+
+async def test_chain_keys_backfilled_on_bills_from_before_the_ledger(store: BillStore) -> None:
+    """Bills stored before the ledger (no chain key) get one when the indexes are ensured; of two
+    at the same position (an old double bill) the second gets a legacy key."""
+    old = [{k: v for k, v in bill(5, T0, end, "1").items() if k not in ("chain_key", "status", "kind")}
+           for end in (T1, T2)]
+    await store.bills.drop_index("one_link_per_chain_position")
+    await store.bills.insert_many(old)
+    await store.ensure_indexes()
+    keys = sorted(doc["chain_key"] for doc in await store.bills.find({"device_id": 5}).to_list())
+    assert keys[0] == chain_key(1, 5, T0) and keys[1].startswith("legacy:")
 
 
 async def test_run_documents_keep_their_datetimes(store: BillStore) -> None:

@@ -83,7 +83,7 @@ async def test_three_replicas_one_killed_every_fire_exactly_once(
             "natrual_key", "name", "project_id", "device_type", "month", "day", "hour",
             "minute", "enabled", "description", "timezone", "next_fire_at", "create_time",
             "update_time"], records=[
-            (key, f"task {n}", 49, 1 + n % 2, "*", "*", "*", str(due.minute), True, "", "UTC",
+            (key, f"task {n}", 1 + n // 2, 1 + n % 2, "*", "*", "*", str(due.minute), True, "", "UTC",
              due, now, now) for n, key in enumerate(keys)])
 
         async def claimed_by(replica: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -108,11 +109,15 @@ async def test_seed_list_example_paging(client: Client) -> None:
     example = seed("list")
     documented = example["response"]["data"]
     page_two = documented["results"]
-    bodies = [{"name": f"other {n}", "project_id": 42, "device_type": 1,
+    # Only one task per project and device type may be enabled (issue #11: two would bill the
+    # same meters twice), so the seed's page, which shows two enabled ones, is reproduced with
+    # its second task disabled; every other field is the seed's.
+    bodies = [{"name": f"other {n}", "project_id": 42, "device_type": 1, "enabled": False,
                "crontab": {"month": "*", "day": str(n + 10), "hour": "1", "minute": "0"}}
               for n in range(3)]
     wanted = [{**{k: r[k] for k in ("name", "crontab", "device_type", "enabled", "description")},
                "project_id": r["project_id"]} for r in page_two]
+    wanted[1]["enabled"] = False
     for body in [bodies[0], bodies[1], *wanted, bodies[2]]:
         await create(client, body)
     await create(client, {**bodies[0], "device_type": 2})  # another type: not in device_type=1
@@ -124,8 +129,8 @@ async def test_seed_list_example_paging(client: Client) -> None:
     assert {k: data[k] for k in ("count", "page_size", "next", "previous")} == {
         k: documented[k] for k in ("count", "page_size", "next", "previous")}
     assert len(data["results"]) == len(page_two)
-    for ours, theirs in zip(data["results"], page_two, strict=True):
-        assert_task_like(ours, theirs)
+    for index, (ours, theirs) in enumerate(zip(data["results"], page_two, strict=True)):
+        assert_task_like(ours, theirs, **({"enabled": False} if index == 1 else {}))
 
     first = await call(client, "GET",
                        "/api/v1/scheduler/tasks/?project_id=42&device_type=1&page_size=2&page=1")
@@ -216,3 +221,54 @@ async def test_times_render_in_project_zone(client: Client) -> None:
     delta = (datetime.fromisoformat(shanghai["create_time"])
              - datetime.fromisoformat(paris["create_time"]))
     assert round(delta.total_seconds() / 3600) in (6, 7)  # UTC+8 vs UTC+1/+2
+
+
+CONFLICT_CRONTAB = {"month": "*", "day": "1", "hour": "0", "minute": "0"}
+
+
+async def test_second_enabled_task_is_refused_with_409_on_create_update_and_status(
+        client: Client) -> None:
+    """Two enabled tasks for one project and device type would bill its meters twice: the second
+    is refused with 409 naming the enabled one, on create, on update and on a status change;
+    disabled tasks, other types and other projects are fine."""
+    first = await create(client, {"name": "water", "project_id": 61, "device_type": 1,
+                                  "crontab": CONFLICT_CRONTAB})
+    body = {"name": "water again", "project_id": 61, "device_type": 1,
+            "crontab": {**CONFLICT_CRONTAB, "day": "15"}}
+    status, answer = await call(client, "POST", "/api/v1/scheduler/task/", body)
+    assert status == 409 and answer["meta"]["code"] == 409, answer
+    assert first["natrual_key"] in answer["meta"]["message"]
+    assert "project_id 61" in answer["meta"]["message"] and "device_type 1" in answer["meta"]["message"]
+    assert "enabled" in answer["data"]["errors"]
+    listed = await call(client, "GET", "/api/v1/scheduler/tasks/?project_id=61&device_type=0")
+    assert listed[1]["data"]["count"] == 1  # nothing was stored
+
+    second = await create(client, {**body, "enabled": False})
+    await create(client, {**body, "device_type": 2})  # another device type
+    await create(client, {**body, "project_id": 62})  # another project
+    key = second["natrual_key"]
+    update = {"name": "water again", "crontab": body["crontab"], "enabled": True, "description": ""}
+    status, answer = await call(client, "PUT", f"/api/v1/scheduler/tasks/{key}/", update)
+    assert status == 409 and first["natrual_key"] in answer["meta"]["message"], answer
+    status, answer = await call(client, "PUT", f"/api/v1/scheduler/tasks/{key}/status/", {"enabled": True})
+    assert status == 409 and first["natrual_key"] in answer["meta"]["message"], answer
+    got = await call(client, "GET", f"/api/v1/scheduler/tasks/{key}/")
+    assert got[1]["data"]["enabled"] is False
+
+    # Once the first is disabled, the second may be enabled.
+    status, _ = await call(client, "PUT", f"/api/v1/scheduler/tasks/{first['natrual_key']}/status/",
+                           {"enabled": False})
+    assert status == 200
+    status, answer = await call(client, "PUT", f"/api/v1/scheduler/tasks/{key}/status/", {"enabled": True})
+    assert status == 200, answer
+
+
+async def test_concurrent_creates_leave_one_enabled_task(client: Client) -> None:
+    """Eight concurrent creates for the same project and type: exactly one is stored enabled
+    (the database's partial unique index decides), the rest get 409."""
+    body = {"name": "race", "project_id": 63, "device_type": 2, "crontab": CONFLICT_CRONTAB}
+    answers = await asyncio.gather(*(call(client, "POST", "/api/v1/scheduler/task/", body)
+                                     for _ in range(8)))
+    assert sorted(status for status, _ in answers) == [200] + [409] * 7
+    listed = await call(client, "GET", "/api/v1/scheduler/tasks/?project_id=63&device_type=2")
+    assert listed[1]["data"]["count"] == 1

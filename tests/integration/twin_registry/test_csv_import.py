@@ -56,7 +56,8 @@ async def test_good_file_imports_everything_in_one_go(twin: Client) -> None:
         "device_type": 1, "water_meter_kind": "tap", "multiplier": "1", "register_max": "99999",
         "billing_register": "total", "house_address": ["一期", "1栋", "1F", "北区", "101"],
         "residents": [{"name": "测试住户甲", "cellphone": "10000000001"},
-                      {"name": "测试住户乙", "cellphone": "10000000002"}]}]
+                      {"name": "测试住户乙", "cellphone": "10000000002"}],
+        "lifecycle": []}]  # no meter events recorded (issue #11's lifecycle, an added field)
 
     # Re-importing the places alone (multipart upload) finds them instead of duplicating them.
     form = aiohttp.FormData()

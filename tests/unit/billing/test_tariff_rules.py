@@ -8,7 +8,8 @@ Asia/Shanghai time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -428,16 +429,25 @@ def test_quarterly_blocks_carry_within_the_quarter() -> None:
     assert accumulation_window(tariff, month_period(2024, 7).start) == (local(2024, 7), local(2024, 10))
 
 
-def test_decide_bill_passes_the_year_to_date_to_pricing() -> None:
-    """decide_bill (today's job flow) prices with the year-to-date it is given (default 0)."""
-    from twinbill_billing.domain.bills import BillDraft, Meter, Reading, decide_bill
+def test_decide_bill_carries_the_year_to_date_from_the_chain() -> None:
+    """decide_bill prices a May bill after the year's earlier bills: the 170 m3 they credited to
+    this year's window put the first 10 m3 in block 1 and the rest in block 2 (the ledger's
+    year-to-date, from each bill's `charge_detail.accumulation`)."""
+    from twinbill_billing.domain.bills import BillDraft, Meter, decide_bill
+    from twinbill_billing.domain.ledger import PastBill, Reading, head_of
 
     period = month_period(2024, 5)
-    opening = Reading(D("100"), period.start, source="previous_bill")
     closing = Reading(D("125"), period.end)
     meter = Meter(1, None, D("1"), None)
-    fresh = decide_bill(meter, period=period, opening=opening, closing=closing, tariffs=[annual()])
-    carried = decide_bill(meter, period=period, opening=opening, closing=closing, tariffs=[annual()],
-                          accumulated_before=D("170"))
+    window = accumulation_window(annual(), period.start)
+    assert window is not None
+    earlier = PastBill(local(2024, 1), period.start, D("170"), False, opening=D("-70"), closing=D("100"),
+                       closing_time=period.start, windows=((window[0], D("170")),))
+    last_year = replace(earlier, windows=((window[0] - timedelta(days=366), D("170")),))
+    fresh = decide_bill(meter, period=period, closing=closing, tariffs=[annual()], head=head_of([last_year]),
+                        history=[last_year])
+    carried = decide_bill(meter, period=period, closing=closing, tariffs=[annual()], head=head_of([earlier]),
+                          history=[earlier])
     assert isinstance(fresh, BillDraft) and isinstance(carried, BillDraft)
     assert (fresh.charge.amount, carried.charge.amount) == (D("125.00"), D("155.00"))
+    assert carried.charge.to_document()["accumulated_before"] == "170"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from twinbill_billing.domain.bills import BillDraft, Meter, NotBilled, Reading, decide_bill
+from twinbill_billing.domain.bills import BillDraft, ChainHead, Meter, NotBilled, Reading, decide_bill
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import Tariff
 from twinbill_billing.domain.usage import BackwardsReading, compute_usage
@@ -56,7 +56,7 @@ def reading(value: str, at: datetime, source: str = "reading") -> Reading:
 
 def test_decide_bill_happy_path() -> None:
     """A reading in the period and an opening: a bill with the charge."""
-    draft = decide_bill(METER, period=PERIOD, opening=reading("10", START, "previous_bill"),
+    draft = decide_bill(METER, period=PERIOD, head=ChainHead(START, reading("10", START)),
                         closing=reading("30", END - timedelta(hours=1)), tariffs=[FLAT])
     assert isinstance(draft, BillDraft)
     assert draft.usage.consumption == D("20") and draft.charge.amount == D("10.00")
@@ -64,7 +64,7 @@ def test_decide_bill_happy_path() -> None:
 
 def test_rollover_bill() -> None:
     """A wrapped register bills the wrapped advance."""
-    draft = decide_bill(METER, period=PERIOD, opening=reading("99999", START),
+    draft = decide_bill(METER, period=PERIOD, start_reading=reading("99999", START),
                         closing=reading("1", END), tariffs=[FLAT])
     assert isinstance(draft, BillDraft)
     assert draft.usage.rolled_over and draft.usage.consumption == D("2") and draft.charge.amount == D("1.00")
@@ -72,7 +72,7 @@ def test_rollover_bill() -> None:
 
 def test_backwards_reading_is_an_exception_outcome() -> None:
     """A backwards reading: outcome exception with the reason, no bill."""
-    decision = decide_bill(METER, period=PERIOD, opening=reading("50", START),
+    decision = decide_bill(METER, period=PERIOD, start_reading=reading("50", START),
                            closing=reading("49", END), tariffs=[FLAT])
     assert isinstance(decision, NotBilled) and decision.outcome == "exception"
     assert "backwards" in decision.reason
@@ -80,29 +80,29 @@ def test_backwards_reading_is_an_exception_outcome() -> None:
 
 def test_missing_reading_in_period_is_skipped() -> None:
     """The last reading is at or before the period start: skipped, nothing invented."""
-    decision = decide_bill(METER, period=PERIOD, opening=reading("50", START),
+    decision = decide_bill(METER, period=PERIOD, start_reading=reading("50", START),
                            closing=reading("50", START), tariffs=[FLAT])
     assert isinstance(decision, NotBilled) and decision.outcome == "skipped"
     assert "no reading in the period" in decision.reason
-    none = decide_bill(METER, period=PERIOD, opening=None, closing=None, tariffs=[FLAT])
+    none = decide_bill(METER, period=PERIOD, closing=None, tariffs=[FLAT])
     assert isinstance(none, NotBilled) and none.outcome == "skipped"
 
 
 def test_first_bill_without_opening_is_skipped() -> None:
     """No previous bill and no reading at the period start: skipped with the reason."""
-    decision = decide_bill(METER, period=PERIOD, opening=None, closing=reading("5", END), tariffs=[FLAT])
+    decision = decide_bill(METER, period=PERIOD, closing=reading("5", END), tariffs=[FLAT])
     assert isinstance(decision, NotBilled) and "no opening reading" in decision.reason
 
 
 def test_reading_at_period_end_belongs_to_the_period() -> None:
     """(start, end]: a reading exactly at the end is inside."""
-    draft = decide_bill(METER, period=PERIOD, opening=reading("1", START), closing=reading("2", END),
+    draft = decide_bill(METER, period=PERIOD, start_reading=reading("1", START), closing=reading("2", END),
                         tariffs=[FLAT])
     assert isinstance(draft, BillDraft)
 
 
 def test_no_tariff_is_a_failure() -> None:
     """No tariff for the device type: failed with a reason, no bill."""
-    decision = decide_bill(METER, period=PERIOD, opening=reading("1", START), closing=reading("2", END),
+    decision = decide_bill(METER, period=PERIOD, start_reading=reading("1", START), closing=reading("2", END),
                            tariffs=[])
     assert isinstance(decision, NotBilled) and decision.outcome == "failed"

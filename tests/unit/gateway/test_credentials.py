@@ -88,6 +88,7 @@ def test_tokens_carry_their_kind_and_expire() -> None:
     ("/api/v1/scheduler/tasks/", "scheduler"),
     ("/api/v1/scheduler/task/", "scheduler"),
     ("/api/v1/tariffs/3", "billing"),
+    ("/api/v1/bills/ab12/void", "billing"),
     ("/dt/open/v1/instances", "twin"),
     ("/api/v1/devices/", "twin"),
     ("/internal/v1/products", None),
@@ -151,6 +152,7 @@ def test_body_is_read_as_json_whatever_it_claims() -> None:
     ("/api/v1/devices/3", Item("twin", "devices", "/api/v1/devices/3")),
     ("/api/v1/sites/3/anything", Item("twin", "sites", "/api/v1/sites/3")),
     ("/api/v1/tariffs/ab12/", Item("billing", "tariffs", "/api/v1/tariffs/ab12")),
+    ("/api/v1/bills/ab12/void", Item("billing", "bills", "/api/v1/bills/ab12")),
 ])
 def test_access_kind_of_each_path(path: str, access: object) -> None:
     assert access_for(path) == access

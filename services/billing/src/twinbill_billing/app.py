@@ -14,19 +14,19 @@ from pymongo import AsyncMongoClient
 
 from twinbill_billing.api import CLOCK, add_management_routes
 from twinbill_billing.audit import (
-    AUDIT_CONTEXT,
     audit_collection,
     declare_changed_journal,
     ensure_audit_indexes,
     watch_unpublished,
 )
+from twinbill_billing.context import CONTEXT, BillingContext
+from twinbill_billing.corrections import add_correction_routes
 from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_letters
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
 from twinbill_billing.reports import add_report_routes
-from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import TRANSIENT_ERRORS, BillStore
 from twinbill_billing.twin import HttpTwinClient
@@ -43,7 +43,6 @@ from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", BillingSettings)
-CONTEXT = web.AppKey("billing_context", BillingContext)
 METRICS = web.AppKey("billing_metrics", BillingMetrics)
 
 
@@ -78,6 +77,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     add_history_routes(app)
     add_management_routes(app)
     add_report_routes(app)
+    add_correction_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -111,7 +111,6 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         app[STORE] = store
         app[TWIN] = twin
         app[CONTEXT] = ctx
-        app[AUDIT_CONTEXT] = ctx
         checks["mongodb"] = store.ping
         checks["rabbitmq"] = bus.ping
 

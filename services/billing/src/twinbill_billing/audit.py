@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from bson import ObjectId
@@ -29,17 +29,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from twinbill_billing.context import CONTEXT, BillingContext
 from twinbill_common.bus import Bus
 from twinbill_common.errors import TransientError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import BILLING
 
-if TYPE_CHECKING:  # runtime import left out: jobs/runs may import this module without a cycle
-    from twinbill_billing.runs import BillingContext
-
 log = get_logger(__name__)
-AUDIT_CONTEXT: web.AppKey[BillingContext] = web.AppKey("audit_context")  # set by the app's lifespan
 USER_HEADER = "X-Twinbill-User"  # the gateway's authenticated user id, forwarded with each request
 REASON_HEADER = "X-Twinbill-Reason"  # an optional why for management changes (the gateway forwards it)
 AUDIT_COLLECTION = "audit"
@@ -176,7 +173,7 @@ async def record_request_change(request: web.Request, *, action: str, entity: st
     already stored: an event the broker did not confirm is logged, not turned into a failed request
     (the entry stays with `published` false)."""
     try:
-        await record_change(request.app[AUDIT_CONTEXT], actor=request_actor(request), action=action,
+        await record_change(request.app[CONTEXT], actor=request_actor(request), action=action,
                             entity=entity, entity_id=entity_id,
                             reason=request.headers.get(REASON_HEADER, "").strip(), data=data)
     except TransientError as err:

@@ -12,27 +12,24 @@ Every replica runs a watcher; the DLQ is a quorum queue, so each message goes to
 A DLQ message that is not a BillingJob (a malformed body the job consumer dead-lettered) is
 parked, not dropped: republished (confirmed) to `billing.jobs.parked` with the reason, then acked,
 so it neither blocks the watcher nor loops. Nothing consumes the parked queue; an operator reads it.
+The decoding, recording and parking of one message is handlers.handle_dead_job.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from aio_pika.abc import AbstractIncomingMessage, HeadersType
-from pydantic import ValidationError
+from aio_pika.abc import AbstractIncomingMessage
 
-from twinbill_billing.jobs import record_dead_letter
-from twinbill_billing.runs import BillingContext
-from twinbill_common.bus import REASON_HEADER, Bus
-from twinbill_common.deadletters import death_reason, header_text
+from twinbill_billing.context import BillingContext
+from twinbill_billing.handlers import DEAD_JOBS, PARKED, handle_dead_job
+from twinbill_common.bus import Bus
 from twinbill_common.logging import get_logger
 from twinbill_common.redelivery import settle
-from twinbill_common.schemas.billing import BillingJob
-from twinbill_common.topology import BILLING_JOBS, DEAD_LETTER
+from twinbill_common.topology import DEAD_LETTER
 
 log = get_logger(__name__)
-DEAD_JOBS = f"{BILLING_JOBS.name}.dlq"
-PARKED = f"{BILLING_JOBS.name}.parked"
+__all__ = ["PARKED", "declare_parking", "watch_dead_letters"]
 RETRY_PAUSE = 1.0  # seconds before a message whose recording failed (MongoDB, RabbitMQ) is requeued
 
 
@@ -42,33 +39,6 @@ async def declare_parking(bus: Bus) -> None:
         bus.name(PARKED), durable=True, arguments={"x-queue-type": "quorum"}
     )
     await queue.bind(bus.name(DEAD_LETTER), routing_key=bus.name(PARKED))
-
-
-async def park(bus: Bus, raw: AbstractIncomingMessage, reason: str) -> None:
-    """Republish a message to billing.jobs.parked with the reason (confirmed), then ack it."""
-    headers: HeadersType = {REASON_HEADER: reason[:1000]}
-    if (raw.headers or {}).get(REASON_HEADER):
-        headers["x-twinbill-original-reason"] = header_text((raw.headers or {})[REASON_HEADER])[:1000]
-    await bus.publish_raw(
-        DEAD_LETTER, bus.name(PARKED), raw.body, message_id=raw.message_id or "unknown", headers=headers
-    )
-    await settle(raw, ack=True, queue=DEAD_JOBS)  # lost with its channel: parked again, never lost
-    log.error("dead letter parked", queue=PARKED, message_id=raw.message_id, reason=reason)
-
-
-async def handle_dead_job(raw: AbstractIncomingMessage, ctx: BillingContext) -> None:
-    """Record one dead-lettered job on its run (or park a malformed message), then ack it."""
-    try:
-        job = BillingJob.model_validate_json(raw.body)
-    except (ValidationError, ValueError) as err:
-        await park(ctx.bus, raw, f"not a valid BillingJob: {err}")
-        ctx.metrics.dead_letters.labels("parked").inc()
-        return
-    reason = death_reason(raw.headers)
-    recorded = await record_dead_letter(job, ctx, reason=reason)
-    await settle(raw, ack=True, queue=DEAD_JOBS)
-    ctx.metrics.dead_letters.labels("recorded" if recorded else "already_recorded").inc()
-    log.info("dead letter drained", job_id=job.job_id, recorded=recorded, reason=reason)
 
 
 async def watch_dead_letters(ctx: BillingContext, *, prefetch: int = 10) -> None:

@@ -15,3 +15,7 @@ class TwinUnavailable(BillingError, TransientError):
 
 class BadRunInput(BillingError, PermanentError):
     """A run or job cannot be processed whatever the retries (unknown project, missing chunk)."""
+
+
+class ChainContention(BillingError, TransientError):
+    """Other workers kept taking the chain positions this job wanted: retry the job later."""

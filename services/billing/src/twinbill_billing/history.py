@@ -5,7 +5,7 @@ and charges are strings with two decimals, times are naive ISO in the project's 
 each bill at billing time), `device_id` is the meter number (device key). The history/time day
 window is in the project's zone as the twin says it now (cached), else the bills' zone.
 Additions to the seed's items (after its keys): `kind`, `status`, `credits_bill_id`,
-`credit_note_id`. `format=csv` answers the same filters as a streamed CSV (export.py).
+`credit_note_id`, `estimated`. `format=csv` answers the same filters as a streamed CSV (export.py).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def links(bill: dict[str, Any]) -> dict[str, Any]:
         "status": bill_status(bill),
         "credits_bill_id": link(bill.get("credits_bill_id")),
         "credit_note_id": link(bill.get("credit_note_id")),
+        "estimated": bool(bill.get("estimated")),
     }
 
 

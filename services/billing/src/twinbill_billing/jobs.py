@@ -1,229 +1,245 @@
-"""Billing one job: device snapshot -> openings, closings, tariffs -> bills (insert_many) -> outcome."""
+"""Billing one job on the meters' chains: snapshot -> ledgers and readings -> decisions -> bills.
+
+Exactly once, whatever order or how often jobs run: each bill claims its chain position (the
+unique `chain_key`: meter and `from_time`) as it is inserted, so of two workers extending a
+meter's chain from the same bill one wins; the other re-reads the chain and decides again
+(its period is then covered, or starts where the winner ended).
+"""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from bson import ObjectId
-
-from twinbill_billing.domain.bills import (
-    BillDraft,
-    Meter,
-    NotBilled,
-    Reading,
-    canonical,
-    decide_bill,
-)
+from twinbill_billing.bill_documents import bill_document, tariff_snapshot
+from twinbill_billing.context import BillingContext
+from twinbill_billing.domain.bills import BillDraft, ChainHead, Meter, NotBilled, decide_bill
+from twinbill_billing.domain.ledger import PastBill, Reading, head_of
 from twinbill_billing.domain.periods import Period, to_epoch_ms
-from twinbill_billing.domain.pricing import CENT
-from twinbill_billing.errors import BadRunInput
+from twinbill_billing.domain.pricing import Tariff
+from twinbill_billing.errors import BadRunInput, ChainContention
 from twinbill_billing.events import publish_issued
-from twinbill_billing.runs import BillingContext, finish_if_done
 from twinbill_billing.tariffs import to_domain
 from twinbill_billing.twin import BillingDevice
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingJob
 
 log = get_logger(__name__)
+CHAIN_ROUNDS = 5  # re-decisions after losing a chain position before the job is retried
+Doc = dict[str, Any]
 
 
-def bill_document(
-    device: BillingDevice,
-    draft: BillDraft,
-    *,
-    job: BillingJob,
-    timezone: str,
-    tariffs: dict[str, dict[str, Any]],
-    now: datetime,
-) -> dict[str, Any]:
-    """The stored bill: registry snapshot, readings, consumption, charge, tariff parts, period, run."""
-    run = job.run
-    raw = device.raw
-    return {
-        "_id": ObjectId(),
-        "project_id": run.project_id,
-        "device_id": device.id,
-        "device_key": device.device_key,
-        "product_key": raw.get("product_key"),
-        "device_name": raw.get("name"),
-        "device_type": int(run.device_type),
-        "water_meter_kind": device.water_meter_kind,
-        "house_address": list(raw.get("house_address") or ["", "", "", "", ""]),
-        "residents": list(raw.get("residents") or []),
-        "multiplier": canonical(device.multiplier),
-        "register_max": None if device.register_max is None else canonical(device.register_max),
-        "opening_reading": canonical(draft.opening.value),
-        "opening_time": draft.opening.time,
-        "opening_source": draft.opening.source,
-        "closing_reading": canonical(draft.closing.value),
-        "closing_time": draft.closing.time,
-        "register_delta": canonical(draft.usage.register_delta),
-        "rolled_over": draft.usage.rolled_over,
-        "consumption": canonical(draft.usage.consumption),
-        "charge": canonical(draft.charge.amount),
-        "charge_minor": int(draft.charge.amount / CENT),
-        "tariff": [
-            {
-                **tariffs[part.tariff_id],
-                "share": f"{part.share.numerator}/{part.share.denominator}",
-                "from": part.start,
-                "to": part.end,
-                "consumption": canonical(part.consumption),
-                "amount": canonical(part.amount),
-            }
-            for part in draft.charge.parts
-        ],
-        "charge_detail": draft.charge.to_document(),  # block lines, charges, snapshot, year-to-date
-        "estimated": False,
-        "timezone": timezone,
-        "from_time": run.period_start,
-        "to_time": run.period_end,
-        "created_at": now,
-        "run_id": run.run_id,
-        "job_id": job.job_id,
-    }
+@dataclass
+class JobInputs:
+    """What one job reads before deciding: meters, their ledgers, readings and tariffs."""
+
+    devices: list[BillingDevice]
+    missing: set[int]
+    ledgers: dict[int, list[Doc]]
+    closings: dict[int, Reading]
+    starts: dict[int, Reading]
+    tariffs: list[Tariff]
+    snapshots: dict[str, dict[str, Any]]
+    timezone: str
 
 
-def _tariff_snapshot(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(doc["_id"]),
-        "name": doc.get("name", ""),
-        "kind": doc["kind"],
-        "unit_price": doc.get("unit_price"),
-        "blocks": doc.get("blocks", []),
-        "water_meter_kind": doc.get("water_meter_kind"),
-        "effective_from": doc["effective_from"],
-        "effective_to": doc.get("effective_to"),
-    }
+@dataclass
+class JobResult:
+    """What a job did: bills inserted and devices already billed or not billed, with reasons."""
+
+    inserted: list[Doc] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+    not_billed: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"skipped": [], "failed": [], "exception": []})
 
 
-async def bill_job(job: BillingJob, ctx: BillingContext) -> dict[str, Any]:
-    """Bill every device of a job and record the job's outcome once; returns the outcome."""
-    started = time.perf_counter()
+def past_bills(docs: list[Doc]) -> list[PastBill]:
+    """A meter's issued bills: its chain (void ones and their credit notes cancel out, so both
+    are left out)."""
+    return [PastBill(d["from_time"], d["to_time"], Decimal(d["consumption"]), bool(d.get("estimated")),
+                     Decimal(d.get("opening_reading") or 0), Decimal(d["closing_reading"]), d.get("closing_time"),
+                     tuple((p["from"], p["to"], Decimal(p["consumption"])) for p in d.get("periods") or ()),
+                     tuple((datetime.fromisoformat(w["window_start"]), Decimal(w["consumption"]))
+                           for w in (d.get("charge_detail") or {}).get("accumulation") or ()))
+            for d in docs if d.get("kind", "bill") == "bill" and d.get("status", "issued") == "issued"]
+
+
+def chain_head(docs: list[Doc]) -> ChainHead | None:
+    """The head of a meter's chain from its ledger documents."""
+    return head_of(past_bills(docs))
+
+
+def chain_origin(docs: list[Doc]) -> Reading | None:
+    """Where a meter's chain started when every bill on it was voided: the first bill's opening."""
+    bills = [d for d in docs if d.get("kind", "bill") == "bill" and d.get("opening_reading") is not None]
+    if not bills:
+        return None
+    first = min(bills, key=lambda d: d["from_time"])
+    return Reading(Decimal(first["opening_reading"]), first["from_time"], "previous_bill")
+
+
+async def load_inputs(job: BillingJob, ctx: BillingContext) -> JobInputs:
+    """The job's device snapshot, their ledgers, readings at the period bounds, the tariffs."""
     run = job.run
     chunk = await ctx.store.load_chunk(job.job_id)
     if chunk is None:
         raise BadRunInput(f"job {job.job_id} has no device snapshot (was its run split?)")
     wanted = set(job.device_ids)
     devices = [BillingDevice.from_json(raw) for raw in chunk["devices"] if int(raw["id"]) in wanted]
-    missing = wanted - {device.id for device in devices}
-    period = Period(run.period_start, run.period_end)
     ids = [device.id for device in devices]
-    previous = await ctx.store.previous_closings(run.project_id, ids, before=period.start)
-    closings = await ctx.twin.last_readings(ids, at_ms=to_epoch_ms(period.end))
-    need_start = [i for i in ids if i not in previous and i in closings]
-    starts = await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(period.start)) if need_start else {}
+    ledgers = await ctx.store.ledgers(run.project_id, ids)
+    closings = await ctx.twin.last_readings(ids, at_ms=to_epoch_ms(run.period_end))
+    # A first bill without an installation opens at the last reading at or before the period start.
+    need_start = [d.id for d in devices if not ledgers.get(d.id)
+                  and not any(e.kind == "installation" for e in d.events)]
+    starts = await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(run.period_start)) if need_start else {}
     tariff_docs = await ctx.store.tariffs_for(run.project_id, int(run.device_type))
-    tariffs = [to_domain(doc) for doc in tariff_docs]
-    snapshots = {str(doc["_id"]): _tariff_snapshot(doc) for doc in tariff_docs}
-    now = ctx.clock()
-    docs: list[dict[str, Any]] = []
-    not_billed: dict[str, list[dict[str, Any]]] = {"skipped": [], "failed": [], "exception": []}
-    not_billed["failed"] += [
-        {"device_id": device_id, "reason": "device not in the job's snapshot"} for device_id in sorted(missing)
-    ]
-    for device in devices:
-        opening = previous.get(device.id)
-        if opening is None and device.id in starts:
-            start = starts[device.id]
-            opening = Reading(start.value, start.time, source="period_start_reading")
-        meter = Meter(device.id, device.water_meter_kind, device.multiplier, device.register_max)
-        decision = decide_bill(meter, period=period, opening=opening, closing=closings.get(device.id), tariffs=tariffs)
-        if isinstance(decision, NotBilled):
-            not_billed[decision.outcome].append(
-                {"device_id": device.id, "device_key": device.device_key, "reason": decision.reason}
-            )
-            continue
-        docs.append(bill_document(device, decision, job=job, timezone=chunk["timezone"], tariffs=snapshots, now=now))
-    inserted, duplicates = await ctx.store.insert_bills(docs)
-    if ctx.publish_issued:
-        await announce(job, ctx, [doc for index, doc in enumerate(docs) if index not in duplicates],
-                       redelivered=[docs[index]["device_id"] for index in sorted(duplicates)])
-    outcome = {
-        "run_id": run.run_id,
+    return JobInputs(devices, wanted - set(ids), ledgers, closings, starts,
+                     [to_domain(doc) for doc in tariff_docs],
+                     {str(doc["_id"]): tariff_snapshot(doc) for doc in tariff_docs}, chunk["timezone"])
+
+
+def period_length(job: BillingJob) -> timedelta:
+    """The run's period length: the length of each period a catch-up bill is priced in."""
+    return job.run.period_end - job.run.period_start
+
+
+def decide(device: BillingDevice, inputs: JobInputs, job: BillingJob) -> BillDraft | NotBilled:
+    """One meter's decision on its chain (pure, given the inputs)."""
+    run = job.run
+    ledger = inputs.ledgers.get(device.id, [])
+    meter = Meter(device.id, device.water_meter_kind, device.multiplier, device.register_max, device.events)
+    return decide_bill(meter, period=Period(run.period_start, run.period_end), closing=inputs.closings.get(device.id),
+                       tariffs=inputs.tariffs, head=chain_head(ledger), start_reading=inputs.starts.get(device.id),
+                       history=past_bills(ledger), period_length=period_length(job),
+                       origin=chain_origin(ledger))
+
+
+async def issue_bills(job: BillingJob, ctx: BillingContext, inputs: JobInputs, now: datetime) -> JobResult:
+    """Decide every meter and insert the bills; a lost chain position is re-read and re-decided."""
+    result = JobResult()
+    pending = list(inputs.devices)
+    for _ in range(CHAIN_ROUNDS):
+        docs: list[Doc] = []
+        for device in pending:
+            decision = decide(device, inputs, job)
+            if isinstance(decision, NotBilled):
+                if decision.outcome == "covered":
+                    result.already.append(device.id)
+                else:
+                    result.not_billed[decision.outcome].append(
+                        {"device_id": device.id, "device_key": device.device_key, "reason": decision.reason})
+                continue
+            docs.append(bill_document(device, decision, job=job, timezone=inputs.timezone,
+                                      tariffs=inputs.snapshots, now=now))
+        _, lost = await ctx.store.insert_bills(docs)
+        result.inserted += [doc for index, doc in enumerate(docs) if index not in lost]
+        if not lost:
+            return result
+        lost_ids = {docs[index]["device_id"] for index in lost}
+        pending = [device for device in pending if device.id in lost_ids]
+        inputs.ledgers.update(await ctx.store.ledgers(job.run.project_id, sorted(lost_ids)))
+        log.info("chain position taken by another worker, deciding again", job_id=job.job_id,
+                 devices=len(lost_ids))
+    raise ChainContention(f"job {job.job_id}: {len(pending)} meters still contended after {CHAIN_ROUNDS} rounds")
+
+
+def outcome_document(job: BillingJob, inputs: JobInputs, result: JobResult, now: datetime) -> Doc:
+    """The job's outcome, written once under its id."""
+    failed = [{"device_id": device_id, "reason": "device not in the job's snapshot"}
+              for device_id in sorted(inputs.missing)]
+    return {
+        "run_id": job.run.run_id,
         "chunk": job.chunk,
         "status": "done",
-        "devices": len(wanted),
-        "billed": inserted,
-        "already_billed": len(duplicates),
-        "skipped": not_billed["skipped"],
-        "failed": not_billed["failed"],
-        "exceptions": not_billed["exception"],
+        "devices": len(job.device_ids),
+        "billed": len(result.inserted),
+        "already_billed": len(result.already),
+        "skipped": result.not_billed["skipped"],
+        "failed": failed + result.not_billed["failed"],
+        "exceptions": result.not_billed["exception"],
+        "estimated": [{"device_id": d["device_id"], "device_key": d["device_key"]}
+                      for d in result.inserted if d.get("estimated")],
         "finished_at": now,
     }
-    if await ctx.store.record_job(job.job_id, outcome):
-        ctx.metrics.jobs.labels("done").inc()
-    else:
-        ctx.metrics.jobs.labels("redelivered").inc()
+
+
+async def bill_job(job: BillingJob, ctx: BillingContext) -> Doc:
+    """Bill every meter of a job on its chain and record the job's outcome once; returns it."""
+    started = time.perf_counter()
+    inputs = await load_inputs(job, ctx)
+    now = ctx.clock()
+    result = await issue_bills(job, ctx, inputs, now)
+    if ctx.publish_issued:
+        await announce(job, ctx, result.inserted, redelivered=result.already)
+    outcome = outcome_document(job, inputs, result, now)
+    recorded = await ctx.store.record_job(job.job_id, outcome)
+    ctx.metrics.jobs.labels("done" if recorded else "redelivered").inc()
     for label, count in (
-        ("billed", inserted),
-        ("already_billed", len(duplicates)),
-        ("skipped", len(not_billed["skipped"])),
-        ("failed", len(not_billed["failed"])),
-        ("exception", len(not_billed["exception"])),
+        ("billed", outcome["billed"]),
+        ("already_billed", outcome["already_billed"]),
+        ("skipped", len(outcome["skipped"])),
+        ("failed", len(outcome["failed"])),
+        ("exception", len(outcome["exceptions"])),
     ):
         if count:
             ctx.metrics.bills.labels(label).inc(count)
     ctx.metrics.job_duration.observe(time.perf_counter() - started)
-    await finish_if_done(run.run_id, ctx)
     return outcome
 
 
-async def announce(job: BillingJob, ctx: BillingContext, fresh: list[dict[str, Any]], *,
-                   redelivered: list[int]) -> None:
+async def announce(job: BillingJob, ctx: BillingContext, fresh: list[Doc], *, redelivered: list[int]) -> None:
     """Publish BillIssued for the bills just inserted and, on a redelivery, again for the bills
     this job inserted on an earlier attempt (their events may not have gone out: at-least-once).
     Raises BusUnavailable (transient: the job is retried, its outcome not yet recorded)."""
     bills = list(fresh)
     if redelivered:
-        run = job.run
-        earlier = await ctx.store.period_bills(run.project_id, redelivered, start=run.period_start,
-                                               end=run.period_end)
-        bills += [bill for bill in earlier if bill.get("job_id") == job.job_id]
+        bills += await ctx.store.job_bills(job.run.project_id, redelivered, job_id=job.job_id)
     if bills:
         await publish_issued(ctx.bus, bills)
 
 
 async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: str) -> bool:
-    """A job that will never succeed: the run says so, and finishes.
+    """A job that will never succeed: the run says so (the caller then finishes the run).
 
-    Its devices that have a bill for the period (this job inserted it before it failed, or it was
-    there already) count as billed; every other one is `failed` with the reason. The bills this job
-    inserted get their BillIssued events first (they may not have gone out). Idempotent: a job
-    already recorded (done or dead-lettered) is left as it is. True when this call recorded it.
+    Its devices whose chain reaches the period end (this job inserted the bill before it failed,
+    or it was there already) count as billed; every other one is `failed` with the reason. The
+    bills this job inserted get their BillIssued events first (they may not have gone out).
+    Idempotent: a job already recorded (done or dead-lettered) is left as it is. True when this
+    call recorded it.
     """
-    recorded = False
-    if await ctx.store.job_outcome(job.job_id) is None:
-        run = job.run
-        bills = await ctx.store.period_bills(run.project_id, job.device_ids, start=run.period_start,
-                                             end=run.period_end)
-        own = [bill for bill in bills if bill.get("job_id") == job.job_id]
-        if own and ctx.publish_issued:
-            await publish_issued(ctx.bus, own)
-        billed = {int(bill["device_id"]) for bill in bills}
-        failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"}
-                  for device_id in job.device_ids if device_id not in billed]
-        outcome = {
-            "run_id": run.run_id,
-            "chunk": job.chunk,
-            "status": "dead_lettered",
-            "reason": reason,
-            "devices": len(job.device_ids),
-            "billed": len(own),
-            "already_billed": len(bills) - len(own),
-            "skipped": [],
-            "failed": failed,
-            "exceptions": [],
-            "finished_at": ctx.clock(),
-        }
-        recorded = await ctx.store.record_job(job.job_id, outcome)
-        if recorded:
-            ctx.metrics.jobs.labels("dead_lettered").inc()
-            if failed:
-                ctx.metrics.bills.labels("failed").inc(len(failed))
-            log.warning("job dead-lettered", job_id=job.job_id, reason=reason, failed=len(failed),
-                        billed=len(bills))
-    await finish_if_done(job.run.run_id, ctx)
+    if await ctx.store.job_outcome(job.job_id) is not None:
+        return False
+    run = job.run
+    ledgers = await ctx.store.ledgers(run.project_id, job.device_ids)
+    own = await ctx.store.job_bills(run.project_id, job.device_ids, job_id=job.job_id)
+    if own and ctx.publish_issued:
+        await publish_issued(ctx.bus, own)
+    billed = {device_id for device_id, docs in ledgers.items()
+              if (head := chain_head(docs)) is not None and head.to_time >= run.period_end}
+    billed |= {int(bill["device_id"]) for bill in own}  # a removed meter's bill ends before the period
+    failed = [{"device_id": device_id, "reason": f"job dead-lettered: {reason}"}
+              for device_id in job.device_ids if device_id not in billed]
+    outcome = {
+        "run_id": run.run_id,
+        "chunk": job.chunk,
+        "status": "dead_lettered",
+        "reason": reason,
+        "devices": len(job.device_ids),
+        "billed": len(own),
+        "already_billed": len(billed) - len(own),
+        "skipped": [],
+        "failed": failed,
+        "exceptions": [],
+        "finished_at": ctx.clock(),
+    }
+    recorded = await ctx.store.record_job(job.job_id, outcome)
+    if recorded:
+        ctx.metrics.jobs.labels("dead_lettered").inc()
+        if failed:
+            ctx.metrics.bills.labels("failed").inc(len(failed))
+        log.warning("job dead-lettered", job_id=job.job_id, reason=reason, failed=len(failed), billed=len(billed))
     return recorded

@@ -6,15 +6,12 @@ written once under its job id, and the summary is a fold over those documents (n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from twinbill_billing.metrics import BillingMetrics
-from twinbill_billing.store import BillStore
-from twinbill_billing.twin import BillingDevice, TwinClient
-from twinbill_common.bus import Bus
+from twinbill_billing.context import BillingContext
+from twinbill_billing.twin import BillingDevice
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas.billing import BillingJob, RunBilling
 from twinbill_common.topology import BILLING
@@ -22,20 +19,6 @@ from twinbill_common.topology import BILLING
 log = get_logger(__name__)
 SAVE_BATCH = 20  # chunk snapshots written per insert_many during a split
 LISTED = 1000  # per-device entries a run summary lists; counts are always complete
-
-
-@dataclass
-class BillingContext:
-    """What the run and job handlers need, built once by the app's lifespan."""
-
-    store: BillStore
-    twin: TwinClient
-    bus: Bus
-    metrics: BillingMetrics
-    chunk_size: int
-    delivery_limit: int
-    clock: Callable[[], datetime]
-    publish_issued: bool = True  # a BillIssued per new bill (events.py)
 
 
 def job_id(run_id: str, chunk: int) -> str:
@@ -133,9 +116,11 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
         "skipped": 0,
         "failed": 0,
         "exceptions": 0,
+        "estimated": 0,
         "skipped_devices": [],
         "failed_devices": [],
         "exception_devices": [],
+        "estimated_devices": [],
         "dead_lettered_jobs": [],
     }
     for outcome in sorted(outcomes, key=lambda o: o.get("chunk", 0)):
@@ -149,6 +134,7 @@ def summarize(run: dict[str, Any], outcomes: Iterable[dict[str, Any]]) -> dict[s
             ("skipped", "skipped_devices"),
             ("failed", "failed_devices"),
             ("exceptions", "exception_devices"),
+            ("estimated", "estimated_devices"),
         ):
             entries = outcome.get(key, [])
             summary[key] += len(entries)

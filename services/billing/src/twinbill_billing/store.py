@@ -9,8 +9,7 @@ beside the charge for sums and sorts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -18,7 +17,6 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from twinbill_billing.domain.bills import Reading
 from twinbill_common.errors import TRANSIENT_ERRORS as COMMON_TRANSIENT_ERRORS
 from twinbill_common.errors import StoreUnavailable
 
@@ -27,6 +25,11 @@ DUPLICATE_KEY = 11000
 # What MongoDB raises when retrying can succeed (no server answered, the connection went); the
 # consumers retry these in place (the Bus is built with them).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*COMMON_TRANSIENT_ERRORS, ConnectionFailure)
+
+
+def chain_key(project_id: int, device_id: int, from_time: datetime) -> str:
+    """The unique key of a chain position: one issued bill may open at each instant of a meter."""
+    return f"{project_id}:{device_id}:{from_time.astimezone(UTC).isoformat()}"
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,16 +55,11 @@ class BillStore:
     async def ensure_indexes(self) -> None:
         """The unique bill key and the indexes the history and billing queries use (idempotent)."""
         try:
-            await self.bills.create_index(
-                [
-                    ("project_id", ASCENDING),
-                    ("device_id", ASCENDING),
-                    ("from_time", ASCENDING),
-                    ("to_time", ASCENDING),
-                ],
-                unique=True,
-                name="one_bill_per_device_period",
-            )
+            names = {index["name"] async for index in await self.bills.list_indexes()}
+            if "one_bill_per_device_period" in names:  # before the ledger: re-billing needs it gone
+                await self.bills.drop_index("one_bill_per_device_period")
+            await self._backfill_chain_keys()
+            await self.bills.create_index([("chain_key", ASCENDING)], unique=True, name="one_link_per_chain_position")
             await self.bills.create_index(
                 [("project_id", ASCENDING), ("device_id", ASCENDING), ("to_time", ASCENDING)],
                 name="previous_bill",
@@ -77,6 +75,17 @@ class BillStore:
             )
         except PyMongoError as err:
             raise StoreUnavailable(f"MongoDB index creation failed: {err}") from err
+
+    async def _backfill_chain_keys(self) -> None:
+        """Bills from before the ledger get their chain key (the first of a duplicate pair wins)."""
+        seen: set[str] = set()
+        async for doc in self.bills.find({"chain_key": None}, {"_id": 1, "project_id": 1, "device_id": 1,
+                                                                "from_time": 1}):
+            key = chain_key(doc["project_id"], doc["device_id"], doc["from_time"])
+            taken = key in seen or await self.bills.count_documents({"chain_key": key}) > 0
+            seen.add(key)
+            await self.bills.update_one({"_id": doc["_id"]}, {"$set": {
+                "chain_key": f"legacy:{doc['_id']}" if taken else key, "status": "issued", "kind": "bill"}})
 
     async def ping(self) -> None:
         """Raise unless MongoDB answers."""
@@ -139,6 +148,12 @@ class BillStore:
         """How many of a run's jobs have an outcome."""
         return await self.jobs.count_documents({"run_id": run_id})
 
+    async def running_runs(self, project_id: int, device_type: int) -> list[Doc]:
+        """The project's runs of a device type that have not finished (id and start only)."""
+        cursor = self.runs.find({"project_id": project_id, "device_type": device_type, "status": "running"},
+                                {"_id": 1, "started_at": 1})
+        return await cursor.to_list()
+
     async def finish_run(self, run: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
         """Mark the run finished with its summary; True only for the call that finished it.
 
@@ -152,47 +167,32 @@ class BillStore:
 
     # bills --------------------------------------------------------------------------------------
 
-    async def previous_closings(
-        self, project_id: int, device_ids: Sequence[int], *, before: datetime
-    ) -> dict[int, Reading]:
-        """Each device's closing reading on its latest bill ending at or before `before`.
+    async def ledgers(self, project_id: int, device_ids: Sequence[int]) -> dict[int, list[Doc]]:
+        """Every bill and credit note of these devices (the fields the ledger needs), by device.
 
-        The period bound is applied here rather than in the query: nx-27017 evaluates a datetime
-        range in Python over every candidate row (1.3 s against 0.1 s at 40,000 bills), while the
-        `$in` on the indexed fields alone stays in SQL. A device has a dozen bills a year.
+        Filtered in Python, not in the query: nx-27017 evaluates a datetime range in Python over
+        every candidate row, while the `$in` on the indexed fields alone stays in SQL. A device
+        has a dozen bills a year.
         """
         cursor = self.bills.find(
             {"project_id": project_id, "device_id": {"$in": list(device_ids)}},
-            {"_id": 0, "device_id": 1, "to_time": 1, "closing_reading": 1, "closing_time": 1},
+            {"_id": 1, "device_id": 1, "from_time": 1, "to_time": 1, "opening_reading": 1, "closing_reading": 1,
+             "closing_time": 1, "periods": 1,
+             "consumption": 1, "estimated": 1, "status": 1, "kind": 1, "job_id": 1},
         )
-        latest: dict[int, Doc] = {}
+        found: dict[int, list[Doc]] = {}
         async for doc in cursor:
-            device_id, to_time = int(doc["device_id"]), doc["to_time"]
-            if to_time <= before and (device_id not in latest or latest[device_id]["to_time"] < to_time):
-                latest[device_id] = doc
-        return {
-            device_id: Reading(
-                Decimal(doc["closing_reading"]), doc.get("closing_time") or doc["to_time"], source="previous_bill"
-            )
-            for device_id, doc in latest.items()
-        }
+            found.setdefault(int(doc["device_id"]), []).append(doc)
+        return found
 
-    async def period_bills(
-        self, project_id: int, device_ids: Sequence[int], *, start: datetime, end: datetime
-    ) -> list[Doc]:
-        """The bills of these devices for exactly the period (start, end] (at most one each).
-
-        As in previous_closings, the period is matched here, not in the query (nx-27017 would scan).
-        Only the fields a dead-letter record and a `BillIssued` event need are read.
-        """
+    async def job_bills(self, project_id: int, device_ids: Sequence[int], *, job_id: str) -> list[Doc]:
+        """The bills a job inserted (on any attempt), with the fields a `BillIssued` needs."""
         cursor = self.bills.find(
             {"project_id": project_id, "device_id": {"$in": list(device_ids)}},
-            {
-                "_id": 1, "project_id": 1, "device_id": 1, "device_type": 1, "from_time": 1, "to_time": 1,
-                "consumption": 1, "charge": 1, "estimated": 1, "run_id": 1, "job_id": 1,
-            },
+            {"_id": 1, "project_id": 1, "device_id": 1, "device_type": 1, "from_time": 1, "to_time": 1,
+             "consumption": 1, "charge": 1, "estimated": 1, "run_id": 1, "job_id": 1, "kind": 1},
         )
-        return [doc async for doc in cursor if doc["from_time"] == start and doc["to_time"] == end]
+        return [doc async for doc in cursor if doc.get("job_id") == job_id and doc.get("kind", "bill") == "bill"]
 
     async def insert_bills(self, docs: list[Doc]) -> tuple[int, set[int]]:
         """insert_many(ordered=False): (inserted, indexes already billed). Other errors raise."""
@@ -208,6 +208,33 @@ class BillStore:
             duplicates = {int(e["index"]) for e in errors}
             return len(docs) - len(duplicates), duplicates
         return len(result.inserted_ids), set()
+
+    async def get_bill(self, bill_id: ObjectId) -> Doc | None:
+        """One bill or credit note."""
+        return await self.bills.find_one({"_id": bill_id})
+
+    async def insert_credit_note(self, doc: Doc) -> Doc:
+        """Store a bill's credit note; the one already there when the bill has one (its
+        `chain_key` is `credit:<bill id>`: one credit note per bill, even under concurrent voids)."""
+        try:
+            await self.bills.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.bills.find_one({"chain_key": doc["chain_key"]})
+            if existing is None:
+                raise
+            return existing
+        return doc
+
+    async def void_bill(self, bill: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+        """Mark an issued bill void and free its chain position; True for the call that did it.
+
+        A whole-document replace conditioned on the status (nx-27017 would store the void time
+        given to `$set` as text), like finish_run.
+        """
+        doc = {key: value for key, value in bill.items() if key != "_id"}
+        doc.update(fields, status="void", chain_key=f"void:{bill['_id']}")
+        result = await self.bills.replace_one({"_id": bill["_id"], "status": "issued"}, doc)
+        return result.modified_count == 1
 
     async def find_bills(self, query: Mapping[str, Any], *, skip: int = 0, limit: int = 0) -> list[Doc]:
         """Bills newest first (period end, then id)."""

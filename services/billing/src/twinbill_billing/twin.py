@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import aiohttp
 
-from twinbill_billing.domain.bills import Reading
+from twinbill_billing.domain.ledger import MeterEvent, Reading
 from twinbill_billing.domain.periods import from_epoch_ms
 from twinbill_billing.errors import BadRunInput, TwinUnavailable
 
@@ -32,6 +33,7 @@ class BillingDevice:
     multiplier: Decimal
     register_max: Decimal | None
     raw: dict[str, Any]
+    events: tuple[MeterEvent, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BillingDevice:
@@ -46,9 +48,32 @@ class BillingDevice:
                 multiplier=Decimal(str(data.get("multiplier") or "1")),
                 register_max=None if register_max in (None, "") else Decimal(str(register_max)),
                 raw=data,
+                events=tuple(_event(item) for item in data.get("lifecycle") or ()),
             )
         except (KeyError, TypeError, ValueError, InvalidOperation) as err:
             raise BadRunInput(f"twin sent a malformed billing device {data!r}: {err!r}") from err
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def _event(item: dict[str, Any]) -> MeterEvent:
+    """One lifecycle event of the contract (times ISO-8601 with offset, decimals as strings)."""
+    multiplier = Decimal(str(item["multiplier"]))
+    at = datetime.fromisoformat(item["at"])
+    if at.tzinfo is None or item["kind"] not in ("installation", "exchange", "removal", "multiplier_change"):
+        raise ValueError(f"lifecycle event needs an aware `at` and a known `kind`: {item!r}")
+    return MeterEvent(
+        kind=item["kind"],
+        at=at,
+        reading_before=_decimal(item.get("reading_before")),
+        reading_after=_decimal(item.get("reading_after")),
+        multiplier=multiplier,
+        multiplier_before=_decimal(item.get("multiplier_before")) or multiplier,
+        register_max=_decimal(item.get("register_max")),
+        register_max_before=_decimal(item.get("register_max_before")),
+    )
 
 
 class TwinClient(Protocol):

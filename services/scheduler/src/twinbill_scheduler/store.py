@@ -10,6 +10,7 @@ import asyncpg
 
 from twinbill_scheduler.domain.crontab import Crontab
 from twinbill_scheduler.domain.tasks import Claim, DueTask, Fire, Task
+from twinbill_scheduler.errors import TaskConflict
 
 _TASK_COLUMNS = """natrual_key, name, project_id, device_type, month, day, hour, minute, enabled,
     description, timezone, next_fire_at, last_run_at, create_time, update_time"""
@@ -100,8 +101,23 @@ class TaskStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    async def _conflict(self, task: Task) -> TaskConflict:
+        """The 409 for a task that would be a second enabled one of its project and device type."""
+        other = await self.pool.fetchval(
+            """SELECT natrual_key FROM tasks WHERE enabled AND project_id = $1 AND device_type = $2
+               AND natrual_key <> $3 LIMIT 1""", task.project_id, task.device_type, task.natrual_key)
+        return TaskConflict(project_id=task.project_id, device_type=task.device_type, other_key=other)
+
     async def insert(self, task: Task) -> Task:
-        """Store a new task."""
+        """Store a new task; TaskConflict when another enabled task has its project and type."""
+        try:
+            return await self._insert(task)
+        except asyncpg.UniqueViolationError as err:
+            if err.constraint_name != "tasks_one_enabled":
+                raise
+            raise await self._conflict(task) from err
+
+    async def _insert(self, task: Task) -> Task:
         row = await self.pool.fetchrow(
             f"""INSERT INTO tasks ({_TASK_COLUMNS})
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -133,7 +149,19 @@ class TaskStore:
         return int(count), [_task(row) for row in rows]
 
     async def replace(self, task: Task) -> Task | None:
-        """Write a task's editable fields and its next fire time; None if it is gone."""
+        """Write a task's editable fields and its next fire time; None if it is gone.
+
+        TaskConflict when it would be a second enabled task of its project and device type (the
+        partial unique index `tasks_one_enabled` decides, so concurrent requests cannot both win).
+        """
+        try:
+            return await self._replace(task)
+        except asyncpg.UniqueViolationError as err:
+            if err.constraint_name != "tasks_one_enabled":
+                raise
+            raise await self._conflict(task) from err
+
+    async def _replace(self, task: Task) -> Task | None:
         row = await self.pool.fetchrow(
             f"""UPDATE tasks SET name = $2, month = $3, day = $4, hour = $5, minute = $6,
                     enabled = $7, description = $8, timezone = $9, next_fire_at = $10,

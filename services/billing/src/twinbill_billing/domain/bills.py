@@ -1,31 +1,47 @@
-"""The decision for one device and period: a bill draft, or skipped / failed / exception with a reason."""
+"""The decision for one meter and requested period: a bill draft on the meter's chain, or why not.
+
+The chain (domain/ledger.py) says where the bill opens and ends; this module reads the closing,
+cuts the span into lifecycle segments, estimates a missing closing, and prices the consumption
+per billing period through price_period(), the one call into pricing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from twinbill_billing.domain.charges import combined, credited
+from twinbill_billing.domain.ledger import (
+    ChainHead,
+    MeterEvent,
+    PastBill,
+    Piece,
+    Reading,
+    Segment,
+    Skip,
+    Span,
+    accumulated,
+    closing_of,
+    estimate_closing,
+    open_span,
+    pieces,
+    segments,
+)
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import (
     Charge,
     Tariff,
     TariffError,
+    accumulation_window,
     pick_tariffs,
     price_consumption,
 )
-from twinbill_billing.domain.usage import BackwardsReading, Usage, compute_usage
+from twinbill_billing.domain.usage import BackwardsReading, Usage
 
-
-@dataclass(frozen=True)
-class Reading:
-    """A register value at an instant; `source` says where an opening reading came from."""
-
-    value: Decimal
-    time: datetime
-    source: Literal["previous_bill", "period_start_reading", "reading"] = "reading"
+__all__ = ["BillDraft", "ChainHead", "Meter", "NotBilled", "Reading", "canonical", "decide_bill", "price_period"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,17 @@ class Meter:
     water_meter_kind: str | None
     multiplier: Decimal
     register_max: Decimal | None
+    events: tuple[MeterEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class PricedPiece:
+    """One billing period of a bill, its consumption, the block consumption before it, its charge."""
+
+    piece: Piece
+    accumulated_before: Decimal
+    window: tuple[datetime, datetime] | None
+    charge: Charge
 
 
 @dataclass(frozen=True)
@@ -44,60 +71,121 @@ class BillDraft:
 
     opening: Reading
     closing: Reading
+    span: Span
+    segments: tuple[Segment, ...]
     usage: Usage
     charge: Charge
+    priced: tuple[PricedPiece, ...] = ()
+    estimated: bool = False
+    true_up: bool = False
+    flags: tuple[str, ...] = field(default=())
+
+    @property
+    def catch_up(self) -> bool:
+        """A bill covering more than one billing period (priced per period)."""
+        return len(self.priced) > 1
 
 
 @dataclass(frozen=True)
 class NotBilled:
-    """Why a device got no bill: skipped (no data), failed (no price), exception (backwards reading)."""
+    """Why a meter got no bill: covered (already billed), skipped, failed (no price), exception."""
 
-    outcome: Literal["skipped", "failed", "exception"]
+    outcome: Literal["covered", "skipped", "failed", "exception"]
     reason: str
+
+
+def block_window(tariffs: Sequence[Tariff], at: datetime) -> tuple[datetime, datetime] | None:
+    """The block-accumulation window containing `at` of the tariff in force then; None: its blocks
+    reset every billing period (or no tariff is in force, which pricing reports)."""
+    for tariff in tariffs:
+        if tariff.effective_from <= at and (tariff.effective_to is None or at < tariff.effective_to):
+            return accumulation_window(tariff, at)
+    return None
+
+
+def price_period(consumption: Decimal, *, tariffs: Sequence[Tariff], period: Period,
+                 accumulated_before: Decimal) -> Charge:
+    """The one call into pricing: one billing period's consumption, after `accumulated_before`
+    already billed inside its block-accumulation window (0 when blocks reset every period).
+
+    A negative consumption (the true-up of an estimate that was too high) credits those units at
+    the top of the blocks they were billed in; the period's standing charges are still due."""
+    if consumption >= 0:
+        return price_consumption(consumption, tariffs=tariffs, period=period, accumulated_before=accumulated_before)
+    units = -consumption
+    over = price_consumption(units, tariffs=tariffs, period=period,
+                             accumulated_before=max(Decimal(0), accumulated_before - units))
+    standing = price_consumption(Decimal(0), tariffs=tariffs, period=period, accumulated_before=accumulated_before)
+    return credited(over, standing)
 
 
 def decide_bill(
     meter: Meter,
     *,
     period: Period,
-    opening: Reading | None,
     closing: Reading | None,
     tariffs: Sequence[Tariff],
-    accumulated_before: Decimal = Decimal(0),
+    head: ChainHead | None = None,
+    start_reading: Reading | None = None,
+    history: Sequence[PastBill] = (),
+    period_length: timedelta | None = None,
+    origin: Reading | None = None,
 ) -> BillDraft | NotBilled:
-    """Bill one meter for one period, or say why not. Never invents a reading or a negative bill.
-
-    `accumulated_before`: the meter's consumption already billed in the tariff's accumulation
-    window holding the period start (annual blocks priced monthly); see price_consumption.
-    """
-    if closing is None:
-        return NotBilled("skipped", "no reading at or before the period end")
-    if not period.contains(closing.time):
-        return NotBilled("skipped", f"no reading in the period; the last one is at {closing.time.isoformat()}")
-    if opening is None:
-        return NotBilled(
-            "skipped",
-            "no opening reading: no previous bill and no reading at or before the period start",
-        )
+    """Bill one meter on its chain for the requested period, or say why not (never a double bill)."""
+    events = sorted(meter.events, key=lambda e: e.at)
+    span = open_span(start=period.start, end=period.end, head=head, events=events, start_reading=start_reading,
+                     origin=origin)
+    if isinstance(span, Skip):
+        return NotBilled(span.outcome, span.reason)
+    last = closing_of(span, closing=closing, events=events)
+    estimated = False
+    if last is None:
+        multiplier, register_max = _current(meter, events)
+        last = estimate_closing(span, history=history, multiplier=multiplier, register_max=register_max)
+        if last is None:
+            where = "" if closing is None else f"; the last one is at {closing.time.isoformat()}"
+            return NotBilled("skipped", f"no reading in the period{where} and no earlier bills to "
+                                        "estimate from")
+        estimated = True
+    true_up = head if head is not None and head.actual is not None else None
     try:
-        usage = compute_usage(
-            opening.value,
-            closing.value,
-            multiplier=meter.multiplier,
-            register_max=meter.register_max,
-        )
+        parts = segments(span, last, events=events, multiplier=meter.multiplier,
+                         register_max=meter.register_max, true_up=true_up)
     except BackwardsReading as err:
         return NotBilled("exception", str(err))
+    usage = Usage(
+        sum((s.usage.register_delta for s in parts), Decimal(0)),
+        sum((s.usage.consumption for s in parts), Decimal(0)),
+        rolled_over=any(s.usage.rolled_over for s in parts),
+    )
+    chosen = pick_tariffs(tariffs, water_meter_kind=meter.water_meter_kind)
+    length = period_length or (period.end - period.start)
+    priced: list[PricedPiece] = []
     try:
-        charge = price_consumption(
-            usage.consumption,
-            period=period,
-            tariffs=pick_tariffs(tariffs, water_meter_kind=meter.water_meter_kind),
-            accumulated_before=accumulated_before,
-        )
+        for piece in pieces(span.from_time, span.to_time, period_length=length, consumption=usage.consumption):
+            window = block_window(chosen, piece.start)
+            before = accumulated(history, window, before=piece.start) + sum(
+                (p.piece.consumption for p in priced if window is not None and p.piece.start >= window[0]),
+                Decimal(0))
+            charge = price_period(piece.consumption, tariffs=chosen, period=Period(piece.start, piece.end),
+                                  accumulated_before=before)
+            priced.append(PricedPiece(piece, before, window, charge))
     except TariffError as err:
         return NotBilled("failed", f"no price: {err}")
-    return BillDraft(opening, closing, usage, charge)
+    total = combined([p.charge for p in priced])
+    flags = tuple(name for name, on in (("estimated", estimated), ("true_up", true_up is not None),
+                                        ("shortened", span.shortened), ("catch_up", len(priced) > 1),
+                                        ("exchange", any(e.kind == "exchange" for e in events
+                                                         if span.from_time < e.at <= span.to_time)))
+                  if on)
+    return BillDraft(span.opening, last, span, tuple(parts), usage, total, tuple(priced), estimated,
+                     true_up is not None, flags)
+
+
+def _current(meter: Meter, events: Sequence[MeterEvent]) -> tuple[Decimal, Decimal | None]:
+    if events:
+        return events[-1].multiplier, events[-1].register_max
+    return meter.multiplier, meter.register_max
 
 
 def canonical(value: Decimal) -> str:

@@ -6,7 +6,8 @@ canonical strings and instants as UTC ISO-8601 text, so they are JSON- and BSON-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -207,3 +208,43 @@ class Charge:
             ],
             "tariffs": [t.snapshot() for t in self.tariffs],
         }
+
+
+def combined(charges: Sequence[Charge]) -> Charge:
+    """One bill's charge from the charges of its billing periods (a catch-up bill prices each period
+    on its own): amounts added, lines, standing charges, windows and parts listed in order."""
+    if len(charges) == 1:
+        return charges[0]
+    tariffs: dict[str, Tariff] = {}
+    for charge in charges:
+        tariffs.update((t.id, t) for t in charge.tariffs)
+    return Charge(
+        amount=sum((c.amount for c in charges), Decimal(0)),
+        parts=tuple(p for c in charges for p in c.parts),
+        consumption=sum((c.consumption for c in charges), Decimal(0)),
+        lines=tuple(line for c in charges for line in c.lines),
+        charges=tuple(s for c in charges for s in c.charges),
+        accumulation=tuple(w for c in charges for w in c.accumulation),
+        accumulated_before=charges[0].accumulated_before if charges else Decimal(0),
+        tariffs=tuple(tariffs.values()),
+        exact=sum((c.exact for c in charges), Fraction(0)),
+    )
+
+
+def credited(units: Charge, standing: Charge) -> Charge:
+    """A period whose consumption is negative (the true-up of an estimate that was too high): the
+    energy of `units` (those units priced where they sit in the blocks) credited, the standing
+    charges of `standing` (the same period priced at zero consumption) still due."""
+    energy = units.amount - standing.amount
+    return Charge(
+        amount=standing.amount - energy,
+        parts=tuple(replace(p, consumption=-p.consumption, amount=-p.amount) for p in units.parts),
+        consumption=-units.consumption,
+        lines=tuple(replace(line, quantity=-line.quantity, amount=-line.amount,
+                            rounded=None if line.rounded is None else -line.rounded) for line in units.lines),
+        charges=standing.charges,
+        accumulation=tuple(replace(w, consumption=-w.consumption) for w in units.accumulation),
+        accumulated_before=standing.accumulated_before,
+        tariffs=units.tariffs,
+        exact=standing.exact - (units.exact - standing.exact),
+    )

@@ -12,6 +12,7 @@ ROUTES: tuple[tuple[str, Upstream], ...] = (
     ("/api/v1/scheduler/", "scheduler"),
     ("/api/v1/tariffs/", "billing"),
     ("/api/v1/billing/", "billing"),
+    ("/api/v1/bills/", "billing"),
     ("/dt/open/", "twin"),
     ("/api/v1/", "twin"),
 )

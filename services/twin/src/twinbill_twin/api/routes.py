@@ -7,6 +7,7 @@ from aiohttp import web
 from twinbill_twin.api.csv_import import add_io_routes
 from twinbill_twin.api.descriptions import add_description_routes
 from twinbill_twin.api.internal import add_internal_routes
+from twinbill_twin.api.lifecycle import add_lifecycle_routes
 from twinbill_twin.api.open_dt import add_open_routes
 from twinbill_twin.api.places import add_place_routes
 from twinbill_twin.api.things import add_thing_routes
@@ -16,6 +17,7 @@ def add_registry_routes(app: web.Application) -> None:
     """Management API (/api/v1), seed-002 instances (/dt/open/v1), internal endpoints (/internal/v1)."""
     add_place_routes(app)
     add_thing_routes(app)
+    add_lifecycle_routes(app)
     add_io_routes(app)
     add_open_routes(app)
     add_description_routes(app)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from twinbill_common.schemas import DeviceRecord, ProductModel
+from twinbill_twin.store.lifecycle import events_for_billing
 from twinbill_twin.store.products import load_points
 
 
@@ -70,6 +71,7 @@ async def billing_devices(conn: asyncpg.Connection, *, after_id: int, limit: int
         "LEFT JOIN spaces sp ON sp.id = d.space_id LEFT JOIN zones z ON z.id = sp.zone_id "
         "LEFT JOIN storeys st ON st.id = sp.storey_id LEFT JOIN buildings b ON b.id = st.building_id "
         f"LEFT JOIN sites si ON si.id = b.site_id WHERE {where} ORDER BY d.id LIMIT {limit}", *args)
+    events = await events_for_billing(conn, [row["id"] for row in rows])
     return [{
         "id": row["id"], "product_key": row["product_key"], "device_key": row["device_key"],
         "name": row["name"], "device_type": row["device_type"],
@@ -78,6 +80,7 @@ async def billing_devices(conn: asyncpg.Connection, *, after_id: int, limit: int
         "billing_register": row["billing_register"],
         "house_address": [row["site"], row["building"], row["storey"], row["zone"], row["space"]],
         "residents": json.loads(row["residents"]),
+        "lifecycle": events.get(row["id"], []),
     } for row in rows]
 
 
