@@ -76,7 +76,7 @@ async def test_void_issues_a_credit_note_and_the_period_is_billed_again(
     net = sum(D(r["charge"]) for r in history["results"])
     assert net == D("5.00")
 
-    audit = await billing.db.audit.find({}).to_list()
+    audit = await billing.db.audit.find({"entity": {"$in": ["bill", "credit_note"]}}).to_list()
     assert {(a["action"], a["entity"], a["actor"]) for a in audit} == {
         ("voided", "bill", "user:alice@example.com"), ("issued", "credit_note", "user:alice@example.com"),
         ("rebill_requested", "bill", "user:alice@example.com")}
