@@ -15,6 +15,7 @@ from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import open_schema
 from twinbill_gateway import api
+from twinbill_gateway.console import add_console_routes, console_headers
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 from twinbill_gateway.proxy import forward
@@ -28,11 +29,12 @@ log = get_logger(__name__)
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; errors use the envelope of the surface the path belongs to."""
     app = web.Application(middlewares=[envelope_middleware(
-        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management)],
-        client_max_size=64 * 1024 * 1024)
+        [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt)], default=render_management),
+        console_headers], client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     checks = add_health_routes(app, registry=new_registry())
     api.setup_routes(app)
+    add_console_routes(app)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
