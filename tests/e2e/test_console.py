@@ -1,7 +1,7 @@
 """The web console in a real browser (Debian's chromium driven by Playwright) against the five
 services as processes: sign in, a meter's chart with the points the twin stored, a task's next fire
 times before saving, bills exported as CSV, a confirmation before deleting, the language switch, an
-expired session, sign out. Screenshots of the main pages go to test-artifacts/console/."""
+expired session, sign out (which revokes the session's tokens). Screenshots of the main pages go to test-artifacts/console/."""
 
 from __future__ import annotations
 
@@ -268,11 +268,20 @@ async def test_console_in_a_real_browser(
         await shot(phone_page, "11-meter-phone")
         await phone.close()
 
-        # Sign out: the tokens are gone from the browser; the console asks to sign in again.
+        # Sign out revokes the session: its tokens stop working anywhere, not only in this browser.
+        tokens = await page.evaluate("JSON.parse(sessionStorage.getItem('twinbill.session'))")
+        me = {"Authorization": f"Bearer {tokens['access']}"}
+        async with http.get(f"{base}/api/v1/users/me", headers=me) as response:
+            assert response.status == 200
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
         await expect(page.locator("#notice")).to_contain_text("Signed out")
         assert await page.evaluate("sessionStorage.getItem('twinbill.session')") is None
+        async with http.get(f"{base}/api/v1/users/me", headers=me) as response:
+            assert response.status == 401
+        async with http.post(f"{base}/api/v1/auth/token/refresh",
+                             headers={"Authorization": f"Bearer {tokens['refresh']}"}) as response:
+            assert response.status == 401
         await page.goto(f"{base}/#/bills")
         await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
         await context.close()

@@ -41,6 +41,26 @@ export async function signIn(email, password) {
   return me.body;
 }
 
+/**
+ * Sign out: POST /api/v1/auth/token/revoke with the refresh token (it outlives the access token),
+ * which refuses every token of this sign-in session from now on; then forget them here.
+ * Returns false when the server could not be told (the tokens are forgotten all the same).
+ */
+export async function signOut() {
+  const current = session();
+  clearSession();
+  if (!current?.refresh) return true;
+  try {
+    const response = await fetch('/api/v1/auth/token/revoke', {
+      method: 'POST', headers: {Authorization: `Bearer ${current.refresh}`},
+    });
+    // 401: the token had expired or was already revoked: nothing is left to revoke
+    return response.ok || response.status === 401;
+  } catch {
+    return false;
+  }
+}
+
 async function refresh() {
   const current = session();
   if (!current?.refresh) return false;

@@ -2,7 +2,7 @@
 // Each view is a module exporting `render(ctx)`; ctx.view is a fresh container, so a slow answer
 // for a page the user already left writes into a detached element and shows nowhere.
 
-import {api, clearSession, listAll, onSessionExpired, session} from './api.js';
+import {api, listAll, onSessionExpired, session, signOut} from './api.js';
 import {fill, h} from './dom.js';
 import {applyStatic, language, setLanguage, t} from './i18n.js';
 import * as bills from './views/bills.js';
@@ -140,13 +140,12 @@ languageSelect.addEventListener('change', (event) => {
   route();
 });
 
-document.getElementById('signout').addEventListener('click', () => {
-  // The API has no token revocation: signing out forgets both tokens in this browser; an access
-  // token copied elsewhere stays valid until it expires (15 minutes).
-  clearSession();
+document.getElementById('signout').addEventListener('click', async () => {
+  // Revoke the sign-in session (its access and refresh tokens) on the server, then forget them.
+  const revoked = await signOut();
   state.projects = [];
   sessionStorage.removeItem(NEXT);
-  pending = [t('signout.done'), 'info'];
+  pending = revoked ? [t('signout.done'), 'info'] : [t('signout.notrevoked'), 'error'];
   location.hash = '#/signin';
 });
 

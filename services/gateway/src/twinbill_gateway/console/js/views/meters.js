@@ -152,7 +152,7 @@ export async function renderMeter({view, project, params}) {
       t('meter.rawcut', {shown: RAW_ROWS, count: rows.length})) : null,
     table(t('meter.raw'), [t('attr.time'), ...names],
       shown.map(([x, ...values]) => [formatTime(x * 1000, zone),
-        ...values.map((v) => (v === null ? '' : String(v)))]), {id: 'raw-table'}));
+        ...values.map((v) => (v === null ? '' : String(v)))]), {id: 'raw-table', class: 'bare'}));
   }
   form.addEventListener('submit', (event) => { event.preventDefault(); draw(); });
   csv.addEventListener('click', () => {
