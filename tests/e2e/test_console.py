@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's chromium driven by Playwright) against the five
 services as processes: sign in, a meter's chart with the points the twin stored, a task's next fire
 times before saving, bills exported as CSV, a confirmation before deleting, the language switch, an
-expired session, sign out (which revokes the session's tokens). Screenshots of the main pages go to test-artifacts/console/."""
+expired session, sign out (which revokes the session's tokens). Screenshots of the main pages go
+to test-artifacts/console/."""
 
 from __future__ import annotations
 
