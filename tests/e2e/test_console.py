@@ -233,6 +233,7 @@ async def test_console_in_a_real_browser(
 
         await page.get_by_role("link", name="Tariffs").click()
         await expect(page.locator("#tariff-table")).to_contain_text("0.55")
+        await shot(page, "10-tariffs")
         await page.get_by_role("link", name="Events").click()
         await expect(page.locator("#events-unavailable")).to_contain_text("not available yet")
 
@@ -243,7 +244,7 @@ async def test_console_in_a_real_browser(
         assert await page.evaluate("document.documentElement.lang") == "zh-CN"
         await page.get_by_role("link", name="概览").click()
         await expect(page.locator("#last-run")).to_contain_text("已计费 1")
-        await shot(page, "10-overview-zh")
+        await shot(page, "11-overview-zh")
         await page.get_by_label("语言").select_option("en")
         await expect(page.get_by_role("link", name="Overview")).to_be_visible()
 
@@ -255,7 +256,12 @@ async def test_console_in_a_real_browser(
         await page.get_by_role("link", name="Tariffs").click()
         await expect(page.locator("#notice")).to_contain_text("session has expired")
         await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        await sign_in(page)
+        # by keyboard alone: the email field has the focus, Tab to the password, Enter submits
+        await expect(page.get_by_label("Email")).to_be_focused()
+        await page.keyboard.type(ADMIN_EMAIL)
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(ADMIN_PASSWORD)
+        await page.keyboard.press("Enter")
         await expect(page.locator("#tariff-table")).to_be_visible()
         assert page.url.endswith("#/tariffs")
 
@@ -266,7 +272,7 @@ async def test_console_in_a_real_browser(
         await sign_in(phone_page)
         await expect(phone_page.locator("#point-count")).to_have_attribute("data-points", str(POINTS))
         assert await phone_page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
-        await shot(phone_page, "11-meter-phone")
+        await shot(phone_page, "12-meter-phone")
         await phone.close()
 
         # Sign out revokes the session: its tokens stop working anywhere, not only in this browser.
