@@ -71,9 +71,10 @@ class Postgres:
         """initdb (trust auth, UTF-8) with settings fit for a small test cluster."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._chown(self.directory)
-        subprocess.run(_as_postgres([str(_pg_bin() / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
-                                     "postgres", "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True)
+        done = subprocess.run(_as_postgres([str(_pg_bin() / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
+                                            "postgres", "-E", "UTF8", "--no-sync"]), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
                        f"unix_socket_directories = '{self.directory}'\nmax_connections = 200\n"
@@ -81,9 +82,11 @@ class Postgres:
 
     def start(self, timeout: float = 60.0) -> None:
         """pg_ctl start and wait until it accepts connections."""
-        subprocess.run(_as_postgres([str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l",
-                                     str(self.directory / "postgres.log"), "-w", "-t", str(int(timeout)),
-                                     "start"]), check=True, capture_output=True)
+        done = subprocess.run(_as_postgres([str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l",
+                                            str(self.directory / "postgres.log"), "-w", "-t", str(int(timeout)),
+                                            "start"]), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {done.stdout.strip()} {done.stderr.strip()}")
         wait_port(self.port, timeout=timeout, what="postgres")
 
     def stop(self, mode: str = "fast") -> None:

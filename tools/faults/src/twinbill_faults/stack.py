@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,14 +62,19 @@ class Stack:
     stop_load: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started_wall: float = field(default_factory=time.time)
+    pg_root: Path | None = None
 
     @classmethod
     def create(cls, options: Options) -> Stack:
         work = options.workdir
         tag = os.urandom(3).hex()
-        return cls(options=options, pg=Postgres(work / "postgres"), rabbit=RabbitCluster(work / "rabbit", tag=tag),
-                   mongo=Mongo(work / "mongo"), broker=DevBroker(_mkdir(work / "mosquitto"), auth=False),
-                   disk=SmallDisk(work / "tsdisk", size_mb=options.disk_mb))
+        # PostgreSQL runs as its own user, who must reach its directories: they get a temporary
+        # directory of their own (a pytest tmp_path is private to root).
+        pg_root = Path(tempfile.mkdtemp(prefix="twinbill-faults-pg-"))
+        return cls(options=options, pg=Postgres(pg_root / "postgres"),
+                   rabbit=RabbitCluster(work / "rabbit", tag=tag), mongo=Mongo(work / "mongo"),
+                   broker=DevBroker(_mkdir(work / "mosquitto"), auth=False),
+                   disk=SmallDisk(pg_root / "tsdisk", size_mb=options.disk_mb), pg_root=pg_root)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -125,6 +131,8 @@ class Stack:
             f"{self.options.rate:.0f} points/s, billing every minute ({time.monotonic() - started:.0f}s)")
 
     def _start_postgres(self) -> None:
+        if self.pg_root is not None:
+            self.pg.make_tablespace_dir(self.pg_root)  # owned by postgres
         self.pg.init()
         self.pg.start()
         self.disk.mount()
@@ -234,6 +242,10 @@ class Stack:
                 await asyncio.to_thread(step)
             except Exception as err:  # noqa: BLE001  # teardown goes on; every step is tried
                 self.options.log(f"teardown: {err!r}")
+        if self.pg_root is not None:
+            with contextlib.suppress(OSError):  # the server log is worth keeping with the others
+                shutil.copy(self.pg_root / "postgres" / "postgres.log", self.options.workdir / "logs")
+            shutil.rmtree(self.pg_root, ignore_errors=True)
         if not self.options.keep:
             shutil.rmtree(self.options.workdir, ignore_errors=True)
 
