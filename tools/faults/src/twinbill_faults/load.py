@@ -89,6 +89,10 @@ class AckLedger:
     last_ack: float = 0.0
     # The highest register each meter has sent (acknowledged or not): where a restarted device resumes.
     highest: dict[str, Decimal] = field(default_factory=dict)
+    # False: count acknowledged points and keep each meter's newest time only (a long soak).
+    keep_points: bool = True
+    points_acked: int = 0
+    newest: dict[str, int] = field(default_factory=dict)
 
     def request(self, request_id: str, entries: list[tuple[str, int, str]]) -> None:
         self.requests[request_id] = entries
@@ -111,8 +115,12 @@ class AckLedger:
         now = time.monotonic()
         self.acked_requests += 1
         self.last_ack = now
+        self.points_acked += len(entries)
         for device_key, ts, value in entries:
-            self.acked.setdefault((device_key, ts), (value, now))
+            if self.keep_points:
+                self.acked.setdefault((device_key, ts), (value, now))
+            if ts > self.newest.get(device_key, 0):
+                self.newest[device_key] = ts
         del self.requests[request_id]
 
     def between(self, start: float, end: float) -> dict[tuple[str, int], str]:

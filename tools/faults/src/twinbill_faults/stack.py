@@ -33,6 +33,8 @@ class Options:
     gateways: int = 4
     meters: int = 6
     rate: float = 200.0
+    start_load: bool = True  # False: the caller starts the simulator (start_simulator) when it wants
+    batch: int = 20
     disk_mb: int = 512
     keep: bool = False
     log: Any = print
@@ -126,9 +128,11 @@ class Stack:
         self.tasks.append(asyncio.create_task(query(self.urls, project_id=self.seeded["project_id"],
                                                     stats=self.queries, stop=self.stop_load)))
         await asyncio.sleep(0.5)  # the observer subscribes before the first request
-        await self._start_simulator()
+        if self.options.start_load:
+            await self.start_simulator()
         log(f"stack: services ready, {self.options.gateways} gateways x {self.options.meters} meters reporting "
-            f"{self.options.rate:.0f} points/s, billing every minute ({time.monotonic() - started:.0f}s)")
+            f"{self.options.rate if self.options.start_load else 0:.0f} points/s, billing every minute "
+            f"({time.monotonic() - started:.0f}s)")
 
     def _start_postgres(self) -> None:
         if self.pg_root is not None:
@@ -170,7 +174,7 @@ class Stack:
                                "INGEST_MQTT_HOST": "127.0.0.1", "INGEST_MQTT_PORT": str(self.broker.port)}
         self.services = ports
 
-    async def _start_simulator(self) -> None:
+    def _device_list(self) -> Path:
         # A restarted device resumes from the highest register it sent, as a real meter's register
         # persists (a lower reading later in time would be a register going backwards).
         gateways = [{**gateway, "sub_devices": [
@@ -179,11 +183,16 @@ class Stack:
             for sub in gateway["sub_devices"]]} for gateway in self.seeded["gateways"]]
         config = self.options.workdir / "devices.json"
         config.write_text(json.dumps({"gateways": gateways}))
+        return config
+
+    async def start_simulator(self) -> None:
+        """The simulator at `options.rate` points/s, in a process of its own, until the stack stops."""
+        config = self._device_list()
         self._simulator_started = time.monotonic()
         handle = (self.options.workdir / "logs" / "simulator.log").open("ab")
         self.simulator = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "twinbill_simulator", "--config", str(config), "--port", str(self.broker.port),
-            "--rate", str(self.options.rate), "--batch", "20", "--offline-every", "0",
+            "--rate", str(self.options.rate), "--batch", str(self.options.batch), "--offline-every", "0",
             stdout=handle, stderr=handle, start_new_session=True)
         handle.close()
 
@@ -202,9 +211,23 @@ class Stack:
                 # real gateway reconnects, so the campaign starts it again, like a device rebooting.
                 self.simulator_restarts += 1
                 self.options.log(f"  devices: the simulator exited ({self.simulator.returncode}); starting it again")
-                await self._start_simulator()
+                await self.start_simulator()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_load.wait(), 0.5)
+
+    async def probe_capacity(self, *, seconds: float, window: int = 16) -> float:
+        """Points per second acknowledged with 200 by a simulator sending as fast as replies allow."""
+        config = self._device_list()
+        probe = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "twinbill_simulator", "--config", str(config), "--port", str(self.broker.port),
+            "--rate", "0", "--batch", "100", "--window", str(window), "--offline-every", "0",
+            "--duration", str(seconds), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True)
+        output, _ = await probe.communicate()
+        counts = re.findall(r"acked\(200\)=(\d+)", output.decode(errors="replace"))
+        if not counts:
+            raise RuntimeError(f"the capacity probe printed no count: {output.decode(errors='replace')[-2000:]}")
+        return int(counts[-1]) / seconds
 
     def simulator_acked(self) -> int | None:
         """The simulator's own count of points acknowledged with 200 (its last summary line)."""
