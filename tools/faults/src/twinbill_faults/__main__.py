@@ -64,6 +64,19 @@ async def campaign(args: argparse.Namespace) -> bool:
         print(f"faults: {time.monotonic() - started:.0f}s in all", flush=True)
 
 
+def dump_tasks() -> None:
+    """Print where every task of the campaign is waiting (on SIGUSR1)."""
+    for task in asyncio.all_tasks():
+        awaiting: object = task.get_coro()
+        chain = []
+        while awaiting is not None and hasattr(awaiting, "cr_frame"):
+            frame = getattr(awaiting, "cr_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaiting = getattr(awaiting, "cr_await", None)
+        print(f"task {task.get_name()}: {' -> '.join(chain)} (then {awaiting!r:.120})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the campaign; exit 0 only when every pass criterion held."""
     args = parse(argv)
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     main_task = loop.create_task(campaign(args))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main_task.cancel)  # the finally blocks stop what was started
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)  # `kill -USR1 <pid>`: what is it waiting on?
     try:
         ok = loop.run_until_complete(main_task)
     except asyncio.CancelledError:

@@ -109,6 +109,7 @@ class Campaign:
 
     async def step(self, name: str, repetition: int, fault: Fault) -> FaultResult:
         """Inject one fault, wait for recovery, check; the result is printed and kept."""
+        self.log(f"  .. {name} #{repetition}")
         result = await self._step(name, repetition, fault)
         self.results.append(result)
         self.log(result.line())
@@ -171,8 +172,10 @@ class Campaign:
         return {name: why for name, (ok, why) in answers.items() if not ok}
 
     async def _manual_recovery(self) -> None:
-        """What a person would do: restart every service that is not ready (reported as a failure)."""
-        for name in await self._unready():
+        """What a person would do: restart every service that is not ready, or, when all say they
+        are ready but nothing gets stored, every service (reported as a failure either way)."""
+        names = list(await self._unready()) or list(self.stack.services)
+        for name in names:
             service = self.stack.services[name]
             self.stack.held_down.add(name)
             self.log(f"  manual step: restarting {name}")

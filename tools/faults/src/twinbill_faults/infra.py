@@ -211,30 +211,67 @@ class RabbitCluster:
     def alive(self, node: RabbitNode) -> bool:
         return node.process is not None and node.process.poll() is None
 
-    def kill(self, node: RabbitNode) -> None:
-        """kill -9 the node's VM."""
+    def _signal(self, node: RabbitNode, sig: int) -> None:
+        """Signal the node's whole process group: the rabbitmq-server script runs the Erlang VM as
+        its child, so signalling the script alone would leave the VM (and the node) running."""
         if node.process is not None and node.process.poll() is None:
-            node.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.process.pid, sig)
+
+    def _gone(self, node: RabbitNode, *, timeout: float) -> None:
+        """Wait until the node no longer listens for AMQP or distribution."""
+        wait_port(node.amqp_port, timeout=timeout, what=node.name, up=False)
+        wait_port(node.dist_port, timeout=timeout, what=node.name, up=False)
+
+    def kill(self, node: RabbitNode) -> None:
+        """kill -9 the node's VM (and the script that started it)."""
+        self._signal(node, signal.SIGKILL)
+        if node.process is not None:
             node.process.wait()
+        self._gone(node, timeout=15)
 
     def terminate(self, node: RabbitNode, *, timeout: float = 60.0) -> None:
-        """A clean stop (SIGTERM makes the Erlang VM shut down in order); kill after timeout."""
-        if node.process is not None and node.process.poll() is None:
-            node.process.send_signal(signal.SIGTERM)
+        """A clean stop (SIGTERM makes the Erlang VM shut down in order); kill -9 after timeout."""
+        self._signal(node, signal.SIGTERM)
+        if node.process is not None:
             try:
                 node.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                node.process.kill()
+                self._signal(node, signal.SIGKILL)
                 node.process.wait()
+        try:
+            self._gone(node, timeout=timeout)
+        except RuntimeError:
+            self._signal(node, signal.SIGKILL)
+            self._gone(node, timeout=15)
 
     def stop(self) -> None:
         """Stop every node and our epmd."""
         for node in self.nodes:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, RuntimeError):
                 self.kill(node)
         if self._epmd is not None and self._epmd.poll() is None:
             self._epmd.kill()
             self._epmd.wait()
+        for pid in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def leftovers(self) -> list[int]:
+        """Live processes started for this cluster (their environment names our epmd port): a VM or
+        an epmd a node started by itself. Only ours: the port is unique to this cluster."""
+        marker = f"ERL_EPMD_PORT={self.epmd_port}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0") and \
+                        (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
 
 
 class Mongo:
