@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
 
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
-from twinbill_common.bus import Bus, delete_namespace  # noqa: E402
+from twinbill_common.bus import Bus  # noqa: E402
 from twinbill_common.mongo import free_port, start_embedded_mongo  # noqa: E402
 from twinbill_common.schemas.billing import RunBilling  # noqa: E402
 from twinbill_common.topology import BILLING  # noqa: E402
+from twinbill_devstack.namespaces import delete_namespace  # noqa: E402  # after the path set-up above
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PROJECT = 1

@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from twinbill_common.bus import delete_namespace
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker, free_port
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for

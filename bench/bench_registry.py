@@ -18,8 +18,8 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from twinbill_common.bus import delete_namespace
 from twinbill_common.mongo import free_port
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import create_app
 from twinbill_twin.settings import TwinSettings
 

@@ -35,10 +35,10 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
-from twinbill_common.bus import delete_namespace
 from twinbill_common.postgres import apply_migrations
 from twinbill_common.schemas import RunBilling
 from twinbill_common.topology import BILLING_RUNS
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_scheduler.app import MIGRATIONS
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -26,8 +26,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from twinbill_common.bus import Bus, delete_namespace
+from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY
+from twinbill_devstack.namespaces import delete_namespace
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

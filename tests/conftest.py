@@ -14,8 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from twinbill_common.bus import delete_namespace
 from twinbill_common.mongo import free_port, start_embedded_mongo
+from twinbill_devstack.namespaces import delete_namespace
+from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 from twinbill_devstack.stack import ensure_services, sweep_test_namespaces
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -69,6 +70,15 @@ def sweep_session_namespaces() -> Iterator[None]:
         sweep_test_namespaces(url=AMQP_URL, pattern=re.compile(rf"^t{SESSION_TAG}[0-9a-f]*\."))
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as err:  # a unit-only run may have no broker
         warnings.warn(f"could not sweep this session's bus namespaces: {err}", stacklevel=1)
+
+
+@pytest.fixture
+def private_rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitMQ]:
+    """A RabbitMQ node of this test's own (free ports, data in a temporary directory) that the
+    test may stop, kill and restart; the shared broker on 5672 is never touched."""
+    node = PrivateRabbitMQ(tmp_path_factory.mktemp("rabbitmq")).start()
+    yield node
+    node.kill()
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import CACHE, GATEWAY, LISTENER, create_app
 from twinbill_ingest.brokerauth import sub_devices_of
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
@@ -130,9 +130,12 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str) -> AsyncIterator[RunningGateway]:
-    """The gateway app (lifespan and all) on a bus namespace and broker, subscribed and loaded."""
-    world = seed_world()
+async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str, *, world: World | None = None,
+                        delete: bool = True, **overrides: Any) -> AsyncIterator[RunningGateway]:
+    """The gateway app (lifespan and all) on a bus namespace and broker, subscribed and loaded.
+    `world` and settings `overrides` let a test start the same gateway twice; `delete=False`
+    keeps the bus namespace afterwards (its test deletes it)."""
+    world = world or seed_world()
     broker.add_users({c.username: c.secret for c in world.creds.values()},
                      sub_devices=sub_devices_of(world.devices))
     settings = IngestSettings(
@@ -144,7 +147,7 @@ async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str) ->
         share_group=f"g{uuid.uuid4().hex[:8]}",
         status_interval=0.2,
         max_payload_bytes=64 * 1024,
-    )
+    ).model_copy(update=overrides)
     source = StaticRegistrySource(world.products, world.devices)
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
@@ -155,7 +158,8 @@ async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str) ->
         yield RunningGateway(settings, gateway, app[CACHE], source, world, broker, app[LISTENER], server)
     finally:
         await server.close()
-        await delete_namespace(amqp_url, bus_namespace)
+        if delete:
+            await delete_namespace(amqp_url, bus_namespace)
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGateway, load_fixture
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
-from twinbill_common.bus import REASON_HEADER, Bus, delete_namespace
+from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import GATEWAY, RELAY, create_app
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, TelemetryReader, decode
-from twinbill_common.bus import delete_namespace
 from twinbill_common.schemas import DeviceRecord, ProductModel
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import StaticRegistrySource

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
-from twinbill_common.bus import delete_namespace
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import CACHE, GATEWAY, create_app
 from twinbill_ingest.devbroker import SERVICE_USER, DevBroker
 from twinbill_ingest.registry import HttpRegistrySource

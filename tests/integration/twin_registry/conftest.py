@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import delete_namespace
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import create_app
 from twinbill_twin.settings import TwinSettings
 

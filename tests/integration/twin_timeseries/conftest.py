@@ -16,9 +16,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import Bus, delete_namespace
+from twinbill_common.bus import Bus
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TELEMETRY
+from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import POOL, create_app
 from twinbill_twin.settings import TwinSettings
 

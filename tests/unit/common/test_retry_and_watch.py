@@ -10,11 +10,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from twinbill_common.bus import retry_transient
+from twinbill_common.background import BackgroundLoops
 from twinbill_common.errors import PermanentError, StoreUnavailable
-from twinbill_common.health import add_health_routes, watch_task
+from twinbill_common.health import add_health_routes
 from twinbill_common.http import json_response, read_json
 from twinbill_common.metrics import new_registry
+from twinbill_common.redelivery import retry_transient
 
 
 async def test_transient_errors_are_retried_until_success() -> None:
@@ -60,18 +61,19 @@ async def test_readiness_fails_once_a_background_task_stops() -> None:
         await stop.wait()
         raise RuntimeError("consumer crashed")
 
-    task = asyncio.create_task(loop())
-    watch_task(checks, "consumer", task)
+    loops = BackgroundLoops(checks)
+    loops.start("consumer", loop())
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        assert (await client.get("/readyz")).status == 200
-        stop.set()
-        with pytest.raises(RuntimeError):
-            await task
-        response = await client.get("/readyz")
-        assert response.status == 503
-        assert "consumer" in (await response.json())["failures"]
+        async with loops:
+            assert (await client.get("/readyz")).status == 200
+            stop.set()
+            await asyncio.wait_for(loops.failed.wait(), timeout=10)
+            assert loops.failure == "consumer: RuntimeError: consumer crashed"
+            response = await client.get("/readyz")
+            assert response.status == 503
+            assert "consumer" in (await response.json())["failures"]
     finally:
         await client.close()
 

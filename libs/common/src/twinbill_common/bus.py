@@ -1,5 +1,7 @@
 """RabbitMQ helpers: a robust connection, confirmed publishing, and consumers that ack after the
-side effect, requeue on a transient error and dead-letter (with the reason) on a permanent one."""
+side effect, retry a transient error in place, requeue an unexpected one and dead-letter (with the
+reason) a permanent one. Consumers survive a broker restart: their queues are restored on the new
+channel, and an ack or nack that finds the channel gone is left to the broker's redelivery."""
 
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from twinbill_common.errors import BusUnavailable, PermanentError, TransientError
+from twinbill_common.errors import TRANSIENT_ERRORS, BusUnavailable, PermanentError
 from twinbill_common.logging import get_logger
+from twinbill_common.redelivery import RETRY_BUDGET_SECONDS, retry_transient, settle
 from twinbill_common.schemas.base import Message
 from twinbill_common.topology import (
-    AUXILIARY_QUEUES,
     DEAD_LETTER,
     EXCHANGES,
     WORK_QUEUES,
@@ -38,54 +40,8 @@ from twinbill_common.topology import (
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
 REASON_HEADER = "x-twinbill-reason"
-# How long a consumer keeps retrying a transiently failing handler before it gives the message
-# back to the queue (where redeliveries count toward the delivery limit). An outage of a store
-# shorter than this stalls consumption instead of dead-lettering data that was acknowledged.
-RETRY_BUDGET_SECONDS = 900.0
-RETRY_MAX_PAUSE_SECONDS = 30.0
-
-
-def _transient_types() -> tuple[type[BaseException], ...]:
-    """Errors that mean "a store or broker did not answer": retry, never dead-letter for them."""
-    found: list[type[BaseException]] = [TransientError, OSError, TimeoutError]
-    try:
-        import asyncpg
-
-        found += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                  asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError]
-    except ImportError:  # a service without PostgreSQL
-        pass
-    try:
-        from pymongo.errors import ConnectionFailure
-
-        found.append(ConnectionFailure)
-    except ImportError:  # a service without MongoDB
-        pass
-    return tuple(found)
-
-
-TRANSIENT = _transient_types()
-
-
-async def retry_transient(call: Callable[[], Awaitable[None]], *, what: str,
-                          budget: float = RETRY_BUDGET_SECONDS, first_pause: float = 0.5) -> None:
-    """Run `call`, retrying transient failures with exponential backoff for up to `budget` seconds.
-
-    Other errors, and a transient one past the budget, propagate to the caller.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + budget
-    pause = first_pause
-    while True:
-        try:
-            await call()
-            return
-        except TRANSIENT as err:
-            if loop.time() + pause > deadline:
-                raise
-            log.warning("transient failure, retrying", what=what, error=repr(err), retry_in=pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, RETRY_MAX_PAUSE_SECONDS)
+# Seconds between the robust connection's attempts to reach a broker that went away.
+RECONNECT_INTERVAL_SECONDS = 2.0
 
 
 @dataclass
@@ -100,8 +56,12 @@ class Bus:
     """One robust connection with a confirming publish channel; consumers get channels of their own."""
 
     def __init__(self, url: str, *, namespace: str = "", publish_timeout: float = 10.0,
+                 transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
                  retry_budget: float = RETRY_BUDGET_SECONDS, retry_first_pause: float = 0.5) -> None:
+        """`transient`: the errors a handler's stores raise when they do not answer (see
+        twinbill_common.postgres.TRANSIENT_ERRORS); consumers retry those in place."""
         self.url = url
+        self.transient = transient
         self.namespace = namespace
         self.publish_timeout = publish_timeout
         self.retry_budget = retry_budget
@@ -112,9 +72,15 @@ class Bus:
         self._consumer_channels: list[AbstractRobustChannel] = []
 
     async def connect(self, *, declare: bool = True) -> None:
-        """Connect (retrying until RabbitMQ answers) and declare the platform's topology."""
+        """Connect and declare the platform's topology; BusUnavailable if RabbitMQ does not answer.
+
+        The first connection is not retried (the caller decides: start-up fails, an orchestrator
+        restarts). Once connected, the robust connection reconnects by itself and restores its
+        channels, exchanges, queues and consumers.
+        """
         try:
-            self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+            self._connection = await aio_pika.connect_robust(
+                self.url, timeout=10, reconnect_interval=RECONNECT_INTERVAL_SECONDS)
             self._channel = await self._connection.channel(publisher_confirms=True)
         except (TimeoutError, OSError, aiormq.AMQPError) as err:
             raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
@@ -128,6 +94,13 @@ class Bus:
                 await channel.close()
         if self._connection is not None:
             await self._connection.close()
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` each time the connection is back after a loss: whatever was published
+        meanwhile to a queue that went away with it (exclusive ones) was missed."""
+        if self._connection is None:
+            raise BusUnavailable("bus is not connected")
+        self._connection.reconnect_callbacks.add(lambda *_: callback())
 
     async def ping(self) -> None:
         """Raise BusUnavailable unless the connection and publish channel are open."""
@@ -255,8 +228,18 @@ class Bus:
         headers[REASON_HEADER] = reason[:1000]
         await self.publish_raw(DEAD_LETTER, self.name(queue), raw.body,
                                message_id=raw.message_id or "", headers=headers)
-        await raw.ack()  # only once the dead-letter queue has confirmed the copy
+        # Only once the dead-letter queue has confirmed the copy. If the channel is gone by now the
+        # broker redelivers the original and it is dead-lettered again: a duplicate in the DLQ,
+        # never a loss.
+        await settle(raw, ack=True, queue=queue)
         log.warning("dead-lettered", queue=queue, message_id=raw.message_id, reason=reason)
+
+    async def consumer_queue(self, queue: str, prefetch: int) -> aio_pika.abc.AbstractRobustQueue:
+        """A queue (un-namespaced name) on a consumer channel of its own, for a consumer loop.
+        Declared passively on the robust channel, so the queue and its consumers are restored
+        after a reconnect; settle its deliveries with `settle`."""
+        channel = await self._consumer_channel(prefetch)
+        return await channel.declare_queue(self.name(queue), passive=True)
 
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         if self._connection is None:
@@ -291,31 +274,31 @@ class Bus:
         retried in place with backoff, so an outage stalls the consumer rather than burning the
         queue's delivery limit; past the retry budget, or on an unexpected error, the message is
         requeued (the quorum queue's delivery limit dead-letters one that never succeeds).
-        PermanentError dead-letters with its reason.
+        PermanentError dead-letters with its reason. A broker restart does not end it (see
+        `settle`).
         """
-        channel = await self._consumer_channel(prefetch)
-        declared = await channel.get_queue(self.name(queue), ensure=False)
+        declared = await self.consumer_queue(queue, prefetch)
 
         async def on_message(raw: AbstractIncomingMessage) -> None:
             try:
                 delivery = Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw)
-                await retry_transient(lambda: handler(delivery), what=queue, budget=self.retry_budget,
-                                      first_pause=self.retry_first_pause)
+                await retry_transient(lambda: handler(delivery), what=queue, transient=self.transient,
+                                      budget=self.retry_budget, first_pause=self.retry_first_pause)
             except PermanentError as err:
                 try:
                     await self.dead_letter(raw, queue=queue, reason=str(err))
                 except BusUnavailable:
-                    await raw.nack(requeue=True)  # not moved: keep it on its queue
+                    await settle(raw, ack=False, queue=queue)  # not moved: keep it on its queue
                 return
-            except TRANSIENT as err:
+            except self.transient as err:
                 log.warning("still failing after the retry budget, requeued", queue=queue, error=repr(err))
-                await raw.nack(requeue=True)
+                await settle(raw, ack=False, queue=queue)
                 return
             except Exception:
                 log.exception("handler failed, requeued", queue=queue)
-                await raw.nack(requeue=True)
+                await settle(raw, ack=False, queue=queue)
                 return
-            await raw.ack()
+            await settle(raw, ack=True, queue=queue)
 
         await declared.consume(on_message)
         await asyncio.Future()  # consume until cancelled
@@ -334,9 +317,9 @@ class Bus:
 
         A batch is acked after the handler returns. If the handler raises PermanentError the batch
         is retried message by message, so one poison message is dead-lettered and the rest flow.
+        A broker restart does not end it (see `settle`).
         """
-        channel = await self._consumer_channel(max_batch * 2)
-        declared = await channel.get_queue(self.name(queue), ensure=False)
+        declared = await self.consumer_queue(queue, max_batch * 2)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         await declared.consume(inbox.put)
         while True:
@@ -366,15 +349,21 @@ class Bus:
             try:
                 decoded.append(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
             except PermanentError as err:
-                await self.dead_letter(raw, queue=queue, reason=str(err))
+                try:
+                    await self.dead_letter(raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await settle(raw, ack=False, queue=queue)  # not moved: keep it on its queue
         if not decoded:
             return
         try:
-            await retry_transient(lambda: handler(decoded), what=queue, budget=self.retry_budget,
-                                  first_pause=self.retry_first_pause)
+            await retry_transient(lambda: handler(decoded), what=queue, transient=self.transient,
+                                  budget=self.retry_budget, first_pause=self.retry_first_pause)
         except PermanentError as err:
             if len(decoded) == 1:
-                await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))
+                try:
+                    await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await settle(decoded[0].raw, ack=False, queue=queue)
                 return
             for delivery in decoded:  # isolate the poison message(s)
                 await self._handle_batch(queue, schema, handler, [delivery.raw],
@@ -384,10 +373,10 @@ class Bus:
             log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
             await asyncio.sleep(0.5)
             for delivery in decoded:
-                await delivery.raw.nack(requeue=True)
+                await settle(delivery.raw, ack=False, queue=queue)
             return
         for delivery in decoded:
-            await delivery.raw.ack()
+            await settle(delivery.raw, ack=True, queue=queue)
 
 
 def _redact(url: str) -> str:
@@ -396,21 +385,3 @@ def _redact(url: str) -> str:
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
-
-async def delete_namespace(url: str, namespace: str, *, extra_queues: Sequence[str] = ()) -> None:
-    """Delete a namespace's work queues, dead-letter queues and exchanges.
-
-    For tests and benchmarks, which each run in a namespace of their own: quorum queues left
-    behind hold file handles on the broker until it can no longer accept connections.
-    """
-    if not namespace:
-        raise ValueError("refusing to delete the production (empty) namespace")
-    queues = [q.name for q in WORK_QUEUES] + [f"{q.name}.dlq" for q in WORK_QUEUES]
-    queues += [*AUXILIARY_QUEUES, *extra_queues]
-    connection = await aio_pika.connect(url, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        for name in queues:
-            await channel.queue_delete(named(namespace, name))
-        for exchange in (*EXCHANGES, DEAD_LETTER):
-            await channel.exchange_delete(named(namespace, exchange))

@@ -25,6 +25,11 @@ class BusUnavailable(TransientError):
     """RabbitMQ did not answer, refused a publish, or did not confirm it in time."""
 
 
+# Errors that mean "something did not answer", whatever the store: a consumer retries them in place.
+# Each store adds its driver's own (twinbill_common.postgres.TRANSIENT_ERRORS, billing's store).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransientError, OSError, TimeoutError)
+
+
 class HttpError(TwinbillError):
     """An answer to an HTTP client: its status, the seed's business code and a message.
 

@@ -9,9 +9,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from twinbill_common.http import json_response
-from twinbill_common.logging import get_logger
-
-log = get_logger(__name__)
 
 Check = Callable[[], Awaitable[object]]
 READINESS = web.AppKey("readiness_checks", dict[str, Check])
@@ -41,25 +38,6 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of this service's registry."""
     body = generate_latest(request.app[METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def watch_task(checks: dict[str, Check], name: str, task: asyncio.Task[object]) -> None:
-    """Make /readyz fail, and the log say why, if a long-lived background task ever stops."""
-
-    async def still_running() -> None:
-        if task.done():
-            raise RuntimeError(f"background task {name} stopped")
-
-    def report(done: asyncio.Task[object]) -> None:
-        if done.cancelled():
-            return
-        if (error := done.exception()) is not None:
-            log.error("background task failed", task=name, error=repr(error), exc_info=error)
-        else:
-            log.error("background task ended", task=name)
-
-    checks[name] = still_running
-    task.add_done_callback(report)
 
 
 def add_health_routes(app: web.Application, *, registry: CollectorRegistry) -> dict[str, Check]:

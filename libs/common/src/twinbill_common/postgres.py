@@ -9,7 +9,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from twinbill_common.errors import TRANSIENT_ERRORS as COMMON_TRANSIENT_ERRORS
 from twinbill_common.errors import StoreUnavailable
+
+# What PostgreSQL raises when retrying the same work can succeed: it did not answer, the
+# connection went, the server is starting or shutting down, too many clients, or the transaction
+# lost a deadlock or a serialization conflict (PostgreSQL rolled it back; running it again is
+# the documented remedy). A consumer retries these in place, so they never count toward a
+# queue's delivery limit. Pass it to the Bus (`Bus(..., transient=TRANSIENT_ERRORS)`).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *COMMON_TRANSIENT_ERRORS,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
 
 
 def _admin_dsn(dsn: str) -> tuple[str, str]:

@@ -20,12 +20,13 @@ from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
 from twinbill_billing.runs import BillingContext
 from twinbill_billing.settings import BillingSettings
-from twinbill_billing.store import BillStore
+from twinbill_billing.store import TRANSIENT_ERRORS, BillStore
 from twinbill_billing.twin import HttpTwinClient
+from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.errors import BusUnavailable
-from twinbill_common.health import add_health_routes, watch_task
+from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_management, render_meta
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
@@ -65,6 +66,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     dead_letters = dead_letter_gauge(registry)
     app[METRICS] = metrics
     checks = add_health_routes(app, registry=registry)
+    background = add_background_loops(app, task_prefix="billing.")
     add_history_routes(app)
     add_management_routes(app)
 
@@ -78,6 +80,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         bus = Bus(
             settings.amqp_url.get_secret_value(),
             namespace=settings.bus_namespace,
+            transient=TRANSIENT_ERRORS,
             retry_budget=settings.retry_budget,
         )
         await bus.connect()
@@ -115,14 +118,12 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         loops["dead-letter-depth"] = watch_dead_letter_depth(
             bus, (f"{BILLING_RUNS.name}.dlq", f"{BILLING_JOBS.name}.dlq", PARKED), dead_letters,
             interval=settings.queue_depth_interval)
-        # Each loop runs for the life of the app; one that stops fails /readyz under its name.
-        runners = [asyncio.create_task(loop, name=f"billing.{name}") for name, loop in loops.items()]
-        for name, runner in zip(loops, runners, strict=True):
-            watch_task(checks, name, runner)
-        yield
-        for runner in runners:
-            runner.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
+        # Each loop runs for the life of the app; one that stops fails /readyz under its name
+        # and ends the process (twinbill_common.background).
+        async with background:
+            for name, loop in loops.items():
+                background.start(name, loop)
+            yield
         await bus.close()
         await session.close()
         await client.close()

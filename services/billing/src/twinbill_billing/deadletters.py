@@ -26,6 +26,7 @@ from twinbill_billing.runs import BillingContext
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.deadletters import death_reason, header_text
 from twinbill_common.logging import get_logger
+from twinbill_common.redelivery import settle
 from twinbill_common.schemas.billing import BillingJob
 from twinbill_common.topology import BILLING_JOBS, DEAD_LETTER
 
@@ -51,7 +52,7 @@ async def park(bus: Bus, raw: AbstractIncomingMessage, reason: str) -> None:
     await bus.publish_raw(
         DEAD_LETTER, bus.name(PARKED), raw.body, message_id=raw.message_id or "unknown", headers=headers
     )
-    await raw.ack()
+    await settle(raw, ack=True, queue=DEAD_JOBS)  # lost with its channel: parked again, never lost
     log.error("dead letter parked", queue=PARKED, message_id=raw.message_id, reason=reason)
 
 
@@ -65,7 +66,7 @@ async def handle_dead_job(raw: AbstractIncomingMessage, ctx: BillingContext) -> 
         return
     reason = death_reason(raw.headers)
     recorded = await record_dead_letter(job, ctx, reason=reason)
-    await raw.ack()
+    await settle(raw, ack=True, queue=DEAD_JOBS)
     ctx.metrics.dead_letters.labels("recorded" if recorded else "already_recorded").inc()
     log.info("dead letter drained", job_id=job.job_id, recorded=recorded, reason=reason)
 
@@ -74,8 +75,7 @@ async def watch_dead_letters(ctx: BillingContext, *, prefetch: int = 10) -> None
     """Consume billing.jobs.dlq forever; a failure to record requeues the message after a pause,
     so the watcher itself never dies of one message."""
     bus = ctx.bus
-    channel = await bus._consumer_channel(prefetch)  # the Bus's own consumer channel
-    queue = await channel.get_queue(bus.name(DEAD_JOBS), ensure=False)
+    queue = await bus.consumer_queue(DEAD_JOBS, prefetch)  # restored after a broker restart
 
     async def on_message(raw: AbstractIncomingMessage) -> None:
         try:
@@ -83,7 +83,7 @@ async def watch_dead_letters(ctx: BillingContext, *, prefetch: int = 10) -> None
         except Exception as err:  # noqa: BLE001  # recorded nothing: the message stays in the DLQ
             log.warning("dead letter not recorded, requeued", message_id=raw.message_id, error=repr(err))
             await asyncio.sleep(RETRY_PAUSE)
-            await raw.nack(requeue=True)
+            await settle(raw, ack=False, queue=DEAD_JOBS)
 
     await queue.consume(on_message)
     await asyncio.Future()  # consume until cancelled

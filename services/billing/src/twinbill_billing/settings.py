@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from twinbill_common.bus import RETRY_BUDGET_SECONDS
+from twinbill_common.redelivery import RETRY_BUDGET_SECONDS
 from twinbill_common.settings import CommonSettings
 
 

@@ -16,13 +16,17 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from twinbill_billing.domain.bills import Reading
+from twinbill_common.errors import TRANSIENT_ERRORS as COMMON_TRANSIENT_ERRORS
 from twinbill_common.errors import StoreUnavailable
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
+# What MongoDB raises when retrying can succeed (no server answered, the connection went); the
+# consumers retry these in place (the Bus is built with them).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*COMMON_TRANSIENT_ERRORS, ConnectionFailure)
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
-from twinbill_common.health import add_health_routes, watch_task
+from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.topology import INGEST_COMMANDS
@@ -59,6 +59,7 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
     app[SETTINGS] = settings
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    background = add_background_loops(app, group_check="ingest_serve")  # its name in /readyz
     metrics = IngestMetrics.create(registry)
     dead_letters = dead_letter_gauge(registry)
     registry_source = source or default_source(settings)
@@ -91,32 +92,31 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
         checks["registry"] = lambda: _require(cache.loaded, "registry cache not loaded")
         checks["mqtt"] = lambda: _require(gateway.ready.is_set(), "not subscribed to Mosquitto")
 
-        # Every background task has its check from the start (/readyz iterates the dict while
-        # serve() is still starting them, so watch_task only replaces these values).
-        for name in ("registry_listener", "status_reporter", "mqtt_gateway", "command_relay",
-                     "dead_letter_depth"):
-            checks[name] = functools.partial(_require, False, f"background task {name} not started yet")
+        # Each loop handles its own transient failures (reconnects); if one still ends, the
+        # others stop, /readyz names it and the process exits (twinbill_common.background).
+        # The gateway, the status reporter and the command relay need the registry cache: they
+        # wait until the gateway's loop has loaded it.
+        loaded = asyncio.Event()
 
-        async def serve() -> None:
-            # Each loop handles its own transient failures (reconnects); if one still ends, the
-            # TaskGroup stops the others and /readyz names the stopped task.
-            async with asyncio.TaskGroup() as tasks:
-                watch_task(checks, "registry_listener", tasks.create_task(listener.run(), name="registry-listener"))
-                await load_with_retry(cache, registry_source)
-                watch_task(checks, "status_reporter", tasks.create_task(status.run(), name="status-reporter"))
-                watch_task(checks, "mqtt_gateway", tasks.create_task(gateway.run(), name="mqtt-gateway"))
-                # after the cache is loaded: commands need models
-                watch_task(checks, "command_relay", tasks.create_task(relay.run(), name="command-relay"))
-                watch_task(checks, "dead_letter_depth", tasks.create_task(watch_dead_letter_depth(
-                    bus, (f"{INGEST_COMMANDS.name}.dlq",), dead_letters), name="dead-letter-depth"))
+        async def load_then_serve() -> None:
+            await load_with_retry(cache, registry_source)
+            loaded.set()
+            await gateway.run()
 
-        runner = asyncio.create_task(serve(), name="ingest-serve")
-        watch_task(checks, "ingest_serve", runner)
+        async def once_loaded(loop: Callable[[], Awaitable[None]]) -> None:
+            await loaded.wait()
+            await loop()
+
         try:
-            yield
+            async with background:
+                background.start("registry_listener", listener.run())
+                background.start("mqtt_gateway", load_then_serve())
+                background.start("status_reporter", once_loaded(status.run))
+                background.start("command_relay", once_loaded(relay.run))
+                background.start("dead_letter_depth", watch_dead_letter_depth(
+                    bus, (f"{INGEST_COMMANDS.name}.dlq",), dead_letters))
+                yield
         finally:
-            runner.cancel()
-            await asyncio.wait([runner])  # a failure was already logged (watch_task); clean up anyway
             with contextlib.suppress(Exception):
                 await status.flush()
             if isinstance(registry_source, HttpRegistrySource):

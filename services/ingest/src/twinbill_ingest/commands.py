@@ -135,7 +135,8 @@ class CommandRelay:
             )
 
     async def _mqtt(self) -> None:
-        delay = 0.5
+        first = min(0.2, self.settings.mqtt_reconnect_max)
+        delay = first
         share = self.settings.share_group
         topic_filter = f"$share/{share}/{SET_REPLY_FILTER}" if share else SET_REPLY_FILTER
         while True:
@@ -145,7 +146,7 @@ class CommandRelay:
                     self._client = client
                     self.ready.set()
                     self.wake()
-                    delay = 0.5
+                    delay = first
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, bytes) else b""
                         self._on_reply(message.topic.value, payload)
@@ -155,7 +156,7 @@ class CommandRelay:
                 self._client = None
                 self.ready.clear()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, self.settings.mqtt_reconnect_max)
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         reply = parse_set_reply(topic, payload)

@@ -24,6 +24,7 @@ from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, messa
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Topic, parse_topic, subscriptions
 from twinbill_ingest.metrics import IngestMetrics
+from twinbill_ingest.mqtt import MqttClient, create_client
 from twinbill_ingest.registry import RegistryCache
 from twinbill_ingest.sessions import SessionHandler, StatusReporter
 from twinbill_ingest.settings import IngestSettings
@@ -65,25 +66,26 @@ class Gateway:
         # change (a login may make held commands deliverable).
         self.on_presence: Callable[[list[tuple[str, str]]], None] | None = None
 
-    def mqtt_client(self, identifier: str) -> aiomqtt.Client:
-        """A new MQTT v5 client of the service user (not yet connected)."""
+    def mqtt_client(self, identifier: str, *, session_expiry: int = 0) -> MqttClient:
+        """A new MQTT v5 client of the service user (not yet connected); see mqtt.create_client."""
         password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
-        return aiomqtt.Client(
-            self.settings.mqtt_host,
-            self.settings.mqtt_port,
-            identifier=identifier,
-            username=self.settings.mqtt_username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            max_queued_outgoing_messages=None,
-            logger=MQTT_LOG,
-        )
+        return create_client(self.settings.mqtt_host, self.settings.mqtt_port, identifier=identifier,
+                             username=self.settings.mqtt_username, password=password, logger=MQTT_LOG,
+                             session_expiry=session_expiry)
+
+    @property
+    def session_expiry(self) -> int:
+        """Seconds Mosquitto keeps this replica's session: only with a client id that outlives
+        the process (a generated one would leave a session behind in the share group that
+        Mosquitto keeps queueing requests for after each restart)."""
+        return self.settings.mqtt_session_expiry if self.settings.mqtt_client_id else 0
 
     async def run(self) -> None:
         """Serve until cancelled, reconnecting to Mosquitto with backoff; `ready` is clear while
         disconnected. Any error other than a lost connection ends the loop (the app's readiness
         check sees the task stop)."""
-        delay = 0.5
+        first = min(0.2, self.settings.mqtt_reconnect_max)
+        delay = first
         while True:
             try:
                 await self._serve_connection()
@@ -93,18 +95,22 @@ class Gateway:
                 log.warning("MQTT connection lost", error="; ".join(str(err) for err in group.exceptions))
             finally:
                 if self.ready.is_set():
-                    delay = 0.5  # it was serving: the first retry comes soon
+                    delay = first  # it was serving: the first retry comes soon
                     self.ready.clear()
             log.info("reconnecting to Mosquitto", delay=delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, self.settings.mqtt_reconnect_max)
 
     async def _serve_connection(self) -> None:
         """One MQTT connection: subscribe, then hand each request to its own task until the
         connection ends (in-flight requests are cancelled with it; devices retry them)."""
-        async with self.mqtt_client(self.client_id) as client, asyncio.TaskGroup() as tasks:
-            for topic_filter in subscriptions(self.settings.share_group or None):
-                await client.subscribe(topic_filter, qos=1)
+        client = self.mqtt_client(self.client_id, session_expiry=self.session_expiry)
+        async with client, asyncio.TaskGroup() as tasks:
+            # One SUBSCRIBE for every filter: serving starts one round trip after the CONNACK.
+            # A resumed session already has them; subscribing again is harmless and covers a
+            # broker that lost the session (Mosquitto does not restore shared subscriptions
+            # from its persistence file).
+            await client.subscribe([(flt, 1) for flt in subscriptions(self.settings.share_group or None)])
             if self.settings.share_group:
                 tasks.create_task(self._observe_sessions())
             self.ready.set()
@@ -117,9 +123,7 @@ class Gateway:
         """Replicas share request topics, so each also watches every session request (unshared)
         to know which sub-devices are online whichever replica answered the login."""
         async with self.mqtt_client(f"{self.client_id}-sessions") as client:
-            for topic_filter in subscriptions(None):
-                if "/ext/session/" in topic_filter:
-                    await client.subscribe(topic_filter, qos=1)
+            await client.subscribe([(flt, 1) for flt in subscriptions(None) if "/ext/session/" in flt])
             async for message in client.messages:
                 topic = parse_topic(message.topic.value)
                 if topic is not None and topic.kind.is_session and isinstance(message.payload, bytes):

@@ -133,11 +133,19 @@ class RegistryCache:
         self.loaded = False
 
     async def load(self, source: RegistrySource) -> None:
-        """Replace the cache with the source's products and devices (sessions are kept)."""
+        """Replace the cache with the source's products and devices. Sessions are kept; the first
+        load restores them from the registry's device status (what the gateways reported before
+        a restart: a sub-device online through its registered gateway), so a restart of the
+        ingest gateway does not make every gateway log its sub-devices in again."""
         products = await source.products()
         devices = await source.devices()
         self._models = {product.product_key: compile_model(product) for product in products}
         self._devices = {(d.product_key, d.device_key): d for d in devices}
+        if not self.loaded:
+            for device in devices:
+                if device.online and device.gateway_product_key and device.gateway_device_key:
+                    self._online[(device.product_key, device.device_key)] = (
+                        device.gateway_product_key, device.gateway_device_key)
         self.loaded = True
 
     def device(self, product_key: str, device_key: str) -> DeviceRecord | None:

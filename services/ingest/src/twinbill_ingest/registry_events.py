@@ -45,6 +45,9 @@ class RegistryListener:
             for key in ROUTING_KEYS:
                 await queue.bind(exchange, routing_key=key)
             await queue.consume(self._on_event, no_ack=True)
+            # The exclusive queue goes with a lost connection (declared again on reconnect):
+            # changes made meanwhile were missed, so reload once it is back.
+            connection.reconnect_callbacks.add(lambda *_: self._changed.set())
             self.subscribed.set()
             while True:
                 await self._changed.wait()

@@ -21,6 +21,14 @@ class IngestSettings(CommonSettings):
     mqtt_username: str | None = "twinbill-ingest"
     mqtt_password: SecretStr | None = None
     mqtt_client_id: str = ""  # empty: a unique id per replica
+    # With a stable MQTT_CLIENT_ID per replica, Mosquitto keeps the replica's session (its shared
+    # subscriptions) this long after a disconnect and queues QoS 1 requests for it meanwhile; 0
+    # (and always with a generated id) starts clean. See the README, "Mosquitto restarts".
+    mqtt_session_expiry: int = Field(default=600, ge=0)
+    # The longest pause between attempts to reach Mosquitto: a refused connect costs nothing, and
+    # every second the gateway is not subscribed after the broker is back is a second in which
+    # requests go nowhere (devices retry them).
+    mqtt_reconnect_max: float = Field(default=1.0, gt=0)
     # Replicas share the request topics through `$share/<group>/...`; empty subscribes unshared.
     share_group: str = "ingest"
     twin_url: str = "http://127.0.0.1:8001"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from twinbill_common.logging import configure_logging
+from twinbill_common.service import run_service
 from twinbill_common.settings import load_settings
 from twinbill_scheduler.app import create_app
 from twinbill_scheduler.settings import SchedulerSettings
@@ -14,8 +13,7 @@ def main() -> None:
     """Run the scheduler (task API and firing loop) until interrupted."""
     settings = load_settings(SchedulerSettings)
     configure_logging(level=settings.log_level, json=settings.log_json, service="scheduler")
-    web.run_app(create_app(settings), host=settings.http_host, port=settings.http_port,
-                print=None, access_log=None)
+    run_service(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +9,13 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
-from twinbill_common.health import add_health_routes, watch_task
+from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import TRANSIENT_ERRORS, apply_migrations, create_pool
 from twinbill_common.schemas import RegistryChanged
 from twinbill_common.topology import BILLING_RUNS
 from twinbill_scheduler.api import STORE, ZONES, add_task_routes
@@ -44,6 +44,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     registry = new_registry()
     metrics = scheduler_metrics(registry)
     checks = add_health_routes(app, registry=registry)
+    background = add_background_loops(app, task_prefix="scheduler.")
     dead_letters = dead_letter_gauge(registry)
     add_task_routes(app)
 
@@ -52,7 +53,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
         await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
         pool = await create_pool(dsn, schema=settings.schema_name,
                                  min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
-        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace,
+                  transient=TRANSIENT_ERRORS)
         await bus.connect(declare=False)
         await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach
         http_zones: HttpProjectZones | None = None
@@ -92,14 +94,12 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
                                                      on_project, prefetch=1)
             loops["dead-letter-depth"] = watch_dead_letter_depth(
                 bus, (f"{SCHEDULER_REGISTRY.name}.dlq",), dead_letters)
-        # Each loop runs for the life of the app; one that stops fails /readyz under its name.
-        runners = [asyncio.create_task(loop, name=f"scheduler.{name}") for name, loop in loops.items()]
-        for name, runner in zip(loops, runners, strict=True):
-            watch_task(checks, name, runner)
-        yield
-        for runner in runners:
-            runner.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
+        # Each loop runs for the life of the app; one that stops fails /readyz under its name
+        # and ends the process (twinbill_common.background).
+        async with background:
+            for name, loop in loops.items():
+                background.start(name, loop)
+            yield
         if http_zones is not None:
             await http_zones.close()
         await bus.close()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
-from twinbill_common.health import add_health_routes, watch_task
+from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
-from twinbill_common.postgres import apply_migrations, create_pool
+from twinbill_common.postgres import TRANSIENT_ERRORS, apply_migrations, create_pool
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.events import OUTBOX, Outbox, declare_journal
@@ -39,6 +38,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
     dead_letters = dead_letter_gauge(registry)
+    background = add_background_loops(app)
     add_registry_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -46,7 +46,8 @@ def create_app(settings: TwinSettings) -> web.Application:
         await apply_migrations(dsn, schema=settings.schema_name, directory=MIGRATIONS)
         pool = await create_pool(dsn, schema=settings.schema_name,
                                  min_size=settings.pg_pool_min, max_size=settings.pg_pool_max)
-        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace)
+        bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace,
+                  transient=TRANSIENT_ERRORS)
         await bus.connect()
         app[POOL] = pool
         app[BUS] = bus
@@ -55,18 +56,11 @@ def create_app(settings: TwinSettings) -> web.Application:
         await declare_journal(bus)
         outbox = Outbox(pool, bus)
         app[OUTBOX] = outbox
-        relay = asyncio.create_task(outbox.relay(interval=settings.outbox_relay_interval),
-                                    name="registry-outbox-relay")
-        watch_task(checks, "outbox_relay", relay)
-        depth = asyncio.create_task(
-            watch_dead_letter_depth(bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters),
-            name="dead-letter-depth")
-        watch_task(checks, "dead_letter_depth", depth)
-        yield
-        for task in (relay, depth):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with background:  # the telemetry consumer joins it (setup_timeseries)
+            background.start("outbox_relay", outbox.relay(interval=settings.outbox_relay_interval))
+            background.start("dead_letter_depth", watch_dead_letter_depth(
+                bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
+            yield
         await bus.close()
         await pool.close()
 

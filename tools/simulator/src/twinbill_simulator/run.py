@@ -10,8 +10,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -19,41 +18,14 @@ import aiomqtt
 
 from twinbill_simulator.meters import Meter
 from twinbill_simulator.signing import sign_sha256
+from twinbill_simulator.stats import SimulatorStats
 
 # aiomqtt warns on every publish while more than 10 await their PUBACK: normal when pipelining.
 MQTT_LOG = logging.getLogger("twinbill_simulator.mqtt")
 MQTT_LOG.setLevel(logging.ERROR)
-
-
-@dataclass
-class SimulatorStats:
-    """What the simulator sent and what the gateway answered."""
-
-    requests: int = 0
-    points_sent: int = 0
-    points_acked: int = 0
-    retries: int = 0
-    timeouts: int = 0
-    codes: Counter[int] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def percentile(self, q: float) -> float:
-        """Publish-to-reply latency at quantile q, in seconds (0 if none)."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def summary(self) -> str:
-        """One line of counts."""
-        elapsed = time.perf_counter() - self.started
-        return (
-            f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
-            f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
-            f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
-            f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
-        )
+# EnOS: a sub-device that is not online (not logged in through this gateway). After an ingest
+# gateway restart every session is gone and the first report of each gateway gets this.
+NOT_ONLINE = 1212
 
 
 @dataclass
@@ -101,11 +73,35 @@ class _GatewaySim:
         self._last_ms = 0
         self._allow_offline = False  # set when the gateway refuses the sub-device logins
         self._tasks: asyncio.TaskGroup | None = None  # set in run()
+        self._relogin: asyncio.Task[str | None] | None = None  # the login after a 1212, shared
+        # Requests not answered yet, by id: sent again after a lost connection.
+        self._unacked: dict[str, tuple[str, bytes, int]] = {}
 
     def topic(self, kind: str) -> str:
         return f"/sys/{self.pk}/{self.dk}/thing/measurepoint/{kind}"
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Report until `stop`, reconnecting when the broker goes away: a real gateway connects
+        again, logs its sub-devices in and sends again every request that got no answer."""
+        delay = 0.5
+        failed_after_stop = 0
+        while True:
+            try:
+                await self._serve(stop)
+                return
+            except* aiomqtt.MqttError as group:
+                reason = "; ".join(str(err) for err in group.exceptions)
+            self.stats.reconnects += 1
+            if stop.is_set():
+                failed_after_stop += 1
+                if failed_after_stop > self.o["retries"]:
+                    self.o["log"](f"{self.dk}: gave up reconnecting; {len(self._unacked)} requests unanswered")
+                    return
+            self.o["log"](f"{self.dk}: MQTT connection lost ({reason}); reconnecting in {delay}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         username = f"{self.pk}/{self.dk}" if self.o["auth"] else None
         password = self.secret if self.o["auth"] else None
         async with aiomqtt.Client(
@@ -125,6 +121,9 @@ class _GatewaySim:
                 reader = tasks.create_task(self._read(client))
                 try:
                     await self._login(client)
+                    for request_id, (kind, payload, points) in list(self._unacked.items()):
+                        await self._window.acquire()
+                        tasks.create_task(self._complete(client, kind, payload, request_id, points))
                     await self._report(client, stop)
                     await self._drain()
                 finally:
@@ -167,6 +166,27 @@ class _GatewaySim:
         if not self._allow_offline:
             self._allow_offline = True
             self.o["log"](f"{self.dk}: {refused}; reporting with allowOfflineSubDevice=true")
+
+    async def _login_again(self, client: aiomqtt.Client) -> bool:
+        """Log the sub-devices in again after a 1212: the ingest gateway lost its sessions (it
+        restarted). Requests that hear 1212 together share one login/batch. True if every
+        sub-device is logged in again, so the request is worth sending again."""
+        if self._relogin is None or self._relogin.done():
+            assert self._tasks is not None, "log in only while run() holds the task group"
+            self.stats.relogins += 1
+            self.o["log"](f"{self.dk}: sub-devices not online (1212); logging them in again")
+            self._relogin = self._tasks.create_task(self._login_quietly(client))
+        return await asyncio.shield(self._relogin) is None
+
+    async def _login_quietly(self, client: aiomqtt.Client) -> str | None:
+        """One login round whose unanswered request is a reason, not an error (it runs as a
+        task of the gateway's group, where an error would end the whole gateway)."""
+        try:
+            return await self._login_once(client)
+        except TimeoutError:
+            return "login/batch got no reply"
+        except aiomqtt.MqttError as err:
+            return f"login/batch not sent: {err}"
 
     async def _login_once(self, client: aiomqtt.Client) -> str | None:
         """One login/batch round; None when every sub-device is logged in, else why not."""
@@ -237,38 +257,59 @@ class _GatewaySim:
         ).encode()
         self.stats.requests += 1
         self.stats.points_sent += len(entries)
+        self._unacked[request_id] = (kind, payload, len(entries))
         assert self._tasks is not None, "send only while run() holds the task group"
         self._tasks.create_task(self._complete(client, kind, payload, request_id, len(entries)))
 
     async def _complete(self, client: aiomqtt.Client, kind: str, payload: bytes, request_id: str, points: int) -> None:
+        """Send until answered; a lost connection leaves the request in `_unacked` for the next
+        connection, any other end (200, a final refusal, retries spent) takes it out."""
         try:
-            for attempt in range(self.o["retries"] + 1):
-                started = time.perf_counter()
-                try:
-                    reply = await self._call(client, self.topic(kind), payload, request_id)
-                except TimeoutError:
-                    self.stats.timeouts += 1
-                    self.stats.retries += attempt < self.o["retries"]
-                    continue
-                except aiomqtt.MqttError:
-                    return
-                self.stats.codes[reply["code"]] += 1
-                if reply["code"] == 200:
-                    self.stats.latencies.append(time.perf_counter() - started)
-                    self.stats.points_acked += points
-                    return
-                if reply["code"] < 1000 and attempt < self.o["retries"]:  # "retry later"
-                    self.stats.retries += 1
-                    await asyncio.sleep(0.5 * (attempt + 1))
-                    continue
-                self.o["log"](f"{self.dk}: {kind} refused: {reply.get('code')} {reply.get('message')}")
-                return
+            await self._answer(client, kind, payload, request_id, points)
+            self._unacked.pop(request_id, None)
+        except aiomqtt.MqttError:
+            pass  # sent again once connected
         finally:
             self._window.release()
 
+    async def _answer(self, client: aiomqtt.Client, kind: str, payload: bytes, request_id: str, points: int) -> None:
+        for attempt in range(self.o["retries"] + 1):
+            started = time.perf_counter()
+            try:
+                reply = await self._call(client, self.topic(kind), payload, request_id)
+            except TimeoutError:
+                self.stats.timeouts += 1
+                self.stats.retries += attempt < self.o["retries"]
+                continue
+            self.stats.codes[reply["code"]] += 1
+            if reply["code"] == 200:
+                self.stats.latencies.append(time.perf_counter() - started)
+                self.stats.points_acked += points
+                return
+            if (reply["code"] == NOT_ONLINE and attempt < self.o["retries"]
+                    and await self._login_again(client)):
+                # Nothing of it was stored: send the same request (same id, so the same
+                # message id at the gateway) again, as a real EnOS gateway does.
+                self.stats.retries += 1
+                continue
+            if reply["code"] < 1000 and attempt < self.o["retries"]:  # "retry later"
+                self.stats.retries += 1
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            self.o["log"](f"{self.dk}: {kind} refused: {reply.get('code')} {reply.get('message')}")
+            return
+
     async def _drain(self) -> None:
-        for _ in range(self.o["window"]):
-            await self._window.acquire()
+        """Wait until no request is in flight. The slots go back at the end, also when a lost
+        connection interrupts it, so the next connection can send again."""
+        taken = 0
+        try:
+            for _ in range(self.o["window"]):
+                await self._window.acquire()
+                taken += 1
+        finally:
+            for _ in range(taken):
+                self._window.release()
 
     async def _report(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         rate = self.o["rate_per_gateway"]

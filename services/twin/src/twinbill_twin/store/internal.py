@@ -84,7 +84,16 @@ async def billing_devices(conn: asyncpg.Connection, *, after_id: int, limit: int
 async def update_status(conn: asyncpg.Connection,
                         statuses: list[tuple[str, str, bool, datetime | None]]) -> list[asyncpg.Record]:
     """Set online/last_seen of devices by keys (a newer last_seen never goes back); returns the
-    updated devices."""
+    updated devices. Runs inside the caller's transaction, which holds the row locks until it
+    commits."""
+    keys = ([s[0] for s in statuses], [s[1] for s in statuses])
+    # Lock the rows in id order first, as the telemetry consumer does (timeseries/writer.py,
+    # LOCK_DEVICES): without it the UPDATE below locked them in plan order and deadlocked with it.
+    await conn.execute(
+        "SELECT d.id FROM devices d JOIN products p ON d.product_id = p.id "
+        "JOIN unnest($1::text[], $2::text[]) AS s(product_key, device_key) "
+        "  ON p.product_key = s.product_key AND d.device_key = s.device_key "
+        "ORDER BY d.id FOR NO KEY UPDATE OF d", *keys)
     return list(await conn.fetch(
         "UPDATE devices d SET online = s.online, "
         "last_seen = GREATEST(d.last_seen, s.last_seen), updated_at = now() "
@@ -92,5 +101,4 @@ async def update_status(conn: asyncpg.Connection,
         "  AS s(product_key, device_key, online, last_seen), products p "
         "WHERE p.product_key = s.product_key AND d.product_id = p.id AND d.device_key = s.device_key "
         "RETURNING d.id, d.project_id, p.product_key, d.device_key, d.online, d.last_seen",
-        [s[0] for s in statuses], [s[1] for s in statuses], [s[2] for s in statuses],
-        [s[3] for s in statuses]))
+        *keys, [s[2] for s in statuses], [s[3] for s in statuses]))

@@ -3,15 +3,13 @@ attribute data query and the billing readings endpoint. `setup_timeseries` wires
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.background import BACKGROUND
 from twinbill_common.bus import Bus
-from twinbill_common.health import READINESS, watch_task
 from twinbill_twin.timeseries.api import add_timeseries_routes
 from twinbill_twin.timeseries.consumer import TelemetryConsumer
 
@@ -29,8 +27,8 @@ def setup_timeseries(
     parallel: int = 2,
     consume: bool = True,
 ) -> None:
-    """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool and
-    the bus) that runs the telemetry consumer as a background task, cancelled on shutdown."""
+    """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
+    bus and the background loops) that runs the telemetry consumer as one of those loops."""
 
     def pool(current: web.Application) -> asyncpg.Pool:
         return current[pool_key]
@@ -44,13 +42,9 @@ def setup_timeseries(
         consumer = TelemetryConsumer(current[pool_key], current[bus_key],
                                      max_batch=max_batch, max_wait=max_wait, parallel=parallel)
         current[CONSUMER] = consumer
-        task = asyncio.create_task(consumer.run(), name="twin-telemetry-consumer")
-        if READINESS in current:
-            watch_task(current[READINESS], "telemetry_consumer", task)
+        # Stopped with the other loops, before the lifespan closes the pool and the bus.
+        current[BACKGROUND].start("telemetry_consumer", consumer.run())
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     if consume:
         app.cleanup_ctx.append(background)

@@ -153,6 +153,9 @@ class TelemetryConsumer:
                 self.cache.clear()
 
         await queue.consume(on_change)
+        # The exclusive queue goes with a lost connection (it is declared again on reconnect):
+        # changes made meanwhile were missed, so forget everything.
+        self.bus.on_reconnect(self.cache.clear)
         await asyncio.Future()  # until cancelled
 
     async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:

@@ -110,6 +110,15 @@ FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
 WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
 """
 
+# Device rows are locked in id order before they are updated, here and in the status endpoint
+# (store/internal.py), so the consumer's batches and the ingest gateway's status posts always
+# take them in one order and cannot deadlock. An UPDATE ... FROM locks rows in whatever order its
+# plan visits them (an ORDER BY in the FROM list does not fix that); a SELECT ... ORDER BY ... FOR
+# NO KEY UPDATE locks them as they come out of the sort.
+LOCK_DEVICES = """
+SELECT id FROM devices WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
+"""
+
 _LAST_SEEN = f"""
 UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
 FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
@@ -209,6 +218,7 @@ async def write_batch(
                                [c.ts for c in ordered], [c.arrived for c in ordered])
         if devices:
             ids = sorted(devices)
+            await conn.execute(LOCK_DEVICES, ids)
             await conn.execute(_LAST_SEEN, ids, [devices[i] for i in ids])
         if instances:
             ids = sorted(instances)

@@ -1,0 +1,87 @@
+"""The gateway's MQTT client: aiomqtt's, with an optional persistent session, and without the
+"Future exception was never retrieved (MqttCodeError)" that aiomqtt leaves after a lost
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Self
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+class MqttClient(aiomqtt.Client):
+    """aiomqtt.Client that never leaves the reason of an unexpected disconnect unretrieved.
+
+    aiomqtt stores that reason in a future that only its message iterator (or a pending
+    disconnect in `__aexit__`) reads. A client that was not reading at that moment (a sibling
+    task the TaskGroup cancelled when the connection dropped, a client cancelled while it
+    disconnected) leaves the exception unread, and asyncio logs "Future exception was never
+    retrieved (MqttCodeError)" when the client is collected. Whoever still waits on the future
+    gets the exception as before; it is only marked as seen, here, when it is set.
+
+    aiomqtt also asks a cancelled connect future for its exception when a connection that was
+    abandoned while connecting goes away, which raises CancelledError inside paho's callback:
+    that disconnect has no one to report an error to, but whoever waits for the disconnect (a
+    pending `__aexit__`) must still be released.
+    """
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        if _cancel_swallowed():
+            await self.__aexit__(None, None, None)
+            raise asyncio.CancelledError
+        return self
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        """aiomqtt's subscribe, then the cancellation check of `_cancel_swallowed`."""
+        granted = await super().subscribe(*args, **kwargs)
+        if _cancel_swallowed():
+            raise asyncio.CancelledError
+        return granted
+
+    def _on_disconnect(self, *args: Any, **kwargs: Any) -> None:
+        if self._connected.cancelled():
+            if not self._disconnected.done():
+                self._disconnected.set_result(None)
+            return
+        super()._on_disconnect(*args, **kwargs)
+        disconnected = self._disconnected
+        if disconnected.done() and not disconnected.cancelled():
+            disconnected.exception()
+
+
+def _cancel_swallowed() -> bool:
+    """Whether this task was asked to stop although the call it awaited returned.
+
+    aiomqtt waits for CONNACK and SUBACK with asyncio.wait_for and a timeout, and Python 3.11's
+    wait_for loses a cancellation that arrives just as the awaited future completes (fixed in
+    3.12). The gateway's TaskGroup cancels its session watcher exactly then when the connection
+    drops during a (re)connect; the watcher went on reading a dead connection and the gateway's
+    shutdown waited for it forever.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def session_properties(expiry_seconds: int) -> Properties:
+    """CONNECT properties asking the broker to keep the session this long after a disconnect."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho is untyped here
+    properties.SessionExpiryInterval = expiry_seconds
+    return properties
+
+
+def create_client(host: str, port: int, *, identifier: str, username: str | None, password: str | None,
+                  logger: logging.Logger, session_expiry: int = 0) -> MqttClient:
+    """An MQTT v5 client (not yet connected). With `session_expiry` > 0 the session is
+    persistent: clean_start is off and the broker keeps the subscriptions and queues QoS 1
+    messages for that many seconds while the client is away."""
+    persistent: dict[str, Any] = {}
+    if session_expiry > 0:
+        persistent = {"clean_start": False, "properties": session_properties(session_expiry)}
+    return MqttClient(host, port, identifier=identifier, username=username, password=password,
+                      protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None,
+                      logger=logger, **persistent)
