@@ -110,7 +110,13 @@ class Campaign:
     async def step(self, name: str, repetition: int, fault: Fault) -> FaultResult:
         """Inject one fault, wait for recovery, check; the result is printed and kept."""
         self.log(f"  .. {name} #{repetition}")
-        result = await self._step(name, repetition, fault)
+        try:
+            result = await self._step(name, repetition, fault)
+        except Exception as err:  # noqa: BLE001  # a fault that cannot even be carried out is a failed step
+            now = time.monotonic()
+            result = FaultResult(name, repetition, Injected(f"could not be carried out: {err!r}", now, now),
+                                 PointCheck(), BillCheck(), None, [f"the step raised {err!r}"])
+            await self._manual_recovery()
         self.results.append(result)
         self.log(result.line())
         return result
@@ -134,7 +140,7 @@ class Campaign:
             if not self.stack.readiness.unready_between(service, injected.injected, injected.repaired + 1.0):
                 problems.append(f"{service} /readyz never reported the outage while it lasted")
         end = time.monotonic()
-        points, catch_up = await self.stores.wait_points(self.stack.ledger.between(begin, end), within=120)
+        points, catch_up = await self.stores.wait_points(self.stack.ledger.between(begin, end), within=90)
         if not points.ok:
             problems.append(f"points: {points.missing} missing, {points.wrong_value} wrong value, "
                             f"{points.duplicates} duplicated (after waiting {catch_up:.0f}s) {points.examples}")
@@ -184,7 +190,7 @@ class Campaign:
             self.stack.held_down.discard(name)
         await asyncio.sleep(5)
 
-    async def _bills(self, fired_from: datetime, fired_to: datetime, *, within: float = 90) -> BillCheck:
+    async def _bills(self, fired_from: datetime, fired_to: datetime, *, within: float = 60) -> BillCheck:
         """Bills and fires for the fires in the window, waiting for runs to finish."""
         deadline = time.monotonic() + within
         while True:
