@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 CONSOLE_VENDOR := services/gateway/src/twinbill_gateway/console/vendor
 
-.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean browser
+.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean browser faults
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ lint: install
 # One run over everything: mypy resolves the workspace packages consistently only together.
 typecheck: install
 	$(BIN)/mypy libs/common/src services/*/src tools/*/src clients/python/src tests bench
+
+# The fault campaign (issue 17) on a private stack; FAULTS_ARGS="--short" or "--repeat 1 --only kill-twin".
+faults: install
+	$(BIN)/python -m twinbill_faults $(FAULTS_ARGS)
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
