@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 
-.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean
+CONSOLE_VENDOR := services/gateway/src/twinbill_gateway/console/vendor
+
+.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean browser faults
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,23 @@ $(VENV)/.installed: $(UV) requirements.lock $(wildcard pyproject.toml */*/pyproj
 	$(UV) pip sync --python $(BIN)/python --quiet requirements.lock
 	touch $@
 
-install: $(VENV)/.installed
+# The console's browser libraries, exactly as package-lock.json pins them, copied where the
+# gateway serves them (/console/vendor/; not committed, no build step).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(CONSOLE_VENDOR)/.installed: node_modules/.package-lock.json
+	mkdir -p $(CONSOLE_VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE $(CONSOLE_VENDOR)/
+	touch $@
+
+# The browser tests drive Debian's chromium, with a Chinese font so zh-CN pages render (the
+# screenshots are looked at); installed here when missing (needs root, as CI is).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; fi
+
+install: $(VENV)/.installed $(CONSOLE_VENDOR)/.installed browser
 
 # Re-pin after changing any pyproject.toml's dependencies.
 lock: $(UV)
@@ -48,8 +66,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy libs/common/src services/*/src tools/*/src clients/python/src tests bench
 
+# The fault campaign (issue 17) on a private stack; FAULTS_ARGS="--short" or "--repeat 1 --only kill-twin".
+faults: install
+	$(BIN)/python -m twinbill_faults $(FAULTS_ARGS)
+
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .stack
+	rm -rf $(VENV) .stack node_modules $(CONSOLE_VENDOR) test-artifacts

@@ -141,6 +141,7 @@ def test_body_is_read_as_json_whatever_it_claims() -> None:
 @pytest.mark.parametrize(("path", "access"), [
     ("/api/v1/scheduler/task/", Collection()),
     ("/api/v1/scheduler/tasks/", Collection()),
+    ("/api/v1/scheduler/crontab/preview/", Collection()),
     ("/api/v1/scheduler/history/time/", Collection()),
     ("/api/v1/scheduler/history", Collection()),
     ("/api/v1/scheduler/tasks/k1/", TaskKey("k1")),

@@ -8,19 +8,22 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from twinbill_common.errors import NotFound, ValidationFailed
+from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, parse_model, read_json
 from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
 from twinbill_gateway.auth import authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
     Bearer,
     CredentialError,
+    TokenClaims,
+    TokenKind,
     hash_password,
     issue_token,
     key_digest,
     new_api_key,
+    new_session_id,
     parse_authorization,
-    read_token,
+    read_claims,
     verify_password,
 )
 from twinbill_gateway.errors import Unauthorized
@@ -52,14 +55,15 @@ class UserUpdate(BaseModel):
     projects: list[int] | None = None
 
 
-def _tokens(user_id: int, settings: GatewaySettings) -> dict[str, str]:
+def _tokens(user_id: int, settings: GatewaySettings, *, session_id: str) -> dict[str, str]:
+    """An access and a refresh token of one sign-in session (revoked together at sign-out)."""
     now = datetime.now(UTC)
     secret = settings.jwt_secret.get_secret_value()
     return {
         "status": "success",
-        "access_token": issue_token(user_id, kind="access", now=now,
+        "access_token": issue_token(user_id, kind="access", now=now, session_id=session_id,
                                     ttl=timedelta(seconds=settings.access_ttl_seconds), secret=secret),
-        "refresh_token": issue_token(user_id, kind="refresh", now=now,
+        "refresh_token": issue_token(user_id, kind="refresh", now=now, session_id=session_id,
                                      ttl=timedelta(seconds=settings.refresh_ttl_seconds), secret=secret),
     }
 
@@ -72,24 +76,46 @@ async def get_tokens(request: web.Request) -> web.Response:
     if user is None or not user.is_active \
             or not await asyncio.to_thread(verify_password, body.password, user.password_hash):
         return json_response({"status": "failure"})
-    return json_response(_tokens(user.id, request.app[SETTINGS]))
+    return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
 
 async def refresh_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token/refresh with `Authorization: Bearer <refresh token>`."""
     settings = request.app[SETTINGS]
+    claims = _bearer_claims(request, kind="refresh")
+    if claims.session_id is not None and await request.app[STORE].session_revoked(claims.session_id):
+        raise Unauthorized("token revoked: its session was signed out")
+    user = await request.app[STORE].by_id(claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("unknown or deactivated user")
+    # the refreshed tokens stay in the same session, so signing out revokes them too
+    return json_response(_tokens(user.id, settings, session_id=claims.session_id or new_session_id()))
+
+
+def _bearer_claims(request: web.Request, *, kind: TokenKind | None) -> TokenClaims:
+    """The claims of the request's `Authorization: Bearer` token, or 401 saying why."""
     try:
         credentials = parse_authorization(request.headers.get("Authorization", ""))
         if not isinstance(credentials, Bearer):
-            raise CredentialError("refresh needs `Authorization: Bearer <refresh token>`")
-        user_id = read_token(credentials.token, kind="refresh", now=datetime.now(UTC),
-                             secret=settings.jwt_secret.get_secret_value())
+            raise CredentialError(f"needs `Authorization: Bearer <{kind or 'access or refresh'} token>`")
+        return read_claims(credentials.token, kind=kind, now=datetime.now(UTC),
+                           secret=request.app[SETTINGS].jwt_secret.get_secret_value())
     except CredentialError as err:
         raise Unauthorized(str(err)) from None
-    user = await request.app[STORE].by_id(user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("unknown or deactivated user")
-    return json_response(_tokens(user.id, settings))
+
+
+async def revoke_tokens(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/token/revoke with `Authorization: Bearer <access or refresh token>`:
+    sign out. Every token of that sign-in session (access, refresh, and those refreshed from them)
+    is refused from now on; 204. Tokens issued before sessions existed carry none: 400."""
+    claims = _bearer_claims(request, kind=None)
+    if claims.session_id is None:
+        raise HttpError(400, "this token has no session to revoke (issued before sign-out existed); "
+                             "it lapses when it expires")
+    settings = request.app[SETTINGS]
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
+    await request.app[STORE].revoke_session(claims.session_id, user_id=claims.user_id, expires_at=expires_at)
+    return web.Response(status=204)
 
 
 async def _admin(request: web.Request) -> None:
@@ -174,6 +200,7 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes([
         web.post("/api/v1/auth/token", get_tokens),
         web.post("/api/v1/auth/token/refresh", refresh_tokens),
+        web.post("/api/v1/auth/token/revoke", revoke_tokens),
         web.get("/api/v1/users/me", me),
         web.post("/api/v1/users/me/api_key", create_api_key),
         web.get("/api/v1/users/", list_users),

@@ -18,6 +18,7 @@ from twinbill_common.smorest import render_smorest
 from twinbill_gateway import api
 from twinbill_gateway.bemserver import PREFIX as BEMSERVER
 from twinbill_gateway.bemserver import setup_bemserver
+from twinbill_gateway.console import add_console_routes, console_headers
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 from twinbill_gateway.proxy import forward
@@ -32,12 +33,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; errors use the envelope of the surface the path belongs to."""
     app = web.Application(middlewares=[envelope_middleware(
         [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
-        default=render_management)],
+        default=render_management), console_headers],
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     checks = add_health_routes(app, registry=new_registry())
     api.setup_routes(app)
     setup_bemserver(app)
+    add_console_routes(app)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ from twinbill_gateway.domain.credentials import (
     CredentialError,
     key_digest,
     parse_authorization,
-    read_token,
+    read_claims,
     verify_password,
 )
 from twinbill_gateway.errors import Forbidden, Unauthorized
@@ -31,7 +31,10 @@ async def authenticate(request: web.Request, *, store: IdentityStore, secret: st
         credentials = parse_authorization(header)
         match credentials:
             case Bearer(token):
-                user = await store.by_id(read_token(token, kind="access", now=datetime.now(UTC), secret=secret))
+                claims = read_claims(token, kind="access", now=datetime.now(UTC), secret=secret)
+                if claims.session_id is not None and await store.session_revoked(claims.session_id):
+                    raise CredentialError("token revoked: its session was signed out")
+                user = await store.by_id(claims.user_id)
             case Basic(email, password):
                 user = await store.by_email(email)
                 # scrypt takes tens of milliseconds: off the event loop

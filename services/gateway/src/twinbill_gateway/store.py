@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -106,3 +107,15 @@ class IdentityStore:
     async def api_key_digest(self, user_id: int) -> str | None:
         value = await self.pool.fetchval("SELECT key_sha256 FROM api_keys WHERE user_id = $1", user_id)
         return str(value) if value is not None else None
+
+    async def revoke_session(self, session_id: str, *, user_id: int, expires_at: datetime) -> None:
+        """Refuse every token of this sign-in session from now on; forget long-expired ones."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM revoked_sessions WHERE expires_at < now()")
+            await conn.execute(
+                """INSERT INTO revoked_sessions (session_id, user_id, expires_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (session_id) DO NOTHING""", session_id, user_id, expires_at)
+
+    async def session_revoked(self, session_id: str) -> bool:
+        return bool(await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $1)", session_id))

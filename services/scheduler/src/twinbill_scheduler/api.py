@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from twinbill_common.errors import HttpError, NotFound, RegistryUnavailable, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
 from twinbill_common.paging import INT32_MAX, Errors, query_int, query_page
-from twinbill_scheduler.domain.crontab import Crontab, CrontabInvalid, next_fire, parse_crontab
+from twinbill_scheduler.domain.crontab import FIELDS, Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
 from twinbill_scheduler.keys import STORE, ZONES
@@ -202,6 +202,36 @@ async def delete_task(request: web.Request) -> web.Response:
     return meta_ok({}, "delete ok.")
 
 
+def fire_times(after: datetime, *, crontab: Crontab, zone: str, count: int) -> list[str]:
+    """The next `count` fire times strictly after `after`, as naive local ISO in `zone`."""
+    tz = ZoneInfo(zone)
+    times: list[str] = []
+    moment = after
+    for _ in range(count):
+        moment = next_fire(moment, crontab=crontab, tz=tz)
+        times.append(moment.astimezone(tz).replace(tzinfo=None).isoformat(timespec="seconds"))
+    return times
+
+
+async def preview_crontab(request: web.Request) -> web.Response:
+    """GET /api/v1/scheduler/crontab/preview/?project_id=&month=&day=&hour=&minute=&count=:
+    the next fire times of a crontab in the project's zone, before saving it (nothing stored)."""
+    errors: Errors = {}
+    project_id = query_int(request.query, "project_id", required=True, errors=errors)
+    count = query_int(request.query, "count", default=5, maximum=50, errors=errors)
+    crontab: Crontab | None = None
+    try:
+        crontab = parse_crontab({name: request.query[name] for name in FIELDS if name in request.query})
+    except CrontabInvalid as err:
+        errors.update({f"crontab.{k}" if k != "crontab" else k: v for k, v in err.fields.items()})
+    if errors or project_id is None or crontab is None:
+        raise ValidationFailed(errors, data={"location": "query"})
+    zone = await _project_zone(request, project_id)
+    return meta_ok({"timezone": zone, "crontab": crontab.as_dict(),
+                    "fire_times": fire_times(_now(), crontab=crontab, zone=zone, count=count)},
+                   "crontab preview")
+
+
 def add_task_routes(app: web.Application) -> None:
     """Mount seed 000's paths, trailing slashes as documented."""
     app.router.add_post("/api/v1/scheduler/task/", create_task)
@@ -210,3 +240,4 @@ def add_task_routes(app: web.Application) -> None:
     app.router.add_put("/api/v1/scheduler/tasks/{natrual_key}/", update_task)
     app.router.add_delete("/api/v1/scheduler/tasks/{natrual_key}/", delete_task)
     app.router.add_put("/api/v1/scheduler/tasks/{natrual_key}/status/", set_task_status)
+    app.router.add_get("/api/v1/scheduler/crontab/preview/", preview_crontab)

@@ -209,14 +209,21 @@ async def simulate(demo: dict[str, Any]) -> None:
     await run_simulator(demo, host="127.0.0.1", port=1883, rate=2.0, duration=None, consumption_scale=720.0)
 
 
-def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *,
-                        logs: Path) -> None:
-    """Tell a new user where the data shows up."""
+CONSOLE_URL = "http://127.0.0.1:8000/"
+DEMO_EMAIL, DEMO_PASSWORD = "admin@twinbill.local", "twinbill-admin"  # the gateway's default administrator
+
+
+def where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *, logs: Path) -> list[str]:
+    """What a new user should open, the web console and its sign-in first."""
     names = {s.name for s in running}
-    lines = ["", "twinbill is running. Where to look:"]
+    lines = ["", "twinbill is running."]
+    if "gateway" in names:
+        lines += ["", f"  web console  {CONSOLE_URL}",
+                  f"  sign in as   {DEMO_EMAIL} / {DEMO_PASSWORD}", ""]
+    lines.append("Also:")
     if "gateway" in names:
         lines += ["  gateway    http://127.0.0.1:8000  (POST /api/v1/auth/token with"
-                  ' {"email": "admin@twinbill.local", "password": "twinbill-admin"})']
+                  f' {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}"}})']
     if "twin" in names:
         lines += ["  twins      http://127.0.0.1:8001/dt/open/v1/instances?page=1&offset=10",
                   "  registry   http://127.0.0.1:8001/api/v1/devices/",
@@ -229,7 +236,13 @@ def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | No
                      f"?project_id={demo['project_id']}&device_type=0")
     lines += [f"  metrics    {s.url}/metrics   ({s.name})" for s in running]
     lines += [f"  logs       {logs}/", "Ctrl-C stops everything started here.", ""]
-    print("\n".join(lines), flush=True)
+    return lines
+
+
+def print_where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *,
+                        logs: Path) -> None:
+    """Tell a new user where the data shows up."""
+    print("\n".join(where_to_look(running, demo, logs=logs)), flush=True)
 
 
 def main() -> None:

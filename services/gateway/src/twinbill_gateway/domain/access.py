@@ -31,7 +31,8 @@ ITEM_OWNERS: dict[str, Upstream] = {
 }
 # Twin endpoints that are neither a resource collection nor an item, and take a project.
 OTHER_COLLECTIONS = frozenset({("io", "sites_csv")})
-SCHEDULER_COLLECTIONS = frozenset({("task",), ("tasks",), ("history",), ("history", "time")})
+SCHEDULER_COLLECTIONS = frozenset({("task",), ("tasks",), ("history",), ("history", "time"),
+                                   ("crontab", "preview")})
 # Billing's read API: run reports and the audit (lists by project), and a run by id (its owner).
 BILLING_COLLECTIONS = frozenset({("runs",), ("audit",)})
 INTEGER = re.compile(r"^-?\d{1,18}$")

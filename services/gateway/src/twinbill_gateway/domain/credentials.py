@@ -108,22 +108,47 @@ def parse_authorization(header: str) -> Credentials:
 TokenKind = Literal["access", "refresh"]
 
 
-def issue_token(user_id: int, *, kind: TokenKind, now: datetime, ttl: timedelta, secret: str) -> str:
-    """A signed HS256 JWT for the user."""
-    claims = {"sub": str(user_id), "kind": kind, "iat": int(now.timestamp()),
-              "exp": int((now + ttl).timestamp()), "jti": secrets.token_hex(8)}
+class TokenClaims(NamedTuple):
+    """What a valid token says: whose it is, and its sign-in session (None in tokens issued
+    before sessions existed, which cannot be revoked)."""
+
+    user_id: int
+    kind: TokenKind
+    session_id: str | None
+
+
+def new_session_id() -> str:
+    """A sign-in session's id, shared by its access and refresh tokens (and their refreshes)."""
+    return secrets.token_hex(16)
+
+
+def issue_token(user_id: int, *, kind: TokenKind, now: datetime, ttl: timedelta, secret: str,
+                session_id: str | None = None) -> str:
+    """A signed HS256 JWT for the user; `session_id` (claim `sid`) makes it revocable."""
+    claims: dict[str, object] = {"sub": str(user_id), "kind": kind, "iat": int(now.timestamp()),
+                                 "exp": int((now + ttl).timestamp()), "jti": secrets.token_hex(8)}
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def read_token(token: str, *, kind: TokenKind, now: datetime, secret: str) -> int:
-    """The user id of a valid token of that kind, or CredentialError."""
+def read_claims(token: str, *, kind: TokenKind | None, now: datetime, secret: str) -> TokenClaims:
+    """The claims of a valid, unexpired token of that kind (any kind when None), or CredentialError."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"],
                             options={"verify_exp": False, "require": ["sub", "exp", "kind"]})
     except jwt.PyJWTError as err:
         raise CredentialError(f"invalid token: {err}") from err
-    if claims["kind"] != kind:
+    if claims["kind"] not in ("access", "refresh"):
+        raise CredentialError(f"unknown token kind {claims['kind']!r}")
+    if kind is not None and claims["kind"] != kind:
         raise CredentialError(f"a {claims['kind']} token cannot be used as a {kind} token")
     if int(claims["exp"]) <= int(now.timestamp()):
         raise CredentialError("token expired")
-    return int(claims["sub"])
+    session_id = claims.get("sid")
+    return TokenClaims(int(claims["sub"]), claims["kind"], session_id if isinstance(session_id, str) else None)
+
+
+def read_token(token: str, *, kind: TokenKind, now: datetime, secret: str) -> int:
+    """The user id of a valid token of that kind, or CredentialError."""
+    return read_claims(token, kind=kind, now=now, secret=secret).user_id

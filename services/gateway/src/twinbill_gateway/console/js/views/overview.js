@@ -1,0 +1,60 @@
+// Overview: meters online/offline and the last report, the next billing fire times, the last run.
+
+import {api, listAll} from '../api.js';
+import {errorBox, fill, h, table} from '../dom.js';
+import {formatLocal, formatTime} from '../format.js';
+import {t} from '../i18n.js';
+import {typeName} from './meters.js';
+import {runOutcome} from './runs.js';
+import {loadTasks, nextFires} from './tasks.js';
+
+function card(title, ...body) {
+  return h('section', {class: 'card'}, h('h2', {}, title), ...body);
+}
+
+async function metersCard(project) {
+  const meters = (await listAll('/api/v1/devices/', {project_id: project.id})).filter((d) => d.device_type);
+  const online = meters.filter((d) => d.online).length;
+  const last = meters.map((d) => d.last_seen).filter(Boolean).sort().pop();
+  return card(t('nav.meters'),
+    h('p', {class: 'big', id: 'meters-online'}, t('overview.online', {online, offline: meters.length - online})),
+    h('p', {}, t('overview.lastreport', {time: formatTime(last, project.timezone)})),
+    h('a', {href: '#/meters'}, t('overview.allmeters')));
+}
+
+async function firesCard(project) {
+  const tasks = (await loadTasks(project)).filter((task) => task.enabled);
+  const next = await Promise.all(tasks.map(async (task) => [task, (await nextFires(project, task.crontab, 1)).fire_times[0]]));
+  next.sort((a, b) => a[1].localeCompare(b[1]));
+  return card(t('overview.nextfires', {zone: project.timezone}), next.length
+    ? table(t('overview.nextfires', {zone: project.timezone}), [t('task.name'), t('meters.type'), t('overview.next')],
+      next.map(([task, at]) => [h('a', {href: `#/task/${task.natrual_key}`}, task.name), typeName(task.device_type),
+        formatLocal(at)]), {id: 'next-fires', class: 'bare'})
+    : h('p', {}, t('overview.nofires')));
+}
+
+async function runCard(project) {
+  const {body: runs} = await api('/api/v1/billing/runs/', {query: {project_id: project.id, page_size: 1}});
+  const run = runs[0];
+  return card(t('overview.lastrun'), run
+    ? h('div', {id: 'last-run'},
+      h('p', {}, h('a', {href: `#/run/${encodeURIComponent(run.run_id)}`},
+        `${formatTime(run.fire_time, project.timezone)} · ${typeName(run.device_type)}`)),
+      h('p', {}, `${t(run.finished ? 'run.finished' : 'run.running')}: ${runOutcome(run)}`))
+    : h('p', {}, t('runs.none')));
+}
+
+export async function render({view, project}) {
+  const grid = h('div', {class: 'grid'});
+  fill(view, h('h1', {}, `${t('nav.overview')} · ${project.name}`),
+    h('p', {class: 'muted'}, t('overview.zone', {zone: project.timezone})), grid);
+  // Each card loads on its own: one failing service leaves the others on the page.
+  const slots = [metersCard, firesCard, runCard].map((make) => {
+    const slot = h('div', {}, h('p', {}, t('loading')));
+    grid.append(slot);
+    return make(project).then((node) => fill(slot, node),
+      (err) => err.status !== 401 && fill(slot, errorBox(t('error.load', {message: err.message}))));
+  });
+  grid.append(card(t('nav.events'), h('p', {}, t('events.unavailable'))));
+  await Promise.all(slots);
+}

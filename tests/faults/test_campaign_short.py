@@ -1,0 +1,74 @@
+"""The short fault campaign (issue 17) inside `make test`: a private stack (its own PostgreSQL,
+3-node RabbitMQ cluster, Mosquitto, nx-27017), small load, one test per fault, each asserting
+every pass criterion of the full campaign (`make faults`), then one test over the whole run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from twinbill_faults.campaign import Campaign
+from twinbill_faults.faults import SHORT_RECOVERY
+from twinbill_faults.infra import RABBIT_BIN
+from twinbill_faults.stack import Options, Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (a tmpfs for the time-series disk, PostgreSQL run as its own user)"
+    for tool in ("mosquitto", "runuser", "mount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not (RABBIT_BIN / "rabbitmq-server").exists() or not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return "rabbitmq-server or PostgreSQL server binaries are not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Campaign]:
+    """The private stack under load, warmed up; stopped at the end whatever happened."""
+    if (why := _missing()) is not None:
+        pytest.skip(why)
+    stack = Stack.create(Options(workdir=tmp_path_factory.mktemp("faults"), gateways=2, meters=6, rate=60.0,
+                                 keep=True))
+    try:
+        await stack.start()
+        campaign = Campaign(stack, repeat=1, only=[], seed=17, recover_limit=SHORT_RECOVERY)
+        await campaign.warm_up()
+        yield campaign
+    finally:
+        await stack.stop()
+
+
+DEFECT_4 = pytest.mark.xfail(
+    reason="issue 17 defect 4: an ingest restart forgets every sub-device session and the bundled simulator "
+           "treats 1212 as final, so no point is acknowledged again (fixed on branch `defects`)",
+    strict=False)
+
+
+@pytest.mark.parametrize("fault", [
+    "rabbit-node-kill-ingest",
+    "postgres-restart-twin-writes",
+    "mosquitto-restart-ingest",
+    pytest.param("kill-ingest", marks=DEFECT_4),
+])
+async def test_fault_loses_nothing_and_recovers_by_itself(campaign: Campaign, fault: str) -> None:
+    """Every point acknowledged around the fault is stored once with its value, bills and fires in
+    its window are complete and single, readiness showed the outage, and the platform recovered
+    without a manual step."""
+    result = await campaign.step(fault, 1, campaign.fault(fault))
+    assert result.ok, result.line()
+
+
+async def test_whole_short_run_is_exact(campaign: Campaign) -> None:
+    """Over the whole run: every acknowledged point stored exactly once, every meter-period due
+    billed exactly once, every fire time claimed once."""
+    result = await campaign.overall()
+    assert result.points.acked > 0, "no load reached the platform"
+    assert result.ok, result.line()

@@ -1,0 +1,1 @@
+"""The fault campaign of issue 17: `make faults`."""
