@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twinbill_common.mongo import free_port, port_open, start_embedded_mongo
-from twinbill_ingest.devbroker import DevBroker
+from twinbill_devstack.broker import DevBroker
+from twinbill_devstack.mongo import start_embedded_mongo
+from twinbill_devstack.ports import free_port, port_open
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 

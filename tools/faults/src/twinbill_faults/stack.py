@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from twinbill_devstack.broker import DevBroker
 from twinbill_faults.infra import Mongo, Postgres, RabbitCluster, SmallDisk
 from twinbill_faults.load import AckLedger, QueryStats, observe, query, seed
 from twinbill_faults.platform import BUS_SERVICES, ORDER, ReadinessLog, Service, monitor_readiness, wait_ready
 from twinbill_faults.proxy import Proxy
-from twinbill_ingest.devbroker import DevBroker
 
 
 @dataclass

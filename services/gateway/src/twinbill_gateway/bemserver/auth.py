@@ -18,7 +18,7 @@ from twinbill_gateway.domain.credentials import (
     CredentialError,
     key_digest,
     parse_authorization,
-    read_token,
+    read_claims,
     verify_password,
 )
 from twinbill_gateway.keys import SETTINGS, STORE
@@ -42,6 +42,7 @@ class Caller:
     user: User
     campaigns: frozenset[int]
     scopes: frozenset[int]
+    session_id: str | None = None  # the sign-in session of a bearer token (revoked together)
 
     @property
     def is_admin(self) -> bool:
@@ -55,7 +56,7 @@ def auth_error(code: str) -> HttpError:
         "errors": {"authentication": code}, "headers": {"WWW-Authenticate": "Bearer, Basic"}})
 
 
-async def _user(request: web.Request, *, refresh: bool) -> User:
+async def _user(request: web.Request, *, refresh: bool) -> tuple[User, str | None]:
     header = request.headers.get("Authorization")
     if header is None:
         raise auth_error("missing_authentication")
@@ -65,14 +66,18 @@ async def _user(request: web.Request, *, refresh: bool) -> User:
     except CredentialError as err:
         scheme = header.strip().partition(" ")[0].lower()
         raise auth_error("malformed_credentials" if scheme in ("basic", "token") else "invalid_scheme") from err
+    session_id: str | None = None
     match credentials:
         case Bearer(token):
             try:
-                user_id = read_token(token, kind="refresh" if refresh else "access", now=datetime.now(UTC),
+                claims = read_claims(token, kind="refresh" if refresh else "access", now=datetime.now(UTC),
                                      secret=request.app[SETTINGS].jwt_secret.get_secret_value())
             except CredentialError as err:
                 raise auth_error("expired_token" if "expired" in str(err) else "invalid_token") from None
-            found = await store.by_id(user_id)
+            session_id = claims.session_id
+            if session_id is not None and await store.session_revoked(session_id):
+                raise auth_error("invalid_token")  # signed out
+            found = await store.by_id(claims.user_id)
             if found is None:
                 raise auth_error("invalid_token")
             user = found
@@ -93,17 +98,17 @@ async def _user(request: web.Request, *, refresh: bool) -> User:
     if not user.is_active:
         # BEMServer lets an inactive user authenticate but authorizes nothing
         raise HttpError(403, "Authorization error")
-    return user
+    return user, session_id
 
 
 async def caller(request: web.Request, *, refresh: bool = False) -> Caller:
     """The active user behind the request and what they may reach (administrators: everything)."""
-    user = await _user(request, refresh=refresh)
+    user, session_id = await _user(request, refresh=refresh)
     if user.is_admin:
-        return Caller(user, frozenset(), frozenset())
+        return Caller(user, frozenset(), frozenset(), session_id)
     row = await request.app[STORE].pool.fetchrow(BEM_POOL_SQL, user.id)
     campaigns = set(user.projects) | set(row["campaigns"] if row else ())
-    return Caller(user, frozenset(campaigns), frozenset(row["scopes"] if row else ()))
+    return Caller(user, frozenset(campaigns), frozenset(row["scopes"] if row else ()), session_id)
 
 
 def require_admin(who: Caller) -> None:

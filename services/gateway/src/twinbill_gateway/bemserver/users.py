@@ -23,7 +23,7 @@ from twinbill_common.smorest import (
 )
 from twinbill_gateway.api import _tokens
 from twinbill_gateway.bemserver.auth import Caller, caller, require_admin
-from twinbill_gateway.domain.credentials import hash_password, verify_password
+from twinbill_gateway.domain.credentials import hash_password, new_session_id, verify_password
 from twinbill_gateway.keys import SETTINGS, STORE
 
 # The bemserver-api release whose contract this surface follows (bemserver-api-client 0.22
@@ -71,13 +71,14 @@ async def get_tokens(request: web.Request) -> web.Response:
     if user is None or not user.is_active \
             or not await asyncio.to_thread(verify_password, body["password"], user.password_hash):
         return json_response({"status": "failure"})
-    return json_response(_tokens(user.id, request.app[SETTINGS]))
+    return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
 
 async def refresh_tokens(request: web.Request) -> web.Response:
     """POST /auth/token/refresh with the refresh token as Bearer."""
     who = await caller(request, refresh=True)
-    return json_response(_tokens(who.user.id, request.app[SETTINGS]))
+    return json_response(_tokens(who.user.id, request.app[SETTINGS],
+                                 session_id=who.session_id or new_session_id()))
 
 
 async def _row(request: web.Request, who: Caller) -> asyncpg.Record:
