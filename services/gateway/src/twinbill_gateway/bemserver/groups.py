@@ -12,7 +12,16 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
-from twinbill_common.smorest import Field, check_if_match, forbidden, load_body, load_query, not_found, respond
+from twinbill_common.smorest import (
+    Field,
+    add_collection_routes,
+    check_if_match,
+    forbidden,
+    load_body,
+    load_query,
+    not_found,
+    respond,
+)
 from twinbill_gateway.bemserver.auth import Caller, caller, require_admin
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 
@@ -162,10 +171,6 @@ def _deleter(table: Table) -> Any:
 def add_group_routes(app: web.Application, prefix: str) -> None:
     """GET/POST `/<table>/`, GET/DELETE (and PUT for groups) `/<table>/{id}`."""
     for table in TABLES:
-        base = f"{prefix}/{table.path}"
-        app.router.add_get(f"{base}/", _lister(table))
-        app.router.add_post(f"{base}/", _creator(table))
-        app.router.add_get(base + "/{id}", _getter(table))
-        app.router.add_delete(base + "/{id}", _deleter(table))
-        if table.updatable:
-            app.router.add_put(base + "/{id}", _updater(table))
+        add_collection_routes(app, f"{prefix}/{table.path}", lister=_lister(table), creator=_creator(table),
+                              getter=_getter(table), updater=_updater(table) if table.updatable else None,
+                              deleter=_deleter(table))

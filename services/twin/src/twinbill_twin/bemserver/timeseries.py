@@ -20,6 +20,7 @@ from twinbill_common.smorest import (
     not_found,
     pagination_header,
     parse_page,
+    path_id,
     respond,
 )
 from twinbill_twin.api.common import pool_of
@@ -89,16 +90,6 @@ async def readable(conn: asyncpg.Connection, ident: int, access: Access) -> asyn
     return row
 
 
-def _ident(request: web.Request) -> int:
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise not_found() from None
-    if not 0 < ident < 2**31:
-        raise not_found()
-    return ident
-
-
 async def list_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/ (paginated, X-Pagination)."""
     access = access_of(request)
@@ -136,7 +127,7 @@ async def list_timeseries(request: web.Request) -> web.Response:
 async def get_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/{id}."""
     async with pool_of(request).acquire() as conn:
-        return respond(request, public(await readable(conn, _ident(request), access_of(request))))
+        return respond(request, public(await readable(conn, path_id(request), access_of(request))))
 
 
 async def create_timeseries(request: web.Request) -> web.Response:
@@ -179,7 +170,7 @@ async def update_timeseries(request: web.Request) -> web.Response:
     """PUT /timeseries/{id}: name, description, unit (If-Match)."""
     access = access_of(request)
     access.write()
-    ident = _ident(request)
+    ident = path_id(request)
     body = load_body(await read_json(request), UPDATE)
     async with pool_of(request).acquire() as conn:
         check_if_match(request, public(await readable(conn, ident, access)))
@@ -197,7 +188,7 @@ async def delete_timeseries(request: web.Request) -> web.Response:
     attribute's Raw points stay with the attribute)."""
     access = access_of(request)
     access.write()
-    ident = _ident(request)
+    ident = path_id(request)
     async with pool_of(request).acquire() as conn, conn.transaction():
         row = await readable(conn, ident, access)
         check_if_match(request, public(row))
