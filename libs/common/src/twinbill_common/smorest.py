@@ -139,6 +139,16 @@ def path_id(request: web.Request) -> int:
     return ident
 
 
+def name_order(sort: str | None, *, alias: str = "") -> str:
+    """ORDER BY for BEMServer's `sort` parameter: name, +name or -name (id breaks ties), id alone
+    without it; 422 (location query) for anything else. `alias` prefixes the columns ("t.")."""
+    if not sort:
+        return f"{alias}id"
+    if sort.lstrip("+-") != "name":
+        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
+    return f"{alias}name DESC, {alias}id" if sort.startswith("-") else f"{alias}name, {alias}id"
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

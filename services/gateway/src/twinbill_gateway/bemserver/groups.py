@@ -19,6 +19,7 @@ from twinbill_common.smorest import (
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     respond,
 )
@@ -105,12 +106,7 @@ def _lister(table: Table) -> Any:
             args.append(who.user.id)
             clauses.append(table.mine.format(f"${len(args)}"))
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        order = "id"
-        if sort := query.get("sort"):
-            if sort.lstrip("+-") != "name":
-                raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]},
-                                data={"location": "query"})
-            order = "name DESC, id" if sort.startswith("-") else "name, id"
+        order = name_order(query.get("sort"))
         rows = await _pool(request).fetch(f"SELECT * FROM {table.table}{where} ORDER BY {order}", *args)
         return respond(request, [dict(r) for r in rows])
     return handler

@@ -21,6 +21,7 @@ from twinbill_common.smorest import (
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     path_id,
     respond,
@@ -186,12 +187,7 @@ def _lister(item: Linked) -> Any:
                 args.append(value)
                 clauses.append(f"t.{name} = ${len(args)}")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        order = "t.id"
-        if sort := query.get("sort"):
-            if sort.lstrip("+-") != "name":
-                raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]},
-                                data={"location": "query"})
-            order = "t.name DESC, t.id" if sort.startswith("-") else "t.name, t.id"
+        order = name_order(query.get("sort"), alias="t.")
         rows = await pool_of(request).fetch(f"{_select(item)}{where} ORDER BY {order}", *args)
         return respond(request, [_dump(item, r) for r in rows if _readable(item, r, access)])
     return handler

@@ -23,6 +23,7 @@ from twinbill_common.smorest import (
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     pagination_header,
     parse_page,
@@ -146,14 +147,6 @@ async def one_readable(conn: asyncpg.Connection, resource: Resource, ident: int,
     return row
 
 
-def _order(resource: Resource, sort: str | None) -> str:
-    if not sort:
-        return "id"
-    if sort.lstrip("+-") != "name":
-        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
-    return "name DESC, id" if sort.startswith("-") else "name, id"
-
-
 def _lister(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         access = access_of(request)
@@ -180,7 +173,7 @@ def _lister(resource: Resource) -> Any:
                 visible = f"({visible} OR id = ANY(${len(args)}::int[]))"
             clauses.append(visible)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {_order(resource, query.get('sort'))}"
+        sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {name_order(query.get('sort'))}"
         rows = await pool_of(request).fetch(sql, *args)
         return respond(request, [dump(r) for r in rows])
     return handler

@@ -17,6 +17,7 @@ from twinbill_common.smorest import (
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     pagination_header,
     parse_page,
@@ -112,10 +113,7 @@ async def list_timeseries(request: web.Request) -> web.Response:
         args.extend([sorted(access.campaigns), sorted(access.scopes)])
         clauses.append(f"(campaign_id = ANY(${len(args) - 1}::int[]) OR campaign_scope_id = ANY(${len(args)}::int[]))")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    sort = query.get("sort")
-    if sort and sort.lstrip("+-") != "name":
-        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
-    order = ("name DESC, id" if sort.startswith("-") else "name, id") if sort else "id"
+    order = name_order(query.get("sort"))
     async with pool_of(request).acquire() as conn:
         total = await conn.fetchval(f"SELECT count(*) FROM bem_timeseries{where}", *args)
         rows = await conn.fetch(f"SELECT {SELECT} FROM bem_timeseries{where} ORDER BY {order} "
