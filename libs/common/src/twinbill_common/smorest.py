@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -125,6 +126,42 @@ def not_found() -> HttpError:
 def forbidden() -> HttpError:
     """BEMServer's authorization error."""
     return HttpError(403, "Authorization error")
+
+
+def path_id(request: web.Request) -> int:
+    """The `{id}` of an item URL as flask's int converter takes it: 404 unless a positive int32."""
+    try:
+        ident = int(request.match_info["id"])
+    except ValueError:
+        raise not_found() from None
+    if not 0 < ident < 2**31:
+        raise not_found()
+    return ident
+
+
+def name_order(sort: str | None, *, alias: str = "") -> str:
+    """ORDER BY for BEMServer's `sort` parameter: name, +name or -name (id breaks ties), id alone
+    without it; 422 (location query) for anything else. `alias` prefixes the columns ("t.")."""
+    if not sort:
+        return f"{alias}id"
+    if sort.lstrip("+-") != "name":
+        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
+    return f"{alias}name DESC, {alias}id" if sort.startswith("-") else f"{alias}name, {alias}id"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_collection_routes(app: web.Application, base: str, *, lister: Handler, creator: Handler,
+                          getter: Handler, deleter: Handler, updater: Handler | None = None) -> None:
+    """A flask-smorest blueprint's routes: GET/POST `<base>/`, GET/PUT/DELETE `<base>/{id}` (PUT
+    only with an updater)."""
+    app.router.add_get(f"{base}/", lister)
+    app.router.add_post(f"{base}/", creator)
+    app.router.add_get(base + "/{id}", getter)
+    if updater is not None:
+        app.router.add_put(base + "/{id}", updater)
+    app.router.add_delete(base + "/{id}", deleter)
 
 
 Kind = Literal["str", "int", "bool", "number", "email", "datetime", "choice"]

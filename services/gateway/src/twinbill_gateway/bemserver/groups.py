@@ -12,7 +12,17 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
-from twinbill_common.smorest import Field, check_if_match, forbidden, load_body, load_query, not_found, respond
+from twinbill_common.smorest import (
+    Field,
+    add_collection_routes,
+    check_if_match,
+    forbidden,
+    load_body,
+    load_query,
+    name_order,
+    not_found,
+    respond,
+)
 from twinbill_gateway.bemserver.auth import Caller, caller, require_admin
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
 
@@ -96,12 +106,7 @@ def _lister(table: Table) -> Any:
             args.append(who.user.id)
             clauses.append(table.mine.format(f"${len(args)}"))
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        order = "id"
-        if sort := query.get("sort"):
-            if sort.lstrip("+-") != "name":
-                raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]},
-                                data={"location": "query"})
-            order = "name DESC, id" if sort.startswith("-") else "name, id"
+        order = name_order(query.get("sort"))
         rows = await _pool(request).fetch(f"SELECT * FROM {table.table}{where} ORDER BY {order}", *args)
         return respond(request, [dict(r) for r in rows])
     return handler
@@ -162,10 +167,6 @@ def _deleter(table: Table) -> Any:
 def add_group_routes(app: web.Application, prefix: str) -> None:
     """GET/POST `/<table>/`, GET/DELETE (and PUT for groups) `/<table>/{id}`."""
     for table in TABLES:
-        base = f"{prefix}/{table.path}"
-        app.router.add_get(f"{base}/", _lister(table))
-        app.router.add_post(f"{base}/", _creator(table))
-        app.router.add_get(base + "/{id}", _getter(table))
-        app.router.add_delete(base + "/{id}", _deleter(table))
-        if table.updatable:
-            app.router.add_put(base + "/{id}", _updater(table))
+        add_collection_routes(app, f"{prefix}/{table.path}", lister=_lister(table), creator=_creator(table),
+                              getter=_getter(table), updater=_updater(table) if table.updatable else None,
+                              deleter=_deleter(table))

@@ -254,9 +254,11 @@ class TimeFormatter:
 SECONDS = [f"{second:02d}" for second in range(60)]
 
 
-def json_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[str]:
-    """`"<time>":<value>` for each (ts, value) row: the minute's text is looked up only when the
-    minute changes (the hot loop of a download)."""
+def _points(rows: Iterable[tuple[int, float]], when: TimeFormatter, *, quote: str, sep: str, end: str,
+            whole_seconds: bool) -> list[str]:
+    """`<quote><time><sep><value><end>` for each (ts, value) row: the minute's text is looked up
+    only when the minute changes (the hot loop of a download). With `whole_seconds` a time with
+    milliseconds is written in full, else the second's text stands for it."""
     out: list[str] = []
     append = out.append
     current = -1
@@ -269,31 +271,19 @@ def json_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[
             parts = when.parts(minute)
             exact = parts is not None
             if parts is not None:
-                head, tail = '"' + parts[0], parts[1] + '":'
-        if not exact or rest % 1000:
-            append(f'"{when(ts)}":{value!r}')
+                head, tail = quote + parts[0], parts[1] + sep
+        if exact and not (whole_seconds and rest % 1000):
+            append(head + SECONDS[rest // 1000] + tail + repr(value) + end)
         else:
-            append(head + SECONDS[rest // 1000] + tail + repr(value))
+            append(f"{quote}{when(ts)}{sep}{value!r}{end}")
     return out
+
+
+def json_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[str]:
+    """`"<time>":<value>` for each (ts, value) row."""
+    return _points(rows, when, quote='"', sep='":', end="", whole_seconds=True)
 
 
 def csv_points(rows: Iterable[tuple[int, float]], when: TimeFormatter) -> list[str]:
     """`<time>,<value>\\n` for each (ts, value) row of a one-series CSV download."""
-    out: list[str] = []
-    append = out.append
-    current = -1
-    head = tail = ""
-    exact = True
-    for ts, value in rows:
-        minute, rest = divmod(ts, 60_000)
-        if minute != current:
-            current = minute
-            parts = when.parts(minute)
-            exact = parts is not None
-            if parts is not None:
-                head, tail = parts[0], parts[1] + ","
-        if exact:
-            append(head + SECONDS[rest // 1000] + tail + repr(value) + "\n")
-        else:
-            append(f"{when(ts)},{value!r}\n")
-    return out
+    return _points(rows, when, quote="", sep=",", end="\n", whole_seconds=False)

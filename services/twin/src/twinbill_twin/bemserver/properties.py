@@ -14,7 +14,18 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.http import read_json
-from twinbill_common.smorest import Field, check_if_match, forbidden, load_body, load_query, not_found, respond
+from twinbill_common.smorest import (
+    Field,
+    add_collection_routes,
+    check_if_match,
+    forbidden,
+    load_body,
+    load_query,
+    name_order,
+    not_found,
+    path_id,
+    respond,
+)
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.resources import NAME, TEXT
@@ -140,11 +151,7 @@ def _verify(value_type: str, value: str) -> bool:
 
 
 async def _one(conn: asyncpg.Connection, item: Linked, request: web.Request, access: Access) -> asyncpg.Record:
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise not_found() from None
-    row = await conn.fetchrow(f"{_select(item)} WHERE t.id = $1", ident) if 0 < ident < 2**31 else None
+    row = await conn.fetchrow(f"{_select(item)} WHERE t.id = $1", path_id(request))
     if row is None:
         raise not_found()
     if not _readable(item, row, access):
@@ -180,12 +187,7 @@ def _lister(item: Linked) -> Any:
                 args.append(value)
                 clauses.append(f"t.{name} = ${len(args)}")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        order = "t.id"
-        if sort := query.get("sort"):
-            if sort.lstrip("+-") != "name":
-                raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]},
-                                data={"location": "query"})
-            order = "t.name DESC, t.id" if sort.startswith("-") else "t.name, t.id"
+        order = name_order(query.get("sort"), alias="t.")
         rows = await pool_of(request).fetch(f"{_select(item)}{where} ORDER BY {order}", *args)
         return respond(request, [_dump(item, r) for r in rows if _readable(item, r, access)])
     return handler
@@ -252,10 +254,6 @@ def _deleter(item: Linked) -> Any:
 def add_property_routes(app: web.Application, prefix: str) -> None:
     """GET/POST `/<collection>/`, GET/DELETE (PUT where BEMServer has it) `/<collection>/{id}`."""
     for item in COLLECTIONS:
-        base = f"{prefix}/{item.path}"
-        app.router.add_get(f"{base}/", _lister(item))
-        app.router.add_post(f"{base}/", _creator(item))
-        app.router.add_get(base + "/{id}", _getter(item))
-        app.router.add_delete(base + "/{id}", _deleter(item))
-        if item.update is not None:
-            app.router.add_put(base + "/{id}", _updater(item, item.update))
+        updater = _updater(item, item.update) if item.update is not None else None
+        add_collection_routes(app, f"{prefix}/{item.path}", lister=_lister(item), creator=_creator(item),
+                              getter=_getter(item), updater=updater, deleter=_deleter(item))

@@ -18,13 +18,16 @@ from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
     Field,
+    add_collection_routes,
     check_if_match,
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     pagination_header,
     parse_page,
+    path_id,
     respond,
 )
 from twinbill_twin.api import places as places_api
@@ -135,16 +138,6 @@ async def _fetch_one(conn: asyncpg.Connection, resource: Resource, ident: int) -
     return row
 
 
-def _ident(request: web.Request) -> int:
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise not_found() from None
-    if not 0 < ident < 2**31:
-        raise not_found()
-    return ident
-
-
 async def one_readable(conn: asyncpg.Connection, resource: Resource, ident: int, access: Access) -> asyncpg.Record:
     """The row, 404 when absent, 403 when its campaign is not the caller's."""
     row = await _fetch_one(conn, resource, ident)
@@ -152,14 +145,6 @@ async def one_readable(conn: asyncpg.Connection, resource: Resource, ident: int,
             resource.path == "campaign_scopes" and row["id"] in access.scopes):
         raise forbidden()
     return row
-
-
-def _order(resource: Resource, sort: str | None) -> str:
-    if not sort:
-        return "id"
-    if sort.lstrip("+-") != "name":
-        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
-    return "name DESC, id" if sort.startswith("-") else "name, id"
 
 
 def _lister(resource: Resource) -> Any:
@@ -188,7 +173,7 @@ def _lister(resource: Resource) -> Any:
                 visible = f"({visible} OR id = ANY(${len(args)}::int[]))"
             clauses.append(visible)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {_order(resource, query.get('sort'))}"
+        sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {name_order(query.get('sort'))}"
         rows = await pool_of(request).fetch(sql, *args)
         return respond(request, [dump(r) for r in rows])
     return handler
@@ -197,7 +182,7 @@ def _lister(resource: Resource) -> Any:
 def _getter(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
-            return respond(request, dump(await one_readable(conn, resource, _ident(request), access_of(request))))
+            return respond(request, dump(await one_readable(conn, resource, path_id(request), access_of(request))))
     return handler
 
 
@@ -261,7 +246,7 @@ def _updater(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         access = access_of(request)
         access.write()
-        ident = _ident(request)
+        ident = path_id(request)
         body = _load(resource, await read_json(request), resource.update)
         async with pool_of(request).acquire() as conn:
             check_if_match(request, dump(await one_readable(conn, resource, ident, access)))
@@ -287,7 +272,7 @@ def _deleter(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         access = access_of(request)
         access.write()
-        ident = _ident(request)
+        ident = path_id(request)
         async with pool_of(request).acquire() as conn:
             check_if_match(request, dump(await one_readable(conn, resource, ident, access)))
         registry = resource.registry
@@ -307,12 +292,8 @@ def _deleter(resource: Resource) -> Any:
 def add_resource_routes(app: web.Application, prefix: str) -> None:
     """GET/POST `/<resource>/`, GET/PUT/DELETE `/<resource>/{id}` for each structure resource."""
     for resource in RESOURCES:
-        base = f"{prefix}/{resource.path}"
-        app.router.add_get(f"{base}/", _lister(resource))
-        app.router.add_post(f"{base}/", _creator(resource))
-        app.router.add_get(base + "/{id}", _getter(resource))
-        app.router.add_put(base + "/{id}", _updater(resource))
-        app.router.add_delete(base + "/{id}", _deleter(resource))
+        add_collection_routes(app, f"{prefix}/{resource.path}", lister=_lister(resource), creator=_creator(resource),
+                              getter=_getter(resource), updater=_updater(resource), deleter=_deleter(resource))
 
 
 __all__ = ["RESOURCES", "Resource", "add_resource_routes", "dump", "one_readable", "pagination_header", "parse_page"]

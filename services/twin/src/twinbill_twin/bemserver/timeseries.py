@@ -17,9 +17,11 @@ from twinbill_common.smorest import (
     forbidden,
     load_body,
     load_query,
+    name_order,
     not_found,
     pagination_header,
     parse_page,
+    path_id,
     respond,
 )
 from twinbill_twin.api.common import pool_of
@@ -89,16 +91,6 @@ async def readable(conn: asyncpg.Connection, ident: int, access: Access) -> asyn
     return row
 
 
-def _ident(request: web.Request) -> int:
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise not_found() from None
-    if not 0 < ident < 2**31:
-        raise not_found()
-    return ident
-
-
 async def list_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/ (paginated, X-Pagination)."""
     access = access_of(request)
@@ -121,10 +113,7 @@ async def list_timeseries(request: web.Request) -> web.Response:
         args.extend([sorted(access.campaigns), sorted(access.scopes)])
         clauses.append(f"(campaign_id = ANY(${len(args) - 1}::int[]) OR campaign_scope_id = ANY(${len(args)}::int[]))")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    sort = query.get("sort")
-    if sort and sort.lstrip("+-") != "name":
-        raise HttpError(422, "", fields={"sort": ["Must be one of: name, +name, -name."]}, data={"location": "query"})
-    order = ("name DESC, id" if sort.startswith("-") else "name, id") if sort else "id"
+    order = name_order(query.get("sort"))
     async with pool_of(request).acquire() as conn:
         total = await conn.fetchval(f"SELECT count(*) FROM bem_timeseries{where}", *args)
         rows = await conn.fetch(f"SELECT {SELECT} FROM bem_timeseries{where} ORDER BY {order} "
@@ -136,7 +125,7 @@ async def list_timeseries(request: web.Request) -> web.Response:
 async def get_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/{id}."""
     async with pool_of(request).acquire() as conn:
-        return respond(request, public(await readable(conn, _ident(request), access_of(request))))
+        return respond(request, public(await readable(conn, path_id(request), access_of(request))))
 
 
 async def create_timeseries(request: web.Request) -> web.Response:
@@ -179,7 +168,7 @@ async def update_timeseries(request: web.Request) -> web.Response:
     """PUT /timeseries/{id}: name, description, unit (If-Match)."""
     access = access_of(request)
     access.write()
-    ident = _ident(request)
+    ident = path_id(request)
     body = load_body(await read_json(request), UPDATE)
     async with pool_of(request).acquire() as conn:
         check_if_match(request, public(await readable(conn, ident, access)))
@@ -197,7 +186,7 @@ async def delete_timeseries(request: web.Request) -> web.Response:
     attribute's Raw points stay with the attribute)."""
     access = access_of(request)
     access.write()
-    ident = _ident(request)
+    ident = path_id(request)
     async with pool_of(request).acquire() as conn, conn.transaction():
         row = await readable(conn, ident, access)
         check_if_match(request, public(row))
