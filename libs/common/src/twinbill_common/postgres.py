@@ -16,7 +16,9 @@ from twinbill_common.settings import PostgresSettings
 # What PostgreSQL raises when retrying the same work can succeed: it did not answer, the
 # connection went, the server is starting or shutting down, too many clients, or the transaction
 # lost a deadlock or a serialization conflict (PostgreSQL rolled it back; running it again is
-# the documented remedy). A consumer retries these in place, so they never count toward a
+# the documented remedy), or the server lacks a resource (class 53: disk full, out of memory:
+# the fault campaign filled the time-series disk, and points already acknowledged must wait for
+# room, not be dead-lettered). A consumer retries these in place, so they never count toward a
 # queue's delivery limit. Pass it to the Bus (`Bus(..., transient=TRANSIENT_ERRORS)`).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     *COMMON_TRANSIENT_ERRORS,
@@ -28,6 +30,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
+    asyncpg.InsufficientResourcesError,
 )
 
 
