@@ -46,17 +46,11 @@ async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ca
         await stack.stop()
 
 
-DEFECT_4 = pytest.mark.xfail(
-    reason="issue 17 defect 4: an ingest restart forgets every sub-device session and the bundled simulator "
-           "treats 1212 as final, so no point is acknowledged again (fixed on branch `defects`)",
-    strict=False)
-
-
 @pytest.mark.parametrize("fault", [
     "rabbit-node-kill-ingest",
     "postgres-restart-twin-writes",
     "mosquitto-restart-ingest",
-    pytest.param("kill-ingest", marks=DEFECT_4),
+    "kill-ingest",
 ])
 async def test_fault_loses_nothing_and_recovers_by_itself(campaign: Campaign, fault: str) -> None:
     """Every point acknowledged around the fault is stored once with its value, bills and fires in

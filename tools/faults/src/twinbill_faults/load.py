@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -126,6 +127,12 @@ class AckLedger:
     def between(self, start: float, end: float) -> dict[tuple[str, int], str]:
         """The points acknowledged in [start, end] (monotonic)."""
         return {key: value for key, (value, at) in self.acked.items() if start <= at <= end}
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time in [start, end] with no 200 for any device (an outage as devices saw it)."""
+        times = sorted({at for _, at in self.acked.values() if start <= at <= end})
+        edges = [start, *times, end]
+        return max(b - a for a, b in itertools.pairwise(edges))
 
     def since(self, start: float) -> int:
         return sum(1 for _, at in self.acked.values() if at >= start)
