@@ -202,6 +202,8 @@ async def query(urls: dict[str, str], *, project_id: int, stats: QueryStats, sto
                     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
                         await response.read()
                         stats.codes[response.status] += 1
+                        if response.status == 401:
+                            token = ""  # expired (15 min): log in again, as a client does
                 except (aiohttp.ClientError, TimeoutError):
                     stats.codes[0] += 1
             with contextlib.suppress(TimeoutError):
