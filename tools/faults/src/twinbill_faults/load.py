@@ -54,15 +54,15 @@ async def seed(*, twin_url: str, billing_url: str, scheduler_url: str, gateways:
             subs = []
             for m in range(meters):
                 kind = m % 3
-                product, device_type, water_kind = ((WATER, 1, "tap"), (WATER, 1, "purified"),
-                                                    (ELECTRICITY, 2, None))[kind]
+                product_key, device_type, water_kind = ((WATER, 1, "tap"), (WATER, 1, "purified"),
+                                                        (ELECTRICITY, 2, None))[kind]
                 key = f"{tag}-g{g}-m{m}"
                 sub_secret = uuid.uuid4().hex
                 await _post(session, f"{api}/devices/", {
-                    "product_key": product, "device_key": key, "name": key, "project_id": pid,
+                    "product_key": product_key, "device_key": key, "name": key, "project_id": pid,
                     "secret": sub_secret, "device_type": device_type, "water_meter_kind": water_kind,
                     "gateway_id": gateway["id"], "multiplier": "1", "register_max": "99999999"})
-                subs.append({"product_key": product, "device_key": key, "secret": sub_secret,
+                subs.append({"product_key": product_key, "device_key": key, "secret": sub_secret,
                              "device_type": device_type, "water_meter_kind": water_kind, "register": "total"})
                 result["device_types"][key] = device_type
             result["gateways"].append({"product_key": GATEWAY, "device_key": gw_key, "secret": secret,
