@@ -40,6 +40,7 @@ class FaultResult:
     recovery: float | None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ack_gap: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -50,7 +51,7 @@ class FaultResult:
         return (f"{'PASS' if self.ok else 'FAIL'} {self.name} #{self.repetition}: {self.injected.detail} | "
                 f"points acked {self.points.acked} stored {self.points.stored} dup {self.points.duplicates} | "
                 f"bills due {self.bills.due} made {self.bills.made} dup {self.bills.duplicates} | "
-                f"fires {self.bills.fires} | recovered in {recovery}"
+                f"fires {self.bills.fires} | no 200 for {self.ack_gap:.1f}s, recovered {recovery} after the repair"
                 + "".join(f"\n     - {p}" for p in self.problems)
                 + "".join(f"\n     . {n}" for n in self.notes))
 
@@ -151,8 +152,10 @@ class Campaign:
         if exited := self.stack.supervisor_restarts[restarts[0]:]:
             notes.append(f"services that exited by themselves and were started again (liveness restart): {exited}")
         if rebooted := self.stack.simulator_restarts - restarts[1]:
-            notes.append(f"the simulator exited {rebooted} time(s) (it does not reconnect) and was started again")
-        return FaultResult(name, repetition, injected, points, bills, recovery, problems, notes)
+            notes.append(f"the simulator process exited {rebooted} time(s) (see logs/simulator.log) and was "
+                         "started again, as a device reboots")
+        gap = self.stack.ledger.longest_gap(injected.injected, injected.repaired + (recovery or 0.0))
+        return FaultResult(name, repetition, injected, points, bills, recovery, problems, notes, gap)
 
     async def _recover(self, injected: Injected) -> float | None:
         """Seconds from the repair until every service is ready and a point acknowledged after the

@@ -70,7 +70,8 @@ async def _rabbit_node_kill(stack: Stack, rng: random.Random, *, moment: str) ->
     await _pause(down)
     await asyncio.to_thread(stack.rabbit.start_node, node)
     await asyncio.to_thread(stack.rabbit.await_node, node)
-    return Injected(f"kill -9 rabbit node {node.index} (the one the services used), {down:.0f}s down, restarted",
+    return Injected(f"kill -9 rabbit node {node.index} (most of the services' connections), {down:.0f}s down, "
+                    "restarted",
                     injected, time.monotonic())
 
 

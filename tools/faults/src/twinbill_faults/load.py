@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -127,6 +128,12 @@ class AckLedger:
         """The points acknowledged in [start, end] (monotonic)."""
         return {key: value for key, (value, at) in self.acked.items() if start <= at <= end}
 
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time in [start, end] with no 200 for any device (an outage as devices saw it)."""
+        times = sorted({at for _, at in self.acked.values() if start <= at <= end})
+        edges = [start, *times, end]
+        return max(b - a for a, b in itertools.pairwise(edges))
+
     def since(self, start: float) -> int:
         return sum(1 for _, at in self.acked.values() if at >= start)
 
@@ -195,6 +202,8 @@ async def query(urls: dict[str, str], *, project_id: int, stats: QueryStats, sto
                     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
                         await response.read()
                         stats.codes[response.status] += 1
+                        if response.status == 401:
+                            token = ""  # expired (15 min): log in again, as a client does
                 except (aiohttp.ClientError, TimeoutError):
                     stats.codes[0] += 1
             with contextlib.suppress(TimeoutError):

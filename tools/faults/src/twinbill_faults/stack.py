@@ -207,8 +207,8 @@ class Stack:
                     await service.start()
             if (self.simulator is not None and self.simulator.returncode is not None and not self.stop_load.is_set()
                     and time.monotonic() - self._simulator_started > 3.0):
-                # The bundled simulator ends when its MQTT connection drops (a broker restart); a
-                # real gateway reconnects, so the campaign starts it again, like a device rebooting.
+                # A device whose firmware gives up is rebooted: the campaign starts the simulator
+                # again (the line says so), resuming each meter's register.
                 self.simulator_restarts += 1
                 self.options.log(f"  devices: the simulator exited ({self.simulator.returncode}); starting it again")
                 await self.start_simulator()
