@@ -156,7 +156,10 @@ class GatewaySim:
         """
         attempts = self.o["login_attempts"]
         for attempt in range(1, attempts + 1):
-            refused = await self._login_once(client)
+            try:
+                refused = await self._login_once(client)
+            except TimeoutError:  # no reply (the ingest gateway reconnecting): try again, never exit
+                refused = "login/batch got no reply"
             if refused is None:
                 if self._allow_offline:
                     self.o["log"](f"{self.dk}: sub-devices logged in; allowOfflineSubDevice back to false")
