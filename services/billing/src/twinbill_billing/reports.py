@@ -18,7 +18,6 @@ which is how entries of no project (`project_id` null) are read.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -31,7 +30,8 @@ from twinbill_billing.history import STORE
 from twinbill_billing.runs import summarize
 from twinbill_billing.store import BillStore
 from twinbill_common.errors import HttpError, NotFound
-from twinbill_common.http import INT32_MAX, json_response
+from twinbill_common.http import json_response
+from twinbill_common.paging import query_int, query_page, smorest_pagination
 
 MAX_PAGE_SIZE = 1000
 COUNTS = ("devices_expected", "jobs_total", "jobs_done", "jobs_dead_lettered", "billed", "newly_billed",
@@ -43,44 +43,19 @@ OUTCOMES = ("skipped", "estimated", "failed", "exception")
 ESTIMATED_REASON = "no reading at the period end: estimated"
 
 
-def _query_int(query: Mapping[str, str], name: str, errors: dict[str, list[str]], *, default: int | None,
-               minimum: int, maximum: int) -> int | None:
-    text = query.get(name, "").strip()
-    if text == "":
-        if default is None:
-            errors[name] = ["Missing data for required field."]
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        errors[name] = [f"Not a valid integer: {text!r}."]
-        return None
-    if not minimum <= value <= maximum:
-        errors[name] = [f"Must be greater than or equal to {minimum} and less than or equal to {maximum}."]
-    return value
-
-
 def _bad_query(errors: dict[str, list[str]]) -> HttpError:
     message = "; ".join(f"{name}: {', '.join(why)}" for name, why in errors.items())
     return HttpError(400, message, fields=errors, data={"location": "query"})
 
 
 def _paging(query: Mapping[str, str], errors: dict[str, list[str]]) -> tuple[int, int]:
-    page = _query_int(query, "page", errors, default=1, minimum=1, maximum=INT32_MAX)
-    page_size = _query_int(query, "page_size", errors, default=20, minimum=1, maximum=MAX_PAGE_SIZE)
-    return page or 1, page_size or 20
+    window = query_page(query, errors=errors, default_size=20, max_size=MAX_PAGE_SIZE)
+    return window.page, window.page_size
 
 
 def pagination(total: int, *, page: int, page_size: int) -> dict[str, str]:
     """The X-Pagination header as flask-smorest writes it."""
-    pages = max(math.ceil(total / page_size), 1)
-    header: dict[str, int] = {"total": total, "total_pages": pages, "first_page": 1, "last_page": pages,
-                              "page": page}
-    if page > 1:
-        header["previous_page"] = page - 1
-    if page < pages:
-        header["next_page"] = page + 1
-    return {"X-Pagination": json.dumps(header)}
+    return {"X-Pagination": json.dumps(smorest_pagination(total=total, page=page, page_size=page_size))}
 
 
 def jsonable(value: Any) -> Any:
@@ -140,8 +115,8 @@ async def list_runs(request: web.Request) -> web.Response:
     """GET /api/v1/billing/runs/: a project's runs, newest first, with their counts."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _query_int(query, "project_id", errors, default=0, minimum=1, maximum=INT32_MAX)
-    device_type = _query_int(query, "device_type", errors, default=0, minimum=0, maximum=2)
+    project_id = query_int(query, "project_id", errors=errors) or 0
+    device_type = query_int(query, "device_type", errors=errors, default=0, minimum=0, maximum=2)
     page, page_size = _paging(query, errors)
     if errors:
         raise _bad_query(errors)
@@ -204,7 +179,7 @@ async def list_audit(request: web.Request) -> web.Response:
     """GET /api/v1/billing/audit/: a project's audit entries, newest first."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _query_int(query, "project_id", errors, default=0, minimum=1, maximum=INT32_MAX)
+    project_id = query_int(query, "project_id", errors=errors) or 0
     page, page_size = _paging(query, errors)
     if errors:
         raise _bad_query(errors)
