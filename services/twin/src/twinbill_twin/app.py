@@ -38,7 +38,9 @@ def create_app(settings: TwinSettings) -> web.Application:
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
     dead_letters = dead_letter_gauge(registry)
-    refusals = WriteRefusals(registry)
+    # A batch held by the store is retried at least every retry_max_pause: one not heard of for
+    # three of those was given back to the queue.
+    refusals = WriteRefusals(registry, stale_after=3 * settings.retry_max_pause + 5)
     app[REFUSALS] = refusals
     # Not ready while PostgreSQL refuses time-series writes (disk full): /readyz names the reason.
     checks["timeseries_store"] = refusals.check

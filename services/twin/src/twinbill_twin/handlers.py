@@ -181,9 +181,9 @@ class TelemetryConsumer:
                 # Disk full, out of memory: transient for the bus (the batch stays unacked and is
                 # retried in place), and reported, so that ingest stops acknowledging new points.
                 if refuses_writes(err):
-                    self.refusals.refused(err)
+                    self.refusals.refused(err, batch=id(deliveries))  # retried with the same list
                 raise
-        self.refusals.stored()
+        self.refusals.stored(batch=id(deliveries))
         self.stored_total += result.stored
 
     async def _resolve(self, conn: asyncpg.Connection,
