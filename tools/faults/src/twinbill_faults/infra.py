@@ -215,7 +215,11 @@ class RabbitCluster:
         for node in self.nodes:
             if not self.alive(node):
                 continue
-            listed = self.ctl(node, "list_queues", "name", "leader", "--quiet", "--no-table-headers", timeout=30)
+            try:  # the CLI boots an Erlang VM: slow on a loaded machine
+                listed = self.ctl(node, "list_queues", "name", "leader", "--quiet", "--no-table-headers",
+                                  timeout=120)
+            except subprocess.TimeoutExpired:
+                continue
             for line in listed.stdout.splitlines():
                 name, _, leader = line.strip().partition("\t")
                 if name == queue:
