@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from twinbill_faults.campaign import Campaign
-from twinbill_faults.faults import SHORT_RECOVERY
+from twinbill_faults.faults import SHORT_RECOVERY, partition
 from twinbill_faults.infra import RABBIT_BIN
 from twinbill_faults.stack import Options, Stack
 
@@ -51,12 +51,21 @@ async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ca
     "postgres-restart-twin-writes",
     "mosquitto-restart-ingest",
     "kill-ingest",  # issue 17 defect 4: sessions restored, the simulator logs in again
+    "disk-full",  # issue 17: the twin says it cannot store, ingest refuses with 500 until it can
 ])
 async def test_fault_loses_nothing_and_recovers_by_itself(campaign: Campaign, fault: str) -> None:
     """Every point acknowledged around the fault is stored once with its value, bills and fires in
     its window are complete and single, readiness showed the outage, and the platform recovered
     without a manual step."""
     result = await campaign.step(fault, 1, campaign.fault(fault))
+    assert result.ok, result.line()
+
+
+async def test_a_service_cut_off_from_rabbitmq_is_not_ready_while_it_lasts(campaign: Campaign) -> None:
+    """Issue 17: the ingest gateway's link to the cluster drops everything for 12 s (the full
+    campaign: 30 s, each bus service); its /readyz says so within seconds (a round trip to the
+    broker) and is ready again after, with nothing acknowledged lost."""
+    result = await campaign.step("partition", 1, partition("ingest", seconds=12.0))
     assert result.ok, result.line()
 
 

@@ -30,6 +30,7 @@ from twinbill_ingest.handlers import RegistryListener
 from twinbill_ingest.keys import CACHE, GATEWAY, LISTENER
 from twinbill_ingest.settings import IngestSettings
 from twinbill_ingest.store import RegistryCache, StaticRegistrySource
+from twinbill_ingest.twinstore import TwinStoreGate
 from twinbill_twin.app import create_app as create_twin_app
 from twinbill_twin.settings import TwinSettings
 
@@ -135,7 +136,9 @@ async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str, *,
                         delete: bool = True, **overrides: Any) -> AsyncIterator[RunningGateway]:
     """The gateway app (lifespan and all) on a bus namespace and broker, subscribed and loaded.
     `world` and settings `overrides` let a test start the same gateway twice; `delete=False`
-    keeps the bus namespace afterwards (its test deletes it)."""
+    keeps the bus namespace afterwards (its test deletes it); `store_gate=` (a TwinStoreGate)
+    tells it whether the twin can store (none by default: a fixed registry, no twin)."""
+    store_gate: TwinStoreGate | None = overrides.pop("store_gate", None)
     world = world or seed_world()
     broker.add_users({c.username: c.secret for c in world.creds.values()},
                      sub_devices=sub_devices_of(world.devices))
@@ -150,7 +153,7 @@ async def start_gateway(broker: DevBroker, amqp_url: str, bus_namespace: str, *,
         max_payload_bytes=64 * 1024,
     ).model_copy(update=overrides)
     source = StaticRegistrySource(world.products, world.devices)
-    app = create_app(settings, source=source)
+    app = create_app(settings, source=source, store_gate=store_gate)
     server = TestServer(app, port=0)
     await server.start_server()
     try:

@@ -11,7 +11,8 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from twinbill_common.errors import TRANSIENT_ERRORS, BusUnavailable, PermanentError
 from twinbill_common.logging import get_logger
-from twinbill_common.redelivery import RETRY_BUDGET_SECONDS, retry_transient, settle
+from twinbill_common.redelivery import RETRY_BUDGET_SECONDS, RETRY_MAX_PAUSE_SECONDS, retry_transient, settle
 from twinbill_common.schemas.base import Message
 from twinbill_common.topology import (
     DEAD_LETTER,
@@ -42,6 +43,12 @@ M = TypeVar("M", bound=Message)
 REASON_HEADER = "x-twinbill-reason"
 # Seconds between the robust connection's attempts to reach a broker that went away.
 RECONNECT_INTERVAL_SECONDS = 2.0
+# AMQP heartbeat (seconds) unless the URL sets `heartbeat=`: the client sends one every half of
+# it and gives a silent link up after 3 x (heartbeat + 1) s (aiormq), RabbitMQ after 2 missed
+# ones. AMQP's usual 60 s let a partitioned link look open for three minutes.
+HEARTBEAT_SECONDS = 5
+# How long readiness waits for the broker's answer to its round trip (/readyz allows 2 s a check).
+PING_TIMEOUT_SECONDS = 1.5
 
 
 @dataclass
@@ -57,10 +64,16 @@ class Bus:
 
     def __init__(self, url: str, *, namespace: str = "", publish_timeout: float = 10.0,
                  transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
-                 retry_budget: float = RETRY_BUDGET_SECONDS, retry_first_pause: float = 0.5) -> None:
+                 retry_budget: float = RETRY_BUDGET_SECONDS, retry_first_pause: float = 0.5,
+                 retry_max_pause: float = RETRY_MAX_PAUSE_SECONDS, heartbeat: int = HEARTBEAT_SECONDS,
+                 ping_timeout: float = PING_TIMEOUT_SECONDS) -> None:
         """`transient`: the errors a handler's stores raise when they do not answer (see
-        twinbill_common.postgres.TRANSIENT_ERRORS); consumers retry those in place."""
+        twinbill_common.postgres.TRANSIENT_ERRORS); consumers retry those in place, pausing at
+        most `retry_max_pause` between tries. `heartbeat`: seconds (a `heartbeat=` in the URL wins)."""
         self.url = url
+        self.heartbeat = heartbeat
+        self.ping_timeout = ping_timeout
+        self.retry_max_pause = retry_max_pause
         self.transient = transient
         self.namespace = namespace
         self.publish_timeout = publish_timeout
@@ -70,6 +83,9 @@ class Bus:
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumer_channels: list[AbstractRobustChannel] = []
+        self._probe: AbstractRobustChannel | None = None
+        self._probe_lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def connect(self, *, declare: bool = True) -> None:
         """Connect and declare the platform's topology; BusUnavailable if RabbitMQ does not answer.
@@ -80,7 +96,8 @@ class Bus:
         """
         try:
             self._connection = await aio_pika.connect_robust(
-                self.url, timeout=10, reconnect_interval=RECONNECT_INTERVAL_SECONDS)
+                with_heartbeat(self.url, self.heartbeat), timeout=10,
+                reconnect_interval=RECONNECT_INTERVAL_SECONDS)
             self._channel = await self._connection.channel(publisher_confirms=True)
         except (TimeoutError, OSError, aiormq.AMQPError) as err:
             raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
@@ -89,6 +106,7 @@ class Bus:
 
     async def close(self) -> None:
         """Close every channel and the connection."""
+        self._drop_probe()
         for channel in self._consumer_channels:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -103,9 +121,40 @@ class Bus:
         self._connection.reconnect_callbacks.add(lambda *_: callback())
 
     async def ping(self) -> None:
-        """Raise BusUnavailable unless the connection and publish channel are open."""
-        if self._connection is None or self._connection.is_closed or self.channel.is_closed:
+        """Raise BusUnavailable unless RabbitMQ answers a round trip on this connection within
+        `ping_timeout`: a passive declare of `amq.direct` (in every vhost) on a probe channel of
+        its own. The client's idea that its connection is open is not enough: across a
+        partition it stays open until the heartbeat gives up."""
+        connection = self._connection
+        if connection is None or connection.is_closed or self.channel.is_closed:
             raise BusUnavailable("RabbitMQ connection is closed")
+        try:
+            async with asyncio.timeout(self.ping_timeout), self._probe_lock:
+                if self._probe is None or self._probe.is_closed:
+                    self._probe = await connection.channel()
+                underlay = await self._probe.get_underlay_channel()
+                await underlay.exchange_declare("amq.direct", passive=True)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
+            # The probe channel may hold an answer that comes late: start the next probe afresh.
+            self._drop_probe()
+            what = f"no answer within {self.ping_timeout:g}s" if isinstance(err, TimeoutError) else repr(err)
+            raise BusUnavailable(f"RabbitMQ did not answer a round trip: {what}") from err
+        except asyncio.CancelledError as err:
+            self._drop_probe()
+            _given_up(err, "the readiness round trip")
+
+    def _drop_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is None:
+            return
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(probe.close(), 5)
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     @property
     def channel(self) -> AbstractRobustChannel:
@@ -182,7 +231,6 @@ class Bus:
         headers: HeadersType | None = None,
     ) -> None:
         """Publish bytes that are already encoded (the hot path of the ingest gateway)."""
-        target = await self.exchange(exchange)
         outgoing = aio_pika.Message(
             body,
             content_type="application/json",
@@ -191,11 +239,15 @@ class Bus:
             headers=dict(headers or {}),
         )
         try:
-            confirmation = await target.publish(
-                outgoing, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout
-            )
+            # The whole publish, waiting for a reconnect included, within publish_timeout: a
+            # device that gets no 200 must hear "retry later" soon, not when a node is back.
+            async with asyncio.timeout(self.publish_timeout):
+                target = await self.exchange(exchange)
+                confirmation = await target.publish(outgoing, routing_key=routing_key, mandatory=True)
         except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
             raise BusUnavailable(f"publish to {exchange}/{routing_key} failed: {err!r}") from err
+        except asyncio.CancelledError as err:
+            _given_up(err, f"publish to {exchange}/{routing_key}")
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BusUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {confirmation!r}")
 
@@ -203,7 +255,10 @@ class Bus:
         """A channel of its own for the caller to close (inspection, basic.get)."""
         if self._connection is None:
             raise BusUnavailable("bus is not connected")
-        return await self._connection.channel()
+        try:
+            return await self._connection.channel()
+        except asyncio.CancelledError as err:
+            _given_up(err, "opening a channel")
 
     async def queue_depth(self, queue: str) -> int:
         """Ready messages in a queue (un-namespaced name), by a passive declare on a channel of
@@ -218,6 +273,8 @@ class Bus:
             return int(result.message_count or 0)
         except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
             raise BusUnavailable(f"cannot inspect queue {self.name(queue)}: {err!r}") from err
+        except asyncio.CancelledError as err:
+            _given_up(err, f"inspecting queue {self.name(queue)}")
         finally:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -283,7 +340,8 @@ class Bus:
             try:
                 delivery = Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw)
                 await retry_transient(lambda: handler(delivery), what=queue, transient=self.transient,
-                                      budget=self.retry_budget, first_pause=self.retry_first_pause)
+                                      budget=self.retry_budget, first_pause=self.retry_first_pause,
+                                  max_pause=self.retry_max_pause)
             except PermanentError as err:
                 try:
                     await self.dead_letter(raw, queue=queue, reason=str(err))
@@ -357,7 +415,8 @@ class Bus:
             return
         try:
             await retry_transient(lambda: handler(decoded), what=queue, transient=self.transient,
-                                  budget=self.retry_budget, first_pause=self.retry_first_pause)
+                                  budget=self.retry_budget, first_pause=self.retry_first_pause,
+                                  max_pause=self.retry_max_pause)
         except PermanentError as err:
             if len(decoded) == 1:
                 try:
@@ -377,6 +436,24 @@ class Bus:
             return
         for delivery in decoded:
             await settle(delivery.raw, ack=True, queue=queue)
+
+
+def _given_up(err: asyncio.CancelledError, what: str) -> NoReturn:
+    """Raise for a CancelledError out of a broker call: itself when this task is being cancelled;
+    BusUnavailable when it is not, which is aiormq giving a connection up (a missed heartbeat
+    cancels its reader and with it every call waiting on that connection)."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        raise err
+    raise BusUnavailable(f"{what}: the connection to RabbitMQ was given up") from err
+
+
+def with_heartbeat(url: str, heartbeat: int) -> str:
+    """The URL with `heartbeat=<seconds>` unless it sets one itself."""
+    parts = urlsplit(url)
+    if "heartbeat" in parse_qs(parts.query):
+        return url
+    return urlunsplit(parts._replace(query="&".join(filter(None, (parts.query, f"heartbeat={heartbeat}")))))
 
 
 def _redact(url: str) -> str:

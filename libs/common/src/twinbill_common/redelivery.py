@@ -27,7 +27,8 @@ _SETTLE_ERRORS = (aiormq.exceptions.ChannelInvalidStateError, aiormq.AMQPError,
 
 async def retry_transient(call: Callable[[], Awaitable[None]], *, what: str,
                           transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
-                          budget: float = RETRY_BUDGET_SECONDS, first_pause: float = 0.5) -> None:
+                          budget: float = RETRY_BUDGET_SECONDS, first_pause: float = 0.5,
+                          max_pause: float = RETRY_MAX_PAUSE_SECONDS) -> None:
     """Run `call`, retrying `transient` failures with exponential backoff for up to `budget` seconds.
 
     Other errors, and a transient one past the budget, propagate to the caller.
@@ -44,7 +45,7 @@ async def retry_transient(call: Callable[[], Awaitable[None]], *, what: str,
                 raise
             log.warning("transient failure, retrying", what=what, error=repr(err), retry_in=pause)
             await asyncio.sleep(pause)
-            pause = min(pause * 2, RETRY_MAX_PAUSE_SECONDS)
+            pause = min(pause * 2, max_pause)
 
 
 async def settle(raw: AbstractIncomingMessage, *, ack: bool, queue: str) -> bool:

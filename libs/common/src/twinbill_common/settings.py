@@ -23,6 +23,9 @@ class CommonSettings(BaseSettings):
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     # Prefix for every exchange and queue name: tests and parallel stacks isolate themselves with it.
     bus_namespace: str = ""
+    # AMQP heartbeat, seconds (a `heartbeat=` in amqp_url wins): a link that drops everything is
+    # given up after about 3 x (heartbeat + 1) s and the client reconnects (twinbill_common.bus).
+    amqp_heartbeat: int = Field(default=5, ge=1, le=600)
 
 
 class BusToolSettings(BaseSettings):

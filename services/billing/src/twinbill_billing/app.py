@@ -91,6 +91,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
             settings.amqp_url.get_secret_value(),
             namespace=settings.bus_namespace,
             transient=TRANSIENT_ERRORS,
+            heartbeat=settings.amqp_heartbeat,
             retry_budget=settings.retry_budget,
         )
         await bus.connect()

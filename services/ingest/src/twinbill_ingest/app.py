@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from twinbill_common.background import add_background_loops
-from twinbill_common.bus import Bus
+from twinbill_common.bus import Bus, with_heartbeat
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
@@ -25,6 +25,7 @@ from twinbill_ingest.metrics import IngestMetrics
 from twinbill_ingest.sessions import StatusReporter
 from twinbill_ingest.settings import IngestSettings
 from twinbill_ingest.store import HttpRegistrySource, RegistryCache, RegistrySource, StaticRegistrySource
+from twinbill_ingest.twinstore import TwinStoreGate
 
 log = get_logger(__name__)
 
@@ -49,8 +50,11 @@ async def load_with_retry(cache: RegistryCache, source: RegistrySource) -> None:
             delay = min(delay * 2, 10.0)
 
 
-def create_app(settings: IngestSettings, *, source: RegistrySource | None = None) -> web.Application:
-    """Build the gateway; `source` defaults to the twin's internal endpoints (or registry_file)."""
+def create_app(settings: IngestSettings, *, source: RegistrySource | None = None,
+               store_gate: TwinStoreGate | None = None) -> web.Application:
+    """Build the gateway; `source` defaults to the twin's internal endpoints (or registry_file).
+    `store_gate` (whether the twin can store) defaults to polling the twin when the registry
+    comes from it; none otherwise (a registry file or a fixed source: no twin to ask)."""
     app = web.Application()
     app[SETTINGS] = settings
     registry = new_registry()
@@ -62,13 +66,19 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         amqp_url = settings.amqp_url.get_secret_value()
-        bus = Bus(amqp_url, namespace=settings.bus_namespace, publish_timeout=settings.publish_timeout)
+        bus = Bus(amqp_url, namespace=settings.bus_namespace, publish_timeout=settings.publish_timeout,
+                  heartbeat=settings.amqp_heartbeat)
         await bus.connect()  # declares the exchanges and twin.telemetry, so publishes are routable
         cache = RegistryCache()
         status = StatusReporter(registry_source, interval=settings.status_interval)
-        gateway = Gateway(settings, bus=bus, cache=cache, status=status, metrics=metrics)
+        gate = store_gate
+        if gate is None and isinstance(registry_source, HttpRegistrySource):
+            gate = TwinStoreGate(settings.twin_url, interval=settings.store_check_interval)
+        if gate is not None:
+            gate.on_change = lambda refusal: metrics.store_refusing.set(refusal is not None)
+        gateway = Gateway(settings, bus=bus, cache=cache, status=status, metrics=metrics, store_gate=gate)
         listener = RegistryListener(
-            amqp_url,
+            with_heartbeat(amqp_url, settings.amqp_heartbeat),
             namespace=settings.bus_namespace,
             cache=cache,
             source=registry_source,
@@ -109,6 +119,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
                 background.start("mqtt_gateway", load_then_serve())
                 background.start("status_reporter", once_loaded(status.run))
                 background.start("command_relay", once_loaded(relay.run))
+                if gate is not None:
+                    background.start("twin_store_gate", gate.run())
                 background.start("dead_letter_depth", watch_dead_letter_depth(
                     bus, (f"{INGEST_COMMANDS.name}.dlq",), dead_letters))
                 yield

@@ -28,6 +28,7 @@ from twinbill_ingest.mqtt import MqttClient, create_client
 from twinbill_ingest.sessions import SessionHandler, StatusReporter
 from twinbill_ingest.settings import IngestSettings
 from twinbill_ingest.store import RegistryCache
+from twinbill_ingest.twinstore import TwinStoreGate
 
 log = get_logger(__name__)
 # aiomqtt warns on every publish while more than 10 await their PUBACK: normal when replies are
@@ -52,8 +53,11 @@ class Gateway:
         cache: RegistryCache,
         status: StatusReporter | None,
         metrics: IngestMetrics,
+        store_gate: TwinStoreGate | None = None,
     ) -> None:
         self.settings = settings
+        # While the twin reports that it cannot store (disk full), no new point gets a 200.
+        self.store_gate = store_gate
         self.bus = bus
         self.cache = cache
         self.status = status
@@ -169,6 +173,14 @@ class Gateway:
             await self._reply(client, topic, qos, encode_reply(err.request_id, err.code, message=err.message), err.code)
             return
         request_id = accepted.envelope.request_id
+        if self.store_gate is not None and (refusal := self.store_gate.refusal) is not None:
+            # A 200 promises that the twin will store the points; it cannot now. The device keeps
+            # them and sends them again, as after any 500 (services/ingest/README.md).
+            await self._reply(client, topic, qos, encode_reply(
+                request_id, Code.SERVER_ERROR,
+                message=f"{MESSAGES[Code.SERVER_ERROR]}: the twin cannot store measurepoints now ({refusal})"),
+                Code.SERVER_ERROR)
+            return
         mid = message_id(topic, request_id, payload)
         body = encode_accepted(accepted, topic=topic, message_id=mid, received_at=received_at)
         started = time.perf_counter()

@@ -19,6 +19,7 @@ class IngestMetrics:
     confirm_latency: Histogram
     online_devices: Gauge
     inflight: Gauge
+    store_refusing: Gauge
     commands: Counter
     commands_pending: Gauge
     command_replies: Counter
@@ -47,6 +48,11 @@ class IngestMetrics:
                 "ingest_online_sub_devices", "Sub-devices logged in through a gateway", registry=registry
             ),
             inflight=Gauge("ingest_requests_inflight", "Requests awaiting a publisher confirm", registry=registry),
+            store_refusing=Gauge(
+                "ingest_twin_store_refusing",
+                "1 while the twin reports its time-series store refuses writes (measurepoints get 500)",
+                registry=registry,
+            ),
             commands=Counter(
                 "ingest_commands_total",
                 "Reverse-control commands by outcome (delivered, expired, superseded, requeued, invalid)",

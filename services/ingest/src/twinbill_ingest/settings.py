@@ -41,6 +41,9 @@ class IngestSettings(CommonSettings):
     # How long a publish may wait for RabbitMQ's confirm before the device hears "retry later".
     publish_timeout: float = Field(default=10.0, gt=0)
     status_interval: float = Field(default=2.0, gt=0)
+    # How often the twin's time-series store state is polled: while the twin reports that
+    # PostgreSQL refuses its writes (disk full), measurepoint requests get 500 instead of 200.
+    store_check_interval: float = Field(default=1.0, gt=0)
     registry_reload_delay: float = Field(default=0.5, ge=0)
     # Reverse control: a command for an offline device is held this long (unacked) before it is
     # published again to the queue's tail; keep it well under RabbitMQ's consumer_timeout (30 min).

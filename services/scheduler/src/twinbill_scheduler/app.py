@@ -47,7 +47,7 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace,
-                  transient=TRANSIENT_ERRORS)
+                  transient=TRANSIENT_ERRORS, heartbeat=settings.amqp_heartbeat)
         await bus.connect(declare=False)
         await bus.declare_topology(queues=(BILLING_RUNS,))  # the queue our runs must reach
         http_zones: HttpProjectZones | None = None

@@ -20,12 +20,11 @@ from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.keys import BUS, OUTBOX, POOL, SETTINGS
+from twinbill_twin.keys import BUS, OUTBOX, POOL, REFUSALS, SETTINGS
 from twinbill_twin.settings import TwinSettings
-from twinbill_twin.timeseries import setup_timeseries
+from twinbill_twin.timeseries import WriteRefusals, setup_timeseries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
 
 
 def create_app(settings: TwinSettings) -> web.Application:
@@ -39,6 +38,12 @@ def create_app(settings: TwinSettings) -> web.Application:
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
     dead_letters = dead_letter_gauge(registry)
+    # A batch held by the store is retried at least every retry_max_pause: one not heard of for
+    # three of those was given back to the queue.
+    refusals = WriteRefusals(registry, stale_after=3 * settings.retry_max_pause + 5)
+    app[REFUSALS] = refusals
+    # Not ready while PostgreSQL refuses time-series writes (disk full): /readyz names the reason.
+    checks["timeseries_store"] = refusals.check
     background = add_background_loops(app)
     add_registry_routes(app)
     setup_bemserver(app)
@@ -46,7 +51,8 @@ def create_app(settings: TwinSettings) -> web.Application:
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace,
-                  transient=TRANSIENT_ERRORS)
+                  transient=TRANSIENT_ERRORS, retry_max_pause=settings.retry_max_pause,
+                  heartbeat=settings.amqp_heartbeat)
         await bus.connect()
         app[POOL] = pool
         app[BUS] = bus
@@ -66,5 +72,6 @@ def create_app(settings: TwinSettings) -> web.Application:
     app.cleanup_ctx.append(lifespan)
     # time series: routes, and the telemetry consumer (a cleanup context after the lifespan)
     setup_timeseries(app, pool_key=POOL, bus_key=BUS, default_zone=settings.default_timezone,
-                     max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait)
+                     max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait,
+                     refusals=refusals)
     return app

@@ -31,6 +31,7 @@ from twinbill_twin.domain.samples import (
     sample_values,
     value_text,
 )
+from twinbill_twin.refusals import WriteRefusals, refuses_writes
 from twinbill_twin.store.samples import (
     CurrentValue,
     PartitionManager,
@@ -118,9 +119,11 @@ class TelemetryConsumer:
     """Consumes `twin.telemetry` in batches into PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, max_batch: int = 500,
-                 max_wait: float = 0.05, parallel: int = 2) -> None:
+                 max_wait: float = 0.05, parallel: int = 2, refusals: WriteRefusals | None = None) -> None:
         self.pool = pool
         self.bus = bus
+        # Class-53 refusals seen by the writes (readiness, metrics, the ingest gateway's poll).
+        self.refusals = refusals if refusals is not None else WriteRefusals()
         self.max_batch = max_batch
         self.max_wait = max_wait
         # Batches in flight at once: while one waits for PostgreSQL the next is being decoded.
@@ -174,6 +177,13 @@ class TelemetryConsumer:
                 # message from elsewhere): permanent, so the bus isolates the one message that
                 # holds it and dead-letters it instead of requeueing the whole batch.
                 raise PermanentError(f"a value cannot be stored: {err}") from err
+            except asyncpg.InsufficientResourcesError as err:
+                # Disk full, out of memory: transient for the bus (the batch stays unacked and is
+                # retried in place), and reported, so that ingest stops acknowledging new points.
+                if refuses_writes(err):
+                    self.refusals.refused(err, batch=id(deliveries))  # retried with the same list
+                raise
+        self.refusals.stored(batch=id(deliveries))
         self.stored_total += result.stored
 
     async def _resolve(self, conn: asyncpg.Connection,

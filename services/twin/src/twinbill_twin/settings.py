@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from twinbill_common.settings import PostgresSettings
@@ -18,3 +19,7 @@ class TwinSettings(PostgresSettings):
     outbox_relay_interval: float = 5.0  # seconds between retries of unpublished registry events
     telemetry_batch: int = 500
     telemetry_batch_wait: float = 0.05
+    # The longest pause between in-place retries of a batch the store refused (PostgreSQL down,
+    # disk full): after the store has room again, storing (and ingest's acknowledgements) resume
+    # within this.
+    retry_max_pause: float = Field(default=5.0, gt=0)

@@ -10,9 +10,13 @@ from aiohttp import web
 
 from twinbill_common.background import BACKGROUND
 from twinbill_common.bus import Bus
+from twinbill_common.http import json_response
 from twinbill_twin.api.timeseries import add_timeseries_routes
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.keys import CONSUMER
+from twinbill_twin.refusals import WriteRefusals
+
+STORE_PATH = "/internal/v1/telemetry/store"
 
 
 def setup_timeseries(
@@ -25,9 +29,20 @@ def setup_timeseries(
     max_wait: float = 0.05,
     parallel: int = 2,
     consume: bool = True,
+    refusals: WriteRefusals | None = None,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
-    bus and the background loops) that runs the telemetry consumer as one of those loops."""
+    bus and the background loops) that runs the telemetry consumer as one of those loops.
+
+    `refusals` is where the consumer records that PostgreSQL refuses its writes (disk full);
+    `GET /internal/v1/telemetry/store` answers it for the ingest gateway."""
+    store_state = refusals if refusals is not None else WriteRefusals()
+
+    async def get_store(_: web.Request) -> web.Response:
+        """GET /internal/v1/telemetry/store: whether the time-series store takes writes."""
+        return json_response(store_state.status())
+
+    app.router.add_get(STORE_PATH, get_store)
 
     def pool(current: web.Application) -> asyncpg.Pool:
         return current[pool_key]
@@ -38,8 +53,8 @@ def setup_timeseries(
     add_timeseries_routes(app, pool=pool, default_zone=zone)
 
     async def background(current: web.Application) -> AsyncIterator[None]:
-        consumer = TelemetryConsumer(current[pool_key], current[bus_key],
-                                     max_batch=max_batch, max_wait=max_wait, parallel=parallel)
+        consumer = TelemetryConsumer(current[pool_key], current[bus_key], max_batch=max_batch,
+                                     max_wait=max_wait, parallel=parallel, refusals=store_state)
         current[CONSUMER] = consumer
         # Stopped with the other loops, before the lifespan closes the pool and the bus.
         current[BACKGROUND].start("telemetry_consumer", consumer.run())
@@ -49,4 +64,4 @@ def setup_timeseries(
         app.cleanup_ctx.append(background)
 
 
-__all__: list[str] = ["CONSUMER", "TelemetryConsumer", "setup_timeseries"]
+__all__: list[str] = ["CONSUMER", "STORE_PATH", "TelemetryConsumer", "WriteRefusals", "setup_timeseries"]

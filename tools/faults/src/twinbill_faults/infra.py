@@ -9,6 +9,7 @@ here (by their pids).
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import secrets
@@ -209,6 +210,22 @@ class RabbitCluster:
                     return len(json.loads(status.stdout).get("running_nodes", []))
         return 0
 
+    def leader_of(self, queue: str) -> RabbitNode | None:
+        """The node leading a quorum queue, as a running node reports it (None if none says)."""
+        for node in self.nodes:
+            if not self.alive(node):
+                continue
+            try:  # the CLI boots an Erlang VM: slow on a loaded machine
+                listed = self.ctl(node, "list_queues", "name", "leader", "--quiet", "--no-table-headers",
+                                  timeout=120)
+            except subprocess.TimeoutExpired:
+                continue
+            for line in listed.stdout.splitlines():
+                name, _, leader = line.strip().partition("\t")
+                if name == queue:
+                    return next((n for n in self.nodes if n.name == leader.strip()), None)
+        return None
+
     def alive(self, node: RabbitNode) -> bool:
         return node.process is not None and node.process.poll() is None
 
@@ -325,10 +342,19 @@ class SmallDisk:
         return stats.f_bavail * stats.f_frsize
 
     def fill(self, *, leave: int) -> None:
-        """Take all free space but `leave` bytes."""
-        size = max(0, self.free_bytes() - leave)
+        """Take all free space but about `leave` bytes. PostgreSQL goes on writing meanwhile, so
+        an allocation that no longer fits is tried again with what is free by then."""
         with self.ballast.open("wb") as handle:
-            os.posix_fallocate(handle.fileno(), 0, size)
+            for _ in range(20):
+                size = max(0, os.fstat(handle.fileno()).st_size + self.free_bytes() - leave)
+                try:
+                    os.posix_fallocate(handle.fileno(), 0, size)
+                    return
+                except OSError as err:
+                    if err.errno != errno.ENOSPC:
+                        raise
+                    leave += 256 * 1024
+            raise RuntimeError(f"could not fill {self.path}: the free space kept shrinking")
 
     def release(self) -> None:
         self.ballast.unlink(missing_ok=True)

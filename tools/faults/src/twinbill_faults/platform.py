@@ -102,9 +102,21 @@ class ReadinessLog:
     """Every /readyz answer of every service: (monotonic time, ready?)."""
 
     samples: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
+    # Why each not-ready answer said so (only those: a long run stays small).
+    reasons: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
 
-    def add(self, name: str, at: float, ok: bool) -> None:
+    def add(self, name: str, at: float, ok: bool, why: str = "") -> None:
         self.samples.setdefault(name, []).append((at, ok))
+        if not ok:
+            self.reasons.setdefault(name, []).append((at, why))
+
+    def first_unready(self, name: str, start: float, end: float) -> tuple[float, str] | None:
+        """The first "not ready" answer in [start, end]: (monotonic time, why)."""
+        return next(((at, why) for at, why in self.reasons.get(name, []) if start <= at <= end), None)
+
+    def ready_again(self, name: str, since: float) -> float | None:
+        """The first ready answer at or after `since` (monotonic), None if none yet."""
+        return next((at for at, ok in self.samples.get(name, []) if at >= since and ok), None)
 
     def unready_between(self, name: str, start: float, end: float) -> bool:
         """Whether the service said "not ready" (or did not answer) at least once in [start, end]."""
@@ -123,7 +135,7 @@ async def monitor_readiness(services: list[Service], log: ReadinessLog, stop: as
         while not stop.is_set():
             answers = await asyncio.gather(*(ready(session, s) for s in services))
             now = time.monotonic()
-            for service, (ok, _) in zip(services, answers, strict=True):
-                log.add(service.name, now, ok)
+            for service, (ok, why) in zip(services, answers, strict=True):
+                log.add(service.name, now, ok, why)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)

@@ -40,6 +40,15 @@ class Proxy:
     def heal(self) -> None:
         self.flowing.set()
 
+    def prefer(self, port: int) -> None:
+        """New connections try upstream `port` first (the load balancer moved a client's node)."""
+        self.upstreams = [port, *(p for p in self.upstreams if p != port)]
+
+    def reset(self) -> None:
+        """Close every connection through the proxy (its clients reconnect, to `upstreams[0]`)."""
+        for writer in list(self._writers):
+            writer.close()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
