@@ -13,6 +13,7 @@ from twinbill_common.bus import Bus
 from twinbill_twin.api.timeseries import add_timeseries_routes
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.keys import CONSUMER
+from twinbill_twin.metrics import TwinMetrics
 
 
 def setup_timeseries(
@@ -25,6 +26,7 @@ def setup_timeseries(
     max_wait: float = 0.05,
     parallel: int = 2,
     consume: bool = True,
+    metrics: TwinMetrics | None = None,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
     bus and the background loops) that runs the telemetry consumer as one of those loops."""
@@ -39,7 +41,8 @@ def setup_timeseries(
 
     async def background(current: web.Application) -> AsyncIterator[None]:
         consumer = TelemetryConsumer(current[pool_key], current[bus_key],
-                                     max_batch=max_batch, max_wait=max_wait, parallel=parallel)
+                                     max_batch=max_batch, max_wait=max_wait, parallel=parallel,
+                                     metrics=metrics)
         current[CONSUMER] = consumer
         # Stopped with the other loops, before the lifespan closes the pool and the bus.
         current[BACKGROUND].start("telemetry_consumer", consumer.run())
