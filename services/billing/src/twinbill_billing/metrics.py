@@ -22,6 +22,8 @@ class BillingMetrics:
             ["outcome"],
             registry=registry,
         )
+        for outcome in ("clean", "with_failures"):  # from 0, so the first such run is an increase
+            self.runs_finished.labels(outcome)
         self.jobs = Counter(
             "billing_jobs_total",
             "Billing jobs by outcome (done, redelivered, retried, dead_lettered)",
