@@ -60,7 +60,7 @@ def test_dashboards_are_what_the_generator_writes() -> None:
 
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     """Each panel's expression, loaded as a recording rule, passes promtool's parser."""
-    rules = []
+    rules: list[dict[str, str]] = []
     for path in sorted((GRAFANA / "dashboards").glob("*.json")):
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel["targets"]:
