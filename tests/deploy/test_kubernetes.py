@@ -175,6 +175,8 @@ def test_every_referenced_secret_is_generated_or_written_by_an_operator(rendered
         referenced |= {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
     for auth in by_kind(rendered, "TriggerAuthentication").values():
         referenced |= {ref["name"] for ref in auth["spec"]["secretTargetRef"]}
+    for mongo in by_kind(rendered, "MongoDBCommunity").values():
+        referenced |= {user["passwordSecretRef"]["name"] for user in mongo["spec"]["users"]}
     assert referenced - generated <= by_operators, referenced - generated - by_operators
 
 
@@ -206,3 +208,7 @@ def test_the_operators_overlay_runs_three_member_stores(tmp_path: Path) -> None:
     assert rabbit["replicas"] == 3 and "default_queue_type = quorum" in rabbit["rabbitmq"]["additionalConfig"]
     mongo = by_kind(docs, "MongoDBCommunity")["twinbill-mongo"]["spec"]
     assert mongo["type"] == "ReplicaSet" and mongo["members"] == 3
+    assert mongo["users"][0]["passwordSecretRef"]["name"] in by_kind(docs, "Secret")
+    # the Bus dashboard's queue depths
+    rabbit_monitor = by_kind(docs, "ServiceMonitor")["twinbill-rabbitmq"]["spec"]["endpoints"][0]
+    assert rabbit_monitor["params"] == {"family": ["queue_coarse_metrics"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -78,3 +79,50 @@ def test_compose_grafana_provisions_the_dashboards_folder() -> None:
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
     provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "twinbill.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def exported_names() -> set[str]:
+    """Every sample name the services can export, from their own metric definitions."""
+    from prometheus_client import CollectorRegistry
+
+    from twinbill_billing.metrics import BillingMetrics
+    from twinbill_common.deadletters import dead_letter_gauge
+    from twinbill_common.metrics import HttpMetrics, new_registry
+    from twinbill_gateway.metrics import auth_counter
+    from twinbill_ingest.metrics import IngestMetrics
+    from twinbill_scheduler.metrics import scheduler_metrics
+    from twinbill_twin.metrics import TwinMetrics
+
+    registry: CollectorRegistry = new_registry()
+    HttpMetrics.create(registry)
+    dead_letter_gauge(registry)
+    auth_counter(registry)
+    TwinMetrics.create(registry)
+    scheduler_metrics(registry)
+    BillingMetrics(registry)
+    IngestMetrics.create(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",),
+                "info": ("_info",), "summary": ("_count", "_sum")}
+    names = set()
+    for family in registry.collect():
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+        names |= {sample.name for sample in family.samples}
+    return names
+
+
+# scraped from elsewhere: Prometheus itself, RabbitMQ's rabbitmq_prometheus plugin
+EXTERNAL = {"up", "rabbitmq_detailed_queue_messages_ready", "rabbitmq_detailed_queue_messages_unacked"}
+METRIC = re.compile(r"\b(?:twinbill|ingest|twin|scheduler|billing|gateway|process|python|rabbitmq)_[a-z0-9_]+\b|\bup\b")
+
+
+def test_every_metric_the_alerts_and_dashboards_read_is_exported() -> None:
+    """A misspelt metric in a rule or a panel would stay silent forever: each name must be one a
+    service defines (or Prometheus / RabbitMQ export)."""
+    exprs = [rule["expr"] for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+             for rule in group["rules"]]
+    for path in (GRAFANA / "dashboards").glob("*.json"):
+        exprs += [target["expr"] for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
+    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    assert len(used) > 25
+    unknown = used - exported_names() - EXTERNAL
+    assert not unknown, f"not exported by any service: {sorted(unknown)}"
