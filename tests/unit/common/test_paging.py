@@ -11,6 +11,7 @@ from twinbill_common.paging import (
     PageWindow,
     out_of_range,
     parse_int,
+    query_choice,
     query_int,
     query_page,
 )
@@ -50,3 +51,16 @@ def test_page_window_offset() -> None:
     """Page 3 of 20 starts after 40 rows."""
     assert query_page({"page": "3", "page_size": "20"}, default_size=10, max_size=100,
                       errors={}).offset == 40
+
+
+def test_choices_name_the_allowed_codes() -> None:
+    """A code outside the list names the list; absent is missing when required; digits only."""
+    errors: Errors = {}
+    query = {"device_type": "3", "wm_type": " 1 ", "kind": "x"}
+    assert query_choice(query, "device_type", errors=errors, choices={0, 1, 2}) is None
+    assert query_choice(query, "wm_type", errors=errors, choices={0, 1}) == 1
+    assert query_choice(query, "kind", errors=errors, choices={0}) is None
+    assert query_choice(query, "absent", errors=errors, choices={0}) is None
+    assert query_choice(query, "optional", errors=errors, choices={0}, required=False) is None
+    assert errors == {"device_type": ["Must be one of: 0, 1, 2."], "kind": [NOT_AN_INTEGER],
+                      "absent": [MISSING]}

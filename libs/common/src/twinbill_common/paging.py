@@ -10,7 +10,7 @@ seed 002's pageTotal) is here too. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -63,6 +63,30 @@ def query_int(query: Mapping[str, str], name: str, *, errors: Errors, default: i
     except ValueError as err:
         errors.setdefault(name, []).append(str(err))
         return default
+
+
+def query_choice(query: Mapping[str, str], name: str, *, errors: Errors, choices: Collection[int],
+                 required: bool = True) -> int | None:
+    """Parameter `name` as one of the integer codes `choices` ("Must be one of: 0, 1, 2.")."""
+    raw = query.get(name)
+    if raw is None or not raw.strip():
+        if required:
+            errors.setdefault(name, []).append(MISSING)
+        return None
+    try:
+        number = parse_int(raw, minimum=-INT64_MAX, maximum=INT64_MAX)
+    except ValueError as err:
+        errors.setdefault(name, []).append(str(err))
+        return None
+    if number not in choices:
+        errors.setdefault(name, []).append(one_of(sorted(choices)))
+        return None
+    return number
+
+
+def one_of(choices: Collection[object]) -> str:
+    """The message for a value outside a fixed list."""
+    return "Must be one of: " + ", ".join(str(choice) for choice in choices) + "."
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +25,8 @@ from twinbill_billing.tariffs import (
     to_read,
 )
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_common.http import INT32_MAX, json_response
+from twinbill_common.http import json_response
+from twinbill_common.paging import query_int, query_page, smorest_pagination
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 
@@ -45,22 +45,6 @@ def _object_id(request: web.Request) -> ObjectId:
         return ObjectId(request.match_info["tariff_id"])
     except InvalidId:
         raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found") from None
-
-
-def _page_args(request: web.Request) -> tuple[int, int]:
-    errors: dict[str, list[str]] = {}
-    values = {}
-    for name, default, top in (("page", 1, 1_000_000), ("page_size", 10, 1000)):
-        text = request.query.get(name, str(default))
-        try:
-            values[name] = int(text)
-            if not 1 <= values[name] <= top:
-                errors[name] = [f"Must be greater than or equal to 1 and less than or equal to {top}."]
-        except ValueError:
-            errors[name] = ["Not a valid integer."]
-    if errors:
-        raise ValidationFailed(errors, data={"location": "query"})
-    return values["page"], values["page_size"]
 
 
 async def _check_overlap(request: web.Request, doc: dict[str, Any], *, own: ObjectId | None) -> None:
@@ -95,35 +79,18 @@ async def _timezone(request: web.Request, body: TariffUpdate, project_id: int, *
 
 async def list_tariffs(request: web.Request) -> web.Response:
     """GET /api/v1/tariffs/: a page of tariffs; X-Pagination as flask-smorest writes it."""
-    page, page_size = _page_args(request)
-    query: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
+    window = query_page(request.query, errors=errors, default_size=10, max_size=1000)
+    query: dict[str, Any] = {}
     for name in ("project_id", "device_type"):
-        if (text := request.query.get(name)) is not None:
-            try:
-                query[name] = int(text)
-            except ValueError:
-                errors[name] = ["Not a valid integer."]
-                continue
-            if not 0 <= query[name] <= INT32_MAX:
-                errors[name] = [f"Must be greater than or equal to 0 and less than or equal to {INT32_MAX}."]
+        if (value := query_int(request.query, name, errors=errors, minimum=0)) is not None:
+            query[name] = value
     if (kind := request.query.get("water_meter_kind")) is not None:
         query["water_meter_kind"] = kind
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
-    total, docs = await request.app[STORE].list_tariffs(query, skip=(page - 1) * page_size, limit=page_size)
-    pages = max(math.ceil(total / page_size), 1)
-    pagination: dict[str, int] = {
-        "total": total,
-        "total_pages": pages,
-        "first_page": 1,
-        "last_page": pages,
-        "page": page,
-    }
-    if page > 1:
-        pagination["previous_page"] = page - 1
-    if page < pages:
-        pagination["next_page"] = page + 1
+    total, docs = await request.app[STORE].list_tariffs(query, skip=window.offset, limit=window.page_size)
+    pagination = smorest_pagination(total=total, page=window.page, page_size=window.page_size)
     return json_response([to_read(doc) for doc in docs], headers={"X-Pagination": json.dumps(pagination)})
 
 

@@ -29,8 +29,9 @@ from twinbill_billing.export import bill_kind, bill_status, link, stream_bills_c
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import TwinClient
 from twinbill_common.errors import ValidationFailed
-from twinbill_common.http import INT32_MAX, json_response, meta_ok
+from twinbill_common.http import json_response, meta_ok
 from twinbill_common.logging import get_logger
+from twinbill_common.paging import one_of, query_choice, query_int, query_page
 
 log = get_logger(__name__)
 STORE = web.AppKey("bill_store", BillStore)
@@ -48,40 +49,11 @@ def two_decimals(text: str) -> str:
     return format(Decimal(text).quantize(CENT, rounding=ROUND_HALF_UP), "f")
 
 
-def _int(
-    query: Mapping[str, str],
-    name: str,
-    errors: dict[str, list[str]],
-    *,
-    default: int | None = None,
-    allowed: set[int] | None = None,
-    minimum: int | None = None,
-    maximum: int | None = None,
-) -> int | None:
-    text = query.get(name, "").strip()
-    if text == "":
-        if default is None:
-            errors[name] = ["Missing data for required field."]
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        errors[name] = [f"Not a valid integer: {text!r}."]
-        return None
-    if allowed is not None and value not in allowed:
-        errors[name] = [f"Must be one of: {', '.join(str(a) for a in sorted(allowed))}."]
-    elif minimum is not None and value < minimum:
-        errors[name] = [f"Must be greater than or equal to {minimum}."]
-    elif maximum is not None and value > maximum:
-        errors[name] = [f"Must be less than or equal to {maximum}."]
-    return value
-
-
 def _format(query: Mapping[str, str], errors: dict[str, list[str]]) -> str:
     """`format`: json (the seed's envelope, the default) or csv (an export of every match)."""
     value = query.get("format", "").strip().lower() or "json"
     if value not in FORMATS:
-        errors["format"] = [f"Must be one of: {', '.join(FORMATS)}."]
+        errors["format"] = [one_of(FORMATS)]
     return value
 
 
@@ -159,14 +131,14 @@ async def get_history(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/: a page of bills, newest first ("info list")."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _int(query, "project_id", errors, minimum=1, maximum=INT32_MAX)
-    device_type = _int(query, "device_type", errors, allowed={0, 1, 2})
-    page_size = _int(query, "page_size", errors, default=10, minimum=1, maximum=MAX_PAGE_SIZE)
-    page = _int(query, "page", errors, default=1, minimum=1, maximum=INT32_MAX)
+    project_id = query_int(query, "project_id", errors=errors, required=True)
+    device_type = query_choice(query, "device_type", errors=errors, choices={0, 1, 2})
+    window = query_page(query, errors=errors, default_size=10, max_size=MAX_PAGE_SIZE)
+    page, page_size = window.page, window.page_size
     output = _format(query, errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
-    assert project_id is not None and device_type is not None and page_size and page  # checked above
+    assert project_id is not None and device_type is not None  # checked above
     conditions: list[dict[str, Any]] = [{"project_id": project_id}]
     if device_type in (1, 2):
         conditions.append({"device_type": device_type})
@@ -179,7 +151,7 @@ async def get_history(request: web.Request) -> web.StreamResponse:
         return await stream_bills_csv(request, store, mongo_query,
                                       filename=f"twinbill-bills-project{project_id}-{kind}.csv")
     count = await store.count_bills(mongo_query)
-    bills = await store.find_bills(mongo_query, skip=(page - 1) * page_size, limit=page_size)
+    bills = await store.find_bills(mongo_query, skip=window.offset, limit=page_size)
     # The seed writes this endpoint's meta as {"message", "code"} (the others {"code", "message"}).
     return json_response(
         {
@@ -200,12 +172,12 @@ async def get_history_time(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/time/: bills whose period ends within [start_date, end_date]."""
     query = request.query
     errors: dict[str, list[str]] = {}
-    project_id = _int(query, "project_id", errors, minimum=1, maximum=INT32_MAX)
-    code = _int(query, "device_type", errors, allowed=set(TIME_DEVICE_TYPES))
+    project_id = query_int(query, "project_id", errors=errors, required=True)
+    code = query_choice(query, "device_type", errors=errors, choices=TIME_DEVICE_TYPES)
     kind: str | None = None
     if wm_type := query.get("wm_type", "").strip():
         if wm_type not in WM_TYPES:
-            errors["wm_type"] = [f"Must be one of: {', '.join(WM_TYPES)}."]
+            errors["wm_type"] = [one_of(WM_TYPES)]
         kind = WM_TYPES.get(wm_type)
     dates = {}
     for name in ("start_date", "end_date"):

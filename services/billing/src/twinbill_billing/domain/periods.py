@@ -32,10 +32,6 @@ class Period:
         """Length in microseconds: an exact integer, so pro-rata shares are exact fractions."""
         return (self.end - self.start) // timedelta(microseconds=1)
 
-    def contains(self, instant: datetime) -> bool:
-        """Whether `instant` lies in (start, end]."""
-        return self.start < instant <= self.end
-
 
 def zone(name: str) -> ZoneInfo:
     """An IANA time zone, or PeriodError naming it."""
