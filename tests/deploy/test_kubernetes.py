@@ -160,6 +160,7 @@ def test_the_broker_serves_tls_and_the_ingest_gateway_has_its_password(rendered:
     env = {e["name"]: e for e in ingest["env"]}
     ref = env["INGEST_MQTT_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] in secrets and ref["key"] == "SERVICE_PASSWORD"
+    assert env["INGEST_MQTT_CLIENT_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_every_referenced_secret_is_generated_or_written_by_an_operator(rendered: list[Doc]) -> None:
