@@ -35,7 +35,18 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; fi
 
-install: $(VENV)/.installed $(CONSOLE_VENDOR)/.installed browser
+# promtool for tests/deploy: Debian's prometheus package unpacked into the venv (no daemon is
+# installed or started; kubectl and kubernetes-validate come from PyPI with the lock).
+PROMTOOL := $(VENV)/prometheus/usr/bin/promtool
+$(PROMTOOL): | $(UV)
+	mkdir -p $(VENV)/prometheus
+	cd $(VENV)/prometheus && rm -f prometheus_*.deb && \
+		{ apt-get download prometheus 2>/dev/null || { apt-get update && apt-get download prometheus; }; }
+	dpkg-deb -x $(VENV)/prometheus/prometheus_*.deb $(VENV)/prometheus
+	rm -f $(VENV)/prometheus/prometheus_*.deb
+	touch $@
+
+install: $(VENV)/.installed $(CONSOLE_VENDOR)/.installed browser $(PROMTOOL)
 
 # Re-pin after changing any pyproject.toml's dependencies.
 lock: $(UV)

@@ -288,6 +288,9 @@ async def test_readings_over_mqtt_become_bills_through_the_gateway(
                 text = await response.text()
             for queue in queues:
                 assert f'twinbill_dead_letter_messages{{queue="{queue}"}} 0.0' in text, (name, queue)
+            # every service counts its HTTP requests by route template, and its process
+            assert 'twinbill_http_requests_total{method="GET",route="/readyz",status="200"}' in text, name
+            assert "process_resident_memory_bytes" in text, name
 
     # Exact consumption and charge as billing stored them (seed 000's history does not show them).
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)

@@ -121,6 +121,10 @@ async def test_run_bills_every_meter_exactly(billing: Billing, twin: tuple[TwinD
     async with billing.http.get(f"{billing.url}/internal/v1/runs/task1:1711900800") as response:
         live = await response.json()
     assert live["summary"]["billed"] == 17 and live["status"] == "finished"
+    async with billing.http.get(f"{billing.url}/metrics") as response:
+        text = await response.text()
+    # device 17's exception makes this a run a person must look at (TwinbillBillingRunWithFailures)
+    assert 'billing_runs_finished_total{outcome="with_failures"} 1.0' in text
 
     # The next period opens at this bill's closing reading.
     nxt_end = P_END + timedelta(days=30)

@@ -58,6 +58,7 @@ async def test_job_that_keeps_failing_is_dead_lettered_and_reported(
         text = await response.text()
     assert 'billing_jobs_total{outcome="dead_lettered"} 1.0' in text
     assert 'billing_bills_total{outcome="failed"} 3.0' in text
+    assert 'billing_runs_finished_total{outcome="with_failures"} 1.0' in text  # the alert's input
 
 
 async def test_job_without_snapshot_is_dead_lettered_at_once(billing: Billing) -> None:

@@ -139,6 +139,18 @@ async def test_tokens_refresh_and_failure(gateway: Client) -> None:
     assert (await fresh.json())["status"] == "success"
     missing = await gateway.get("/api/v1/devices/?project_id=1")
     assert missing.status == 401 and "missing" in (await missing.json())["message"]
+    forbidden = await gateway.get("/api/v1/users/", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert forbidden.status == 200  # the administrator: accepted
+    wrong = await gateway.get("/api/v1/users/me", headers=basic(ADMIN[0], "wrong"))
+    assert wrong.status == 401
+    metrics = await (await gateway.get("/metrics")).text()
+    for line in ('gateway_auth_total{outcome="rejected",scheme="password"} 1.0',
+                 'gateway_auth_total{outcome="accepted",scheme="password"} 1.0',
+                 'gateway_auth_total{outcome="rejected",scheme="bearer"} 1.0',  # the access token as a refresh
+                 'gateway_auth_total{outcome="accepted",scheme="bearer"} 3.0',  # me, refresh, users
+                 'gateway_auth_total{outcome="missing",scheme="none"} 1.0',
+                 'gateway_auth_total{outcome="rejected",scheme="basic"} 1.0'):
+        assert line in metrics, [got for got in metrics.splitlines() if got.startswith("gateway_auth_total")]
 
 
 async def test_members_reach_their_projects_only(gateway: Client) -> None:

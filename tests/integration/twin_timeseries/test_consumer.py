@@ -4,6 +4,7 @@ values only move forward in device time, poison messages are dead-lettered while
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +15,11 @@ from aiohttp.test_utils import TestClient
 from twinbill_common.bus import REASON_HEADER, Bus, Delivery
 from twinbill_common.errors import PermanentError
 from twinbill_common.health import READINESS
+from twinbill_common.metrics import new_registry
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.store.samples import PartitionManager
 
 from .conftest import count_samples, make_device, measurements, publish, wait_for
@@ -207,6 +210,31 @@ async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
     await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
     assert await count_samples(pool, device.attributes["humidity"]) == 1
     assert consumer.stored_total == 1
+
+
+async def test_consumer_counts_writes_and_the_lag_behind_the_gateway(pool: asyncpg.Pool) -> None:
+    """A committed batch adds its new samples and messages to the write-rate counters and one
+    write-lag observation per message: received a minute ago, stored now, so about 60 s."""
+    device = await make_device(pool)
+    registry = new_registry()
+    consumer = TelemetryConsumer(pool, bus=None, metrics=TwinMetrics.create(registry))  # type: ignore[arg-type]  # handle() uses no bus
+    received = int(time.time() * 1000) - 60_000
+    message = MeasurementsAccepted.model_validate({
+        "product_key": device.product_key, "device_key": device.device_key, "method": "m",
+        "received_at": received, "points": [
+            {"product_key": device.product_key, "device_key": device.device_key, "time": T0 + i,
+             "measurepoints": {"humidity": Decimal("1.5")}} for i in range(3)]})
+
+    class _Raw:
+        message_id = "lag"
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # a redelivery: no new samples
+    assert registry.get_sample_value("twin_samples_written_total") == 3
+    assert registry.get_sample_value("twin_telemetry_messages_total") == 2
+    assert registry.get_sample_value("twin_telemetry_write_lag_seconds_count") == 2
+    lag_sum = registry.get_sample_value("twin_telemetry_write_lag_seconds_sum")
+    assert lag_sum is not None and 2 * 59 < lag_sum < 2 * 120
+    assert registry.get_sample_value("twin_telemetry_write_lag_seconds_bucket", {"le": "30.0"}) == 0
 
 
 async def test_readiness_includes_the_consumer(twin: TestClient[Any, Any]) -> None:

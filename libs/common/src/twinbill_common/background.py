@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from twinbill_common.health import READINESS, Check
+from twinbill_common.health import LIVENESS, READINESS, Check
 from twinbill_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -168,4 +168,5 @@ def add_background_loops(app: web.Application, *, group_check: str | None = None
     lifespan runs them with `async with app[BACKGROUND]:`."""
     loops = BackgroundLoops(app[READINESS], group_check=group_check, task_prefix=task_prefix)
     app[BACKGROUND] = loops
+    app[LIVENESS].append(lambda: loops.failure)  # /healthz fails from the moment a loop stops
     return loops

@@ -112,6 +112,17 @@ async def watch_dead_letter_depth(bus: Bus, queues: Sequence[str], gauge: Gauge,
         await asyncio.sleep(interval)
 
 
+async def watch_queue_depth(bus: Bus, queue: str, gauge: Gauge, *, interval: float = 15.0) -> None:
+    """Set `gauge` to the ready messages of a work queue (full name), forever: a consumer's
+    backlog. A broker that does not answer leaves the last value and is asked again next tick."""
+    while True:
+        try:
+            gauge.set(await bus.queue_depth(queue))
+        except BusUnavailable as err:
+            log.warning("queue depth unavailable", queue=queue, error=str(err))
+        await asyncio.sleep(interval)
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One message as `show` prints it."""

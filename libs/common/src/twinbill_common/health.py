@@ -1,4 +1,11 @@
-"""/healthz (alive), /readyz (stores and broker answer) and /metrics for every service."""
+"""/healthz (alive), /readyz (stores and broker answer) and /metrics for every service.
+
+/healthz fails only when the process cannot go on: a liveness check returns a reason (a
+background loop stopped, twinbill_common.background). The process then exits with status 1 by
+itself (twinbill_common.service); /healthz failing meanwhile lets a liveness probe restart a
+container whose shutdown hangs. A store or broker that does not answer fails /readyz only: a
+restart would not bring it back.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +16,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from twinbill_common.http import json_response
+from twinbill_common.metrics import HttpMetrics, http_metrics_middleware
 
 Check = Callable[[], Awaitable[object]]
 READINESS = web.AppKey("readiness_checks", dict[str, Check])
+Liveness = Callable[[], str | None]
+LIVENESS = web.AppKey("liveness_checks", list[Liveness])
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 
-async def healthz(_: web.Request) -> web.Response:
-    """The process answers."""
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers and none of its liveness checks names a fault (503 names them)."""
+    faults = [reason for check in request.app.get(LIVENESS, []) if (reason := check()) is not None]
+    if faults:
+        return json_response({"status": "failing", "failures": faults}, status=503)
     return json_response({"status": "ok"})
 
 
@@ -41,10 +55,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_health_routes(app: web.Application, *, registry: CollectorRegistry) -> dict[str, Check]:
-    """Mount the three routes; the returned dict is where the lifespan registers its checks."""
+    """Mount the three routes and the HTTP metrics middleware (outermost); the returned dict is
+    where the lifespan registers its readiness checks."""
     checks: dict[str, Check] = {}
     app[READINESS] = checks
+    app[LIVENESS] = []
     app[METRICS_REGISTRY] = registry
+    app[HTTP_METRICS] = HttpMetrics.create(registry)
+    app.middlewares.insert(0, http_metrics_middleware(app[HTTP_METRICS]))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -184,6 +184,7 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> Doc:
         ("skipped", len(outcome["skipped"])),
         ("failed", len(outcome["failed"])),
         ("exception", len(outcome["exceptions"])),
+        ("estimated", len(outcome["estimated"])),  # also counted as billed: a subset of it
     ):
         if count:
             ctx.metrics.bills.labels(label).inc(count)

@@ -15,6 +15,15 @@ class BillingMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.runs_finished = Counter(
+            "billing_runs_finished_total",
+            "Runs finished, by outcome: clean, or with_failures (a device failed, an exception "
+            "in the run, or a job dead-lettered); the run report lists them",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("clean", "with_failures"):  # from 0, so the first such run is an increase
+            self.runs_finished.labels(outcome)
         self.jobs = Counter(
             "billing_jobs_total",
             "Billing jobs by outcome (done, redelivered, retried, dead_lettered)",
@@ -23,7 +32,7 @@ class BillingMetrics:
         )
         self.bills = Counter(
             "billing_bills_total",
-            "Devices by outcome (billed, already_billed, skipped, failed, exception)",
+            "Devices by outcome (billed, already_billed, skipped, failed, exception, estimated)",
             ["outcome"],
             registry=registry,
         )

@@ -157,6 +157,8 @@ async def finish_if_done(run_id: str, ctx: BillingContext) -> None:
     duration = max((now - started).total_seconds(), 0.0) if isinstance(started, datetime) else 0.0
     if await ctx.store.finish_run(run, {"summary": summary, "finished_at": now, "duration_seconds": duration}):
         ctx.metrics.run_duration.observe(duration)
+        troubled = summary["failed"] or summary["exceptions"] or summary["jobs_dead_lettered"]
+        ctx.metrics.runs_finished.labels("with_failures" if troubled else "clean").inc()
         log.info(
             "run finished",
             run_id=run_id,

@@ -28,6 +28,7 @@ from twinbill_gateway.domain.credentials import (
 )
 from twinbill_gateway.errors import Unauthorized
 from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.metrics import sign_in_outcome
 from twinbill_gateway.settings import GatewaySettings
 
 
@@ -75,7 +76,9 @@ async def get_tokens(request: web.Request) -> web.Response:
     # scrypt takes tens of milliseconds: off the event loop
     if user is None or not user.is_active \
             or not await asyncio.to_thread(verify_password, body.password, user.password_hash):
+        sign_in_outcome(request, accepted=False)
         return json_response({"status": "failure"})
+    sign_in_outcome(request, accepted=True)
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
 

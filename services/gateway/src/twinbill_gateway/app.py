@@ -21,6 +21,7 @@ from twinbill_gateway.bemserver import setup_bemserver
 from twinbill_gateway.console import add_console_routes, console_headers
 from twinbill_gateway.domain.credentials import hash_password
 from twinbill_gateway.keys import CLIENT, SETTINGS, STORE
+from twinbill_gateway.metrics import auth_counter, auth_metrics_middleware
 from twinbill_gateway.proxy import forward
 from twinbill_gateway.settings import GatewaySettings
 from twinbill_gateway.store import IdentityStore
@@ -31,12 +32,14 @@ log = get_logger(__name__)
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; errors use the envelope of the surface the path belongs to."""
-    app = web.Application(middlewares=[envelope_middleware(
+    registry = new_registry()
+    # outermost of the gateway's own: it sees the status the envelope rendered (401, 403, 429)
+    app = web.Application(middlewares=[auth_metrics_middleware(auth_counter(registry)), envelope_middleware(
         [("/api/v1/scheduler/", render_meta), ("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
         default=render_management), console_headers],
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
-    checks = add_health_routes(app, registry=new_registry())
+    checks = add_health_routes(app, registry=registry)
     api.setup_routes(app)
     setup_bemserver(app)
     add_console_routes(app)

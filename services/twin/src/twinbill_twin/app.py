@@ -9,7 +9,7 @@ from aiohttp import web
 
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
-from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
+from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth, watch_queue_depth
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
@@ -21,6 +21,7 @@ from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.events import Outbox, declare_journal
 from twinbill_twin.keys import BUS, OUTBOX, POOL, REFUSALS, SETTINGS
+from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import WriteRefusals, setup_timeseries
 
@@ -44,6 +45,7 @@ def create_app(settings: TwinSettings) -> web.Application:
     app[REFUSALS] = refusals
     # Not ready while PostgreSQL refuses time-series writes (disk full): /readyz names the reason.
     checks["timeseries_store"] = refusals.check
+    metrics = TwinMetrics.create(registry)
     background = add_background_loops(app)
     add_registry_routes(app)
     setup_bemserver(app)
@@ -65,6 +67,8 @@ def create_app(settings: TwinSettings) -> web.Application:
             background.start("outbox_relay", outbox.relay(interval=settings.outbox_relay_interval))
             background.start("dead_letter_depth", watch_dead_letter_depth(
                 bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
+            background.start("telemetry_queue_depth", watch_queue_depth(
+                bus, TWIN_TELEMETRY.name, metrics.queue_depth))
             yield
         await bus.close()
         await pool.close()
@@ -73,5 +77,5 @@ def create_app(settings: TwinSettings) -> web.Application:
     # time series: routes, and the telemetry consumer (a cleanup context after the lifespan)
     setup_timeseries(app, pool_key=POOL, bus_key=BUS, default_zone=settings.default_timezone,
                      max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait,
-                     refusals=refusals)
+                     refusals=refusals, metrics=metrics)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from twinbill_twin.domain.samples import (
     sample_values,
     value_text,
 )
+from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals, refuses_writes
 from twinbill_twin.store.samples import (
     CurrentValue,
@@ -119,8 +121,10 @@ class TelemetryConsumer:
     """Consumes `twin.telemetry` in batches into PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, max_batch: int = 500,
-                 max_wait: float = 0.05, parallel: int = 2, refusals: WriteRefusals | None = None) -> None:
+                 max_wait: float = 0.05, parallel: int = 2, refusals: WriteRefusals | None = None,
+                 metrics: TwinMetrics | None = None) -> None:
         self.pool = pool
+        self.metrics = metrics
         self.bus = bus
         # Class-53 refusals seen by the writes (readiness, metrics, the ingest gateway's poll).
         self.refusals = refusals if refusals is not None else WriteRefusals()
@@ -185,6 +189,17 @@ class TelemetryConsumer:
                 raise
         self.refusals.stored(batch=id(deliveries))
         self.stored_total += result.stored
+        if self.metrics is not None:
+            self.observe(deliveries, stored=result.stored)
+
+    def observe(self, deliveries: list[Delivery[MeasurementsAccepted]], *, stored: int) -> None:
+        """Count a committed batch and how long after the gateway received each message it was."""
+        assert self.metrics is not None
+        now_ms = time.time() * 1000
+        self.metrics.samples_written.inc(stored)
+        self.metrics.messages_stored.inc(len(deliveries))
+        for delivery in deliveries:
+            self.metrics.write_lag.observe(max(now_ms - delivery.message.received_at, 0.0) / 1000)
 
     async def _resolve(self, conn: asyncpg.Connection,
                        deliveries: list[Delivery[MeasurementsAccepted]]) -> None:

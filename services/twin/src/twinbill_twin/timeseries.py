@@ -14,6 +14,7 @@ from twinbill_common.http import json_response
 from twinbill_twin.api.timeseries import add_timeseries_routes
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.keys import CONSUMER
+from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals
 
 STORE_PATH = "/internal/v1/telemetry/store"
@@ -30,6 +31,7 @@ def setup_timeseries(
     parallel: int = 2,
     consume: bool = True,
     refusals: WriteRefusals | None = None,
+    metrics: TwinMetrics | None = None,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
     bus and the background loops) that runs the telemetry consumer as one of those loops.
@@ -54,7 +56,8 @@ def setup_timeseries(
 
     async def background(current: web.Application) -> AsyncIterator[None]:
         consumer = TelemetryConsumer(current[pool_key], current[bus_key], max_batch=max_batch,
-                                     max_wait=max_wait, parallel=parallel, refusals=store_state)
+                                     max_wait=max_wait, parallel=parallel, refusals=store_state,
+                                     metrics=metrics)
         current[CONSUMER] = consumer
         # Stopped with the other loops, before the lifespan closes the pool and the bus.
         current[BACKGROUND].start("telemetry_consumer", consumer.run())
