@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
+from tests.servicetokens import TEST_TOKENS
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import create_app
@@ -46,7 +47,7 @@ async def test_registry_from_the_twin_and_status_back_to_it(
         share_group=f"g{uuid.uuid4().hex[:8]}",
         status_interval=0.2,
     )
-    source = HttpRegistrySource(str(twin.make_url("")))
+    source = HttpRegistrySource(str(twin.make_url("")), tokens=TEST_TOKENS)
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
     await server.start_server()

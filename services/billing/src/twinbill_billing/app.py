@@ -39,6 +39,7 @@ from twinbill_common.http import envelope_middleware, render_management, render_
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.servicetokens import ServiceTokens, require_service_token
 from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 log = get_logger(__name__)
@@ -63,8 +64,10 @@ async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: floa
 
 def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc_clock) -> web.Application:
     """Build the billing service: seed-000 history, tariffs, run summaries, health, consumers."""
+    tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="billing")
     app = web.Application(
-        middlewares=[envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management)]
+        middlewares=[envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management),
+                     require_service_token(tokens, audience="billing")]
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -86,7 +89,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         store = BillStore(client, settings.mongo_db)
         await store.ensure_indexes()
         await ensure_audit_indexes(audit_collection(store.db))
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout),
+                                        middlewares=(tokens.client_middleware({settings.twin_url: "twin"}),))
         bus = Bus(
             settings.amqp_url.get_secret_value(),
             namespace=settings.bus_namespace,

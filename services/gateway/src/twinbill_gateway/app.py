@@ -14,6 +14,7 @@ from twinbill_common.http import envelope_middleware, render_dt, render_manageme
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import open_schema
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.smorest import render_smorest
 from twinbill_gateway import api
 from twinbill_gateway.bemserver import PREFIX as BEMSERVER
@@ -51,7 +52,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
                                    hash_password, settings.admin_password.get_secret_value()))
             log.info("created the first administrator", email=settings.admin_email)
         app[STORE] = store
-        app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout))
+        tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="gateway")
+        upstreams = {settings.twin_url: "twin", settings.scheduler_url: "scheduler",
+                     settings.billing_url: "billing"}
+        app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout),
+                                            middlewares=(tokens.client_middleware(upstreams),))
         checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         yield
         await app[CLIENT].close()

@@ -15,6 +15,7 @@ from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_dep
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.topology import INGEST_COMMANDS
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
@@ -33,7 +34,8 @@ def default_source(settings: IngestSettings) -> RegistrySource:
     """The registry file if one is set, else the twin service's internal endpoints."""
     if settings.registry_file is not None:
         return StaticRegistrySource.from_file(settings.registry_file)
-    return HttpRegistrySource(settings.twin_url)
+    return HttpRegistrySource(settings.twin_url, tokens=ServiceTokens(
+        settings.service_key.get_secret_value(), issuer="ingest"))
 
 
 async def load_with_retry(cache: RegistryCache, source: RegistrySource) -> None:

@@ -16,6 +16,7 @@ from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import TRANSIENT_ERRORS, open_schema
 from twinbill_common.schemas import RegistryChanged
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.topology import BILLING_RUNS
 from twinbill_common.zones import HttpProjectZones, ProjectZones
 from twinbill_scheduler.api import add_task_routes
@@ -54,7 +55,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
         project_zones: ProjectZones
         if zones is None:
             http_zones = HttpProjectZones(settings.twin_url, default=settings.default_timezone,
-                                          ttl=settings.zone_cache_seconds)
+                                          ttl=settings.zone_cache_seconds, tokens=ServiceTokens(
+                                              settings.service_key.get_secret_value(), issuer="scheduler"))
             project_zones = http_zones
         else:
             project_zones = zones

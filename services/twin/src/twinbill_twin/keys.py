@@ -8,6 +8,7 @@ from aiohttp import web
 from twinbill_common.bus import Bus
 from twinbill_twin.events import Outbox
 from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.secretbox import DeviceSecrets
 from twinbill_twin.settings import TwinSettings
 
 SETTINGS = web.AppKey("settings", TwinSettings)
@@ -15,3 +16,4 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 BUS = web.AppKey("bus", Bus)
 OUTBOX = web.AppKey("outbox", Outbox)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
+DEVICE_SECRETS = web.AppKey("device_secrets", DeviceSecrets)
