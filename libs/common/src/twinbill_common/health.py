@@ -40,12 +40,23 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_health_routes(app: web.Application, *, registry: CollectorRegistry) -> dict[str, Check]:
-    """Mount the three routes; the returned dict is where the lifespan registers its checks."""
+def add_health_routes(app: web.Application, *, registry: CollectorRegistry,
+                      metrics_route: bool = True) -> dict[str, Check]:
+    """Mount the three routes; the returned dict is where the lifespan registers its checks.
+    `metrics_route=False` leaves /metrics out (a public port: serve `metrics_app` elsewhere)."""
     checks: dict[str, Check] = {}
     app[READINESS] = checks
     app[METRICS_REGISTRY] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    if metrics_route:
+        app.router.add_get("/metrics", metrics)
     return checks
+
+
+def metrics_app(registry: CollectorRegistry) -> web.Application:
+    """An application serving only /metrics of `registry`, for a listener of its own."""
+    app = web.Application()
+    app[METRICS_REGISTRY] = registry
+    app.router.add_get("/metrics", metrics)
+    return app

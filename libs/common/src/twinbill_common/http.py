@@ -136,6 +136,9 @@ def envelope_middleware(
             response = await handler(request)
         except HttpError as err:
             response = pick(request.path)(err, request_id)
+            extra = err.data.get("headers") if isinstance(err.data, dict) else None
+            if extra:  # Retry-After of a 429, WWW-Authenticate of a 401
+                response.headers.update(extra)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -198,12 +201,24 @@ def _refuse_bad_text_in_target(request: web.Request) -> None:
         raise ValidationFailed(bad, data={"location": "query"})
 
 
+# pydantic's wrapping of a validator's own message ("Value error, month must be ...")
+_LIBRARY_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _reason(message: str) -> str:
+    """A validator's reason without pydantic's wrapper words."""
+    for prefix in _LIBRARY_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
 def validation_fields(err: ValidationError) -> dict[str, list[str]]:
     """Turn pydantic's errors into {field: [reasons]}, the shape seed 001 shows."""
     fields: dict[str, list[str]] = {}
     for problem in err.errors():
         name = field_path(problem["loc"]) or "_schema"
-        reason = "Missing data for required field." if problem["type"] == "missing" else problem["msg"]
+        reason = "Missing data for required field." if problem["type"] == "missing" else _reason(problem["msg"])
         fields.setdefault(name, []).append(reason)
     return fields
 

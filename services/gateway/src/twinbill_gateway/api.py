@@ -9,10 +9,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
-from twinbill_common.http import dumps, json_response, parse_model, read_json
+from twinbill_common.http import dumps, json_response, meta_ok, parse_model, read_json
 from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
 from twinbill_gateway.auth import authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
+    ApiKey,
     Bearer,
     CredentialError,
     TokenClaims,
@@ -24,10 +25,9 @@ from twinbill_gateway.domain.credentials import (
     new_session_id,
     parse_authorization,
     read_claims,
-    verify_password,
 )
 from twinbill_gateway.errors import Unauthorized
-from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.keys import SETTINGS, SIGN_IN, STORE
 from twinbill_gateway.settings import GatewaySettings
 
 
@@ -71,10 +71,8 @@ def _tokens(user_id: int, settings: GatewaySettings, *, session_id: str) -> dict
 async def get_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token: {"status": "success", tokens} or {"status": "failure"}, as BEMServer."""
     body = parse_model(TokenRequest, await read_json(request))
-    user = await request.app[STORE].by_email(body.email)
-    # scrypt takes tens of milliseconds: off the event loop
-    if user is None or not user.is_active \
-            or not await asyncio.to_thread(verify_password, body.password, user.password_hash):
+    user = await request.app[SIGN_IN].check(request, body.email, body.password)
+    if user is None or not user.is_active:
         return json_response({"status": "failure"})
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
@@ -116,6 +114,32 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
     await request.app[STORE].revoke_session(claims.session_id, user_id=claims.user_id, expires_at=expires_at)
     return web.Response(status=204)
+
+
+LOGOUT_PATH = "/api/v1/auth/logout"
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/logout, seed 000's 登出接口: the caller's credential stops working.
+    `Authorization: token <user_id>:<key>` deletes that API key (a new one is made with
+    POST /api/v1/users/me/api_key); `Bearer` revokes the token's sign-in session (its access and
+    refresh tokens). Answered in seed 000's envelope: {"meta": {"code": 0, "message": "logout
+    ok."}, "data": {}}. HTTP basic has nothing to revoke: 400."""
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    user = await authenticate(request, store=store, secret=settings.jwt_secret.get_secret_value())
+    credentials = parse_authorization(request.headers.get("Authorization", ""))
+    if isinstance(credentials, ApiKey):
+        await store.delete_api_key(user.id)
+    elif isinstance(credentials, Bearer):
+        claims = _bearer_claims(request, kind="access")
+        if claims.session_id is None:
+            raise HttpError(400, "this token has no session to revoke; it lapses when it expires")
+        expires_at = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
+        await store.revoke_session(claims.session_id, user_id=user.id, expires_at=expires_at)
+    else:
+        raise HttpError(400, "HTTP basic credentials cannot be logged out: change the password")
+    return meta_ok({}, "logout ok.")
 
 
 async def _admin(request: web.Request) -> None:
@@ -201,6 +225,7 @@ def setup_routes(app: web.Application) -> None:
         web.post("/api/v1/auth/token", get_tokens),
         web.post("/api/v1/auth/token/refresh", refresh_tokens),
         web.post("/api/v1/auth/token/revoke", revoke_tokens),
+        web.post(LOGOUT_PATH, logout),
         web.get("/api/v1/users/me", me),
         web.post("/api/v1/users/me/api_key", create_api_key),
         web.get("/api/v1/users/", list_users),

@@ -13,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from twinbill_common.errors import HttpError, NotFound, RegistryUnavailable, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
+from twinbill_common.logging import get_logger
 from twinbill_common.paging import INT32_MAX, Errors, query_int, query_page
 from twinbill_scheduler.domain.crontab import FIELDS, Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
 from twinbill_scheduler.keys import STORE, ZONES
+
+log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 _KEY = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -104,7 +107,10 @@ async def _project_zone(request: web.Request, project_id: int) -> str:
     try:
         return await request.app[ZONES].zone_of(project_id)
     except RegistryUnavailable as err:
-        raise HttpError(503, f"project registry unavailable: {err}; retry") from err
+        # the cause (an address, a client library's exception) goes to the log, not the client
+        log.warning("project registry unavailable", project_id=project_id, error=str(err))
+        raise HttpError(503, f"project registry unavailable: GET /api/v1/projects/{project_id} "
+                             "got no answer from the twin service; retry") from err
 
 
 def _next_from_now(crontab: Crontab, zone: str) -> datetime:

@@ -55,7 +55,7 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
     pg_dsn, amqp_url = settings.pg_dsn, settings.amqp_url
     return [
         ServiceProcess("gateway", "twinbill_gateway", 8000, {
-            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000"}),
+            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000", "GATEWAY_METRICS_PORT": "8009"}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
             "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {

@@ -23,8 +23,8 @@ from twinbill_common.smorest import (
 )
 from twinbill_gateway.api import _tokens
 from twinbill_gateway.bemserver.auth import Caller, caller, require_admin
-from twinbill_gateway.domain.credentials import hash_password, new_session_id, verify_password
-from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.domain.credentials import hash_password, new_session_id
+from twinbill_gateway.keys import SETTINGS, SIGN_IN, STORE
 
 # The bemserver-api release whose contract this surface follows (bemserver-api-client 0.22
 # accepts >=0.26.0,<0.27.0).
@@ -67,9 +67,8 @@ async def get_tokens(request: web.Request) -> web.Response:
     body = load_body(await read_json(request), {"email": Field("email", required=True, nullable=False),
                                                 "password": Field("str", required=True, nullable=False,
                                                                   length=(1, 80))})
-    user = await request.app[STORE].by_email(body["email"])
-    if user is None or not user.is_active \
-            or not await asyncio.to_thread(verify_password, body["password"], user.password_hash):
+    user = await request.app[SIGN_IN].check(request, body["email"], body["password"])
+    if user is None or not user.is_active:
         return json_response({"status": "failure"})
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 

@@ -1,0 +1,58 @@
+"""What the gateway's public port does not give away: /metrics (served on METRICS_PORT only), and
+library wording in error answers (PyJWT's, PostgreSQL's, aiohttp's)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from tests.integration.gateway.test_gateway import ADMIN
+from twinbill_common.mongo import free_port
+from twinbill_gateway.app import create_app
+from twinbill_gateway.settings import GatewaySettings
+
+Client = TestClient[Any, Any]
+
+
+async def test_metrics_are_not_on_the_public_port(pg_dsn: str) -> None:
+    """GET /metrics on the gateway's port is a 404 (and not forwarded to a service); the metrics
+    port answers Prometheus text."""
+    port = free_port()
+    settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
+                               admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]),
+                               twin_url="http://127.0.0.1:9", scheduler_url="http://127.0.0.1:9",
+                               billing_url="http://127.0.0.1:9", metrics_port=port)
+    client: Client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        for path in ("/metrics", "/metrics/", "/api/v1/../metrics"):
+            response = await client.get(path)
+            assert response.status in (401, 404), (path, response.status)
+            assert b"# HELP" not in await response.read()
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            assert "# HELP" in await response.text() or await response.text() == ""
+            async with http.get(f"http://127.0.0.1:{port}/api/v1/users/me") as other:
+                assert other.status == 404  # the metrics port serves nothing else
+    finally:
+        await client.close()
+
+
+async def test_a_bad_token_is_refused_without_the_libraries_wording(pg_dsn: str) -> None:
+    """PyJWT's messages ("Not enough segments", "Signature verification failed") stay inside."""
+    settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
+                               admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]))
+    client: Client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        response = await client.get("/api/v1/users/me", headers={"Authorization": "Bearer abc"})
+        body = await response.json()
+        assert response.status == 401
+        assert body["message"] == "invalid token: bad signature, format or claims"
+    finally:
+        await client.close()
