@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from twinbill_common.apidocs import documented
 from twinbill_common.http import json_response
 
 Check = Callable[[], Awaitable[object]]
@@ -15,11 +17,14 @@ READINESS = web.AppKey("readiness_checks", dict[str, Check])
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 
+@documented(summary="The process answers", response=dict[str, str], tags=("operations",))
 async def healthz(_: web.Request) -> web.Response:
     """The process answers."""
     return json_response({"status": "ok"})
 
 
+@documented(summary="Stores, broker and background loops answer (503 names those that do not)",
+            response=dict[str, Any], tags=("operations",))
 async def readyz(request: web.Request) -> web.Response:
     """Every dependency answers within two seconds; 503 names the ones that do not."""
     checks = request.app[READINESS]
@@ -34,6 +39,7 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "checks": sorted(checks)})
 
 
+@documented(summary="Prometheus text exposition", content_type="text/plain", tags=("operations",))
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of this service's registry."""
     body = generate_latest(request.app[METRICS_REGISTRY])

@@ -32,6 +32,8 @@ Renderer = Callable[[HttpError, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
+# The attribute of the envelope middleware holding (rules, default): the API description reads it.
+ENVELOPE_RULES = "envelope_rules"
 # Seed 002's codes. 401/403 are not in the seed (its API has no security); the gateway adds them.
 DT_MESSAGES = {200: "success", 400: "paramater error", 401: "unauthorized", 403: "forbidden",
                404: "not found", 500: "error"}
@@ -150,6 +152,7 @@ def envelope_middleware(
         response.headers["X-Request-Id"] = request_id
         return response
 
+    setattr(middleware, ENVELOPE_RULES, (list(rules), default))
     return middleware
 
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from twinbill_billing.reports import add_report_routes
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import TRANSIENT_ERRORS, BillStore
 from twinbill_billing.twin import HttpTwinClient
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -76,6 +78,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     dead_letters = dead_letter_gauge(registry)
     app[METRICS] = metrics
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill billing", version=version("twinbill-billing"),
+                 description="Seed 000's bill history, tariffs, runs and corrections.")
     background = add_background_loops(app, task_prefix="billing.")
     add_history_routes(app)
     add_management_routes(app)

@@ -17,6 +17,7 @@ from twinbill_common.postgres import open_schema
 from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.smorest import render_smorest
 from twinbill_gateway import api
+from twinbill_gateway.apidocs import add_api_doc_routes
 from twinbill_gateway.bemserver import PREFIX as BEMSERVER
 from twinbill_gateway.bemserver import setup_bemserver
 from twinbill_gateway.console import add_console_routes, console_headers
@@ -45,6 +46,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     api.setup_routes(app)
     setup_bemserver(app)
     add_console_routes(app)
+    add_api_doc_routes(app)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import version
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -57,6 +59,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
     app[SETTINGS] = settings
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill ingest gateway", version=version("twinbill-ingest"),
+                 description="Health and metrics only: devices speak MQTT (seed 003).")
     background = add_background_loops(app, group_check="ingest_serve")  # its name in /readyz
     metrics = IngestMetrics.create(registry)
     dead_letters = dead_letter_gauge(registry)

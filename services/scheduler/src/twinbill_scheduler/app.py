@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -41,6 +43,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     registry = new_registry()
     metrics = scheduler_metrics(registry)
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill scheduler", version=version("twinbill-scheduler"),
+                 description="Seed 000's billing task API.")
     background = add_background_loops(app, task_prefix="scheduler.")
     dead_letters = dead_letter_gauge(registry)
     add_task_routes(app)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -45,6 +47,8 @@ def create_app(settings: TwinSettings) -> web.Application:
     app[DEVICE_SECRETS] = device_secrets = DeviceSecrets(settings.device_secret_key.get_secret_value())
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill twin service", version=version("twinbill-twin"),
+                 description="Registry, digital twins (seed 002), time series; /internal/ wants a service token.")
     dead_letters = dead_letter_gauge(registry)
     background = add_background_loops(app)
     add_registry_routes(app)
