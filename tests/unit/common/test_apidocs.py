@@ -3,9 +3,12 @@ validate its bodies and the error body of the surface each path belongs to."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from aiohttp import web
 
@@ -19,6 +22,7 @@ from twinbill_scheduler.settings import SchedulerSettings
 from twinbill_twin.app import create_app as twin_app
 from twinbill_twin.settings import TwinSettings
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 APPS = {
     "twin": lambda: twin_app(TwinSettings()),
     "scheduler": lambda: scheduler_app(SchedulerSettings()),
@@ -76,3 +80,18 @@ def test_each_surface_documents_its_own_error_body() -> None:
     assert paths["/dt/open/v1/instances"]["get"]["responses"]["400"]["$ref"].endswith("/DtError")
     assert paths["/bemserver/sites/"]["get"]["responses"]["404"]["$ref"].endswith("/SmorestError")
     assert paths["/api/v1/sites/"]["get"]["responses"]["404"]["$ref"].endswith("/ManagementError")
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("seed000_tasks_*.json")))
+def test_the_seeds_own_answers_fit_the_documented_schemas(fixture: str) -> None:
+    """Seed 000's example answers, verbatim, validate against the document's success schema of
+    their operation (the description is not looser or stricter than the seed)."""
+    example = json.loads((FIXTURES / fixture).read_text())
+    document = openapi_document(scheduler_app(SchedulerSettings()), title="s", version="0")
+    path = example["path"].split("?")[0]
+    template = next(p for p in document["paths"]
+                    if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)), path))
+    success = document["paths"][template][example["method"].lower()]["responses"]["200"]
+    schema = {**success["content"]["application/json"]["schema"], "components": document["components"]}
+    errors = [e.message[:200] for e in jsonschema_rs.validator_for(schema).iter_errors(example["response"])]
+    assert errors == []

@@ -22,7 +22,7 @@ class TaskRead(BaseModel):
 
     name: str
     crontab: CrontabRead
-    natrual_key: str = Field(pattern=r"^[0-9a-f]{32}$")
+    natrual_key: str = Field(description="32 hex characters (the seed abbreviates them)")
     project_id: int
     device_type: int
     last_run_at: str | None
