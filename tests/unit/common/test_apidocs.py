@@ -96,3 +96,30 @@ def test_the_seeds_own_answers_fit_the_documented_schemas(fixture: str) -> None:
     schema = {**success["content"]["application/json"]["schema"], "components": document["components"]}
     errors = [e.message[:200] for e in jsonschema_rs.validator_for(schema).iter_errors(example["response"])]
     assert errors == []
+
+
+SEED_002 = {"seed002_instances.json": ("/dt/open/v1/instances", "get"),
+            "seed002_instance_detail.json": ("/dt/open/v1/instance", "get"),
+            "seed002_control_response.json": ("/dt/open/v1/instance/{id}", "patch")}
+
+
+def _validate(document: dict[str, Any], schema: dict[str, Any], instance: Any) -> list[str]:
+    rooted = {**schema, "components": document["components"]}
+    return [e.message[:200] for e in jsonschema_rs.validator_for(rooted).iter_errors(instance)]
+
+
+def test_seed_002_examples_fit_the_twins_document() -> None:
+    """Seed 002's list, detail and reverse-control examples fit their operations' schemas, its
+    control request fits the body schema (ExpectValue), and its error examples the error body."""
+    document = openapi_document(twin_app(TwinSettings()), title="t", version="0")
+    for fixture, (path, method) in SEED_002.items():
+        operation = document["paths"][path][method]
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert _validate(document, schema, json.loads((FIXTURES / fixture).read_text())) == [], fixture
+    body = document["paths"]["/dt/open/v1/instance/{id}"]["patch"]["requestBody"]["content"]["application/json"]
+    request = json.loads((FIXTURES / "seed002_control_request.json").read_text())
+    assert _validate(document, body["schema"], request) == []
+    error = {"$ref": "#/components/schemas/DtError"}
+    for status, example in json.loads((FIXTURES / "seed002_errors.json").read_text()).items():
+        if status.isdigit():
+            assert _validate(document, error, example) == [], status

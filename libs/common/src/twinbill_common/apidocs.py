@@ -86,7 +86,7 @@ class DtError(BaseModel):
 
     code: Literal[400, 401, 403, 404, 500]
     message: Literal["paramater error", "unauthorized", "forbidden", "not found", "error"]
-    data: dict[str, Any]
+    data: dict[str, Any] | None = None  # twinbill always sends it; the seed's examples leave it out
 
 
 class ManagementError(BaseModel):
