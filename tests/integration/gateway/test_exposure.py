@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from tests.integration.gateway.test_gateway import ADMIN
+from twinbill_common.health import READINESS
 from twinbill_common.mongo import free_port
 from twinbill_gateway.app import create_app
 from twinbill_gateway.settings import GatewaySettings
@@ -54,5 +55,25 @@ async def test_a_bad_token_is_refused_without_the_libraries_wording(pg_dsn: str)
         body = await response.json()
         assert response.status == 401
         assert body["message"] == "invalid token: bad signature, format or claims"
+    finally:
+        await client.close()
+
+
+async def test_readiness_on_the_public_port_names_checks_without_their_text(pg_dsn: str) -> None:
+    """A failing check is named in the gateway's /readyz, its exception text (an address, a
+    driver's wording) is not: that goes to the log."""
+    settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
+                               admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]))
+    client: Client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        async def refused() -> None:
+            raise OSError("connect to 10.0.0.5:5432 refused")
+        assert client.app is not None
+        client.app[READINESS]["store"] = refused
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 503 and body["failures"] == {"store": "unavailable"}
+        assert "10.0.0.5" not in await response.text()
     finally:
         await client.close()

@@ -11,10 +11,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from twinbill_common.apidocs import documented
 from twinbill_common.http import json_response
+from twinbill_common.logging import get_logger
 
 Check = Callable[[], Awaitable[object]]
 READINESS = web.AppKey("readiness_checks", dict[str, Check])
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+# False on a port clients reach (the API gateway's): /readyz names failing checks without the
+# exception's text (addresses, driver wording), which goes to the log instead.
+READINESS_DETAIL = web.AppKey("readiness_detail", bool)
+log = get_logger(__name__)
 
 
 @documented(summary="The process answers", response=dict[str, str], tags=("operations",))
@@ -34,6 +39,9 @@ async def readyz(request: web.Request) -> web.Response:
             await asyncio.wait_for(check(), timeout=2.0)
         except Exception as err:  # noqa: BLE001  # any failure means "not ready"; the reason is reported
             failures[name] = f"{type(err).__name__}: {err}"
+            if not request.app.get(READINESS_DETAIL, True):
+                log.warning("not ready", check=name, reason=failures[name])
+                failures[name] = "unavailable"
     if failures:
         return json_response({"status": "unavailable", "failures": failures}, status=503)
     return json_response({"status": "ok", "checks": sorted(checks)})
@@ -47,11 +55,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_health_routes(app: web.Application, *, registry: CollectorRegistry,
-                      metrics_route: bool = True) -> dict[str, Check]:
+                      metrics_route: bool = True, public: bool = False) -> dict[str, Check]:
     """Mount the three routes; the returned dict is where the lifespan registers its checks.
-    `metrics_route=False` leaves /metrics out (a public port: serve `metrics_app` elsewhere)."""
+    `public=True` (a port clients reach) leaves /metrics out (serve `metrics_app` elsewhere) and
+    keeps failure texts out of /readyz; `metrics_route=False` only leaves /metrics out."""
     checks: dict[str, Check] = {}
     app[READINESS] = checks
+    app[READINESS_DETAIL] = not public
+    metrics_route = metrics_route and not public
     app[METRICS_REGISTRY] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -41,8 +41,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     registry = new_registry()
-    # the gateway's port faces clients: /metrics is served on METRICS_PORT only
-    checks = add_health_routes(app, registry=registry, metrics_route=False)
+    # the gateway's port faces clients: /metrics is served on METRICS_PORT only, and /readyz names
+    # a failing check without its exception's text
+    checks = add_health_routes(app, registry=registry, public=True)
     api.setup_routes(app)
     setup_bemserver(app)
     add_console_routes(app)
