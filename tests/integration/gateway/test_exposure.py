@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from tests.integration.gateway.test_gateway import ADMIN
+from tests.integration.gateway.test_gateway import ADMIN, basic
 from twinbill_common.health import READINESS
 from twinbill_common.mongo import free_port
 from twinbill_gateway.app import create_app
@@ -75,5 +75,22 @@ async def test_readiness_on_the_public_port_names_checks_without_their_text(pg_d
         body = await response.json()
         assert response.status == 503 and body["failures"] == {"store": "unavailable"}
         assert "10.0.0.5" not in await response.text()
+    finally:
+        await client.close()
+
+
+async def test_bemserver_ids_past_postgresqls_integer_are_not_found(pg_dsn: str) -> None:
+    """Found by schemathesis: /bemserver/user_groups/{id} and /bemserver/users/{id} with an id past
+    PostgreSQL's integer were a 500 (asyncpg's range error); now BEMServer's 404."""
+    settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
+                               admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]))
+    client: Client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        for path in ("/bemserver/user_groups/107457368281", "/bemserver/users/-68719476737",
+                     "/bemserver/users_by_user_groups/524205870120254912"):
+            response = await client.get(path, headers=basic(*ADMIN))
+            assert response.status == 404, (path, await response.text())
+            assert (await response.json())["code"] == 404
     finally:
         await client.close()

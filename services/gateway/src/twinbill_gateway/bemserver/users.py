@@ -11,6 +11,7 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError
 from twinbill_common.http import json_response, read_json
+from twinbill_common.paging import INT32_MAX, parse_int
 from twinbill_common.smorest import (
     Field,
     check_if_match,
@@ -82,7 +83,8 @@ async def refresh_tokens(request: web.Request) -> web.Response:
 
 async def _row(request: web.Request, who: Caller) -> asyncpg.Record:
     try:
-        ident = int(request.match_info["id"])
+        # an id no row can have (past PostgreSQL's integer, say) is simply not found
+        ident = parse_int(request.match_info["id"], minimum=-INT32_MAX - 1)
     except ValueError:
         raise not_found() from None
     row = await request.app[STORE].pool.fetchrow("SELECT * FROM users WHERE id = $1", ident)
