@@ -94,3 +94,19 @@ async def test_bemserver_ids_past_postgresqls_integer_are_not_found(pg_dsn: str)
             assert (await response.json())["code"] == 404
     finally:
         await client.close()
+
+
+async def test_a_project_id_past_postgresqls_integer_is_a_validation_error(pg_dsn: str) -> None:
+    """Found by schemathesis: creating a user with a project id past PostgreSQL's integer was a
+    500; now a 422 naming the field."""
+    settings = GatewaySettings(pg_dsn=SecretStr(pg_dsn), schema_name=f"identity_{uuid.uuid4().hex[:8]}",
+                               admin_email=ADMIN[0], admin_password=SecretStr(ADMIN[1]))
+    client: Client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        response = await client.post("/api/v1/users/", headers=basic(*ADMIN), json={
+            "name": "n", "email": "n@example.test", "password": "long-enough", "projects": [2**40]})
+        assert response.status == 422
+        assert "projects[0]" in (await response.json())["errors"]["json"]
+    finally:
+        await client.close()
