@@ -13,6 +13,7 @@ from typing import Any
 import aiomqtt
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conditions import wait_until
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 from tests.servicetokens import TEST_TOKENS
@@ -98,8 +99,14 @@ async def test_registry_from_the_twin_and_status_back_to_it(
         status = app[GATEWAY].status
         assert status is not None
         await status.flush()
-        got = await (await twin.get(f"/api/v1/devices/{meter['id']}")).json()
-        assert got["last_seen"] is not None
+        # the reporter's own loop may have taken the batch just before this flush and still be
+        # posting it: wait for it to land rather than read once
+        got: dict[str, object] = {}
+
+        async def reported() -> bool:
+            got.update(await (await twin.get(f"/api/v1/devices/{meter['id']}")).json())
+            return got["last_seen"] is not None
+        await wait_until(reported, timeout=TIMEOUT, what="the status report to reach the twin")
         assert got["online"] is True
     finally:
         await server.close()
