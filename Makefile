@@ -27,6 +27,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 $(CONSOLE_VENDOR)/.installed: node_modules/.package-lock.json
 	mkdir -p $(CONSOLE_VENDOR)
 	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE $(CONSOLE_VENDOR)/
+	mkdir -p $(CONSOLE_VENDOR)/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+		node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/NOTICE $(CONSOLE_VENDOR)/swagger-ui/
 	touch $@
 
 # The browser tests drive Debian's chromium, with a Chinese font so zh-CN pages render (the

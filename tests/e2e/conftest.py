@@ -113,7 +113,7 @@ async def stop_all(platform: Platform) -> None:
             await process.wait()
 
 
-async def wait_ready(http: aiohttp.ClientSession, service: Service, *, within: float = 60) -> None:
+async def wait_ready(http: aiohttp.ClientSession, service: Service, *, within: float = 180) -> None:
     """Poll /readyz every 0.5 s until 200; fail if the process exits or the deadline passes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

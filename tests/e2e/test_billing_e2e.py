@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo import AsyncMongoClient
 
+from tests.servicetokens import as_service
 from twinbill_billing.app import create_app as create_billing
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_billing.settings import BillingSettings
@@ -41,7 +42,7 @@ async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[
     """The real twin app in a schema of its own, consuming telemetry in the test's namespace."""
     settings = TwinSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, schema_name=f"e2eb_{uuid.uuid4().hex[:8]}",
                             bus_namespace=bus_namespace, pg_pool_max=4)
-    client: TestClient[Any, Any] = TestClient(TestServer(create_twin(settings)))
+    client: TestClient[Any, Any] = TestClient(TestServer(create_twin(settings)), headers=as_service("twin"))
     await client.start_server()
     yield client
     await client.close()

@@ -13,6 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from twinbill_common.http import envelope_middleware
+from twinbill_common.servicetokens import ServiceTokens, require_service_token
+from twinbill_common.settings import DEV_SERVICE_KEY
+
 
 @dataclass
 class TwinData:
@@ -91,7 +95,9 @@ def create_fake_twin(data: TwinData) -> web.Application:
         return web.json_response({"id": project_id, "name": f"p{project_id}",
                                   "timezone": data.timezones[project_id], "description": ""})
 
-    app = web.Application()
+    # the real twin's check: billing's calls must carry its service token
+    app = web.Application(middlewares=[envelope_middleware([]), require_service_token(
+        ServiceTokens(DEV_SERVICE_KEY, issuer="fake-twin"), audience="twin")])
     app.router.add_get("/internal/v1/billing/devices", billing_devices)
     app.router.add_post("/internal/v1/readings/last", readings_last)
     app.router.add_get("/api/v1/projects/{id}", project)

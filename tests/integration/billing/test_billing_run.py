@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from tests.servicetokens import as_service
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.schemas.billing import RunBilling
 from twinbill_common.topology import BILLING
@@ -118,7 +119,8 @@ async def test_run_bills_every_meter_exactly(billing: Billing, twin: tuple[TwinD
     assert [e["device_id"] for e in summary["exception_devices"]] == [17]
     assert sorted(e["device_id"] for e in summary["skipped_devices"]) == [18, 19]
     assert summary["failed"] == 0 and summary["jobs_done"] == summary["jobs_total"] == 3
-    async with billing.http.get(f"{billing.url}/internal/v1/runs/task1:1711900800") as response:
+    async with billing.http.get(f"{billing.url}/internal/v1/runs/task1:1711900800",
+                                headers=as_service("billing")) as response:
         live = await response.json()
     assert live["summary"]["billed"] == 17 and live["status"] == "finished"
     async with billing.http.get(f"{billing.url}/metrics") as response:

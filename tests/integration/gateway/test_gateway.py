@@ -317,8 +317,7 @@ async def test_password_hashing_runs_off_the_event_loop(peers: Peers, monkeypatc
             return real(*args)
         return wrapper
 
-    monkeypatch.setattr("twinbill_gateway.auth.verify_password", recorded(verify_password))
-    monkeypatch.setattr("twinbill_gateway.api.verify_password", recorded(verify_password))
+    monkeypatch.setattr("twinbill_gateway.signin.verify_password", recorded(verify_password))
     monkeypatch.setattr("twinbill_gateway.api.hash_password", recorded(hash_password))
     bearer = await member_of_42(peers.client)  # hash (create), verify (Basic), verify (token login)
     assert (await peers.client.get("/api/v1/users/me", headers=bearer)).status == 200

@@ -19,6 +19,7 @@ import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.servicetokens import as_service
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
@@ -326,7 +327,7 @@ async def twin(pg_dsn: str, amqp_url: str, bus_namespace: str) -> AsyncIterator[
         bus_namespace=bus_namespace,
         pg_pool_max=3,
     )
-    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)))
+    client: TestClient[Any, Any] = TestClient(TestServer(create_twin_app(settings)), headers=as_service("twin"))
     await client.start_server()
     yield client
     await client.close()

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGateway, load_fixture
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
+from tests.servicetokens import TEST_TOKENS
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
@@ -313,7 +314,7 @@ async def test_seed002_patch_on_the_twin_ends_at_the_device_set_topic(
         share_group=f"g{uuid.uuid4().hex[:8]}",
         status_interval=0.2,
     )
-    source = HttpRegistrySource(str(twin.make_url("")))
+    source = HttpRegistrySource(str(twin.make_url("")), tokens=TEST_TOKENS)
     server = TestServer(create_app(settings, source=source), port=0)
     await server.start_server()
     try:

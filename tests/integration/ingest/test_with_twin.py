@@ -13,8 +13,10 @@ from typing import Any
 import aiomqtt
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conditions import wait_until
 from tests.integration.ingest.conftest import TIMEOUT, DeviceClient, DeviceCreds
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
+from tests.servicetokens import TEST_TOKENS
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import create_app
@@ -46,7 +48,7 @@ async def test_registry_from_the_twin_and_status_back_to_it(
         share_group=f"g{uuid.uuid4().hex[:8]}",
         status_interval=0.2,
     )
-    source = HttpRegistrySource(str(twin.make_url("")))
+    source = HttpRegistrySource(str(twin.make_url("")), tokens=TEST_TOKENS)
     app = create_app(settings, source=source)
     server = TestServer(app, port=0)
     await server.start_server()
@@ -97,8 +99,14 @@ async def test_registry_from_the_twin_and_status_back_to_it(
         status = app[GATEWAY].status
         assert status is not None
         await status.flush()
-        got = await (await twin.get(f"/api/v1/devices/{meter['id']}")).json()
-        assert got["last_seen"] is not None
+        # the reporter's own loop may have taken the batch just before this flush and still be
+        # posting it: wait for it to land rather than read once
+        got: dict[str, object] = {}
+
+        async def reported() -> bool:
+            got.update(await (await twin.get(f"/api/v1/devices/{meter['id']}")).json())
+            return got["last_seen"] is not None
+        await wait_until(reported, timeout=TIMEOUT, what="the status report to reach the twin")
         assert got["online"] is True
     finally:
         await server.close()

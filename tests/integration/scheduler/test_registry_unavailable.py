@@ -31,6 +31,7 @@ def assert_unavailable(status: int, answer: dict[str, Any]) -> None:
     assert answer["meta"]["code"] == 503
     message = answer["meta"]["message"]
     assert message.startswith("project registry unavailable: "), message
+    assert "Error" not in message and "127.0.0.1" not in message, message  # no client-library text
     assert "/api/v1/projects/7" in message and message.endswith("; retry"), message
 
 

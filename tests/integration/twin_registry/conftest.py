@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.servicetokens import as_service
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import create_app
 from twinbill_twin.settings import TwinSettings
@@ -26,7 +27,7 @@ def twin_settings(pg_dsn: str, amqp_url: str) -> TwinSettings:
 @pytest.fixture(scope="module")
 async def twin(twin_settings: TwinSettings) -> AsyncIterator[TestClient[Any, Any]]:
     """A client of the running twin app."""
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(twin_settings)))
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(twin_settings)), headers=as_service("twin"))
     await client.start_server()
     yield client
     await client.close()

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.servicetokens import as_service
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TELEMETRY
@@ -36,7 +37,7 @@ def ts_settings(pg_dsn: str, amqp_url: str) -> TwinSettings:
 @pytest.fixture(scope="module")
 async def twin(ts_settings: TwinSettings) -> AsyncIterator[TestClient[Any, Any]]:
     """A client of the running twin app; its consumer is consuming telemetry."""
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(ts_settings)))
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(ts_settings)), headers=as_service("twin"))
     await client.start_server()
     yield client
     await client.close()

@@ -32,6 +32,8 @@ Renderer = Callable[[HttpError, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
+# The attribute of the envelope middleware holding (rules, default): the API description reads it.
+ENVELOPE_RULES = "envelope_rules"
 # Seed 002's codes. 401/403 are not in the seed (its API has no security); the gateway adds them.
 DT_MESSAGES = {200: "success", 400: "paramater error", 401: "unauthorized", 403: "forbidden",
                404: "not found", 500: "error"}
@@ -136,6 +138,9 @@ def envelope_middleware(
             response = await handler(request)
         except HttpError as err:
             response = pick(request.path)(err, request_id)
+            extra = err.data.get("headers") if isinstance(err.data, dict) else None
+            if extra:  # Retry-After of a 429, WWW-Authenticate of a 401
+                response.headers.update(extra)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -147,6 +152,7 @@ def envelope_middleware(
         response.headers["X-Request-Id"] = request_id
         return response
 
+    setattr(middleware, ENVELOPE_RULES, (list(rules), default))
     return middleware
 
 
@@ -198,12 +204,24 @@ def _refuse_bad_text_in_target(request: web.Request) -> None:
         raise ValidationFailed(bad, data={"location": "query"})
 
 
+# pydantic's wrapping of a validator's own message ("Value error, month must be ...")
+_LIBRARY_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _reason(message: str) -> str:
+    """A validator's reason without pydantic's wrapper words."""
+    for prefix in _LIBRARY_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
 def validation_fields(err: ValidationError) -> dict[str, list[str]]:
     """Turn pydantic's errors into {field: [reasons]}, the shape seed 001 shows."""
     fields: dict[str, list[str]] = {}
     for problem in err.errors():
         name = field_path(problem["loc"]) or "_schema"
-        reason = "Missing data for required field." if problem["type"] == "missing" else problem["msg"]
+        reason = "Missing data for required field." if problem["type"] == "missing" else _reason(problem["msg"])
         fields.setdefault(name, []).append(reason)
     return fields
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from twinbill_common.background import BACKGROUND
 from twinbill_common.logging import configure_logging, get_logger
-from twinbill_common.settings import CommonSettings, load_settings
+from twinbill_common.settings import CommonSettings, EnvironmentSettings, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
 log = get_logger(__name__)
@@ -57,9 +57,19 @@ def run_service(app: web.Application, *, host: str, port: int) -> None:
         raise SystemExit(status)
 
 
+def warn_development_defaults(settings: EnvironmentSettings) -> None:
+    """In development, name each setting still at its development default (production refuses
+    them in load_settings)."""
+    defaults = settings.development_defaults()
+    if defaults:
+        log.warning("development defaults in use: this process must not face a real network",
+                    env=settings.env, settings=defaults)
+
+
 def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *, service: str) -> None:
     """Build the settings from the environment (exit 2 listing every problem), configure logging,
     and run the app on the configured host and port (run_service)."""
     settings = load_settings(settings_class)
     configure_logging(level=settings.log_level, json=settings.log_json, service=service)
+    warn_development_defaults(settings)
     run_service(create_app(settings), host=settings.http_host, port=settings.http_port)

@@ -18,6 +18,7 @@ import aiohttp
 
 from twinbill_common.errors import RegistryUnavailable
 from twinbill_common.logging import get_logger
+from twinbill_common.servicetokens import ServiceTokens
 
 log = get_logger(__name__)
 
@@ -52,8 +53,10 @@ class HttpProjectZones:
     """
 
     def __init__(self, base_url: str, *, default: str, ttl: float = 300.0,
-                 timeout: float = 3.0) -> None:
+                 timeout: float = 3.0, tokens: ServiceTokens | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # the caller's service token for the twin, when it has one (every service does)
+        self._auth = () if tokens is None else (tokens.client_middleware({self.base_url: "twin"}),)
         self.default = default
         self.ttl = ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -84,7 +87,7 @@ class HttpProjectZones:
 
     async def _fetch(self, project_id: int) -> str:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, middlewares=self._auth)
         url = f"{self.base_url}/api/v1/projects/{project_id}"
         try:
             async with self._session.get(url) as response:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from twinbill_billing.reports import add_report_routes
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import TRANSIENT_ERRORS, BillStore
 from twinbill_billing.twin import HttpTwinClient
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -39,6 +41,7 @@ from twinbill_common.http import envelope_middleware, render_management, render_
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.schemas.billing import BillingJob, RunBilling
+from twinbill_common.servicetokens import ServiceTokens, require_service_token
 from twinbill_common.topology import BILLING_JOBS, BILLING_RUNS
 
 log = get_logger(__name__)
@@ -63,8 +66,10 @@ async def watch_queue_depth(bus: Bus, metrics: BillingMetrics, *, interval: floa
 
 def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc_clock) -> web.Application:
     """Build the billing service: seed-000 history, tariffs, run summaries, health, consumers."""
+    tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="billing")
     app = web.Application(
-        middlewares=[envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management)]
+        middlewares=[envelope_middleware([("/api/v1/scheduler/", render_meta)], default=render_management),
+                     require_service_token(tokens, audience="billing")]
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -73,6 +78,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     dead_letters = dead_letter_gauge(registry)
     app[METRICS] = metrics
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill billing", version=version("twinbill-billing"),
+                 description="Seed 000's bill history, tariffs, runs and corrections.")
     background = add_background_loops(app, task_prefix="billing.")
     add_history_routes(app)
     add_management_routes(app)
@@ -86,7 +93,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
         store = BillStore(client, settings.mongo_db)
         await store.ensure_indexes()
         await ensure_audit_indexes(audit_collection(store.db))
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout))
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.twin_timeout),
+                                        middlewares=(tokens.client_middleware({settings.twin_url: "twin"}),))
         bus = Bus(
             settings.amqp_url.get_secret_value(),
             namespace=settings.bus_namespace,

@@ -26,8 +26,10 @@ from twinbill_billing.domain.periods import (
 from twinbill_billing.domain.pricing import CENT
 from twinbill_billing.errors import BillingError
 from twinbill_billing.export import bill_kind, bill_status, link, stream_bills_csv
+from twinbill_billing.history_schemas import MAX_PAGE_SIZE, HistoryPage, HistoryQuery, TimeItem, TimeQuery
 from twinbill_billing.store import BillStore
 from twinbill_billing.twin import TwinClient
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, meta_ok
 from twinbill_common.logging import get_logger
@@ -36,7 +38,6 @@ from twinbill_common.paging import one_of, query_choice, query_int, query_page
 log = get_logger(__name__)
 STORE = web.AppKey("bill_store", BillStore)
 TWIN = web.AppKey("twin_client", TwinClient)
-MAX_PAGE_SIZE = 1000
 # history/time has its own device-type codes: 10 all, 0 electricity, 1 water (seed 000).
 TIME_DEVICE_TYPES = {10: None, 0: 2, 1: 1}
 TIME_CODE_OF = {2: 0, 1: 1}
@@ -127,6 +128,8 @@ def time_item(bill: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@documented(summary="A page of bills, newest first (seed 000)", query=HistoryQuery, response=HistoryPage,
+            envelope="meta", tags=("bills",))
 async def get_history(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/: a page of bills, newest first ("info list")."""
     query = request.query
@@ -168,6 +171,8 @@ async def get_history(request: web.Request) -> web.StreamResponse:
     )
 
 
+@documented(summary="Bills whose period ends within the dates (seed 000)", query=TimeQuery,
+            response=list[TimeItem], envelope="meta", tags=("bills",))
 async def get_history_time(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/scheduler/history/time/: bills whose period ends within [start_date, end_date]."""
     query = request.query

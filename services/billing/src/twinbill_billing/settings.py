@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -13,6 +15,7 @@ class BillingSettings(CommonSettings):
     """Settings of the billing worker and its read API."""
 
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore", frozen=True)
+    DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = (*CommonSettings.DEVELOPMENT_DEFAULTS, "mongo_url")
 
     http_port: int = 8003
     mongo_url: str = "mongodb://127.0.0.1:27017"

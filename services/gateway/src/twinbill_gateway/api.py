@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
-from twinbill_common.http import dumps, json_response, parse_model, read_json
-from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
+from twinbill_common.http import dumps, json_response, meta_ok, parse_model, read_json
+from twinbill_common.paging import INT32_MAX, Errors, parse_int, query_page, smorest_pagination
 from twinbill_gateway.auth import authenticate, require_admin
 from twinbill_gateway.domain.credentials import (
+    ApiKey,
     Bearer,
     CredentialError,
     TokenClaims,
@@ -24,12 +27,15 @@ from twinbill_gateway.domain.credentials import (
     new_session_id,
     parse_authorization,
     read_claims,
-    verify_password,
 )
 from twinbill_gateway.errors import Unauthorized
-from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.keys import SETTINGS, SIGN_IN, STORE
 from twinbill_gateway.metrics import sign_in_outcome
 from twinbill_gateway.settings import GatewaySettings
+
+# a project id as memberships store it (PostgreSQL integer); found by schemathesis: a larger one
+# was a 500
+ProjectId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 class TokenRequest(BaseModel):
@@ -44,7 +50,34 @@ class UserCreate(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     password: str = Field(min_length=8, max_length=256)
     is_admin: bool = False
-    projects: list[int] = Field(default_factory=list)
+    projects: list[ProjectId] = Field(default_factory=list)
+
+
+class Tokens(BaseModel):
+    """POST /api/v1/auth/token's answer: tokens, or {"status": "failure"} (BEMServer's)."""
+
+    status: Literal["success", "failure"]
+    access_token: str | None = None
+    refresh_token: str | None = None
+
+
+class UserRead(BaseModel):
+    """A user as the users API shows it (no secrets)."""
+
+    id: int
+    name: str
+    email: str
+    is_admin: bool
+    is_active: bool
+    projects: list[int]
+
+
+class ApiKeyRead(BaseModel):
+    """A new seed-000 API key, shown once."""
+
+    user_id: int
+    key: str
+    authorization: str
 
 
 class UserUpdate(BaseModel):
@@ -53,7 +86,7 @@ class UserUpdate(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=256)
     is_admin: bool | None = None
     is_active: bool | None = None
-    projects: list[int] | None = None
+    projects: list[ProjectId] | None = None
 
 
 def _tokens(user_id: int, settings: GatewaySettings, *, session_id: str) -> dict[str, str]:
@@ -69,19 +102,19 @@ def _tokens(user_id: int, settings: GatewaySettings, *, session_id: str) -> dict
     }
 
 
+@documented(summary="Sign in: access and refresh tokens", body=TokenRequest, response=Tokens, tags=("auth",))
 async def get_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token: {"status": "success", tokens} or {"status": "failure"}, as BEMServer."""
     body = parse_model(TokenRequest, await read_json(request))
-    user = await request.app[STORE].by_email(body.email)
-    # scrypt takes tens of milliseconds: off the event loop
-    if user is None or not user.is_active \
-            or not await asyncio.to_thread(verify_password, body.password, user.password_hash):
+    user = await request.app[SIGN_IN].check(request, body.email, body.password)
+    if user is None or not user.is_active:
         sign_in_outcome(request, accepted=False)
         return json_response({"status": "failure"})
     sign_in_outcome(request, accepted=True)
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
 
+@documented(summary="New tokens from a refresh token (Bearer)", response=Tokens, tags=("auth",))
 async def refresh_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token/refresh with `Authorization: Bearer <refresh token>`."""
     settings = request.app[SETTINGS]
@@ -107,6 +140,7 @@ def _bearer_claims(request: web.Request, *, kind: TokenKind | None) -> TokenClai
         raise Unauthorized(str(err)) from None
 
 
+@documented(summary="Sign out: revoke the token's session", status=204, tags=("auth",))
 async def revoke_tokens(request: web.Request) -> web.Response:
     """POST /api/v1/auth/token/revoke with `Authorization: Bearer <access or refresh token>`:
     sign out. Every token of that sign-in session (access, refresh, and those refreshed from them)
@@ -119,6 +153,34 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
     await request.app[STORE].revoke_session(claims.session_id, user_id=claims.user_id, expires_at=expires_at)
     return web.Response(status=204)
+
+
+LOGOUT_PATH = "/api/v1/auth/logout"
+
+
+@documented(summary="Seed 000 logout: revoke the API key or the session", response=dict[str, Any],
+            envelope="meta", tags=("auth",))
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/logout, seed 000's 登出接口: the caller's credential stops working.
+    `Authorization: token <user_id>:<key>` deletes that API key (a new one is made with
+    POST /api/v1/users/me/api_key); `Bearer` revokes the token's sign-in session (its access and
+    refresh tokens). Answered in seed 000's envelope: {"meta": {"code": 0, "message": "logout
+    ok."}, "data": {}}. HTTP basic has nothing to revoke: 400."""
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    user = await authenticate(request, store=store, secret=settings.jwt_secret.get_secret_value())
+    credentials = parse_authorization(request.headers.get("Authorization", ""))
+    if isinstance(credentials, ApiKey):
+        await store.delete_api_key(user.id)
+    elif isinstance(credentials, Bearer):
+        claims = _bearer_claims(request, kind="access")
+        if claims.session_id is None:
+            raise HttpError(400, "this token has no session to revoke; it lapses when it expires")
+        expires_at = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
+        await store.revoke_session(claims.session_id, user_id=user.id, expires_at=expires_at)
+    else:
+        raise HttpError(400, "HTTP basic credentials cannot be logged out: change the password")
+    return meta_ok({}, "logout ok.")
 
 
 async def _admin(request: web.Request) -> None:
@@ -134,6 +196,7 @@ def _user_id(request: web.Request) -> int:
         raise ValidationFailed({"user_id": [str(err)]}, data={"location": "path"}) from None
 
 
+@documented(summary="Users (administrators)", response=list[UserRead], tags=("users",))
 async def list_users(request: web.Request) -> web.Response:
     await _admin(request)
     errors: Errors = {}
@@ -145,6 +208,8 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response([u.public() for u in users], headers={"X-Pagination": dumps(pagination)})
 
 
+@documented(summary="Create a user (administrators)", body=UserCreate, response=UserRead, status=201,
+            tags=("users",))
 async def create_user(request: web.Request) -> web.Response:
     await _admin(request)
     body = parse_model(UserCreate, await read_json(request))
@@ -154,6 +219,7 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(user.public(), status=201)
 
 
+@documented(summary="One user (administrators)", response=UserRead, tags=("users",))
 async def get_user(request: web.Request) -> web.Response:
     await _admin(request)
     user = await request.app[STORE].by_id(_user_id(request))
@@ -162,6 +228,7 @@ async def get_user(request: web.Request) -> web.Response:
     return json_response(user.public())
 
 
+@documented(summary="Change a user (administrators)", body=UserUpdate, response=UserRead, tags=("users",))
 async def update_user(request: web.Request) -> web.Response:
     await _admin(request)
     body = parse_model(UserUpdate, await read_json(request))
@@ -174,6 +241,7 @@ async def update_user(request: web.Request) -> web.Response:
     return json_response(user.public())
 
 
+@documented(summary="Delete a user (administrators)", status=204, tags=("users",))
 async def delete_user(request: web.Request) -> web.Response:
     await _admin(request)
     if not await request.app[STORE].delete(_user_id(request)):
@@ -181,6 +249,7 @@ async def delete_user(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="Who the credentials belong to", response=UserRead, tags=("users",))
 async def me(request: web.Request) -> web.Response:
     """GET /api/v1/users/me: who the credentials belong to."""
     user = await authenticate(request, store=request.app[STORE],
@@ -188,6 +257,7 @@ async def me(request: web.Request) -> web.Response:
     return json_response(user.public())
 
 
+@documented(summary="A new seed-000 API key (shown once)", response=ApiKeyRead, status=201, tags=("users",))
 async def create_api_key(request: web.Request) -> web.Response:
     """POST /api/v1/users/me/api_key: a new seed-000 key; the full header value is shown once."""
     user = await authenticate(request, store=request.app[STORE],
@@ -204,6 +274,7 @@ def setup_routes(app: web.Application) -> None:
         web.post("/api/v1/auth/token", get_tokens),
         web.post("/api/v1/auth/token/refresh", refresh_tokens),
         web.post("/api/v1/auth/token/revoke", revoke_tokens),
+        web.post(LOGOUT_PATH, logout),
         web.get("/api/v1/users/me", me),
         web.post("/api/v1/users/me/api_key", create_api_key),
         web.get("/api/v1/users/", list_users),

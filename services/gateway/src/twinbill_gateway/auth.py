@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from datetime import UTC, datetime
 
@@ -16,9 +15,9 @@ from twinbill_gateway.domain.credentials import (
     key_digest,
     parse_authorization,
     read_claims,
-    verify_password,
 )
 from twinbill_gateway.errors import Forbidden, Unauthorized
+from twinbill_gateway.keys import SIGN_IN
 from twinbill_gateway.store import IdentityStore, User
 
 
@@ -36,11 +35,7 @@ async def authenticate(request: web.Request, *, store: IdentityStore, secret: st
                     raise CredentialError("token revoked: its session was signed out")
                 user = await store.by_id(claims.user_id)
             case Basic(email, password):
-                user = await store.by_email(email)
-                # scrypt takes tens of milliseconds: off the event loop
-                ok = user is not None and await asyncio.to_thread(verify_password, password, user.password_hash)
-                if not ok:
-                    user = None
+                user = await request.app[SIGN_IN].check(request, email, password)
             case ApiKey(user_id, key):
                 digest = await store.api_key_digest(user_id)
                 ok = digest is not None and hmac.compare_digest(digest, key_digest(key))

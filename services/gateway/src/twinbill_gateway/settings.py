@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -12,6 +14,8 @@ class GatewaySettings(PostgresSettings):
     """Settings of the API gateway."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+    DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = (*PostgresSettings.DEVELOPMENT_DEFAULTS,
+                                                       "jwt_secret", "admin_password")
 
     http_port: int = 8000
     schema_name: str = "identity"
@@ -26,3 +30,16 @@ class GatewaySettings(PostgresSettings):
     admin_email: str = "admin@twinbill.local"
     admin_password: SecretStr = SecretStr("twinbill-admin")
     upstream_timeout: float = 30.0
+    # Sign-in lockout (signin.py): this many failed passwords within the window lock the account
+    # (lower-cased email) or the client address for the lockout time.
+    login_account_failures: int = Field(default=5, ge=1)
+    login_address_failures: int = Field(default=50, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    # Trusted proxies in front of the gateway that append to X-Forwarded-For (an Ingress: 1); 0
+    # takes the TCP peer as the client's address.
+    forwarded_hops: int = Field(default=0, ge=0, le=10)
+    # /metrics listens here, not on HTTP_PORT (which clients reach through the Ingress); 0 (the
+    # default: in-process tests start many gateways) serves none. `make run` uses 8009.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)

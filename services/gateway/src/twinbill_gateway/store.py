@@ -104,6 +104,9 @@ class IdentityStore:
                ON CONFLICT (user_id) DO UPDATE SET key_sha256 = excluded.key_sha256, created_at = now()""",
             user_id, digest)
 
+    async def delete_api_key(self, user_id: int) -> None:
+        await self.pool.execute("DELETE FROM api_keys WHERE user_id = $1", user_id)
+
     async def api_key_digest(self, user_id: int) -> str | None:
         value = await self.pool.fetchval("SELECT key_sha256 FROM api_keys WHERE user_id = $1", user_id)
         return str(value) if value is not None else None

@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import version
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus, with_heartbeat
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.topology import INGEST_COMMANDS
 from twinbill_ingest.commands import CommandRelay
 from twinbill_ingest.errors import RegistryUnavailable
@@ -34,7 +37,8 @@ def default_source(settings: IngestSettings) -> RegistrySource:
     """The registry file if one is set, else the twin service's internal endpoints."""
     if settings.registry_file is not None:
         return StaticRegistrySource.from_file(settings.registry_file)
-    return HttpRegistrySource(settings.twin_url)
+    return HttpRegistrySource(settings.twin_url, tokens=ServiceTokens(
+        settings.service_key.get_secret_value(), issuer="ingest"))
 
 
 async def load_with_retry(cache: RegistryCache, source: RegistrySource) -> None:
@@ -59,6 +63,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
     app[SETTINGS] = settings
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill ingest gateway", version=version("twinbill-ingest"),
+                 description="Health and metrics only: devices speak MQTT (seed 003).")
     background = add_background_loops(app, group_check="ingest_serve")  # its name in /readyz
     metrics = IngestMetrics.create(registry)
     dead_letters = dead_letter_gauge(registry)
@@ -73,7 +79,8 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
         status = StatusReporter(registry_source, interval=settings.status_interval)
         gate = store_gate
         if gate is None and isinstance(registry_source, HttpRegistrySource):
-            gate = TwinStoreGate(settings.twin_url, interval=settings.store_check_interval)
+            gate = TwinStoreGate(settings.twin_url, interval=settings.store_check_interval,
+                                 tokens=ServiceTokens(settings.service_key.get_secret_value(), issuer="ingest"))
         if gate is not None:
             gate.on_change = lambda refusal: metrics.store_refusing.set(refusal is not None)
         gateway = Gateway(settings, bus=bus, cache=cache, status=status, metrics=metrics, store_gate=gate)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from twinbill_common.logging import configure_logging, get_logger
 from twinbill_common.schemas.registry import DeviceRecord
+from twinbill_common.service import warn_development_defaults
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.settings import load_settings
 from twinbill_ingest.errors import RegistryUnavailable
 from twinbill_ingest.settings import BrokerAuthSettings
@@ -188,8 +190,8 @@ def _owner(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"--chown wants UID:GID in numbers, got {text!r}") from None
 
 
-async def _sync(args: argparse.Namespace, service_password: str) -> None:
-    source = HttpRegistrySource(args.twin_url)
+async def _sync(args: argparse.Namespace, service_password: str, *, tokens: ServiceTokens) -> None:
+    source = HttpRegistrySource(args.twin_url, tokens=tokens)
     try:
         while True:
             try:
@@ -226,13 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="owner of the written files (the broker's user; needs root)")
     args = parser.parse_args(argv)
     configure_logging(level="WARNING", service="twinbill-broker-auth")
+    warn_development_defaults(settings)
     service_password = settings.mqtt_service_password.get_secret_value()
     if not service_password:
         parser.error("TWINBILL_MQTT_SERVICE_PASSWORD is not set: the service user needs a password")
     if args.every < 0:
         parser.error("--every must be 0 (once) or a number of seconds")
     try:
-        asyncio.run(_sync(args, service_password))
+        asyncio.run(_sync(args, service_password, tokens=ServiceTokens(
+            settings.service_key.get_secret_value(), issuer="broker-auth")))
     except RegistryUnavailable as err:
         print(f"twinbill-broker-auth: {err}", file=sys.stderr)
         return 1

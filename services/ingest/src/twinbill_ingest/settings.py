@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from twinbill_common.settings import CommonSettings
+from twinbill_common.settings import DEV_SERVICE_KEY, CommonSettings, EnvironmentSettings
 
 
 class IngestSettings(CommonSettings):
     """Settings of the ingest gateway."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
+    DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = (*CommonSettings.DEVELOPMENT_DEFAULTS, "mqtt_password")
 
     http_port: int = 8004
     mqtt_host: str = "127.0.0.1"
@@ -54,12 +56,16 @@ class IngestSettings(CommonSettings):
     command_recheck: float = Field(default=2.0, gt=0)  # held commands re-check at least this often
 
 
-class BrokerAuthSettings(BaseSettings):
+class BrokerAuthSettings(EnvironmentSettings):
     """Settings of `twinbill-broker-auth`, the Mosquitto sidecar: the registry it reads (the
-    gateway's own INGEST_TWIN_URL) and the ingest service user's broker password."""
+    gateway's own INGEST_TWIN_URL), the platform's service key (the twin's /internal/ paths
+    want a service token) and the ingest service user's broker password."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = ("service_key", "mqtt_service_password")
 
     twin_url: str = Field(default="http://127.0.0.1:8001", validation_alias="INGEST_TWIN_URL")
     mqtt_service_password: SecretStr = Field(default=SecretStr(""),
                                              validation_alias="TWINBILL_MQTT_SERVICE_PASSWORD")
+    service_key: SecretStr = Field(default=SecretStr(DEV_SERVICE_KEY), min_length=32,
+                                   validation_alias="TWINBILL_SERVICE_KEY")

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_ingest.domain.thingmodel import CompiledModel, compile_model
 from twinbill_ingest.errors import RegistryUnavailable
 
@@ -36,15 +37,18 @@ class RegistrySource(Protocol):
 class HttpRegistrySource:
     """The twin service's internal endpoints (docs/architecture.md, "Twin service")."""
 
-    def __init__(self, base_url: str, *, page_size: int = 5000, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, tokens: ServiceTokens, page_size: int = 5000,
+                 timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
+        # every call carries a service token for the twin (its /internal/ paths refuse others)
+        self._auth = tokens.client_middleware({self.base_url: "twin"})
         self.page_size = page_size
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, middlewares=(self._auth,))
         return self._session
 
     async def close(self) -> None:

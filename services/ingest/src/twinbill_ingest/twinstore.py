@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from twinbill_common.logging import get_logger
+from twinbill_common.servicetokens import ServiceTokens
 
 log = get_logger(__name__)
 STORE_PATH = "/internal/v1/telemetry/store"
@@ -25,9 +26,11 @@ STORE_PATH = "/internal/v1/telemetry/store"
 class TwinStoreGate:
     """The last answer of the twin's store-state endpoint; `refusal` is the reason to refuse."""
 
-    def __init__(self, twin_url: str, *, interval: float = 1.0, timeout: float = 2.0,
-                 on_change: Callable[[str | None], None] | None = None) -> None:
+    def __init__(self, twin_url: str, *, tokens: ServiceTokens | None = None, interval: float = 1.0,
+                 timeout: float = 2.0, on_change: Callable[[str | None], None] | None = None) -> None:
         self.url = f"{twin_url.rstrip('/')}{STORE_PATH}"
+        # /internal/ wants a service token for the twin (twinbill_common.servicetokens)
+        self.middlewares = (tokens.client_middleware({twin_url.rstrip("/"): "twin"}),) if tokens else ()
         self.interval = interval
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.refusal: str | None = None
@@ -60,7 +63,7 @@ class TwinStoreGate:
 
     async def run(self) -> None:
         """Poll every `interval` until cancelled."""
-        async with aiohttp.ClientSession(timeout=self.timeout) as session:
+        async with aiohttp.ClientSession(timeout=self.timeout, middlewares=self.middlewares) as session:
             while True:
                 self.apply(await self.poll(session))
                 await asyncio.sleep(self.interval)

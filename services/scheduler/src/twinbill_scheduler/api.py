@@ -11,13 +11,18 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import HttpError, NotFound, RegistryUnavailable, ValidationFailed
 from twinbill_common.http import meta_ok, read_json, validation_fields
+from twinbill_common.logging import get_logger
 from twinbill_common.paging import INT32_MAX, Errors, query_int, query_page
 from twinbill_scheduler.domain.crontab import FIELDS, Crontab, CrontabInvalid, next_fire, parse_crontab
 from twinbill_scheduler.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_links
 from twinbill_scheduler.domain.tasks import Task, render_task
 from twinbill_scheduler.keys import STORE, ZONES
+from twinbill_scheduler.schemas import CrontabPreview, Empty, PreviewQuery, TaskListQuery, TaskPage, TaskRead
+
+log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 _KEY = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -104,13 +109,17 @@ async def _project_zone(request: web.Request, project_id: int) -> str:
     try:
         return await request.app[ZONES].zone_of(project_id)
     except RegistryUnavailable as err:
-        raise HttpError(503, f"project registry unavailable: {err}; retry") from err
+        # the cause (an address, a client library's exception) goes to the log, not the client
+        log.warning("project registry unavailable", project_id=project_id, error=str(err))
+        raise HttpError(503, f"project registry unavailable: GET /api/v1/projects/{project_id} "
+                             "got no answer from the twin service; retry") from err
 
 
 def _next_from_now(crontab: Crontab, zone: str) -> datetime:
     return next_fire(_now(), crontab=crontab, tz=ZoneInfo(zone))
 
 
+@documented(summary="Create a task (seed 000)", body=TaskCreate, response=TaskRead, envelope="meta", tags=("tasks",))
 async def create_task(request: web.Request) -> web.Response:
     """POST /api/v1/scheduler/task/: "create crontab ok."."""
     body, crontab = _body_with_crontab(TaskCreate, await read_json(request))
@@ -127,6 +136,8 @@ async def create_task(request: web.Request) -> web.Response:
     return meta_ok(render_task(stored), "create crontab ok.")
 
 
+@documented(summary="List a project's tasks (seed 000)", query=TaskListQuery, response=TaskPage, envelope="meta",
+            tags=("tasks",))
 async def list_tasks(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/tasks/: "task list info"; device_type 0 means every type."""
     # The seed's table says "path"; they are query arguments. device_type 0 is every type.
@@ -147,11 +158,14 @@ async def list_tasks(request: web.Request) -> web.Response:
                    "task list info")
 
 
+@documented(summary="One task (seed 000)", response=TaskRead, envelope="meta", tags=("tasks",))
 async def get_task(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/tasks/{natrual_key}/: "task info"."""
     return meta_ok(render_task(await _existing(request)), "task info")
 
 
+@documented(summary="Replace a task's fields (seed 000)", body=TaskUpdate, response=TaskRead, envelope="meta",
+            tags=("tasks",))
 async def update_task(request: web.Request) -> web.Response:
     """PUT /api/v1/scheduler/tasks/{natrual_key}/: "task update ok.".
 
@@ -178,6 +192,8 @@ async def update_task(request: web.Request) -> web.Response:
     return meta_ok(render_task(stored), "task update ok.")
 
 
+@documented(summary="Enable or disable a task (seed 000)", body=TaskStatus, response=Empty, envelope="meta",
+            tags=("tasks",))
 async def set_task_status(request: web.Request) -> web.Response:
     """PUT /api/v1/scheduler/tasks/{natrual_key}/status/: "update ok."."""
     key = _key(request)
@@ -194,6 +210,7 @@ async def set_task_status(request: web.Request) -> web.Response:
     return meta_ok({}, "update ok.")
 
 
+@documented(summary="Delete a task (seed 000)", response=Empty, envelope="meta", tags=("tasks",))
 async def delete_task(request: web.Request) -> web.Response:
     """DELETE /api/v1/scheduler/tasks/{natrual_key}/: "delete ok."."""
     key = _key(request)
@@ -213,6 +230,8 @@ def fire_times(after: datetime, *, crontab: Crontab, zone: str, count: int) -> l
     return times
 
 
+@documented(summary="The next fire times of a crontab", query=PreviewQuery, response=CrontabPreview,
+            envelope="meta", tags=("tasks",))
 async def preview_crontab(request: web.Request) -> web.Response:
     """GET /api/v1/scheduler/crontab/preview/?project_id=&month=&day=&hour=&minute=&count=:
     the next fire times of a crontab in the project's zone, before saving it (nothing stored)."""

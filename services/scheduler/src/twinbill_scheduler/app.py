@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
@@ -16,6 +18,7 @@ from twinbill_common.http import envelope_middleware, render_meta
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import TRANSIENT_ERRORS, open_schema
 from twinbill_common.schemas import RegistryChanged
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.topology import BILLING_RUNS
 from twinbill_common.zones import HttpProjectZones, ProjectZones
 from twinbill_scheduler.api import add_task_routes
@@ -40,6 +43,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
     registry = new_registry()
     metrics = scheduler_metrics(registry)
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill scheduler", version=version("twinbill-scheduler"),
+                 description="Seed 000's billing task API.")
     background = add_background_loops(app, task_prefix="scheduler.")
     dead_letters = dead_letter_gauge(registry)
     add_task_routes(app)
@@ -54,7 +59,8 @@ def create_app(settings: SchedulerSettings, *, zones: ProjectZones | None = None
         project_zones: ProjectZones
         if zones is None:
             http_zones = HttpProjectZones(settings.twin_url, default=settings.default_timezone,
-                                          ttl=settings.zone_cache_seconds)
+                                          ttl=settings.zone_cache_seconds, tokens=ServiceTokens(
+                                              settings.service_key.get_secret_value(), issuer="scheduler"))
             project_zones = http_zones
         else:
             project_zones = zones

@@ -3,41 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 
+from twinbill_common.apidocs import add_api_docs
 from twinbill_common.background import add_background_loops
 from twinbill_common.bus import Bus
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth, watch_queue_depth
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
+from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import TRANSIENT_ERRORS, open_schema
+from twinbill_common.servicetokens import ServiceTokens, require_service_token
 from twinbill_common.smorest import render_smorest
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.keys import BUS, OUTBOX, POOL, REFUSALS, SETTINGS
+from twinbill_twin.keys import BUS, DEVICE_SECRETS, OUTBOX, POOL, REFUSALS, SETTINGS
 from twinbill_twin.metrics import TwinMetrics
+from twinbill_twin.secretbox import DeviceSecrets, seal_stored_secrets
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import WriteRefusals, setup_timeseries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
 
 
 def create_app(settings: TwinSettings) -> web.Application:
     """Build the twin service: seed-002 open API under /dt/open/v1, management under /api/v1."""
+    tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="twin")
     app = web.Application(
         middlewares=[envelope_middleware([("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
-                                         default=render_management)],
+                                         default=render_management),
+                     require_service_token(tokens, audience="twin")],
         client_max_size=64 * 1024 * 1024,
     )
     app[SETTINGS] = settings
+    app[DEVICE_SECRETS] = device_secrets = DeviceSecrets(settings.device_secret_key.get_secret_value())
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
+    add_api_docs(app, title="twinbill twin service", version=version("twinbill-twin"),
+                 description="Registry, digital twins (seed 002), time series; /internal/ wants a service token.")
     dead_letters = dead_letter_gauge(registry)
     # A batch held by the store is retried at least every retry_max_pause: one not heard of for
     # three of those was given back to the queue.
@@ -52,6 +63,8 @@ def create_app(settings: TwinSettings) -> web.Application:
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
+        if sealed := await seal_stored_secrets(pool, device_secrets):
+            log.info("sealed device secrets stored in plain text", devices=sealed)
         bus = Bus(settings.amqp_url.get_secret_value(), namespace=settings.bus_namespace,
                   transient=TRANSIENT_ERRORS, retry_max_pause=settings.retry_max_pause,
                   heartbeat=settings.amqp_heartbeat)

@@ -9,6 +9,7 @@ from twinbill_common.bus import Bus
 from twinbill_twin.events import Outbox
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.refusals import WriteRefusals
+from twinbill_twin.secretbox import DeviceSecrets
 from twinbill_twin.settings import TwinSettings
 
 SETTINGS = web.AppKey("settings", TwinSettings)
@@ -17,3 +18,4 @@ BUS = web.AppKey("bus", Bus)
 OUTBOX = web.AppKey("outbox", Outbox)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
 REFUSALS = web.AppKey("store_refusals", WriteRefusals)
+DEVICE_SECRETS = web.AppKey("device_secrets", DeviceSecrets)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from twinbill_common.settings import PostgresSettings
+
+DEV_DEVICE_SECRET_KEY = "twinbill-local-development-device-secret-key"  # noqa: S105  # public on purpose: production refuses it
 
 
 class TwinSettings(PostgresSettings):
     """Settings of the twin service."""
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore", frozen=True)
+    DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = (*PostgresSettings.DEVELOPMENT_DEFAULTS,
+                                                       "device_secret_key")
 
     http_port: int = 8001
     schema_name: str = "twin"
@@ -23,3 +29,6 @@ class TwinSettings(PostgresSettings):
     # disk full): after the store has room again, storing (and ingest's acknowledgements) resume
     # within this.
     retry_max_pause: float = Field(default=5.0, gt=0)
+    # Seals device secrets at rest (AES-256-GCM, secretbox.py); changing it makes stored secrets
+    # unreadable (no rotation yet).
+    device_secret_key: SecretStr = Field(default=SecretStr(DEV_DEVICE_SECRET_KEY), min_length=32)

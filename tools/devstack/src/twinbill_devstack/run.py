@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from twinbill_common.servicetokens import ServiceTokens
 from twinbill_common.settings import load_settings
 from twinbill_devstack.settings import DevstackSettings
 from twinbill_devstack.stack import ensure_mongo, ensure_services
@@ -54,7 +55,7 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
     pg_dsn, amqp_url = settings.pg_dsn, settings.amqp_url
     return [
         ServiceProcess("gateway", "twinbill_gateway", 8000, {
-            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000"}),
+            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000", "GATEWAY_METRICS_PORT": "8009"}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
             "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {
@@ -139,7 +140,7 @@ async def main_async(settings: DevstackSettings) -> None:
                 print(f"run: {service.name:<9} ready at {service.url}")
         demo = await seed_demo(state)
         if demo is not None:
-            await resume_registers(demo)
+            await resume_registers(demo, tokens=ServiceTokens(settings.service_key, issuer="devstack"))
             tasks.append(asyncio.create_task(simulate(demo)))
         print_where_to_look(running, demo, logs=logs)
         await stop.wait()
@@ -178,10 +179,11 @@ async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
     return demo
 
 
-async def resume_registers(demo: dict[str, Any], *, twin_url: str = "http://127.0.0.1:8001") -> None:
+async def resume_registers(demo: dict[str, Any], *, tokens: ServiceTokens,
+                           twin_url: str = "http://127.0.0.1:8001") -> None:
     """Start each simulated meter from its last reading in the twin, so registers never go back
     when the demo is restarted on the same database."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(middlewares=(tokens.client_middleware({twin_url: "twin"}),)) as session:
         async with session.get(f"{twin_url}/internal/v1/devices",
                                params={"project_id": demo["project_id"], "limit": 5000}) as response:
             response.raise_for_status()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from twinbill_common.settings import DEV_SERVICE_KEY
+
 
 class DevstackSettings(BaseSettings):
     """Env prefix TWINBILL_; `MONGO_URL` (no prefix) names a real MongoDB instead of nx-27017."""
@@ -19,3 +21,6 @@ class DevstackSettings(BaseSettings):
     # The broker the test suite uses, swept of stale test namespaces by `--sweep-test-queues`.
     test_amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str | None = Field(default=None, validation_alias="MONGO_URL")
+    # The services' shared key (TWINBILL_SERVICE_KEY, which they read too): `make run` reads the
+    # twin's /internal/ paths with a service token of its own.
+    service_key: str = DEV_SERVICE_KEY

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +18,8 @@ from twinbill_gateway.domain.credentials import (
     key_digest,
     parse_authorization,
     read_claims,
-    verify_password,
 )
-from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.keys import SETTINGS, SIGN_IN, STORE
 from twinbill_gateway.store import User
 
 BEM_POOL_SQL = """
@@ -82,9 +80,8 @@ async def _user(request: web.Request, *, refresh: bool) -> tuple[User, str | Non
                 raise auth_error("invalid_token")
             user = found
         case Basic(email, password):
-            found = await store.by_email(email)
-            # scrypt takes tens of milliseconds: off the event loop
-            if found is None or not await asyncio.to_thread(verify_password, password, found.password_hash):
+            found = await request.app[SIGN_IN].check(request, email, password)
+            if found is None:
                 raise auth_error("invalid_credentials")
             user = found
         case ApiKey(user_id, key):

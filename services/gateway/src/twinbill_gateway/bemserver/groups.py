@@ -12,6 +12,7 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
+from twinbill_common.paging import INT32_MAX, parse_int
 from twinbill_common.smorest import (
     Field,
     add_collection_routes,
@@ -65,7 +66,8 @@ def _pool(request: web.Request) -> asyncpg.Pool:
 
 async def _row(request: web.Request, table: Table, who: Caller) -> dict[str, Any]:
     try:
-        ident = int(request.match_info["id"])
+        # an id no row can have (past PostgreSQL's integer, say) is simply not found
+        ident = parse_int(request.match_info["id"], minimum=-INT32_MAX - 1)
     except ValueError:
         raise not_found() from None
     row = await _pool(request).fetchrow(f"SELECT * FROM {table.table} WHERE id = $1", ident)

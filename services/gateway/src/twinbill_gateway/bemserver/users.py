@@ -11,6 +11,7 @@ from aiohttp import web
 
 from twinbill_common.errors import HttpError
 from twinbill_common.http import json_response, read_json
+from twinbill_common.paging import INT32_MAX, parse_int
 from twinbill_common.smorest import (
     Field,
     check_if_match,
@@ -23,8 +24,8 @@ from twinbill_common.smorest import (
 )
 from twinbill_gateway.api import _tokens
 from twinbill_gateway.bemserver.auth import Caller, caller, require_admin
-from twinbill_gateway.domain.credentials import hash_password, new_session_id, verify_password
-from twinbill_gateway.keys import SETTINGS, STORE
+from twinbill_gateway.domain.credentials import hash_password, new_session_id
+from twinbill_gateway.keys import SETTINGS, SIGN_IN, STORE
 
 # The bemserver-api release whose contract this surface follows (bemserver-api-client 0.22
 # accepts >=0.26.0,<0.27.0).
@@ -67,9 +68,8 @@ async def get_tokens(request: web.Request) -> web.Response:
     body = load_body(await read_json(request), {"email": Field("email", required=True, nullable=False),
                                                 "password": Field("str", required=True, nullable=False,
                                                                   length=(1, 80))})
-    user = await request.app[STORE].by_email(body["email"])
-    if user is None or not user.is_active \
-            or not await asyncio.to_thread(verify_password, body["password"], user.password_hash):
+    user = await request.app[SIGN_IN].check(request, body["email"], body["password"])
+    if user is None or not user.is_active:
         return json_response({"status": "failure"})
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
@@ -83,7 +83,8 @@ async def refresh_tokens(request: web.Request) -> web.Response:
 
 async def _row(request: web.Request, who: Caller) -> asyncpg.Record:
     try:
-        ident = int(request.match_info["id"])
+        # an id no row can have (past PostgreSQL's integer, say) is simply not found
+        ident = parse_int(request.match_info["id"], minimum=-INT32_MAX - 1)
     except ValueError:
         raise not_found() from None
     row = await request.app[STORE].pool.fetchrow("SELECT * FROM users WHERE id = $1", ident)

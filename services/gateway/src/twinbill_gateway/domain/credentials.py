@@ -19,7 +19,12 @@ from typing import Literal, NamedTuple
 
 import jwt
 
-SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+# scrypt's cost: N = 2^17, r = 8 (128 MiB and about 0.4 CPU seconds per hash on the 2-core
+# development machine). Hashes written before it (`scrypt$<salt>$<hash>`, N = 2^14) still verify
+# and are rewritten at the next successful sign-in (needs_rehash).
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**17, 8, 1, 32
+LEGACY_N = 2**14
+SCRYPT_MAXMEM = 256 * 1024 * 1024
 API_KEY = re.compile(r"^(\d{1,9}):([0-9a-f]{40})$")
 
 
@@ -51,23 +56,50 @@ class ApiKey(NamedTuple):
 Credentials = Bearer | Basic | ApiKey
 
 
+def _scrypt(password: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=SCRYPT_DKLEN,
+                          maxmem=SCRYPT_MAXMEM)
+
+
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """`scrypt$<salt hex>$<hash hex>`."""
+    """`scrypt$<N>$<r>$<p>$<salt hex>$<hash hex>` at the current cost."""
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    digest = _scrypt(password, salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def _parameters(stored: str) -> tuple[int, int, int, str, str] | None:
+    """(N, r, p, salt hex, hash hex) of a stored hash, either form; None if unreadable."""
+    parts = stored.split("$")
+    try:
+        if len(parts) == 3 and parts[0] == "scrypt":  # before the cost was written down
+            return LEGACY_N, 8, 1, parts[1], parts[2]
+        if len(parts) == 6 and parts[0] == "scrypt":
+            n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+            if n in (2**k for k in range(14, 21)) and 1 <= r <= 16 and 1 <= p <= 4:
+                return n, r, p, parts[4], parts[5]
+    except ValueError:
+        return None
+    return None
 
 
 def verify_password(password: str, stored: str) -> bool:
-    """Constant-time comparison of a password against its stored hash."""
+    """Constant-time comparison of a password against its stored hash (either form)."""
+    found = _parameters(stored)
+    if found is None:
+        return False
+    n, r, p, salt_hex, digest_hex = found
     try:
-        scheme, salt_hex, digest_hex = stored.split("$")
+        digest = _scrypt(password, bytes.fromhex(salt_hex), n=n, r=r, p=p)
     except ValueError:
         return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **SCRYPT)
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True when a stored hash is weaker than the current cost (rewrite it after a sign-in)."""
+    found = _parameters(stored)
+    return found is None or found[:3] != (SCRYPT_N, SCRYPT_R, SCRYPT_P)
 
 
 def new_api_key() -> str:
@@ -137,8 +169,10 @@ def read_claims(token: str, *, kind: TokenKind | None, now: datetime, secret: st
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"],
                             options={"verify_exp": False, "require": ["sub", "exp", "kind"]})
-    except jwt.PyJWTError as err:
-        raise CredentialError(f"invalid token: {err}") from err
+    except jwt.ExpiredSignatureError as err:
+        raise CredentialError("token expired") from err
+    except jwt.PyJWTError as err:  # the library's own wording stays out of the answer
+        raise CredentialError("invalid token: bad signature, format or claims") from err
     if claims["kind"] not in ("access", "refresh"):
         raise CredentialError(f"unknown token kind {claims['kind']!r}")
     if kind is not None and claims["kind"] != kind:

@@ -12,7 +12,7 @@ from twinbill_common.paging import Errors, query_int
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.csv_rows import parse_csv
 from twinbill_twin.events import enqueue
-from twinbill_twin.keys import OUTBOX
+from twinbill_twin.keys import DEVICE_SECRETS, OUTBOX
 from twinbill_twin.store.bulk import check_against_store, import_rows
 
 
@@ -69,7 +69,8 @@ async def upload_sites_csv(request: web.Request) -> web.Response:
                 rows = len({key.split(".", 1)[0] for key in parsed.errors})
                 raise ValidationFailed(parsed.errors, data={"location": "csv"},
                                        message=f"{rows} row(s) of the file are wrong; nothing was imported")
-            counts, events = await import_rows(conn, parsed, project_id)
+            counts, events = await import_rows(conn, parsed, project_id,
+                                               seal=request.app[DEVICE_SECRETS].seal)
             await enqueue(conn, events)
     await request.app[OUTBOX].flush_quietly()
     return json_response(counts, status=201)

@@ -12,6 +12,7 @@ from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
 from twinbill_common.paging import INT64_MAX, Errors, query_int
 from twinbill_twin.api.common import pool_of, read_model, run_change
+from twinbill_twin.keys import DEVICE_SECRETS
 from twinbill_twin.store import internal
 
 
@@ -60,6 +61,8 @@ async def get_devices(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         records = await internal.device_records(conn, after_id=after_id, limit=limit,
                                                 project_id=project_id, device_type=device_type)
+    secrets = request.app[DEVICE_SECRETS]  # sealed at rest, opened only for the calling service
+    records = [r.model_copy(update={"secret": secrets.open(r.secret)}) if r.secret else r for r in records]
     return json_response({"devices": [r.model_dump(mode="json") for r in records],
                           "next_after_id": records[-1].id if len(records) == limit else None})
 

@@ -8,12 +8,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dt_ok, read_json, validation_fields
 from twinbill_common.paging import INT64_MAX, Errors, page_total, parse_int, query_int
 from twinbill_common.schemas import SetMeasurepoints
 from twinbill_common.topology import COMMANDS
 from twinbill_twin.api.common import pool_of
+from twinbill_twin.api.open_dt_schemas import Empty, InstanceDetail, InstancePage, InstanceQuery, InstancesQuery
 from twinbill_twin.api.visibility import instances_visible, visible_projects
 from twinbill_twin.domain.control import BadExpectValue, typed_expectvalue
 from twinbill_twin.events import enqueue_messages
@@ -30,6 +32,8 @@ def bad(field: str, reason: str) -> ValidationFailed:
     return ValidationFailed({field: [reason]}, data={"location": "query"})
 
 
+@documented(summary="A page of instances (seed 002)", query=InstancesQuery, response=InstancePage, envelope="dt",
+            tags=("seed 002",))
 async def list_instances(request: web.Request) -> web.Response:
     """GET /dt/open/v1/instances?name=&page=&offset=: a page of instances."""
     name = request.query.get("name", "")
@@ -64,6 +68,8 @@ def parse_ids(raw: str | None) -> list[int]:
     return ids
 
 
+@documented(summary="Instances with their attributes (seed 002)", query=InstanceQuery,
+            response=list[InstanceDetail], envelope="dt", tags=("seed 002",))
 async def instance_details(request: web.Request) -> web.Response:
     """GET /dt/open/v1/instance?ids=1,2: instances with their attributes; 404 if any is unknown."""
     ids = parse_ids(request.query.get("ids"))
@@ -88,6 +94,8 @@ class ExpectValue(BaseModel):
 EXPECT_VALUES = TypeAdapter(list[ExpectValue])
 
 
+@documented(summary="Set desired values of State attributes (seed 002 reverse control)", body=list[ExpectValue],
+            response=Empty, envelope="dt", tags=("seed 002",))
 async def set_expectvalues(request: web.Request) -> web.Response:
     """PATCH /dt/open/v1/instance/{id}: set expectvalues of State attributes, command the device."""
     try:

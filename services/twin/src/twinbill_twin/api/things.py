@@ -20,6 +20,7 @@ from twinbill_twin.api.common import (
     run_change,
 )
 from twinbill_twin.events import change
+from twinbill_twin.keys import DEVICE_SECRETS
 from twinbill_twin.store import devices, products
 
 PRODUCT_FILTERS: dict[str, type] = {"product_key": str, "name": str, "is_gateway": bool}
@@ -81,18 +82,22 @@ async def create_device(request: web.Request) -> web.Response:
     body = await read_model(request, s.DeviceCreate)
     s.check_kind(body.device_type, body.water_meter_kind)
     values = body.model_dump()
+    secret = values.get("secret") or devices.new_secret()
+    values["secret"] = request.app[DEVICE_SECRETS].seal(secret)  # stored sealed, answered plain
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         return await devices.create_device(conn, values)
 
     row = await run_change(request, work, lambda row: device_events("created", row))
-    return one(row, s.DeviceCreated, status=201)
+    return one({**row, "secret": secret}, s.DeviceCreated, status=201)
 
 
 async def update_device(request: web.Request) -> web.Response:
     """PUT /api/v1/devices/{id}."""
     ident = path_id(request)
     values = changes(await read_model(request, s.DeviceUpdate))
+    if values.get("secret"):
+        values["secret"] = request.app[DEVICE_SECRETS].seal(values["secret"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         return await devices.update_device(conn, ident, values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -67,8 +68,8 @@ def _created(rows: list[asyncpg.Record], entity: str, project_id: int) -> list[R
     return bulk_created(entity, [row["id"] for row in rows if row["inserted"]], project_id)
 
 
-async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: int
-                      ) -> tuple[dict[str, int], list[RegistryChanged]]:
+async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: int, *,
+                      seal: Callable[[str], str]) -> tuple[dict[str, int], list[RegistryChanged]]:
     """Write a checked file (inside the caller's transaction); returns counts and the events."""
     rows = list(parsed.rows.values())
     events: list[RegistryChanged] = []
@@ -150,7 +151,7 @@ async def import_rows(conn: asyncpg.Connection, parsed: ParsedFile, project_id: 
         "SELECT id, product_key FROM products WHERE product_key = ANY($1::text[])",
         list({row.product_key for row in device_rows}))}
     new = [{"product_id": product_id[row.product_key], "device_key": row.device_key,
-            "name": row.device_name or row.device_key, "secret": row.secret or new_secret(),
+            "name": row.device_name or row.device_key, "secret": seal(row.secret or new_secret()),
             "project_id": project_id, "device_type": row.device_type,
             "water_meter_kind": row.water_meter_kind,
             "space_id": space_id[(storey_of(row), row.space)] if row.space else None,

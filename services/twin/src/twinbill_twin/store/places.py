@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,10 @@ async def _check_references(conn: asyncpg.Connection, table: Table, values: dict
 
 
 def _duplicate(table: Table, err: asyncpg.UniqueViolationError) -> Exception:
-    return conflict(f"a {table.entity} with these values already exists ({err.detail or err})")
+    """409 naming the fields that must be unique (PostgreSQL's own text stays out of the answer)."""
+    found = re.match(r"Key \(([^)]*)\)=", err.detail or "")
+    fields = f" (same {found.group(1)})" if found else ""
+    return conflict(f"a {table.entity} with these values already exists{fields}")
 
 
 async def insert_row(conn: asyncpg.Connection, table: Table, values: dict[str, Any]) -> dict[str, Any]:
