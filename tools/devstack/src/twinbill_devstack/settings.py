@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -19,3 +20,6 @@ class DevstackSettings(BaseSettings):
     # The broker the test suite uses, swept of stale test namespaces by `--sweep-test-queues`.
     test_amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str | None = Field(default=None, validation_alias="MONGO_URL")
+    # Ingest gateway processes `make run` starts, sharing the MQTT load through the shared
+    # subscription: one per core by default (the first on 8004, then 8104, 8204, ...).
+    ingest_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=32)
