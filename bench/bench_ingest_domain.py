@@ -34,8 +34,9 @@ def main() -> None:
         [ProductModel.model_validate(p) for p in registry["products"]],
         [DeviceRecord.model_validate(d) for d in registry["devices"]])))
     gateway = config["gateways"][0]
+    own = (gateway["product_key"], gateway["device_key"])
     for sub in gateway["sub_devices"]:
-        cache.set_online((sub["product_key"], sub["device_key"]), gateway=(gateway["product_key"], gateway["device_key"]))
+        cache.set_online((sub["product_key"], sub["device_key"]), gateway=own)
     rng = random.Random(1)
     now = int(time.time() * 1000)
     entries = []
@@ -65,7 +66,8 @@ def main() -> None:
         encode_accepted(done, topic=topic, message_id=message_id(topic, "abc123", payload), received_at=now)
 
     per_round = max(1, args.requests // 5)
-    print(f"one post/batch request of 100 points ({len(payload):,} bytes), 50 meters, CPU time, best of 5 x {per_round}")
+    print(f"one post/batch request of 100 points ({len(payload):,} bytes), 50 meters, "
+          f"CPU time, best of 5 x {per_round}")
     for label, step in (("validate (parse + checks)", validate), ("message id", identify),
                         ("bus body", encode), ("all of it", whole)):
         best = min(timeit.Timer(step, timer=time.process_time).repeat(5, per_round)) / per_round
