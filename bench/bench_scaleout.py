@@ -55,7 +55,10 @@ def run_ingest(processes: int, *, seconds: float, port_base: int) -> dict[str, s
                "--processes", str(processes)]
     if port_base:
         command += ["--port-base", str(port_base)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise SystemExit(f"bench_ingest --processes {processes} failed:\n{finished.stdout}\n{finished.stderr}")
+    output = finished.stdout
     figures: dict[str, str] = {}
     if match := re.search(r"-> ([\d,]+) points/s", output):
         figures["points/s"] = match.group(1)
