@@ -6,11 +6,13 @@ than the wall rate), and each process's RSS over the run with its growth per min
 Self-contained: its own Mosquitto (project config, auth + ACLs), the gateway as `--processes`
 separate processes sharing the MQTT load through the shared subscription (`python -m
 twinbill_ingest`, registry from a file), its own bus namespace on the local RabbitMQ (deleted
-afterwards). `--port-base N` takes Mosquitto's and the gateways' HTTP ports from N up (else free
-ports).
+afterwards), or with `--private-rabbitmq` a RabbitMQ node of its own (twinbill_devstack.rabbitmq:
+its CPU is then the bench's alone, and the bench runs while the shared broker is busy or away).
+`--port-base N` takes Mosquitto's, the gateways' HTTP and the private node's ports from N up
+(else free ports).
 
     .venv/bin/python bench/bench_ingest.py [--seconds 20] [--gateways 8] [--sub-devices 50]
-        [--processes 1] [--port-base N]
+        [--processes 1] [--port-base N] [--private-rabbitmq]
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import uuid
 from pathlib import Path
 
 # bench/procstats.py: a script's own folder is first on sys.path.
-from procstats import RssSampler, cpu_seconds, find_shared_rabbitmq
+from procstats import RssSampler, cpu_seconds, find_rabbitmq_home, find_shared_rabbitmq
 
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
+from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=16, help="requests in flight per gateway")
     parser.add_argument("--processes", type=int, default=1, help="ingest gateway processes (one share group)")
     parser.add_argument("--port-base", type=int, default=0, help="take ports from here up (0: free ports)")
+    parser.add_argument("--private-rabbitmq", action="store_true", help="a RabbitMQ node of the bench's own")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the (first) gateway process here")
     args = parser.parse_args()
 
@@ -85,6 +89,14 @@ def main() -> None:
     config = generate_config(args.gateways, args.sub_devices, prefix=f"b{uuid.uuid4().hex[:4]}")
     registry_file = workdir / "registry.json"
     registry_file.write_text(json.dumps(registry_for(config)))
+    rabbit: PrivateRabbitMQ | None = None
+    amqp_url = AMQP_URL
+    if args.private_rabbitmq:
+        (workdir / "rabbit").mkdir()
+        rabbit = PrivateRabbitMQ(workdir / "rabbit")
+        rabbit.port, rabbit.dist_port = port(), port()
+        rabbit.start()
+        amqp_url = rabbit.url
     broker = DevBroker(workdir)
     broker.port = port()
     broker.start()
@@ -102,7 +114,7 @@ def main() -> None:
                 "INGEST_REGISTRY_FILE": str(registry_file),
                 "INGEST_BUS_NAMESPACE": namespace,
                 "INGEST_HTTP_PORT": str(http_port),
-                "INGEST_AMQP_URL": AMQP_URL,
+                "INGEST_AMQP_URL": amqp_url,
                 "INGEST_LOG_LEVEL": "WARNING",
                 "INGEST_SHARE_GROUP": "bench",
             }
@@ -113,7 +125,9 @@ def main() -> None:
         time.sleep(1.0)  # let the session observers subscribe too
         pids = {f"ingest gateway {n + 1}": process.pid for n, (process, _) in enumerate(gateways)}
         pids |= {"mosquitto": broker.pid, "simulator (this process)": os.getpid()}
-        if (beam := find_shared_rabbitmq()) is not None:
+        if rabbit is not None and (beam := find_rabbitmq_home(rabbit.directory)) is not None:
+            pids["rabbitmq (the bench's own)"] = beam
+        elif rabbit is None and (beam := find_shared_rabbitmq()) is not None:
             pids["rabbitmq (shared)"] = beam
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
@@ -173,7 +187,10 @@ def main() -> None:
         for process, _ in gateways:
             process.wait(timeout=15)
         broker.stop()
-        asyncio.run(delete_namespace(AMQP_URL, namespace))
+        if rabbit is not None:
+            rabbit.stop()
+        else:
+            asyncio.run(delete_namespace(AMQP_URL, namespace))
 
 
 if __name__ == "__main__":

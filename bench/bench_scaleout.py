@@ -26,6 +26,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,12 +35,13 @@ import aiohttp
 import asyncpg
 
 # bench/procstats.py: a script's own folder is first on sys.path.
-from procstats import cpu_seconds, find_shared_rabbitmq
+from procstats import cpu_seconds, find_rabbitmq_home, find_shared_rabbitmq
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
+from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -49,10 +51,10 @@ METERS = 200
 POINTS_PER_MESSAGE = 100
 
 
-def run_ingest(processes: int, *, seconds: float, port_base: int) -> dict[str, str]:
+def run_ingest(processes: int, *, seconds: float, port_base: int, private: bool) -> dict[str, str]:
     """One bench_ingest run; the figures it printed, by name."""
     command = [sys.executable, str(HERE / "bench_ingest.py"), "--seconds", str(seconds),
-               "--processes", str(processes)]
+               "--processes", str(processes), *(["--private-rabbitmq"] if private else [])]
     if port_base:
         command += ["--port-base", str(port_base)]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -131,10 +133,10 @@ async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
     raise SystemExit("twin service did not become ready")
 
 
-async def start_twin(dsn: str, namespace: str, port: int) -> asyncio.subprocess.Process:
+async def start_twin(dsn: str, namespace: str, port: int, amqp_url: str) -> asyncio.subprocess.Process:
     """A twin service process on the bench's schema and namespace."""
     env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,
-           "TWIN_HTTP_PORT": str(port), "TWIN_AMQP_URL": AMQP_URL, "TWIN_LOG_LEVEL": "WARNING"}
+           "TWIN_HTTP_PORT": str(port), "TWIN_AMQP_URL": amqp_url, "TWIN_LOG_LEVEL": "WARNING"}
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "twinbill_twin", env=env)
 
 
@@ -149,8 +151,10 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def run_twin(consumers: int, *, points: int, ports: list[int]) -> dict[str, str]:
+async def run_twin(consumers: int, *, points: int, ports: list[int], rabbit: PrivateRabbitMQ | None
+                   ) -> dict[str, str]:
     """Publish `points` to twin.telemetry while `consumers` twin processes store them."""
+    amqp_url = rabbit.url if rabbit is not None else AMQP_URL
     tag = uuid.uuid4().hex[:8]
     database = f"twinbill_scaleout_{tag}"
     admin = await asyncpg.connect(PG_ADMIN)
@@ -158,12 +162,12 @@ async def run_twin(consumers: int, *, points: int, ports: list[int]) -> dict[str
     await admin.close()
     dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
     namespace = f"scaleout{tag}."
-    bus = Bus(AMQP_URL, namespace=namespace)
+    bus = Bus(amqp_url, namespace=namespace)
     processes: list[asyncio.subprocess.Process] = []
     try:
-        processes = [await start_twin(dsn, namespace, ports[0])]
+        processes = [await start_twin(dsn, namespace, ports[0], amqp_url)]
         await wait_ready(ports[0], processes[0])  # migrations done: the schema is there
-        processes += [await start_twin(dsn, namespace, ports[n]) for n in range(1, consumers)]
+        processes += [await start_twin(dsn, namespace, ports[n], amqp_url) for n in range(1, consumers)]
         for n, process in enumerate(processes):
             await wait_ready(ports[n], process)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
@@ -180,7 +184,7 @@ async def run_twin(consumers: int, *, points: int, ports: list[int]) -> dict[str
         backends = [row["pid"] for row in await conn.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database)]
         backends_before = sum(cpu_seconds(pid) for pid in backends)
-        beam = find_shared_rabbitmq()
+        beam = find_rabbitmq_home(rabbit.directory) if rabbit is not None else find_shared_rabbitmq()
         beam_before = cpu_seconds(beam) if beam else 0.0
         started = time.perf_counter()
         await asyncio.gather(*(send(message_id, body) for message_id, body in messages))
@@ -201,14 +205,16 @@ async def run_twin(consumers: int, *, points: int, ports: list[int]) -> dict[str
                                         f"{seconds * 100_000 / points:.2f} s/100k points")
         figures["postgresql backends"] = (f"{backends_used:.1f} s CPU ({len(backends)} connections of the twins) "
                                           f"{backends_used * 100_000 / points:.2f} s/100k points")
-        figures["rabbitmq (shared)"] = (f"{beam_used:.1f} s CPU (with the bench's publishing and others' "
-                                        f"work) {beam_used * 100_000 / points:.2f} s/100k points")
+        whose = "the bench's own node" if rabbit is not None else "shared: with others' work"
+        figures["rabbitmq"] = (f"{beam_used:.1f} s CPU ({whose}; with the bench's publishing) "
+                               f"{beam_used * 100_000 / points:.2f} s/100k points")
         figures["load average"] = f"{os.getloadavg()[0]:.1f}"
         return figures
     finally:
         for process in processes:
             await stop(process)
-        await delete_namespace(AMQP_URL, namespace)
+        if rabbit is None:
+            await delete_namespace(AMQP_URL, namespace)
         await bus.close()
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -229,6 +235,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=400_000)
     parser.add_argument("--port-base", type=int, default=0, help="take ports from here up (0: free ports)")
     parser.add_argument("--only", choices=["ingest", "twin"], help="run one part")
+    parser.add_argument("--private-rabbitmq", action="store_true",
+                        help="a RabbitMQ node of the bench's own (each ingest run has one, the twin part one)")
     args = parser.parse_args()
     ports = [args.port_base + 90 + n for n in range(2)] if args.port_base else [free_port(), free_port()]
     print(f"{os.cpu_count()} cores shared with other work; load average at the start "
@@ -236,11 +244,23 @@ def main() -> None:
     if args.only in (None, "ingest"):
         for processes in (1, 2):
             show(f"ingest, {processes} process(es), simulator as fast as replies allow:",
-                 run_ingest(processes, seconds=args.seconds, port_base=args.port_base))
+                 run_ingest(processes, seconds=args.seconds, port_base=args.port_base,
+                            private=args.private_rabbitmq))
     if args.only in (None, "twin"):
-        for consumers in (1, 2):
-            show(f"twin writes, {consumers} consumer process(es), {args.points:,} points:",
-                 asyncio.run(run_twin(consumers, points=args.points, ports=ports)))
+        rabbit = None
+        if args.private_rabbitmq:
+            directory = Path(tempfile.mkdtemp(prefix="bench-scaleout-rabbit-"))
+            rabbit = PrivateRabbitMQ(directory)
+            if args.port_base:
+                rabbit.port, rabbit.dist_port = args.port_base + 95, args.port_base + 96
+            rabbit.start()
+        try:
+            for consumers in (1, 2):
+                show(f"twin writes, {consumers} consumer process(es), {args.points:,} points:",
+                     asyncio.run(run_twin(consumers, points=args.points, ports=ports, rabbit=rabbit)))
+        finally:
+            if rabbit is not None:
+                rabbit.stop()
 
 
 if __name__ == "__main__":

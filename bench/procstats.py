@@ -55,6 +55,21 @@ def find_shared_rabbitmq() -> int | None:
     return find_pid("beam.smp")
 
 
+def find_rabbitmq_home(home: Path) -> int | None:
+    """The beam.smp of a private RabbitMQ node (twinbill_devstack.rabbitmq) by its home
+    directory (its HOME is the node's directory)."""
+    wanted = f"-home {home}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp" and \
+                        wanted in (entry / "cmdline").read_bytes().replace(b"\0", b" "):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares slope of (x, y) samples (0 with fewer than two)."""
     if len(samples) < 2:
