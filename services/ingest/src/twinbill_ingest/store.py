@@ -93,13 +93,19 @@ class HttpRegistrySource:
 class StaticRegistrySource:
     """A fixed registry (a JSON file for a bench or a demo without the twin, or objects in tests).
 
-    Status reports are kept in `reported` so a caller can see what reached "the registry".
+    The latest status report of each device is kept (`reported`) so a caller can see what
+    reached "the registry"; one per device, so a long run (a bench, the demo) does not grow.
     """
 
     def __init__(self, products: Iterable[ProductModel], devices: Iterable[DeviceRecord]) -> None:
         self._products = list(products)
         self._devices = list(devices)
-        self.reported: list[dict[str, Any]] = []
+        self._reported: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @property
+    def reported(self) -> list[dict[str, Any]]:
+        """The latest status report of each device that had one."""
+        return list(self._reported.values())
 
     @classmethod
     def from_file(cls, path: Path) -> StaticRegistrySource:
@@ -123,8 +129,9 @@ class StaticRegistrySource:
         return list(self._devices)
 
     async def report_status(self, updates: Sequence[dict[str, Any]]) -> None:
-        """Keep the reports."""
-        self.reported.extend(updates)
+        """Keep the latest report of each device."""
+        for update in updates:
+            self._reported[(update["product_key"], update["device_key"])] = dict(update)
 
 
 class RegistryCache:

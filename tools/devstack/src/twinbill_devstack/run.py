@@ -64,10 +64,20 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
         ServiceProcess("billing", "twinbill_billing", 8003, {
             "BILLING_MONGO_URL": mongo_url, "BILLING_AMQP_URL": amqp_url,
             "BILLING_HTTP_PORT": "8003", "BILLING_TWIN_URL": twin_url}),
-        ServiceProcess("ingest", "twinbill_ingest", 8004, {
-            "INGEST_AMQP_URL": amqp_url, "INGEST_HTTP_PORT": "8004", "INGEST_TWIN_URL": twin_url,
-            "INGEST_MQTT_HOST": "127.0.0.1", "INGEST_MQTT_PORT": "1883"}),
+        *ingest_processes(settings.ingest_processes, amqp_url=amqp_url, twin_url=twin_url),
     ]
+
+
+def ingest_processes(count: int, *, amqp_url: str, twin_url: str) -> list[ServiceProcess]:
+    """`count` ingest gateways in one share group (services/ingest/README.md): "ingest" on 8004,
+    then "ingest-2" on 8104, "ingest-3" on 8204, ..."""
+    processes = []
+    for number in range(1, count + 1):
+        port = 8004 + 100 * (number - 1)
+        processes.append(ServiceProcess("ingest" if number == 1 else f"ingest-{number}", "twinbill_ingest", port, {
+            "INGEST_AMQP_URL": amqp_url, "INGEST_HTTP_PORT": str(port), "INGEST_TWIN_URL": twin_url,
+            "INGEST_MQTT_HOST": "127.0.0.1", "INGEST_MQTT_PORT": "1883"}))
+    return processes
 
 
 async def start(service: ServiceProcess, logs: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -24,3 +25,6 @@ class DevstackSettings(BaseSettings):
     # The services' shared key (TWINBILL_SERVICE_KEY, which they read too): `make run` reads the
     # twin's /internal/ paths with a service token of its own.
     service_key: str = DEV_SERVICE_KEY
+    # Ingest gateway processes `make run` starts, sharing the MQTT load through the shared
+    # subscription: one per core by default (the first on 8004, then 8104, 8204, ...).
+    ingest_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=32)

@@ -4,6 +4,13 @@
 the raw payload, a view of the registry and the time of receipt, it returns the points to
 publish or raises `Rejection` with the first EnOS code that applies (seed 003: "the first return
 code that occurs will be returned").
+
+Cost: this runs for every point the platform takes in, so the usual shapes are decided inline.
+The payload is parsed by msgspec (about 3x faster than the standard library with the same
+Decimal numbers); whatever msgspec refuses is parsed again by the standard library, so a payload
+that is not valid JSON gets exactly the reply it always got. Each thing model's identifiers
+carry a compiled fast check (thingmodel.Model.kinds); anything unusual goes through check_point,
+which says what is wrong.
 """
 
 from __future__ import annotations
@@ -13,10 +20,28 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol
 
-from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS, DEVICE_TIME_MIN_MS, time_problem
+import msgspec
+
+from twinbill_common.schemas.telemetry import DEVICE_TIME_MAX_MS, DEVICE_TIME_MIN_MS, text_problem, time_problem
 from twinbill_ingest.domain.codes import Code, Rejection
-from twinbill_ingest.domain.thingmodel import CompiledModel, check_point
+from twinbill_ingest.domain.thingmodel import (
+    INT_LIMIT,
+    INTEGER,
+    NUMBER,
+    TEXT,
+    CompiledModel,
+    check_point,
+    compile_kinds,
+)
 from twinbill_ingest.domain.topics import METHODS, Topic
+
+# JSON numbers with a fraction or an exponent become Decimal: the device's digits are kept.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+# A Decimal parsed from a payload shorter than this has fewer digits, so when its adjusted
+# exponent is within +-300 it is a finite double with fewer than 16,383 decimal places
+# (twinbill_common.schemas.telemetry.number_problem); longer payloads check every number in full.
+_PLAIN_PAYLOAD_BYTES = 16_000
+_PLAIN_ADJUSTED = 300
 
 
 class DeviceInfo(Protocol):
@@ -49,9 +74,9 @@ class Envelope:
     skip_invalid: bool = False
 
 
-@dataclass
-class PointSet:
-    """The accepted measurepoints of one device at one instant."""
+class PointSet(msgspec.Struct):
+    """The accepted measurepoints of one device at one instant (a msgspec Struct: the bus body
+    encodes it as it is, twinbill_common.schemas.telemetry.DevicePoints)."""
 
     product_key: str
     device_key: str
@@ -83,9 +108,15 @@ def decode_payload(payload: bytes, *, max_bytes: int, unparsable: Code = Code.DA
     if len(payload) > max_bytes:
         raise Rejection(Code.TOO_LARGE, f"{len(payload)} bytes, the limit is {max_bytes}")
     try:
-        body = json.loads(payload, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise Rejection(unparsable, f"not valid JSON: {err}") from None
+        body = _DECODER.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        # The standard library decides (and words) what msgspec refused: text it reads that
+        # msgspec does not (a lone surrogate escape, UTF-16, a byte order mark) stays accepted,
+        # and the reply to a broken payload keeps its message.
+        try:
+            body = json.loads(payload, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise Rejection(unparsable, f"not valid JSON: {err}") from None
     if not isinstance(body, dict):
         raise Rejection(Code.PAYLOAD_FORMAT, f"the payload is a JSON {type(body).__name__}, not an object")
     return body
@@ -135,7 +166,8 @@ def validate_request(
     """Decide one measurepoint request: the points to publish, or Rejection with the first code."""
     body = decode_payload(payload, max_bytes=max_bytes)
     try:
-        return _validate_body(body, topic=topic, registry=registry, received_at=received_at)
+        return _validate_body(body, topic=topic, registry=registry, received_at=received_at,
+                              plain=len(payload) < _PLAIN_PAYLOAD_BYTES)
     except Rejection as err:
         err.request_id = request_id_of(body)
         err.points = count_points(body.get("params"))
@@ -152,7 +184,9 @@ def count_points(params: Any) -> int:
     return total
 
 
-def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView, received_at: int) -> Accepted:
+def _validate_body(
+    body: dict[str, Any], *, topic: Topic, registry: RegistryView, received_at: int, plain: bool
+) -> Accepted:
     envelope = parse_envelope(body, topic=topic)
     entries = _entries(envelope.params, topic=topic)
     publisher = registry.device(topic.product_key, topic.device_key)
@@ -162,8 +196,11 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
         )
     accepted = Accepted(envelope, [], 0)
     batch = topic.kind.is_batch
-    models: dict[tuple[str, str], CompiledModel] = {}  # a batch names the same devices many times
+    # A batch names the same devices many times: each is authorised once, with its model and
+    # the model's compiled checks.
+    models: dict[tuple[str, str], tuple[CompiledModel, dict[str, int]]] = {}
     own = (topic.product_key, topic.device_key)
+    skip_invalid = envelope.skip_invalid
     for index, entry in enumerate(entries):
         # The common shapes are checked inline (this loop runs for every point of every request);
         # anything unusual goes through the helpers, which name the entry in their error.
@@ -172,30 +209,46 @@ def _validate_body(body: dict[str, Any], *, topic: Topic, registry: RegistryView
             product_key, device_key = own
         elif type(product_key) is not str or type(device_key) is not str or not product_key or not device_key:
             product_key, device_key = _entry_device(entry, topic=topic, where=_where(index, batch))
-        model = models.get((product_key, device_key))
-        if model is None:
+        compiled = models.get((product_key, device_key))
+        if compiled is None:
             model = _authorise(
                 product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
             )
-            models[(product_key, device_key)] = model
+            kinds = getattr(model, "kinds", None)  # thingmodel.Model; a plain mapping is compiled here
+            compiled = models[(product_key, device_key)] = (model, kinds if kinds is not None else compile_kinds(model))
+        model, kinds = compiled
         time = entry.get("time")
         if type(time) is not int or not DEVICE_TIME_MIN_MS <= time < DEVICE_TIME_MAX_MS:
             time = _entry_time(entry, where=_where(index, batch), received_at=received_at)
         points = entry.get("measurepoints")
         if type(points) is not dict or not points:
             points = _entry_points(entry, where=_where(index, batch))
-        kept: dict[str, Any] = {}
+        dropped: list[str] | None = None
         for identifier, value in points.items():
+            # The compiled fast checks pass exactly what check_point passes for these types.
+            kind = kinds.get(identifier)
+            value_type = type(value)
+            if kind == NUMBER:
+                if value_type is Decimal:
+                    if plain and -_PLAIN_ADJUSTED < value.adjusted() < _PLAIN_ADJUSTED:
+                        continue
+                elif value_type is int and -INT_LIMIT < value < INT_LIMIT:
+                    continue
+            elif kind == INTEGER:
+                if value_type is int and -INT_LIMIT < value < INT_LIMIT:
+                    continue
+            elif kind == TEXT and value_type is str and text_problem(value) is None:
+                continue
             try:
                 check_point(identifier, value, model=model)
             except Rejection as err:
                 located = Rejection(err.code, f"{_where(index, batch)} ({product_key}/{device_key}): {err.detail}")
-                if not envelope.skip_invalid:
+                if not skip_invalid:
                     raise located from None
                 accepted.dropped += 1
                 accepted.first_dropped = accepted.first_dropped or located
-                continue
-            kept[identifier] = value
+                dropped = [*(dropped or ()), identifier]
+        kept = points if dropped is None else {key: value for key, value in points.items() if key not in dropped}
         if kept:
             accepted.points.append(PointSet(product_key, device_key, time, kept))
             accepted.accepted += len(kept)

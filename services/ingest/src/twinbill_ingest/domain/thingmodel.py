@@ -24,10 +24,34 @@ _NUMBERS = frozenset({"float", "double"})
 _INTEGRAL = frozenset({"int", "float", "double"})
 CompiledModel = Mapping[str, DataType]
 
+# What a compiled model says of an identifier, for the checks that run on every point: a number
+# (float/double: an int or a Decimal), an integer (int), a text (string); anything else goes
+# through check_point, which knows every type and says what is wrong.
+NUMBER, INTEGER, TEXT, OTHER = 1, 2, 3, 0
+_FAST_KINDS = {"float": NUMBER, "double": NUMBER, "int": INTEGER, "string": TEXT}
+# Integers strictly inside this bound are finite doubles (the limit is about 1.8e308); larger
+# ones go through number_problem.
+INT_LIMIT = 10**300
+
+
+class Model(dict[str, DataType]):
+    """A product's measurepoints by identifier, with each identifier's fast check compiled once
+    per thing model (`kinds`), not looked up per point."""
+
+    def __init__(self, measurepoints: Mapping[str, DataType]) -> None:
+        super().__init__(measurepoints)
+        self.kinds: dict[str, int] = compile_kinds(measurepoints)
+
+
+def compile_kinds(model: Mapping[str, DataType]) -> dict[str, int]:
+    """Identifier -> NUMBER / INTEGER / TEXT / OTHER for a model."""
+    return {identifier: _FAST_KINDS.get(data_type.type, OTHER) for identifier, data_type in model.items()}
+
 
 def compile_model(product: ProductModel) -> dict[str, DataType]:
-    """The product's measurepoints by identifier: what a lookup per point needs."""
-    return {point.identifier: point.data_type for point in product.measurepoints}
+    """The product's measurepoints by identifier, compiled for the per-point checks (a Model;
+    typed as the plain mapping validation accepts, which compiles a plain one per request)."""
+    return Model({point.identifier: point.data_type for point in product.measurepoints})
 
 
 def check_point(identifier: str, value: Any, *, model: CompiledModel) -> None:
