@@ -134,16 +134,37 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
     return values
 
 
+async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
+                       spec: Downsample, bounds: list[int] | None) -> dict[tuple[int, int], float]:
+    """Percentiles per bucket: buckets made of whole hours from the hours' sorted values, the
+    partial first and last buckets (and buckets the hour grid doesn't fit) from raw rows."""
+    stop = q.end + 1
+    bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
+    quantile, method = percentile_spec(spec.aggregator)
+    width, table = series_store.HOUR_VALUES
+    pieces = [(q.start, stop, "samples")]
+    if rollup_usable(spec, bounds, width):
+        if spec.whole_range:  # one bucket: its values come whole from one source
+            lo, hi = (q.start, stop) if q.start % width == 0 and stop % width == 0 else (stop, stop)
+        else:
+            lo, hi = _whole_buckets(spec, bounds, q.start, stop)
+        if lo < hi:
+            pieces = [(q.start, lo, "samples"), (lo, hi, table), (hi, stop, "samples")]
+    values: dict[tuple[int, int], float] = {}
+    for part_start, part_stop, source in pieces:
+        if part_start < part_stop:
+            values.update(await series_store.fetch_percentiles(
+                conn, attribute_id, start=part_start, stop=part_stop, bucket=bucket, quantile=quantile,
+                method=method, table=source))
+    return values
+
+
 async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
                        spec: Downsample) -> dict[int, Points]:
     bounds = bucket_boundaries(spec, q.start, q.end, q.tz)
     per_series: dict[int, dict[int, float]] = defaultdict(dict)
     if spec.aggregator in PERCENTILES:
-        bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
-        quantile, method = percentile_spec(spec.aggregator)
-        found = await series_store.fetch_percentiles(conn, attribute_id, start=q.start, stop=q.end + 1,
-                                               bucket=bucket, quantile=quantile, method=method)
-        for (idx, b), value in found.items():
+        for (idx, b), value in (await _percentiles(conn, attribute_id, q, spec, bounds)).items():
             per_series[idx][b] = value
     else:
         for (idx, b), value in (await _bucket_values(conn, attribute_id, q, spec, bounds)).items():

@@ -1,9 +1,11 @@
 """BEMServer's /timeseries_data/ aggregate and stats: one value per bucket aligned in the asked
-zone (from the hour or minute rollup where the buckets allow, else raw samples), and per-series
+zone (from the hour, minute or 10 s rollup where the buckets allow, else raw samples), and per-series
 statistics."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +24,7 @@ from twinbill_twin.bemserver.query import (
     time_param,
     zone_param,
 )
+from twinbill_twin.store.series import ROLLUPS
 
 
 async def download_aggregate(request: web.Request) -> web.Response:
@@ -70,34 +73,55 @@ async def download_aggregate(request: web.Request) -> web.Response:
                 await conn.execute("SET LOCAL work_mem = '64MB'")
                 rows = await conn.fetch(sql, *args)
         else:
-            rows = await conn.fetch(sql, *args)  # a rollup: a few thousand rows at most a week
-    fill: int | None = 0 if aggregation == "count" else None
-    values: dict[int, list[Any]] = {s.key: [fill] * len(grid.starts) for s in series}
-    for row in rows:
-        values[row["attribute_id"]][row["b"] - 1] = int(row["v"]) if aggregation == "count" else float(row["v"])
-    if request.headers.get("Accept", "").startswith("text/csv"):
-        lines = ["Datetime," + ",".join(csv_cell(s.label) for s in series)]
+            rows = await conn.fetch(sql, *args)  # a rollup: one row per series
+    # each value's JSON / CSV text, per series in grid order (null / empty where no point, 0 for count)
+    count = aggregation == "count"
+    csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
+    empty = "0" if count else ("" if csv_wanted else "null")
+    texts: dict[int, list[str]] = {s.key: [empty] * len(grid.starts) for s in series}
+    for key, numbers, found in rows:
+        column = texts[key]
+        for b, v in zip(numbers, found, strict=True):
+            column[b - 1] = str(v) if count else (p.number_text(v) if csv_wanted else json_number(v))
+    if csv_wanted:
         csv_when = p.TimeFormatter(zone, csv=True)
-        for index, ts in enumerate(grid.starts):
-            lines.append(csv_when(ts) + "," + ",".join(p.number_text(values[s.key][index]) for s in series))
+        columns = [texts[s.key] for s in series]
+        lines = ["Datetime," + ",".join(csv_cell(s.label) for s in series)]
+        lines += [csv_when(ts) + "," + ",".join(column[index] for column in columns)
+                  for index, ts in enumerate(grid.starts)]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
+    if not grid.starts:
+        return web.json_response({})
+    # the body json.dumps would write for {label: {time: value}}, written directly
     when = p.TimeFormatter(zone, csv=False)
-    stamps = [when(ts) for ts in grid.starts]
-    body = {s.label: dict(zip(stamps, values[s.key], strict=True)) for s in series} if stamps else {}
-    return web.json_response(body)
+    keys = [f'"{when(ts)}": ' for ts in grid.starts]
+    parts = [json.dumps(s.label) + ": {" + ", ".join([k + t for k, t in zip(keys, texts[s.key], strict=True)]) + "}"
+             for s in series]
+    return web.Response(text="{" + ", ".join(parts) + "}", content_type="application/json")
 
 
-# What each aggregation reads from raw samples, and from a rollup row (n, sum, min, max).
+def json_number(value: float) -> str:
+    """A double as json.dumps writes it (NaN and the infinities as its bare tokens)."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+# What each aggregation reads from raw samples, from grouped rollup rows, and from one rollup row
+# (when the bucket is the rollup's own).
 _RAW_AGGREGATE = {"avg": "avg(dbl)", "sum": "sum(dbl)", "min": "min(dbl)", "max": "max(dbl)", "count": "count(dbl)"}
 _ROLLUP_AGGREGATE = {"avg": "sum(sum) / sum(n)", "sum": "sum(sum)", "min": "min(min)", "max": "max(max)",
-                     "count": "sum(n)"}
+                     "count": "sum(n)::bigint"}
+_ROW_AGGREGATE = {"avg": "sum / n", "sum": "sum", "min": "min", "max": "max", "count": "n"}
 
 
 def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
-    """Bucket values (1-based bucket number `b`) of $1 (series keys) in [$2, $3), $4 the bucket
-    starts (calendar units only): from the hour or minute rollup when every boundary lies on its grid (the rollups
-    hold exactly the stored numeric points, merged as they arrive and rebuilt on delete), else
-    from raw samples; fixed widths number buckets by arithmetic, calendar ones by width_bucket."""
+    """Per series: its key, the 1-based numbers of the non-empty buckets and their values (two
+    arrays), of $1 (series keys) in [$2, $3), $4 the bucket starts (calendar units only): from the
+    hour, minute or 10 s rollup when every boundary lies on its grid (the rollups hold exactly the
+    stored numeric points, merged as they arrive and rebuilt on delete; a bucket the rollup's own
+    width reads its rows as they are), else from raw samples; fixed widths number buckets by
+    arithmetic, calendar ones by width_bucket."""
     bounds = [*grid.starts, grid.end]
 
     def number(column: str) -> str:
@@ -105,14 +129,21 @@ def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
             return f"(({column} - $2) / {grid.width} + 1)"
         return f"width_bucket({column}, $4::bigint[])"
 
-    for width, table in ((3_600_000, "rollup_1h"), (60_000, "rollup_1m")):
+    for width, table in ROLLUPS:
         if all(b % width == 0 for b in bounds):
-            return (f"SELECT attribute_id, {number('bucket')} AS b, {_ROLLUP_AGGREGATE[aggregation]} AS v "
-                    f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
-                    "AND bucket < $3 GROUP BY 1, 2")
-    return (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
-            "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
-            "AND dbl IS NOT NULL GROUP BY 1, 2")
+            where = (f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
+                     "AND bucket < $3")
+            if grid.width == width:
+                inner = f"SELECT attribute_id, {number('bucket')} AS b, {_ROW_AGGREGATE[aggregation]} AS v {where}"
+            else:
+                inner = (f"SELECT attribute_id, {number('bucket')} AS b, {_ROLLUP_AGGREGATE[aggregation]} AS v "
+                         f"{where} GROUP BY 1, 2")
+            break
+    else:
+        inner = (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
+                 "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
+                 "AND dbl IS NOT NULL GROUP BY 1, 2")
+    return f"SELECT attribute_id, array_agg(b), array_agg(v) FROM ({inner}) AS buckets GROUP BY 1"
 
 
 async def get_stats(request: web.Request) -> web.Response:
