@@ -18,3 +18,9 @@ class TwinSettings(PostgresSettings):
     outbox_relay_interval: float = 5.0  # seconds between retries of unpublished registry events
     telemetry_batch: int = 500
     telemetry_batch_wait: float = 0.05
+    # time series upkeep (issue 16): monthly partitions made this many months ahead, raw-grade
+    # data kept this many days by default (0: forever; a project's own in ts_retention wins),
+    # one pass every this many seconds
+    timeseries_partitions_ahead: int = 2
+    raw_retention_days: int = 0
+    timeseries_maintenance_interval: float = 3600.0

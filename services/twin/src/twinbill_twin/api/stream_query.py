@@ -31,6 +31,7 @@ from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
+from twinbill_twin.store.retention import iso
 
 MAX_RAW_POINTS = 2_000_000
 TEXT_DATATYPES = ("String", "Boolean")
@@ -46,6 +47,19 @@ class StreamQuery:
     aggregator: str
     downsample: Downsample | None
     quality: bool = False   # raw points: also each struct point's quality (issue 12)
+    raw_kept_from: int = 0  # the project's raw horizon: raw-grade data before it was deleted
+
+
+def _retained(q: StreamQuery, table: str, start: int) -> None:
+    """Refuse a read of raw-grade data (raw rows, the 10 s rollup, the hours' values) that
+    reaches before the project's raw horizon: what is left there is not the whole answer."""
+    if table in series_store.RAW_GRADE and start < q.raw_kept_from:
+        what = ("raw points" if q.downsample is None else
+                f"downsample {q.downsample.every}{q.downsample.unit}-{q.downsample.aggregator}")
+        raise BadParameter(
+            "start", f"{what} before {iso(q.raw_kept_from)} are past this project's raw retention "
+            "(only the minute and hour rollups are kept there): start at or after it, or downsample "
+            "to whole minutes or hours aligned to them (avg, sum, min, max, count, dev, first, last)")
 
 
 def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) -> StreamQuery:
@@ -73,7 +87,7 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
     return StreamQuery(start, end, tz, aggregator, downsample, quality == "true")
 
 
-async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsample,
+async def _summaries(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery, spec: Downsample,
                      bounds: list[int] | None, *, start: int, stop: int
                      ) -> dict[tuple[int, int], Summary]:
     """Bucket summaries of [start, stop): rollups for whole rollup buckets, raw rows at the edges."""
@@ -92,6 +106,7 @@ async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsamp
     for lo, hi, table in pieces:
         if lo >= hi:
             continue
+        _retained(q, table, lo)
         part = await series_store.fetch_summaries(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                             table=table, ends=ends)
         for key, summary in part.items():
@@ -124,11 +139,12 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
     if lo < hi:
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
+        _retained(q, table, lo)
         values.update(await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                                 table=table, aggregator=spec.aggregator))
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         if part_start < part_stop:
-            summaries = await _summaries(conn, attribute_id, spec, bounds, start=part_start,
+            summaries = await _summaries(conn, attribute_id, q, spec, bounds, start=part_start,
                                          stop=part_stop)
             values.update((key, summarise(spec.aggregator, s)) for key, s in summaries.items())
     return values
@@ -153,6 +169,7 @@ async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
     values: dict[tuple[int, int], float] = {}
     for part_start, part_stop, source in pieces:
         if part_start < part_stop:
+            _retained(q, source, part_start)
             values.update(await series_store.fetch_percentiles(
                 conn, attribute_id, start=part_start, stop=part_stop, bucket=bucket, quantile=quantile,
                 method=method, table=source))
@@ -183,6 +200,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                          "values, which cannot be downsampled; query raw points")
     series: dict[int, list[tuple[int, Any]]]
     if q.downsample is None:
+        _retained(q, "samples", q.start)
         series = dict(await series_store.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
         if sum(len(points) for points in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "

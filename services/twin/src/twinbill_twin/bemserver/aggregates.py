@@ -15,6 +15,7 @@ from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
 from twinbill_twin.bemserver.query import (
+    check_retained,
     csv_cell,
     data_state,
     find_series,
@@ -67,6 +68,8 @@ async def download_aggregate(request: web.Request) -> web.Response:
         if grid.width is None:
             args.append(grid.starts)
         sql = aggregate_sql(aggregation, grid)
+        if grid.starts and ("FROM samples" in sql or "FROM rollup_10s" in sql):
+            await check_retained(conn, series, grid.starts[0], what="Buckets that are not whole minutes")
         if "FROM samples" in sql:
             async with conn.transaction():
                 # a week of 10 s buckets is 60,480 groups: hashed in memory, not spilled to disk
@@ -81,23 +84,34 @@ async def download_aggregate(request: web.Request) -> web.Response:
     texts: dict[int, list[str]] = {s.key: [empty] * len(grid.starts) for s in series}
     for key, numbers, found in rows:
         column = texts[key]
-        for b, v in zip(numbers, found, strict=True):
-            column[b - 1] = str(v) if count else (p.number_text(v) if csv_wanted else json_number(v))
+        written = list(map(str, found)) if count else list(map(float.__repr__, found))
+        if not (count or csv_wanted) and ("nan" in written or "inf" in written or "-inf" in written):
+            written = [json_number(v) for v in found]  # JSON's tokens for these
+        if len(written) == len(column):  # every bucket has points (numbers are 1..n in order)
+            texts[key] = written
+            continue
+        for b, text in zip(numbers, written, strict=True):
+            column[b - 1] = text
     if csv_wanted:
-        csv_when = p.TimeFormatter(zone, csv=True)
         columns = [texts[s.key] for s in series]
+        stamps = _stamps(grid, p.TimeFormatter(zone, csv=True), before="", after="")
         lines = ["Datetime," + ",".join(csv_cell(s.label) for s in series)]
-        lines += [csv_when(ts) + "," + ",".join(column[index] for column in columns)
-                  for index, ts in enumerate(grid.starts)]
+        lines += [stamp + "," + ",".join(column[index] for column in columns) for index, stamp in enumerate(stamps)]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
     if not grid.starts:
         return web.json_response({})
-    # the body json.dumps would write for {label: {time: value}}, written directly
-    when = p.TimeFormatter(zone, csv=False)
-    keys = [f'"{when(ts)}": ' for ts in grid.starts]
-    parts = [json.dumps(s.label) + ": {" + ", ".join([k + t for k, t in zip(keys, texts[s.key], strict=True)]) + "}"
+    # {label: {time: value}} written directly (compact, as the downloads write it)
+    keys = _stamps(grid, p.TimeFormatter(zone, csv=False), before='"', after='":')
+    parts = [json.dumps(s.label) + ":{" + ",".join([k + t for k, t in zip(keys, texts[s.key], strict=True)]) + "}"
              for s in series]
-    return web.Response(text="{" + ", ".join(parts) + "}", content_type="application/json")
+    return web.Response(text="{" + ",".join(parts) + "}", content_type="application/json")
+
+
+def _stamps(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str) -> list[str]:
+    """Each bucket start's time text between `before` and `after`."""
+    if grid.width is not None and grid.starts:
+        return p.grid_texts(grid.starts[0], len(grid.starts), grid.width, when, before=before, after=after)
+    return [before + text + after for text in p.time_texts(grid.starts, when)]
 
 
 def json_number(value: float) -> str:
@@ -130,7 +144,8 @@ def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
         return f"width_bucket({column}, $4::bigint[])"
 
     for width, table in ROLLUPS:
-        if all(b % width == 0 for b in bounds):
+        if (grid.width % width == 0 and bounds[0] % width == 0 if grid.width is not None
+                else all(b % width == 0 for b in bounds)):
             where = (f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
                      "AND bucket < $3")
             if grid.width == width:
@@ -143,7 +158,7 @@ def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
         inner = (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
                  "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
                  "AND dbl IS NOT NULL GROUP BY 1, 2")
-    return f"SELECT attribute_id, array_agg(b), array_agg(v) FROM ({inner}) AS buckets GROUP BY 1"
+    return f"SELECT attribute_id, array_agg(b ORDER BY b), array_agg(v ORDER BY b) FROM ({inner}) AS buckets GROUP BY 1"
 
 
 async def get_stats(request: web.Request) -> web.Response:

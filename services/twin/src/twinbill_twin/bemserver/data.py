@@ -20,6 +20,7 @@ from twinbill_twin.bemserver.access import access_of
 from twinbill_twin.bemserver.aggregates import download_aggregate, get_stats
 from twinbill_twin.bemserver.query import (
     Series,
+    check_retained,
     csv_cell,
     data_state,
     find_series,
@@ -110,6 +111,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
     async with pool_of(request).acquire() as conn:
         series = await find_series(conn, request, labels, state=state, access=access)
+        await check_retained(conn, series, start, what="Raw points")
         response = web.StreamResponse(headers={"Content-Type": "text/csv" if csv_wanted else "application/json"})
         await response.prepare(request)
         async with conn.transaction():

@@ -226,6 +226,18 @@ class TimeFormatter:
             text = self._days[day] = (EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
         return text
 
+    def hour_offset(self, hour: int) -> tuple[int, str] | None:
+        """(offset ms, zone suffix) through a UTC hour (hours since the epoch); None where the
+        offset changes inside it or has seconds."""
+        if hour in self._hours:
+            return self._hours[hour]
+        found = self._hours[hour] = self._offset(hour)
+        return found
+
+    def day_text(self, day: int) -> str:
+        """The `%Y-%m-%d` of a day number since the epoch."""
+        return self._day(day)
+
     def parts(self, minute: int) -> tuple[str, str] | None:
         """(text up to the seconds, zone suffix) of a UTC minute; None where arithmetic won't do."""
         hour = minute // 60
@@ -252,6 +264,67 @@ class TimeFormatter:
 
 
 SECONDS = [f"{second:02d}" for second in range(60)]
+
+
+def time_texts(starts: Iterable[int], when: TimeFormatter) -> list[str]:
+    """`when(ts)` of many ascending times (bucket starts): the zone's offset looked up once per
+    UTC hour, the local hour's text once per local hour, minutes and seconds from a table (a
+    week of 10 s buckets is 60,480 times)."""
+    out: list[str] = []
+    append = out.append
+    utc_hour = local_hour = None
+    found: tuple[int, str] | None = None
+    head = ""
+    for ts in starts:
+        hour = ts // 3_600_000
+        if hour != utc_hour:
+            utc_hour = hour
+            found = when.hour_offset(hour)
+        if found is None or ts % 1000:
+            append(when(ts))
+            continue
+        offset, suffix = found
+        lh, second = divmod((ts + offset) // 1000, 3600)
+        if lh != local_hour:
+            local_hour = lh
+            day, hh = divmod(lh, 24)
+            head = f"{when.day_text(day)}T{hh:02d}:"
+        append(head + MINUTE_SECONDS[second] + suffix)
+    return out
+
+
+MINUTE_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+
+
+def grid_texts(first: int, count: int, step: int, when: TimeFormatter, *, before: str = "",
+               after: str = "") -> list[str]:
+    """`before + when(ts) + after` for `count` times `step` ms apart from `first` (a fixed-width
+    bucket grid): each run of times inside one UTC hour and one local hour is one slice of a
+    minute:second table, so a week of 10 s buckets costs a few hundred slices, not 60,480
+    formattings. Times off whole seconds, and hours whose offset changes, go one by one."""
+    out: list[str] = []
+    tables: dict[str, list[str]] = {}
+    index = 0
+    while index < count:
+        ts = first + index * step
+        hour = ts // 3_600_000
+        found = when.hour_offset(hour)
+        if found is None or ts % 1000 or step % 1000:
+            out.append(before + when(ts) + after)
+            index += 1
+            continue
+        offset, suffix = found
+        table = tables.get(suffix)
+        if table is None:
+            table = tables[suffix] = [text + suffix + after for text in MINUTE_SECONDS]
+        local_hour, second = divmod((ts + offset) // 1000, 3600)
+        run_end = min((hour + 1) * 3_600_000, (local_hour + 1) * 3_600_000 - offset)
+        run = min(count - index, -(-(run_end - ts) // step))
+        head = f"{before}{when.day_text(local_hour // 24)}T{local_hour % 24:02d}:"
+        step_s = step // 1000
+        out += [head + text for text in table[second:second + run * step_s:step_s]]
+        index += run
+    return out
 
 
 def _points(rows: Iterable[tuple[int, float]], when: TimeFormatter, *, quote: str, sep: str, end: str,

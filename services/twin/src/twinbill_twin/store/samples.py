@@ -216,6 +216,12 @@ class PartitionManager:
                     )
                 self._known.add((table, year, month))
 
+    def forget(self, months: Iterable[tuple[int, int]]) -> None:
+        """Forget these months (their partitions were dropped by raw retention meanwhile)."""
+        for year, month in months:
+            for table in MONTHLY_TABLES:
+                self._known.discard((table, year, month))
+
 
 async def write_batch(
     conn: asyncpg.Connection,
@@ -229,7 +235,22 @@ async def write_batch(
     """Store one batch in one transaction; the caller acks only after this returns."""
     # a UTC day never straddles months: one month_of per distinct day, not per sample
     days = {record[2] // _DAY_MS for record in samples}
-    await partitions.ensure(conn, (month_of(day * _DAY_MS) for day in days))
+    months = {month_of(day * _DAY_MS) for day in days}
+    for attempt in (1, 2):
+        await partitions.ensure(conn, months)
+        try:
+            return await _write_once(conn, samples, currents, devices, instances)
+        except asyncpg.CheckViolationError as err:
+            # a month's partitions dropped by raw retention in another process: made again (late
+            # points are stored, and roll up; the next retention pass deletes the raw rows)
+            if attempt == 2 or "no partition" not in str(err):
+                raise
+            partitions.forget(months)
+    raise AssertionError("unreachable")
+
+
+async def _write_once(conn: asyncpg.Connection, samples: Sequence[SampleRecord], currents: Sequence[CurrentValue],
+                      devices: dict[int, int], instances: dict[int, int]) -> WriteResult:
     async with conn.transaction():
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)

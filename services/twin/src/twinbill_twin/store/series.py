@@ -14,15 +14,19 @@ from twinbill_twin.domain.aggregators import Summary
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
 # Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
 HOUR_VALUES = (3_600_000, "values_1h")
+# What raw retention deletes before a project's horizon (the minute and hour rollups stay).
+RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h"})
 
 _ATTRIBUTE = """
 SELECT a.id, a.instance_id, a.name, a.displayname, a.attrtype, a.datatype, a.unit, a.metric,
        a.value, a.expectvalue, a.ctime, a.mtime, a.atime, a.stime,
-       i.name AS instance_name, d.device_key, pr.timezone
+       i.name AS instance_name, d.device_key, pr.timezone,
+       coalesce(rt.raw_kept_from, 0) AS raw_kept_from
 FROM attributes a
 JOIN instances i ON i.id = a.instance_id
 LEFT JOIN devices d ON d.id = i.device_id
 LEFT JOIN projects pr ON pr.id = d.project_id
+LEFT JOIN ts_retention rt ON rt.project_id = d.project_id
 WHERE a.id = $1
 """
 
@@ -52,6 +56,14 @@ def bucket_sql(column: str, *, boundaries: bool) -> str:
     if boundaries:
         return f"($4::bigint[])[width_bucket({column}, $4::bigint[])]"
     return f"({column} - {column} % $4::bigint)"
+
+
+async def raw_kept_from(conn: asyncpg.Connection, keys: list[int]) -> int:
+    """The latest raw horizon of the projects of these series keys (0: none deleted)."""
+    found = await conn.fetchval(
+        "SELECT max(r.raw_kept_from) FROM series_projects sp JOIN ts_retention r USING (project_id) "
+        "WHERE sp.series_key = ANY($1::bigint[])", keys)
+    return int(found or 0)
 
 
 async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncpg.Record | None:
