@@ -127,26 +127,27 @@ def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop:
 
 
 async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                         spec: Downsample, bounds: list[int] | None) -> dict[tuple[int, int], float]:
-    """Bucket values: whole buckets computed by PostgreSQL (from a rollup when one fits), the
-    partial first and last buckets from summaries of their rollup and raw parts."""
+                         spec: Downsample, bounds: list[int] | None) -> dict[int, dict[int, float]]:
+    """Bucket values per series: whole buckets computed by PostgreSQL (from a rollup when one
+    fits), the partial first and last buckets from summaries of their rollup and raw parts."""
     stop = q.end + 1
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
     if lo >= hi:
         lo = hi = stop
-    values: dict[tuple[int, int], float] = {}
+    values: dict[int, dict[int, float]] = defaultdict(dict)
     if lo < hi:
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
         _retained(q, table, lo)
         values.update(await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator))
+                                                      table=table, aggregator=spec.aggregator))
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         if part_start < part_stop:
             summaries = await _summaries(conn, attribute_id, q, spec, bounds, start=part_start,
                                          stop=part_stop)
-            values.update((key, summarise(spec.aggregator, s)) for key, s in summaries.items())
+            for (idx, b), summary in summaries.items():
+                values[idx][b] = summarise(spec.aggregator, summary)
     return values
 
 
@@ -184,8 +185,7 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
         for (idx, b), value in (await _percentiles(conn, attribute_id, q, spec, bounds)).items():
             per_series[idx][b] = value
     else:
-        for (idx, b), value in (await _bucket_values(conn, attribute_id, q, spec, bounds)).items():
-            per_series[idx][b] = value
+        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds)
     starts = bucket_starts(spec, q.start, q.end, q.tz) if spec.fill is not Fill.NONE else []
     return {idx: fill(values, starts=starts, policy=spec.fill) for idx, values in per_series.items()}
 
@@ -230,14 +230,32 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     # raw points pass through with every digit the device sent.
     computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
         q.aggregator != "none" and len(series) > 1)
-    render = _computed_number if computed else _number
-    answer = [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
+    answer = [{"metric": metric, "tags": t, "dps": _dps(points, millis=millis, computed=computed)}
               for t, points in outputs]
     if q.quality:
         qualities = await series_store.fetch_qualities(conn, attribute_id, q.start, q.end)
         for item, idx in zip(answer, sorted(series), strict=True):
             item["quality"] = {_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
     return answer
+
+
+_INTEGRAL = 2.0**53
+
+
+def _dps(points: list[tuple[int, Any]], *, millis: bool, computed: bool) -> dict[str, Any]:
+    """The `dps` of one output series: keys as _key, values as _computed_number / _number (the
+    same results; a finite double is handled inline, the rest by those functions)."""
+    keys = [f"{ts:013d}" for ts, _ in points] if millis else [str(ts // 1000) for ts, _ in points]
+    values: list[Any] = []
+    append = values.append
+    for _, value in points:
+        if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+            if computed:
+                value = float(f"{value:.15g}")
+            append(int(value) if value.is_integer() and -_INTEGRAL < value < _INTEGRAL else value)
+        else:
+            append(_computed_number(value) if computed else _number(value))
+    return dict(zip(keys, values, strict=True))
 
 
 def _quality(text: str) -> Any:

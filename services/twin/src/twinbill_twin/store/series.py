@@ -176,9 +176,10 @@ async def fetch_values(
     bucket: int | list[int],
     table: str,
     aggregator: str,
-) -> dict[tuple[int, int], float]:
-    """A summary aggregator's value per (series, bucket) for buckets wholly inside [start, stop),
-    computed by PostgreSQL from raw rows or a rollup."""
+) -> dict[int, dict[int, float]]:
+    """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
+    computed by PostgreSQL from raw rows or a rollup (one row of two arrays per series: a week of
+    10 s buckets is 60,480 values)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -199,8 +200,9 @@ async def fetch_values(
             FROM (SELECT r.*, {key} AS b{window} FROM {table} r
                   WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3) AS x
             GROUP BY 1, 2"""
-    rows = await conn.fetch(sql, attribute_id, start, stop, bucket)
-    return {(r[0], r[1]): r[2] for r in rows}
+    rows = await conn.fetch(f"SELECT idx, array_agg(b ORDER BY b), array_agg(v ORDER BY b) "
+                            f"FROM ({sql}) AS x(idx, b, v) GROUP BY idx", attribute_id, start, stop, bucket)
+    return {idx: dict(zip(buckets, values, strict=True)) for idx, buckets, values in rows}
 
 
 # Hyndman-Fan positions (1-based, clamped) as domain.aggregators.quantile computes them:
