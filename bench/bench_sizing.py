@@ -67,7 +67,7 @@ async def sizes(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
             "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
             "AND (c.relname = $1 OR c.relname LIKE $1 || '\\_p%')", table)
-        found[table] = (rows, total)
+        found[table] = (int(rows), int(total))
     return found
 
 
