@@ -109,7 +109,7 @@ async def download_aggregate(request: web.Request) -> web.Response:
 
 def _stamps(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str) -> list[str]:
     """Each bucket start's time text between `before` and `after`."""
-    if grid.width is not None and grid.starts:
+    if grid.width is not None and grid.width < 3_600_000 and grid.starts:  # hours: one time each anyway
         return p.grid_texts(grid.starts[0], len(grid.starts), grid.width, when, before=before, after=after)
     return [before + text + after for text in p.time_texts(grid.starts, when)]
 

@@ -9,6 +9,7 @@ An upload is read whole before anything is stored: one bad line refuses all of i
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -197,6 +198,21 @@ def buckets(start: datetime, end: datetime, *, unit: str, width: int, zone: Zone
     return Buckets(starts, int(moment.timestamp() * 1000))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _hour_offset(zone: ZoneInfo, hour: int, csv: bool) -> tuple[int, str] | None:
+    """(offset ms, suffix) of a zone through one UTC hour, or None where it changes inside the
+    hour or has seconds; kept across requests (a week of buckets looks up 168 hours)."""
+    first = datetime.fromtimestamp(hour * 3600, zone).utcoffset()
+    last = datetime.fromtimestamp(hour * 3600 + 3599, zone).utcoffset()
+    if first is None or first != last or first.seconds % 60 or first.microseconds:
+        return None
+    minutes = int(first.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hh, mm = divmod(abs(minutes), 60)
+    suffix = f"{sign}{hh:02d}{mm:02d}" if csv else f"{sign}{hh:02d}:{mm:02d}"
+    return minutes * 60_000, suffix
+
+
 class TimeFormatter:
     """json_time / csv_time for many timestamps, by integer arithmetic: each UTC hour's offset is
     looked up once (and checked to hold through the hour), each local day's date text once.
@@ -210,15 +226,7 @@ class TimeFormatter:
         self._days: dict[int, str] = {}
 
     def _offset(self, hour: int) -> tuple[int, str] | None:
-        first = datetime.fromtimestamp(hour * 3600, self._zone).utcoffset()
-        last = datetime.fromtimestamp(hour * 3600 + 3599, self._zone).utcoffset()
-        if first is None or first != last or first.seconds % 60 or first.microseconds:
-            return None
-        minutes = int(first.total_seconds()) // 60
-        sign = "-" if minutes < 0 else "+"
-        hh, mm = divmod(abs(minutes), 60)
-        suffix = f"{sign}{hh:02d}{mm:02d}" if self._csv else f"{sign}{hh:02d}:{mm:02d}"
-        return minutes * 60_000, suffix
+        return _hour_offset(self._zone, hour, self._csv)
 
     def _day(self, day: int) -> str:
         text = self._days.get(day)
@@ -314,13 +322,17 @@ def grid_texts(first: int, count: int, step: int, when: TimeFormatter, *, before
             index += 1
             continue
         offset, suffix = found
-        table = tables.get(suffix)
-        if table is None:
-            table = tables[suffix] = [text + suffix + after for text in MINUTE_SECONDS]
         local_hour, second = divmod((ts + offset) // 1000, 3600)
         run_end = min((hour + 1) * 3_600_000, (local_hour + 1) * 3_600_000 - offset)
         run = min(count - index, -(-(run_end - ts) // step))
         head = f"{before}{when.day_text(local_hour // 24)}T{local_hour % 24:02d}:"
+        if run < 16:  # hour buckets and wider: not worth a table
+            out += [head + MINUTE_SECONDS[second + k * step // 1000] + suffix + after for k in range(run)]
+            index += run
+            continue
+        table = tables.get(suffix)
+        if table is None:
+            table = tables[suffix] = [text + suffix + after for text in MINUTE_SECONDS]
         step_s = step // 1000
         out += [head + text for text in table[second:second + run * step_s:step_s]]
         index += run
