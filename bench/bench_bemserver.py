@@ -37,6 +37,24 @@ WEEK = 7 * 86_400
 OTHER = 1_000_000 - WEEK
 BATCH = 100_000
 ADMIN = ("bench@twinbill.test", "bench-password")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
+    """CPU seconds so far of these processes and of the PostgreSQL backends serving the bench
+    database (the pools' connections persist across the runs of one case)."""
+    backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND pid <> pg_backend_pid()")
+    return sum(cpu_seconds(pid) for pid in [*pids, *(r["pid"] for r in backends)])
 
 
 def free_port() -> int:
@@ -137,7 +155,6 @@ async def run() -> None:
 
             conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
             await conn.execute("ANALYZE")
-            await conn.close()
             week = {"start_time": stamp(0), "end_time": stamp(WEEK), "data_state": "1", "timeseries": str(week_id)}
             for label, accept in (("JSON", "application/json"), ("CSV", "text/csv")):
                 times, size = [], 0
@@ -150,18 +167,26 @@ async def run() -> None:
                     times.append(time.perf_counter() - started)
                 print(f"download a week of 1 Hz ({WEEK:,} points) as {label}: median {statistics.median(times):.2f} s "
                       f"(min {min(times):.2f} s), {size / 1e6:.1f} MB, streamed")
-            print(f"{'download_aggregate (avg, week)':34} {'p50 ms':>8} {'p99 ms':>8} {'buckets':>8}  target p50")
+            print(f"{'download_aggregate (avg, week)':34} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8} {'buckets':>8}"
+                  "  target p50")
             for value, unit, runs, target in (("1", "hour", 40, 3), ("1", "minute", 20, 10), ("10", "second", 10, 100)):
                 params = {**week, "aggregation": "avg", "bucket_width_value": value, "bucket_width_unit": unit}
                 latencies, buckets = [], 0
-                for _ in range(runs + 2):
+                cpu = 0.0
+                for run in range(runs + 2):
+                    if run == 2:  # after the warm-up runs
+                        cpu = await server_cpu(conn, [twin.pid, gateway.pid])
                     started = time.perf_counter()
                     async with http.get(f"{base}/timeseries_data/aggregate", params=params) as resp:
                         payload = await resp.json()
                     latencies.append((time.perf_counter() - started) * 1000)
                     buckets = len(payload[str(week_id)])
+                cpu_ms = (await server_cpu(conn, [twin.pid, gateway.pid]) - cpu) * 1000 / runs
                 p50, p99 = p50_p99(latencies[2:])
-                print(f"{value + ' ' + unit:34} {p50:8.1f} {p99:8.1f} {buckets:8d}  <= {target} ms")
+                print(f"{value + ' ' + unit:34} {p50:8.1f} {p99:8.1f} {cpu_ms:8.1f} {buckets:8d}  <= {target} ms")
+            print("(CPU ms: twin + gateway processes + PostgreSQL backends per query; the client's own "
+                  "decoding is in the latency only)")
+            await conn.close()
         print(f"(machine: {os.cpu_count()} cores, shared with other work; load average {os.getloadavg()[0]:.2f})")
     finally:
         for process in (gateway, twin):
@@ -173,9 +198,12 @@ async def run() -> None:
                     process.kill()
                     await process.wait()
         await delete_namespace(AMQP_URL, namespace)
-        admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+        if os.environ.get("BENCH_KEEP_DB"):
+            print(f"kept database {dsn} (schemas twin, identity)")
+        else:
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await admin.close()
 
 
 if __name__ == "__main__":

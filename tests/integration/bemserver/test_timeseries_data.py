@@ -223,8 +223,9 @@ async def test_seed_002_millisecond_keys_and_start_agree(bem: Stack, admin: Any)
 
 
 async def test_aggregates_agree_whether_read_from_rollups_or_raw_points(bem: Stack, admin: Any) -> None:
-    """Hour buckets (hour rollup), minute buckets (minute rollup) and 30 s buckets (raw points)
-    give the values computed here from the uploaded points, for every aggregation."""
+    """Hour buckets (hour rollup), minute buckets (minute rollup), 10 and 20 s buckets (10 s
+    rollup) and 8 s buckets (raw points) give the values computed here from the uploaded points,
+    for every aggregation."""
     campaign, scope = await _campaign(admin, zone="UTC")
     meter = await _series(admin, campaign, scope, "Mixed")
     points = {i * 7: (i * 37 % 101) / 4 for i in range(1, 1000)}  # seconds after T0 -> value
@@ -232,7 +233,8 @@ async def test_aggregates_agree_whether_read_from_rollups_or_raw_points(bem: Sta
         f"2026-01-05T{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}+00:00": v for s, v in points.items()}})
     end = "2026-01-05T02:00:00+00:00"
     for width, unit, seconds in (("1", BucketWidthUnit.hour, 3600), ("1", BucketWidthUnit.minute, 60),
-                                 ("30", BucketWidthUnit.second, 30)):
+                                 ("30", BucketWidthUnit.second, 30), ("10", BucketWidthUnit.second, 10),
+                                 ("20", BucketWidthUnit.second, 20), ("8", BucketWidthUnit.second, 8)):
         buckets: dict[int, list[float]] = {}
         for second, value in points.items():
             buckets.setdefault(second // seconds * seconds, []).append(value)
@@ -249,3 +251,42 @@ async def test_aggregates_agree_whether_read_from_rollups_or_raw_points(bem: Sta
                     assert value == (0 if aggregation is Aggregation.count else None)
                 else:
                     assert value == pytest.approx(expect(held)), (unit, aggregation, index)
+
+
+async def test_raw_retention_answers_whole_minutes_from_rollups_and_names_start_time_otherwise(
+        bem: Stack, admin: Any) -> None:
+    """Past the campaign's raw horizon: hour and minute aggregates still answer (the rollups
+    stay), raw downloads and 10 s buckets are a 422 naming start_time; CSV and JSON agree."""
+    campaign, scope = await _campaign(admin, zone="UTC")
+    meter = await _series(admin, campaign, scope, "Kept")
+    points = {f"2026-01-05T{h:02d}:{m:02d}:{s:02d}+00:00": h * 100 + m + s / 4
+              for h in range(3) for m in range(60) for s in (0, 10, 25)}
+    await call(admin.timeseries_data.upload, RAW, {str(meter["id"]): points})
+    end = "2026-01-05T03:00:00+00:00"
+    before = {unit: (await call(admin.timeseries_data.download_aggregate, T0, end, RAW, [meter["id"]],
+                                bucket_width_value=1, bucket_width_unit=unit)).data
+              for unit in (BucketWidthUnit.hour, BucketWidthUnit.minute)}
+    assert list(before[BucketWidthUnit.hour][str(meter["id"])].values()) == [
+        pytest.approx(sum(v for k, v in points.items() if k[11:13] == f"{h:02d}") / 180) for h in range(3)]
+    pool = bem.twin.app[POOL]
+    horizon = 1_767_574_800_000  # 2026-01-05T01:00:00Z
+    await pool.execute("INSERT INTO ts_retention (project_id, raw_kept_from) VALUES ($1, $2)",
+                       campaign["id"], horizon)
+    await pool.execute("DELETE FROM samples WHERE attribute_id = $1 AND ts < $2", meter["id"], horizon)
+    for unit, answer in before.items():
+        again = await call(admin.timeseries_data.download_aggregate, T0, end, RAW, [meter["id"]],
+                           bucket_width_value=1, bucket_width_unit=unit)
+        assert again.data == answer
+    csv_hours = await call(admin.timeseries_data.download_aggregate, T0, end, RAW, [meter["id"]],
+                           bucket_width_value=1, bucket_width_unit=BucketWidthUnit.hour, format=DataFormat.csv)
+    rows = list(csv.reader(io.StringIO(csv_hours.data.decode())))
+    assert rows[0] == ["Datetime", str(meter["id"])]
+    assert [float(r[1]) for r in rows[1:]] == list(before[BucketWidthUnit.hour][str(meter["id"])].values())
+    for path, extra in (("/timeseries_data/", {}),
+                        ("/timeseries_data/aggregate", {"bucket_width_value": 10, "bucket_width_unit": "second"})):
+        status, body, _ = await raw(bem, "GET", path, params={
+            "start_time": T0, "end_time": end, "data_state": RAW, "timeseries": meter["id"], **extra})
+        assert status == 422 and "raw retention" in body["errors"]["query"]["start_time"][0], body
+    status, _, _ = await raw(bem, "GET", "/timeseries_data/", params={
+        "start_time": "2026-01-05T01:00:00+00:00", "end_time": end, "data_state": RAW, "timeseries": meter["id"]})
+    assert status == 200

@@ -18,10 +18,12 @@ from twinbill_twin.bemserver.payloads import (
     buckets,
     csv_points,
     csv_time,
+    grid_texts,
     json_points,
     json_time,
     read_csv_points,
     read_json_points,
+    time_texts,
 )
 
 ZONES = [ZoneInfo(name) for name in ("UTC", "Europe/Paris", "Asia/Kolkata", "Asia/Kathmandu",
@@ -80,3 +82,17 @@ def test_buckets_follow_the_zone_calendar_across_dst() -> None:
 def test_point_lines_match_the_plain_formatting(rows: list[tuple[int, float]], zone: ZoneInfo) -> None:
     assert json_points(rows, TimeFormatter(zone, csv=False)) == [f'"{json_time(t, zone)}":{v!r}' for t, v in rows]
     assert csv_points(rows, TimeFormatter(zone, csv=True)) == [f"{csv_time(t, zone)},{v!r}\n" for t, v in rows]
+
+
+@pytest.mark.parametrize("tz", [*ZONES, ZoneInfo("Europe/Amsterdam")])
+@pytest.mark.parametrize("csv", [False, True])
+def test_time_texts_of_bucket_grids_are_json_and_csv_time_exactly(tz: ZoneInfo, csv: bool) -> None:
+    """The grid formatters (download_aggregate's keys) write what json_time / csv_time write,
+    across DST changes (Paris, Lord Howe's half hour), odd offsets and pre-1972 seconds offsets."""
+    for start in (1_774_738_800_000 - 86_400_000, 1_792_000_000_000, -1_000_000_000_000):
+        for step in (1_000, 10_000, 60_000, 90_000, 3_600_000, 7_200_000, 1_234, 1_800):
+            starts = list(range(start, start + 2 * 86_400_000, step))[:6_000]
+            want = [csv_time(t, tz) if csv else json_time(t, tz) for t in starts]
+            assert time_texts(starts, TimeFormatter(tz, csv=csv)) == want, (start, step)
+            got = grid_texts(start, len(starts), step, TimeFormatter(tz, csv=csv), before="<", after=">")
+            assert got == [f"<{text}>" for text in want], (start, step)

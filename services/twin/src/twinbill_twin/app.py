@@ -90,5 +90,8 @@ def create_app(settings: TwinSettings) -> web.Application:
     # time series: routes, and the telemetry consumer (a cleanup context after the lifespan)
     setup_timeseries(app, pool_key=POOL, bus_key=BUS, default_zone=settings.default_timezone,
                      max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait,
-                     refusals=refusals, metrics=metrics)
+                     refusals=refusals, metrics=metrics,
+                     partitions_ahead=settings.timeseries_partitions_ahead,
+                     raw_retention_days=settings.raw_retention_days,
+                     maintenance_interval=settings.timeseries_maintenance_interval)
     return app

@@ -32,3 +32,9 @@ class TwinSettings(PostgresSettings):
     # Seals device secrets at rest (AES-256-GCM, secretbox.py); changing it makes stored secrets
     # unreadable (no rotation yet).
     device_secret_key: SecretStr = Field(default=SecretStr(DEV_DEVICE_SECRET_KEY), min_length=32)
+    # time series upkeep (issue 16): monthly partitions made this many months ahead, raw-grade
+    # data kept this many days by default (0: forever; a project's own in ts_retention wins),
+    # one pass every this many seconds
+    timeseries_partitions_ahead: int = 2
+    raw_retention_days: int = 0
+    timeseries_maintenance_interval: float = 3600.0

@@ -1,8 +1,11 @@
 """Attribute time series: the telemetry consumer, sample storage with rollups, seed 002's
-attribute data query and the billing readings endpoint. `setup_timeseries` wires it into the app."""
+attribute data query and the billing readings endpoint, and the upkeep loop (partitions made
+ahead, raw retention). `setup_timeseries` wires it into the app."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -11,12 +14,16 @@ from aiohttp import web
 from twinbill_common.background import BACKGROUND
 from twinbill_common.bus import Bus
 from twinbill_common.http import json_response
+from twinbill_common.logging import get_logger
 from twinbill_twin.api.timeseries import add_timeseries_routes
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.keys import CONSUMER
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals
+from twinbill_twin.store.retention import apply_retention, create_ahead
+from twinbill_twin.store.samples import PartitionManager
 
+log = get_logger(__name__)
 STORE_PATH = "/internal/v1/telemetry/store"
 
 
@@ -32,6 +39,9 @@ def setup_timeseries(
     consume: bool = True,
     refusals: WriteRefusals | None = None,
     metrics: TwinMetrics | None = None,
+    partitions_ahead: int = 2,
+    raw_retention_days: int = 0,
+    maintenance_interval: float = 3600.0,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
     bus and the background loops) that runs the telemetry consumer as one of those loops.
@@ -61,10 +71,36 @@ def setup_timeseries(
         current[CONSUMER] = consumer
         # Stopped with the other loops, before the lifespan closes the pool and the bus.
         current[BACKGROUND].start("telemetry_consumer", consumer.run())
+        current[BACKGROUND].start("timeseries_upkeep", upkeep(
+            current[pool_key], PartitionManager(), months_ahead=partitions_ahead,
+            default_days=raw_retention_days or None, interval=maintenance_interval))
         yield
 
     if consume:
         app.cleanup_ctx.append(background)
 
 
-__all__: list[str] = ["CONSUMER", "STORE_PATH", "TelemetryConsumer", "WriteRefusals", "setup_timeseries"]
+async def upkeep(pool: asyncpg.Pool, partitions: PartitionManager, *, months_ahead: int,
+                 default_days: int | None, interval: float) -> None:
+    """At start and every `interval` seconds: this month's and the next months' partitions made;
+    after each interval, one raw-retention pass (none at start: a restarted service does not
+    begin with a burst of deletes). A failed turn (the database away) is logged and retried at
+    the next one."""
+    first = True
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                now_ms = int(time.time() * 1000)
+                await create_ahead(conn, partitions, now_ms=now_ms, months=months_ahead)
+                if not first:
+                    done = await apply_retention(conn, now_ms=now_ms, default_days=default_days)
+                    if done.projects or done.dropped:
+                        log.info("raw retention", projects=done.projects, rows=done.rows, dropped=done.dropped)
+        except (OSError, asyncpg.PostgresError) as err:
+            log.warning("time series upkeep failed; the next turn retries", error=str(err))
+        first = False
+        await asyncio.sleep(interval)
+
+
+__all__: list[str] = ["CONSUMER", "STORE_PATH", "TelemetryConsumer", "WriteRefusals", "setup_timeseries",
+                      "upkeep"]

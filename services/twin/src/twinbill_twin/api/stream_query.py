@@ -31,6 +31,7 @@ from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
+from twinbill_twin.store.retention import iso
 
 MAX_RAW_POINTS = 2_000_000
 TEXT_DATATYPES = ("String", "Boolean")
@@ -46,6 +47,19 @@ class StreamQuery:
     aggregator: str
     downsample: Downsample | None
     quality: bool = False   # raw points: also each struct point's quality (issue 12)
+    raw_kept_from: int = 0  # the project's raw horizon: raw-grade data before it was deleted
+
+
+def _retained(q: StreamQuery, table: str, start: int) -> None:
+    """Refuse a read of raw-grade data (raw rows, the 10 s rollup, the hours' values) that
+    reaches before the project's raw horizon: what is left there is not the whole answer."""
+    if table in series_store.RAW_GRADE and start < q.raw_kept_from:
+        what = ("raw points" if q.downsample is None else
+                f"downsample {q.downsample.every}{q.downsample.unit}-{q.downsample.aggregator}")
+        raise BadParameter(
+            "start", f"{what} before {iso(q.raw_kept_from)} are past this project's raw retention "
+            "(only the minute and hour rollups are kept there): start at or after it, or downsample "
+            "to whole minutes or hours aligned to them (avg, sum, min, max, count, dev, first, last)")
 
 
 def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) -> StreamQuery:
@@ -73,7 +87,7 @@ def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) ->
     return StreamQuery(start, end, tz, aggregator, downsample, quality == "true")
 
 
-async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsample,
+async def _summaries(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery, spec: Downsample,
                      bounds: list[int] | None, *, start: int, stop: int
                      ) -> dict[tuple[int, int], Summary]:
     """Bucket summaries of [start, stop): rollups for whole rollup buckets, raw rows at the edges."""
@@ -92,6 +106,7 @@ async def _summaries(conn: asyncpg.Connection, attribute_id: int, spec: Downsamp
     for lo, hi, table in pieces:
         if lo >= hi:
             continue
+        _retained(q, table, lo)
         part = await series_store.fetch_summaries(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                             table=table, ends=ends)
         for key, summary in part.items():
@@ -112,25 +127,53 @@ def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop:
 
 
 async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                         spec: Downsample, bounds: list[int] | None) -> dict[tuple[int, int], float]:
-    """Bucket values: whole buckets computed by PostgreSQL (from a rollup when one fits), the
-    partial first and last buckets from summaries of their rollup and raw parts."""
+                         spec: Downsample, bounds: list[int] | None) -> dict[int, dict[int, float]]:
+    """Bucket values per series: whole buckets computed by PostgreSQL (from a rollup when one
+    fits), the partial first and last buckets from summaries of their rollup and raw parts."""
     stop = q.end + 1
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
     if lo >= hi:
         lo = hi = stop
-    values: dict[tuple[int, int], float] = {}
+    values: dict[int, dict[int, float]] = defaultdict(dict)
     if lo < hi:
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
+        _retained(q, table, lo)
         values.update(await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator))
+                                                      table=table, aggregator=spec.aggregator))
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         if part_start < part_stop:
-            summaries = await _summaries(conn, attribute_id, spec, bounds, start=part_start,
+            summaries = await _summaries(conn, attribute_id, q, spec, bounds, start=part_start,
                                          stop=part_stop)
-            values.update((key, summarise(spec.aggregator, s)) for key, s in summaries.items())
+            for (idx, b), summary in summaries.items():
+                values[idx][b] = summarise(spec.aggregator, summary)
+    return values
+
+
+async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
+                       spec: Downsample, bounds: list[int] | None) -> dict[tuple[int, int], float]:
+    """Percentiles per bucket: buckets made of whole hours from the hours' sorted values, the
+    partial first and last buckets (and buckets the hour grid doesn't fit) from raw rows."""
+    stop = q.end + 1
+    bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
+    quantile, method = percentile_spec(spec.aggregator)
+    width, table = series_store.HOUR_VALUES
+    pieces = [(q.start, stop, "samples")]
+    if rollup_usable(spec, bounds, width):
+        if spec.whole_range:  # one bucket: its values come whole from one source
+            lo, hi = (q.start, stop) if q.start % width == 0 and stop % width == 0 else (stop, stop)
+        else:
+            lo, hi = _whole_buckets(spec, bounds, q.start, stop)
+        if lo < hi:
+            pieces = [(q.start, lo, "samples"), (lo, hi, table), (hi, stop, "samples")]
+    values: dict[tuple[int, int], float] = {}
+    for part_start, part_stop, source in pieces:
+        if part_start < part_stop:
+            _retained(q, source, part_start)
+            values.update(await series_store.fetch_percentiles(
+                conn, attribute_id, start=part_start, stop=part_stop, bucket=bucket, quantile=quantile,
+                method=method, table=source))
     return values
 
 
@@ -139,15 +182,10 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
     bounds = bucket_boundaries(spec, q.start, q.end, q.tz)
     per_series: dict[int, dict[int, float]] = defaultdict(dict)
     if spec.aggregator in PERCENTILES:
-        bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
-        quantile, method = percentile_spec(spec.aggregator)
-        found = await series_store.fetch_percentiles(conn, attribute_id, start=q.start, stop=q.end + 1,
-                                               bucket=bucket, quantile=quantile, method=method)
-        for (idx, b), value in found.items():
+        for (idx, b), value in (await _percentiles(conn, attribute_id, q, spec, bounds)).items():
             per_series[idx][b] = value
     else:
-        for (idx, b), value in (await _bucket_values(conn, attribute_id, q, spec, bounds)).items():
-            per_series[idx][b] = value
+        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds)
     starts = bucket_starts(spec, q.start, q.end, q.tz) if spec.fill is not Fill.NONE else []
     return {idx: fill(values, starts=starts, policy=spec.fill) for idx, values in per_series.items()}
 
@@ -162,6 +200,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                          "values, which cannot be downsampled; query raw points")
     series: dict[int, list[tuple[int, Any]]]
     if q.downsample is None:
+        _retained(q, "samples", q.start)
         series = dict(await series_store.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
         if sum(len(points) for points in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "
@@ -191,14 +230,32 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     # raw points pass through with every digit the device sent.
     computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
         q.aggregator != "none" and len(series) > 1)
-    render = _computed_number if computed else _number
-    answer = [{"metric": metric, "tags": t, "dps": {_key(ts, millis): render(v) for ts, v in points}}
+    answer = [{"metric": metric, "tags": t, "dps": _dps(points, millis=millis, computed=computed)}
               for t, points in outputs]
     if q.quality:
         qualities = await series_store.fetch_qualities(conn, attribute_id, q.start, q.end)
         for item, idx in zip(answer, sorted(series), strict=True):
             item["quality"] = {_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
     return answer
+
+
+_INTEGRAL = 2.0**53
+
+
+def _dps(points: list[tuple[int, Any]], *, millis: bool, computed: bool) -> dict[str, Any]:
+    """The `dps` of one output series: keys as _key, values as _computed_number / _number (the
+    same results; a finite double is handled inline, the rest by those functions)."""
+    keys = [f"{ts:013d}" for ts, _ in points] if millis else [str(ts // 1000) for ts, _ in points]
+    values: list[Any] = []
+    append = values.append
+    for _, value in points:
+        if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+            if computed:
+                value = float(f"{value:.15g}")
+            append(int(value) if value.is_integer() and -_INTEGRAL < value < _INTEGRAL else value)
+        else:
+            append(_computed_number(value) if computed else _number(value))
+    return dict(zip(keys, values, strict=True))
 
 
 def _quality(text: str) -> Any:

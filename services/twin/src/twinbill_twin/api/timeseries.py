@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -81,8 +82,9 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
             if row["attrtype"] != "Stream":
                 return dt_ok(attribute_body(row, row["value"]))
             try:
-                query = parse_query(request.query, now_ms=now_ms,
-                                    default_zone=row["timezone"] or default_zone(request.app))
+                query = replace(parse_query(request.query, now_ms=now_ms,
+                                            default_zone=row["timezone"] or default_zone(request.app)),
+                                raw_kept_from=row["raw_kept_from"])
                 value = await stream_series(conn, row, query)
             except BadParameter as err:
                 raise _bad(err) from None

@@ -1,9 +1,11 @@
 """BEMServer's /timeseries_data/ aggregate and stats: one value per bucket aligned in the asked
-zone (from the hour or minute rollup where the buckets allow, else raw samples), and per-series
+zone (from the hour, minute or 10 s rollup where the buckets allow, else raw samples), and per-series
 statistics."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +15,7 @@ from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
 from twinbill_twin.bemserver.query import (
+    check_retained,
     csv_cell,
     data_state,
     find_series,
@@ -22,6 +25,7 @@ from twinbill_twin.bemserver.query import (
     time_param,
     zone_param,
 )
+from twinbill_twin.store.series import ROLLUPS
 
 
 async def download_aggregate(request: web.Request) -> web.Response:
@@ -64,40 +68,74 @@ async def download_aggregate(request: web.Request) -> web.Response:
         if grid.width is None:
             args.append(grid.starts)
         sql = aggregate_sql(aggregation, grid)
+        if grid.starts and ("FROM samples" in sql or "FROM rollup_10s" in sql):
+            await check_retained(conn, series, grid.starts[0], what="Buckets that are not whole minutes")
         if "FROM samples" in sql:
             async with conn.transaction():
                 # a week of 10 s buckets is 60,480 groups: hashed in memory, not spilled to disk
                 await conn.execute("SET LOCAL work_mem = '64MB'")
                 rows = await conn.fetch(sql, *args)
         else:
-            rows = await conn.fetch(sql, *args)  # a rollup: a few thousand rows at most a week
-    fill: int | None = 0 if aggregation == "count" else None
-    values: dict[int, list[Any]] = {s.key: [fill] * len(grid.starts) for s in series}
-    for row in rows:
-        values[row["attribute_id"]][row["b"] - 1] = int(row["v"]) if aggregation == "count" else float(row["v"])
-    if request.headers.get("Accept", "").startswith("text/csv"):
+            rows = await conn.fetch(sql, *args)  # a rollup: one row per series
+    # each value's JSON / CSV text, per series in grid order (null / empty where no point, 0 for count)
+    count = aggregation == "count"
+    csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
+    empty = "0" if count else ("" if csv_wanted else "null")
+    texts: dict[int, list[str]] = {s.key: [empty] * len(grid.starts) for s in series}
+    for key, numbers, found in rows:
+        column = texts[key]
+        written = list(map(str, found)) if count else list(map(float.__repr__, found))
+        if not (count or csv_wanted) and ("nan" in written or "inf" in written or "-inf" in written):
+            written = [json_number(v) for v in found]  # JSON's tokens for these
+        if len(written) == len(column):  # every bucket has points (numbers are 1..n in order)
+            texts[key] = written
+            continue
+        for b, text in zip(numbers, written, strict=True):
+            column[b - 1] = text
+    if csv_wanted:
+        columns = [texts[s.key] for s in series]
+        stamps = _stamps(grid, p.TimeFormatter(zone, csv=True), before="", after="")
         lines = ["Datetime," + ",".join(csv_cell(s.label) for s in series)]
-        csv_when = p.TimeFormatter(zone, csv=True)
-        for index, ts in enumerate(grid.starts):
-            lines.append(csv_when(ts) + "," + ",".join(p.number_text(values[s.key][index]) for s in series))
+        lines += [stamp + "," + ",".join(column[index] for column in columns) for index, stamp in enumerate(stamps)]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
-    when = p.TimeFormatter(zone, csv=False)
-    stamps = [when(ts) for ts in grid.starts]
-    body = {s.label: dict(zip(stamps, values[s.key], strict=True)) for s in series} if stamps else {}
-    return web.json_response(body)
+    if not grid.starts:
+        return web.json_response({})
+    # {label: {time: value}} written directly (compact, as the downloads write it)
+    keys = _stamps(grid, p.TimeFormatter(zone, csv=False), before='"', after='":')
+    parts = [json.dumps(s.label) + ":{" + ",".join([k + t for k, t in zip(keys, texts[s.key], strict=True)]) + "}"
+             for s in series]
+    return web.Response(text="{" + ",".join(parts) + "}", content_type="application/json")
 
 
-# What each aggregation reads from raw samples, and from a rollup row (n, sum, min, max).
+def _stamps(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str) -> list[str]:
+    """Each bucket start's time text between `before` and `after`."""
+    if grid.width is not None and grid.width < 3_600_000 and grid.starts:  # hours: one time each anyway
+        return p.grid_texts(grid.starts[0], len(grid.starts), grid.width, when, before=before, after=after)
+    return [before + text + after for text in p.time_texts(grid.starts, when)]
+
+
+def json_number(value: float) -> str:
+    """A double as json.dumps writes it (NaN and the infinities as its bare tokens)."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+# What each aggregation reads from raw samples, from grouped rollup rows, and from one rollup row
+# (when the bucket is the rollup's own).
 _RAW_AGGREGATE = {"avg": "avg(dbl)", "sum": "sum(dbl)", "min": "min(dbl)", "max": "max(dbl)", "count": "count(dbl)"}
 _ROLLUP_AGGREGATE = {"avg": "sum(sum) / sum(n)", "sum": "sum(sum)", "min": "min(min)", "max": "max(max)",
-                     "count": "sum(n)"}
+                     "count": "sum(n)::bigint"}
+_ROW_AGGREGATE = {"avg": "sum / n", "sum": "sum", "min": "min", "max": "max", "count": "n"}
 
 
 def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
-    """Bucket values (1-based bucket number `b`) of $1 (series keys) in [$2, $3), $4 the bucket
-    starts (calendar units only): from the hour or minute rollup when every boundary lies on its grid (the rollups
-    hold exactly the stored numeric points, merged as they arrive and rebuilt on delete), else
-    from raw samples; fixed widths number buckets by arithmetic, calendar ones by width_bucket."""
+    """Per series: its key, the 1-based numbers of the non-empty buckets and their values (two
+    arrays), of $1 (series keys) in [$2, $3), $4 the bucket starts (calendar units only): from the
+    hour, minute or 10 s rollup when every boundary lies on its grid (the rollups hold exactly the
+    stored numeric points, merged as they arrive and rebuilt on delete; a bucket the rollup's own
+    width reads its rows as they are), else from raw samples; fixed widths number buckets by
+    arithmetic, calendar ones by width_bucket."""
     bounds = [*grid.starts, grid.end]
 
     def number(column: str) -> str:
@@ -105,14 +143,22 @@ def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
             return f"(({column} - $2) / {grid.width} + 1)"
         return f"width_bucket({column}, $4::bigint[])"
 
-    for width, table in ((3_600_000, "rollup_1h"), (60_000, "rollup_1m")):
-        if all(b % width == 0 for b in bounds):
-            return (f"SELECT attribute_id, {number('bucket')} AS b, {_ROLLUP_AGGREGATE[aggregation]} AS v "
-                    f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
-                    "AND bucket < $3 GROUP BY 1, 2")
-    return (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
-            "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
-            "AND dbl IS NOT NULL GROUP BY 1, 2")
+    for width, table in ROLLUPS:
+        if (grid.width % width == 0 and bounds[0] % width == 0 if grid.width is not None
+                else all(b % width == 0 for b in bounds)):
+            where = (f"FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 "
+                     "AND bucket < $3")
+            if grid.width == width:
+                inner = f"SELECT attribute_id, {number('bucket')} AS b, {_ROW_AGGREGATE[aggregation]} AS v {where}"
+            else:
+                inner = (f"SELECT attribute_id, {number('bucket')} AS b, {_ROLLUP_AGGREGATE[aggregation]} AS v "
+                         f"{where} GROUP BY 1, 2")
+            break
+    else:
+        inner = (f"SELECT attribute_id, {number('ts')} AS b, {_RAW_AGGREGATE[aggregation]} AS v "
+                 "FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 "
+                 "AND dbl IS NOT NULL GROUP BY 1, 2")
+    return f"SELECT attribute_id, array_agg(b ORDER BY b), array_agg(v ORDER BY b) FROM ({inner}) AS buckets GROUP BY 1"
 
 
 async def get_stats(request: web.Request) -> web.Response:

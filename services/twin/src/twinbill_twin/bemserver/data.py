@@ -20,6 +20,7 @@ from twinbill_twin.bemserver.access import access_of
 from twinbill_twin.bemserver.aggregates import download_aggregate, get_stats
 from twinbill_twin.bemserver.query import (
     Series,
+    check_retained,
     csv_cell,
     data_state,
     find_series,
@@ -110,6 +111,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
     async with pool_of(request).acquire() as conn:
         series = await find_series(conn, request, labels, state=state, access=access)
+        await check_retained(conn, series, start, what="Raw points")
         response = web.StreamResponse(headers={"Content-Type": "text/csv" if csv_wanted else "application/json"})
         await response.prepare(request)
         async with conn.transaction():
@@ -181,9 +183,17 @@ GROUP BY 1, 2, 3
 """
 
 
+_REBUILD_VALUES = """
+INSERT INTO values_1h (attribute_id, idx, bucket, v)
+SELECT attribute_id, idx, ts - ts % 3600000, array_agg(dbl ORDER BY dbl)
+FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+GROUP BY 1, 2, 3
+"""
+
+
 async def delete(request: web.Request) -> web.Response:
-    """DELETE: the points of the series in [start_time, end_time); the minute and hour rollups of
-    the touched buckets are rebuilt from what remains, so every reader agrees. 204."""
+    """DELETE: the points of the series in [start_time, end_time); the rollups (10 s, minute, hour,
+    hour values) of the touched buckets are rebuilt from what remains, so every reader agrees. 204."""
     access = access_of(request)
     access.write()
     state = data_state(request)
@@ -195,11 +205,13 @@ async def delete(request: web.Request) -> web.Response:
         async with conn.transaction():
             await conn.execute("DELETE FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
                                "AND ts >= $2 AND ts < $3", keys, start, end)
-            for table, width in (("rollup_1m", 60_000), ("rollup_1h", 3_600_000)):
+            for table, width in (("rollup_10s", 10_000), ("rollup_1m", 60_000), ("rollup_1h", 3_600_000),
+                                 ("values_1h", 3_600_000)):
                 low, high = start - start % width, end + (-end) % width
                 await conn.execute(f"DELETE FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
                                    "AND bucket >= $2 AND bucket < $3", keys, low, high)
-                await conn.execute(_REBUILD.format(table=table, width=width), keys, low, high)
+                rebuild = _REBUILD_VALUES if table == "values_1h" else _REBUILD.format(table=table, width=width)
+                await conn.execute(rebuild, keys, low, high)
     return web.Response(status=204)
 
 

@@ -13,6 +13,8 @@ from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_twin.bemserver.access import Access
 from twinbill_twin.bemserver.resources import timezones
 from twinbill_twin.bemserver.timeseries import DATA_STATES
+from twinbill_twin.store.retention import iso
+from twinbill_twin.store.series import raw_kept_from
 
 
 @dataclass(frozen=True)
@@ -130,3 +132,12 @@ def labels_of(request: web.Request) -> list[str]:
 def csv_cell(text: str) -> str:
     """A CSV header cell, quoted where it must be."""
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+async def check_retained(conn: asyncpg.Connection, series: list[Series], start: int, *, what: str) -> None:
+    """422 naming `start_time` when raw-grade data of these series is asked before their project's
+    raw horizon (raw retention deleted it there; the minute and hour rollups stay)."""
+    kept = await raw_kept_from(conn, [s.key for s in series])
+    if start < kept:
+        raise query_error("start_time", f"{what} before {iso(kept)} are past the campaign's raw retention "
+                                        "(only minute and hour aggregates are kept there).")

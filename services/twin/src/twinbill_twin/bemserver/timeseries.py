@@ -27,6 +27,7 @@ from twinbill_common.smorest import (
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.resources import NAME, TEXT, dump
+from twinbill_twin.store.samples import SERIES_TABLES
 
 # BEMServer's data states; twinbill keeps Raw and Clean (ids as BEMServer numbers them).
 DATA_STATES = ({"id": 1, "name": "Raw"}, {"id": 2, "name": "Clean"})
@@ -191,7 +192,7 @@ async def delete_timeseries(request: web.Request) -> web.Response:
         row = await readable(conn, ident, access)
         check_if_match(request, public(row))
         keys = [row["clean_key"]] if row["attribute_id"] is not None else [row["raw_key"], row["clean_key"]]
-        for table in ("samples", "rollup_1m", "rollup_1h"):
+        for table in SERIES_TABLES:
             await conn.execute(f"DELETE FROM {table} WHERE attribute_id = ANY($1::bigint[])", keys)
         await conn.execute("DELETE FROM bem_timeseries WHERE id = $1", ident)
     return web.Response(status=204)

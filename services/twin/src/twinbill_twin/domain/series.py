@@ -71,6 +71,8 @@ def combine(name: str, series: Sequence[Sequence[tuple[int, Value]]], *,
     where only markers remain gets the marker.
     """
     if len(series) == 1:
+        if name not in ("count", "dev"):  # _alone gives these values back unchanged
+            return list(series[0])
         return [(ts, _alone(name, v)) for ts, v in series[0]]
     mode = interpolation(name)
     cleaned: list[tuple[list[int], list[float], set[int]]] = []

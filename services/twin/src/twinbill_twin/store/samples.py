@@ -1,6 +1,7 @@
 """The write side: samples by COPY into a staging table, then one statement that stores each
-(attribute, index, time) once and merges the newly stored points into the minute and hour
-rollups; current values move only forward in device time. One transaction per batch."""
+(attribute, index, time) once and merges the newly stored points into the 10-second, minute and
+hour rollups and the hour's sorted values (percentiles); current values move only forward in device
+time. One transaction per batch."""
 
 from __future__ import annotations
 
@@ -67,36 +68,58 @@ _NEW_ROWS = {
     ON CONFLICT DO NOTHING""",
 }
 
+# Partials of a coarser bucket merged from finer ones: M2 around the coarse bucket's mean (Chan).
+_COARSER = """
+    SELECT attribute_id, idx, coarse AS bucket, sum(n)::bigint AS n, sum(sum) AS sum,
+           sum(m2 + n * power(sum / n - coarse_sum / coarse_n, 2)) AS m2, min(min) AS min,
+           max(max) AS max, min(first_ts) AS first_ts,
+           (array_agg(first_v ORDER BY first_ts))[1] AS first_v, max(last_ts) AS last_ts,
+           (array_agg(last_v ORDER BY last_ts DESC))[1] AS last_v
+    FROM (SELECT g.*, bucket - bucket % {width} AS coarse,
+                 sum(sum) OVER w AS coarse_sum, sum(n) OVER w AS coarse_n
+          FROM {source} g
+          WINDOW w AS (PARTITION BY attribute_id, idx, bucket - bucket % {width})) AS m
+    GROUP BY attribute_id, idx, coarse"""
+
+# The hour's sorted values: the batch's new values merged into the stored array (one sort of
+# the union; a late point lands in its own hour's array).
+_VALUES_MERGE = """
+    INSERT INTO values_1h AS r (attribute_id, idx, bucket, v)
+    SELECT attribute_id, idx, ts - ts % 3600000, array_agg(dbl ORDER BY dbl)
+    FROM inserted WHERE dbl IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
+    ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
+        v = (SELECT array_agg(x ORDER BY x) FROM unnest(r.v || EXCLUDED.v) AS x)
+    RETURNING 1
+"""
+
 _STORE_TEMPLATE = """
 WITH inserted AS (
     INSERT INTO samples (attribute_id, idx, ts, num, dbl, txt, quality)
     SELECT DISTINCT ON (attribute_id, ts, idx) attribute_id, idx, ts, num::numeric, dbl, txt,
            quality{new_rows}
     RETURNING attribute_id, idx, ts, dbl
-), minute_groups AS (
-    SELECT attribute_id, idx, ts - ts % 60000 AS bucket, count(*) AS n, sum(dbl) AS sum,
+), ten_groups AS (
+    SELECT attribute_id, idx, ts - ts % 10000 AS bucket, count(*) AS n, sum(dbl) AS sum,
            coalesce(var_pop(dbl), 0) * count(*) AS m2, min(dbl) AS min, max(dbl) AS max,
            min(ts) AS first_ts, (array_agg(dbl ORDER BY ts))[1] AS first_v,
            max(ts) AS last_ts, (array_agg(dbl ORDER BY ts DESC))[1] AS last_v
     FROM inserted WHERE dbl IS NOT NULL GROUP BY 1, 2, 3
-), hour_groups AS (
-    SELECT attribute_id, idx, hour AS bucket, sum(n)::bigint AS n, sum(sum) AS sum,
-           sum(m2 + n * power(sum / n - hour_sum / hour_n, 2)) AS m2, min(min) AS min,
-           max(max) AS max, min(first_ts) AS first_ts,
-           (array_agg(first_v ORDER BY first_ts))[1] AS first_v, max(last_ts) AS last_ts,
-           (array_agg(last_v ORDER BY last_ts DESC))[1] AS last_v
-    FROM (SELECT g.*, bucket - bucket % 3600000 AS hour,
-                 sum(sum) OVER w AS hour_sum, sum(n) OVER w AS hour_n
-          FROM minute_groups g
-          WINDOW w AS (PARTITION BY attribute_id, idx, bucket - bucket % 3600000)) AS m
-    GROUP BY attribute_id, idx, hour
+), minute_groups AS ({minute_groups}
+), hour_groups AS ({hour_groups}
+), tens AS ({tens}
 ), minutes AS ({minutes}
 ), hours AS ({hours}
+), hour_values AS ({values}
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours),
+       (SELECT count(*) FROM tens), (SELECT count(*) FROM hour_values)
 """
-_MERGES = {"minutes": _ROLLUP_MERGE.format(table="rollup_1m", source="minute_groups"),
-           "hours": _ROLLUP_MERGE.format(table="rollup_1h", source="hour_groups")}
+_MERGES = {"minute_groups": _COARSER.format(width=60000, source="ten_groups"),
+           "hour_groups": _COARSER.format(width=3600000, source="minute_groups"),
+           "tens": _ROLLUP_MERGE.format(table="rollup_10s", source="ten_groups"),
+           "minutes": _ROLLUP_MERGE.format(table="rollup_1m", source="minute_groups"),
+           "hours": _ROLLUP_MERGE.format(table="rollup_1h", source="hour_groups"),
+           "values": _VALUES_MERGE}
 _STORE_FAST = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["fast"], **_MERGES)
 _STORE = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["safe"], **_MERGES)
 
@@ -131,7 +154,9 @@ FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER B
 WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
 """
 
-MONTHLY_TABLES = ("samples", "rollup_1m")
+MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h")
+# Every table that holds a series' points or their rollups (a series deleted leaves none behind).
+SERIES_TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h")
 _DAY_MS = 86_400_000
 
 
@@ -152,6 +177,8 @@ class WriteResult:
     stored: int
     minute_rows: int
     hour_rows: int
+    ten_second_rows: int = 0
+    hour_value_rows: int = 0
 
 
 def month_of(ts: int) -> tuple[int, int]:
@@ -189,6 +216,12 @@ class PartitionManager:
                     )
                 self._known.add((table, year, month))
 
+    def forget(self, months: Iterable[tuple[int, int]]) -> None:
+        """Forget these months (their partitions were dropped by raw retention meanwhile)."""
+        for year, month in months:
+            for table in MONTHLY_TABLES:
+                self._known.discard((table, year, month))
+
 
 async def write_batch(
     conn: asyncpg.Connection,
@@ -202,7 +235,22 @@ async def write_batch(
     """Store one batch in one transaction; the caller acks only after this returns."""
     # a UTC day never straddles months: one month_of per distinct day, not per sample
     days = {record[2] // _DAY_MS for record in samples}
-    await partitions.ensure(conn, (month_of(day * _DAY_MS) for day in days))
+    months = {month_of(day * _DAY_MS) for day in days}
+    for attempt in (1, 2):
+        await partitions.ensure(conn, months)
+        try:
+            return await _write_once(conn, samples, currents, devices, instances)
+        except asyncpg.CheckViolationError as err:
+            # a month's partitions dropped by raw retention in another process: made again (late
+            # points are stored, and roll up; the next retention pass deletes the raw rows)
+            if attempt == 2 or "no partition" not in str(err):
+                raise
+            partitions.forget(months)
+    raise AssertionError("unreachable")
+
+
+async def _write_once(conn: asyncpg.Connection, samples: Sequence[SampleRecord], currents: Sequence[CurrentValue],
+                      devices: dict[int, int], instances: dict[int, int]) -> WriteResult:
     async with conn.transaction():
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)
@@ -211,7 +259,7 @@ async def write_batch(
                 row = await conn.fetchrow(_STORE_FAST)
         except asyncpg.UniqueViolationError:
             row = await conn.fetchrow(_STORE)
-        stored, minutes, hours = row if row is not None else (0, 0, 0)
+        stored, minutes, hours, tens, values = row if row is not None else (0, 0, 0, 0, 0)
         if currents:
             ordered = sorted(currents, key=lambda c: c.attribute_id)
             await conn.execute(_CURRENT, [c.attribute_id for c in ordered], [c.value for c in ordered],
@@ -223,4 +271,4 @@ async def write_batch(
         if instances:
             ids = sorted(instances)
             await conn.execute(_INSTANCE_ATIME, ids, [instances[i] for i in ids])
-    return WriteResult(stored, minutes, hours)
+    return WriteResult(stored, minutes, hours, tens, values)

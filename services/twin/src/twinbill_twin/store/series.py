@@ -1,5 +1,5 @@
 """The read side: an attribute with its instance and device, raw points, bucket summaries from
-raw rows or rollups, raw values per bucket (percentiles), and billing readings."""
+raw rows or rollups, percentiles from raw values or the hours' sorted values, and billing readings."""
 
 from __future__ import annotations
 
@@ -11,16 +11,22 @@ import asyncpg
 
 from twinbill_twin.domain.aggregators import Summary
 
-ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"))
+ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
+# Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
+HOUR_VALUES = (3_600_000, "values_1h")
+# What raw retention deletes before a project's horizon (the minute and hour rollups stay).
+RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h"})
 
 _ATTRIBUTE = """
 SELECT a.id, a.instance_id, a.name, a.displayname, a.attrtype, a.datatype, a.unit, a.metric,
        a.value, a.expectvalue, a.ctime, a.mtime, a.atime, a.stime,
-       i.name AS instance_name, d.device_key, pr.timezone
+       i.name AS instance_name, d.device_key, pr.timezone,
+       coalesce(rt.raw_kept_from, 0) AS raw_kept_from
 FROM attributes a
 JOIN instances i ON i.id = a.instance_id
 LEFT JOIN devices d ON d.id = i.device_id
 LEFT JOIN projects pr ON pr.id = d.project_id
+LEFT JOIN ts_retention rt ON rt.project_id = d.project_id
 WHERE a.id = $1
 """
 
@@ -50,6 +56,14 @@ def bucket_sql(column: str, *, boundaries: bool) -> str:
     if boundaries:
         return f"($4::bigint[])[width_bucket({column}, $4::bigint[])]"
     return f"({column} - {column} % $4::bigint)"
+
+
+async def raw_kept_from(conn: asyncpg.Connection, keys: list[int]) -> int:
+    """The latest raw horizon of the projects of these series keys (0: none deleted)."""
+    found = await conn.fetchval(
+        "SELECT max(r.raw_kept_from) FROM series_projects sp JOIN ts_retention r USING (project_id) "
+        "WHERE sp.series_key = ANY($1::bigint[])", keys)
+    return int(found or 0)
 
 
 async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncpg.Record | None:
@@ -162,9 +176,10 @@ async def fetch_values(
     bucket: int | list[int],
     table: str,
     aggregator: str,
-) -> dict[tuple[int, int], float]:
-    """A summary aggregator's value per (series, bucket) for buckets wholly inside [start, stop),
-    computed by PostgreSQL from raw rows or a rollup."""
+) -> dict[int, dict[int, float]]:
+    """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
+    computed by PostgreSQL from raw rows or a rollup (one row of two arrays per series: a week of
+    10 s buckets is 60,480 values)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -185,8 +200,9 @@ async def fetch_values(
             FROM (SELECT r.*, {key} AS b{window} FROM {table} r
                   WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3) AS x
             GROUP BY 1, 2"""
-    rows = await conn.fetch(sql, attribute_id, start, stop, bucket)
-    return {(r[0], r[1]): r[2] for r in rows}
+    rows = await conn.fetch(f"SELECT idx, array_agg(b ORDER BY b), array_agg(v ORDER BY b) "
+                            f"FROM ({sql}) AS x(idx, b, v) GROUP BY idx", attribute_id, start, stop, bucket)
+    return {idx: dict(zip(buckets, values, strict=True)) for idx, buckets, values in rows}
 
 
 # Hyndman-Fan positions (1-based, clamped) as domain.aggregators.quantile computes them:
@@ -201,24 +217,41 @@ _POSITION = {
 
 async def fetch_percentiles(
     conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int],
-    quantile: float, method: int,
+    quantile: float, method: int, table: str = "samples",
 ) -> dict[tuple[int, int], float]:
-    """A percentile per (series, bucket) of the raw values in [start, stop): PostgreSQL sorts each
-    bucket and returns only the order statistics the estimator needs."""
-    key = bucket_sql("ts", boundaries=isinstance(bucket, list))
+    """A percentile per (series, bucket) of the values in [start, stop), from raw rows (PostgreSQL
+    sorts each bucket) or, for buckets made of whole hours, from the hours' sorted value arrays
+    (one hour bucket: its array as stored; wider: the hours' arrays merged). Either way the
+    estimator sees the same sorted values, so both give the same answer; only the order
+    statistics the estimator needs leave the server."""
+    by_boundaries = isinstance(bucket, list)
     if method == 3:
         pick = ("v[least(greatest(CASE WHEN h = floor(h) AND floor(h)::bigint % 2 = 0 "
                 "THEN floor(h) ELSE floor(h) + 1 END, 1), n)::int]")
     else:
         pick = ("v[least(greatest(floor(h), 1), n)::int] + (h - floor(h)) * "
                 "(v[least(greatest(floor(h) + 1, 1), n)::int] - v[least(greatest(floor(h), 1), n)::int])")
+    if table == "samples":
+        grouped = f"""
+            SELECT idx, {bucket_sql("ts", boundaries=by_boundaries)} AS b, count(*) AS n,
+                   array_agg(dbl ORDER BY dbl) AS v
+            FROM samples
+            WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
+            GROUP BY 1, 2"""
+    elif not by_boundaries and bucket == HOUR_VALUES[0]:
+        grouped = f"""
+            SELECT idx, bucket AS b, cardinality(v) AS n, v FROM {table}
+            WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
+    else:
+        grouped = f"""
+            SELECT idx, {bucket_sql("bucket", boundaries=by_boundaries)} AS b, count(*) AS n,
+                   array_agg(x ORDER BY x) AS v
+            FROM {table} CROSS JOIN LATERAL unnest(v) AS x
+            WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3
+            GROUP BY 1, 2"""
     sql = f"""
         SELECT idx, b, {pick}
-        FROM (SELECT idx, b, n, v, {_POSITION[method]} AS h
-              FROM (SELECT idx, {key} AS b, count(*) AS n, array_agg(dbl ORDER BY dbl) AS v
-                    FROM samples
-                    WHERE attribute_id = $1 AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL
-                    GROUP BY 1, 2) AS grouped) AS positioned"""
+        FROM (SELECT idx, b, n, v, {_POSITION[method]} AS h FROM ({grouped}) AS grouped) AS positioned"""
     async with conn.transaction():
         await conn.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off")
         rows = await conn.fetch(sql, attribute_id, start, stop, bucket, quantile)
