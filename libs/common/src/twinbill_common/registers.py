@@ -158,11 +158,12 @@ def closing_in(from_time: datetime, to_time: datetime, *, reading: Reading | Non
 
 
 def period_consumption(bounds: Sequence[datetime], last_readings: Sequence[Reading | None], *,
-                       events: Sequence[MeterEvent], multiplier: Decimal,
-                       register_max: Decimal | None) -> list[Decimal]:
+                       events: Sequence[MeterEvent], multiplier: Decimal, register_max: Decimal | None,
+                       first: Reading | None = None) -> list[Decimal]:
     """Consumption in each period (bounds[k], bounds[k+1]] counted as consecutive bills would:
     `last_readings[k]` is the last reading at or before bounds[k]; each period opens at the
-    previous one's closing (the first at its last reading, or at the installation reading), closes
+    previous one's closing (the first at its last reading, or at the installation reading; a
+    meter read for the first time inside the bounds opens at `first`, its first reading), closes
     at its last reading or lifecycle event, and is cut at lifecycle events.
 
     A period without a new reading counts 0 (the next reading carries it). Where the register
@@ -182,8 +183,9 @@ def period_consumption(bounds: Sequence[datetime], last_readings: Sequence[Readi
             # no reading before: the chain starts at the installation inside, or at the first reading
             if installation is not None and start < installation.at <= end:
                 opening = Reading(installation.reading_after or Decimal(0), installation.at, "installation")
+            elif first is not None and start < first.time <= end:
+                opening = first
             else:
-                opening = closing
                 result.append(Decimal(0))
                 continue
         if closing is None or closing.time <= opening.time:

@@ -34,6 +34,25 @@ from twinbill_common.registers import (
     register_pieces,
 )
 
+__all__ = [  # Reading and MeterEvent are the shared register types, re-exported for billing
+    "BackwardsReading",
+    "ChainHead",
+    "MeterEvent",
+    "PastBill",
+    "Piece",
+    "Reading",
+    "Segment",
+    "Skip",
+    "Span",
+    "Usage",
+    "accumulated",
+    "closing_of",
+    "estimate_closing",
+    "head_of",
+    "open_span",
+    "pieces",
+    "segments",
+]
 ESTIMATE_BILLS = 3  # actual bills the average daily consumption is taken from
 
 

@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.errors import HttpError, ValidationFailed
+from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access
 from twinbill_twin.bemserver.resources import timezones
 from twinbill_twin.bemserver.timeseries import DATA_STATES
@@ -130,3 +131,28 @@ def labels_of(request: web.Request) -> list[str]:
 def csv_cell(text: str) -> str:
     """A CSV header cell, quoted where it must be."""
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def bucket_width(request: web.Request, errors: dict[str, list[str]] | None = None) -> tuple[str, int]:
+    """`bucket_width_unit` (required) and `bucket_width_value` (default 1; only 1 for calendar
+    units), as BEMServer's TimeseriesBucketWidthSchema checks them; every bad parameter (with
+    those already in `errors`) in one 422."""
+    errors = {} if errors is None else errors
+    unit = request.query.get("bucket_width_unit")
+    if unit is None:
+        errors["bucket_width_unit"] = ["Missing data for required field."]
+    elif unit not in p.PERIODS:
+        errors["bucket_width_unit"] = ["Must be one of: " + ", ".join(p.PERIODS) + "."]
+    try:
+        width = int(request.query.get("bucket_width_value", "1"))
+        if width < 1:
+            errors["bucket_width_value"] = ["Must be greater than or equal to 1."]
+    except ValueError:
+        errors["bucket_width_value"] = ["Not a valid integer."]
+        width = 1
+    if unit in p.PERIODS and unit not in p.FIXED_PERIODS and width != 1:
+        errors["bucket_width_value"] = ["Bucket width value must be 1 for variable size periods."]
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    assert unit is not None
+    return unit, width
