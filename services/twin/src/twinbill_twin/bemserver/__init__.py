@@ -14,6 +14,7 @@ from twinbill_twin.bemserver.energy import add_energy_routes
 from twinbill_twin.bemserver.properties import add_property_routes
 from twinbill_twin.bemserver.resources import add_resource_routes
 from twinbill_twin.bemserver.timeseries import add_timeseries_routes
+from twinbill_twin.bemserver.weather import add_weather_routes
 
 PREFIX = "/bemserver"
 
@@ -26,3 +27,4 @@ def setup_bemserver(app: web.Application) -> None:
     add_property_routes(app, PREFIX)
     add_energy_routes(app, PREFIX)
     add_analysis_routes(app, PREFIX)
+    add_weather_routes(app, PREFIX)
