@@ -13,6 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.errors import HttpError
+from twinbill_common.smorest import respond
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
@@ -74,13 +75,13 @@ async def get_completeness(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"timestamps": [p.json_time(ts, zone) for ts in grid.starts], "timeseries": {}}
     for item in series:
         row = by_id[item.label]
-        interval = None if row["value"] is None else float(int(float(row["value"])))
+        interval = None if row["value"] is None else int(float(row["value"]))  # BEMServer: int(value)
         result = completeness([int(c) for c in counts[item.key]], seconds, interval)
         body["timeseries"][item.label] = {
             "name": row["name"], "count": result.count, "ratio": result.ratio, "total_count": result.total_count,
             "avg_count": result.avg_count, "avg_ratio": result.avg_ratio, "interval": result.interval,
             "undefined_interval": result.undefined_interval, "expected_count": result.expected_count}
-    return web.json_response(body)
+    return respond(request, body)  # BEMServer answers both with an ETag
 
 
 LEVELS = {"site": "sites", "building": "buildings"}
@@ -130,7 +131,7 @@ async def get_energy_consumption(request: web.Request) -> web.Response:
         values = meters.get(link["timeseries_id"])
         raw = [float(v) for v in values] if values is not None else sums[link["clean_key"]]
         energy.setdefault(link["energy"], {})[link["end_use"]] = [v * factor / ratio for v in raw]
-    return web.json_response({"timestamps": [p.json_time(ts, zone) for ts in grid.starts], "energy": energy})
+    return respond(request, {"timestamps": [p.json_time(ts, zone) for ts in grid.starts], "energy": energy})
 
 
 async def _ratio(conn: asyncpg.Connection, level: str, ident: int, name: str | None) -> float:

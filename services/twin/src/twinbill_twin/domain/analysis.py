@@ -52,13 +52,13 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def completeness(counts: Sequence[int], seconds: Sequence[float], interval: float | None) -> Completeness:
+def completeness(counts: Sequence[int], seconds: Sequence[float], interval: int | None) -> Completeness:
     """Expected counts (bucket seconds / interval) and ratios (count / bucket seconds x interval).
 
     Without a defined interval it is inferred as BEMServer does, from the highest rate of any
     bucket (1 / max(count / seconds)); no value at all leaves it undefined (None)."""
     rates = [c / s for c, s in zip(counts, seconds, strict=True)]
-    used: float | None = interval
+    used: float | None = interval  # defined: an int as BEMServer reads it; inferred: a float
     if used is None:
         top = max(rates, default=0.0)
         used = 1 / top if top else None
