@@ -5,6 +5,7 @@ exchanges with new multipliers), and adds up to what the meter consumed."""
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ def test_period_consumption_equals_the_bills_of_the_same_periods(data: st.DataOb
     bounds = [hour(0), *times]
     ledger = Ledger()
     billed: list[Decimal] = []
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in pairwise(bounds):
         draft = decide(world, ledger, int((start - hour(0)).total_seconds() // 3600),
                        int((end - hour(0)).total_seconds() // 3600))
         assert isinstance(draft, BillDraft), draft
