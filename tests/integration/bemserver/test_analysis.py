@@ -165,6 +165,17 @@ async def test_breakdown_counts_what_the_meters_bills_count(bem: Stack, admin: A
     assert in_wh["energy"]["electricity"]["appliances"] == pytest.approx([v * 1000 for v in power_daily])
     assert in_wh["energy"]["water"]["all"] == pytest.approx(water_daily)  # a volume stays in m3
 
+    # half-hour buckets (boundaries off the hour rollup's grid) add up to the same days
+    halves = (await call(admin.analysis.get_energy_consumption_breakdown, StructuralElement.building,
+                         building["id"], _iso(DAY0), _iso(end), 30, BucketWidthUnit.minute,
+                         timezone="Europe/Paris", unit="kWh")).data
+    assert len(halves["timestamps"]) == 3 * 48
+    for name, use, daily in (("water", "all", water_daily), ("electricity", "appliances", power_daily)):
+        values = halves["energy"][name][use]
+        assert [sum(values[d * 48:(d + 1) * 48]) for d in range(3)] == pytest.approx(daily)
+    # an hour's reading closes the half hour before it, as it closes a bill
+    assert halves["energy"]["water"]["all"][:3] == pytest.approx([0.0, 1.5, 0.0])
+
     # the whole period in one bucket is what one bill over it counts
     total = (await call(admin.analysis.get_energy_consumption_breakdown, StructuralElement.building,
                         building["id"], _iso(DAY0), _iso(end), 1, BucketWidthUnit.month,

@@ -1,5 +1,5 @@
 """Consumption per bucket of series that are meters' billing registers: the last reading at or
-before each bucket boundary (one index look-up each), the meter's lifecycle events, and
+before each bucket boundary (one query for all meters), the meter's lifecycle events, and
 twinbill_common.registers' period_consumption, so a bucket counts what a bill for the same
 period counts (a reading exactly at a boundary closes the bucket before it, as it closes a bill)."""
 
@@ -23,15 +23,32 @@ JOIN devices d ON d.id = i.device_id
 JOIN products pr ON pr.id = d.product_id AND pr.billing_register = a.measurepoint
 WHERE t.id = ANY($1::int[])
 """
-_BOUNDARY_READINGS = """
-SELECT b.n, s.num, s.ts
-FROM unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
+# The last reading at or before each boundary, for every meter in one query. Boundaries on
+# whole hours (day, month, year buckets in whole-hour zones) find its time in the hour rollup
+# (a reading exactly on the boundary opens that hour's bucket; otherwise it is the last one of
+# an earlier hour) and then its exact decimal in samples by key; other boundaries look in
+# samples directly.
+_ON_HOURS = """
+SELECT m.n AS meter, b.n AS bound, s.num, s.ts
+FROM unnest($1::bigint[]) WITH ORDINALITY AS m (attribute_id, n)
+CROSS JOIN unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
+CROSS JOIN LATERAL (SELECT coalesce(
+    (SELECT r.first_ts FROM rollup_1h r
+     WHERE r.attribute_id = m.attribute_id AND r.idx = -1 AND r.bucket = b.at AND r.first_ts = b.at),
+    (SELECT r.last_ts FROM rollup_1h r
+     WHERE r.attribute_id = m.attribute_id AND r.idx = -1 AND r.bucket < b.at ORDER BY r.bucket DESC LIMIT 1)
+) AS ts) AS found
+LEFT JOIN samples s ON s.attribute_id = m.attribute_id AND s.idx = -1 AND s.ts = found.ts AND s.num IS NOT NULL
+"""
+_ANY_TIME = """
+SELECT m.n AS meter, b.n AS bound, s.num, s.ts
+FROM unnest($1::bigint[]) WITH ORDINALITY AS m (attribute_id, n)
+CROSS JOIN unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
 LEFT JOIN LATERAL (
     SELECT num, ts FROM samples
-    WHERE attribute_id = $1 AND idx = -1 AND ts <= b.at AND num IS NOT NULL
+    WHERE attribute_id = m.attribute_id AND idx = -1 AND ts <= b.at AND num IS NOT NULL
     ORDER BY ts DESC LIMIT 1
 ) AS s ON true
-ORDER BY b.n
 """
 _FIRST_READING = """
 SELECT num, ts FROM samples WHERE attribute_id = $1 AND idx = -1 AND ts > $2 AND num IS NOT NULL
@@ -65,10 +82,13 @@ async def meter_consumption(conn: asyncpg.Connection, timeseries_ids: list[int],
     events = await events_for_billing(conn, [m["device_id"] for m in meters])
     bounds_ms = [*grid.starts, grid.end]
     bounds = [_instant(ms) for ms in bounds_ms]
+    sql = _ON_HOURS if all(ms % 3_600_000 == 0 for ms in bounds_ms) else _ANY_TIME
+    found: list[list[Reading | None]] = [[None] * len(bounds_ms) for _ in meters]
+    for row in await conn.fetch(sql, [m["attribute_id"] for m in meters], bounds_ms):
+        if row["num"] is not None:
+            found[row["meter"] - 1][row["bound"] - 1] = Reading(row["num"], _instant(row["ts"]))
     result: dict[int, list[Decimal]] = {}
-    for meter in meters:
-        rows = await conn.fetch(_BOUNDARY_READINGS, meter["attribute_id"], bounds_ms)
-        readings = [None if r["num"] is None else Reading(r["num"], _instant(r["ts"])) for r in rows]
+    for meter, readings in zip(meters, found, strict=True):
         first = None
         if readings[0] is None:  # read for the first time inside the bounds: count from that reading
             row = await conn.fetchrow(_FIRST_READING, meter["attribute_id"], bounds_ms[0])
