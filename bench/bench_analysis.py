@@ -36,6 +36,7 @@ import aiohttp
 import asyncpg
 
 from twinbill_devstack.namespaces import delete_namespace
+from twinbill_twin.bemserver.meters import BOUNDARY_READINGS
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -188,6 +189,53 @@ async def timed(http: aiohttp.ClientSession, url: str, params: dict[str, str] | 
     return p50, p99, body
 
 
+# The breakdown's first version: the boundary readings of one meter per query.
+ONE_METER = """
+SELECT b.n, s.num, s.ts
+FROM unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
+LEFT JOIN LATERAL (
+    SELECT num, ts FROM samples
+    WHERE attribute_id = $1 AND idx = -1 AND ts <= b.at AND num IS NOT NULL
+    ORDER BY ts DESC LIMIT 1
+) AS s ON true
+ORDER BY b.n
+"""
+
+
+async def compare_boundary_queries(dsn: str, series: list[int], runs: int) -> None:
+    """Each meter's last reading at or before each day boundary of the year, the breakdown's
+    query (every meter at once) against its first version (one query per meter), timed
+    alternately in PostgreSQL so both run under the same conditions."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
+    try:
+        attributes = [int(a) for a in await conn.fetchval(
+            "SELECT array_agg(attribute_id ORDER BY id) FROM bem_timeseries WHERE id = ANY($1::int[])", series)]
+        bounds, day = [], YEAR_START
+        while day <= YEAR_END:
+            bounds.append(int(day.timestamp() * 1000))
+            day = (day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=ZONE)
+        timings: dict[str, list[float]] = {"one query, every meter": [], "one query per meter": []}
+        answers: dict[str, list[tuple[int, int, object]]] = {}
+        for _ in range(max(3, runs // 2)):
+            started = time.perf_counter()
+            rows = await conn.fetch(BOUNDARY_READINGS, attributes, bounds)
+            timings["one query, every meter"].append((time.perf_counter() - started) * 1000)
+            answers["one query, every meter"] = sorted((r["meter"], r["bound"], r["num"]) for r in rows)
+            started = time.perf_counter()
+            found = []
+            for index, attribute in enumerate(attributes, start=1):
+                found += [(index, r["n"], r["num"]) for r in await conn.fetch(ONE_METER, attribute, bounds)]
+            timings["one query per meter"].append((time.perf_counter() - started) * 1000)
+            answers["one query per meter"] = sorted(found)
+        if answers["one query, every meter"] != answers["one query per meter"]:
+            raise SystemExit("the two boundary queries disagree")
+        for name, values in timings.items():
+            print(f"{'boundary readings, 100 meters x ' + str(len(bounds)) + ' days, ' + name:52} "
+                  f"{statistics.median(values):8.1f} ms p50 (PostgreSQL and one client; same answer both ways)")
+    finally:
+        await conn.close()
+
+
 async def run(runs: int) -> None:
     tag = uuid.uuid4().hex[:8]
     database = f"twinbill_bench_{tag}"
@@ -253,6 +301,7 @@ async def run(runs: int) -> None:
                       f"{total:,.1f} kWh in all (the readings say {consumed:,.1f})")
                 if abs(total - consumed) > 1e-6 * consumed:
                     raise SystemExit(f"breakdown total {total} differs from the readings' {consumed}")
+        await compare_boundary_queries(dsn, series, runs)
         print("(twin CPU ms: the twin process's CPU per request, PostgreSQL's not counted; machine: "
               f"{os.cpu_count()} cores, shared with other work; load average {os.getloadavg()[0]:.2f})")
     finally:
@@ -264,10 +313,13 @@ async def run(runs: int) -> None:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-        await delete_namespace(AMQP_URL, namespace)
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+        try:
+            await delete_namespace(AMQP_URL, namespace)
+        except (OSError, TimeoutError) as err:  # a broker that does not answer must not keep the database
+            print(f"could not delete bus namespace {namespace}: {err!r}")
 
 
 if __name__ == "__main__":

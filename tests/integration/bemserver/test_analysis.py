@@ -165,7 +165,7 @@ async def test_breakdown_counts_what_the_meters_bills_count(bem: Stack, admin: A
     assert in_wh["energy"]["electricity"]["appliances"] == pytest.approx([v * 1000 for v in power_daily])
     assert in_wh["energy"]["water"]["all"] == pytest.approx(water_daily)  # a volume stays in m3
 
-    # half-hour buckets (boundaries off the hour rollup's grid) add up to the same days
+    # half-hour buckets add up to the same days
     halves = (await call(admin.analysis.get_energy_consumption_breakdown, StructuralElement.building,
                          building["id"], _iso(DAY0), _iso(end), 30, BucketWidthUnit.minute,
                          timezone="Europe/Paris", unit="kWh")).data

@@ -23,24 +23,10 @@ JOIN devices d ON d.id = i.device_id
 JOIN products pr ON pr.id = d.product_id AND pr.billing_register = a.measurepoint
 WHERE t.id = ANY($1::int[])
 """
-# The last reading at or before each boundary, for every meter in one query. Boundaries on
-# whole hours (day, month, year buckets in whole-hour zones) find its time in the hour rollup
-# (a reading exactly on the boundary opens that hour's bucket; otherwise it is the last one of
-# an earlier hour) and then its exact decimal in samples by key; other boundaries look in
-# samples directly.
-_ON_HOURS = """
-SELECT m.n AS meter, b.n AS bound, s.num, s.ts
-FROM unnest($1::bigint[]) WITH ORDINALITY AS m (attribute_id, n)
-CROSS JOIN unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
-CROSS JOIN LATERAL (SELECT coalesce(
-    (SELECT r.first_ts FROM rollup_1h r
-     WHERE r.attribute_id = m.attribute_id AND r.idx = -1 AND r.bucket = b.at AND r.first_ts = b.at),
-    (SELECT r.last_ts FROM rollup_1h r
-     WHERE r.attribute_id = m.attribute_id AND r.idx = -1 AND r.bucket < b.at ORDER BY r.bucket DESC LIMIT 1)
-) AS ts) AS found
-LEFT JOIN samples s ON s.attribute_id = m.attribute_id AND s.idx = -1 AND s.ts = found.ts AND s.num IS NOT NULL
-"""
-_ANY_TIME = """
+# The last reading at or before each boundary, for every meter in one query (an index look-up
+# each). Finding its time in the hour rollup first was measured slower (bench_analysis: 2.3 s
+# against 0.9 s for 100 meters x 366 days), so the samples are asked directly.
+BOUNDARY_READINGS = """
 SELECT m.n AS meter, b.n AS bound, s.num, s.ts
 FROM unnest($1::bigint[]) WITH ORDINALITY AS m (attribute_id, n)
 CROSS JOIN unnest($2::bigint[]) WITH ORDINALITY AS b (at, n)
@@ -82,9 +68,8 @@ async def meter_consumption(conn: asyncpg.Connection, timeseries_ids: list[int],
     events = await events_for_billing(conn, [m["device_id"] for m in meters])
     bounds_ms = [*grid.starts, grid.end]
     bounds = [_instant(ms) for ms in bounds_ms]
-    sql = _ON_HOURS if all(ms % 3_600_000 == 0 for ms in bounds_ms) else _ANY_TIME
     found: list[list[Reading | None]] = [[None] * len(bounds_ms) for _ in meters]
-    for row in await conn.fetch(sql, [m["attribute_id"] for m in meters], bounds_ms):
+    for row in await conn.fetch(BOUNDARY_READINGS, [m["attribute_id"] for m in meters], bounds_ms):
         if row["num"] is not None:
             found[row["meter"] - 1][row["bound"] - 1] = Reading(row["num"], _instant(row["ts"]))
     result: dict[int, list[Decimal]] = {}
