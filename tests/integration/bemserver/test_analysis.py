@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from bemserver_api_client.enums import BucketWidthUnit, StructuralElement
-from bemserver_api_client.exceptions import BEMServerAPIValidationError
+from bemserver_api_client.exceptions import BEMServerAPIAuthorizationError, BEMServerAPIValidationError
 
 from tests.integration.bemserver.conftest import Stack, call, raw, unique
 from tests.integration.twin_registry.conftest import make_device, make_product
@@ -219,3 +219,31 @@ async def test_site_breakdown_with_a_ratio_property_and_missing_elements(bem: St
         "electricity"], "prod_tech_id": techs["PV panels"], "timeseries_id": pv["id"]})).data
     listed = (await call(admin.energy_prod_ts_by_sites.getall, site_id=site["id"])).data
     assert [(x["id"], x["timeseries"]["name"]) for x in listed] == [(made["id"], "pv")]
+
+
+async def test_analysis_follows_campaign_access(bem: Stack, admin: Any) -> None:
+    """A user given one campaign scope gets the completeness of its series, and 403 for another
+    scope's series, for a site breakdown and degree days of a campaign they do not read."""
+    campaign, scope = await _campaign(admin)
+    other_scope = (await call(admin.campaign_scopes.create, {"name": "other", "campaign_id": campaign["id"]})).data
+    readable = await _series(admin, campaign, scope, "readable")
+    hidden = await _series(admin, campaign, other_scope, "hidden")
+    site = (await call(admin.sites.create, {"name": unique("site"), "campaign_id": campaign["id"]})).data
+    email = f"{unique('analyst')}@example.test"
+    user = (await call(admin.users.create, {"name": "A", "email": email, "password": "analyst-pw"})).data
+    group = (await call(admin.user_groups.create, {"name": unique("g")})).data
+    await call(admin.user_by_user_groups.create, {"user_id": user["id"], "user_group_id": group["id"]})
+    await call(admin.user_groups_by_campaign_scopes.create,
+               {"user_group_id": group["id"], "campaign_scope_id": scope["id"]})
+    reader = await call(bem.client, email, "analyst-pw")
+    got = (await call(reader.analysis.get_completeness, _iso(DAY0), _iso(DAY0 + timedelta(days=1)),
+                      [readable["id"]], RAW, 1, BucketWidthUnit.day, timezone="Europe/Paris")).data
+    assert got["timeseries"][str(readable["id"])]["count"] == [0]
+    with pytest.raises(BEMServerAPIAuthorizationError):
+        await call(reader.analysis.get_completeness, _iso(DAY0), _iso(DAY0 + timedelta(days=1)),
+                   [hidden["id"]], RAW, 1, BucketWidthUnit.day)
+    with pytest.raises(BEMServerAPIAuthorizationError):
+        await call(reader.analysis.get_energy_consumption_breakdown, StructuralElement.site, site["id"],
+                   _iso(DAY0), _iso(DAY0 + timedelta(days=1)), 1, BucketWidthUnit.day)
+    with pytest.raises(BEMServerAPIAuthorizationError):
+        await call(reader.sites.get_degree_days, site["id"], "2026-01-01", "2026-01-02")
