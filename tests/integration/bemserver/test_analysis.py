@@ -134,6 +134,8 @@ async def test_breakdown_counts_what_the_meters_bills_count(bem: Stack, admin: A
     await call(admin.timeseries_data.upload, RAW, {str(power_ts["id"]): new})
     heat = {_iso(DAY0 + timedelta(hours=h)): 250.0 for h in range(0, 72, 6)}  # 4 a day
     await call(admin.timeseries_data.upload, CLEAN, {str(heat_ts["id"]): heat})
+    # Raw points that are not the Clean ones: Clean data wins where the series has any
+    await call(admin.timeseries_data.upload, RAW, {str(heat_ts["id"]): {k: 9999.0 for k in heat}})
 
     energies = {e["name"]: e["id"] for e in (await call(admin.energies.getall)).data}
     uses = {u["name"]: u["id"] for u in (await call(admin.energy_end_uses.getall)).data}

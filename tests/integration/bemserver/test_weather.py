@@ -108,6 +108,12 @@ async def test_degree_days_from_known_temperatures(bem: Stack, admin: Any) -> No
                               type=DegreeDaysType.cooling, base=21)).data["degree_days"]
     assert list(got_cooling.values()) == [pytest.approx(v) if v is not None else None for v in cooling.values()]
     assert cooling["2026-02-02"] == pytest.approx((20 + 29.2) / 2 - 21)
+    # a series fed only Raw data (MQTT points, uploads) is read as it came: the same degree days
+    raw_site, raw_series = await _site_with_temperature(admin)
+    await call(admin.timeseries_data.upload, RAW, {str(raw_series["id"]): points})
+    from_raw = (await call(admin.sites.get_degree_days, raw_site["id"], start, end, period=DegreeDaysPeriod.day,
+                           type=DegreeDaysType.heating, base=18)).data["degree_days"]
+    assert from_raw == got
     kelvin = (await call(admin.sites.get_degree_days, site["id"], start, end, period=DegreeDaysPeriod.day,
                          type=DegreeDaysType.heating, base=291.15, unit="K")).data["degree_days"]
     assert list(kelvin.values()) == [pytest.approx(v) if v is not None else None for v in heating.values()]

@@ -21,6 +21,7 @@ from twinbill_twin.bemserver.aggregates import aggregate_sql
 from twinbill_twin.bemserver.meters import meter_consumption
 from twinbill_twin.bemserver.query import (
     bucket_width,
+    clean_or_raw,
     data_state,
     find_series,
     labels_of,
@@ -89,8 +90,9 @@ LEVELS = {"site": "sites", "building": "buildings"}
 
 async def get_energy_consumption(request: web.Request) -> web.Response:
     """GET /analysis/energy_consumption/{site|building}/{id}: each linked consumption series'
-    sum per bucket, in `unit` (Wh by default), divided by the element's `ratio_property`,
-    grouped by energy and end use; empty buckets are 0."""
+    sum per bucket (its Clean data, or Raw where it has no Clean data in the period), in `unit`
+    (Wh by default), divided by the element's `ratio_property`, grouped by energy and end use;
+    empty buckets are 0."""
     level = request.match_info["level"]
     if level not in LEVELS:
         raise HttpError(404, "")
@@ -112,14 +114,17 @@ async def get_energy_consumption(request: web.Request) -> web.Response:
         access.campaign(campaign)
         ratio = await _ratio(conn, level, ident, request.query.get("ratio_property"))
         links = await conn.fetch(
-            f"SELECT l.timeseries_id, e.name AS energy, u.name AS end_use, t.unit_symbol, t.clean_key, "
+            f"SELECT l.timeseries_id, e.name AS energy, u.name AS end_use, t.unit_symbol, t.clean_key, t.raw_key, "
             f"t.campaign_id, t.campaign_scope_id FROM bem_energy_cons_ts_by_{level}s l "
             "JOIN bem_energies e ON e.id = l.energy_id JOIN bem_energy_end_uses u ON u.id = l.end_use_id "
             f"JOIN bem_timeseries t ON t.id = l.timeseries_id WHERE l.{level}_id = $1 ORDER BY l.id", ident)
         links = [r for r in links if access.series(r["campaign_id"], r["campaign_scope_id"])]
         meters = await meter_consumption(conn, [r["timeseries_id"] for r in links], grid)
-        sums = await _bucket_values(conn, [r["clean_key"] for r in links if r["timeseries_id"] not in meters],
-                                    grid, "sum")
+        summed = [r for r in links if r["timeseries_id"] not in meters]
+        keys = await clean_or_raw(conn, [(r["clean_key"], r["raw_key"]) for r in summed],
+                                  grid.starts[0] if grid.starts else 0, grid.end)
+        key_of = {r["timeseries_id"]: key for r, key in zip(summed, keys, strict=True)}
+        sums = await _bucket_values(conn, keys, grid, "sum")
     energy: dict[str, dict[str, list[float]]] = {}
     for link in links:
         target = unit
@@ -129,7 +134,7 @@ async def get_energy_consumption(request: web.Request) -> web.Response:
         if factor is None:
             raise HttpError(409, "Incompatible unit in input timeseries.")
         values = meters.get(link["timeseries_id"])
-        raw = [float(v) for v in values] if values is not None else sums[link["clean_key"]]
+        raw = [float(v) for v in values] if values is not None else sums[key_of[link["timeseries_id"]]]
         energy.setdefault(link["energy"], {})[link["end_use"]] = [v * factor / ratio for v in raw]
     return respond(request, {"timestamps": [p.json_time(ts, zone) for ts in grid.starts], "energy": energy})
 

@@ -156,3 +156,18 @@ def bucket_width(request: web.Request, errors: dict[str, list[str]] | None = Non
         raise ValidationFailed(errors, data={"location": "query"})
     assert unit is not None
     return unit, width
+
+
+async def clean_or_raw(conn: asyncpg.Connection, pairs: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """For each series (clean_key, raw_key): its Clean key when it has Clean points in
+    [start, end), else its Raw key. BEMServer's analyses read Clean data, which its cleanup
+    process fills from Raw; twinbill has no such process, so a series only MQTT or uploads fed
+    (Raw) is read as it came."""
+    if not pairs:
+        return []
+    rows = await conn.fetch(
+        "SELECT k.key FROM unnest($1::bigint[]) AS k (key) WHERE EXISTS (SELECT 1 FROM samples s "
+        "WHERE s.attribute_id = k.key AND s.idx = -1 AND s.ts >= $2 AND s.ts < $3)",
+        [clean for clean, _ in pairs], start, end)
+    cleaned = {r["key"] for r in rows}
+    return [clean if clean in cleaned else raw for clean, raw in pairs]

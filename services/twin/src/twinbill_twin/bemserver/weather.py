@@ -18,7 +18,7 @@ from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.aggregates import aggregate_sql
 from twinbill_twin.bemserver.data import delete_points, store_points
-from twinbill_twin.bemserver.query import Series, query_error, time_param
+from twinbill_twin.bemserver.query import Series, clean_or_raw, query_error, time_param
 from twinbill_twin.domain.analysis import degree_days
 from twinbill_twin.domain.weather import (
     OIKOLAB_PARAMETERS,
@@ -126,7 +126,8 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: 
 async def get_degree_days(request: web.Request) -> web.Response:
     """GET /sites/{id}/degree_days: heating or cooling degree days per day, month or year over
     [start_date, end_date) in the campaign's zone, from the site's (non-forecast) air temperature
-    series' Clean data averaged per hour, as BEMServer computes them."""
+    series averaged per hour (its Clean data, or its Raw data when it has no Clean data there:
+    query.clean_or_raw), as BEMServer computes them."""
     access = access_of(request)
     start_day, end_day = _date(request, "start_date"), _date(request, "end_date")
     period = _choice(request, "period", ("day", "month", "year"), None)
@@ -141,7 +142,7 @@ async def get_degree_days(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         site = await _site(conn, request, access)
         series = await conn.fetchrow(
-            "SELECT t.id, t.clean_key, t.unit_symbol, t.campaign_id, t.campaign_scope_id "
+            "SELECT t.id, t.clean_key, t.raw_key, t.unit_symbol, t.campaign_id, t.campaign_scope_id "
             "FROM bem_weather_ts_by_sites w JOIN bem_timeseries t ON t.id = w.timeseries_id "
             "WHERE w.site_id = $1 AND w.parameter = 'AIR_TEMPERATURE' AND NOT w.forecast", site["id"])
         if series is None or not access.series(series["campaign_id"], series["campaign_scope_id"]):
@@ -155,7 +156,8 @@ async def get_degree_days(request: web.Request) -> web.Response:
         grid = p.buckets(start, end, unit="hour", width=1, zone=zone, limit=1_000_000)
         hourly: dict[int, float] = {}
         if grid.starts:
-            rows = await conn.fetch(aggregate_sql("avg", grid), [series["clean_key"]], grid.starts[0], grid.end)
+            key = (await clean_or_raw(conn, [(series["clean_key"], series["raw_key"])], grid.starts[0], grid.end))[0]
+            rows = await conn.fetch(aggregate_sql("avg", grid), [key], grid.starts[0], grid.end)
             hourly = {grid.starts[r["b"] - 1]: float(r["v"]) for r in rows}
     values = [(datetime.fromtimestamp(ts / 1000, zone),
                convert_temperature(hourly[ts], source, unit) if ts in hourly else None) for ts in grid.starts]
