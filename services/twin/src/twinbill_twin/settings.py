@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -38,3 +38,10 @@ class TwinSettings(PostgresSettings):
     timeseries_partitions_ahead: int = 2
     raw_retention_days: int = 0
     timeseries_maintenance_interval: float = 3600.0
+
+    # Weather download (PUT /bemserver/sites/{id}/download_weather_data): off unless a provider
+    # is named. "oikolab" speaks the API BEMServer uses (Oikolab's /weather).
+    weather_provider: Literal["", "oikolab"] = ""
+    weather_api_url: str = ""
+    weather_api_key: SecretStr = SecretStr("")
+    weather_timeout: float = 60.0  # seconds; BEMServer allows a provider 60 s too

@@ -24,42 +24,36 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Literal
 
-from twinbill_billing.domain.usage import BackwardsReading, Usage, compute_usage
+from twinbill_common.registers import (
+    BackwardsReading,
+    MeterEvent,
+    Reading,
+    Usage,
+    closing_in,
+    compute_usage,
+    register_pieces,
+)
 
-ReadingSource = Literal[
-    "previous_bill", "period_start_reading", "reading", "installation", "exchange", "removal",
-    "multiplier_change", "estimate",
+__all__ = [  # Reading and MeterEvent are the shared register types, re-exported for billing
+    "BackwardsReading",
+    "ChainHead",
+    "MeterEvent",
+    "PastBill",
+    "Piece",
+    "Reading",
+    "Segment",
+    "Skip",
+    "Span",
+    "Usage",
+    "accumulated",
+    "closing_of",
+    "estimate_closing",
+    "head_of",
+    "open_span",
+    "pieces",
+    "segments",
 ]
-EventKind = Literal["installation", "exchange", "removal", "multiplier_change"]
 ESTIMATE_BILLS = 3  # actual bills the average daily consumption is taken from
-
-
-@dataclass(frozen=True)
-class Reading:
-    """A register value at an instant; `source` says where it came from."""
-
-    value: Decimal
-    time: datetime
-    source: ReadingSource = "reading"
-
-
-@dataclass(frozen=True)
-class MeterEvent:
-    """A lifecycle event from the registry, with the meter parameters before and after it.
-
-    `reading_before`: the old meter's final reading (exchange, removal) or the register at a
-    multiplier change; `reading_after`: the new meter's initial reading (installation, exchange)
-    or the register at a multiplier change.
-    """
-
-    kind: EventKind
-    at: datetime
-    reading_before: Decimal | None
-    reading_after: Decimal | None
-    multiplier: Decimal
-    multiplier_before: Decimal
-    register_max: Decimal | None
-    register_max_before: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -182,28 +176,9 @@ def open_span(
     return Span(opening, from_time, to_time, shortened=from_time > start, gap=from_time < start)
 
 
-def _params_at(events: Sequence[MeterEvent], at: datetime, *, multiplier: Decimal,
-               register_max: Decimal | None) -> tuple[Decimal, Decimal | None]:
-    """The multiplier and register size in force just after `at`, from the effective-dated events."""
-    before = [e for e in events if e.at <= at]
-    if before:
-        return before[-1].multiplier, before[-1].register_max
-    after = [e for e in events if e.at > at]
-    if after:
-        return after[0].multiplier_before, after[0].register_max_before
-    return multiplier, register_max
-
-
 def closing_of(span: Span, *, closing: Reading | None, events: Sequence[MeterEvent]) -> Reading | None:
     """The last known register value in the span: the twin's reading, or a later event's reading."""
-    inside = [e for e in events if span.from_time < e.at <= span.to_time]
-    candidate = closing if closing is not None and span.from_time < closing.time <= span.to_time else None
-    if inside:
-        last = inside[-1]
-        value = last.reading_before if last.kind == "removal" else last.reading_after
-        if value is not None and (candidate is None or candidate.time < last.at):
-            return Reading(value, last.at, last.kind)
-    return candidate
+    return closing_in(span.from_time, span.to_time, reading=closing, events=events)
 
 
 def segments(span: Span, closing: Reading, *, events: Sequence[MeterEvent], multiplier: Decimal,
@@ -214,28 +189,11 @@ def segments(span: Span, closing: Reading, *, events: Sequence[MeterEvent], mult
     advance from the last actual reading minus what the estimates billed (negative when they
     were too high), so the chain stays exact.
     """
-    ordered = sorted(events, key=lambda e: e.at)
-    result: list[Segment] = []
-    current = span.opening
-    for event in (e for e in ordered if span.from_time < e.at <= span.to_time):
-        mult, reg = _params_at(ordered, current.time, multiplier=multiplier, register_max=register_max)
-        if event.reading_before is None:
-            continue
-        end = Reading(event.reading_before, event.at, event.kind)
-        result.append(_segment(current, end, mult, reg, true_up=None if result else true_up,
-                               field=_field(event)))
-        if event.kind == "removal":
-            return result
-        current = Reading(event.reading_after if event.reading_after is not None else event.reading_before,
-                          event.at, event.kind)
-    if closing.time > current.time or (closing.time == current.time and closing.value != current.value):
-        mult, reg = _params_at(ordered, current.time, multiplier=multiplier, register_max=register_max)
-        result.append(_segment(current, closing, mult, reg, true_up=None if result else true_up, field="reading"))
-    return result
-
-
-def _field(event: MeterEvent) -> str:
-    return "reading" if event.kind == "multiplier_change" else "final_reading"
+    cut = register_pieces(span.opening, closing, from_time=span.from_time, to_time=span.to_time, events=events,
+                          multiplier=multiplier, register_max=register_max)
+    return [_segment(piece.opening, piece.closing, piece.multiplier, piece.register_max,
+                     true_up=true_up if index == 0 else None, field=piece.field)
+            for index, piece in enumerate(cut)]
 
 
 def _segment(opening: Reading, closing: Reading, multiplier: Decimal, register_max: Decimal | None, *,

@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from twinbill_common.errors import ValidationFailed
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
 from twinbill_twin.bemserver.query import (
+    bucket_width,
     check_retained,
     csv_cell,
     data_state,
@@ -40,23 +40,7 @@ async def download_aggregate(request: web.Request) -> web.Response:
     errors: dict[str, list[str]] = {}
     if aggregation not in p.AGGREGATIONS:
         errors["aggregation"] = ["Must be one of: " + ", ".join(p.AGGREGATIONS) + "."]
-    unit = request.query.get("bucket_width_unit")
-    if unit is None:
-        errors["bucket_width_unit"] = ["Missing data for required field."]
-    elif unit not in p.PERIODS:
-        errors["bucket_width_unit"] = ["Must be one of: " + ", ".join(p.PERIODS) + "."]
-    try:
-        width = int(request.query.get("bucket_width_value", "1"))
-        if width < 1:
-            errors["bucket_width_value"] = ["Must be greater than or equal to 1."]
-    except ValueError:
-        errors["bucket_width_value"] = ["Not a valid integer."]
-        width = 1
-    if unit in p.PERIODS and unit not in p.FIXED_PERIODS and width != 1:
-        errors["bucket_width_value"] = ["Bucket width value must be 1 for variable size periods."]
-    if errors:
-        raise ValidationFailed(errors, data={"location": "query"})
-    assert unit is not None
+    unit, width = bucket_width(request, errors)
     labels = labels_of(request)
     try:
         grid = p.buckets(start_at, end_at, unit=unit, width=width, zone=zone)

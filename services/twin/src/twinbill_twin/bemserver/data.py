@@ -67,11 +67,12 @@ async def upload(request: web.Request) -> web.Response:
         raise HttpError(422, str(err), data={"errors": {"json": fields}} if fields else None) from None
     async with pool_of(request).acquire() as conn:
         series = await find_series(conn, request, list(points), state=state, access=access)
-        await _store(request, conn, series, points)
+        await store_points(request, conn, series, points)
     return web.Response(status=201)
 
 
-async def _store(request: web.Request, conn: asyncpg.Connection, series: list[Series], points: p.Points) -> None:
+async def store_points(request: web.Request, conn: asyncpg.Connection, series: list[Series],
+                       points: p.Points) -> None:
     """Write through the telemetry store in chunks inside one transaction (all or nothing)."""
     arrived = int(time.time() * 1000)
     records: list[SampleRecord] = []
@@ -84,7 +85,7 @@ async def _store(request: web.Request, conn: asyncpg.Connection, series: list[Se
             newest = max(values)
             currents.append(CurrentValue(item.attribute_id, str(values[newest]), newest, arrived))
     partitions = request.app[PARTITIONS]
-    async with conn.transaction():
+    async with conn.transaction():  # nested in a caller's transaction: a savepoint
         for start in range(0, max(len(records), 1), WRITE_CHUNK):
             if start:
                 await conn.execute("DELETE FROM ts_stage")  # the staging table lives to the commit
@@ -201,18 +202,23 @@ async def delete(request: web.Request) -> web.Response:
     labels = labels_of(request)
     async with pool_of(request).acquire() as conn:
         series = await find_series(conn, request, labels, state=state, access=access)
-        keys = [s.key for s in series]
         async with conn.transaction():
-            await conn.execute("DELETE FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
-                               "AND ts >= $2 AND ts < $3", keys, start, end)
-            for table, width in (("rollup_10s", 10_000), ("rollup_1m", 60_000), ("rollup_1h", 3_600_000),
-                                 ("values_1h", 3_600_000)):
-                low, high = start - start % width, end + (-end) % width
-                await conn.execute(f"DELETE FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
-                                   "AND bucket >= $2 AND bucket < $3", keys, low, high)
-                rebuild = _REBUILD_VALUES if table == "values_1h" else _REBUILD.format(table=table, width=width)
-                await conn.execute(rebuild, keys, low, high)
+            await delete_points(conn, [s.key for s in series], start, end)
     return web.Response(status=204)
+
+
+async def delete_points(conn: asyncpg.Connection, keys: list[int], start: int, end: int) -> None:
+    """Delete the series keys' points in [start, end) and rebuild the touched rollup buckets
+    (inside the caller's transaction)."""
+    await conn.execute("DELETE FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+                       "AND ts >= $2 AND ts < $3", keys, start, end)
+    for table, width in (("rollup_10s", 10_000), ("rollup_1m", 60_000), ("rollup_1h", 3_600_000),
+                         ("values_1h", 3_600_000)):
+        low, high = start - start % width, end + (-end) % width
+        await conn.execute(f"DELETE FROM {table} WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+                           "AND bucket >= $2 AND bucket < $3", keys, low, high)
+        rebuild = _REBUILD_VALUES if table == "values_1h" else _REBUILD.format(table=table, width=width)
+        await conn.execute(rebuild, keys, low, high)
 
 
 def add_data_routes(app: web.Application, prefix: str) -> None:

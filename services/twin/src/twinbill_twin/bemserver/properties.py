@@ -253,7 +253,12 @@ def _deleter(item: Linked) -> Any:
 
 def add_property_routes(app: web.Application, prefix: str) -> None:
     """GET/POST `/<collection>/`, GET/DELETE (PUT where BEMServer has it) `/<collection>/{id}`."""
-    for item in COLLECTIONS:
+    add_linked_routes(app, prefix, COLLECTIONS)
+
+
+def add_linked_routes(app: web.Application, prefix: str, items: tuple[Linked, ...]) -> None:
+    """The routes of link-or-property collections (shared with the energy and weather links)."""
+    for item in items:
         updater = _updater(item, item.update) if item.update is not None else None
         add_collection_routes(app, f"{prefix}/{item.path}", lister=_lister(item), creator=_creator(item),
                               getter=_getter(item), updater=updater, deleter=_deleter(item))

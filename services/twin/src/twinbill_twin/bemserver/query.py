@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.errors import HttpError, ValidationFailed
+from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access
 from twinbill_twin.bemserver.resources import timezones
 from twinbill_twin.bemserver.timeseries import DATA_STATES
@@ -141,3 +142,41 @@ async def check_retained(conn: asyncpg.Connection, series: list[Series], start: 
     if start < kept:
         raise query_error("start_time", f"{what} before {iso(kept)} are past the campaign's raw retention "
                                         "(only minute and hour aggregates are kept there).")
+def bucket_width(request: web.Request, errors: dict[str, list[str]] | None = None) -> tuple[str, int]:
+    """`bucket_width_unit` (required) and `bucket_width_value` (default 1; only 1 for calendar
+    units), as BEMServer's TimeseriesBucketWidthSchema checks them; every bad parameter (with
+    those already in `errors`) in one 422."""
+    errors = {} if errors is None else errors
+    unit = request.query.get("bucket_width_unit")
+    if unit is None:
+        errors["bucket_width_unit"] = ["Missing data for required field."]
+    elif unit not in p.PERIODS:
+        errors["bucket_width_unit"] = ["Must be one of: " + ", ".join(p.PERIODS) + "."]
+    try:
+        width = int(request.query.get("bucket_width_value", "1"))
+        if width < 1:
+            errors["bucket_width_value"] = ["Must be greater than or equal to 1."]
+    except ValueError:
+        errors["bucket_width_value"] = ["Not a valid integer."]
+        width = 1
+    if unit in p.PERIODS and unit not in p.FIXED_PERIODS and width != 1:
+        errors["bucket_width_value"] = ["Bucket width value must be 1 for variable size periods."]
+    if errors:
+        raise ValidationFailed(errors, data={"location": "query"})
+    assert unit is not None
+    return unit, width
+
+
+async def clean_or_raw(conn: asyncpg.Connection, pairs: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """For each series (clean_key, raw_key): its Clean key when it has Clean points in
+    [start, end), else its Raw key. BEMServer's analyses read Clean data, which its cleanup
+    process fills from Raw; twinbill has no such process, so a series only MQTT or uploads fed
+    (Raw) is read as it came."""
+    if not pairs:
+        return []
+    rows = await conn.fetch(
+        "SELECT k.key FROM unnest($1::bigint[]) AS k (key) WHERE EXISTS (SELECT 1 FROM samples s "
+        "WHERE s.attribute_id = k.key AND s.idx = -1 AND s.ts >= $2 AND s.ts < $3)",
+        [clean for clean, _ in pairs], start, end)
+    cleaned = {r["key"] for r in rows}
+    return [clean if clean in cleaned else raw for clean, raw in pairs]
