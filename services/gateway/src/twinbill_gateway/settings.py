@@ -26,3 +26,6 @@ class GatewaySettings(PostgresSettings):
     admin_email: str = "admin@twinbill.local"
     admin_password: SecretStr = SecretStr("twinbill-admin")
     upstream_timeout: float = 30.0
+    # Shared with the twin (TWIN_GATEWAY_INTERNAL_TOKEN): the twin asks which users a campaign
+    # scope's groups hold, to notify them of events. Empty: the internal endpoints answer 404.
+    internal_token: SecretStr = SecretStr("")

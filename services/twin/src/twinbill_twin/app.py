@@ -19,8 +19,10 @@ from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
+from twinbill_twin.directory import Directory, GatewayDirectory
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.keys import BUS, OUTBOX, POOL, SETTINGS
+from twinbill_twin.keys import BUS, DIRECTORY, OUTBOX, POOL, SETTINGS
+from twinbill_twin.notifier import Notifier
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import setup_timeseries
 
@@ -28,8 +30,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 
-def create_app(settings: TwinSettings) -> web.Application:
-    """Build the twin service: seed-002 open API under /dt/open/v1, management under /api/v1."""
+def create_app(settings: TwinSettings, *, directory: Directory | None = None) -> web.Application:
+    """Build the twin service: seed-002 open API under /dt/open/v1, management under /api/v1.
+
+    `directory` overrides who a campaign scope's users are (default: the gateway)."""
     app = web.Application(
         middlewares=[envelope_middleware([("/dt/open/", render_dt), (BEMSERVER + "/", render_smorest)],
                                          default=render_management)],
@@ -55,11 +59,24 @@ def create_app(settings: TwinSettings) -> web.Application:
         await declare_journal(bus)
         outbox = Outbox(pool, bus)
         app[OUTBOX] = outbox
+        gateway = None
+        scope_users: Directory
+        if directory is None:
+            gateway = GatewayDirectory(settings.gateway_url, settings.gateway_internal_token.get_secret_value())
+            scope_users = gateway
+        else:
+            scope_users = directory
+        app[DIRECTORY] = scope_users
+        notifier = Notifier(pool, app[DIRECTORY])
         async with background:  # the telemetry consumer joins it (setup_timeseries)
             background.start("outbox_relay", outbox.relay(interval=settings.outbox_relay_interval))
             background.start("dead_letter_depth", watch_dead_letter_depth(
                 bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
+            if settings.notifier_enabled:
+                background.start("notifier", notifier.run(interval=settings.notifier_interval))
             yield
+        if gateway is not None:
+            await gateway.close()
         await bus.close()
         await pool.close()
 

@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
+from twinbill_twin.directory import Directory
 from twinbill_twin.events import Outbox
 from twinbill_twin.handlers import TelemetryConsumer
 from twinbill_twin.settings import TwinSettings
@@ -15,3 +16,4 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 BUS = web.AppKey("bus", Bus)
 OUTBOX = web.AppKey("outbox", Outbox)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
+DIRECTORY = web.AppKey("directory", Directory)

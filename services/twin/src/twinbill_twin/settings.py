@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from twinbill_common.settings import PostgresSettings
@@ -18,3 +19,10 @@ class TwinSettings(PostgresSettings):
     outbox_relay_interval: float = 5.0  # seconds between retries of unpublished registry events
     telemetry_batch: int = 500
     telemetry_batch_wait: float = 0.05
+    # Events (issue 13): the notifier fans events out to users' notifications and webhooks.
+    notifier_enabled: bool = True
+    notifier_interval: float = Field(default=1.0, gt=0)  # seconds between polls of an empty outbox
+    # Who a campaign scope's users are: the gateway's internal endpoint, with the token it shares
+    # (GATEWAY_INTERNAL_TOKEN). Without one, users' notifications wait (webhooks do not).
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_internal_token: SecretStr = SecretStr("")

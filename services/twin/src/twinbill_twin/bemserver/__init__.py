@@ -1,6 +1,7 @@
 """The twin's part of the BEMServer-compatible API (bemserver-api 0.26 contract, issue 12):
 campaigns, campaign scopes, sites to zones, time series, data states, time-series data,
-properties and property data, and the links of series to the structure,
+properties and property data, the links of series to the structure, and events,
+their links, subscriptions and notifications (issue 13),
 served under /bemserver behind the gateway (which serves about, auth, users and groups)."""
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from twinbill_twin.bemserver.data import add_data_routes
+from twinbill_twin.bemserver.event_links import add_event_link_routes
+from twinbill_twin.bemserver.events import add_event_routes
+from twinbill_twin.bemserver.notifications import add_notification_routes
 from twinbill_twin.bemserver.properties import add_property_routes
 from twinbill_twin.bemserver.resources import add_resource_routes
 from twinbill_twin.bemserver.timeseries import add_timeseries_routes
@@ -21,3 +25,6 @@ def setup_bemserver(app: web.Application) -> None:
     add_timeseries_routes(app, PREFIX)
     add_data_routes(app, PREFIX)
     add_property_routes(app, PREFIX)
+    add_event_routes(app, PREFIX)
+    add_event_link_routes(app, PREFIX)
+    add_notification_routes(app, PREFIX)
