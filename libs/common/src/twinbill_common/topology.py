@@ -45,6 +45,8 @@ AUXILIARY_QUEUES = (
     "scheduler.registry.dlq",
     "billing.issued.journal",
     "billing.jobs.parked",
+    "twin.alarms",
+    "twin.alarms.dlq",
 )
 
 

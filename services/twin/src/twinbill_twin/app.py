@@ -21,7 +21,8 @@ from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.directory import Directory, GatewayDirectory
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.keys import BUS, DIRECTORY, OUTBOX, POOL, SETTINGS
+from twinbill_twin.handlers import TWIN_ALARMS, AlarmConsumer
+from twinbill_twin.keys import ALARMS, BUS, DIRECTORY, OUTBOX, POOL, SETTINGS
 from twinbill_twin.notifier import Notifier
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import setup_timeseries
@@ -74,6 +75,13 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
                 bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
             if settings.notifier_enabled:
                 background.start("notifier", notifier.run(interval=settings.notifier_interval))
+            if settings.alarms_enabled:
+                await bus.declare_work_queue(TWIN_ALARMS)
+                alarms = AlarmConsumer(pool, bus, default_zone=settings.default_timezone,
+                                       max_batch=settings.alarm_batch, rules_ttl=settings.alarm_rules_ttl)
+                app[ALARMS] = alarms
+                background.start("alarm_consumer", alarms.run())
+                background.start("offline_sweep", alarms.sweep_offline(interval=settings.alarm_sweep_interval))
             yield
         if gateway is not None:
             await gateway.close()
@@ -83,5 +91,6 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
     app.cleanup_ctx.append(lifespan)
     # time series: routes, and the telemetry consumer (a cleanup context after the lifespan)
     setup_timeseries(app, pool_key=POOL, bus_key=BUS, default_zone=settings.default_timezone,
-                     max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait)
+                     max_batch=settings.telemetry_batch, max_wait=settings.telemetry_batch_wait,
+                     consume=settings.telemetry_enabled)
     return app

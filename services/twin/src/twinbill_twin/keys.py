@@ -8,7 +8,7 @@ from aiohttp import web
 from twinbill_common.bus import Bus
 from twinbill_twin.directory import Directory
 from twinbill_twin.events import Outbox
-from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.handlers import AlarmConsumer, TelemetryConsumer
 from twinbill_twin.settings import TwinSettings
 
 SETTINGS = web.AppKey("settings", TwinSettings)
@@ -17,3 +17,4 @@ BUS = web.AppKey("bus", Bus)
 OUTBOX = web.AppKey("outbox", Outbox)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
 DIRECTORY = web.AppKey("directory", Directory)
+ALARMS = web.AppKey("alarm_consumer", AlarmConsumer)

@@ -26,3 +26,10 @@ class TwinSettings(PostgresSettings):
     # (GATEWAY_INTERNAL_TOKEN). Without one, users' notifications wait (webhooks do not).
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_internal_token: SecretStr = SecretStr("")
+    # Alarm rules (issue 13): a consumer of its own queue on the telemetry exchange (twin.alarms),
+    # and the offline sweep. Off on a replica that should only store samples, and vice versa.
+    alarms_enabled: bool = True
+    telemetry_enabled: bool = True
+    alarm_batch: int = Field(default=500, ge=1)
+    alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
+    alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this

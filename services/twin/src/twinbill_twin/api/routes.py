@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from twinbill_twin.api.alarms import add_alarm_routes
 from twinbill_twin.api.csv_import import add_io_routes
 from twinbill_twin.api.descriptions import add_description_routes
 from twinbill_twin.api.internal import add_internal_routes
@@ -22,3 +23,4 @@ def add_registry_routes(app: web.Application) -> None:
     add_open_routes(app)
     add_description_routes(app)
     add_internal_routes(app)
+    add_alarm_routes(app)
