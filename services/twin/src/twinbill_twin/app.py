@@ -26,6 +26,7 @@ from twinbill_twin.keys import ALARMS, BUS, DIRECTORY, OUTBOX, POOL, SETTINGS
 from twinbill_twin.notifier import Notifier
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import setup_timeseries
+from twinbill_twin.webhooks import Dispatcher, add_deliveries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -68,13 +69,18 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
         else:
             scope_users = directory
         app[DIRECTORY] = scope_users
-        notifier = Notifier(pool, app[DIRECTORY])
+        notifier = Notifier(pool, app[DIRECTORY], hooks=(add_deliveries,))
+        dispatcher = Dispatcher(pool, lease=settings.webhook_lease, timeout=settings.webhook_timeout,
+                                max_attempts=settings.webhook_max_attempts, concurrency=settings.webhook_concurrency,
+                                first_retry=settings.webhook_first_retry)
         async with background:  # the telemetry consumer joins it (setup_timeseries)
             background.start("outbox_relay", outbox.relay(interval=settings.outbox_relay_interval))
             background.start("dead_letter_depth", watch_dead_letter_depth(
                 bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
             if settings.notifier_enabled:
                 background.start("notifier", notifier.run(interval=settings.notifier_interval))
+            if settings.webhooks_enabled:
+                background.start("webhooks", dispatcher.run(interval=settings.webhook_interval))
             if settings.alarms_enabled:
                 await bus.declare_work_queue(TWIN_ALARMS)
                 alarms = AlarmConsumer(pool, bus, default_zone=settings.default_timezone,

@@ -33,3 +33,11 @@ class TwinSettings(PostgresSettings):
     alarm_batch: int = Field(default=500, ge=1)
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
+    # Webhook deliveries (issue 13).
+    webhooks_enabled: bool = True
+    webhook_interval: float = Field(default=0.5, gt=0)  # seconds between polls when nothing is due
+    webhook_lease: float = Field(default=60.0, gt=0)  # a claimed delivery is retried after this
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_first_retry: float = Field(default=2.0, gt=0)  # seconds, doubling per attempt, at most an hour
+    webhook_concurrency: int = Field(default=50, ge=1)

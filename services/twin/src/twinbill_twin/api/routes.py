@@ -12,6 +12,7 @@ from twinbill_twin.api.lifecycle import add_lifecycle_routes
 from twinbill_twin.api.open_dt import add_open_routes
 from twinbill_twin.api.places import add_place_routes
 from twinbill_twin.api.things import add_thing_routes
+from twinbill_twin.api.webhooks import add_webhook_routes
 
 
 def add_registry_routes(app: web.Application) -> None:
@@ -24,3 +25,4 @@ def add_registry_routes(app: web.Application) -> None:
     add_description_routes(app)
     add_internal_routes(app)
     add_alarm_routes(app)
+    add_webhook_routes(app)
