@@ -8,20 +8,21 @@ from pathlib import Path
 from aiohttp import web
 
 from twinbill_common.background import add_background_loops
-from twinbill_common.bus import Bus
+from twinbill_common.bus import Bus, Delivery
 from twinbill_common.deadletters import dead_letter_gauge, watch_dead_letter_depth
 from twinbill_common.health import add_health_routes
 from twinbill_common.http import envelope_middleware, render_dt, render_management
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import TRANSIENT_ERRORS, open_schema
+from twinbill_common.schemas import BillingJobFinished, CommandOutcome
 from twinbill_common.smorest import render_smorest
-from twinbill_common.topology import TWIN_TELEMETRY
+from twinbill_common.topology import TWIN_BILLING_OUTCOMES, TWIN_COMMAND_OUTCOMES, TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.directory import Directory, GatewayDirectory
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.handlers import TWIN_ALARMS, AlarmConsumer
+from twinbill_twin.handlers import TWIN_ALARMS, AlarmConsumer, handle_billing_outcome, handle_command_outcome
 from twinbill_twin.keys import ALARMS, BUS, DIRECTORY, OUTBOX, POOL, SETTINGS
 from twinbill_twin.notifier import Notifier
 from twinbill_twin.settings import TwinSettings
@@ -76,9 +77,18 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
         async with background:  # the telemetry consumer joins it (setup_timeseries)
             background.start("outbox_relay", outbox.relay(interval=settings.outbox_relay_interval))
             background.start("dead_letter_depth", watch_dead_letter_depth(
-                bus, (f"{TWIN_TELEMETRY.name}.dlq",), dead_letters))
+                bus, tuple(f"{queue.name}.dlq" for queue in (TWIN_TELEMETRY, TWIN_COMMAND_OUTCOMES,
+                                                             TWIN_BILLING_OUTCOMES)), dead_letters))
             if settings.notifier_enabled:
                 background.start("notifier", notifier.run(interval=settings.notifier_interval))
+            async def on_outcome(delivery: Delivery[CommandOutcome]) -> None:
+                await handle_command_outcome(delivery, pool=pool)
+            background.start("command_outcomes", bus.consume(TWIN_COMMAND_OUTCOMES.name, CommandOutcome,
+                                                             on_outcome, prefetch=20))
+            async def on_billing(delivery: Delivery[BillingJobFinished]) -> None:
+                await handle_billing_outcome(delivery, pool=pool)
+            background.start("billing_outcomes", bus.consume(TWIN_BILLING_OUTCOMES.name, BillingJobFinished,
+                                                             on_billing, prefetch=5))
             if settings.webhooks_enabled:
                 background.start("webhooks", dispatcher.run(interval=settings.webhook_interval))
             if settings.alarms_enabled:

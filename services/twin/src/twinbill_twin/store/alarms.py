@@ -145,15 +145,43 @@ async def alarm_scope(conn: asyncpg.Connection, project_id: int) -> int:
     return created
 
 
-async def record_alarm(conn: asyncpg.Connection, alarm: Alarm, device: Device, *, source: str | None = None,
-                       category: str | None = None) -> int | None:
+async def record_alarm(conn: asyncpg.Connection, alarm: Alarm, device: Device) -> int | None:
     """The alarm as an event of the project's Alarms scope, linked to the device's space (once per
     episode: its dedup key)."""
-    kind = category or CATEGORIES[alarm.rule.kind]
+    return await record_device_event(
+        conn, device, category=CATEGORIES[alarm.rule.kind],
+        level=alarm.level if alarm.level is not None else alarm.rule.level, at=alarm.at,
+        description=f"{alarm.rule.name}: {alarm.description}", dedup_key=alarm.key(device.id))
+
+
+async def record_device_event(conn: asyncpg.Connection, device: Device, *, category: str, level: int,
+                              at: datetime, description: str, dedup_key: str) -> int | None:
+    """An event about a device in its project's Alarms scope, linked to its space; None when the
+    dedup key was recorded already."""
     return await record_event(conn, NewEvent(
         campaign_scope_id=await alarm_scope(conn, device.project_id),
-        category_id=await category_id(conn, kind, f"twinbill alarm rules: {kind.lower()}"),
-        level=alarm.level if alarm.level is not None else alarm.rule.level, timestamp=alarm.at,
-        source=source or f"{device.name} (device {device.id})",
-        description=f"{alarm.rule.name}: {alarm.description}", dedup_key=alarm.key(device.id),
-        links={"space": (device.space_id,)} if device.space_id is not None else {}))
+        category_id=await category_id(conn, category, f"twinbill: {category.lower()}"),
+        level=level, timestamp=at, source=f"{device.name} (device {device.id})", description=description,
+        dedup_key=dedup_key, links={"space": (device.space_id,)} if device.space_id is not None else {}))
+
+
+async def device_by_key(conn: asyncpg.Connection, product_key: str, device_key: str) -> Device | None:
+    """A device by its keys."""
+    row = await conn.fetchrow(
+        "SELECT d.id, d.project_id, d.name, d.device_type, d.register_max, d.space_id FROM devices d "
+        "JOIN products p ON p.id = d.product_id WHERE p.product_key = $1 AND d.device_key = $2",
+        product_key, device_key)
+    if row is None:
+        return None
+    return Device(row["id"], row["project_id"], row["name"], row["device_type"], row["register_max"],
+                  row["space_id"])
+
+
+async def device_by_id(conn: asyncpg.Connection, device_id: int) -> Device | None:
+    """A device by its id."""
+    row = await conn.fetchrow("SELECT id, project_id, name, device_type, register_max, space_id FROM devices "
+                              "WHERE id = $1", device_id)
+    if row is None:
+        return None
+    return Device(row["id"], row["project_id"], row["name"], row["device_type"], row["register_max"],
+                  row["space_id"])
