@@ -19,3 +19,6 @@ class DevstackSettings(BaseSettings):
     # The broker the test suite uses, swept of stale test namespaces by `--sweep-test-queues`.
     test_amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str | None = Field(default=None, validation_alias="MONGO_URL")
+    # Shared by the local gateway and twin (GATEWAY_INTERNAL_TOKEN / TWIN_GATEWAY_INTERNAL_TOKEN) so
+    # the twin's notifier may ask which users a campaign scope holds. Local development only.
+    internal_token: str = "twinbill-local-internal-token"  # noqa: S105  # a local development default

@@ -78,8 +78,8 @@ async def _one(conn: asyncpg.Connection, ident: int) -> dict[str, Any]:
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    """GET /api/v1/alarm_rules/?project_id=&kind=&page=&page_size=."""
-    page, size, chosen = parse_list_query(request, {"project_id": int, "kind": str})
+    """GET /api/v1/alarm_rules/?project_id=&kind=&name=&page=&page_size=."""
+    page, size, chosen = parse_list_query(request, {"project_id": int, "kind": str, "name": str})
     if "kind" in chosen and chosen["kind"] not in KINDS:
         raise ValidationFailed({"kind": [f"Must be one of: {', '.join(KINDS)}."]}, data={"location": "query"})
     clauses = [f"{name} = ${i + 1}" for i, name in enumerate(chosen)]
