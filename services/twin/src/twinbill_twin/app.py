@@ -94,7 +94,8 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
             if settings.alarms_enabled:
                 await bus.declare_work_queue(TWIN_ALARMS)
                 alarms = AlarmConsumer(pool, bus, default_zone=settings.default_timezone,
-                                       max_batch=settings.alarm_batch, rules_ttl=settings.alarm_rules_ttl)
+                                       max_batch=settings.alarm_batch, rules_ttl=settings.alarm_rules_ttl,
+                                       parallel=settings.alarm_parallel)
                 app[ALARMS] = alarms
                 background.start("alarm_consumer", alarms.run())
                 background.start("offline_sweep", alarms.sweep_offline(interval=settings.alarm_sweep_interval))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -289,12 +290,16 @@ class AlarmConsumer:
     is a sweep over the devices' last-seen times."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, default_zone: str, max_batch: int = 500,
-                 max_wait: float = 0.1, rules_ttl: float = 5.0) -> None:
+                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 2) -> None:
         self.pool = pool
         self.bus = bus
         self.default_zone = default_zone
         self.max_batch = max_batch
         self.max_wait = max_wait
+        # Batches in flight at once: while one waits for PostgreSQL the next is decoded and
+        # evaluated. Two batches with the same device serialise on its state row (locked in id
+        # order); a sample older than the state's is ignored, so their order does not matter.
+        self.parallel = parallel
         self.rules = RuleCache(ttl=rules_ttl)
         self.devices = DeviceCache()
         self.points_evaluated = 0
@@ -302,8 +307,11 @@ class AlarmConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        await self.bus.consume_batches(TWIN_ALARMS.name, MeasurementsAccepted, self.handle,
-                                       max_batch=self.max_batch, max_wait=self.max_wait, exact_decimals=True)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.parallel):
+                group.create_task(self.bus.consume_batches(
+                    TWIN_ALARMS.name, MeasurementsAccepted, self.handle, max_batch=self.max_batch,
+                    max_wait=self.max_wait, exact_decimals=True))
 
     async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
         """Evaluate a batch: decode -> rules (domain) -> states and events, in one transaction."""
@@ -325,8 +333,10 @@ class AlarmConsumer:
             watched = {key: device for key, device in devices.items() if device.project_id in rules}
             if not watched:
                 return
+            started = time.perf_counter()
             async with conn.transaction():
                 states = await lock_states(conn, [d.id for d in watched.values()])
+                locked = time.perf_counter()
                 changed: list[DeviceState] = []
                 for key, device in sorted(watched.items(), key=lambda item: item[1].id):
                     entry = seen[key]
@@ -340,7 +350,11 @@ class AlarmConsumer:
                     for rule in rules[device.project_id]:
                         await self._evaluate(conn, rule, device, state, entry, zone)
                     changed.append(state)
+                evaluated = time.perf_counter()
                 await save_states(conn, changed)
+            log.debug("alarm batch", messages=len(deliveries), devices=len(changed),
+                      lock_ms=round((locked - started) * 1000, 1), evaluate_ms=round((evaluated - locked) * 1000, 1),
+                      save_commit_ms=round((time.perf_counter() - evaluated) * 1000, 1))
 
     async def _evaluate(self, conn: asyncpg.Connection, rule: Rule, device: Device, state: DeviceState,
                         entry: _Seen, zone: ZoneInfo) -> None:
@@ -353,8 +367,8 @@ class AlarmConsumer:
             if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
                 continue
             self.points_evaluated += 1
-            for alarm in evaluate(rule, rule_state, at, Decimal(str(raw)), zone=zone,
-                                  register_max=device.register_max):
+            value = raw if isinstance(raw, Decimal) else Decimal(str(raw))
+            for alarm in evaluate(rule, rule_state, at, value, zone=zone, register_max=device.register_max):
                 if await record_alarm(conn, alarm, device) is not None:
                     self.alarms_raised += 1
 

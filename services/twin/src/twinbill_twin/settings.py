@@ -30,7 +30,8 @@ class TwinSettings(PostgresSettings):
     # and the offline sweep. Off on a replica that should only store samples, and vice versa.
     alarms_enabled: bool = True
     telemetry_enabled: bool = True
-    alarm_batch: int = Field(default=500, ge=1)
+    alarm_batch: int = Field(default=500, ge=1)  # messages per batch
+    alarm_parallel: int = Field(default=2, ge=1)  # batches in flight at once
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
     # Webhook deliveries (issue 13).

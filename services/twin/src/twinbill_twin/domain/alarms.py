@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
 KINDS = ("offline", "leak", "threshold", "register")
+ZERO = Decimal(0)
 CATEGORIES = {"offline": "Device offline", "leak": "Leak", "threshold": "Threshold crossed",
               "register": "Register implausible"}
 
@@ -45,6 +47,13 @@ class Rule:
     level: int
     params: dict[str, Any]
     device_type: int | None = None
+
+    @cached_property
+    def limits(self) -> dict[str, Decimal]:
+        """The rule's numeric parameters as Decimals, parsed once (evaluation runs per point)."""
+        return {name: Decimal(str(value)) for name, value in self.params.items()
+                if name in ("above", "below", "hysteresis", "flow_above", "hours", "max_per_hour")
+                and value is not None}
 
     @property
     def measurepoint(self) -> str | None:
@@ -172,9 +181,9 @@ def evaluate(rule: Rule, state: dict[str, Any], at: datetime, value: Decimal, *,
 
 
 def _threshold(rule: Rule, state: dict[str, Any], at: datetime, value: Decimal) -> list[Alarm]:
-    above = Decimal(str(rule.params["above"])) if rule.params.get("above") is not None else None
-    below = Decimal(str(rule.params["below"])) if rule.params.get("below") is not None else None
-    band = Decimal(str(rule.params.get("hysteresis") or 0))
+    limits = rule.limits
+    above, below = limits.get("above"), limits.get("below")
+    band = limits.get("hysteresis", ZERO)
     active = state.get("active")
     if active == "above" and above is not None and value <= above - band:
         state["active"] = active = None
@@ -192,7 +201,7 @@ def _threshold(rule: Rule, state: dict[str, Any], at: datetime, value: Decimal) 
 
 def _leak(rule: Rule, state: dict[str, Any], at: datetime, value: Decimal, last_ms: int | None,
           last_value: Decimal | None, zone: ZoneInfo) -> list[Alarm]:
-    limit = Decimal(str(rule.params["flow_above"]))
+    limit = rule.limits["flow_above"]
     if rule.params.get("source", "register") == "flow":
         flow, since = value, _ms(at)
     else:
@@ -221,7 +230,7 @@ def _leak(rule: Rule, state: dict[str, Any], at: datetime, value: Decimal, last_
     if state.get("raised"):
         return []
     lasted = Decimal(_ms(at) - state["since"]) / Decimal(3_600_000)
-    if lasted >= Decimal(str(rule.params["hours"])):
+    if lasted >= rule.limits["hours"]:
         state["raised"] = True
         return [Alarm(rule, at, state["since"], f"{rule.measurepoint}: flow above {limit}/h for {lasted:.2f} h "
                                                 f"since {_at(state['since']).isoformat()}")]
@@ -237,11 +246,11 @@ def _register(rule: Rule, at: datetime, value: Decimal, last_ms: int | None, las
                 and value <= register_max * Decimal("0.1"):
             return []  # rolled over
         return [Alarm(rule, at, _ms(at), f"{rule.measurepoint} went backwards: {last_value} -> {value}")]
-    limit = rule.params.get("max_per_hour")
+    limit = rule.limits.get("max_per_hour")
     if limit is not None:
         hours = Decimal(_ms(at) - last_ms) / Decimal(3_600_000)
         rate = (value - last_value) / hours
-        if rate > Decimal(str(limit)):
+        if rate > limit:
             return [Alarm(rule, at, _ms(at), f"{rule.measurepoint} jumped {value - last_value} in "
                                              f"{hours:.3f} h ({rate:.3f}/h, plausible at most {limit}/h)")]
     return []
