@@ -290,15 +290,16 @@ class AlarmConsumer:
     is a sweep over the devices' last-seen times."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, default_zone: str, max_batch: int = 500,
-                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 2) -> None:
+                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 1) -> None:
         self.pool = pool
         self.bus = bus
         self.default_zone = default_zone
         self.max_batch = max_batch
         self.max_wait = max_wait
-        # Batches in flight at once: while one waits for PostgreSQL the next is decoded and
-        # evaluated. Two batches with the same device serialise on its state row (locked in id
-        # order); a sample older than the state's is ignored, so their order does not matter.
+        # Batches in flight at once. Two batches with the same device serialise on its state row
+        # (created first, then locked in id order), so nothing is lost or raised twice; but a
+        # sample older than the state's is ignored, so with more than one (or several replicas
+        # on the queue) the older points of a race are not evaluated. Default 1: queue order.
         self.parallel = parallel
         self.rules = RuleCache(ttl=rules_ttl)
         self.devices = DeviceCache()
@@ -335,7 +336,8 @@ class AlarmConsumer:
                 return
             started = time.perf_counter()
             async with conn.transaction():
-                states = await lock_states(conn, [d.id for d in watched.values()])
+                states = await lock_states(conn, [(d.id, d.project_id, seen[key].received)
+                                                  for key, d in watched.items()])
                 locked = time.perf_counter()
                 changed: list[DeviceState] = []
                 for key, device in sorted(watched.items(), key=lambda item: item[1].id):

@@ -31,7 +31,10 @@ class TwinSettings(PostgresSettings):
     alarms_enabled: bool = True
     telemetry_enabled: bool = True
     alarm_batch: int = Field(default=500, ge=1)  # messages per batch
-    alarm_parallel: int = Field(default=2, ge=1)  # batches in flight at once
+    # Batches in flight at once. 1 keeps each device's points in queue order; with more (or more
+    # replicas) a device's points may be split between batches and the older ones of a race are
+    # skipped by the order-sensitive rules (safe: no duplicate alarms, no lost state).
+    alarm_parallel: int = Field(default=1, ge=1)
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
     # Webhook deliveries (issue 13).

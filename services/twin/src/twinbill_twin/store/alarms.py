@@ -110,10 +110,18 @@ class DeviceCache:
         return self._zones[project_id]
 
 
-async def lock_states(conn: asyncpg.Connection, device_ids: list[int]) -> dict[int, DeviceState]:
-    """The devices' states, locked (in id order) until the transaction ends."""
+async def lock_states(conn: asyncpg.Connection, devices: list[tuple[int, int, datetime]]) -> dict[int, DeviceState]:
+    """The states of devices [(id, project, seen at)], locked (in id order) until the transaction
+    ends. A device without one gets an empty row first: FOR UPDATE locks only rows that exist, and
+    two batches creating the same device's state would both start from nothing (the second
+    waits on the first's insert instead, then reads what it committed)."""
+    ordered = sorted(devices)
+    await conn.execute(
+        "INSERT INTO alarm_device_state (device_id, project_id, last_seen) "
+        "SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) ON CONFLICT (device_id) DO NOTHING",
+        [d[0] for d in ordered], [d[1] for d in ordered], [d[2] for d in ordered])
     rows = await conn.fetch("SELECT * FROM alarm_device_state WHERE device_id = ANY($1::bigint[]) "
-                            "ORDER BY device_id FOR UPDATE", sorted(device_ids))
+                            "ORDER BY device_id FOR UPDATE", [d[0] for d in ordered])
     return {row["device_id"]: DeviceState(row["device_id"], row["project_id"], row["last_seen"], row["offline_since"],
                                           json.loads(row["rules"]) if isinstance(row["rules"], str) else row["rules"])
             for row in rows}
