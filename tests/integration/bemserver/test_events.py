@@ -192,3 +192,21 @@ async def test_events_link_to_places_and_series_and_filter_recursively(evstack: 
     await call(admin.events.delete, event["id"], etag=updated.etag)
     with pytest.raises(BEMServerAPINotFoundError):
         await call(admin.timeseries_by_events.getone, by_event["id"])
+
+
+async def test_the_gateways_internal_scope_users_endpoint_needs_the_shared_token(evstack: Stack) -> None:
+    """Without the token (or with a wrong one) the path does not exist; with it, the users whose
+    group is linked to the scope."""
+    stack = evstack
+    admin = await call(stack.client, *ADMIN)
+    _, scope = await campaign_with_scope(admin)
+    user, _ = await member(stack, admin, scope_id=scope["id"])
+    path = f"/internal/v1/bemserver/campaign_scopes/{scope['id']}/users"
+    for headers in ({}, {"X-Twinbill-Internal-Token": "wrong"}):
+        response = await stack.gateway.get(path, headers=headers)
+        assert response.status == 404
+    response = await stack.gateway.get(path, headers={"X-Twinbill-Internal-Token": TOKEN})
+    assert response.status == 200 and (await response.json()) == {"ids": [user["id"]]}
+    mine = await stack.gateway.get(f"/internal/v1/bemserver/users/{user['id']}/campaign_scopes",
+                                   headers={"X-Twinbill-Internal-Token": TOKEN})
+    assert (await mine.json()) == {"ids": [scope["id"]]}
