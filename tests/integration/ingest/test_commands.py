@@ -23,8 +23,8 @@ from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGatew
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
 from tests.servicetokens import TEST_TOKENS
 from twinbill_common.bus import REASON_HEADER, Bus
-from twinbill_common.schemas import SetMeasurepoints
-from twinbill_common.topology import COMMANDS
+from twinbill_common.schemas import CommandOutcome, SetMeasurepoints
+from twinbill_common.topology import COMMANDS, TWIN_COMMAND_OUTCOMES
 from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_ingest.app import create_app
@@ -373,3 +373,50 @@ async def test_seed002_patch_on_the_twin_ends_at_the_device_set_topic(
         await server.close()
         await source.close()
         await delete_namespace(amqp_url, bus_namespace)
+
+
+async def next_outcome(bus: Bus) -> CommandOutcome:
+    """The next CommandOutcome on twin.command_outcomes (the twin's queue), taken off it."""
+    channel = await bus.open_channel()
+    try:
+        queue = await channel.declare_queue(bus.name(TWIN_COMMAND_OUTCOMES.name), passive=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while True:
+            message = await queue.get(fail=False)
+            if message is not None:
+                await message.ack()
+                return CommandOutcome.model_validate_json(message.body)
+            assert loop.time() < deadline, "no command outcome published"
+            await asyncio.sleep(0.05)
+    finally:
+        await channel.close()
+
+
+async def test_a_refused_set_reply_and_an_expired_command_are_published_for_the_twin(
+    running: RunningGateway, connect: Any, listen: Any, bus: Bus
+) -> None:
+    """The device's refusal (its code and message) goes to the twin as a CommandOutcome naming the
+    command's instance, version and identifiers; so does a command that expired undelivered."""
+    gateway = await connect("gateway")
+    listener = await listen(gateway.creds)
+    posted = await gateway.request(
+        gateway.topic("post"),
+        {"id": "1", "version": "1.0", "method": "thing.measurepoint.post", "params": {"measurepoints": {"temp": 1}}},
+    )
+    assert posted["code"] == 200
+    message = command(gateway.creds, {"temp": "30"}, version=4)
+    await send(bus, message)
+    topic, body, _ = await listener.next()
+    await listener.client.publish(f"{topic}_reply", json.dumps(
+        {"id": body["id"], "code": 1806, "message": "value out of range", "data": {}}).encode(), qos=1)
+    refused = await next_outcome(bus)
+    assert (refused.outcome, refused.code, refused.reply_message) == ("refused", 1806, "value out of range")
+    assert (refused.instance_id, refused.version, refused.identifiers) == (7, 4, ["temp"])
+    assert refused.request_id == message.message_id
+
+    device2 = running.world.creds["device2"]  # a sub-device nobody logged in
+    await send(bus, command(device2, {"temp": "5"}, version=2, ttl=0.3))
+    expired = await next_outcome(bus)
+    assert (expired.outcome, expired.device_key, expired.version, expired.identifiers) == (
+        "expired", device2.device_key, 2, ["temp"])

@@ -206,6 +206,9 @@ async def test_sub_device_login_makes_it_online_and_logout_offline(
     reported = {(r["product_key"], r["device_key"], r["online"]) for r in running.source.reported}
     assert ("product1", "device1", True) in reported
     assert ("product2", "device2", False) in reported
+    # the gateway reported only its sub-devices' points, and is online itself (issue 13)
+    gateway_creds = running.world.creds["gateway"]
+    assert (gateway_creds.product_key, gateway_creds.device_key, True) in reported
 
 
 async def test_login_is_refused_with_a_bad_signature_or_through_another_gateway(

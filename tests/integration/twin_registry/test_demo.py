@@ -33,6 +33,11 @@ async def test_seed_demo_is_idempotent(twin: Client) -> None:
     assert all(d["house_address"][:2] == ["演示小区", "1栋"] and d["billing_register"] == "total"
                for d in meters)
     assert any(d["residents"] for d in meters)
+    # the alarm rules the simulator's leaking and dead meters trip (issue 13), seeded once
+    rules = await (await twin.get("/api/v1/alarm_rules/", params={"project_id": str(first["project_id"])})).json()
+    assert sorted(r["kind"] for r in rules) == ["leak", "offline", "register"]
+    faults = {s["device_key"]: s["fault"] for s in subs if "fault" in s}
+    assert faults == {"demo-gw-01-m4": "leak", "demo-gw-02-m5": "dead"}
 
 
 async def test_the_first_demo_meter_takes_seed_002s_control_example(twin: Client) -> None:

@@ -33,8 +33,14 @@ TWIN_TELEMETRY = WorkQueue("twin.telemetry", TELEMETRY, ("mp.#",))
 INGEST_COMMANDS = WorkQueue("ingest.commands", COMMANDS, ("set.#",))
 BILLING_RUNS = WorkQueue("billing.runs", BILLING, ("run.requested",))
 BILLING_JOBS = WorkQueue("billing.jobs", BILLING, ("job.created",))
+# Devices' answers to commands (set_reply, or expiry), from the ingest gateway to the twin.
+TWIN_COMMAND_OUTCOMES = WorkQueue("twin.command_outcomes", COMMANDS, ("outcome.#",))
 
-WORK_QUEUES = (TWIN_TELEMETRY, INGEST_COMMANDS, BILLING_RUNS, BILLING_JOBS)
+# Meters a billing job skipped, failed or estimated, from billing to the twin's events.
+TWIN_BILLING_OUTCOMES = WorkQueue("twin.billing_outcomes", BILLING, ("job.finished",))
+
+WORK_QUEUES = (TWIN_TELEMETRY, INGEST_COMMANDS, BILLING_RUNS, BILLING_JOBS, TWIN_COMMAND_OUTCOMES,
+               TWIN_BILLING_OUTCOMES)
 
 # Queues services declare beyond the work queues: journals that keep `mandatory` publishes
 # routable, a service's own event queue, parked dead letters. Listed here so a namespace can be
@@ -45,6 +51,8 @@ AUXILIARY_QUEUES = (
     "scheduler.registry.dlq",
     "billing.issued.journal",
     "billing.jobs.parked",
+    "twin.alarms",
+    "twin.alarms.dlq",
 )
 
 

@@ -25,7 +25,8 @@ from twinbill_billing.events import publish_issued
 from twinbill_billing.tariffs import to_domain
 from twinbill_billing.twin import BillingDevice
 from twinbill_common.logging import get_logger
-from twinbill_common.schemas.billing import BillingJob
+from twinbill_common.schemas.billing import BillingJob, BillingJobFinished
+from twinbill_common.topology import BILLING
 
 log = get_logger(__name__)
 CHAIN_ROUNDS = 5  # re-decisions after losing a chain position before the job is retried
@@ -176,6 +177,7 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> Doc:
     if ctx.publish_issued:
         await announce(job, ctx, result.inserted, redelivered=result.already)
     outcome = outcome_document(job, inputs, result, now)
+    await announce_finished(job, ctx, outcome)
     recorded = await ctx.store.record_job(job.job_id, outcome)
     ctx.metrics.jobs.labels("done" if recorded else "redelivered").inc()
     for label, count in (
@@ -190,6 +192,22 @@ async def bill_job(job: BillingJob, ctx: BillingContext) -> Doc:
             ctx.metrics.bills.labels(label).inc(count)
     ctx.metrics.job_duration.observe(time.perf_counter() - started)
     return outcome
+
+
+async def announce_finished(job: BillingJob, ctx: BillingContext, outcome: Doc) -> None:
+    """BillingJobFinished for the meters skipped, failed or estimated (issue 13: events), before
+    the outcome is recorded, so a lost publish is retried with the job (at least once). Raises
+    BusUnavailable (transient)."""
+    skipped, failed = outcome["skipped"], outcome["failed"] + outcome["exceptions"]
+    estimated = outcome.get("estimated", [])
+    if not (skipped or failed or estimated) or not ctx.publish_issued:
+        return
+    run = job.run
+    event = BillingJobFinished(
+        message_id=f"job:{job.job_id}", run_id=run.run_id, job_id=job.job_id, project_id=run.project_id,
+        device_type=run.device_type, period_start=run.period_start, period_end=run.period_end,
+        status=outcome["status"], skipped=skipped, failed=failed, estimated=estimated)
+    await ctx.bus.publish(BILLING, "job.finished", event)
 
 
 async def announce(job: BillingJob, ctx: BillingContext, fresh: list[Doc], *, redelivered: list[int]) -> None:
@@ -237,6 +255,7 @@ async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: st
         "exceptions": [],
         "finished_at": ctx.clock(),
     }
+    await announce_finished(job, ctx, outcome)
     recorded = await ctx.store.record_job(job.job_id, outcome)
     if recorded:
         ctx.metrics.jobs.labels("dead_lettered").inc()

@@ -14,7 +14,7 @@ from twinbill_common.http import envelope_middleware, render_dt, render_manageme
 from twinbill_common.logging import get_logger
 from twinbill_common.metrics import new_registry
 from twinbill_common.postgres import open_schema
-from twinbill_common.servicetokens import ServiceTokens
+from twinbill_common.servicetokens import ServiceTokens, require_service_token
 from twinbill_common.smorest import render_smorest
 from twinbill_gateway import api
 from twinbill_gateway.apidocs import add_api_doc_routes
@@ -36,11 +36,13 @@ log = get_logger(__name__)
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; errors use the envelope of the surface the path belongs to."""
     registry = new_registry()
+    tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="gateway")
     # outermost of the gateway's own: it sees the status the envelope rendered (401, 403, 429)
     app = web.Application(middlewares=[auth_metrics_middleware(auth_counter(registry)), envelope_middleware(
         [("/api/v1/scheduler/", render_meta), (api.LOGOUT_PATH, render_meta), ("/dt/open/", render_dt),
          (BEMSERVER + "/", render_smorest)],
-        default=render_management), console_headers],
+        default=render_management), console_headers,
+        require_service_token(tokens, audience="gateway")],  # /internal/: the twin's directory asks
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     # the gateway's port faces clients: /metrics is served on METRICS_PORT only, and /readyz names
@@ -62,7 +64,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
             log.info("created the first administrator", email=settings.admin_email)
         app[STORE] = store
         app[SIGN_IN] = SignIn(store, settings)
-        tokens = ServiceTokens(settings.service_key.get_secret_value(), issuer="gateway")
         upstreams = {settings.twin_url: "twin", settings.scheduler_url: "scheduler",
                      settings.billing_url: "billing"}
         app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout),

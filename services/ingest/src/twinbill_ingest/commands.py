@@ -22,9 +22,9 @@ from typing import Any
 import aiomqtt
 
 from twinbill_common.bus import Bus, Delivery
-from twinbill_common.errors import PermanentError
+from twinbill_common.errors import BusUnavailable, PermanentError
 from twinbill_common.logging import get_logger
-from twinbill_common.schemas import SetMeasurepoints
+from twinbill_common.schemas import CommandOutcome, SetMeasurepoints
 from twinbill_common.topology import COMMANDS, INGEST_COMMANDS
 from twinbill_ingest.domain.commands import (
     SET_REPLY_FILTER,
@@ -57,6 +57,8 @@ class _Waiter:
 class _Sent:
     device: DeviceKey
     version: int
+    instance_id: int | None = None
+    identifiers: tuple[str, ...] = ()
     at: float = field(default_factory=time.perf_counter)
 
 
@@ -92,6 +94,8 @@ class CommandRelay:
         self._locks: dict[DeviceKey, asyncio.Lock] = {}
         self._seen: dict[DeviceKey, float] = {}  # direct devices: monotonic time last heard from
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
+        # Outcomes (applied, refused, expired) waiting to be published to the twin, in order.
+        self._outcomes: asyncio.Queue[CommandOutcome] = asyncio.Queue()
 
     # -- presence -------------------------------------------------------------------------------
 
@@ -124,6 +128,7 @@ class CommandRelay:
         """The MQTT connection (publish, set_reply) and the queue consumer, until cancelled."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._mqtt())
+            tasks.create_task(self._publish_outcomes())
             tasks.create_task(
                 self.bus.consume(
                     INGEST_COMMANDS.name,
@@ -179,6 +184,26 @@ class CommandRelay:
             log.info("command applied by the device", **fields)
         else:
             log.warning("command refused by the device", message=reply.message, **fields)
+        self._outcomes.put_nowait(CommandOutcome(
+            product_key=reply.product_key, device_key=reply.device_key, request_id=reply.request_id,
+            outcome="applied" if reply.code == 200 else "refused", code=reply.code, reply_message=reply.message,
+            instance_id=sent.instance_id if sent else None, version=sent.version if sent else None,
+            identifiers=list(sent.identifiers) if sent else [], at=datetime.now(UTC)))
+
+    async def _publish_outcomes(self) -> None:
+        """Publish outcomes to the twin in order, each confirmed; a broker that does not answer is
+        retried (the outcome waits in memory: lost only if this process dies meanwhile)."""
+        while True:
+            outcome = await self._outcomes.get()
+            pause = 0.5
+            while True:
+                try:
+                    await self.bus.publish(COMMANDS, f"outcome.{outcome.product_key}.{outcome.device_key}", outcome)
+                    break
+                except BusUnavailable as err:
+                    log.warning("command outcome not published, retrying", error=str(err), delay=pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 30.0)
 
     # -- one command ----------------------------------------------------------------------------
 
@@ -222,6 +247,10 @@ class CommandRelay:
             remaining = (command.expires_at - datetime.now(UTC)).total_seconds()
             if remaining <= 0:
                 self._outcome(command, "expired", expires_at=command.expires_at.isoformat())
+                self._outcomes.put_nowait(CommandOutcome(
+                    product_key=command.product_key, device_key=command.device_key,
+                    request_id=command.message_id, outcome="expired", instance_id=command.instance_id,
+                    version=command.version, identifiers=sorted(command.values), at=datetime.now(UTC)))
                 return
             if params is None and self.cache.device(*key) is not None:
                 params = self._typed(command)
@@ -271,7 +300,7 @@ class CommandRelay:
                 return False
             for identifier in live:
                 delivered[identifier] = max(delivered.get(identifier, order), order)
-        self._sent[request_id] = _Sent(key, command.version)
+        self._sent[request_id] = _Sent(key, command.version, command.instance_id, tuple(sorted(live)))
         while len(self._sent) > SENT_MEMORY:
             self._sent.popitem(last=False)
         self._outcome(command, "delivered", request_id=request_id, identifiers=sorted(live))

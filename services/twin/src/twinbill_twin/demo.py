@@ -46,6 +46,16 @@ METERS = [(WATER, 1, "tap"), (WATER, 1, "purified"), (ELECTRICITY, 2, None), (WA
           (ELECTRICITY, 2, None)]
 
 
+# The demo meters consume a day's worth every two minutes (about 12 m3/h on average, at most
+# about 40 m3/h at the evening peak), so a leak is a flow above 50 m3/h that lasts six minutes.
+DEMO_RULES: list[dict[str, Any]] = [
+    {"kind": "offline", "name": "meter offline", "level": "ERROR", "params": {"minutes": 2}},
+    {"kind": "leak", "name": "water leak", "level": "ERROR", "device_type": 1,
+     "params": {"measurepoint": "total", "flow_above": 50, "hours": 0.1}},
+    {"kind": "register", "name": "register backwards", "level": "WARNING", "params": {"measurepoint": "total"}},
+]
+
+
 def demo_secret(device_key: str) -> str:
     """The demo's device secret (derived, so a re-run finds it again)."""
     return f"demo-secret-{device_key}"
@@ -112,7 +122,7 @@ async def seed_demo(base_url: str) -> dict[str, Any]:
             for name, phone in residents:
                 await api.ensure("residents", {"space_id": space["id"], "name": name, "cellphone": phone},
                                  space_id=space["id"], name=name)
-        gateways = []
+        gateways: list[dict[str, Any]] = []
         for g in (1, 2):
             gw_key = f"demo-gw-{g:02d}"
             gateway = await api.ensure("devices", {
@@ -132,4 +142,10 @@ async def seed_demo(base_url: str) -> dict[str, Any]:
                              "device_type": device_type, "water_meter_kind": kind, "register": "total"})
             gateways.append({"product_key": GATEWAY, "device_key": gw_key, "secret": demo_secret(gw_key),
                              "sub_devices": subs})
+        # The simulator plays two faults so the alarm rules have something to say (issue 13): a
+        # leaking tap-water meter and an electricity meter that dies after two minutes.
+        gateways[0]["sub_devices"][3].update(fault="leak", leak_per_hour=100)
+        gateways[1]["sub_devices"][4].update(fault="dead", dead_after_seconds=120)
+        for rule in DEMO_RULES:
+            await api.ensure("alarm_rules", {"project_id": pid, **rule}, project_id=pid, name=rule["name"])
         return {"project_id": pid, "gateways": gateways}

@@ -6,8 +6,9 @@ import asyncpg
 from aiohttp import web
 
 from twinbill_common.bus import Bus
+from twinbill_twin.directory import Directory
 from twinbill_twin.events import Outbox
-from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.handlers import AlarmConsumer, TelemetryConsumer
 from twinbill_twin.refusals import WriteRefusals
 from twinbill_twin.secretbox import DeviceSecrets
 from twinbill_twin.settings import TwinSettings
@@ -19,3 +20,5 @@ OUTBOX = web.AppKey("outbox", Outbox)
 CONSUMER = web.AppKey("timeseries_consumer", TelemetryConsumer)
 REFUSALS = web.AppKey("store_refusals", WriteRefusals)
 DEVICE_SECRETS = web.AppKey("device_secrets", DeviceSecrets)
+DIRECTORY = web.AppKey("directory", Directory)
+ALARMS = web.AppKey("alarm_consumer", AlarmConsumer)

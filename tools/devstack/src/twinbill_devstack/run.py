@@ -57,7 +57,9 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
         ServiceProcess("gateway", "twinbill_gateway", 8000, {
             "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000", "GATEWAY_METRICS_PORT": "8009"}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
-            "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001"}),
+            "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001",
+            # the twin asks the gateway which users a campaign scope holds (event notifications)
+            "TWIN_GATEWAY_URL": "http://127.0.0.1:8000"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {
             "SCHEDULER_PG_DSN": pg_dsn, "SCHEDULER_AMQP_URL": amqp_url,
             "SCHEDULER_HTTP_PORT": "8002", "SCHEDULER_TWIN_URL": twin_url}),

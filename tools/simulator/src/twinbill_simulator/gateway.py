@@ -36,6 +36,7 @@ class _Sub:
     secret: str
     register: str
     meter: Meter
+    dies_at: float | None = None  # monotonic time from which a dead meter reports nothing
 
 
 class GatewaySim:
@@ -65,7 +66,11 @@ class GatewaySim:
                         else Decimal(rng.randint(0, 5000)).quantize(Decimal("0.01")),
                         daily_mean=(0.4 if water else 8.0) * options["consumption_scale"],
                         rng=random.Random(rng.random()),
+                        # "fault": "leak" plays a leak (`leak_per_hour`, in register units)
+                        leak_per_hour=float(sub.get("leak_per_hour", 0)) if sub.get("fault") == "leak" else 0.0,
                     ),
+                    # "fault": "dead" plays a meter that stops reporting after `dead_after_seconds`
+                    time.monotonic() + float(sub.get("dead_after_seconds", 0)) if sub.get("fault") == "dead" else None,
                 )
             )
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -236,8 +241,13 @@ class GatewaySim:
         """`count` entries (one register reading each), round-robin over the meters."""
         entries = []
         start = max(end_ms - count + 1, self._last_ms + 1)
+        now = time.monotonic()
+        alive = [sub for sub in self.subs if sub.dies_at is None or now < sub.dies_at]
+        if not alive:
+            self._last_ms = max(self._last_ms, end_ms)
+            return []
         for index in range(count):
-            sub = self.subs[self._cursor % len(self.subs)]
+            sub = alive[self._cursor % len(alive)]
             self._cursor += 1
             at = start + index
             value = sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
@@ -327,12 +337,9 @@ class GatewaySim:
                 await self._offline(client, stop)
                 continue
             now = int(time.time() * 1000)
-            await self._send(
-                client,
-                "post/batch",
-                self._entries(batch, end_ms=now, seconds_per_entry=seconds_per_entry),
-                allow_offline=self._allow_offline,
-            )
+            entries = self._entries(batch, end_ms=now, seconds_per_entry=seconds_per_entry)
+            if entries:  # none when every meter of the gateway plays dead
+                await self._send(client, "post/batch", entries, allow_offline=self._allow_offline)
             if interval:
                 next_at += interval
                 delay = next_at - time.monotonic()

@@ -57,6 +57,7 @@ class Meter:
     register: Decimal
     daily_mean: float
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    leak_per_hour: float = 0.0  # a leak: this much more flows all the time, day and night
 
     @property
     def quantum(self) -> Decimal:
@@ -67,7 +68,7 @@ class Meter:
         """Consume for `seconds` ending at `at_ms`; return the new register (never lower)."""
         hour = ((at_ms / 3_600_000) + utc_offset_hours) % 24
         expected = self.daily_mean * profile(hour) * seconds / 86_400
-        used = max(0.0, self.rng.gauss(expected, expected * 0.2))
+        used = max(0.0, self.rng.gauss(expected, expected * 0.2)) + self.leak_per_hour * seconds / 3600
         step = Decimal(repr(used)).quantize(self.quantum)
         self.register += step
         return self.register

@@ -1,8 +1,8 @@
 """Versioned bus message schemas shared by every service."""
 
 from twinbill_common.schemas.base import Message
-from twinbill_common.schemas.billing import BillingJob, BillIssued, RunBilling
-from twinbill_common.schemas.commands import SetMeasurepoints
+from twinbill_common.schemas.billing import BillingJob, BillingJobFinished, BillIssued, RunBilling
+from twinbill_common.schemas.commands import CommandOutcome, SetMeasurepoints
 from twinbill_common.schemas.registry import (
     DataType,
     DeviceRecord,
@@ -16,6 +16,8 @@ from twinbill_common.schemas.telemetry import DevicePoints, MeasurementsAccepted
 __all__ = [
     "BillIssued",
     "BillingJob",
+    "BillingJobFinished",
+    "CommandOutcome",
     "DataType",
     "DevicePoints",
     "DeviceRecord",

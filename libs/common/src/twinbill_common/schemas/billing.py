@@ -67,3 +67,21 @@ class BillingChanged(Message):
     reason: str
     data: dict[str, Any] = Field(default_factory=dict)
     changed_at: AwareDatetime
+
+
+class BillingJobFinished(Message):
+    """A billing job's meters that were not simply billed: skipped (with the reason), failed
+    (with the reason) or estimated. Routing key `job.finished`; published before the job's outcome
+    is recorded, so at least once; `message_id` is `job:{job_id}`, so a consumer deduplicates on
+    it. Sent only when one of the lists is not empty."""
+
+    run_id: str
+    job_id: str
+    project_id: int
+    device_type: DeviceType
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    status: Literal["done", "dead_lettered"] = "done"
+    skipped: list[dict[str, Any]] = Field(default_factory=list)
+    failed: list[dict[str, Any]] = Field(default_factory=list)
+    estimated: list[dict[str, Any]] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from aiohttp import web
 from twinbill_gateway.bemserver import users
 from twinbill_gateway.bemserver.forward import forward_bemserver
 from twinbill_gateway.bemserver.groups import add_group_routes
+from twinbill_gateway.bemserver.internal import add_internal_routes
 
 PREFIX = "/bemserver"
 
@@ -27,4 +28,5 @@ def setup_bemserver(app: web.Application) -> None:
     app.router.add_put(PREFIX + "/users/{id}/set_admin", users.set_admin)
     app.router.add_put(PREFIX + "/users/{id}/set_active", users.set_active)
     add_group_routes(app, PREFIX)
+    add_internal_routes(app)
     app.router.add_route("*", PREFIX + "/{tail:.*}", forward_bemserver)

@@ -27,7 +27,7 @@ from twinbill_gateway.domain.routing import Upstream
 ITEM_OWNERS: dict[str, Upstream] = {
     "projects": "twin", "sites": "twin", "buildings": "twin", "storeys": "twin", "spaces": "twin",
     "zones": "twin", "residents": "twin", "products": "twin", "devices": "twin", "tariffs": "billing",
-    "bills": "billing",
+    "bills": "billing", "alarm_rules": "twin", "webhooks": "twin",
 }
 # Twin endpoints that are neither a resource collection nor an item, and take a project.
 OTHER_COLLECTIONS = frozenset({("io", "sites_csv")})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from twinbill_twin.api.alarms import add_alarm_routes
 from twinbill_twin.api.csv_import import add_io_routes
 from twinbill_twin.api.descriptions import add_description_routes
 from twinbill_twin.api.internal import add_internal_routes
@@ -11,6 +12,7 @@ from twinbill_twin.api.lifecycle import add_lifecycle_routes
 from twinbill_twin.api.open_dt import add_open_routes
 from twinbill_twin.api.places import add_place_routes
 from twinbill_twin.api.things import add_thing_routes
+from twinbill_twin.api.webhooks import add_webhook_routes
 
 
 def add_registry_routes(app: web.Application) -> None:
@@ -22,3 +24,5 @@ def add_registry_routes(app: web.Application) -> None:
     add_open_routes(app)
     add_description_routes(app)
     add_internal_routes(app)
+    add_alarm_routes(app)
+    add_webhook_routes(app)

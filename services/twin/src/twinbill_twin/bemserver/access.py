@@ -19,6 +19,7 @@ class Access:
     admin: bool
     campaigns: frozenset[int]
     scopes: frozenset[int]
+    user_id: int | None = None  # the gateway's user (None: a caller inside the platform)
 
     def campaign(self, campaign_id: int | None) -> None:
         """403 (BEMServer's authorization error) unless the campaign is readable."""
@@ -41,7 +42,9 @@ def _ids(text: str) -> frozenset[int]:
 
 def access_of(request: web.Request) -> Access:
     """The caller's access from the gateway's headers."""
+    user = request.headers.get("X-Twinbill-User", "").strip()
+    user_id = int(user) if user.isdigit() else None
     if request.headers.get("X-Twinbill-Admin", "1") == "1":
-        return Access(True, frozenset(), frozenset())
+        return Access(True, frozenset(), frozenset(), user_id)
     return Access(False, _ids(request.headers.get("X-Twinbill-Campaigns", "")),
-                  _ids(request.headers.get("X-Twinbill-Scopes", "")))
+                  _ids(request.headers.get("X-Twinbill-Scopes", "")), user_id)

@@ -28,7 +28,9 @@ SELECT a.id, a.name, a.displayname, a.attrtype, a.datatype, a.value, a.unit,
        {_ms('a.ctime')} AS ctime, {_ms('a.mtime')} AS mtime, a.instance_id AS instance,
        a.expectvalue, a.metric,
        CASE WHEN a.measurepoint IS NULL THEN '' ELSE COALESCE(d.device_key, '') END AS deviceid,
-       {_ms('a.atime')} AS atime, {_ms('a.stime')} AS stime
+       {_ms('a.atime')} AS atime, {_ms('a.stime')} AS stime,
+       a.expect_status AS expectstatus, a.expect_code AS expectcode, a.expect_message AS expectmessage,
+       {_ms('a.expect_status_at')} AS expecttime
 FROM attributes a JOIN instances i ON i.id = a.instance_id LEFT JOIN devices d ON d.id = i.device_id
 """
 
@@ -89,6 +91,7 @@ async def set_expectvalues(conn: asyncpg.Connection, values: dict[int, str]) -> 
     """Store expectvalues and bump each attribute's expect_version; returns the highest version."""
     await conn.execute(
         "UPDATE attributes a SET expectvalue = v.value, expect_version = a.expect_version + 1, "
+        "expect_status = 'pending', expect_code = NULL, expect_message = NULL, expect_status_at = now(), "
         "mtime = now() FROM unnest($1::bigint[], $2::text[]) AS v(id, value) WHERE a.id = v.id",
         list(values), list(values.values()))
     version = await conn.fetchval(
