@@ -5,6 +5,7 @@
 import {api, listAll, onSessionExpired, session, signOut} from './api.js';
 import {fill, h} from './dom.js';
 import {applyStatic, language, setLanguage, t} from './i18n.js';
+import * as bill from './views/bill.js';
 import * as bills from './views/bills.js';
 import * as events from './views/events.js';
 import * as meters from './views/meters.js';
@@ -27,6 +28,7 @@ const ROUTES = [
   [/^#\/runs$/, runs.renderList, 'nav.runs'],
   [/^#\/run\/(.+)$/, runs.renderRun, 'nav.runs'],
   [/^#\/bills$/, bills.render, 'nav.bills'],
+  [/^#\/bill\/([0-9a-f]{24})$/, bill.render, 'nav.bills'],
   [/^#\/tariffs$/, tariffs.render, 'nav.tariffs'],
   [/^#\/events$/, events.render, 'nav.events'],
 ];
