@@ -4,6 +4,7 @@ screenshots go to test-artifacts/console/ (next to test_console.py's)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,10 @@ from tests.e2e.conftest import Platform
 from tests.e2e.test_billing_e2e import report
 from tests.e2e.test_console import ARTIFACTS, _deadline, browser, pytestmark, shot, sign_in
 from twinbill_billing.demo import seed_demo_tariffs
+from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.bus import Bus
 from twinbill_common.schemas.billing import RunBilling
-from twinbill_common.topology import BILLING
+from twinbill_common.topology import BILLING, TELEMETRY
 from twinbill_twin.demo import seed_demo
 
 __all__ = ["browser", "pytestmark"]  # the fixture and the chromium check, from test_console
@@ -148,3 +150,70 @@ def _range(line: dict[str, Any]) -> str:
     """The block range as the page writes it."""
     lower = line["lower"] or "0"
     return f"above {lower} m³" if line["upper"] is None else f"{lower} – {line['upper']} m³"
+
+
+async def report_values(bus: Bus, product_key: str, device_key: str, at: datetime, values: dict[str, str]) -> None:
+    """One measurement of several measurepoints, as the ingest gateway publishes it."""
+    now = datetime.now(UTC)
+    points = ",".join(f'"{name}":{value}' for name, value in values.items())
+    body = (f'{{"schema_version":1,"message_id":"{uuid.uuid4().hex}","produced_at":"{now.isoformat()}",'
+            f'"product_key":"{product_key}","device_key":"{device_key}","request_id":"1",'
+            f'"method":"thing.measurepoint.resume.batch","received_at":{to_epoch_ms(now)},'
+            f'"points":[{{"product_key":"{product_key}","device_key":"{device_key}",'
+            f'"time":{to_epoch_ms(at)},"measurepoints":{{{points}}}}}]}}')
+    await bus.publish_raw(TELEMETRY, f"mp.{product_key}.{device_key}", body.encode(),
+                          message_id=uuid.uuid4().hex, headers={"type": "MeasurementsAccepted"})
+
+
+async def test_reverse_control_on_the_meter_page(
+    platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str,
+) -> None:
+    """A water meter's flow limit: a bad value is refused on the page; 12.5 is stored as the
+    desired value (seed 002's expectvalue) and shown pending; once the device reports 12.5 the
+    page shows it applied."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, platform.url("gateway"))
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        meter = next(s for s in demo["gateways"][0]["sub_devices"] if s["device_type"] == 1)
+        [device] = await api.call("GET", "/api/v1/devices/",
+                                  params={"project_id": demo["project_id"], "device_key": meter["device_key"]})
+
+        async def flow_limit() -> dict[str, Any]:
+            body = await api.call("GET", "/dt/open/v1/instance", params={"ids": device["instance_id"]})
+            attr: dict[str, Any] = next(a for a in body["data"][0]["attr"] if a["name"] == "flow_limit")
+            return attr
+
+        limit = await flow_limit()
+        label = f"New desired value of {limit['displayname']}"
+        async with signed_in(platform, browser, f"#/meter/{device['id']}") as page:
+            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "none")
+            await page.get_by_label(label).fill("twelve")
+            await row.get_by_role("button", name="Set").click()
+            await expect(page.locator("#control-message")).to_contain_text("is not a number")
+            assert (await flow_limit())["expectvalue"] in ("", None)
+            await page.get_by_label(label).fill("12.5")
+            await row.get_by_role("button", name="Set").click()
+            await expect(page.locator("#control-message")).to_contain_text("set to 12.5")
+            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
+            assert (await flow_limit())["expectvalue"] == "12.5"
+            await shot(page, "15-control-pending")
+
+            bus = Bus(amqp_url, namespace=bus_namespace)
+            await bus.connect()
+            try:
+                await report_values(bus, meter["product_key"], meter["device_key"], datetime.now(UTC),
+                                    {"flow_limit": "12.50"})
+            finally:
+                await bus.close()
+
+            async def reported() -> bool:
+                return bool((await flow_limit())["value"] not in ("", None))
+            await poll(reported, until=_deadline(30), what="the device's report of flow_limit")
+            await page.locator("#control-refresh").click()
+            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "applied")
+            await expect(row).to_contain_text("12.5")
+            await shot(page, "16-control-applied")
