@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from playwright.async_api import Browser, Page, expect
@@ -217,3 +218,74 @@ async def test_reverse_control_on_the_meter_page(
             await expect(row.locator("[data-state]")).to_have_attribute("data-state", "applied")
             await expect(row).to_contain_text("12.5")
             await shot(page, "16-control-applied")
+
+
+def period_use(readings: list[tuple[datetime, Decimal]], since: datetime) -> Decimal | None:
+    """A meter's consumption since `since`, by the rule the overview states: the latest reading
+    minus the last one before `since` (or the first one after it when there is none before)."""
+    before = [value for at, value in readings if at < since]
+    inside = [value for at, value in readings if at >= since]
+    if not inside:
+        return Decimal(0) if before else None
+    return inside[-1] - (before[-1] if before else inside[0])
+
+
+async def test_overview_consumption_per_energy_type(
+    platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str,
+) -> None:
+    """Readings of two water meters and one electricity meter around the month's and the day's
+    start (project zone): the overview's today / this month figures per type are the sums the
+    stated rule gives, in m3 and kWh."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, platform.url("gateway"))
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        project_id = demo["project_id"]
+        [project] = [p for p in await api.call("GET", "/api/v1/projects/") if p["id"] == project_id]
+        zone = ZoneInfo(project["timezone"])
+        now = datetime.now(zone).replace(microsecond=0)
+        day = now.replace(hour=0, minute=0, second=0)
+        month = day.replace(day=1)
+        subs = demo["gateways"][0]["sub_devices"]
+        water = [s for s in subs if s["device_type"] == 1][:2]
+        electricity = next(s for s in subs if s["device_type"] == 2)
+        plan = {  # (meter, type, readings)
+            electricity["device_key"]: (electricity, 2, [
+                (month - timedelta(days=2), "1000"), (day - timedelta(hours=1), "1200.25"),
+                (now - timedelta(minutes=30), "1234.5")]),
+            water[0]["device_key"]: (water[0], 1, [(month - timedelta(days=1), "50"),
+                                                   (now - timedelta(minutes=20), "57.25")]),
+            water[1]["device_key"]: (water[1], 1, [(now - timedelta(minutes=15), "10"),
+                                                   (now - timedelta(minutes=5), "12.5")]),
+        }
+        bus = Bus(amqp_url, namespace=bus_namespace)
+        await bus.connect()
+        try:
+            for meter, _, readings in plan.values():
+                await report(bus, meter["product_key"], meter["device_key"],
+                             [(at.astimezone(UTC), value) for at, value in readings])
+        finally:
+            await bus.close()
+        expected: dict[int, list[Decimal]] = {1: [Decimal(0), Decimal(0)], 2: [Decimal(0), Decimal(0)]}
+        for key, (_, device_type, readings) in plan.items():
+            [device] = await api.call("GET", "/api/v1/devices/", params={"project_id": project_id, "device_key": key})
+            values = [(at, Decimal(v)) for at, v in readings]
+
+            async def stored(device: dict[str, Any] = device, last: str = readings[-1][1]) -> bool:
+                body = await api.call("GET", "/dt/open/v1/instance", params={"ids": device["instance_id"]})
+                return any(a["name"] == "total" and a["value"] == last for a in body["data"][0]["attr"])
+            await poll(stored, until=_deadline(30), what=f"{key}'s readings")
+            for slot, since in enumerate((day, month)):
+                use = period_use(values, since)
+                expected[device_type][slot] += (use or 0) * Decimal(device["multiplier"])
+        if day.day != 1:  # the plan's arithmetic (on the 1st the day and the month start together)
+            assert expected[1][1] == Decimal("9.75") and expected[2][1] == Decimal("234.5")
+
+        async with signed_in(platform, browser) as page:
+            for type_name, device_type, unit in (("water", 1, "m3"), ("electricity", 2, "kWh")):
+                for slot, period in enumerate(("today", "month")):
+                    text = await page.locator(f"#use-{type_name}-{period}").inner_text(timeout=20_000)
+                    value, shown_unit = text.split(" ")
+                    assert (Decimal(value), shown_unit) == (expected[device_type][slot], unit), text
+            await expect(page.locator("#consumption-days")).to_contain_text(f"Today is {now.date().isoformat()}")
+            await shot(page, "17-overview-consumption")
