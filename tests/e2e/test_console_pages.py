@@ -289,3 +289,60 @@ async def test_overview_consumption_per_energy_type(
                     assert (Decimal(value), shown_unit) == (expected[device_type][slot], unit), text
             await expect(page.locator("#consumption-days")).to_contain_text(f"Today is {now.date().isoformat()}")
             await shot(page, "17-overview-consumption")
+
+
+async def test_tariff_editor_with_a_live_block_preview(platform: Platform, browser: Browser) -> None:
+    """The demo tap-water tariff: the preview of 37.5 m3 is billing's own pricing (the same lines
+    as POST /api/v1/tariffs/preview, 35 + 45.50 + 17.5 x 6.10); a price edit changes it live; a
+    limit that does not increase is named beside the blocks; saving stores the new price; a new
+    tariff over the same dates as another is refused with the API's reason."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, platform.url("gateway"))
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        project_id = demo["project_id"]
+        await seed_demo_tariffs(platform.url("billing"), project_id=project_id)
+        [tap] = [x for x in await api.call("GET", "/api/v1/tariffs/", params={"project_id": project_id})
+                 if x["water_meter_kind"] == "tap"]
+        async with signed_in(platform, browser, "#/tariffs") as page:
+            await page.get_by_role("link", name=f"Edit {tap['name']}").click()
+            await expect(page.locator("#preview-total")).to_have_text("111.00")  # 25 m3 by default
+            await page.get_by_label("Consumption", exact=True).fill("37.5")
+            await expect(page.locator("#preview-total")).to_have_text("187.25")
+            body = {k: tap[k] for k in ("name", "kind", "blocks", "water_meter_kind", "accumulation_period",
+                                        "standing_charge", "effective_from")}
+            period = {"period_start": await page.locator("#tariff-period_start").input_value(),
+                      "period_end": await page.locator("#tariff-period_end").input_value()}
+            expected = await api.call("POST", "/api/v1/tariffs/preview", json={
+                **body, "project_id": project_id, "consumption": "37.5", "unit_price": None,
+                **{k: f"{v}T00:00:00+08:00" for k, v in period.items()}})
+            shown = [await row.locator("td").all_inner_texts()
+                     for row in await page.locator("#preview-lines tbody tr").all()]
+            assert [(c[0], c[2], c[3], c[4]) for c in shown] == [
+                (str(line["block"]), f"{line['quantity']} m³", line["unit_price"], line["amount"])
+                for line in expected["lines"]]
+            assert expected["amount"] == "187.25"
+            await shot(page, "18-tariff-preview")
+
+            await page.get_by_label("Block 2 price").fill("5.00")
+            await expect(page.locator("#preview-total")).to_have_text("191.75")  # 35 + 50 + 106.75
+            await page.get_by_label("Block 2 up to").fill("5")
+            await expect(page.locator("#tariff-blocks-error")).to_contain_text("must increase")
+            await shot(page, "19-tariff-bad-blocks")
+            await page.get_by_label("Block 2 up to").fill("20")
+            await expect(page.locator("#preview-total")).to_have_text("191.75")
+            await page.get_by_role("button", name="Save").click()
+            await expect(page.locator("#tariff-message")).to_contain_text("Saved")
+            stored = await api.call("GET", f"/api/v1/tariffs/{tap['id']}")
+            assert [b["price"] for b in stored["blocks"]] == ["3.50", "5.00", "6.10"]
+
+            await page.get_by_role("link", name="Back").click()
+            await page.get_by_role("link", name="New tariff").click()
+            await page.get_by_label("Name").fill("second tap tariff")
+            await page.get_by_label("Block 1 price").fill("3")
+            await page.get_by_label("Block 2 price").fill("4")
+            await expect(page.locator("#preview-total")).to_have_text(str(Decimal(10 * 3 + 15 * 4) + Decimal("0.00")))
+            await page.get_by_role("button", name="Create").click()
+            await expect(page.locator("#tariff-message")).to_contain_text("in force over part of the same dates")
+            await shot(page, "20-tariff-overlap")
+            assert len(await api.call("GET", "/api/v1/tariffs/", params={"project_id": project_id})) == 3

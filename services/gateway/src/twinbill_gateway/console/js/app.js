@@ -30,6 +30,7 @@ const ROUTES = [
   [/^#\/bills$/, bills.render, 'nav.bills'],
   [/^#\/bill\/([0-9a-f]{24})$/, bill.render, 'nav.bills'],
   [/^#\/tariffs$/, tariffs.render, 'nav.tariffs'],
+  [/^#\/tariff\/(new|[0-9a-f]{24})$/, tariffs.renderEditor, 'nav.tariffs'],
   [/^#\/events$/, events.render, 'nav.events'],
 ];
 
