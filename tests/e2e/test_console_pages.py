@@ -346,3 +346,71 @@ async def test_tariff_editor_with_a_live_block_preview(platform: Platform, brows
             await expect(page.locator("#tariff-message")).to_contain_text("in force over part of the same dates")
             await shot(page, "20-tariff-overlap")
             assert len(await api.call("GET", "/api/v1/tariffs/", params={"project_id": project_id})) == 3
+
+
+async def test_users_roles_and_api_keys(platform: Platform, browser: Browser) -> None:
+    """An administrator creates a project member (a short password named beside the field), makes
+    them an administrator and back, makes an API key that works once shown, and deletes the user
+    after a confirmation; a member sees no Users page."""
+    base = platform.url("gateway")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, base)
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        project_id = demo["project_id"]
+        async with signed_in(platform, browser, "#/users") as page:
+            await expect(page.locator("#user-table")).to_contain_text("e2e-admin@twinbill.test")
+            form = page.locator("form", has_text="New user")
+            await form.get_by_label("Name").fill("示例物业员")
+            await form.get_by_label("Email").fill("member@twinbill.test")
+            await form.get_by_label("Password").fill("short")
+            await form.get_by_label(f"twinbill demo (#{project_id})").check()
+            await form.get_by_role("button", name="Create").click()
+            await expect(page.locator("#new-password-error")).to_contain_text("at least 8")
+            await form.get_by_label("Password").fill("member-password")
+            await form.get_by_role("button", name="Create").click()
+            await expect(page.locator("#notice")).to_contain_text("member@twinbill.test created")
+            [member] = [u for u in await api.call("GET", "/api/v1/users/") if u["email"] == "member@twinbill.test"]
+            assert (member["name"], member["is_admin"], member["projects"]) == ("示例物业员", False, [project_id])
+            row = page.locator("#user-table tbody tr", has_text="member@twinbill.test")
+            await expect(row).to_contain_text("project member")
+            await expect(row).to_contain_text("twinbill demo")
+            await shot(page, "21-users")
+
+            await row.get_by_role("link", name="Edit member@twinbill.test").click()
+            await page.get_by_label("Role").select_option("true")
+            await page.get_by_role("button", name="Save").click()
+            await expect(page.locator("#user-message")).to_contain_text("Saved")
+            assert (await api.call("GET", f"/api/v1/users/{member['id']}"))["is_admin"] is True
+            await page.get_by_label("Role").select_option("false")
+            await page.get_by_role("button", name="Save").click()
+            await expect(page.locator("#user-message")).to_contain_text("Saved")
+            assert (await api.call("GET", f"/api/v1/users/{member['id']}"))["is_admin"] is False
+
+            await page.get_by_role("link", name="Back").click()
+            await page.get_by_role("button", name="Make a new API key").click()
+            await page.locator("dialog#confirm").get_by_role("button", name="Make a new API key").click()
+            header = (await page.locator("#api-key-value").inner_text()).removeprefix("Authorization: ")
+            assert header.startswith("token ")
+            async with http.get(f"{base}/api/v1/users/me", headers={"Authorization": header}) as response:
+                assert response.status == 200 and (await response.json())["email"] == "e2e-admin@twinbill.test"
+            await shot(page, "22-api-key")
+
+            # a member: no Users link, and the page says it is for administrators
+            member_context = await browser.new_context(locale="en-US")
+            member_page = await member_context.new_page()
+            await member_page.goto(f"{base}/#/users")
+            await member_page.get_by_label("Email").fill("member@twinbill.test")
+            await member_page.get_by_label("Password").fill("member-password")
+            await member_page.get_by_role("button", name="Sign in").click()
+            await expect(member_page.locator("main")).to_contain_text("for administrators")
+            await expect(member_page.locator("#nav-users")).to_be_hidden()
+            await member_context.close()
+
+            await page.get_by_role("button", name="Delete member@twinbill.test").click()
+            await page.locator("dialog#confirm").get_by_role("button", name="Cancel").click()
+            await api.call("GET", f"/api/v1/users/{member['id']}")
+            await page.get_by_role("button", name="Delete member@twinbill.test").click()
+            await page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
+            await expect(page.locator("#user-table")).not_to_contain_text("member@twinbill.test")
+            await api.call("GET", f"/api/v1/users/{member['id']}", status=404)

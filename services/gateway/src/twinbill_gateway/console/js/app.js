@@ -15,6 +15,7 @@ import * as signin from './views/signin.js';
 import * as structure from './views/structure.js';
 import * as tariffs from './views/tariffs.js';
 import * as tasks from './views/tasks.js';
+import * as users from './views/users.js';
 
 const NEXT = 'twinbill.next';
 const PROJECT = 'twinbill.project';
@@ -32,6 +33,8 @@ const ROUTES = [
   [/^#\/tariffs$/, tariffs.render, 'nav.tariffs'],
   [/^#\/tariff\/(new|[0-9a-f]{24})$/, tariffs.renderEditor, 'nav.tariffs'],
   [/^#\/events$/, events.render, 'nav.events'],
+  [/^#\/users$/, users.renderList, 'nav.users'],
+  [/^#\/user\/(\d+)$/, users.renderUser, 'nav.users'],
 ];
 
 const state = {projects: [], project: null};
@@ -62,6 +65,7 @@ async function loadProjects() {
   const select = document.getElementById('project');
   fill(select, state.projects.map((p) => h('option', {value: String(p.id)}, `${p.name} (#${p.id})`)));
   if (state.project) select.value = String(state.project.id);
+  document.getElementById('nav-users').hidden = !user?.is_admin;
   const who = document.getElementById('who');
   who.textContent = user ? user.email : '';
 }
