@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, FilePayload, Page, expect
 
 from tests.e2e.clients import Api, poll
 from tests.e2e.conftest import Platform
@@ -414,3 +414,63 @@ async def test_users_roles_and_api_keys(platform: Platform, browser: Browser) ->
             await page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
             await expect(page.locator("#user-table")).not_to_contain_text("member@twinbill.test")
             await api.call("GET", f"/api/v1/users/{member['id']}", status=404)
+
+
+SITES_HEADER = ("site,building,storey,space,resident_name,product_key,device_key,device_name,device_type,"
+                "water_meter_kind")
+GOOD_ROW = "新小区,A栋,1F,A101,示例住户己,demo_water_meter,csv-m1,CSV表1,1,tap"
+
+
+def csv_file(name: str, text: str) -> FilePayload:
+    """A file for the page's file input."""
+    return {"name": name, "mimeType": "text/csv", "buffer": text.encode()}
+
+
+async def test_site_csv_import_with_per_cell_errors(platform: Platform, browser: Browser) -> None:
+    """A file with a bad device_type on line 3 and a bad water_meter_kind on line 4: the page lists
+    each (line, column, the API's message), marks those cells on their rows, and nothing is
+    imported; the corrected file is imported and shows in the tree."""
+    base = platform.url("gateway")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, base)
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        project_id = demo["project_id"]
+        bad = "\r\n".join([SITES_HEADER, GOOD_ROW, "新小区,A栋,1F,A102,,demo_water_meter,csv-m2,CSV表2,7,tap",
+                           "新小区,A栋,2F,A201,,demo_water_meter,csv-m3,CSV表3,1,hot", ""])
+        form = aiohttp.FormData()
+        form.add_field("file", bad.encode(), filename="bad.csv", content_type="text/csv")
+        refused = await api.call("POST", "/api/v1/io/sites_csv", status=422, params={"project_id": project_id},
+                                 data=form)
+        problems = {key: " ".join(reasons) for key, reasons in refused["errors"]["csv"].items()}
+        assert set(problems) == {"3.device_type", "4.water_meter_kind"}, problems
+        async with signed_in(platform, browser, "#/structure") as page:
+            await expect(page.locator("#structure-tree")).to_contain_text("演示小区")
+            await page.set_input_files("#csv-upload", files=csv_file("bad.csv", bad))
+            await page.get_by_role("button", name="Check and import").click()
+            await expect(page.locator("#csv-result")).to_contain_text("Nothing was imported")
+            listed = [await row.locator("td").all_inner_texts()
+                      for row in await page.locator("#csv-errors tbody tr").all()]
+            assert sorted(listed) == sorted([key.split(".", 1)[0], key.split(".", 1)[1], message]
+                                            for key, message in problems.items())
+            for line, column in (("3", "device_type"), ("4", "water_meter_kind")):
+                cell = page.locator(f"#csv-file tr[data-line='{line}'] td[data-column='{column}']")
+                await expect(cell).to_have_class("bad-cell")
+                await expect(cell).to_have_attribute("title", problems[f"{line}.{column}"])
+            await expect(page.locator("#csv-file tr[data-line='2'] td.bad-cell")).to_have_count(0)
+            await shot(page, "23-csv-errors")
+            sites = await api.call("GET", "/api/v1/sites/", params={"project_id": project_id})
+            assert [s["name"] for s in sites] == ["演示小区"]  # nothing imported
+            assert await api.call("GET", "/api/v1/devices/",
+                                  params={"project_id": project_id, "device_key": "csv-m1"}) == []
+
+            good = "\r\n".join([SITES_HEADER, GOOD_ROW, "新小区,A栋,1F,A102,,demo_water_meter,csv-m2,CSV表2,2,", ""])
+            await page.set_input_files("#csv-upload", files=csv_file("good.csv", good))
+            await page.get_by_role("button", name="Check and import").click()
+            await expect(page.locator("#csv-imported")).to_contain_text("Imported")
+            await expect(page.locator("#structure-tree")).to_contain_text("新小区")
+            await expect(page.locator("#structure-tree")).to_contain_text("CSV表1")
+            await shot(page, "24-csv-imported")
+            [imported] = await api.call("GET", "/api/v1/devices/",
+                                        params={"project_id": project_id, "device_key": "csv-m1"})
+            assert imported["water_meter_kind"] == "tap"

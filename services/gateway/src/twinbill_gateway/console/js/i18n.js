@@ -294,7 +294,22 @@ const TEXTS = {
   'structure.empty': ['No meters or residents', '没有表计或住户'],
   'structure.none': ['This project has no sites yet.', '此项目还没有小区。'],
   'structure.unplaced': ['Meters not placed in a space: {count}.', '{count} 块表未放入空间。'],
-  'structure.importhint': ['Sites are imported as CSV through the API (POST /api/v1/io/sites_csv) for now.', '目前通过接口（POST /api/v1/io/sites_csv）以 CSV 导入小区。'],
+  'csv.title': ['Import sites from a CSV file', '从 CSV 文件导入小区'],
+  'csv.choose': ['CSV file', 'CSV 文件'],
+  'csv.hint': ['One row per device or place, header row first. Columns: site, latitude, longitude, building, storey, zone, space, resident_name, resident_cellphone, product_key, device_key, device_name, device_type, water_meter_kind, multiplier, register_max, secret, gateway_product_key, gateway_device_key. The whole file is checked first: if any cell is wrong, nothing is imported.', '每行一个设备或位置，首行为表头。列：site, latitude, longitude, building, storey, zone, space, resident_name, resident_cellphone, product_key, device_key, device_name, device_type, water_meter_kind, multiplier, register_max, secret, gateway_product_key, gateway_device_key。先检查整个文件：任何单元格有误则不导入任何内容。'],
+  'csv.import': ['Check and import', '检查并导入'],
+  'csv.nofile': ['Choose a CSV file first.', '请先选择 CSV 文件。'],
+  'csv.imported': ['Imported: {counts}.', '已导入：{counts}。'],
+  'csv.rejected': ['Nothing was imported: {message}', '未导入任何内容：{message}'],
+  'csv.errors': ['Problems: {count}', '共 {count} 个问题'],
+  'csv.line': ['Line', '行'],
+  'csv.column': ['Column', '列'],
+  'csv.message': ['Problem', '问题'],
+  'csv.problems': ['Problems', '问题'],
+  'csv.filecaption': ['The file, with the wrong cells marked', '文件内容（错误单元格已标出）'],
+  'csv.wholerow': ['the row', '整行'],
+  'csv.header': ['header', '表头'],
+  'csv.file': ['file', '文件'],
 };
 
 const LANGUAGES = ['en', 'zh-CN'];
