@@ -448,7 +448,7 @@ async def test_site_csv_import_with_per_cell_errors(platform: Platform, browser:
             await expect(page.locator("#structure-tree")).to_contain_text("演示小区")
             await page.set_input_files("#csv-upload", files=csv_file("bad.csv", bad))
             await page.get_by_role("button", name="Check and import").click()
-            await expect(page.locator("#csv-result")).to_contain_text("Nothing was imported")
+            await expect(page.locator("#csv-result")).to_contain_text("nothing was imported")
             listed = [await row.locator("td").all_inner_texts()
                       for row in await page.locator("#csv-errors tbody tr").all()]
             assert sorted(listed) == sorted([key.split(".", 1)[0], key.split(".", 1)[1], message]

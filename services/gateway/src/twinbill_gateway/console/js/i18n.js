@@ -300,7 +300,7 @@ const TEXTS = {
   'csv.import': ['Check and import', '检查并导入'],
   'csv.nofile': ['Choose a CSV file first.', '请先选择 CSV 文件。'],
   'csv.imported': ['Imported: {counts}.', '已导入：{counts}。'],
-  'csv.rejected': ['Nothing was imported: {message}', '未导入任何内容：{message}'],
+  'csv.rejected': ['The file was refused: {message}', '文件被拒绝：{message}'],
   'csv.errors': ['Problems: {count}', '共 {count} 个问题'],
   'csv.line': ['Line', '行'],
   'csv.column': ['Column', '列'],
