@@ -145,6 +145,14 @@ async def test_printable_bill_across_a_meter_exchange(
             await shot(page, "14-bill-print")
             pdf = await page.pdf(format="A4")
             assert pdf.startswith(b"%PDF")
+            await page.emulate_media(media="screen")
+            await page.get_by_label("Language").select_option("zh-CN")  # the bill in Chinese
+            await expect(page.locator("#bill-facts")).to_contain_text("住户")
+            await expect(page.locator("#bill")).to_contain_text("应付金额")
+            await expect(page.locator("#bill-charge")).to_have_text("111.00")
+            await expect(page.locator("#bill-readings")).to_contain_text("换表")
+            await shot(page, "14b-bill-zh")
+            await page.get_by_label("语言").select_option("en")
 
 
 def _range(line: dict[str, Any]) -> str:
