@@ -225,6 +225,8 @@ async def test_reverse_control_on_the_meter_page(
             row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
             await expect(row.locator("[data-state]")).to_have_attribute("data-state", "applied")
             await expect(row).to_contain_text("12.5")
+            current = page.locator("#current-values tbody tr", has_text=limit["displayname"])
+            await expect(current).to_contain_text("12.50")  # the current values are read again too
             await shot(page, "16-control-applied")
 
 

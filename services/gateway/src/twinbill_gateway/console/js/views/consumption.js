@@ -57,9 +57,13 @@ function plain(value) {
   return /e/i.test(text) ? Number(value).toFixed(9).replace(/\.?0+$/, '') : text;
 }
 
-async function inBatches(items, work) {
+/** Thrown when the page was left: the remaining queries are not sent. */
+export class PageLeft extends Error {}
+
+async function inBatches(items, work, alive) {
   const out = [];
   for (let i = 0; i < items.length; i += PARALLEL) {
+    if (!alive()) throw new PageLeft('the page was left');
     out.push(...await Promise.all(items.slice(i, i + PARALLEL).map(work)));
   }
   return out;
@@ -122,13 +126,14 @@ async function meterUse({meter, attr}, zone, today, month) {
 
 /**
  * {water: {unit, today, month, meters, skipped}, electricity: {...}} for the project's meters.
- * Water is device_type 1, electricity 2 (the registry's codes).
+ * Water is device_type 1, electricity 2 (the registry's codes). `alive()` false (the user left
+ * the page) stops the queries between batches (PageLeft).
  */
-export async function consumptionByType(meters, zone) {
+export async function consumptionByType(meters, zone, {alive = () => true} = {}) {
   const today = localDate(zone);
   const month = today.slice(0, 7);
   const found = await registers(meters.filter((m) => m.device_type === 1 || m.device_type === 2));
-  const uses = await inBatches(found, (entry) => meterUse(entry, zone, today, month));
+  const uses = await inBatches(found, (entry) => meterUse(entry, zone, today, month), alive);
   const out = {};
   found.forEach(({meter, attr}, index) => {
     const type = meter.device_type === 1 ? 'water' : 'electricity';

@@ -63,18 +63,21 @@ export async function renderMeter({view, project, params}) {
   }
   const instance = (await api('/dt/open/v1/instance', {query: {ids: device.instance_id}})).body.data[0];
   const attrs = instance.attr || [];
-  const current = table(t('meter.current'),
+  const currentTable = (list) => table(t('meter.current'),
     [t('attr.name'), t('attr.value'), t('attr.unit'), t('attr.kind'), t('attr.sampled'),
       t('attr.received')],
-    attrs.map((a) => [a.displayname && a.displayname !== a.name ? `${a.displayname} (${a.name})` : a.name,
+    list.map((a) => [a.displayname && a.displayname !== a.name ? `${a.displayname} (${a.name})` : a.name,
       a.value === '' ? '—' : a.value, a.unit || '', a.attrtype, formatTime(a.stime, zone),
       formatTime(a.atime, zone)]),
     {id: 'current-values'});
+  const current = h('div', {}, currentTable(attrs));
 
-  // Reverse control: the State attributes, re-read after each change (or on Refresh).
+  // Reverse control: the State attributes, re-read after each change (or on Refresh), with the
+  // current values above them.
   const control = h('div', {id: 'control-slot'});
   async function loadControl(message) {
     const fresh = (await api('/dt/open/v1/instance', {query: {ids: device.instance_id}})).body.data[0];
+    fill(current, currentTable(fresh.attr || []));
     fill(control, controlSection(fresh, zone, loadControl));
     if (message) fill(control.querySelector('#control-message'), h('p', {class: 'ok'}, message));
   }

@@ -4,7 +4,7 @@ import {api, listAll} from '../api.js';
 import {errorBox, fill, h, table} from '../dom.js';
 import {formatLocal, formatTime} from '../format.js';
 import {t} from '../i18n.js';
-import {consumptionByType} from './consumption.js';
+import {PageLeft, consumptionByType} from './consumption.js';
 import {typeName} from './meters.js';
 import {runOutcome} from './runs.js';
 import {loadTasks, nextFires} from './tasks.js';
@@ -23,9 +23,9 @@ async function metersCard(project) {
     h('a', {href: '#/meters'}, t('overview.allmeters')));
 }
 
-async function consumptionCard(project) {
+async function consumptionCard(project, alive) {
   const meters = (await listAll('/api/v1/devices/', {project_id: project.id})).filter((d) => d.device_type);
-  const {today, month, types} = await consumptionByType(meters, project.timezone);
+  const {today, month, types} = await consumptionByType(meters, project.timezone, {alive});
   const rows = ['water', 'electricity'].filter((type) => types[type]).map((type) => {
     const slot = types[type];
     return [t(`type.${type}`), h('span', {id: `use-${type}-today`}, `${slot.today} ${slot.unit}`),
@@ -71,8 +71,9 @@ export async function render({view, project}) {
   const slots = [metersCard, consumptionCard, firesCard, runCard].map((make) => {
     const slot = h('div', {}, h('p', {}, t('loading')));
     grid.append(slot);
-    return make(project).then((node) => fill(slot, node),
-      (err) => err.status !== 401 && fill(slot, errorBox(t('error.load', {message: err.message}))));
+    return make(project, () => grid.isConnected).then((node) => fill(slot, node),
+      (err) => err.status !== 401 && !(err instanceof PageLeft)
+        && fill(slot, errorBox(t('error.load', {message: err.message}))));
   });
   grid.append(card(t('nav.events'), h('p', {}, t('events.unavailable'))));
   await Promise.all(slots);
