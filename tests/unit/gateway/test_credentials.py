@@ -150,6 +150,7 @@ def test_body_is_read_as_json_whatever_it_claims() -> None:
     ("/api/v1/devices/", Collection()),
     ("/api/v1/devices", Collection()),
     ("/api/v1/io/sites_csv", Collection()),
+    ("/api/v1/tariffs/preview", Collection()),
     ("/api/v1/devices/3", Item("twin", "devices", "/api/v1/devices/3")),
     ("/api/v1/sites/3/anything", Item("twin", "sites", "/api/v1/sites/3")),
     ("/api/v1/tariffs/ab12/", Item("billing", "tariffs", "/api/v1/tariffs/ab12")),

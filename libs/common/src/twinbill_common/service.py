@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from twinbill_common.access import runner_options
 from twinbill_common.background import BACKGROUND
 from twinbill_common.logging import configure_logging, get_logger
 from twinbill_common.settings import CommonSettings, EnvironmentSettings, load_settings
@@ -21,9 +22,10 @@ log = get_logger(__name__)
 EXIT_LOOP_STOPPED = 1
 
 
-async def serve_app(app: web.Application, *, host: str, port: int) -> int:
-    """Start the app (its lifespan), serve HTTP, and return the process exit status."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve_app(app: web.Application, *, host: str, port: int, access_log: bool = True) -> int:
+    """Start the app (its lifespan), serve HTTP, and return the process exit status. With
+    `access_log`, each request writes one line to the log (twinbill_common.access)."""
+    runner = web.AppRunner(app, handle_signals=False, **runner_options(enabled=access_log))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,9 +52,9 @@ async def serve_app(app: web.Application, *, host: str, port: int) -> int:
     return 0
 
 
-def run_service(app: web.Application, *, host: str, port: int) -> None:
+def run_service(app: web.Application, *, host: str, port: int, access_log: bool = True) -> None:
     """Serve `app` in a new event loop; exit non-zero if a background loop stopped."""
-    status = asyncio.run(serve_app(app, host=host, port=port))
+    status = asyncio.run(serve_app(app, host=host, port=port, access_log=access_log))
     if status:
         raise SystemExit(status)
 
@@ -72,4 +74,5 @@ def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *
     settings = load_settings(settings_class)
     configure_logging(level=settings.log_level, json=settings.log_json, service=service)
     warn_development_defaults(settings)
-    run_service(create_app(settings), host=settings.http_host, port=settings.http_port)
+    run_service(create_app(settings), host=settings.http_host, port=settings.http_port,
+                access_log=settings.access_log)

@@ -76,6 +76,8 @@ class CommonSettings(EnvironmentSettings):
     log_json: bool = False
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    # One log line per HTTP request (twinbill_common.access); <PREFIX>ACCESS_LOG=false turns it off.
+    access_log: bool = True
     amqp_url: SecretStr = SecretStr(DEV_AMQP_URL)
     # Prefix for every exchange and queue name: tests and parallel stacks isolate themselves with it.
     bus_namespace: str = ""

@@ -27,6 +27,7 @@ from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
 from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.preview import add_preview_route
 from twinbill_billing.reports import add_report_routes
 from twinbill_billing.settings import BillingSettings
 from twinbill_billing.store import TRANSIENT_ERRORS, BillStore
@@ -83,6 +84,7 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
     background = add_background_loops(app, task_prefix="billing.")
     add_history_routes(app)
     add_management_routes(app)
+    add_preview_route(app)
     add_report_routes(app)
     add_correction_routes(app)
 

@@ -4,6 +4,11 @@ Starts the local stack (PostgreSQL, RabbitMQ, Mosquitto, the embedded MongoDB), 
 as its own process, waits until each answers /readyz, seeds a demo project through the services'
 own HTTP APIs, runs the meter simulator, and prints where to look. Ctrl-C stops everything it
 started. A service whose package is not built yet is reported and skipped.
+
+The scheduler starts last, after the registry and the tariffs are seeded: billing tasks kept in
+PostgreSQL from an earlier run (or made by the seeding) can fire as soon as it is up, and a fire
+before the demo tariffs exist bills nothing (every meter failed "no tariff"). The simulator's
+periodic status goes to .stack/logs/simulator.log, so the console URL stays on the terminal.
 """
 
 from __future__ import annotations
@@ -143,17 +148,15 @@ async def main_async(settings: DevstackSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     tasks: list[asyncio.Task[Any]] = []
+    first, last = start_order(running)
     try:
-        for service in running:
-            await start(service, logs)
-        async with aiohttp.ClientSession() as session:
-            for service in running:
-                await wait_ready(session, service, logs=logs)
-                print(f"run: {service.name:<9} ready at {service.url}")
+        await start_all(first, logs)
         demo = await seed_demo(state)
+        await start_all(last, logs)
         if demo is not None:
+            await seed_demo_tasks(demo)
             await resume_registers(demo, tokens=ServiceTokens(settings.service_key, issuer="devstack"))
-            tasks.append(asyncio.create_task(simulate(demo)))
+            tasks.append(asyncio.create_task(simulate(demo, log_file=logs / "simulator.log")))
         print_where_to_look(running, demo, logs=logs)
         await stop.wait()
     finally:
@@ -176,8 +179,30 @@ async def main_async(settings: DevstackSettings) -> None:
             await asyncio.to_thread(mongo.wait, 10)
 
 
+# Started after the demo is seeded: what can act on the demo by itself (the scheduler's fires).
+STARTED_AFTER_SEEDING = ("scheduler",)
+
+
+def start_order(running: list[ServiceProcess]) -> tuple[list[ServiceProcess], list[ServiceProcess]]:
+    """(started before seeding, started after): the scheduler waits for the demo's registry and
+    tariffs, so no billing task can fire before them."""
+    return ([s for s in running if s.name not in STARTED_AFTER_SEEDING],
+            [s for s in running if s.name in STARTED_AFTER_SEEDING])
+
+
+async def start_all(group: list[ServiceProcess], logs: Path) -> None:
+    """Start the services and wait until each answers /readyz."""
+    for service in group:
+        await start(service, logs)
+    async with aiohttp.ClientSession() as session:
+        for service in group:
+            await wait_ready(session, service, logs=logs)
+            print(f"run: {service.name:<9} ready at {service.url}")
+
+
 async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
-    """Seed the registry, tariffs and tasks through the services' HTTP APIs."""
+    """Seed the registry and the tariffs through the services' HTTP APIs (tasks: seed_demo_tasks,
+    once the scheduler is up)."""
     demo: dict[str, Any] | None = await call_demo("twinbill_twin.demo", "seed_demo", "http://127.0.0.1:8001")
     if demo is None:
         print("run: no registry demo yet (twinbill_twin.demo.seed_demo)")
@@ -186,9 +211,13 @@ async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
     project_id = demo["project_id"]
     await call_demo("twinbill_billing.demo", "seed_demo_tariffs", "http://127.0.0.1:8003",
                     project_id=project_id)
-    await call_demo("twinbill_scheduler.demo", "seed_demo_tasks", "http://127.0.0.1:8002",
-                    project_id=project_id)
     return demo
+
+
+async def seed_demo_tasks(demo: dict[str, Any]) -> None:
+    """The demo's billing tasks, through the scheduler's API (after the registry and tariffs)."""
+    await call_demo("twinbill_scheduler.demo", "seed_demo_tasks", "http://127.0.0.1:8002",
+                    project_id=demo["project_id"])
 
 
 async def resume_registers(demo: dict[str, Any], *, tokens: ServiceTokens,
@@ -212,15 +241,32 @@ async def resume_registers(demo: dict[str, Any], *, tokens: ServiceTokens,
                 sub["start_register"] = value
 
 
-async def simulate(demo: dict[str, Any]) -> None:
-    """Run the meter simulator against the local Mosquitto, if it is built."""
+def simulation(demo: dict[str, Any]) -> dict[str, Any]:
+    """The simulator's config for the demo: its meters also report the `reading` struct
+    {value, quality} that their thing model has (seed 002's attribute examples read it)."""
+    from twinbill_twin.demo import ELECTRICITY, WATER
+
+    return {**demo, "gateways": [
+        {**gateway, "sub_devices": [
+            {**sub, "reading_point": "reading"} if sub["product_key"] in (WATER, ELECTRICITY) else sub
+            for sub in gateway["sub_devices"]]}
+        for gateway in demo["gateways"]]}
+
+
+async def simulate(demo: dict[str, Any], *, log_file: Path) -> None:
+    """Run the meter simulator against the local Mosquitto, if it is built; its status lines go
+    to `log_file`, not the terminal."""
     try:
         from twinbill_simulator import run_simulator
     except ImportError:
         print("run: simulator not built yet (twinbill_simulator.run_simulator)")
         return
-    # The demo's tasks bill every two minutes: meters consume a day's worth in that time (x720).
-    await run_simulator(demo, host="127.0.0.1", port=1883, rate=2.0, duration=None, consumption_scale=720.0)
+    with log_file.open("a", encoding="utf-8", buffering=1) as out:
+        def log(line: str) -> None:
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+        # The demo's tasks bill every two minutes: meters consume a day's worth in that time (x720).
+        await run_simulator(simulation(demo), host="127.0.0.1", port=1883, rate=2.0, duration=None,
+                            consumption_scale=720.0, log=log)
 
 
 CONSOLE_URL = "http://127.0.0.1:8000/"
@@ -249,7 +295,8 @@ def where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *,
         lines.append(f"  bills      http://127.0.0.1:8003/api/v1/scheduler/history/"
                      f"?project_id={demo['project_id']}&device_type=0")
     lines += [f"  metrics    {s.url}/metrics   ({s.name})" for s in running]
-    lines += [f"  logs       {logs}/", "Ctrl-C stops everything started here.", ""]
+    lines += [f"  logs       {logs}/  (the simulator's status: simulator.log)",
+              "Ctrl-C stops everything started here.", ""]
     return lines
 
 

@@ -1,6 +1,7 @@
 """One simulated gateway on its own MQTT connection: log its sub-devices in, report meter
 registers with post/batch, go offline now and then and back-fill with resume/batch, check every
-reply, and reconnect (sending again what got no answer) when the broker goes away."""
+reply, answer reverse-control set requests (commands.py), and reconnect (sending again what got
+no answer) when the broker goes away."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiomqtt
 
+from twinbill_simulator.commands import SetRequest, applied_entry, parse_set, set_reply, set_topic
 from twinbill_simulator.meters import Meter
 from twinbill_simulator.signing import sign_sha256
 from twinbill_simulator.stats import SimulatorStats
@@ -37,6 +39,14 @@ class _Sub:
     register: str
     meter: Meter
     dies_at: float | None = None  # monotonic time from which a dead meter reports nothing
+    reading_point: str | None = None  # a {value, quality} struct measurepoint mirroring the register
+
+    def measurepoints(self, value: Decimal) -> str:
+        """The entry's measurepoints: the register, and its struct mirror when the model has one."""
+        points = f'"{self.register}":{value}'
+        if self.reading_point:
+            points += f',"{self.reading_point}":{{"value":{value},"quality":0}}'
+        return f"{{{points}}}"
 
 
 class GatewaySim:
@@ -71,6 +81,7 @@ class GatewaySim:
                     ),
                     # "fault": "dead" plays a meter that stops reporting after `dead_after_seconds`
                     time.monotonic() + float(sub.get("dead_after_seconds", 0)) if sub.get("fault") == "dead" else None,
+                    sub.get("reading_point"),
                 )
             )
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -122,6 +133,8 @@ class GatewaySim:
         ) as client:
             await client.subscribe(f"/sys/{self.pk}/{self.dk}/thing/measurepoint/#", qos=1)
             await client.subscribe(f"/ext/session/{self.pk}/{self.dk}/combine/#", qos=1)
+            # reverse control of the sub-devices (the broker's ACL lets a gateway read exactly these)
+            await client.subscribe([(set_topic(sub.product_key, sub.device_key), 1) for sub in self.subs])
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 reader = tasks.create_task(self._read(client))
@@ -137,7 +150,13 @@ class GatewaySim:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            if not message.topic.value.endswith("_reply") or not isinstance(message.payload, bytes):
+            if not isinstance(message.payload, bytes):
+                continue
+            command = parse_set(message.topic.value, message.payload)
+            if command is not None and self._tasks is not None:
+                self._tasks.create_task(self._apply(client, command))
+                continue
+            if not message.topic.value.endswith("_reply"):
                 continue
             reply = json.loads(message.payload)
             future = self._pending.pop(str(reply.get("id")), None)
@@ -237,6 +256,16 @@ class GatewaySim:
                 refused = f"login/batch answered {reply['code']} {reply.get('message', '')!r}"
         return refused
 
+    async def _apply(self, client: aiomqtt.Client, command: SetRequest) -> None:
+        """Apply a set request: answer 200 on set_reply, then report the values now in force."""
+        self.stats.commands += 1
+        topic, body = set_reply(command)
+        await client.publish(topic, body, qos=1)
+        self.o["log"](f"{self.dk}: applied {command.params} on {command.device_key} (request {command.request_id})")
+        at = max(int(time.time() * 1000), self._last_ms + 1)  # times only move forward
+        self._last_ms = at
+        await self._send(client, "post/batch", [applied_entry(command, at_ms=at)], allow_offline=self._allow_offline)
+
     def _entries(self, count: int, *, end_ms: int, seconds_per_entry: float) -> list[str]:
         """`count` entries (one register reading each), round-robin over the meters."""
         entries = []
@@ -253,7 +282,7 @@ class GatewaySim:
             value = sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
             entries.append(
                 f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}'
+                f'"measurepoints":{sub.measurepoints(value)},"time":{at}}}'
             )
         self._last_ms = start + count - 1
         return entries
@@ -364,7 +393,7 @@ class GatewaySim:
                 value = sub.meter.advance(at_ms=at, seconds=step)
                 buffered.append(
                     f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                    f'"measurepoints":{{"{sub.register}":{value}}},"time":{at}}}'
+                    f'"measurepoints":{sub.measurepoints(value)},"time":{at}}}'
                 )
         self._last_ms = max(self._last_ms, started_ms + int(samples * step * 1000))
         await self._login(client)

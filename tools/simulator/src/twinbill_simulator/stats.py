@@ -18,6 +18,7 @@ class SimulatorStats:
     timeouts: int = 0
     relogins: int = 0
     reconnects: int = 0
+    commands: int = 0  # reverse-control set requests applied and answered
     codes: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -36,6 +37,6 @@ class SimulatorStats:
             f"{elapsed:6.1f}s requests={self.requests} points sent={self.points_sent} "
             f"acked(200)={self.points_acked} ({self.points_acked / max(elapsed, 1e-9):,.0f}/s) "
             f"codes={dict(self.codes)} retries={self.retries} timeouts={self.timeouts} "
-            f"relogins={self.relogins} reconnects={self.reconnects} "
+            f"relogins={self.relogins} reconnects={self.reconnects} commands={self.commands} "
             f"p50={self.percentile(0.5) * 1000:.1f}ms p99={self.percentile(0.99) * 1000:.1f}ms"
         )

@@ -30,7 +30,7 @@ ITEM_OWNERS: dict[str, Upstream] = {
     "bills": "billing", "alarm_rules": "twin", "webhooks": "twin",
 }
 # Twin endpoints that are neither a resource collection nor an item, and take a project.
-OTHER_COLLECTIONS = frozenset({("io", "sites_csv")})
+OTHER_COLLECTIONS = frozenset({("io", "sites_csv"), ("tariffs", "preview")})
 SCHEDULER_COLLECTIONS = frozenset({("task",), ("tasks",), ("history",), ("history", "time"),
                                    ("crontab", "preview")})
 # Billing's read API: run reports and the audit (lists by project), and a run by id (its owner).

@@ -112,19 +112,20 @@ function url(path, query) {
 }
 
 /**
- * Call the API. Returns {body, headers} (or the Response with `raw`), throws ApiError.
+ * Call the API (a JSON `body`, or a FormData `form`). Returns {body, headers} (or the Response with `raw`), throws ApiError.
  * A seed-000 answer whose meta.code is not 0 is an error too.
  */
-export async function api(path, {method = 'GET', query, body, raw = false, retried = false} = {}) {
+export async function api(path, {method = 'GET', query, body, form, raw = false, retried = false} = {}) {
   const current = session();
   const headers = {};
   if (current?.access) headers.Authorization = `Bearer ${current.access}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // a FormData `form` is sent as multipart/form-data (the browser writes the boundary)
   const response = await fetch(url(path, query), {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, body: form ?? (body === undefined ? undefined : JSON.stringify(body)),
   });
   if (response.status === 401) {
-    if (!retried && await refresh()) return api(path, {method, query, body, raw, retried: true});
+    if (!retried && await refresh()) return api(path, {method, query, body, form, raw, retried: true});
     clearSession();
     expiredHandler();
     throw new ApiError(401, 'session-expired');

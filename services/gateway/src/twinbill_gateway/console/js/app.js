@@ -5,6 +5,7 @@
 import {api, listAll, onSessionExpired, session, signOut} from './api.js';
 import {fill, h} from './dom.js';
 import {applyStatic, language, setLanguage, t} from './i18n.js';
+import * as bill from './views/bill.js';
 import * as bills from './views/bills.js';
 import * as events from './views/events.js';
 import * as meters from './views/meters.js';
@@ -14,6 +15,7 @@ import * as signin from './views/signin.js';
 import * as structure from './views/structure.js';
 import * as tariffs from './views/tariffs.js';
 import * as tasks from './views/tasks.js';
+import * as users from './views/users.js';
 
 const NEXT = 'twinbill.next';
 const PROJECT = 'twinbill.project';
@@ -27,8 +29,12 @@ const ROUTES = [
   [/^#\/runs$/, runs.renderList, 'nav.runs'],
   [/^#\/run\/(.+)$/, runs.renderRun, 'nav.runs'],
   [/^#\/bills$/, bills.render, 'nav.bills'],
+  [/^#\/bill\/([0-9a-f]{24})$/, bill.render, 'nav.bills'],
   [/^#\/tariffs$/, tariffs.render, 'nav.tariffs'],
+  [/^#\/tariff\/(new|[0-9a-f]{24})$/, tariffs.renderEditor, 'nav.tariffs'],
   [/^#\/events$/, events.render, 'nav.events'],
+  [/^#\/users$/, users.renderList, 'nav.users'],
+  [/^#\/user\/(\d+)$/, users.renderUser, 'nav.users'],
 ];
 
 const state = {projects: [], project: null};
@@ -59,6 +65,7 @@ async function loadProjects() {
   const select = document.getElementById('project');
   fill(select, state.projects.map((p) => h('option', {value: String(p.id)}, `${p.name} (#${p.id})`)));
   if (state.project) select.value = String(state.project.id);
+  document.getElementById('nav-users').hidden = !user?.is_admin;
   const who = document.getElementById('who');
   who.textContent = user ? user.email : '';
 }

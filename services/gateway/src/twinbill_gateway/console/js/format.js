@@ -35,3 +35,19 @@ export function csvCell(value) {
   const text = value === null || value === undefined ? '' : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
+
+/** The zone's offset from UTC at an instant, as "+08:00" (Intl's longOffset). */
+function offsetAt(date, timeZone) {
+  const part = new Intl.DateTimeFormat('en-US', {timeZone, timeZoneName: 'longOffset'})
+    .formatToParts(date).find((p) => p.type === 'timeZoneName')?.value || 'GMT';
+  return part === 'GMT' ? '+00:00' : part.slice(3);
+}
+
+/** Local midnight of a YYYY-MM-DD date in the zone, as ISO 8601 with its offset. */
+export function zonedIso(date, timeZone) {
+  const guess = new Date(`${date}T00:00:00Z`);
+  const first = offsetAt(guess, timeZone);
+  const [sign, hours, minutes] = [first[0] === '-' ? -1 : 1, Number(first.slice(1, 3)), Number(first.slice(4, 6))];
+  const instant = new Date(guess.getTime() - sign * (hours * 60 + minutes) * 60000);
+  return `${date}T00:00:00${offsetAt(instant, timeZone)}`;
+}

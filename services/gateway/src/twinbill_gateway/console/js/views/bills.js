@@ -61,12 +61,15 @@ export async function render({view, project}) {
         && (!wanted || (b.house_address || []).slice(0, 2).join(' ').toLowerCase().includes(wanted)));
       fill(results, bills.length ? table(t('bills.caption', {count: bills.length, zone}),
         [t('bills.meter'), t('bills.address'), t('bills.residents'), t('bills.period'),
-          t('bills.opening'), t('bills.closing'), t('bills.charge'), t('bills.status')],
+          t('bills.opening'), t('bills.closing'), t('bills.charge'), t('bills.status'), ''],
         bills.map((b) => [b.device_id, (b.house_address || []).filter(Boolean).join(' / '),
           (b.residents || []).map((r) => r.name).join(', '),
           `${formatLocal(b.from_time)} – ${formatLocal(b.to_time)}`,
           b.previous_reading_data, b.reading_data, b.charge,
-          t(b.kind === 'credit_note' ? 'bill.credit' : (b.status === 'void' ? 'bill.void' : 'bill.issued'))]),
+          t(b.kind === 'credit_note' ? 'bill.credit' : (b.status === 'void' ? 'bill.void' : 'bill.issued')),
+          h('a', {href: `#/bill/${b.id}`, class: 'button', 'aria-label': t('bills.printlabel',
+            {meter: b.device_id, period: `${formatLocal(b.from_time)} – ${formatLocal(b.to_time)}`})},
+          t('bills.print'))]),
         {id: 'bills-table'}) : h('p', {}, t('bills.none')));
     } catch (err) {
       showError(err);

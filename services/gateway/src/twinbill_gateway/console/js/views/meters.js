@@ -7,6 +7,7 @@ import {api, listAll} from '../api.js';
 import {download, errorBox, field, fill, h, table} from '../dom.js';
 import {csvCell, formatTime} from '../format.js';
 import {t} from '../i18n.js';
+import {controlSection} from './control.js';
 
 export const RANGES = ['1h-ago', '6h-ago', '24h-ago', '7d-ago', '30d-ago'];
 export const DOWNSAMPLES = ['', '1m-avg', '5m-avg', '1h-avg', '1m-last', '1h-last', '1dc-last'];
@@ -62,13 +63,25 @@ export async function renderMeter({view, project, params}) {
   }
   const instance = (await api('/dt/open/v1/instance', {query: {ids: device.instance_id}})).body.data[0];
   const attrs = instance.attr || [];
-  const current = table(t('meter.current'),
+  const currentTable = (list) => table(t('meter.current'),
     [t('attr.name'), t('attr.value'), t('attr.unit'), t('attr.kind'), t('attr.sampled'),
       t('attr.received')],
-    attrs.map((a) => [a.displayname && a.displayname !== a.name ? `${a.displayname} (${a.name})` : a.name,
+    list.map((a) => [a.displayname && a.displayname !== a.name ? `${a.displayname} (${a.name})` : a.name,
       a.value === '' ? '—' : a.value, a.unit || '', a.attrtype, formatTime(a.stime, zone),
       formatTime(a.atime, zone)]),
     {id: 'current-values'});
+  const current = h('div', {}, currentTable(attrs));
+
+  // Reverse control: the State attributes, re-read after each change (or on Refresh), with the
+  // current values above them.
+  const control = h('div', {id: 'control-slot'});
+  async function loadControl(message) {
+    const fresh = (await api('/dt/open/v1/instance', {query: {ids: device.instance_id}})).body.data[0];
+    fill(current, currentTable(fresh.attr || []));
+    fill(control, controlSection(fresh, zone, loadControl));
+    if (message) fill(control.querySelector('#control-message'), h('p', {class: 'ok'}, message));
+  }
+  fill(control, controlSection(instance, zone, loadControl));
 
   const numeric = attrs.filter((a) => a.attrtype === 'Stream' && a.datatype === 'Number');
   const checks = h('fieldset', {class: 'checks'}, h('legend', {}, t('meter.attributes')),
@@ -91,7 +104,7 @@ export async function renderMeter({view, project, params}) {
   fill(view, title,
     h('p', {class: 'muted'}, t('meter.summary', {type: typeName(device.device_type),
       state: t(device.online ? 'online' : 'offline'), zone})),
-    current,
+    current, control,
     h('h2', {}, t('meter.chart')), form, status, chartBox,
     h('p', {class: 'hint'}, t('meter.zoomhint')),
     h('h2', {}, t('meter.raw')), raw);

@@ -4,6 +4,7 @@ import {api, listAll} from '../api.js';
 import {errorBox, fill, h, table} from '../dom.js';
 import {formatLocal, formatTime} from '../format.js';
 import {t} from '../i18n.js';
+import {PageLeft, consumptionByType} from './consumption.js';
 import {typeName} from './meters.js';
 import {runOutcome} from './runs.js';
 import {loadTasks, nextFires} from './tasks.js';
@@ -20,6 +21,24 @@ async function metersCard(project) {
     h('p', {class: 'big', id: 'meters-online'}, t('overview.online', {online, offline: meters.length - online})),
     h('p', {}, t('overview.lastreport', {time: formatTime(last, project.timezone)})),
     h('a', {href: '#/meters'}, t('overview.allmeters')));
+}
+
+async function consumptionCard(project, alive) {
+  const meters = (await listAll('/api/v1/devices/', {project_id: project.id})).filter((d) => d.device_type);
+  const {today, month, types} = await consumptionByType(meters, project.timezone, {alive});
+  const rows = ['water', 'electricity'].filter((type) => types[type]).map((type) => {
+    const slot = types[type];
+    return [t(`type.${type}`), h('span', {id: `use-${type}-today`}, `${slot.today} ${slot.unit}`),
+      h('span', {id: `use-${type}-month`}, `${slot.month} ${slot.unit}`)];
+  });
+  const skipped = Object.values(types).reduce((n, slot) => n + slot.skipped, 0);
+  return card(t('overview.consumption'), rows.length
+    ? table(t('overview.consumption'), [t('meters.type'), t('overview.today'), t('overview.month')],
+      rows, {id: 'consumption', class: 'bare'})
+    : h('p', {}, t('meters.none')),
+  h('p', {class: 'muted', id: 'consumption-days'}, t('overview.usedays', {day: today, month})),
+  skipped ? h('p', {class: 'hint'}, t('overview.useskipped', {count: skipped})) : null,
+  h('p', {class: 'hint'}, t('overview.usehint')));
 }
 
 async function firesCard(project) {
@@ -49,11 +68,12 @@ export async function render({view, project}) {
   fill(view, h('h1', {}, `${t('nav.overview')} · ${project.name}`),
     h('p', {class: 'muted'}, t('overview.zone', {zone: project.timezone})), grid);
   // Each card loads on its own: one failing service leaves the others on the page.
-  const slots = [metersCard, firesCard, runCard].map((make) => {
+  const slots = [metersCard, consumptionCard, firesCard, runCard].map((make) => {
     const slot = h('div', {}, h('p', {}, t('loading')));
     grid.append(slot);
-    return make(project).then((node) => fill(slot, node),
-      (err) => err.status !== 401 && fill(slot, errorBox(t('error.load', {message: err.message}))));
+    return make(project, () => grid.isConnected).then((node) => fill(slot, node),
+      (err) => err.status !== 401 && !(err instanceof PageLeft)
+        && fill(slot, errorBox(t('error.load', {message: err.message}))));
   });
   grid.append(card(t('nav.events'), h('p', {}, t('events.unavailable'))));
   await Promise.all(slots);

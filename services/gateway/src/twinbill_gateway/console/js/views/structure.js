@@ -4,6 +4,7 @@ import {listAll} from '../api.js';
 import {fill, h} from '../dom.js';
 import {t} from '../i18n.js';
 import {typeName} from './meters.js';
+import {importSection} from './siteimport.js';
 
 function group(rows, key) {
   const map = new Map();
@@ -48,7 +49,11 @@ export async function render({view, project}) {
         (byBuilding.get(b.id) || []).map((st) => node(`${t('structure.storey')}: ${st.name}`,
           (byStorey.get(st.id) || []).length, (byStorey.get(st.id) || []).map(space), true)), true)), true)));
   const unplaced = devices.filter((d) => d.device_type && !d.space_id).length;
-  fill(view, heading, sites.length ? tree : h('p', {}, t('structure.none')),
-    unplaced ? h('p', {class: 'muted'}, t('structure.unplaced', {count: unplaced})) : null,
-    h('p', {class: 'hint'}, t('structure.importhint')));
+  const treeSlot = h('div', {id: 'structure-slot'}, sites.length ? tree : h('p', {}, t('structure.none')),
+    unplaced ? h('p', {class: 'muted'}, t('structure.unplaced', {count: unplaced})) : null);
+  fill(view, heading, treeSlot, importSection(project, async () => {
+    const fresh = h('div');
+    await render({view: fresh, project});
+    treeSlot.replaceWith(fresh.querySelector('#structure-slot'));
+  }));
 }
