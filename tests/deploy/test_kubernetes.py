@@ -213,3 +213,60 @@ def test_the_operators_overlay_runs_three_member_stores(tmp_path: Path) -> None:
     # the Bus dashboard's queue depths
     rabbit_monitor = by_kind(docs, "ServiceMonitor")["twinbill-rabbitmq"]["spec"]["endpoints"][0]
     assert rabbit_monitor["params"] == {"family": ["queue_coarse_metrics"]}
+
+
+def container_env(container: Doc) -> dict[str, str]:
+    """A container's environment as the process would see it: a value from a Secret (or the pod's
+    own fields) becomes a placeholder naming it (long enough for every key's minimum length)."""
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        elif "fieldRef" in item["valueFrom"]:
+            env[item["name"]] = "field-" + item["valueFrom"]["fieldRef"]["fieldPath"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            # a connection URL from a Secret carries its own user (never the broker's guest)
+            scheme = {"AMQP_URL": "amqp", "PG_DSN": "postgresql", "MONGO_URL": "mongodb"}.get(ref["key"])
+            env[item["name"]] = (f"{scheme}://from-secret:{ref['key']}@{ref['name']}/" if scheme
+                                 else f"secret-{ref['name']}-{ref['key']}-" + "x" * 32)
+    return env
+
+
+SETTINGS = {"gateway": ("twinbill_gateway.settings", "GatewaySettings"),
+            "twin": ("twinbill_twin.settings", "TwinSettings"),
+            "scheduler": ("twinbill_scheduler.settings", "SchedulerSettings"),
+            "billing": ("twinbill_billing.settings", "BillingSettings"),
+            "ingest": ("twinbill_ingest.settings", "IngestSettings"),
+            "broker-auth": ("twinbill_ingest.settings", "BrokerAuthSettings")}
+
+
+def test_every_twinbill_process_starts_in_production_with_no_development_default(
+        rendered: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each twinbill container runs with TWINBILL_ENV=production, so it would refuse to start
+    while a guarding setting holds its development default: the rendered environment must set
+    every one of them (read by the service's own settings class, as it starts)."""
+    import importlib
+    import os
+
+    seen = set()
+    missing: dict[str, list[str]] = {}
+    for deployment in by_kind(rendered, "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            if container["name"] not in SETTINGS:
+                continue
+            module, name = SETTINGS[container["name"]]
+            settings_class = getattr(importlib.import_module(module), name)
+            with monkeypatch.context() as patch:
+                for variable in list(os.environ):
+                    if variable.startswith(("TWINBILL_", "GATEWAY_", "TWIN_", "SCHEDULER_", "BILLING_", "INGEST_")):
+                        patch.delenv(variable)
+                for variable, value in container_env(container).items():
+                    patch.setenv(variable, value)
+                settings = settings_class()
+            assert settings.env == "production", container["name"]
+            if defaults := settings.development_defaults():
+                missing[container["name"]] = defaults
+            seen.add(container["name"])
+    assert missing == {}
+    assert seen == set(SETTINGS)

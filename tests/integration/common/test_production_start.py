@@ -12,7 +12,7 @@ import pytest
 
 SERVICES = {
     "twinbill_gateway": ["GATEWAY_JWT_SECRET", "GATEWAY_ADMIN_PASSWORD", "TWINBILL_SERVICE_KEY",
-                         "GATEWAY_AMQP_URL", "GATEWAY_PG_DSN"],
+                         "GATEWAY_PG_DSN"],
     "twinbill_twin": ["TWIN_DEVICE_SECRET_KEY", "TWINBILL_SERVICE_KEY", "TWIN_AMQP_URL", "TWIN_PG_DSN"],
     "twinbill_scheduler": ["TWINBILL_SERVICE_KEY", "SCHEDULER_AMQP_URL", "SCHEDULER_PG_DSN"],
     "twinbill_billing": ["TWINBILL_SERVICE_KEY", "BILLING_AMQP_URL", "BILLING_MONGO_URL"],

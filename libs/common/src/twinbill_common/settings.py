@@ -71,6 +71,8 @@ class CommonSettings(EnvironmentSettings):
     """What every service reads; a subclass sets its own env prefix (TWIN_, BILLING_, ...)."""
 
     DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = ("service_key",)
+    # A service that never opens the bus (the gateway) is not held to a production broker URL.
+    USES_BUS: ClassVar[bool] = True
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -91,7 +93,7 @@ class CommonSettings(EnvironmentSettings):
 
     def development_defaults(self) -> list[str]:
         found = super().development_defaults()
-        if guest_broker_url(self.amqp_url.get_secret_value()):
+        if self.USES_BUS and guest_broker_url(self.amqp_url.get_secret_value()):
             found.append(setting_variable(type(self), "amqp_url"))
         return found
 

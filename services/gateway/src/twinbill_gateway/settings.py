@@ -16,6 +16,7 @@ class GatewaySettings(PostgresSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
     DEVELOPMENT_DEFAULTS: ClassVar[tuple[str, ...]] = (*PostgresSettings.DEVELOPMENT_DEFAULTS,
                                                        "jwt_secret", "admin_password")
+    USES_BUS: ClassVar[bool] = False  # it talks to the services over HTTP only
 
     http_port: int = 8000
     schema_name: str = "identity"
