@@ -132,7 +132,7 @@ async def test_a_value_postgresql_refuses_is_permanent_not_a_batch_requeue(
     async def refused(*_args: Any, **_kwargs: Any) -> None:
         raise asyncpg.exceptions.NumericValueOutOfRangeError("value overflows numeric format")
 
-    monkeypatch.setattr("twinbill_twin.handlers.write_batch", refused)
+    monkeypatch.setattr("twinbill_twin.handlers.telemetry.write_batch", refused)
     message = MeasurementsAccepted.model_validate(dict(measurements(device, [(T0, {"humidity": 1})])))
     raw: Any = object()
     with pytest.raises(PermanentError, match="a value cannot be stored: value overflows numeric format"):

@@ -17,7 +17,9 @@ from pydantic import BaseModel
 
 from twinbill_common.schemas import (
     BillingJob,
+    BillingJobFinished,
     BillIssued,
+    CommandOutcome,
     MeasurementsAccepted,
     RegistryChanged,
     RunBilling,
@@ -35,6 +37,8 @@ from twinbill_common.topology import (
     INGEST_COMMANDS,
     REGISTRY,
     TELEMETRY,
+    TWIN_BILLING_OUTCOMES,
+    TWIN_COMMAND_OUTCOMES,
     TWIN_TELEMETRY,
     WORK_QUEUES,
     WorkQueue,
@@ -60,11 +64,16 @@ class Channel:
 
 CHANNELS = (
     Channel("telemetry", TELEMETRY, "mp.{productKey}.{deviceKey}", MeasurementsAccepted, "ingest",
-            (TWIN_TELEMETRY.name,), ("twin",),
-            "Measure points a device reported and the ingest gateway acknowledged (seed 003)."),
+            (TWIN_TELEMETRY.name, "twin.alarms"), ("twin",),
+            "Measure points a device reported and the ingest gateway acknowledged (seed 003); "
+            "twin.alarms feeds the twin's alarm rules."),
     Channel("commands", COMMANDS, "set.{productKey}.{deviceKey}", SetMeasurepoints, "twin",
             (INGEST_COMMANDS.name,), ("ingest",),
             "Reverse control: desired values the twin sends to a device through the ingest gateway."),
+    Channel("commandOutcomes", COMMANDS, "outcome.{productKey}.{deviceKey}", CommandOutcome, "ingest",
+            (TWIN_COMMAND_OUTCOMES.name,), ("twin",),
+            "A device's answer to reverse control (set_reply: applied or refused with its code), or its "
+            "expiry, recorded on the desired value and as an event."),
     Channel("registry", REGISTRY, "{entity}.{action}", RegistryChanged, "twin",
             ("twin.registry.journal", "scheduler.registry"), ("ingest", "scheduler", "billing"),
             "A registry entity was created, updated or deleted (published from the twin's outbox); "
@@ -73,6 +82,9 @@ CHANNELS = (
             ("billing",), "A billing task fired: bill this project's devices of this type for the period."),
     Channel("billingJobs", BILLING, "job.created", BillingJob, "billing", (BILLING_JOBS.name,), ("billing",),
             "One chunk of a run's devices, for any billing worker."),
+    Channel("billingJobFinished", BILLING, "job.finished", BillingJobFinished, "billing",
+            (TWIN_BILLING_OUTCOMES.name,), ("twin",),
+            "A billing job's meters skipped, failed or estimated, made events by the twin."),
     Channel("billIssued", BILLING, "bill.issued", BillIssued, "billing", ("billing.issued.journal",), (),
             "A bill was issued (for anyone; the journal keeps it routable)."),
     Channel("billingChanged", BILLING, "changed.{entity}.{action}", BillingChanged, "billing",

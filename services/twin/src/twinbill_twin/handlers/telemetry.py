@@ -11,10 +11,7 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
@@ -22,11 +19,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
-from twinbill_common.postgres import TRANSIENT_ERRORS as POSTGRES_TRANSIENT
-from twinbill_common.schemas import BillingJobFinished, CommandOutcome, MeasurementsAccepted
-from twinbill_common.topology import REGISTRY, TELEMETRY, TWIN_TELEMETRY, WorkQueue
-from twinbill_twin.domain.alarms import Alarm, Rule, evaluate
-from twinbill_twin.domain.levels import LEVELS
+from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_common.topology import REGISTRY, TWIN_TELEMETRY
 from twinbill_twin.domain.samples import (
     MAX_TS,
     MIN_TS,
@@ -40,18 +34,6 @@ from twinbill_twin.domain.samples import (
 )
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals, refuses_writes
-from twinbill_twin.store.alarms import (
-    Device,
-    DeviceCache,
-    DeviceState,
-    RuleCache,
-    device_by_id,
-    device_by_key,
-    lock_states,
-    record_alarm,
-    record_device_event,
-    save_states,
-)
 from twinbill_twin.store.samples import (
     CurrentValue,
     PartitionManager,
@@ -300,208 +282,3 @@ def sample_values_or_error(value: Any, *, where: str) -> list[SampleValue]:
 
 # Its own queue on the telemetry exchange, so alarms never slow the sample store and replicas
 # share it; state is per device in PostgreSQL (alarm_device_state), locked per batch in id order.
-TWIN_ALARMS = WorkQueue("twin.alarms", TELEMETRY, ("mp.#",))
-
-
-@dataclass
-class _Seen:
-    received: datetime
-    samples: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
-
-
-class AlarmConsumer:
-    """Consumes `twin.alarms` in batches: every point passes its project's rules; the offline rule
-    is a sweep over the devices' last-seen times."""
-
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, default_zone: str, max_batch: int = 500,
-                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 1) -> None:
-        self.pool = pool
-        self.bus = bus
-        self.default_zone = default_zone
-        self.max_batch = max_batch
-        self.max_wait = max_wait
-        # Batches in flight at once. Two batches with the same device serialise on its state row
-        # (created first, then locked in id order), so nothing is lost or raised twice; but a
-        # sample older than the state's is ignored, so with more than one (or several replicas
-        # on the queue) the older points of a race are not evaluated. Default 1: queue order.
-        self.parallel = parallel
-        self.rules = RuleCache(ttl=rules_ttl)
-        self.devices = DeviceCache()
-        self.points_evaluated = 0
-        self.alarms_raised = 0
-
-    async def run(self) -> None:
-        """Consume until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self.parallel):
-                group.create_task(self.bus.consume_batches(
-                    TWIN_ALARMS.name, MeasurementsAccepted, self.handle, max_batch=self.max_batch,
-                    max_wait=self.max_wait, exact_decimals=True))
-
-    async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
-        """Evaluate a batch: decode -> rules (domain) -> states and events, in one transaction."""
-        seen: dict[tuple[str, str], _Seen] = {}
-        for delivery in deliveries:
-            message = delivery.message
-            received = datetime.fromtimestamp(message.received_at / 1000, UTC)
-            publisher = seen.setdefault((message.product_key, message.device_key), _Seen(received))
-            publisher.received = max(publisher.received, received)
-            for point in message.points:
-                entry = seen.setdefault((point.product_key, point.device_key), _Seen(received))
-                entry.received = max(entry.received, received)
-                entry.samples.append((datetime.fromtimestamp(point.time / 1000, UTC), point.measurepoints))
-        async with self.pool.acquire() as conn:
-            rules = await self.rules.get(conn)
-            if not rules:
-                return
-            devices = await self.devices.resolve(conn, set(seen))
-            watched = {key: device for key, device in devices.items() if device.project_id in rules}
-            if not watched:
-                return
-            started = time.perf_counter()
-            async with conn.transaction():
-                states = await lock_states(conn, [(d.id, d.project_id, seen[key].received)
-                                                  for key, d in watched.items()])
-                locked = time.perf_counter()
-                changed: list[DeviceState] = []
-                for key, device in sorted(watched.items(), key=lambda item: item[1].id):
-                    entry = seen[key]
-                    state = states.get(device.id) or DeviceState(device.id, device.project_id, entry.received, None, {},
-                                                                 stored=False)
-                    state.last_seen = max(state.last_seen, entry.received)
-                    if state.offline_since is not None:
-                        await self._back_online(conn, device, state, rules[device.project_id], entry.received)
-                        state.offline_since = None
-                    zone = await self.devices.zone(conn, device.project_id, default=self.default_zone)
-                    for rule in rules[device.project_id]:
-                        await self._evaluate(conn, rule, device, state, entry, zone)
-                    changed.append(state)
-                evaluated = time.perf_counter()
-                await save_states(conn, changed)
-            log.debug("alarm batch", messages=len(deliveries), devices=len(changed),
-                      lock_ms=round((locked - started) * 1000, 1), evaluate_ms=round((evaluated - locked) * 1000, 1),
-                      save_commit_ms=round((time.perf_counter() - evaluated) * 1000, 1))
-
-    async def _evaluate(self, conn: asyncpg.Connection, rule: Rule, device: Device, state: DeviceState,
-                        entry: _Seen, zone: ZoneInfo) -> None:
-        point = rule.measurepoint
-        if point is None or (rule.device_type is not None and rule.device_type != device.device_type):
-            return
-        rule_state: dict[str, Any] = state.rules.setdefault(str(rule.id), {})
-        for at, values in sorted(entry.samples, key=lambda sample: sample[0]):
-            raw = values.get(point)
-            if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
-                continue
-            self.points_evaluated += 1
-            value = raw if isinstance(raw, Decimal) else Decimal(str(raw))
-            for alarm in evaluate(rule, rule_state, at, value, zone=zone, register_max=device.register_max):
-                if await record_alarm(conn, alarm, device) is not None:
-                    self.alarms_raised += 1
-
-    async def _back_online(self, conn: asyncpg.Connection, device: Device, state: DeviceState,
-                           rules: list[Rule], at: datetime) -> None:
-        assert state.offline_since is not None
-        for rule in rules:
-            if rule.kind == "offline":
-                await record_alarm(conn, Alarm(rule, at, int(at.timestamp() * 1000),
-                                               f"reporting again (silent since {state.offline_since.isoformat()})",
-                                               level=LEVELS["INFO"]), device)
-                return
-
-    async def sweep_offline(self, *, interval: float) -> None:
-        """Every `interval` seconds, raise the offline rule for each device silent for its minutes."""
-        while True:
-            try:
-                await self.sweep_once()
-            except POSTGRES_TRANSIENT as err:
-                log.warning("offline sweep: store did not answer, retrying", error=repr(err))
-            await asyncio.sleep(interval)
-
-    async def sweep_once(self) -> int:
-        """One sweep; returns how many devices went offline."""
-        raised = 0
-        async with self.pool.acquire() as conn:
-            rules = await self.rules.get(conn)
-            for rule in (r for project in rules.values() for r in project if r.kind == "offline"):
-                async with conn.transaction():
-                    rows = await conn.fetch(
-                        "SELECT st.device_id, st.last_seen, d.name, d.device_type, d.register_max, d.space_id "
-                        "FROM alarm_device_state st JOIN devices d ON d.id = st.device_id "
-                        "WHERE st.project_id = $1 AND st.offline_since IS NULL "
-                        "AND st.last_seen <= now() - make_interval(secs => $2) "
-                        "AND ($3::int IS NULL OR d.device_type = $3) "
-                        "ORDER BY st.device_id FOR UPDATE OF st SKIP LOCKED",
-                        rule.project_id, float(rule.params["minutes"]) * 60, rule.device_type)
-                    for row in rows:
-                        device = Device(row["device_id"], rule.project_id, row["name"], row["device_type"],
-                                        row["register_max"], row["space_id"])
-                        last = row["last_seen"]
-                        await record_alarm(conn, Alarm(rule, last, int(last.timestamp() * 1000),
-                                                       f"no data for {rule.params['minutes']} min "
-                                                       f"(last at {last.isoformat()})"), device)
-                        await conn.execute("UPDATE alarm_device_state SET offline_since = last_seen "
-                                           "WHERE device_id = $1", row["device_id"])
-                        raised += 1
-        self.alarms_raised += raised
-        return raised
-
-
-# -- command outcomes (issue 13) -----------------------------------------------------------------
-
-COMMAND_CATEGORY = "Reverse control"
-OUTCOME_LEVELS = {"applied": LEVELS["INFO"], "refused": LEVELS["ERROR"], "expired": LEVELS["WARNING"]}
-
-
-async def handle_command_outcome(delivery: Delivery[CommandOutcome], *, pool: asyncpg.Pool) -> None:
-    """Record a device's answer to a command on the desired values it set (unless a newer desired
-    value is pending: its version is higher) and as an event of the project's Alarms scope."""
-    outcome = delivery.message
-    async with pool.acquire() as conn, conn.transaction():
-        device = await device_by_key(conn, outcome.product_key, outcome.device_key)
-        if device is None:
-            log.warning("command outcome of an unknown device", product_key=outcome.product_key,
-                        device_key=outcome.device_key)
-            return
-        marked = "0"
-        if outcome.instance_id is not None and outcome.version is not None and outcome.identifiers:
-            marked = await conn.execute(
-                "UPDATE attributes SET expect_status = $4, expect_code = $5, expect_message = $6, "
-                "expect_status_at = $7 WHERE instance_id = $1 AND attrtype = 'State' "
-                "AND coalesce(measurepoint, name) = ANY($2::text[]) AND expect_version <= $3",
-                outcome.instance_id, outcome.identifiers, outcome.version, outcome.outcome, outcome.code,
-                outcome.reply_message, outcome.at)
-        what = ", ".join(outcome.identifiers) or "a command"
-        detail = {"applied": "applied by the device",
-                  "refused": f"refused by the device with code {outcome.code}"
-                             + (f" ({outcome.reply_message})" if outcome.reply_message else ""),
-                  "expired": "expired before the device came online"}[outcome.outcome]
-        version = f" v{outcome.version}" if outcome.version is not None else ""
-        await record_device_event(
-            conn, device, category=COMMAND_CATEGORY, level=OUTCOME_LEVELS[outcome.outcome], at=outcome.at,
-            description=f"desired {what}{version}: {detail}",
-            dedup_key=f"command:{outcome.request_id or outcome.message_id}:{outcome.outcome}")
-    log.info("command outcome recorded", device_id=device.id, outcome=outcome.outcome, code=outcome.code,
-             attributes=marked)
-
-
-# -- billing outcomes (issue 13) -----------------------------------------------------------------
-
-BILLING_CATEGORY = "Billing"
-BILLING_LEVELS = {"failed": LEVELS["ERROR"], "skipped": LEVELS["WARNING"], "estimated": LEVELS["INFO"]}
-
-
-async def handle_billing_outcome(delivery: Delivery[BillingJobFinished], *, pool: asyncpg.Pool) -> None:
-    """One event per meter a billing job failed, skipped or estimated (once per job and meter)."""
-    job = delivery.message
-    period = f"{job.period_start.isoformat()} - {job.period_end.isoformat()}"
-    async with pool.acquire() as conn, conn.transaction():
-        for kind in ("failed", "skipped", "estimated"):
-            for entry in getattr(job, kind):
-                device = await device_by_id(conn, int(entry["device_id"]))
-                if device is None:
-                    continue
-                reason = f": {entry['reason']}" if entry.get("reason") else ""
-                await record_device_event(
-                    conn, device, category=BILLING_CATEGORY, level=BILLING_LEVELS[kind], at=job.produced_at,
-                    description=f"billing run {job.run_id} ({period}): meter {kind}{reason}",
-                    dedup_key=f"billing:{job.job_id}:{device.id}:{kind}")

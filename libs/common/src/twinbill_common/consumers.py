@@ -1,0 +1,180 @@
+"""The consuming half of `twinbill_common.bus.Bus`: consumers that ack after the side effect,
+retry a transient error in place, requeue an unexpected one and dead-letter (with the reason) a
+permanent one, one by one or in batches. A mixin: Bus supplies the consumer channels and
+dead-lettering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
+from pydantic import ValidationError
+
+from twinbill_common.errors import BusUnavailable, PermanentError
+from twinbill_common.logging import get_logger
+from twinbill_common.redelivery import retry_transient, settle
+from twinbill_common.schemas.base import Message
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=Message)
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """A decoded message and the broker's handle on it."""
+
+    message: M
+    raw: AbstractIncomingMessage
+
+
+class Consumers:
+    """Consuming loops over the queues of a connected Bus."""
+
+    transient: tuple[type[BaseException], ...]
+    retry_budget: float
+    retry_first_pause: float
+    retry_max_pause: float
+
+    async def consumer_queue(self, queue: str, prefetch: int) -> AbstractRobustQueue:
+        """A queue on a consumer channel of its own (Bus)."""
+        raise NotImplementedError
+
+    async def dead_letter(self, raw: AbstractIncomingMessage, *, queue: str, reason: str) -> None:
+        """Move a message to `<queue>.dlq` with the reason (Bus)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _decode(schema: type[M], raw: AbstractIncomingMessage, *, exact_decimals: bool = False) -> M:
+        """Decode a body; with exact_decimals, JSON numbers with a fraction become Decimal."""
+        try:
+            if exact_decimals:
+                return schema.model_validate(json.loads(raw.body, parse_float=Decimal))
+            return schema.model_validate_json(raw.body)
+        except (ValidationError, ValueError) as err:
+            raise PermanentError(f"not a valid {schema.__name__}: {err}") from err
+
+    async def consume(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[Delivery[M]], Awaitable[None]],
+        *,
+        prefetch: int = 10,
+        exact_decimals: bool = False,
+    ) -> None:
+        """Handle messages one by one (up to `prefetch` at once), forever.
+
+        The handler's success acks. A transient failure (a store or broker not answering) is
+        retried in place with backoff, so an outage stalls the consumer rather than burning the
+        queue's delivery limit; past the retry budget, or on an unexpected error, the message is
+        requeued (the quorum queue's delivery limit dead-letters one that never succeeds).
+        PermanentError dead-letters with its reason. A broker restart does not end it (see
+        `settle`).
+        """
+        declared = await self.consumer_queue(queue, prefetch)
+
+        async def on_message(raw: AbstractIncomingMessage) -> None:
+            try:
+                delivery = Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw)
+                await retry_transient(lambda: handler(delivery), what=queue, transient=self.transient,
+                                      budget=self.retry_budget, first_pause=self.retry_first_pause,
+                                  max_pause=self.retry_max_pause)
+            except PermanentError as err:
+                try:
+                    await self.dead_letter(raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await settle(raw, ack=False, queue=queue)  # not moved: keep it on its queue
+                return
+            except self.transient as err:
+                log.warning("still failing after the retry budget, requeued", queue=queue, error=repr(err))
+                await settle(raw, ack=False, queue=queue)
+                return
+            except Exception:
+                log.exception("handler failed, requeued", queue=queue)
+                await settle(raw, ack=False, queue=queue)
+                return
+            await settle(raw, ack=True, queue=queue)
+
+        await declared.consume(on_message)
+        await asyncio.Future()  # consume until cancelled
+
+    async def consume_batches(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[list[Delivery[M]]], Awaitable[None]],
+        *,
+        max_batch: int = 500,
+        max_wait: float = 0.05,
+        exact_decimals: bool = False,
+    ) -> None:
+        """Handle messages in batches of up to `max_batch`, waiting at most `max_wait` to fill one.
+
+        A batch is acked after the handler returns. If the handler raises PermanentError the batch
+        is retried message by message, so one poison message is dead-lettered and the rest flow.
+        A broker restart does not end it (see `settle`).
+        """
+        declared = await self.consumer_queue(queue, max_batch * 2)
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        await declared.consume(inbox.put)
+        while True:
+            batch = [await inbox.get()]
+            deadline = asyncio.get_running_loop().time() + max_wait
+            while len(batch) < max_batch:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0 and inbox.empty():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
+                except TimeoutError:
+                    break
+            await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
+
+    async def _handle_batch(
+        self,
+        queue: str,
+        schema: type[M],
+        handler: Callable[[list[Delivery[M]]], Awaitable[None]],
+        batch: list[AbstractIncomingMessage],
+        *,
+        exact_decimals: bool = False,
+    ) -> None:
+        decoded: list[Delivery[M]] = []
+        for raw in batch:
+            try:
+                decoded.append(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
+            except PermanentError as err:
+                try:
+                    await self.dead_letter(raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await settle(raw, ack=False, queue=queue)  # not moved: keep it on its queue
+        if not decoded:
+            return
+        try:
+            await retry_transient(lambda: handler(decoded), what=queue, transient=self.transient,
+                                  budget=self.retry_budget, first_pause=self.retry_first_pause,
+                                  max_pause=self.retry_max_pause)
+        except PermanentError as err:
+            if len(decoded) == 1:
+                try:
+                    await self.dead_letter(decoded[0].raw, queue=queue, reason=str(err))
+                except BusUnavailable:
+                    await settle(decoded[0].raw, ack=False, queue=queue)
+                return
+            for delivery in decoded:  # isolate the poison message(s)
+                await self._handle_batch(queue, schema, handler, [delivery.raw],
+                                         exact_decimals=exact_decimals)
+            return
+        except Exception as err:  # noqa: BLE001  # any other failure requeues the batch: nothing is lost
+            log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
+            await asyncio.sleep(0.5)
+            for delivery in decoded:
+                await settle(delivery.raw, ack=False, queue=queue)
+            return
+        for delivery in decoded:
+            await settle(delivery.raw, ack=True, queue=queue)
