@@ -194,7 +194,8 @@ async def test_events_link_to_places_and_series_and_filter_recursively(evstack: 
 
 async def test_the_gateways_internal_scope_users_endpoint_needs_a_service_token(evstack: Stack) -> None:
     """Without a service token for the gateway (or with one for another service, or signed with
-    another key) the path answers 401; with one, the users whose group is linked to the scope."""
+    another key) the path is a 404, as if it did not exist on this public port; with one, the
+    users whose group is linked to the scope."""
     stack = evstack
     admin = await call(stack.client, *ADMIN)
     _, scope = await campaign_with_scope(admin)
@@ -204,7 +205,7 @@ async def test_the_gateways_internal_scope_users_endpoint_needs_a_service_token(
     stranger = ServiceTokens("another-key-" + "x" * 40, issuer="twin")
     for headers in ({}, tokens.headers("twin"), stranger.headers("gateway")):
         response = await stack.gateway.get(path, headers=headers)
-        assert response.status == 401
+        assert response.status == 404
     response = await stack.gateway.get(path, headers=tokens.headers("gateway"))
     assert response.status == 200 and (await response.json()) == {"ids": [user["id"]]}
     mine = await stack.gateway.get(f"/internal/v1/bemserver/users/{user['id']}/campaign_scopes",

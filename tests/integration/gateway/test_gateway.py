@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
+from twinbill_common.health import METRICS_REGISTRY
 from twinbill_gateway.app import create_app
 from twinbill_gateway.domain.credentials import hash_password, verify_password
 from twinbill_gateway.settings import GatewaySettings
@@ -143,7 +145,8 @@ async def test_tokens_refresh_and_failure(gateway: Client) -> None:
     assert forbidden.status == 200  # the administrator: accepted
     wrong = await gateway.get("/api/v1/users/me", headers=basic(ADMIN[0], "wrong"))
     assert wrong.status == 401
-    metrics = await (await gateway.get("/metrics")).text()
+    # /metrics is not on the public port (GATEWAY_METRICS_PORT): the registry it would serve
+    metrics = generate_latest(gateway.app[METRICS_REGISTRY]).decode()
     for line in ('gateway_auth_total{outcome="rejected",scheme="password"} 1.0',
                  'gateway_auth_total{outcome="accepted",scheme="password"} 1.0',
                  'gateway_auth_total{outcome="rejected",scheme="bearer"} 1.0',  # the access token as a refresh

@@ -16,6 +16,8 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.integration.ingest.conftest import open_device, start_gateway
+from twinbill_common.servicetokens import ServiceTokens
+from twinbill_common.settings import DEV_SERVICE_KEY
 from twinbill_devstack.broker import DevBroker
 from twinbill_ingest.domain.codes import Code
 from twinbill_ingest.twinstore import TwinStoreGate
@@ -44,7 +46,9 @@ async def test_ingest_refuses_with_500_while_the_twin_cannot_store_and_resumes_a
     broker: DevBroker, amqp_url: str, bus_namespace: str, twin: TestClient[Any, Any]
 ) -> None:
     refusals = twin.app[REFUSALS]
-    gate = TwinStoreGate(str(twin.make_url("")), interval=0.1)
+    # as the ingest app makes it: the twin's /internal/ path wants a service token
+    gate = TwinStoreGate(str(twin.make_url("")), interval=0.1,
+                         tokens=ServiceTokens(DEV_SERVICE_KEY, issuer="ingest"))
     async with (start_gateway(broker, amqp_url, bus_namespace, store_gate=gate) as running,
                 open_device(broker.port, running.world.creds["gateway"]) as gateway):
         reply = await gateway.request_raw(gateway.topic("post"), _post(1))

@@ -91,21 +91,21 @@ class ClientMiddleware:
 
 
 def require_service_token(tokens: ServiceTokens, *, audience: str,
-                          prefixes: tuple[str, ...] = PROTECTED) -> Middleware:
-    """Server middleware: requests under `prefixes` need a valid token for `audience` (401).
-    Put it inside the envelope middleware, which renders the 401."""
+                          prefixes: tuple[str, ...] = PROTECTED, hide: bool = False) -> Middleware:
+    """Server middleware: requests under `prefixes` need a valid token for `audience` (401; with
+    `hide`, on a port clients reach, the 404 of a path that does not exist, so nothing says what
+    is there). Put it inside the envelope middleware, which renders the answer."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(prefixes):
             token = request.headers.get(HEADER)
-            if not token:
-                raise HttpError(401, f"{request.path} is for twinbill services only: "
-                                     f"{HEADER} is missing")
             try:
+                if not token:
+                    raise ServiceTokenError(f"{request.path} is for twinbill services only: {HEADER} is missing")
                 tokens.verify(token, audience=audience)
             except ServiceTokenError as err:
-                raise HttpError(401, str(err)) from None
+                raise (HttpError(404, f"no route for {request.path}") if hide else HttpError(401, str(err))) from None
         return await handler(request)
 
     return middleware

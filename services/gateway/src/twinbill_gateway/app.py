@@ -42,7 +42,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
         [("/api/v1/scheduler/", render_meta), (api.LOGOUT_PATH, render_meta), ("/dt/open/", render_dt),
          (BEMSERVER + "/", render_smorest)],
         default=render_management), console_headers,
-        require_service_token(tokens, audience="gateway")],  # /internal/: the twin's directory asks
+        # /internal/ (the twin's directory asks): a 404 to anything without a service token
+        require_service_token(tokens, audience="gateway", hide=True)],
         client_max_size=64 * 1024 * 1024)
     app[SETTINGS] = settings
     # the gateway's port faces clients: /metrics is served on METRICS_PORT only, and /readyz names

@@ -51,8 +51,10 @@ async def _bucket_values(conn: asyncpg.Connection, keys: list[int], grid: p.Buck
     args: list[Any] = [keys, grid.starts[0], grid.end]
     if grid.width is None:
         args.append(grid.starts)
-    for row in await conn.fetch(aggregate_sql(aggregation, grid), *args):
-        values[row["attribute_id"]][row["b"] - 1] = float(row["v"])
+    # one row per series: its key, the non-empty buckets' numbers (from 1) and their values
+    for key, numbers, sums in await conn.fetch(aggregate_sql(aggregation, grid), *args):
+        for number, value in zip(numbers, sums, strict=True):
+            values[key][number - 1] = float(value)
     return values
 
 

@@ -158,7 +158,9 @@ async def get_degree_days(request: web.Request) -> web.Response:
         if grid.starts:
             key = (await clean_or_raw(conn, [(series["clean_key"], series["raw_key"])], grid.starts[0], grid.end))[0]
             rows = await conn.fetch(aggregate_sql("avg", grid), [key], grid.starts[0], grid.end)
-            hourly = {grid.starts[r["b"] - 1]: float(r["v"]) for r in rows}
+            # one row per series: its key, the non-empty hours' numbers (from 1) and their averages
+            hourly = {grid.starts[number - 1]: float(value)
+                      for _, numbers, averages in rows for number, value in zip(numbers, averages, strict=True)}
     values = [(datetime.fromtimestamp(ts / 1000, zone),
                convert_temperature(hourly[ts], source, unit) if ts in hourly else None) for ts in grid.starts]
     result = degree_days(values, zone=zone, period=period, kind=kind, base=base)
