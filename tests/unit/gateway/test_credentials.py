@@ -28,8 +28,8 @@ from twinbill_gateway.domain.credentials import (
     CredentialError,
     hash_password,
     issue_token,
-    read_claims,
     parse_authorization,
+    read_claims,
     verify_password,
 )
 from twinbill_gateway.domain.routing import upstream_for
