@@ -29,7 +29,7 @@ from twinbill_gateway.domain.credentials import (
     hash_password,
     issue_token,
     parse_authorization,
-    read_token,
+    read_claims,
     verify_password,
 )
 from twinbill_gateway.domain.routing import upstream_for
@@ -73,13 +73,13 @@ def test_password_hash_round_trip_and_salt() -> None:
 
 def test_tokens_carry_their_kind_and_expire() -> None:
     access = issue_token(7, kind="access", now=NOW, ttl=timedelta(minutes=15), secret=SECRET)
-    assert read_token(access, kind="access", now=NOW + timedelta(minutes=14), secret=SECRET) == 7
+    assert read_claims(access, kind="access", now=NOW + timedelta(minutes=14), secret=SECRET).user_id == 7
     with pytest.raises(CredentialError, match="expired"):
-        read_token(access, kind="access", now=NOW + timedelta(minutes=15), secret=SECRET)
+        read_claims(access, kind="access", now=NOW + timedelta(minutes=15), secret=SECRET)
     with pytest.raises(CredentialError, match="refresh token"):
-        read_token(access, kind="refresh", now=NOW, secret=SECRET)
+        read_claims(access, kind="refresh", now=NOW, secret=SECRET)
     with pytest.raises(CredentialError, match="invalid token"):
-        read_token(access, kind="access", now=NOW, secret=OTHER)
+        read_claims(access, kind="access", now=NOW, secret=OTHER)
 
 
 @pytest.mark.parametrize(("path", "upstream"), [

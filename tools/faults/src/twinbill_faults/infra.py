@@ -199,17 +199,6 @@ class RabbitCluster:
         if done.returncode != 0:
             raise RuntimeError(f"the rabbit nodes did not form one cluster: {done.stderr.strip()}")
 
-    def running_nodes(self) -> int:
-        """How many of our nodes the first reachable one reports as running."""
-        for node in self.nodes:
-            if self.alive(node):
-                status = self.ctl(node, "cluster_status", "--formatter", "json", timeout=30)
-                if status.returncode == 0:
-                    import json
-
-                    return len(json.loads(status.stdout).get("running_nodes", []))
-        return 0
-
     def leader_of(self, queue: str) -> RabbitNode | None:
         """The node leading a quorum queue, as a running node reports it (None if none says)."""
         for node in self.nodes:

@@ -122,10 +122,6 @@ class ReadinessLog:
         """Whether the service said "not ready" (or did not answer) at least once in [start, end]."""
         return any(start <= at <= end and not ok for at, ok in self.samples.get(name, []))
 
-    def ready_since(self, name: str, since: float) -> bool:
-        """Whether every answer since `since` is ready (and there is at least one)."""
-        after = [ok for at, ok in self.samples.get(name, []) if at >= since]
-        return bool(after) and all(after)
 
 
 async def monitor_readiness(services: list[Service], log: ReadinessLog, stop: asyncio.Event,

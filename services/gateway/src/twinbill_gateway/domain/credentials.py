@@ -182,7 +182,3 @@ def read_claims(token: str, *, kind: TokenKind | None, now: datetime, secret: st
     session_id = claims.get("sid")
     return TokenClaims(int(claims["sub"]), claims["kind"], session_id if isinstance(session_id, str) else None)
 
-
-def read_token(token: str, *, kind: TokenKind, now: datetime, secret: str) -> int:
-    """The user id of a valid token of that kind, or CredentialError."""
-    return read_claims(token, kind=kind, now=now, secret=secret).user_id
