@@ -655,8 +655,18 @@ async def test_events_and_notifications_inbox(
             await expect(event_rows).to_have_count(len(errors))
             await expect(event_rows.first).to_contain_text("code 1806 (flow limit out of range)")
 
+            # one notification read: the oldest (the refusal); the API and the count follow
+            oldest = notes[-1]
+            await rows.nth(len(notes) - 1).get_by_role("button", name="Mark the notification").click()
+            await expect(page.locator("#notifications-message")).to_contain_text("Notification marked as read")
+            await expect(page.locator("#unread-count")).to_have_text(f"Unread: {unread - 1}")
+            await expect(badge).to_have_text(str(unread - 1))
+            await expect(rows.nth(len(notes) - 1).locator("[data-read]")).to_have_attribute("data-read", "true")
+            assert (await api.call("GET", f"/bemserver/notifications/{oldest['id']}"))["read"] is True
+            assert (await api.call("GET", f"/bemserver/notifications/{notes[0]['id']}"))["read"] is False
+
             await page.get_by_role("button", name="Mark all as read").click()
-            await expect(page.locator("#notifications-message")).to_contain_text("marked as read")
+            await expect(page.locator("#notifications-message")).to_contain_text("All notifications of this project")
             await expect(page.locator("#unread-count")).to_have_text("Unread: 0")
             await expect(badge).to_be_hidden()
             await expect(page.locator("#notifications [data-read='true']")).to_have_count(len(notes))

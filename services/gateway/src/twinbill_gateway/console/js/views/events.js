@@ -82,9 +82,24 @@ async function notificationsSection(project, names, reload) {
   };
   const button = h('button', {type: 'button', id: 'mark-all-read', disabled: here === 0, onclick: markAll},
     t('events.markall'));
+  const markOne = async (note, control) => {
+    control.disabled = true;
+    try {
+      await api(`/bemserver/notifications/${note.id}`, {method: 'PUT', body: {read: true}});
+    } catch (err) {
+      control.disabled = false;
+      if (err.status !== 401) fill(message, errorBox(t('events.markfailed', {message: err.message})));
+      return;
+    }
+    await reload(t('events.markedone'));
+  };
   const rows = mine.map((n) => [
     h('span', {class: n.read ? 'muted' : 'unread', 'data-read': String(n.read)},
-      t(n.read ? 'events.read' : 'events.unread')),
+      t(n.read ? 'events.read' : 'events.unread'),
+      n.read ? null : h('br'),
+      n.read ? null : h('button', {type: 'button', class: 'secondary small', 'aria-label': t('events.markonefor',
+        {time: formatTime(n.event.timestamp, project.timezone)}),
+      onclick: (e) => markOne(n, e.currentTarget)}, t('events.markone'))),
     formatTime(n.event.timestamp, project.timezone), levelBadge(n.event.level),
     names.category[n.event.category_id] || `#${n.event.category_id}`, n.event.source,
     h('span', {class: 'event-description'}, n.event.description || '—')]);
