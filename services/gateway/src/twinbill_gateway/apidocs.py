@@ -81,8 +81,8 @@ async def merged_openapi(request: web.Request) -> web.Response:
     document = openapi_document(request.app, title="twinbill public API", version=version("twinbill-gateway"),
                                 description="Every path a client reaches through the API gateway.")
     own = document["paths"]
-    for path in [p for p in own if p.startswith("/console/") or p == "/"]:
-        del own[path]  # the console's files are pages, not API
+    for path in [p for p in own if p.startswith(("/console/", "/internal/")) or p == "/"]:
+        del own[path]  # the console's files are pages, and /internal/ is for the services only
     missing: list[str] = []
     upstreams: dict[Upstream, str] = {"twin": settings.twin_url, "scheduler": settings.scheduler_url,
                                       "billing": settings.billing_url}
