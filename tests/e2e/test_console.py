@@ -245,6 +245,10 @@ async def test_console_in_a_real_browser(
         assert await page.evaluate("document.documentElement.lang") == "zh-CN"
         await page.get_by_role("link", name="概览").click()
         await expect(page.locator("#last-run")).to_contain_text("已计费 1")
+        # every card loaded before the screenshot (the events card says none or lists them)
+        await expect(page.locator("#consumption-days")).to_be_visible()
+        await expect(page.locator("#next-fires")).to_be_visible()
+        await expect(page.locator("#recent-events, #recent-events-none")).to_be_visible()
         await shot(page, "11-overview-zh")
         await page.get_by_label("语言").select_option("en")
         await expect(page.get_by_role("link", name="Overview")).to_be_visible()
