@@ -85,7 +85,9 @@ def platform_env(
                     "BILLING_URL": f"http://127.0.0.1:{ports['billing']}",
                     "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD},
         "twin": {"PG_DSN": pg_dsn, "SCHEMA_NAME": f"e2e_twin_{tag}", "PG_POOL_MAX": "4",
-                 "DEFAULT_TIMEZONE": ZONE},
+                 "DEFAULT_TIMEZONE": ZONE,
+                 # who a campaign scope's users are: this test's gateway, not one on the default port
+                 "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}"},
         "scheduler": {"PG_DSN": pg_dsn, "SCHEMA_NAME": f"e2e_scheduler_{tag}", "PG_POOL_MAX": "3",
                       "TWIN_URL": twin_url, "DEFAULT_TIMEZONE": ZONE},
         "billing": {"MONGO_URL": mongo_url, "MONGO_DB": mongo_db, "TWIN_URL": twin_url},

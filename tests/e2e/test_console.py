@@ -236,15 +236,19 @@ async def test_console_in_a_real_browser(
         await expect(page.locator("#tariff-table")).to_contain_text("0.55")
         await shot(page, "10-tariffs")
         await page.get_by_role("link", name="Events").click()
-        await expect(page.locator("#events-unavailable")).to_contain_text("not available yet")
+        await expect(page.locator("#events-title")).to_have_text("Recent events of the project")
 
         # Chinese and back: the shell and the page follow, <html lang> too.
         await page.get_by_label("Language").select_option("zh-CN")
         await expect(page.get_by_role("link", name="概览")).to_be_visible()
-        await expect(page.locator("#events-unavailable")).to_contain_text("暂不可用")
+        await expect(page.locator("#events-title")).to_have_text("项目近期事件")
         assert await page.evaluate("document.documentElement.lang") == "zh-CN"
         await page.get_by_role("link", name="概览").click()
         await expect(page.locator("#last-run")).to_contain_text("已计费 1")
+        # every card loaded before the screenshot (the events card says none or lists them)
+        await expect(page.locator("#consumption-days")).to_be_visible()
+        await expect(page.locator("#next-fires")).to_be_visible()
+        await expect(page.locator("#recent-events, #recent-events-none")).to_be_visible()
         await shot(page, "11-overview-zh")
         await page.get_by_label("语言").select_option("en")
         await expect(page.get_by_role("link", name="Overview")).to_be_visible()

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import asyncpg
 from playwright.async_api import Browser, FilePayload, Page, expect
 
 from tests.e2e.clients import Api, poll
@@ -22,8 +23,9 @@ from tests.e2e.test_console import ARTIFACTS, _deadline, browser, pytestmark, sh
 from twinbill_billing.demo import seed_demo_tariffs
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.bus import Bus
+from twinbill_common.schemas import CommandOutcome
 from twinbill_common.schemas.billing import RunBilling
-from twinbill_common.topology import BILLING, TELEMETRY
+from twinbill_common.topology import BILLING, COMMANDS, TELEMETRY
 from twinbill_twin.demo import seed_demo
 
 __all__ = ["browser", "pytestmark"]  # the fixture and the chromium check, from test_console
@@ -174,12 +176,35 @@ async def report_values(bus: Bus, product_key: str, device_key: str, at: datetim
                           message_id=uuid.uuid4().hex, headers={"type": "MeasurementsAccepted"})
 
 
+async def desired_version(platform: Platform, pg_dsn: str, attribute_id: int) -> int:
+    """The version of an attribute's latest desired value: what the ingest gateway's command (and
+    so its CommandOutcome) carries. Read from the twin's schema, as the ingest gateway knows it."""
+    schema = platform.services["twin"].env["TWIN_SCHEMA_NAME"]
+    conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": schema})
+    try:
+        return int(await conn.fetchval("SELECT expect_version FROM attributes WHERE id = $1", attribute_id))
+    finally:
+        await conn.close()
+
+
+async def publish_outcome(bus: Bus, meter: dict[str, Any], instance_id: int, version: int, identifier: str,
+                          **fields: Any) -> CommandOutcome:
+    """The ingest gateway's CommandOutcome for one command (a set_reply, or its expiry)."""
+    outcome = CommandOutcome(product_key=meter["product_key"], device_key=meter["device_key"],
+                             request_id=uuid.uuid4().hex, instance_id=instance_id, version=version,
+                             identifiers=[identifier], at=datetime.now(UTC), **fields)
+    await bus.publish(COMMANDS, f"outcome.{meter['product_key']}.{meter['device_key']}", outcome)
+    return outcome
+
+
 async def test_reverse_control_on_the_meter_page(
-    platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str,
+    platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str, pg_dsn: str,
 ) -> None:
     """A water meter's flow limit: a bad value is refused on the page; 12.5 is stored as the
-    desired value (seed 002's expectvalue) and shown pending; once the device reports 12.5 the
-    page shows it applied."""
+    desired value (seed 002's expectvalue) and shown pending, still pending when the device merely
+    reports 12.50; the device refuses it with code 1806 (the ingest gateway's CommandOutcome): the
+    page shows refused with the code and message seed 002 reports; 13 is applied by a set_reply 200,
+    and 14 expires undelivered. Each state is the API's expectstatus, not inferred."""
     async with aiohttp.ClientSession() as http:
         api = Api(http, platform.url("gateway"))
         await api.login()
@@ -187,47 +212,98 @@ async def test_reverse_control_on_the_meter_page(
         meter = next(s for s in demo["gateways"][0]["sub_devices"] if s["device_type"] == 1)
         [device] = await api.call("GET", "/api/v1/devices/",
                                   params={"project_id": demo["project_id"], "device_key": meter["device_key"]})
+        instance = device["instance_id"]
 
         async def flow_limit() -> dict[str, Any]:
-            body = await api.call("GET", "/dt/open/v1/instance", params={"ids": device["instance_id"]})
+            body = await api.call("GET", "/dt/open/v1/instance", params={"ids": instance})
             attr: dict[str, Any] = next(a for a in body["data"][0]["attr"] if a["name"] == "flow_limit")
             return attr
 
         limit = await flow_limit()
+        identifier = limit.get("measurepoint") or limit["name"]
         label = f"New desired value of {limit['displayname']}"
-        async with signed_in(platform, browser, f"#/meter/{device['id']}") as page:
-            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
-            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "none")
-            await page.get_by_label(label).fill("twelve")
-            await row.get_by_role("button", name="Set").click()
-            await expect(page.locator("#control-message")).to_contain_text("is not a number")
-            assert (await flow_limit())["expectvalue"] in ("", None)
-            await page.get_by_label(label).fill("12.5")
-            await row.get_by_role("button", name="Set").click()
-            await expect(page.locator("#control-message")).to_contain_text("set to 12.5")
-            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
-            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
-            assert (await flow_limit())["expectvalue"] == "12.5"
-            await shot(page, "15-control-pending")
+        bus = Bus(amqp_url, namespace=bus_namespace)
+        await bus.connect()
+        try:
+            async with signed_in(platform, browser, f"#/meter/{device['id']}") as page:
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "none")
+                await page.get_by_label(label).fill("twelve")
+                await row.get_by_role("button", name="Set").click()
+                await expect(page.locator("#control-message")).to_contain_text("is not a number")
+                assert (await flow_limit())["expectvalue"] in ("", None)
+                await page.get_by_label(label).fill("12.5")
+                await row.get_by_role("button", name="Set").click()
+                await expect(page.locator("#control-message")).to_contain_text("set to 12.5")
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
+                attr = await flow_limit()
+                assert (attr["expectvalue"], attr["expectstatus"]) == ("12.5", "pending")
+                await shot(page, "15-control-pending")
 
-            bus = Bus(amqp_url, namespace=bus_namespace)
-            await bus.connect()
-            try:
+                # the device reports 12.50 without answering the command: still pending (the API says so)
                 await report_values(bus, meter["product_key"], meter["device_key"], datetime.now(UTC),
                                     {"flow_limit": "12.50"})
-            finally:
-                await bus.close()
 
-            async def reported() -> bool:
-                return bool((await flow_limit())["value"] not in ("", None))
-            await poll(reported, until=_deadline(30), what="the device's report of flow_limit")
-            await page.locator("#control-refresh").click()
-            row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
-            await expect(row.locator("[data-state]")).to_have_attribute("data-state", "applied")
-            await expect(row).to_contain_text("12.5")
-            current = page.locator("#current-values tbody tr", has_text=limit["displayname"])
-            await expect(current).to_contain_text("12.50")  # the current values are read again too
-            await shot(page, "16-control-applied")
+                async def reported() -> bool:
+                    return bool((await flow_limit())["value"] not in ("", None))
+                await poll(reported, until=_deadline(30), what="the device's report of flow_limit")
+                await page.locator("#control-refresh").click()
+                current = page.locator("#current-values tbody tr", has_text=limit["displayname"])
+                await expect(current).to_contain_text("12.50")  # the current values are read again too
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
+                await expect(row).to_contain_text("the device reports this value")
+                assert (await flow_limit())["expectstatus"] == "pending"
+
+                # refused by the device, with its code and message
+                version = await desired_version(platform, pg_dsn, limit["id"])
+                await publish_outcome(bus, meter, instance, version, identifier, outcome="refused", code=1806,
+                                      reply_message="flow limit out of range")
+
+                async def status(wanted: str) -> dict[str, Any] | None:
+                    attr = await flow_limit()
+                    return attr if attr["expectstatus"] == wanted else None
+                refused = await poll(lambda: status("refused"), until=_deadline(30), what="the refusal recorded")
+                await page.locator("#control-refresh").click()
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                state = row.locator("[data-state]")
+                await expect(state).to_have_attribute("data-state", "refused")
+                await expect(state).to_contain_text(f"code {refused['expectcode']}: {refused['expectmessage']}")
+                assert (refused["expectcode"], refused["expectmessage"]) == (1806, "flow limit out of range")
+                zone = ZoneInfo("Asia/Shanghai")  # the demo project's zone
+                at = datetime.fromtimestamp(refused["expecttime"] / 1000, zone).strftime("%Y-%m-%d %H:%M:%S")
+                await expect(state).to_contain_text(f"at {at}")
+                await shot(page, "16-control-refused")
+
+                # a new desired value is pending again; the device applies it
+                await page.get_by_label(label).fill("13")
+                await row.get_by_role("button", name="Set").click()
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
+                version = await desired_version(platform, pg_dsn, limit["id"])
+                await publish_outcome(bus, meter, instance, version, identifier, outcome="applied", code=200)
+                await poll(lambda: status("applied"), until=_deadline(30), what="the set_reply recorded")
+                await page.locator("#control-refresh").click()
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "applied")
+                await expect(row).to_contain_text("13")
+                await shot(page, "16-control-applied")
+
+                # and one that expires undelivered
+                await page.get_by_label(label).fill("14")
+                await row.get_by_role("button", name="Set").click()
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "pending")
+                version = await desired_version(platform, pg_dsn, limit["id"])
+                await publish_outcome(bus, meter, instance, version, identifier, outcome="expired")
+                await poll(lambda: status("expired"), until=_deadline(30), what="the expiry recorded")
+                await page.locator("#control-refresh").click()
+                row = page.locator("#control-table tbody tr", has_text=limit["displayname"])
+                await expect(row.locator("[data-state]")).to_have_attribute("data-state", "expired")
+                await expect(row.locator("[data-state]")).to_contain_text("expired: not delivered in time")
+        finally:
+            await bus.close()
 
 
 def period_use(readings: list[tuple[datetime, Decimal]], since: datetime) -> Decimal | None:
@@ -484,3 +560,131 @@ async def test_site_csv_import_with_per_cell_errors(platform: Platform, browser:
             [imported] = await api.call("GET", "/api/v1/devices/",
                                         params={"project_id": project_id, "device_key": "csv-m1"})
             assert imported["water_meter_kind"] == "tap"
+
+
+async def test_events_and_notifications_inbox(
+    platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str, pg_dsn: str,
+) -> None:
+    """The administrator's group is given the demo project's Alarms scope; a device refuses a
+    command (an ERROR "Reverse control" event) and the first water run skips every meter (WARNING
+    "Billing" events, one per meter): the administrator is notified of each. The events page lists
+    the notifications and the project's events as the API has them (level filter too), the
+    navigation shows the unread count, "Mark all as read" reads them all (the API's count is 0
+    after it); the overview's recent events are the API's newest five."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, platform.url("gateway"))
+        await api.login()
+        demo = await seed_demo(platform.url("twin"))
+        project = demo["project_id"]
+        await seed_demo_tariffs(platform.url("billing"), project_id=project)
+        me = await api.call("GET", "/api/v1/users/me")
+        scope = await api.call("POST", "/bemserver/campaign_scopes/", status=201,
+                               json={"name": "Alarms", "campaign_id": project})
+        group = await api.call("POST", "/bemserver/user_groups/", status=201, json={"name": "e2e operators"})
+        await api.call("POST", "/bemserver/users_by_user_groups/", status=201,
+                       json={"user_id": me["id"], "user_group_id": group["id"]})
+        await api.call("POST", "/bemserver/user_groups_by_campaign_scopes/", status=201,
+                       json={"campaign_scope_id": scope["id"], "user_group_id": group["id"]})
+
+        meter = next(s for s in demo["gateways"][0]["sub_devices"] if s["device_type"] == 1)
+        [device] = await api.call("GET", "/api/v1/devices/", params={"project_id": project,
+                                                                      "device_key": meter["device_key"]})
+        detail = await api.call("GET", "/dt/open/v1/instance", params={"ids": device["instance_id"]})
+        limit = next(a for a in detail["data"][0]["attr"] if a["name"] == "flow_limit")
+        await api.call("PATCH", f"/dt/open/v1/instance/{device['instance_id']}",
+                       json=[{"id": limit["id"], "expectvalue": "9"}])
+        version = await desired_version(platform, pg_dsn, limit["id"])
+        bus = Bus(amqp_url, namespace=bus_namespace)
+        await bus.connect()
+        try:
+            await publish_outcome(bus, meter, device["instance_id"], version, "flow_limit", outcome="refused",
+                                  code=1806, reply_message="flow limit out of range")
+            end = datetime.now(UTC).replace(microsecond=0)
+            run_id = await run_billing(api, bus, project_id=project, device_type=1, start=end - timedelta(days=30),
+                                       end=end)
+        finally:
+            await bus.close()
+        run = await api.call("GET", f"/api/v1/billing/runs/{run_id}")
+        assert run["skipped"] >= 1, run
+
+        async def all_notified() -> list[dict[str, Any]] | None:
+            events = await api.call("GET", "/bemserver/events/", params={
+                "campaign_id": project, "level_min": "WARNING", "page_size": 100})
+            skipped = [e for e in events if "meter skipped" in e.get("description", "")]
+            refused = [e for e in events if "refused by the device with code 1806" in e.get("description", "")]
+            mine = await api.call("GET", "/bemserver/notifications/", params={
+                "user_id": me["id"], "campaign_id": project, "page_size": 100})
+            done = len(skipped) == run["skipped"] and len(refused) == 1 and len(mine) == len(events)
+            return mine if done else None
+        await poll(all_notified, until=_deadline(60), what="the events and the administrator's notifications")
+        counts = await api.call("GET", "/bemserver/notifications/count_by_campaign",
+                                params={"user_id": me["id"], "read": "false"})
+        unread = counts["total"]
+        assert unread == run["skipped"] + 1, counts
+        notes = await api.call("GET", "/bemserver/notifications/", params={
+            "user_id": me["id"], "campaign_id": project, "sort": "-timestamp", "page_size": 50})
+        events = await api.call("GET", "/bemserver/events/", params={
+            "campaign_id": project, "sort": "-timestamp", "page_size": 50})
+        categories = {c["id"]: c["name"] for c in await api.call("GET", "/bemserver/event_categories/")}
+
+        async with signed_in(platform, browser, "#/events") as page:
+            badge = page.locator("#nav-unread")
+            await expect(badge).to_have_text(str(unread))
+            await expect(badge).to_have_attribute("aria-label", f"{unread} unread notifications")
+            await expect(page.locator("#unread-count")).to_have_text(f"Unread: {unread}")
+            rows = page.locator("#notifications tbody tr")
+            await expect(rows).to_have_count(len(notes))
+            for index, note in enumerate(notes):
+                row = rows.nth(index)
+                await expect(row.locator(".event-description")).to_have_text(note["event"]["description"])
+                await expect(row.locator("[data-level]")).to_have_attribute("data-level", note["event"]["level"])
+                await expect(row.locator("[data-read]")).to_have_attribute("data-read", "false")
+                await expect(row).to_contain_text(categories[note["event"]["category_id"]])
+            event_rows = page.locator("#events tbody tr")
+            await expect(event_rows).to_have_count(len(events))
+            for index, event in enumerate(events):
+                await expect(event_rows.nth(index).locator(".event-description")).to_have_text(event["description"])
+                await expect(event_rows.nth(index)).to_contain_text(categories[event["category_id"]])
+            await expect(page.locator("#events")).to_contain_text("Reverse control")
+            await expect(page.locator("#events")).to_contain_text("Billing")
+            await shot(page, "17-events-unread")
+
+            # the level filter asks the API for ERROR and above: the refusal only
+            errors = await api.call("GET", "/bemserver/events/", params={"campaign_id": project, "level_min": "ERROR"})
+            await page.get_by_label("Level").select_option("ERROR")
+            await expect(event_rows).to_have_count(len(errors))
+            await expect(event_rows.first).to_contain_text("code 1806 (flow limit out of range)")
+
+            # one notification read: the oldest (the refusal); the API and the count follow
+            oldest = notes[-1]
+            await rows.nth(len(notes) - 1).get_by_role("button", name="Mark the notification").click()
+            await expect(page.locator("#notifications-message")).to_contain_text("Notification marked as read")
+            await expect(page.locator("#unread-count")).to_have_text(f"Unread: {unread - 1}")
+            await expect(badge).to_have_text(str(unread - 1))
+            await expect(rows.nth(len(notes) - 1).locator("[data-read]")).to_have_attribute("data-read", "true")
+            assert (await api.call("GET", f"/bemserver/notifications/{oldest['id']}"))["read"] is True
+            assert (await api.call("GET", f"/bemserver/notifications/{notes[0]['id']}"))["read"] is False
+
+            await page.get_by_role("button", name="Mark all as read").click()
+            await expect(page.locator("#notifications-message")).to_contain_text("All notifications of this project")
+            await expect(page.locator("#unread-count")).to_have_text("Unread: 0")
+            await expect(badge).to_be_hidden()
+            await expect(page.locator("#notifications [data-read='true']")).to_have_count(len(notes))
+            await expect(page.get_by_role("button", name="Mark all as read")).to_be_disabled()
+            counts = await api.call("GET", "/bemserver/notifications/count_by_campaign",
+                                    params={"user_id": me["id"], "read": "false"})
+            assert counts["total"] == 0, counts
+            await shot(page, "18-events-read")
+
+            await page.get_by_label("Language").select_option("zh-CN")
+            await expect(page.locator("#notifications-title")).to_have_text("我在此项目的通知")
+            await expect(page.locator("#unread-count")).to_have_text("未读：0")
+            await page.get_by_label("语言").select_option("en")
+
+            await page.get_by_role("link", name="Overview").click()
+            recent = page.locator("#recent-events tbody tr")
+            await expect(recent).to_have_count(min(5, len(events)))
+            for index, event in enumerate(events[:5]):
+                await expect(recent.nth(index).locator(".event-description")).to_have_text(event["description"])
+            await expect(page.locator("#consumption-days")).to_be_visible()  # every card loaded
+            await shot(page, "19-overview-events")

@@ -89,7 +89,7 @@ async function route() {
   }
   const match = ROUTES.find(([pattern]) => pattern.test(hash));
   for (const link of document.querySelectorAll('#nav a')) {
-    const current = match && link.dataset.i18n === match[2];
+    const current = match && (link.dataset.i18n || link.dataset.route) === match[2];
     if (current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
   }
   const container = h('div');
@@ -102,6 +102,7 @@ async function route() {
     fill(container, h('p', {class: 'error', role: 'alert'}, t('error.noproject')));
     return;
   }
+  events.refreshBadge(); // the unread count in the navigation, on every page
   const params = hash.match(match[0]).slice(1);
   document.title = `${t(match[2])} · twinbill`;
   try {

@@ -1,11 +1,11 @@
 // Reverse control on a meter's page: seed 002's PATCH /dt/open/v1/instance/{id} with
-// [{id, expectvalue}] for State attributes, and each one's state as far as the API reports it.
+// [{id, expectvalue}] for State attributes, and each one's state as the API reports it.
 //
-// The twin keeps the desired value (`expectvalue`) and when it was set (the attribute's `mtime`);
-// the device's report of the attribute updates `value` and `stime`. So the page can tell:
-// none set; pending (set, the device has not reported that value since); applied (the device
-// reported the desired value after it was set). A device's refusal or an expired command is not
-// recorded by the API (the ingest gateway logs them), so the page says so instead of guessing.
+// The twin keeps the desired value (`expectvalue`, set at the attribute's `mtime`) and the
+// device's outcome after seed 002's own fields: `expectstatus` (pending once set; applied when
+// the device's set_reply said 200; refused with `expectcode`/`expectmessage` for any other code;
+// expired when the command was never delivered), and `expecttime`, when that outcome came. The
+// page shows those fields; it does not infer an outcome from the reported value.
 
 import {api} from '../api.js';
 import {errorBox, fill, h, table} from '../dom.js';
@@ -26,10 +26,34 @@ export function sameValue(value, wanted, datatype) {
   return String(value) === String(wanted);
 }
 
-/** 'none' | 'pending' | 'applied' for one State attribute. */
+const OUTCOMES = ['pending', 'applied', 'refused', 'expired'];
+
+/** 'none' | 'pending' | 'applied' | 'refused' | 'expired' for one State attribute, from the API's
+ * `expectstatus` (a desired value kept from before the twin recorded outcomes has none: pending). */
 export function controlState(attr) {
   if (attr.expectvalue === null || attr.expectvalue === undefined || attr.expectvalue === '') return 'none';
-  return sameValue(attr.value, attr.expectvalue, attr.datatype) && attr.stime >= attr.mtime ? 'applied' : 'pending';
+  return OUTCOMES.includes(attr.expectstatus) ? attr.expectstatus : 'pending';
+}
+
+/** Whether the device reports the desired value now (said beside the state, not used for it). */
+function reportsDesired(attr) {
+  return sameValue(attr.value, attr.expectvalue, attr.datatype) && attr.stime >= attr.mtime;
+}
+
+function stateCell(attr, zone) {
+  const state = controlState(attr);
+  const detail = [];
+  if (state === 'refused') {
+    detail.push(h('span', {class: 'refusal'}, attr.expectcode !== null && attr.expectcode !== undefined
+      ? t('control.refusedcode', {code: attr.expectcode}) : t('control.refusednocode'),
+    attr.expectmessage ? `: ${attr.expectmessage}` : ''));
+  }
+  if (state !== 'none' && state !== 'pending' && attr.expecttime) {
+    detail.push(h('small', {class: 'muted'}, t('control.outcomeat', {time: formatTime(attr.expecttime, zone)})));
+  }
+  if (state === 'pending' && reportsDesired(attr)) detail.push(h('small', {class: 'muted'}, t('control.reportsdesired')));
+  return h('span', {class: `control-${state}`, 'data-state': state}, t(`control.${state}`),
+    detail.flatMap((node) => [h('br'), node]));
 }
 
 function input(attr) {
@@ -56,7 +80,6 @@ export function controlSection(instance, zone, reload) {
     if (attr.datatype === 'Boolean' && attr.expectvalue) {
       control.value = ['false', '0'].includes(attr.expectvalue.trim().toLowerCase()) ? 'false' : 'true';
     }
-    const state = controlState(attr);
     const set = async (event) => {
       event.preventDefault();
       const wanted = control.value.trim();
@@ -81,7 +104,7 @@ export function controlSection(instance, zone, reload) {
         h('small', {class: 'muted'}, formatTime(attr.stime, zone))),
       h('span', {}, attr.expectvalue || '—', h('br'),
         h('small', {class: 'muted'}, attr.expectvalue ? formatTime(attr.mtime, zone) : '')),
-      h('span', {class: `control-${state}`, 'data-state': state}, t(`control.${state}`)),
+      stateCell(attr, zone),
       h('form', {class: 'row-actions', onsubmit: set}, control, button)];
   });
   return h('section', {id: 'control', 'aria-labelledby': 'control-title'},

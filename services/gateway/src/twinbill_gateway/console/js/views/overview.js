@@ -1,4 +1,5 @@
-// Overview: meters online/offline and the last report, the next billing fire times, the last run.
+// Overview: meters online/offline and the last report, the next billing fire times, the last run,
+// the project's recent events.
 
 import {api, listAll} from '../api.js';
 import {errorBox, fill, h, table} from '../dom.js';
@@ -7,6 +8,7 @@ import {t} from '../i18n.js';
 import {PageLeft, consumptionByType} from './consumption.js';
 import {typeName} from './meters.js';
 import {runOutcome} from './runs.js';
+import {eventNames, eventsTable, recentEvents} from './events.js';
 import {loadTasks, nextFires} from './tasks.js';
 
 function card(title, ...body) {
@@ -63,18 +65,25 @@ async function runCard(project) {
     : h('p', {}, t('runs.none')));
 }
 
+async function eventsCard(project) {
+  const [{events}, names] = await Promise.all([recentEvents(project, {size: 5}), eventNames(project)]);
+  return card(t('overview.events'), events.length
+    ? eventsTable(events, names, project.timezone, {id: 'recent-events', caption: t('overview.events')})
+    : h('p', {id: 'recent-events-none'}, t('events.none')),
+  h('a', {href: '#/events'}, t('events.all')));
+}
+
 export async function render({view, project}) {
   const grid = h('div', {class: 'grid'});
   fill(view, h('h1', {}, `${t('nav.overview')} · ${project.name}`),
     h('p', {class: 'muted'}, t('overview.zone', {zone: project.timezone})), grid);
   // Each card loads on its own: one failing service leaves the others on the page.
-  const slots = [metersCard, consumptionCard, firesCard, runCard].map((make) => {
-    const slot = h('div', {}, h('p', {}, t('loading')));
+  const slots = [metersCard, consumptionCard, firesCard, runCard, eventsCard].map((make) => {
+    const slot = h('div', {class: make === eventsCard ? 'wide' : undefined}, h('p', {}, t('loading')));
     grid.append(slot);
     return make(project, () => grid.isConnected).then((node) => fill(slot, node),
       (err) => err.status !== 401 && !(err instanceof PageLeft)
         && fill(slot, errorBox(t('error.load', {message: err.message}))));
   });
-  grid.append(card(t('nav.events'), h('p', {}, t('events.unavailable'))));
   await Promise.all(slots);
 }
