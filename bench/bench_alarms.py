@@ -31,8 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
 import asyncpg
+from procstats import wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY
@@ -91,19 +91,6 @@ def message(pk: str, gateway: str, meters: list[str], *, at_ms: int, reading: in
     return message_id, text.encode()
 
 
-async def wait_ready(process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise SystemExit(f"twin service exited with {process.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{PORT}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("twin service did not become ready")
 
 
 NEWEST = ("SELECT coalesce(max((rules->(SELECT id::text FROM alarm_rules WHERE kind = 'register'))->>'t'), '0')"
@@ -127,7 +114,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "twinbill_twin", env=env, cwd=ROOT)
     bus = Bus(amqp_url, namespace=namespace)
     try:
-        await wait_ready(process)
+        await wait_ready(PORT, process)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         pk = f"pk{tag}"
         layout = await make_registry(conn, tag)

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
+from procstats import wait_ready  # bench/ is first on sys.path
 
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.bemserver.meters import BOUNDARY_READINGS
@@ -65,19 +66,6 @@ def free_port(taken: set[int]) -> int:
     raise SystemExit("no free port in 18400-18499")
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process, name: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{name} did not become ready")
 
 
 def cpu_seconds(pid: int) -> float:

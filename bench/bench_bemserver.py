@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_devstack.namespaces import delete_namespace
 
@@ -40,13 +41,6 @@ ADMIN = ("bench@twinbill.test", "bench-password")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
@@ -67,19 +61,6 @@ def stamp(second: int) -> str:
     return (T0 + timedelta(seconds=second)).isoformat()
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process, name: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{name} did not become ready")
 
 
 def p50_p99(values: list[float]) -> tuple[float, float]:

@@ -30,6 +30,8 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procstats import cpu_seconds  # noqa: E402  # bench/ is first on sys.path
+
 from tests.integration.billing.fake_twin import TwinData, create_fake_twin, meter  # noqa: E402  # after sys.path
 from twinbill_billing.domain.periods import to_epoch_ms  # noqa: E402
 from twinbill_common.bus import Bus  # noqa: E402
@@ -46,13 +48,6 @@ END = datetime(2024, 6, 30, 16, tzinfo=UTC)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def serve_twin(port: int, meters: int) -> None:

@@ -31,11 +31,10 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 # bench/procstats.py: a script's own folder is first on sys.path.
-from procstats import cpu_seconds, find_rabbitmq_home, find_shared_rabbitmq
+from procstats import cpu_seconds, find_rabbitmq_home, find_shared_rabbitmq, wait_ready
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY
@@ -117,20 +116,6 @@ def bodies(meters: list[tuple[str, str]], points: int) -> list[tuple[str, bytes]
     return out
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    """Poll the twin's /readyz."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(1200):
-            if process.returncode is not None:
-                raise SystemExit(f"twin service exited with {process.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("twin service did not become ready")
 
 
 async def start_twin(dsn: str, namespace: str, port: int, amqp_url: str) -> asyncio.subprocess.Process:
@@ -166,10 +151,10 @@ async def run_twin(consumers: int, *, points: int, ports: list[int], rabbit: Pri
     processes: list[asyncio.subprocess.Process] = []
     try:
         processes = [await start_twin(dsn, namespace, ports[0], amqp_url)]
-        await wait_ready(ports[0], processes[0])  # migrations done: the schema is there
+        await wait_ready(ports[0], processes[0], attempts=1200)  # migrations done: the schema is there
         processes += [await start_twin(dsn, namespace, ports[n], amqp_url) for n in range(1, consumers)]
         for n, process in enumerate(processes):
-            await wait_ready(ports[n], process)
+            await wait_ready(ports[n], process, attempts=1200)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         meters = await make_meters(conn, tag)
         await bus.connect()

@@ -34,6 +34,7 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
+from procstats import cpu_seconds  # bench/ is first on sys.path
 
 from twinbill_common.postgres import apply_migrations
 from twinbill_common.schemas import RunBilling
@@ -47,13 +48,6 @@ SCHEMA = "scheduler"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def quantile(values: list[float], q: float) -> float:

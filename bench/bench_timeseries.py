@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY
@@ -40,13 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
@@ -114,19 +108,6 @@ def other_series() -> list[list[tuple[int, dict[str, str]]]]:
     return [points[i:i + step] for i in range(0, len(points), step)]
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise SystemExit(f"twin service exited with {process.returncode}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("twin service did not become ready")
 
 
 async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, str], runs: int,

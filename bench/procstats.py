@@ -1,12 +1,34 @@
 """What the benches read of their processes (Linux /proc): CPU seconds, RSS, and a sampler that
-records each process's RSS while a bench runs, so a bench can show that none grows with time."""
+records each process's RSS while a bench runs, so a bench can show that none grows with time;
+and the wait for a service process the bench started to answer /readyz."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 from pathlib import Path
+
+
+async def wait_ready(port: int, process: asyncio.subprocess.Process, name: str = "twin service",
+                     *, attempts: int = 600) -> None:
+    """Poll http://127.0.0.1:<port>/readyz every 0.1 s until it answers 200; SystemExit naming
+    the service when its process exits first or it never does."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(attempts):
+            if process.returncode is not None:
+                raise SystemExit(f"{name} exited with {process.returncode}")
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{name} did not become ready")
 
 
 def cpu_seconds(pid: int) -> float:
