@@ -17,6 +17,9 @@ def test_console_and_sign_in_come_first() -> None:
     assert lines[1].split() == ["web", "console", "http://127.0.0.1:8000/"]
     assert lines[2].split() == ["sign", "in", "as", "admin@twinbill.local", "/", "twinbill-admin"]
     assert any("history/?project_id=1" in line for line in lines)
+    # the gateway's metrics are on their own port; the public one answers 404 there
+    assert "  metrics    http://127.0.0.1:8009/metrics   (gateway)" in lines
+    assert "  metrics    http://127.0.0.1:8001/metrics   (twin)" in lines
 
 
 def test_without_the_gateway_no_console_is_promised() -> None:

@@ -60,7 +60,8 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
     pg_dsn, amqp_url = settings.pg_dsn, settings.amqp_url
     return [
         ServiceProcess("gateway", "twinbill_gateway", 8000, {
-            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000", "GATEWAY_METRICS_PORT": "8009"}),
+            "GATEWAY_PG_DSN": pg_dsn, "GATEWAY_HTTP_PORT": "8000",
+            "GATEWAY_METRICS_PORT": str(GATEWAY_METRICS_PORT)}),
         ServiceProcess("twin", "twinbill_twin", 8001, {
             "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001",
             # the twin asks the gateway which users a campaign scope holds (event notifications)
@@ -270,7 +271,16 @@ async def simulate(demo: dict[str, Any], *, log_file: Path) -> None:
 
 
 CONSOLE_URL = "http://127.0.0.1:8000/"
+GATEWAY_METRICS_PORT = 8009  # the gateway serves /metrics only here, not on the port clients reach
 DEMO_EMAIL, DEMO_PASSWORD = "admin@twinbill.local", "twinbill-admin"  # the gateway's default administrator
+
+
+def metrics_url(service: ServiceProcess) -> str:
+    """Where a service's /metrics answers: the gateway's on a port of its own (never the port
+    clients reach), every other service's on its HTTP port."""
+    if service.name == "gateway":
+        return f"http://127.0.0.1:{GATEWAY_METRICS_PORT}/metrics"
+    return f"{service.url}/metrics"
 
 
 def where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *, logs: Path) -> list[str]:
@@ -283,18 +293,20 @@ def where_to_look(running: list[ServiceProcess], demo: dict[str, Any] | None, *,
     lines.append("Also:")
     if "gateway" in names:
         lines += ["  gateway    http://127.0.0.1:8000  (POST /api/v1/auth/token with"
-                  f' {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}"}})']
+                  f' {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}"}})',
+                  "  API docs   http://127.0.0.1:8000/docs  (the merged OpenAPI: /openapi.json)"]
     if "twin" in names:
         lines += ["  twins      http://127.0.0.1:8001/dt/open/v1/instances?page=1&offset=10",
                   "  registry   http://127.0.0.1:8001/api/v1/devices/",
-                  "  one twin   http://127.0.0.1:8001/dt/open/v1/instance?ids=1"]
+                  "  one twin   http://127.0.0.1:8001/dt/open/v1/instance?ids=1",
+                  "  readings   http://127.0.0.1:8001/dt/open/v1/instance/attribute/5?start=30m-ago&downsample=1m-last"]
     if "scheduler" in names and demo is not None:
         lines.append(f"  tasks      http://127.0.0.1:8002/api/v1/scheduler/tasks/"
                      f"?project_id={demo['project_id']}&device_type=0")
     if "billing" in names and demo is not None:
         lines.append(f"  bills      http://127.0.0.1:8003/api/v1/scheduler/history/"
                      f"?project_id={demo['project_id']}&device_type=0")
-    lines += [f"  metrics    {s.url}/metrics   ({s.name})" for s in running]
+    lines += [f"  metrics    {metrics_url(s)}   ({s.name})" for s in running]
     lines += [f"  logs       {logs}/  (the simulator's status: simulator.log)",
               "Ctrl-C stops everything started here.", ""]
     return lines
