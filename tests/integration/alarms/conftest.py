@@ -17,12 +17,16 @@ from twinbill_twin.settings import TwinSettings
 
 
 @pytest.fixture(scope="module")
-def alarm_settings(pg_dsn: str, amqp_url: str) -> TwinSettings:
-    """Rules re-read on every batch, offline sweeps every 0.2 s."""
+async def alarm_settings(pg_dsn: str, amqp_url: str) -> AsyncIterator[TwinSettings]:
+    """Rules re-read on every batch, offline sweeps every 0.2 s. The bus namespace is deleted
+    after the module, once every twin app its tests started has stopped (deleted while one
+    runs, its robust channels would declare the queues again)."""
     tag = uuid.uuid4().hex[:10]
-    return TwinSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, schema_name=f"alarm_{tag}",
-                        bus_namespace=f"al{tag}.", pg_pool_max=6, alarm_rules_ttl=0,
-                        alarm_sweep_interval=0.2, notifier_interval=0.1)
+    settings = TwinSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, schema_name=f"alarm_{tag}",
+                            bus_namespace=f"al{tag}.", pg_pool_max=6, alarm_rules_ttl=0,
+                            alarm_sweep_interval=0.2, notifier_interval=0.1)
+    yield settings
+    await delete_namespace(amqp_url, settings.bus_namespace)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +40,8 @@ async def twin(alarm_settings: TwinSettings) -> AsyncIterator[TestClient[Any, An
 
 @pytest.fixture(scope="module")
 async def publisher(alarm_settings: TwinSettings, twin: TestClient[Any, Any]) -> AsyncIterator[Bus]:
-    """Publishes as the ingest gateway does; deletes the namespace afterwards."""
+    """Publishes as the ingest gateway does (alarm_settings deletes the namespace)."""
     bus = Bus(alarm_settings.amqp_url.get_secret_value(), namespace=alarm_settings.bus_namespace)
     await bus.connect()
     yield bus
-    await delete_namespace(bus.url, bus.namespace)
     await bus.close()

@@ -80,7 +80,7 @@ def ensure_mongo(*, state_dir: Path, url: str | None = None,
 
 
 # Namespaces the test suite and the benchmarks make: `t<hex>.`, `tts<hex>.`, `bench<hex>.`, ...
-TEST_NAMESPACE = re.compile(r"^(t|tts|bench|bsched)[0-9a-f]{4,}\.")
+TEST_NAMESPACE = re.compile(r"^(t|tts|tbr|al|bench|bsched)[0-9a-f]{4,}\.")
 
 
 def _rabbitmqctl_names(kind: str) -> list[str]:
