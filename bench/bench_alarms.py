@@ -35,7 +35,7 @@ import asyncpg
 from procstats import wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
-from twinbill_common.topology import TELEMETRY
+from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 
@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
             reading += 1
             message_id, payload = message(pk, gateway, meters, at_ms=at_ms, reading=reading)
             async with limiter:
-                await bus.publish_raw(TELEMETRY, f"mp.{pk}.{gateway}", payload, message_id=message_id)
+                await bus.publish_raw(TELEMETRY, telemetry_key(pk, gateway), payload, message_id=message_id)
 
         # 1. backlog
         requests = args.backlog // METERS

@@ -37,7 +37,7 @@ import asyncpg
 from procstats import cpu_seconds, find_rabbitmq_home, find_shared_rabbitmq, wait_ready
 
 from twinbill_common.bus import Bus
-from twinbill_common.topology import TELEMETRY
+from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
@@ -163,7 +163,7 @@ async def run_twin(consumers: int, *, points: int, ports: list[int], rabbit: Pri
 
         async def send(message_id: str, body: bytes) -> None:
             async with limiter:
-                await bus.publish_raw(TELEMETRY, "mp.gw.gw", body, message_id=message_id)
+                await bus.publish_raw(TELEMETRY, telemetry_key("gw", "gw"), body, message_id=message_id)
 
         before = [cpu_seconds(p.pid) for p in processes]
         backends = [row["pid"] for row in await conn.fetch(

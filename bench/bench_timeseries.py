@@ -28,7 +28,7 @@ import asyncpg
 from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
-from twinbill_common.topology import TELEMETRY
+from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_devstack.namespaces import delete_namespace
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -161,7 +161,7 @@ async def run() -> None:
         async def send(item: tuple[str, str, tuple[str, bytes]]) -> None:
             key_pk, key_dk, (message_id, payload) = item
             async with limiter:
-                await bus.publish_raw(TELEMETRY, f"mp.{key_pk}.{key_dk}", payload, message_id=message_id)
+                await bus.publish_raw(TELEMETRY, telemetry_key(key_pk, key_dk), payload, message_id=message_id)
 
         print(f"publishing {len(messages)} messages, {expected} points ...", flush=True)
         write_cpu = await server_cpu(conn, [process.pid])

@@ -27,7 +27,7 @@ from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import Bus
 from twinbill_common.schemas.billing import RunBilling
-from twinbill_common.topology import BILLING, TELEMETRY
+from twinbill_common.topology import BILLING, TELEMETRY, telemetry_key
 from twinbill_devstack.ports import free_port
 from twinbill_twin.app import create_app as create_twin
 from twinbill_twin.keys import POOL
@@ -96,7 +96,7 @@ async def report(bus: Bus, product_key: str, device_key: str, points: list[tuple
             f'"product_key":"{product_key}","device_key":"{device_key}","request_id":"1",'
             f'"method":"thing.measurepoint.resume.batch","received_at":{to_epoch_ms(now)},'
             f'"points":[{encoded}]}}')
-    await bus.publish_raw(TELEMETRY, f"mp.{product_key}.{device_key}", body.encode(),
+    await bus.publish_raw(TELEMETRY, telemetry_key(product_key, device_key), body.encode(),
                           message_id=uuid.uuid4().hex, headers={"type": "MeasurementsAccepted"})
 
 

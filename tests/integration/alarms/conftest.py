@@ -18,13 +18,14 @@ from twinbill_twin.settings import TwinSettings
 
 @pytest.fixture(scope="module")
 async def alarm_settings(pg_dsn: str, amqp_url: str) -> AsyncIterator[TwinSettings]:
-    """Rules re-read on every batch, offline sweeps every 0.2 s. The bus namespace is deleted
-    after the module, once every twin app its tests started has stopped (deleted while one
-    runs, its robust channels would declare the queues again)."""
+    """Rules re-read on every batch, offline sweeps and alarm shard balancing every 0.2 s. The
+    bus namespace is deleted after the module, once every twin app its tests started has stopped
+    (deleted while one runs, its robust channels would declare the queues again)."""
     tag = uuid.uuid4().hex[:10]
     settings = TwinSettings(pg_dsn=pg_dsn, amqp_url=amqp_url, schema_name=f"alarm_{tag}",
                             bus_namespace=f"al{tag}.", pg_pool_max=6, alarm_rules_ttl=0,
-                            alarm_sweep_interval=0.2, notifier_interval=0.1)
+                            alarm_sweep_interval=0.2, notifier_interval=0.1, alarm_lease_ttl=1.0,
+                            alarm_balance_interval=0.2)
     yield settings
     await delete_namespace(amqp_url, settings.bus_namespace)
 

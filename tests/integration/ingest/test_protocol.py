@@ -12,6 +12,7 @@ import aiohttp
 
 from tests.integration.ingest.conftest import FIXTURES, RunningGateway, TelemetryReader, decode, load_fixture
 from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_common.topology import telemetry_key
 from twinbill_ingest.domain.codes import Code
 
 
@@ -49,7 +50,7 @@ async def test_seed_sample_verbatim_is_answered_200_and_its_points_reach_the_bus
     assert body["request_id"] == "123"
     assert body["method"] == "thing.measurepoint.resume.batch"
     assert message.message_id == body["message_id"]
-    assert message.routing_key == f"mp.{gateway.creds.product_key}.{gateway.creds.device_key}"
+    assert message.routing_key == telemetry_key(gateway.creds.product_key, gateway.creds.device_key)
     assert message.delivery_mode == 2  # persistent
 
 

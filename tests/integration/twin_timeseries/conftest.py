@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.servicetokens import as_service
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import MeasurementsAccepted
-from twinbill_common.topology import TELEMETRY
+from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import create_app
 from twinbill_twin.keys import POOL
@@ -151,7 +151,7 @@ def measurements(device: Device, points: list[tuple[int, dict[str, Any]]], *,
 async def publish(bus: Bus, message: MeasurementsAccepted) -> None:
     """Publish with confirms, numbers as exact decimal text."""
     body = {name: getattr(message, name) for name in MeasurementsAccepted.model_fields}
-    await bus.publish_raw(TELEMETRY, f"mp.{message.product_key}.{message.device_key}",
+    await bus.publish_raw(TELEMETRY, telemetry_key(message.product_key, message.device_key),
                           encode(body).encode(), message_id=message.message_id,
                           headers={"type": "MeasurementsAccepted"})
 

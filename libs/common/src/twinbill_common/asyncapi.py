@@ -27,6 +27,8 @@ from twinbill_common.schemas import (
 )
 from twinbill_common.schemas.billing import BillingChanged
 from twinbill_common.topology import (
+    ALARM_QUEUES,
+    ALARM_SHARDS,
     AUXILIARY_QUEUES,
     BILLING,
     BILLING_JOBS,
@@ -37,6 +39,7 @@ from twinbill_common.topology import (
     INGEST_COMMANDS,
     REGISTRY,
     TELEMETRY,
+    TELEMETRY_SLOTS,
     TWIN_BILLING_OUTCOMES,
     TWIN_COMMAND_OUTCOMES,
     TWIN_TELEMETRY,
@@ -63,10 +66,11 @@ class Channel:
 
 
 CHANNELS = (
-    Channel("telemetry", TELEMETRY, "mp.{productKey}.{deviceKey}", MeasurementsAccepted, "ingest",
-            (TWIN_TELEMETRY.name, "twin.alarms"), ("twin",),
-            "Measure points a device reported and the ingest gateway acknowledged (seed 003); "
-            "twin.alarms feeds the twin's alarm rules."),
+    Channel("telemetry", TELEMETRY, "mp.{slot}.{productKey}.{deviceKey}", MeasurementsAccepted, "ingest",
+            (TWIN_TELEMETRY.name, *(queue.name for queue in ALARM_QUEUES)), ("twin",),
+            "Measure points a device reported and the ingest gateway acknowledged (seed 003). The slot is "
+            f"crc32('{{productKey}}/{{deviceKey}}') mod {TELEMETRY_SLOTS}; the alarm shards twin.alarms.0-"
+            f"{ALARM_SHARDS - 1} each bind every {ALARM_SHARDS}th slot and feed the twin's alarm rules."),
     Channel("commands", COMMANDS, "set.{productKey}.{deviceKey}", SetMeasurepoints, "twin",
             (INGEST_COMMANDS.name,), ("ingest",),
             "Reverse control: desired values the twin sends to a device through the ingest gateway."),

@@ -289,6 +289,15 @@ class Bus(Consumers):
         channel = await self._consumer_channel(prefetch)
         return await channel.declare_queue(self.name(queue), passive=True)
 
+    async def release_queue(self, queue: aio_pika.abc.AbstractRobustQueue) -> None:
+        """Close the consumer channel of a queue from `consumer_queue`: its consumers end and the
+        broker takes back what they held unacked (redelivered, marked so, to the next consumer)."""
+        channel = queue.channel
+        if channel in self._consumer_channels:
+            self._consumer_channels.remove(channel)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(channel.close(), 5)
+
     async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         if self._connection is None:
             raise BusUnavailable("bus is not connected")

@@ -48,6 +48,10 @@ class Consumers:
         """Move a message to `<queue>.dlq` with the reason (Bus)."""
         raise NotImplementedError
 
+    async def release_queue(self, queue: AbstractRobustQueue) -> None:
+        """Close a consumer queue's channel (Bus)."""
+        raise NotImplementedError
+
     @staticmethod
     def _decode(schema: type[M], raw: AbstractIncomingMessage, *, exact_decimals: bool = False) -> M:
         """Decode a body; with exact_decimals, JSON numbers with a fraction become Decimal."""
@@ -118,22 +122,27 @@ class Consumers:
         A batch is acked after the handler returns. If the handler raises PermanentError the batch
         is retried message by message, so one poison message is dead-lettered and the rest flow.
         A broker restart does not end it (see `settle`).
+        Cancelled, it closes its channel: the broker takes back whatever it held unacked, so a
+        consumer can be stopped on its own (an alarm shard handed to another replica).
         """
         declared = await self.consumer_queue(queue, max_batch * 2)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        await declared.consume(inbox.put)
-        while True:
-            batch = [await inbox.get()]
-            deadline = asyncio.get_running_loop().time() + max_wait
-            while len(batch) < max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0 and inbox.empty():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
-                except TimeoutError:
-                    break
-            await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
+        try:
+            await declared.consume(inbox.put)
+            while True:
+                batch = [await inbox.get()]
+                deadline = asyncio.get_running_loop().time() + max_wait
+                while len(batch) < max_batch:
+                    timeout = deadline - asyncio.get_running_loop().time()
+                    if timeout <= 0 and inbox.empty():
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
+                    except TimeoutError:
+                        break
+                await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
+        finally:
+            await asyncio.shield(self.release_queue(declared))
 
     async def _handle_batch(
         self,

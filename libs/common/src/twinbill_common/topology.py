@@ -7,6 +7,7 @@ relies on too, so a message it publishes is never unroutable because its consume
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 TELEMETRY = "telemetry"
@@ -16,6 +17,22 @@ BILLING = "billing"
 DEAD_LETTER = "dlx"
 
 EXCHANGES = (TELEMETRY, COMMANDS, REGISTRY, BILLING)
+
+# Telemetry routing keys carry a slot of the publishing device: `mp.{slot}.{pk}.{dk}`, the slot a
+# hash of the device's keys. A queue bound to `mp.#` sees every message; the alarm shards each bind
+# a fixed share of the slots, so one device's messages always reach the same shard, in order.
+TELEMETRY_SLOTS = 64
+ALARM_SHARDS = 4  # divides TELEMETRY_SLOTS; changing it re-binds the shard queues (docs/architecture.md)
+
+
+def telemetry_slot(product_key: str, device_key: str) -> int:
+    """The slot of a device's telemetry (stable across processes and releases)."""
+    return zlib.crc32(f"{product_key}/{device_key}".encode()) % TELEMETRY_SLOTS
+
+
+def telemetry_key(product_key: str, device_key: str) -> str:
+    """The routing key of a device's MeasurementsAccepted on the telemetry exchange."""
+    return f"mp.{telemetry_slot(product_key, device_key)}.{product_key}.{device_key}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,15 @@ TWIN_BILLING_OUTCOMES = WorkQueue("twin.billing_outcomes", BILLING, ("job.finish
 WORK_QUEUES = (TWIN_TELEMETRY, INGEST_COMMANDS, BILLING_RUNS, BILLING_JOBS, TWIN_COMMAND_OUTCOMES,
                TWIN_BILLING_OUTCOMES)
 
+# The alarm rules' shards: `twin.alarms.{n}`, each bound to every ALARM_SHARDS-th slot, with a
+# single active consumer (one replica evaluates a shard at a time, in queue order; the others wait
+# as standbys). Declared by the twin only where alarms run.
+ALARM_QUEUES = tuple(
+    WorkQueue(f"twin.alarms.{shard}", TELEMETRY,
+              tuple(f"mp.{slot}.#" for slot in range(shard, TELEMETRY_SLOTS, ALARM_SHARDS)),
+              extra_arguments={"x-single-active-consumer": True})
+    for shard in range(ALARM_SHARDS))
+
 # Queues services declare beyond the work queues: journals that keep `mandatory` publishes
 # routable, a service's own event queue, parked dead letters. Listed here so a namespace can be
 # deleted whole.
@@ -51,8 +77,8 @@ AUXILIARY_QUEUES = (
     "scheduler.registry.dlq",
     "billing.issued.journal",
     "billing.jobs.parked",
-    "twin.alarms",
-    "twin.alarms.dlq",
+    *(queue.name for queue in ALARM_QUEUES),
+    *(f"{queue.name}.dlq" for queue in ALARM_QUEUES),
 )
 
 

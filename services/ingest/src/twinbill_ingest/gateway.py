@@ -18,7 +18,7 @@ import aiomqtt
 from twinbill_common.bus import Bus
 from twinbill_common.errors import BusUnavailable
 from twinbill_common.logging import get_logger
-from twinbill_common.topology import TELEMETRY
+from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_ingest.domain.codes import MESSAGES, Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
 from twinbill_ingest.domain.requests import validate_request
@@ -188,7 +188,7 @@ class Gateway:
         try:
             await self.bus.publish_raw(
                 TELEMETRY,
-                f"mp.{topic.product_key}.{topic.device_key}",
+                telemetry_key(topic.product_key, topic.device_key),
                 body,
                 message_id=mid,
                 headers={"type": "MeasurementsAccepted"},

@@ -20,13 +20,13 @@ from twinbill_common.postgres import TRANSIENT_ERRORS, open_schema
 from twinbill_common.schemas import BillingJobFinished, CommandOutcome
 from twinbill_common.servicetokens import ServiceTokens, require_service_token
 from twinbill_common.smorest import render_smorest
-from twinbill_common.topology import TWIN_BILLING_OUTCOMES, TWIN_COMMAND_OUTCOMES, TWIN_TELEMETRY
+from twinbill_common.topology import ALARM_QUEUES, TWIN_BILLING_OUTCOMES, TWIN_COMMAND_OUTCOMES, TWIN_TELEMETRY
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.directory import Directory, GatewayDirectory
 from twinbill_twin.events import Outbox, declare_journal
-from twinbill_twin.handlers import TWIN_ALARMS, AlarmConsumer, handle_billing_outcome, handle_command_outcome
+from twinbill_twin.handlers import AlarmConsumer, handle_billing_outcome, handle_command_outcome
 from twinbill_twin.keys import ALARMS, BUS, DEVICE_SECRETS, DIRECTORY, OUTBOX, POOL, REFUSALS, SETTINGS
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.notifier import Notifier
@@ -115,10 +115,12 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
             if settings.webhooks_enabled:
                 background.start("webhooks", dispatcher.run(interval=settings.webhook_interval))
             if settings.alarms_enabled:
-                await bus.declare_work_queue(TWIN_ALARMS)
+                for queue in ALARM_QUEUES:
+                    await bus.declare_work_queue(queue)
                 alarms = AlarmConsumer(pool, bus, default_zone=settings.default_timezone,
                                        max_batch=settings.alarm_batch, rules_ttl=settings.alarm_rules_ttl,
-                                       parallel=settings.alarm_parallel)
+                                       parallel=settings.alarm_parallel, lease_ttl=settings.alarm_lease_ttl,
+                                       balance_interval=settings.alarm_balance_interval)
                 app[ALARMS] = alarms
                 background.start("alarm_consumer", alarms.run())
                 background.start("offline_sweep", alarms.sweep_offline(interval=settings.alarm_sweep_interval))

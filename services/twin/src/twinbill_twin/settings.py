@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from twinbill_common.settings import PostgresSettings
@@ -56,10 +56,12 @@ class TwinSettings(PostgresSettings):
     alarms_enabled: bool = True
     telemetry_enabled: bool = True
     alarm_batch: int = Field(default=500, ge=1)  # messages per batch
-    # Batches in flight at once. 1 keeps each device's points in queue order; with more (or more
-    # replicas) a device's points may be split between batches and the older ones of a race are
-    # skipped by the order-sensitive rules (safe: no duplicate alarms, no lost state).
-    alarm_parallel: int = Field(default=1, ge=1)
+    # Batches evaluated at once on a replica (from different shards, so never one device's).
+    alarm_parallel: int = Field(default=2, ge=1)
+    # Shard leases: a replica renews its own every `alarm_balance_interval` seconds; a dead
+    # replica's shards are taken over once its leases are `alarm_lease_ttl` seconds old.
+    alarm_lease_ttl: float = Field(default=15.0, gt=0)
+    alarm_balance_interval: float = Field(default=3.0, gt=0)
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
     # Webhook deliveries (issue 13).
@@ -70,3 +72,11 @@ class TwinSettings(PostgresSettings):
     webhook_max_attempts: int = Field(default=12, ge=1)
     webhook_first_retry: float = Field(default=2.0, gt=0)  # seconds, doubling per attempt, at most an hour
     webhook_concurrency: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _leases_outlive_renewals(self) -> TwinSettings:
+        if self.alarm_balance_interval * 2 > self.alarm_lease_ttl:
+            raise ValueError(
+                f"TWIN_ALARM_LEASE_TTL ({self.alarm_lease_ttl:g} s) must be at least twice "
+                f"TWIN_ALARM_BALANCE_INTERVAL ({self.alarm_balance_interval:g} s): leases would lapse between renewals")
+        return self

@@ -4,9 +4,9 @@ services report (reverse control, billing jobs) recorded as events."""
 
 from __future__ import annotations
 
-from twinbill_twin.handlers.alarms import TWIN_ALARMS, AlarmConsumer
+from twinbill_twin.handlers.alarms import AlarmConsumer
 from twinbill_twin.handlers.outcomes import handle_billing_outcome, handle_command_outcome
 from twinbill_twin.handlers.telemetry import TelemetryConsumer
 
-__all__ = ["TWIN_ALARMS", "AlarmConsumer", "TelemetryConsumer", "handle_billing_outcome",
+__all__ = ["AlarmConsumer", "TelemetryConsumer", "handle_billing_outcome",
            "handle_command_outcome"]

@@ -1,11 +1,16 @@
-"""The alarm rules on the live stream: `twin.alarms`, its own queue on the telemetry exchange,
-evaluated per device with state in PostgreSQL (docs/architecture.md, "Events, notifications,
-alarm rules and webhooks")."""
+"""The alarm rules on the live stream: the shard queues `twin.alarms.{n}` on the telemetry
+exchange, evaluated per device with state in PostgreSQL (docs/architecture.md, "Events,
+notifications, alarm rules and webhooks"). Each replica consumes the shards it leases
+(store/shards.py), so the rules scale out while a device's points stay in order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +23,7 @@ from twinbill_common.bus import Bus, Delivery
 from twinbill_common.logging import get_logger
 from twinbill_common.postgres import TRANSIENT_ERRORS as POSTGRES_TRANSIENT
 from twinbill_common.schemas import MeasurementsAccepted
-from twinbill_common.topology import TELEMETRY, WorkQueue
+from twinbill_common.topology import ALARM_QUEUES
 from twinbill_twin.domain.alarms import Alarm, Rule, evaluate
 from twinbill_twin.domain.levels import LEVELS
 from twinbill_twin.store.alarms import (
@@ -30,11 +35,9 @@ from twinbill_twin.store.alarms import (
     record_alarm,
     save_states,
 )
+from twinbill_twin.store.shards import balance, leave, release
 
 log = get_logger(__name__)
-
-TWIN_ALARMS = WorkQueue("twin.alarms", TELEMETRY, ("mp.#",))
-
 
 @dataclass
 class _Seen:
@@ -43,33 +46,79 @@ class _Seen:
 
 
 class AlarmConsumer:
-    """Consumes `twin.alarms` in batches: every point passes its project's rules; the offline rule
-    is a sweep over the devices' last-seen times."""
+    """Consumes the alarm shards this replica leases, in batches: every point passes its project's
+    rules; the offline rule is a sweep over the devices' last-seen times."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, default_zone: str, max_batch: int = 500,
-                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 1) -> None:
+                 max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 2,
+                 lease_ttl: float = 15.0, balance_interval: float = 3.0) -> None:
         self.pool = pool
         self.bus = bus
         self.default_zone = default_zone
         self.max_batch = max_batch
         self.max_wait = max_wait
-        # Batches in flight at once. Two batches with the same device serialise on its state row
-        # (created first, then locked in id order), so nothing is lost or raised twice; but a
-        # sample older than the state's is ignored, so with more than one (or several replicas
-        # on the queue) the older points of a race are not evaluated. Default 1: queue order.
-        self.parallel = parallel
+        # Batches evaluated at once on this replica. A device's messages all reach one shard and
+        # a shard is consumed by one replica at a time, one batch after another, so batches in
+        # flight together never share a publishing device.
+        self._evaluating = asyncio.Semaphore(parallel)
+        self.lease_ttl = lease_ttl
+        self.balance_interval = balance_interval
+        self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.rules = RuleCache(ttl=rules_ttl)
         self.devices = DeviceCache()
         self.points_evaluated = 0
         self.alarms_raised = 0
+        self.shards: dict[int, asyncio.Task[None]] = {}  # the shards this replica consumes
 
     async def run(self) -> None:
-        """Consume until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self.parallel):
-                group.create_task(self.bus.consume_batches(
-                    TWIN_ALARMS.name, MeasurementsAccepted, self.handle, max_batch=self.max_batch,
-                    max_wait=self.max_wait, exact_decimals=True))
+        """Every `balance_interval`, renew this replica's leases, take its share of the shards and
+        give back the rest, consuming exactly the shards it holds; until cancelled. A store that
+        does not answer leaves the consumers as they are (a shard queue's single active consumer
+        keeps it to one replica meanwhile). A shard consumer that fails ends this loop."""
+        try:
+            while True:
+                await self._rebalance()
+                for task in self.shards.values():
+                    if task.done():
+                        task.result()  # raises what ended it
+                await asyncio.sleep(self.balance_interval)
+        finally:
+            for shard in list(self.shards):
+                await self._stop(shard)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5), self.pool.acquire() as conn:
+                    await leave(conn, self.member)
+
+    async def _rebalance(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                round_ = await balance(conn, self.member, shards=len(ALARM_QUEUES), ttl=self.lease_ttl)
+                for shard in [*round_.surplus, *(set(self.shards) - round_.held)]:
+                    await self._stop(shard)  # before another replica may take it
+                if round_.surplus:
+                    await release(conn, self.member, round_.surplus)
+        except POSTGRES_TRANSIENT as err:
+            log.warning("alarm shards: store did not answer, keeping the shards consumed", error=repr(err))
+            return
+        for shard in sorted(round_.held - round_.surplus - set(self.shards)):
+            log.info("alarm shard taken", shard=shard, member=self.member)
+            self.shards[shard] = asyncio.create_task(self.bus.consume_batches(
+                ALARM_QUEUES[shard].name, MeasurementsAccepted, self._evaluate_batch, max_batch=self.max_batch,
+                max_wait=self.max_wait, exact_decimals=True))
+
+    async def _stop(self, shard: int) -> None:
+        task = self.shards.pop(shard, None)
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait([task])  # its channel is closed: what it held unacked is redelivered
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alarm shard consumer had failed", shard=shard, error=repr(task.exception()))
+        log.info("alarm shard given back", shard=shard, member=self.member)
+
+    async def _evaluate_batch(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
+        async with self._evaluating:
+            await self.handle(deliveries)
 
     async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
         """Evaluate a batch: decode -> rules (domain) -> states and events, in one transaction."""
