@@ -17,7 +17,7 @@ import asyncpg
 from playwright.async_api import Browser, FilePayload, Page, expect
 
 from tests.e2e.clients import Api, poll
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
 from tests.e2e.test_billing_e2e import report
 from tests.e2e.test_console import ARTIFACTS, _deadline, browser, pytestmark, shot, sign_in
 from twinbill_billing.demo import seed_demo_tariffs
@@ -25,7 +25,8 @@ from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.bus import Bus
 from twinbill_common.schemas import CommandOutcome
 from twinbill_common.schemas.billing import RunBilling
-from twinbill_common.topology import BILLING, COMMANDS, TELEMETRY
+from twinbill_common.topology import BILLING, COMMANDS, TELEMETRY, telemetry_key
+from twinbill_devstack.run import seed_demo_recipients
 from twinbill_twin.demo import seed_demo
 
 __all__ = ["browser", "pytestmark"]  # the fixture and the chromium check, from test_console
@@ -172,7 +173,7 @@ async def report_values(bus: Bus, product_key: str, device_key: str, at: datetim
             f'"method":"thing.measurepoint.resume.batch","received_at":{to_epoch_ms(now)},'
             f'"points":[{{"product_key":"{product_key}","device_key":"{device_key}",'
             f'"time":{to_epoch_ms(at)},"measurepoints":{{{points}}}}}]}}')
-    await bus.publish_raw(TELEMETRY, f"mp.{product_key}.{device_key}", body.encode(),
+    await bus.publish_raw(TELEMETRY, telemetry_key(product_key, device_key), body.encode(),
                           message_id=uuid.uuid4().hex, headers={"type": "MeasurementsAccepted"})
 
 
@@ -565,7 +566,7 @@ async def test_site_csv_import_with_per_cell_errors(platform: Platform, browser:
 async def test_events_and_notifications_inbox(
     platform: Platform, browser: Browser, amqp_url: str, bus_namespace: str, pg_dsn: str,
 ) -> None:
-    """The administrator's group is given the demo project's Alarms scope; a device refuses a
+    """The administrator's group is given the demo project's Alarms scope (as `make run` does); a device refuses a
     command (an ERROR "Reverse control" event) and the first water run skips every meter (WARNING
     "Billing" events, one per meter): the administrator is notified of each. The events page lists
     the notifications and the project's events as the API has them (level filter too), the
@@ -578,13 +579,16 @@ async def test_events_and_notifications_inbox(
         project = demo["project_id"]
         await seed_demo_tariffs(platform.url("billing"), project_id=project)
         me = await api.call("GET", "/api/v1/users/me")
-        scope = await api.call("POST", "/bemserver/campaign_scopes/", status=201,
-                               json={"name": "Alarms", "campaign_id": project})
-        group = await api.call("POST", "/bemserver/user_groups/", status=201, json={"name": "e2e operators"})
-        await api.call("POST", "/bemserver/users_by_user_groups/", status=201,
-                       json={"user_id": me["id"], "user_group_id": group["id"]})
-        await api.call("POST", "/bemserver/user_groups_by_campaign_scopes/", status=201,
-                       json={"campaign_scope_id": scope["id"], "user_group_id": group["id"]})
+        for _ in range(2):  # as `make run` does it, twice: nothing is linked twice
+            await seed_demo_recipients(project, gateway_url=platform.url("gateway"), email=ADMIN_EMAIL,
+                                       password=ADMIN_PASSWORD)
+        [scope] = await api.call("GET", "/bemserver/campaign_scopes/",
+                                 params={"campaign_id": project, "name": "Alarms"})
+        [group] = await api.call("GET", "/bemserver/user_groups/", params={"name": "demo alarm recipients"})
+        assert len(await api.call("GET", "/bemserver/user_groups_by_campaign_scopes/", params={
+            "campaign_scope_id": scope["id"], "user_group_id": group["id"]})) == 1
+        assert len(await api.call("GET", "/bemserver/users_by_user_groups/", params={
+            "user_id": me["id"], "user_group_id": group["id"]})) == 1
 
         meter = next(s for s in demo["gateways"][0]["sub_devices"] if s["device_type"] == 1)
         [device] = await api.call("GET", "/api/v1/devices/", params={"project_id": project,

@@ -156,6 +156,8 @@ async def main_async(settings: DevstackSettings) -> None:
         await start_all(last, logs)
         if demo is not None:
             await seed_demo_tasks(demo)
+            if any(s.name == "gateway" for s in running):
+                await seed_demo_recipients(demo["project_id"])
             await resume_registers(demo, tokens=ServiceTokens(settings.service_key, issuer="devstack"))
             tasks.append(asyncio.create_task(simulate(demo, log_file=logs / "simulator.log")))
         print_where_to_look(running, demo, logs=logs)
@@ -213,6 +215,52 @@ async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
     await call_demo("twinbill_billing.demo", "seed_demo_tariffs", "http://127.0.0.1:8003",
                     project_id=project_id)
     return demo
+
+
+ALARM_SCOPE, ALARM_GROUP = "Alarms", "demo alarm recipients"
+
+
+async def seed_demo_recipients(project_id: int, *, gateway_url: str = "http://127.0.0.1:8000",
+                               email: str | None = None, password: str | None = None) -> None:
+    """The console's administrator hears of the demo's alarms: a user group holding them, linked
+    to the project (a BEMServer campaign) and to its "Alarms" campaign scope, where the alarm rules
+    record their events; notifications reach only users whose group is linked to an event's scope.
+    Through the gateway's BEMServer API, idempotently."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.post(f"{gateway_url}/api/v1/auth/token",
+                             json={"email": email or DEMO_EMAIL, "password": password or DEMO_PASSWORD}) as response:
+            tokens = await response.json()
+        if tokens.get("status") != "success":
+            raise RuntimeError(f"demo: the administrator could not sign in at {gateway_url}: {tokens}")
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+        async def ensure(path: str, body: dict[str, Any], **match: Any) -> dict[str, Any]:
+            async with http.get(f"{gateway_url}/bemserver/{path}/", params=match, headers=headers) as response:
+                response.raise_for_status()
+                found: list[dict[str, Any]] = await response.json()
+            if found:
+                return found[0]
+            async with http.post(f"{gateway_url}/bemserver/{path}/", json=body, headers=headers) as response:
+                if response.status != 201:
+                    raise RuntimeError(f"demo: POST /bemserver/{path}/ answered {response.status}: "
+                                       f"{await response.text()}")
+                created: dict[str, Any] = await response.json()
+                return created
+
+        async with http.get(f"{gateway_url}/bemserver/users/", params={"email": email or DEMO_EMAIL},
+                            headers=headers) as response:
+            response.raise_for_status()
+            user_id = (await response.json())[0]["id"]
+        # the same scope the alarm rules create on their first event (twinbill_twin.store.alarms)
+        scope = await ensure("campaign_scopes", {"name": ALARM_SCOPE, "campaign_id": project_id,
+                                                 "description": "events raised by twinbill's alarm rules"},
+                             campaign_id=project_id, name=ALARM_SCOPE)
+        group = await ensure("user_groups", {"name": ALARM_GROUP}, name=ALARM_GROUP)
+        link = {"user_group_id": group["id"]}
+        await ensure("users_by_user_groups", {"user_id": user_id, **link}, user_id=user_id, **link)
+        await ensure("user_groups_by_campaigns", {"campaign_id": project_id, **link}, campaign_id=project_id, **link)
+        await ensure("user_groups_by_campaign_scopes", {"campaign_scope_id": scope["id"], **link},
+                     campaign_scope_id=scope["id"], **link)
 
 
 async def seed_demo_tasks(demo: dict[str, Any]) -> None:
