@@ -24,6 +24,9 @@ from twinbill_common.topology import ALARM_QUEUES, TWIN_BILLING_OUTCOMES, TWIN_C
 from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
+from twinbill_twin.bemserver.data import PARTITIONS
+from twinbill_twin.bemserver.weather import provider_of
+from twinbill_twin.checks import CHECKS, CheckRunner, add_check_routes
 from twinbill_twin.directory import Directory, GatewayDirectory
 from twinbill_twin.events import Outbox, declare_journal
 from twinbill_twin.handlers import AlarmConsumer, handle_billing_outcome, handle_command_outcome
@@ -67,6 +70,7 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
     background = add_background_loops(app)
     add_registry_routes(app)
     setup_bemserver(app)
+    add_check_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)
@@ -124,6 +128,13 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
                 app[ALARMS] = alarms
                 background.start("alarm_consumer", alarms.run())
                 background.start("offline_sweep", alarms.sweep_offline(interval=settings.alarm_sweep_interval))
+            runner = CheckRunner(pool, app[PARTITIONS], provider=provider_of(settings), period=settings.checks_period,
+                                 min_completeness=settings.check_min_completeness,
+                                 min_correctness=settings.check_min_correctness,
+                                 default_zone=settings.default_timezone)
+            app[CHECKS] = runner
+            if settings.checks_enabled:
+                background.start("check_services", runner.run(interval=settings.checks_interval))
             yield
         if gateway is not None:
             await gateway.close()

@@ -64,6 +64,15 @@ class TwinSettings(PostgresSettings):
     alarm_balance_interval: float = Field(default=3.0, gt=0)
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
+    # BEMServer's check services (issue 13; twinbill_twin.checks): missing data, outliers,
+    # cleanup, weather downloads, for the campaigns (sites) whose st_* row is enabled. Every
+    # replica looks every `checks_interval` seconds; a period is checked once (claimed in
+    # PostgreSQL). The period checked is the last whole day in the campaign's zone (or hour).
+    checks_enabled: bool = True
+    checks_interval: float = Field(default=60.0, gt=0)
+    checks_period: Literal["hour", "day"] = "day"
+    check_min_completeness: float = Field(default=0.9, ge=0, le=1)  # missing at or below this ratio
+    check_min_correctness: float = Field(default=0.9, ge=0, le=1)   # outliers: share inside Min/Max below this
     # Webhook deliveries (issue 13).
     webhooks_enabled: bool = True
     webhook_interval: float = Field(default=0.5, gt=0)  # seconds between polls when nothing is due

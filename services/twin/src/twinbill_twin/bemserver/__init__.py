@@ -2,7 +2,7 @@
 campaigns, campaign scopes, sites to zones, time series, data states, time-series data,
 properties and property data, the links of series to the structure, energy and weather
 links, completeness and the energy breakdown, events, their links, subscriptions and
-notifications (issue 13),
+notifications, the check services' st_* resources (issue 13),
 served under /bemserver behind the gateway (which serves about, auth, users and groups)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from twinbill_twin.bemserver.events import add_event_routes
 from twinbill_twin.bemserver.notifications import add_notification_routes
 from twinbill_twin.bemserver.properties import add_property_routes
 from twinbill_twin.bemserver.resources import add_resource_routes
+from twinbill_twin.bemserver.services import add_service_routes
 from twinbill_twin.bemserver.timeseries import add_timeseries_routes
 from twinbill_twin.bemserver.weather import add_weather_routes
 
@@ -35,3 +36,4 @@ def setup_bemserver(app: web.Application) -> None:
     add_event_routes(app, PREFIX)
     add_event_link_routes(app, PREFIX)
     add_notification_routes(app, PREFIX)
+    add_service_routes(app, PREFIX)

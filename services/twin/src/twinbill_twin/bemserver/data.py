@@ -84,7 +84,13 @@ async def store_points(request: web.Request, conn: asyncpg.Connection, series: l
         if item.attribute_id is not None and values:
             newest = max(values)
             currents.append(CurrentValue(item.attribute_id, str(values[newest]), newest, arrived))
-    partitions = request.app[PARTITIONS]
+    await write_points(conn, request.app[PARTITIONS], records, currents)
+
+
+async def write_points(conn: asyncpg.Connection, partitions: PartitionManager, records: list[SampleRecord],
+                       currents: list[CurrentValue]) -> None:
+    """Samples through the telemetry writer in chunks, inside one transaction (a savepoint in the
+    caller's): the BEMServer uploads', the weather download's and the cleanup's one path."""
     async with conn.transaction():  # nested in a caller's transaction: a savepoint
         for start in range(0, max(len(records), 1), WRITE_CHUNK):
             if start:

@@ -63,6 +63,8 @@ class Resource:
     registry: Table | None = None     # a registry table: written through store.places with events
     to_db: dict[str, str] = field(default_factory=dict)   # BEMServer field -> column
     paginate: bool = False
+    # field -> value when a create leaves it out (a PUT that leaves it out keeps the stored one)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 def _place(extra: dict[str, str]) -> dict[str, str]:
@@ -186,8 +188,14 @@ def _getter(resource: Resource) -> Any:
     return handler
 
 
-def _db_values(resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+def _db_values(resource: Resource, body: dict[str, Any], *, creating: bool = True) -> dict[str, Any]:
     values = {resource.to_db.get(k, k): v for k, v in body.items()}
+    for name, default in resource.defaults.items():
+        if values.get(name) is None:
+            if creating:
+                values[name] = default
+            else:
+                values.pop(name, None)
     if resource.registry is not None:
         for name in ("description", "ifc_id"):
             if name in values and values[name] is None:
@@ -237,6 +245,8 @@ def _creator(resource: Resource) -> Any:
                                                 f"VALUES ({marks}) RETURNING id", *values.values())
                 except asyncpg.UniqueViolationError:
                     raise HttpError(409, "Unique constraint violation") from None
+                except asyncpg.ForeignKeyViolationError:
+                    raise HttpError(409, "Foreign key constraint violation") from None
         async with pool_of(request).acquire() as conn:
             return respond(request, dump(await _fetch_one(conn, resource, ident)), status=201)
     return handler
@@ -250,13 +260,13 @@ def _updater(resource: Resource) -> Any:
         body = _load(resource, await read_json(request), resource.update)
         async with pool_of(request).acquire() as conn:
             check_if_match(request, dump(await one_readable(conn, resource, ident, access)))
-        values = _db_values(resource, body)
+        values = _db_values(resource, body, creating=False)
         registry = resource.registry
         if registry is not None:
             async def work(conn: asyncpg.Connection) -> dict[str, Any]:
                 return await places.update_row(conn, registry, ident, values)
             await run_change(request, work, _events(resource, "updated"))
-        else:
+        elif values:
             sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(values))
             try:
                 await pool_of(request).execute(f"UPDATE {resource.table} SET {sets} WHERE id = $1",

@@ -17,8 +17,8 @@ from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.aggregates import aggregate_sql
-from twinbill_twin.bemserver.data import delete_points, store_points
-from twinbill_twin.bemserver.query import Series, clean_or_raw, query_error, time_param
+from twinbill_twin.bemserver.data import PARTITIONS, delete_points, write_points
+from twinbill_twin.bemserver.query import clean_or_raw, query_error, time_param
 from twinbill_twin.domain.analysis import degree_days
 from twinbill_twin.domain.weather import (
     OIKOLAB_PARAMETERS,
@@ -30,6 +30,7 @@ from twinbill_twin.domain.weather import (
 )
 from twinbill_twin.keys import SETTINGS
 from twinbill_twin.settings import TwinSettings
+from twinbill_twin.store.samples import PartitionManager, SampleRecord
 
 NOT_CONFIGURED = ("Missing weather API settings: weather download is off in this twinbill "
                   "(set TWIN_WEATHER_PROVIDER=oikolab, TWIN_WEATHER_API_URL and TWIN_WEATHER_API_KEY).")
@@ -177,35 +178,47 @@ async def download_weather_data(request: web.Request) -> web.Response:
     forecast = request.query.get("forecast", "false").lower() in ("true", "1")
     async with pool_of(request).acquire() as conn:
         site = await _site(conn, request, access)
-        links = await conn.fetch(
-            "SELECT w.parameter, t.id, t.clean_key, t.unit_symbol FROM bem_weather_ts_by_sites w JOIN bem_timeseries t "
-            "ON t.id = w.timeseries_id WHERE w.site_id = $1 AND w.forecast = $2 ORDER BY w.id", site["id"], forecast)
-        if not links:
-            return web.Response(status=204)
-        provider = provider_of(request.app[SETTINGS])
-        if provider is None:
-            raise HttpError(409, NOT_CONFIGURED)
-        if site["latitude"] is None or site["longitude"] is None:
-            raise HttpError(409, "Missing site coordinates.")
-        try:
-            found = await provider.fetch([link["parameter"] for link in links], latitude=site["latitude"],
-                                         longitude=site["longitude"], start=start, end=end, forecast=forecast)
-        except ProviderError as err:
-            raise HttpError(err.status, str(err)) from None
-        series = [Series(str(link["id"]), link["clean_key"], None) for link in links]
-        points: p.Points = {}
-        for link in links:
-            source = OIKOLAB_PARAMETERS[link["parameter"]][1]
-            target = link["unit_symbol"] or source
-            values = found.get(link["parameter"], {})
-            if is_temperature(source) and is_temperature(target):
-                values = {ts: convert_temperature(v, source, target) for ts, v in values.items()}
-            points[str(link["id"])] = {ts: p.parse_value(v) for ts, v in values.items()}
-        low, high = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        async with conn.transaction():
-            await delete_points(conn, [s.key for s in series], low, high)
-            await store_points(request, conn, series, points)
+        await download_site_weather(conn, request.app[PARTITIONS], provider_of(request.app[SETTINGS]), site,
+                                    start, end, forecast=forecast)
     return web.Response(status=204)
+
+
+async def download_site_weather(conn: asyncpg.Connection, partitions: PartitionManager,
+                                provider: WeatherProvider | None, site: asyncpg.Record, start: datetime,
+                                end: datetime, *, forecast: bool) -> int:
+    """Fill the site's weather series (forecast or not) from the provider for [start, end) as
+    Clean data, replacing what they held there; returns the points stored. HttpError 409 when
+    no provider is configured (NOT_CONFIGURED names the settings), the site has no coordinates
+    or the key is refused; the API and the scheduled download (twinbill_twin.checks) share it."""
+    links = await conn.fetch(
+        "SELECT w.parameter, t.id, t.clean_key, t.unit_symbol FROM bem_weather_ts_by_sites w JOIN bem_timeseries t "
+        "ON t.id = w.timeseries_id WHERE w.site_id = $1 AND w.forecast = $2 ORDER BY w.id", site["id"], forecast)
+    if not links:
+        return 0
+    if provider is None:
+        raise HttpError(409, NOT_CONFIGURED)
+    if site["latitude"] is None or site["longitude"] is None:
+        raise HttpError(409, "Missing site coordinates.")
+    try:
+        found = await provider.fetch([link["parameter"] for link in links], latitude=site["latitude"],
+                                     longitude=site["longitude"], start=start, end=end, forecast=forecast)
+    except ProviderError as err:
+        raise HttpError(err.status, str(err)) from None
+    records: list[SampleRecord] = []
+    for link in links:
+        source = OIKOLAB_PARAMETERS[link["parameter"]][1]
+        target = link["unit_symbol"] or source
+        values = found.get(link["parameter"], {})
+        if is_temperature(source) and is_temperature(target):
+            values = {ts: convert_temperature(v, source, target) for ts, v in values.items()}
+        for ts, value in values.items():
+            parsed = p.parse_value(value)
+            records.append((link["clean_key"], -1, ts, str(parsed), float(parsed), None, None))
+    low, high = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    async with conn.transaction():
+        await delete_points(conn, [link["clean_key"] for link in links], low, high)
+        await write_points(conn, partitions, records, [])
+    return len(records)
 
 
 def add_weather_routes(app: web.Application, prefix: str) -> None:
@@ -214,4 +227,5 @@ def add_weather_routes(app: web.Application, prefix: str) -> None:
     app.router.add_put(prefix + "/sites/{id}/download_weather_data", download_weather_data)
 
 
-__all__ = ["NOT_CONFIGURED", "OikolabProvider", "ProviderError", "WeatherProvider", "add_weather_routes", "provider_of"]
+__all__ = ["NOT_CONFIGURED", "OikolabProvider", "ProviderError", "WeatherProvider", "add_weather_routes",
+           "download_site_weather", "provider_of"]
