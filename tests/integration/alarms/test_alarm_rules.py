@@ -5,6 +5,7 @@ is an event of the project's "Alarms" campaign scope, read back through /bemserv
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -32,9 +33,10 @@ async def project_of(pool: asyncpg.Pool, device: Device) -> int:
 
 
 async def add_rule(twin: TestClient[Any, Any], project: int, kind: str, params: dict[str, Any], *,
-                   level: str = "WARNING", name: str | None = None) -> dict[str, Any]:
+                   level: str = "WARNING", name: str | None = None, device_type: int | None = None) -> dict[str, Any]:
     response = await twin.post("/api/v1/alarm_rules/", json={"project_id": project, "kind": kind,
-                                                             "name": name or kind, "level": level, "params": params})
+                                                             "name": name or kind, "level": level, "params": params,
+                                                             "device_type": device_type})
     assert response.status == 201, await response.text()
     rule: dict[str, Any] = await response.json()
     return rule
@@ -119,6 +121,10 @@ async def test_an_offline_meter_and_a_silent_gateway_raise_offline_and_then_back
     project = await project_of(pool, meter)
     gateway = await make_device(pool)
     await pool.execute("UPDATE devices SET project_id = $1 WHERE id = $2", project, gateway.id)
+    # registered "in a minute": the never-reported rule (its own test below) must not fire
+    # before the first point is evaluated on a loaded machine
+    await pool.execute("UPDATE devices SET created_at = now() + interval '1 minute' WHERE id = ANY($1::bigint[])",
+                       [meter.id, gateway.id])
     await add_rule(twin, project, "offline", {"minutes": 0.5 / 60}, level="ERROR")
     # the gateway publishes its sub-device's point (no point of its own)
     message = measurements(meter, [(ms(START), {"total": 5})], received_at=ms(datetime.now(UTC)))
@@ -133,6 +139,30 @@ async def test_an_offline_meter_and_a_silent_gateway_raise_offline_and_then_back
     await wait_for(waiting_for(twin, project, 3))
     back = [e for e in await events_of(twin, project) if e["level"] == "INFO"]
     assert len(back) == 1 and "reporting again" in back[0]["description"]
+
+
+async def test_a_device_that_never_reported_goes_offline_minutes_after_its_registration(
+        twin: TestClient[Any, Any]) -> None:
+    """With "offline after 0.5 s" of water meters, a water meter registered 0.5 s ago that never
+    sent a point is raised offline once, saying it never reported; an electricity meter of the
+    same project is not the rule's, and a water meter registered "in a minute" is not due yet."""
+    pool = twin.app[POOL]
+    meter = await make_device(pool)
+    project = await project_of(pool, meter)
+    other = await make_device(pool)
+    later = await make_device(pool)
+    await pool.execute("UPDATE devices SET project_id = $1, device_type = 2 WHERE id = $2", project, other.id)
+    await pool.execute("UPDATE devices SET project_id = $1, device_type = 1, created_at = now() + interval "
+                       "'1 minute' WHERE id = $2", project, later.id)
+    await pool.execute("UPDATE devices SET device_type = 1 WHERE id = $1", meter.id)
+    await add_rule(twin, project, "offline", {"minutes": 0.5 / 60}, level="ERROR", device_type=1)
+    await wait_for(waiting_for(twin, project, 1))
+    await asyncio.sleep(1.0)  # five more sweeps: still one event
+    events = await events_of(twin, project)
+    assert len(events) == 1, events
+    assert events[0]["level"] == "ERROR"
+    assert events[0]["source"] == f"d-{meter.device_key.removeprefix('device-')} (device {meter.id})"
+    assert "never reported since it was registered at" in events[0]["description"]
 
 
 async def test_a_backwards_register_and_an_implausible_jump_are_raised_a_rollover_is_not(

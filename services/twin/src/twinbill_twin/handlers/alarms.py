@@ -206,8 +206,20 @@ class AlarmConsumer:
             rules = await self.rules.get(conn)
             for rule in (r for project in rules.values() for r in project if r.kind == "offline"):
                 async with conn.transaction():
+                    # A device that never reported has no state row: it is given one from its
+                    # registration (or the last time the ingest gateway saw it), so it goes
+                    # offline N minutes after it was registered like any silent device.
+                    await conn.execute(
+                        "INSERT INTO alarm_device_state (device_id, project_id, last_seen) "
+                        "SELECT d.id, d.project_id, greatest(d.created_at, d.last_seen) FROM devices d "
+                        "WHERE d.project_id = $1 AND ($3::int IS NULL OR d.device_type = $3) "
+                        "AND greatest(d.created_at, d.last_seen) <= now() - make_interval(secs => $2) "
+                        "AND NOT EXISTS (SELECT 1 FROM alarm_device_state st WHERE st.device_id = d.id) "
+                        "ON CONFLICT (device_id) DO NOTHING",
+                        rule.project_id, float(rule.params["minutes"]) * 60, rule.device_type)
                     rows = await conn.fetch(
-                        "SELECT st.device_id, st.last_seen, d.name, d.device_type, d.register_max, d.space_id "
+                        "SELECT st.device_id, st.last_seen, d.name, d.device_type, d.register_max, d.space_id, "
+                        "st.rules = '{}'::jsonb AND d.last_seen IS NULL AS never "
                         "FROM alarm_device_state st JOIN devices d ON d.id = st.device_id "
                         "WHERE st.project_id = $1 AND st.offline_since IS NULL "
                         "AND st.last_seen <= now() - make_interval(secs => $2) "
@@ -218,9 +230,10 @@ class AlarmConsumer:
                         device = Device(row["device_id"], rule.project_id, row["name"], row["device_type"],
                                         row["register_max"], row["space_id"])
                         last = row["last_seen"]
-                        await record_alarm(conn, Alarm(rule, last, int(last.timestamp() * 1000),
-                                                       f"no data for {rule.params['minutes']} min "
-                                                       f"(last at {last.isoformat()})"), device)
+                        text = (f"never reported since it was registered at {last.isoformat()} "
+                                f"({rule.params['minutes']} min)" if row["never"] else
+                                f"no data for {rule.params['minutes']} min (last at {last.isoformat()})")
+                        await record_alarm(conn, Alarm(rule, last, int(last.timestamp() * 1000), text), device)
                         await conn.execute("UPDATE alarm_device_state SET offline_since = last_seen "
                                            "WHERE device_id = $1", row["device_id"])
                         raised += 1
