@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from twinbill_twin.demo import seed_demo
+from twinbill_twin.demo import seed_demo, seed_demo_checks
 
 Client = TestClient[Any, Any]
 
@@ -38,6 +38,15 @@ async def test_seed_demo_is_idempotent(twin: Client) -> None:
     assert sorted(r["kind"] for r in rules) == ["leak", "offline", "register"]
     faults = {s["device_key"]: s["fault"] for s in subs if "fault" in s}
     assert faults == {"demo-gw-01-m4": "leak", "demo-gw-02-m5": "dead"}
+    # BEMServer's checks enabled for the demo campaign over its meters' registers (make run), once
+    pid = first["project_id"]
+    for _ in range(2):
+        await seed_demo_checks(base, project_id=pid)
+    series = await (await twin.get("/bemserver/timeseries/", params={"campaign_id": str(pid)})).json()
+    assert len(series) == 10 and all(s["attribute_id"] for s in series)
+    for service in ("st_check_missings_by_campaigns", "st_check_outliers_by_campaigns"):
+        enabled = await (await twin.get(f"/bemserver/{service}/", params={"campaign_id": str(pid)})).json()
+        assert [(e["campaign_id"], e["is_enabled"]) for e in enabled] == [(pid, True)]
 
 
 async def test_the_first_demo_meter_takes_seed_002s_control_example(twin: Client) -> None:

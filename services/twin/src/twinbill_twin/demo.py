@@ -149,3 +149,47 @@ async def seed_demo(base_url: str) -> dict[str, Any]:
         for rule in DEMO_RULES:
             await api.ensure("alarm_rules", {"project_id": pid, **rule}, project_id=pid, name=rule["name"])
         return {"project_id": pid, "gateways": gateways}
+
+
+async def seed_demo_checks(base_url: str, *, project_id: int) -> None:
+    """`make run` only (the e2e tests' platform leaves it out: their event counts are the alarm
+    rules'): the demo meters' registers as BEMServer series and the checks enabled, idempotently."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await _enable_checks(session, base_url.rstrip("/"), project_id)
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, *, params: dict[str, Any] | None = None,
+                body: Any = None) -> Any:
+    async with session.request(method, url, params={k: str(v) for k, v in (params or {}).items()},
+                               json=body) as resp:
+        if resp.status not in (200, 201):
+            raise DemoError(f"{method} {url}: {resp.status} {await resp.text()}")
+        return await resp.json()
+
+
+async def _enable_checks(session: aiohttp.ClientSession, base: str, pid: int) -> None:
+    """Each demo meter's register as a BEMServer series of a "Meters" scope, and BEMServer's
+    missing-data and outlier checks enabled for the campaign (issue 13): a meter that stopped
+    reporting is named in a "Data missing" event by the next check (`make run` checks every
+    hour: TWIN_CHECKS_PERIOD=hour)."""
+    bem = f"{base}/bemserver"
+    scopes = await _json(session, "GET", f"{bem}/campaign_scopes/", params={"campaign_id": pid})
+    scope = next((s for s in scopes if s["name"] == "Meters"), None) or await _json(
+        session, "POST", f"{bem}/campaign_scopes/", body={"name": "Meters", "campaign_id": pid,
+                                                           "description": "the demo meters' registers"})
+    devices = await _json(session, "GET", f"{base}/api/v1/devices/", params={"project_id": pid, "page_size": 1000})
+    meters = [d for d in devices if d["device_type"] is not None]
+    detail = await _json(session, "GET", f"{base}/dt/open/v1/instance",
+                         params={"ids": ",".join(str(d["instance_id"]) for d in meters)})
+    totals = {item["id"]: a["id"] for item in detail["data"] for a in item["attr"] if a["name"] == "total"}
+    present = {s["attribute_id"] for s in await _json(session, "GET", f"{bem}/timeseries/", params={
+        "campaign_id": pid, "campaign_scope_id": scope["id"], "page_size": 100}) if s.get("attribute_id")}
+    for meter in meters:
+        attribute = totals.get(meter["instance_id"])
+        if attribute is not None and attribute not in present:
+            await _json(session, "POST", f"{bem}/timeseries/", body={
+                "name": f"{meter['device_key']} total", "campaign_id": pid, "campaign_scope_id": scope["id"],
+                "attribute_id": attribute})
+    for service in ("st_check_missings_by_campaigns", "st_check_outliers_by_campaigns"):
+        if not await _json(session, "GET", f"{bem}/{service}/", params={"campaign_id": pid}):
+            await _json(session, "POST", f"{bem}/{service}/", body={"campaign_id": pid})

@@ -65,7 +65,7 @@ def services(mongo_url: str, settings: DevstackSettings) -> list[ServiceProcess]
         ServiceProcess("twin", "twinbill_twin", 8001, {
             "TWIN_PG_DSN": pg_dsn, "TWIN_AMQP_URL": amqp_url, "TWIN_HTTP_PORT": "8001",
             # the twin asks the gateway which users a campaign scope holds (event notifications)
-            "TWIN_GATEWAY_URL": "http://127.0.0.1:8000"}),
+            "TWIN_GATEWAY_URL": "http://127.0.0.1:8000", "TWIN_CHECKS_PERIOD": "hour"}),
         ServiceProcess("scheduler", "twinbill_scheduler", 8002, {
             "SCHEDULER_PG_DSN": pg_dsn, "SCHEDULER_AMQP_URL": amqp_url,
             "SCHEDULER_HTTP_PORT": "8002", "SCHEDULER_TWIN_URL": twin_url}),
@@ -214,6 +214,9 @@ async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
     project_id = demo["project_id"]
     await call_demo("twinbill_billing.demo", "seed_demo_tariffs", "http://127.0.0.1:8003",
                     project_id=project_id)
+    # BEMServer's missing-data and outlier checks over the meters' registers, hourly here
+    # (TWIN_CHECKS_PERIOD=hour), so a meter that stopped is named within the hour (issue 13)
+    await call_demo("twinbill_twin.demo", "seed_demo_checks", "http://127.0.0.1:8001", project_id=project_id)
     return demo
 
 
