@@ -398,3 +398,19 @@ async def _trigger(bem: Stack, body: dict[str, Any], *, token: bool = True) -> t
     response = await bem.twin.post("/internal/v1/checks/run", json=body, headers=headers)
     return response.status, await response.json()
 
+
+
+async def test_two_replicas_checking_the_same_period_at_once_write_its_events_once(bem: Stack, admin: Any,
+                                                                                   st: Services) -> None:
+    """Two runners on the database (as two twin replicas) asked for the same campaign and day at
+    the same moment: one runs it, the other finds it claimed; one event."""
+    campaign, scope = await _campaign(admin)
+    await _series(admin, campaign, scope, "quiet")
+    await call(st.st_check_missing_by_campaign.create, {"campaign_id": campaign["id"]})
+    first = runner(bem)
+    second = CheckRunner(first.pool, first.partitions, provider=None)
+    at = datetime(2026, 2, 10, 12, 0, tzinfo=PARIS)
+    results = await asyncio.gather(*(r.run_now(now=at, services=("check_missing",), campaign_id=campaign["id"])
+                                     for r in (first, second, first, second)))
+    assert sorted(result.ran for batch in results for result in batch) == [False, False, False, True]
+    assert len(await _events(admin, campaign)) == 1
