@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from bemserver_api_client.exceptions import BEMServerAPIConflictError
+from bemserver_api_client.exceptions import BEMServerAPIConflictError, BEMServerAPIValidationError
 from bemserver_api_client.resources.base import BaseResources
 
 from tests.integration.bemserver.conftest import Stack, call, raw, unique
@@ -414,3 +414,58 @@ async def test_two_replicas_checking_the_same_period_at_once_write_its_events_on
                                      for r in (first, second, first, second)))
     assert sorted(result.ran for batch in results for result in batch) == [False, False, False, True]
     assert len(await _events(admin, campaign)) == 1
+
+
+async def test_tasks_of_bemserver_api_0_26_through_the_installed_client(bem: Stack, admin: Any) -> None:
+    """bemserver-api 0.26-0.27's `tasks` and `task_by_campaign` (client 0.22): the task list with
+    default parameters, a task scheduled for a campaign (CRUD with the ETag, its parameters used
+    by the run: a threshold of 0.5 lets a 19/24 series pass), and a task run by hand."""
+    tasks = {t["name"]: t for t in (await call(admin.tasks.getall)).data}
+    assert tasks["CheckMissingData"]["default_parameters"] == {"min_completeness_ratio": 0.9}
+    assert set(tasks) == {"CheckMissingData", "CheckOutliers", "Cleanup", "DownloadWeatherData"}
+    campaign, scope = await _campaign(admin)
+    gappy = await _series(admin, campaign, scope, "gappy")
+    silent = await _series(admin, campaign, scope, "silent")
+    await _property(admin, gappy, "Interval", "3600")
+    day = DAY + timedelta(days=60)
+    kept = [day + timedelta(hours=h) for h in range(24) if not 10 <= h < 15]
+    await call(admin.timeseries_data.upload, RAW, {str(gappy["id"]): {h.isoformat(): 1.0 for h in kept}})
+
+    made = (await call(admin.task_by_campaign.create, {
+        "task_name": "CheckMissingData", "campaign_id": campaign["id"], "offset_unit": "day",
+        "parameters": {"min_completeness_ratio": 0.5}})).data
+    assert made == {"id": made["id"], "task_name": "CheckMissingData", "campaign_id": campaign["id"],
+                    "is_enabled": True, "parameters": {"min_completeness_ratio": 0.5}, "offset_unit": "day",
+                    "start_offset": -1, "end_offset": 0}
+    assert (await call(admin.task_by_campaign.getall, campaign_id=campaign["id"])).data == [made]
+    with pytest.raises(BEMServerAPIValidationError):
+        await call(admin.task_by_campaign.create, {"task_name": "Cleanup", "campaign_id": campaign["id"],
+                                                    "offset_unit": "fortnight"})
+
+    [result] = await runner(bem).run_now(now=day + timedelta(days=1, hours=7), services=("check_missing",),
+                                         campaign_id=campaign["id"])
+    assert (result.ran, result.start, result.end) == (True, day, day + timedelta(days=1))
+    assert {f.name: f.flagged for f in result.series} == {"gappy": False, "silent": True}
+    [event] = await _events(admin, campaign)
+    assert await _linked(admin, event) == {silent["id"]}
+
+    one = await call(admin.task_by_campaign.getone, made["id"])
+    off = (await call(admin.task_by_campaign.update, made["id"], {"is_enabled": False}, etag=one.etag)).data
+    assert off["is_enabled"] is False
+    assert await runner(bem).run_now(now=day + timedelta(days=2, hours=7), services=("check_missing",),
+                                     campaign_id=campaign["id"]) == []
+
+    noisy = await _series(admin, campaign, scope, "noisy")
+    await _property(admin, noisy, "Max", "10")
+    await call(admin.timeseries_data.upload, RAW, {str(noisy["id"]): {
+        (day + timedelta(hours=h)).isoformat(): 50.0 for h in range(3)}})
+    await call(admin.tasks.run_async, {"task_name": "CheckOutliers", "campaign_id": campaign["id"],
+                                       "start_time": day.isoformat(),
+                                       "end_time": (day + timedelta(days=1)).isoformat()})
+    outliers = [e for e in await _events(admin, campaign) if e["source"] == "BEMServer - Check outliers"]
+    assert len(outliers) == 1 and await _linked(admin, outliers[0]) == {noisy["id"]}
+    with pytest.raises(BEMServerAPIValidationError):
+        await call(admin.tasks.run_async, {"task_name": "Nope", "campaign_id": campaign["id"],
+                                           "start_time": day.isoformat(), "end_time": day.isoformat()})
+    await call(admin.task_by_campaign.delete, made["id"],
+               etag=(await call(admin.task_by_campaign.getone, made["id"])).etag)

@@ -25,6 +25,7 @@ from twinbill_twin.api.routes import add_registry_routes
 from twinbill_twin.bemserver import PREFIX as BEMSERVER
 from twinbill_twin.bemserver import setup_bemserver
 from twinbill_twin.bemserver.data import PARTITIONS
+from twinbill_twin.bemserver.tasks import add_task_routes
 from twinbill_twin.bemserver.weather import provider_of
 from twinbill_twin.checks import CHECKS, CheckRunner, add_check_routes
 from twinbill_twin.directory import Directory, GatewayDirectory
@@ -71,6 +72,7 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
     add_registry_routes(app)
     setup_bemserver(app)
     add_check_routes(app)
+    add_task_routes(app, BEMSERVER)  # imports the runner, which imports the BEMServer routes
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         pool = await open_schema(settings, schema=settings.schema_name, migrations=MIGRATIONS)

@@ -25,6 +25,7 @@ with its figures after core's sentence."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,54 @@ def last_period(now: datetime, zone: ZoneInfo, period: Period) -> tuple[datetime
     end = datetime(local.year, local.month, local.day, tzinfo=zone)
     start = (end.replace(tzinfo=None) - timedelta(days=1)).replace(tzinfo=zone)
     return start, end
+
+
+# bemserver-core 0.21-0.22's tasks (bemserver-api 0.26-0.27's /tasks/ and /tasks_by_campaigns/):
+# name -> (the services it runs, its default parameters)
+TASKS: dict[str, tuple[tuple[Service, ...], dict[str, Any]]] = {
+    "CheckMissingData": (("check_missing",), {"min_completeness_ratio": 0.9}),
+    "CheckOutliers": (("check_outliers",), {"min_correctness_ratio": 0.9}),
+    "Cleanup": (("cleanup",), {}),
+    "DownloadWeatherData": (("weather", "weather_forecast"), {"sites": [], "forecast": False}),
+}
+UNITS = ("second", "minute", "hour", "day", "week", "month", "year")
+
+
+def _shift(moment: datetime, unit: str, count: int) -> datetime:
+    """`moment` moved by `count` units: fixed units in elapsed time, days and up on the wall clock."""
+    if unit in ("second", "minute", "hour"):
+        return (moment.astimezone(UTC) + timedelta(**{f"{unit}s": count})).astimezone(moment.tzinfo)
+    wall = moment.replace(tzinfo=None)
+    if unit in ("day", "week"):
+        wall += timedelta(days=count * (7 if unit == "week" else 1))
+    else:
+        months = wall.year * 12 + wall.month - 1 + count * (12 if unit == "year" else 1)
+        wall = wall.replace(year=months // 12, month=months % 12 + 1)
+    return wall.replace(tzinfo=moment.tzinfo)
+
+
+def task_period(now: datetime, zone: ZoneInfo, unit: str, start_offset: int,
+                end_offset: int) -> tuple[datetime, datetime]:
+    """A task's interval from the time it runs: bemserver-core's `now + offset x unit`, from `now`
+    floored to the unit in the campaign's zone (so a repeated run covers the same interval and
+    its events are written once; core does not floor)."""
+    local = now.astimezone(zone)
+    if unit == "second":
+        base = local.replace(microsecond=0)
+    elif unit == "minute":
+        base = local.replace(second=0, microsecond=0)
+    elif unit == "hour":
+        base = (now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)).astimezone(zone)
+    else:
+        day = datetime(local.year, local.month, local.day, tzinfo=zone)
+        if unit == "week":
+            day = _shift(day, "day", -day.weekday())
+        elif unit == "month":
+            day = day.replace(day=1)
+        elif unit == "year":
+            day = day.replace(month=1, day=1)
+        base = day
+    return _shift(base, unit, start_offset), _shift(base, unit, end_offset)
 
 
 @dataclass(frozen=True)
@@ -140,13 +189,46 @@ class CheckRunner:
             rows = await self.pool.fetch(
                 f"SELECT p.id, p.timezone FROM {TABLES[service]} st JOIN projects p ON p.id = st.campaign_id "
                 "WHERE st.is_enabled AND ($1::int IS NULL OR p.id = $1) ORDER BY p.id", campaign_id)
+            tasks = await self._task_rows(service, campaign_id)
+            if service == "cleanup":
+                for ident in sorted({row["id"] for row in rows}):
+                    results.append(await self.cleanup(ident, moment))
+                for row in tasks:  # a Cleanup task cleans its interval (bemserver-core 0.22)
+                    start, end = task_period(moment, self._zone(row["timezone"]), row["offset_unit"],
+                                             row["start_offset"], row["end_offset"])
+                    results.append(await self.cleanup_interval(row["campaign_id"], start, end))
+                continue
+            runs: dict[tuple[int, datetime], tuple[datetime, float | None]] = {}
             for row in rows:
-                if service == "cleanup":
-                    results.append(await self.cleanup(row["id"], moment))
-                    continue
                 start, end = last_period(moment, self._zone(row["timezone"]), self.period)
-                results.append(await self.check(service, row["id"], start, end))
+                runs[(row["id"], start)] = (end, None)
+            for row in tasks:
+                start, end = task_period(moment, self._zone(row["timezone"]), row["offset_unit"],
+                                         row["start_offset"], row["end_offset"])
+                runs.setdefault((row["campaign_id"], start), (end, _ratio(row["parameters"], service)))
+            for (ident, start), (end, ratio) in sorted(runs.items()):
+                results.append(await self.check(service, ident, start, end, ratio=ratio))
         return results
+
+    async def _task_rows(self, service: Service, campaign_id: int | None) -> list[asyncpg.Record]:
+        names = [name for name, (services, _) in TASKS.items() if service in services]
+        return list(await self.pool.fetch(
+            "SELECT t.campaign_id, t.parameters, t.offset_unit, t.start_offset, t.end_offset, p.timezone "
+            "FROM bem_tasks_by_campaigns t JOIN projects p ON p.id = t.campaign_id WHERE t.is_enabled "
+            "AND t.task_name = ANY($1::text[]) AND ($2::int IS NULL OR t.campaign_id = $2) ORDER BY t.id",
+            names, campaign_id))
+
+    async def run_task(self, name: str, campaign_id: int, start: datetime, end: datetime,
+                       parameters: dict[str, Any]) -> list[RunResult]:
+        """POST /bemserver/tasks/run: one task for one campaign over [start, end), now. Not
+        claimed (asked on purpose); the events' dedup keys still write an identical event once."""
+        services, _ = TASKS[name]
+        if name == "Cleanup":
+            return [await self.cleanup_interval(campaign_id, start, end)]
+        if name == "DownloadWeatherData":
+            return await self._weather_task(campaign_id, start, end, parameters)
+        return [await self.check(services[0], campaign_id, start, end, claim=False,
+                                 ratio=_ratio(parameters, services[0]))]
 
     def _zone(self, name: str | None) -> ZoneInfo:
         try:
@@ -156,11 +238,13 @@ class CheckRunner:
 
     # -- missing data and outliers ---------------------------------------------------------------
 
-    async def check(self, service: Service, campaign_id: int, start: datetime, end: datetime) -> RunResult:
-        """One check of one campaign for [start, end), once (the claim in bem_check_runs)."""
+    async def check(self, service: Service, campaign_id: int, start: datetime, end: datetime, *,
+                    claim: bool = True, ratio: float | None = None) -> RunResult:
+        """One check of one campaign for [start, end), once (the claim in bem_check_runs);
+        `ratio` replaces the configured threshold (a task's parameter)."""
         result = RunResult(service, campaign_id, start, end, ran=False)
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
+            claimed = not claim or await conn.fetchval(
                 "INSERT INTO bem_check_runs (service, target_id, period_start, period_end, outcome) "
                 "VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING RETURNING true", service, campaign_id, start, end)
             if not claimed:
@@ -175,9 +259,11 @@ class CheckRunner:
                 "WHERE t.campaign_id = $1 GROUP BY t.id ORDER BY t.campaign_scope_id, t.id", campaign_id)
             low, high = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
             if service == "check_missing":
-                figures = await self._missing(conn, series, low, high)
+                figures = await self._missing(conn, series, low, high,
+                                              self.min_completeness if ratio is None else ratio)
             else:
-                figures = await self._outliers(conn, series, low, high)
+                figures = await self._outliers(conn, series, low, high,
+                                               self.min_correctness if ratio is None else ratio)
             result.series = figures
             for scope in sorted({row["campaign_scope_id"] for row in series}):
                 result.events += await self._scope_events(conn, service, scope,
@@ -190,7 +276,7 @@ class CheckRunner:
         return result
 
     async def _missing(self, conn: asyncpg.Connection, series: list[asyncpg.Record], low: int,
-                       high: int) -> list[SeriesFigures]:
+                       high: int, threshold: float) -> list[SeriesFigures]:
         counts = dict(await conn.fetch(
             "SELECT attribute_id, count(*) FROM samples WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
             "AND ts >= $2 AND ts < $3 GROUP BY attribute_id", [row["raw_key"] for row in series], low, high))
@@ -200,13 +286,13 @@ class CheckRunner:
             figures = completeness([counts.get(row["raw_key"], 0)], [(high - low) / 1000], interval)
             ratio = figures.avg_ratio
             # bemserver-core: at or below the ratio, or no value at all whatever the interval
-            flagged = (ratio is not None and ratio <= self.min_completeness) or figures.avg_count == 0
+            flagged = (ratio is not None and ratio <= threshold) or figures.avg_count == 0
             out.append(SeriesFigures(row["id"], row["name"], row["campaign_scope_id"], figures.total_count,
                                      figures.expected_count[0], ratio, flagged))
         return out
 
     async def _outliers(self, conn: asyncpg.Connection, series: list[asyncpg.Record], low: int,
-                        high: int) -> list[SeriesFigures]:
+                        high: int, threshold: float) -> list[SeriesFigures]:
         rows = await conn.fetch(
             "SELECT q.key, count(s.dbl) AS total, count(s.dbl) FILTER (WHERE (q.lo IS NULL OR s.dbl >= q.lo) "
             "AND (q.hi IS NULL OR s.dbl <= q.hi)) AS inside "
@@ -223,7 +309,7 @@ class CheckRunner:
                 continue
             ratio = inside / total
             out.append(SeriesFigures(row["id"], row["name"], row["campaign_scope_id"], total, None, ratio,
-                                     ratio < self.min_correctness))
+                                     ratio < threshold))
         return out
 
     async def _scope_events(self, conn: asyncpg.Connection, service: Service, scope: int,
@@ -312,6 +398,57 @@ class CheckRunner:
                                                flagged=len(records) < len(rows)))
             return len(records)
 
+    async def cleanup_interval(self, campaign_id: int, start: datetime, end: datetime) -> RunResult:
+        """bemserver-core 0.22's Cleanup task: each series' Raw points in [start, end) inside its
+        Min/Max written to Clean (a point already there keeps its value, so a repeat adds nothing)."""
+        result = RunResult("cleanup", campaign_id, start, end, ran=True)
+        low, high = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        copied = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            series = await conn.fetch(
+                "SELECT t.id, t.name, t.campaign_scope_id, t.raw_key, t.clean_key, "
+                "max(d.value) FILTER (WHERE pr.name = 'Min') AS lo, max(d.value) FILTER (WHERE pr.name = 'Max') AS hi "
+                "FROM bem_timeseries t LEFT JOIN bem_ts_property_data d ON d.timeseries_id = t.id "
+                "LEFT JOIN bem_ts_properties pr ON pr.id = d.property_id "
+                "WHERE t.campaign_id = $1 GROUP BY t.id ORDER BY t.id", campaign_id)
+            for row in series:
+                lo, hi = _bound(row["lo"]), _bound(row["hi"])
+                points = await conn.fetch(
+                    "SELECT ts, num::text AS num, dbl FROM samples WHERE attribute_id = $1 AND idx = -1 "
+                    "AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL AND ($4::float8 IS NULL OR dbl >= $4) "
+                    "AND ($5::float8 IS NULL OR dbl <= $5) ORDER BY ts", row["raw_key"], low, high, lo, hi)
+                records: list[SampleRecord] = [(row["clean_key"], -1, p["ts"], p["num"], p["dbl"], None, None)
+                                               for p in points]
+                await write_points(conn, self.partitions, records, [])
+                copied += len(records)
+                result.series.append(SeriesFigures(row["id"], row["name"], row["campaign_scope_id"], len(records)))
+        result.outcome = f"{copied} points copied to Clean"
+        return result
+
+    async def _weather_task(self, campaign_id: int, start: datetime, end: datetime,
+                            parameters: dict[str, Any]) -> list[RunResult]:
+        """bemserver-core 0.22's DownloadWeatherData: the named sites of the campaign (all its
+        sites when none is named), forecast or not, over [start, end)."""
+        forecast = bool(parameters.get("forecast", False))
+        names = parameters.get("sites") or []
+        sites = await self.pool.fetch(
+            "SELECT s.id, s.name, s.latitude, s.longitude, s.project_id FROM sites s WHERE s.project_id = $1 "
+            "AND (cardinality($2::text[]) = 0 OR s.name = ANY($2::text[])) ORDER BY s.id", campaign_id,
+            [str(n) for n in names])
+        unknown = set(map(str, names)) - {site["name"] for site in sites}
+        if unknown:
+            raise HttpError(422, f"Can't find site {sorted(unknown)[0]} in campaign {campaign_id}")
+        results: list[RunResult] = []
+        service: Service = "weather_forecast" if forecast else "weather"
+        for site in sites:
+            result = RunResult(service, site["id"], start, end, ran=True)
+            async with self.pool.acquire() as conn:
+                stored = await download_site_weather(conn, self.partitions, self.provider, site, start, end,
+                                                     forecast=forecast)
+            result.outcome = f"{stored} points stored"
+            results.append(result)
+        return results
+
     # -- weather ---------------------------------------------------------------------------------
 
     async def _weather(self, now: datetime, *, forecast: bool, campaign_id: int | None) -> list[RunResult]:
@@ -329,7 +466,7 @@ class CheckRunner:
                 start, end = end, (end.replace(tzinfo=None) + timedelta(days=2)).replace(tzinfo=end.tzinfo)
             result = RunResult(service, site["id"], start, end, ran=False)
             results.append(result)
-            if self.provider is None:
+            if self.provider is None:  # said once per site and period, nothing claimed
                 if (site["id"], start) not in self._told:
                     self._told.add((site["id"], start))
                     log.error("weather download enabled for a site but no provider is configured",
@@ -354,6 +491,21 @@ class CheckRunner:
                 await conn.execute("UPDATE bem_check_runs SET outcome = $4 WHERE service = $1 AND target_id = $2 "
                                    "AND period_start = $3", service, site["id"], start, result.outcome)
         return results
+
+
+def _ratio(parameters: Any, service: Service) -> float | None:
+    """A task's threshold parameter (min_completeness_ratio, min_correctness_ratio), if usable."""
+    if isinstance(parameters, str):
+        try:
+            parameters = json.loads(parameters)
+        except ValueError:
+            return None
+    if not isinstance(parameters, dict):
+        return None
+    value = parameters.get("min_completeness_ratio" if service == "check_missing" else "min_correctness_ratio")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _interval(value: str | None) -> int | None:
@@ -424,4 +576,5 @@ def add_check_routes(app: web.Application) -> None:
     app.router.add_post("/internal/v1/checks/run", run_checks)
 
 
-__all__ = ["CHECKS", "SERVICES", "CheckRunner", "RunResult", "SeriesFigures", "add_check_routes", "last_period"]
+__all__ = ["CHECKS", "SERVICES", "TASKS", "UNITS", "CheckRunner", "RunResult", "SeriesFigures", "add_check_routes",
+           "last_period", "task_period"]
