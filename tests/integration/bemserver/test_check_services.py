@@ -347,12 +347,19 @@ async def test_weather_downloads_say_when_not_configured_and_run_with_a_provider
     try:
         on = await checks.run_now(now=now, services=("weather", "weather_forecast"), campaign_id=campaign["id"])
         again = await checks.run_now(now=now, services=("weather",), campaign_id=campaign["id"])
+        # bemserver-api 0.26's way: a DownloadWeatherData task naming the site, the two days before
+        await call(admin.task_by_campaign.create, {
+            "task_name": "DownloadWeatherData", "campaign_id": campaign["id"], "offset_unit": "day",
+            "start_offset": -2, "end_offset": 0, "parameters": {"sites": [site["name"]], "forecast": False}})
+        tasked = await checks.run_now(now=now, services=("weather",), campaign_id=campaign["id"])
     finally:
         checks.provider = None
     assert [r.ran for r in on] == [True, True] and [r.ran for r in again] == [False]
     assert [r.outcome for r in on] == ["24 points stored", "48 points stored"]
+    assert [(r.ran, r.start) for r in tasked] == [(False, DAY), (True, DAY - timedelta(days=1))]
     assert [(c[1], c[2], c[3]) for c in stand_in.calls] == [
-        (DAY, DAY + timedelta(days=1), False), (DAY + timedelta(days=1), DAY + timedelta(days=3), True)]
+        (DAY, DAY + timedelta(days=1), False), (DAY + timedelta(days=1), DAY + timedelta(days=3), True),
+        (DAY - timedelta(days=1), DAY + timedelta(days=1), False)]
     got = (await call(admin.timeseries_data.download, DAY.isoformat(), (DAY + timedelta(days=1)).isoformat(),
                       CLEAN, [series["id"]], timezone="Europe/Paris")).data
     assert got[str(series["id"])] == {(DAY + timedelta(hours=h)).isoformat(): 4.5 for h in range(24)}

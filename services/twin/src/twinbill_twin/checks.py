@@ -452,45 +452,63 @@ class CheckRunner:
     # -- weather ---------------------------------------------------------------------------------
 
     async def _weather(self, now: datetime, *, forecast: bool, campaign_id: int | None) -> list[RunResult]:
-        """Yesterday's weather (or the next day's forecast) for each enabled site, once a period."""
+        """Yesterday's weather (or the next two days' forecast) for each enabled site, once a
+        period; and the sites of enabled DownloadWeatherData tasks over their intervals."""
         service: Service = "weather_forecast" if forecast else "weather"
         table = "bem_st_download_weather_forecast" if forecast else "bem_st_download_weather"
         sites = await self.pool.fetch(
             f"SELECT s.id, s.latitude, s.longitude, s.project_id, p.timezone FROM {table} st "
             "JOIN sites s ON s.id = st.site_id JOIN projects p ON p.id = s.project_id "
             "WHERE st.is_enabled AND ($1::int IS NULL OR s.project_id = $1) ORDER BY s.id", campaign_id)
-        results: list[RunResult] = []
+        due: list[tuple[asyncpg.Record, datetime, datetime]] = []
         for site in sites:
             start, end = last_period(now, self._zone(site["timezone"]), "day")
             if forecast:
                 start, end = end, (end.replace(tzinfo=None) + timedelta(days=2)).replace(tzinfo=end.tzinfo)
-            result = RunResult(service, site["id"], start, end, ran=False)
-            results.append(result)
-            if self.provider is None:  # said once per site and period, nothing claimed
-                if (site["id"], start) not in self._told:
-                    self._told.add((site["id"], start))
-                    log.error("weather download enabled for a site but no provider is configured",
-                              site=site["id"], forecast=forecast, reason=NOT_CONFIGURED)
-                result.outcome = NOT_CONFIGURED
+            due.append((site, start, end))
+        for task in await self._task_rows(service, campaign_id):
+            parameters = json.loads(task["parameters"])
+            if not isinstance(parameters, dict) or bool(parameters.get("forecast", False)) != forecast:
                 continue
-            async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await conn.fetchval(
-                    "INSERT INTO bem_check_runs (service, target_id, period_start, period_end, outcome) "
-                    "VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING RETURNING true",
-                    service, site["id"], start, end)
-                if not claimed:
-                    continue
-                try:
-                    stored = await download_site_weather(conn, self.partitions, self.provider, site, start, end,
-                                                         forecast=forecast)
-                    result.outcome = f"{stored} points stored"
-                except HttpError as err:  # the provider failed: recorded, tried again next period
-                    result.outcome = f"failed: {err}"
-                    log.warning("weather download failed", site=site["id"], forecast=forecast, reason=str(err))
-                result.ran = True
-                await conn.execute("UPDATE bem_check_runs SET outcome = $4 WHERE service = $1 AND target_id = $2 "
-                                   "AND period_start = $3", service, site["id"], start, result.outcome)
-        return results
+            start, end = task_period(now, self._zone(task["timezone"]), task["offset_unit"], task["start_offset"],
+                                     task["end_offset"])
+            names = [str(n) for n in parameters.get("sites") or []]
+            for site in await self.pool.fetch(
+                    "SELECT s.id, s.latitude, s.longitude, s.project_id FROM sites s WHERE s.project_id = $1 "
+                    "AND (cardinality($2::text[]) = 0 OR s.name = ANY($2::text[])) ORDER BY s.id",
+                    task["campaign_id"], names):
+                due.append((site, start, end))
+        return [await self._weather_site(service, site, start, end) for site, start, end in due]
+
+    async def _weather_site(self, service: Service, site: asyncpg.Record, start: datetime,
+                            end: datetime) -> RunResult:
+        forecast = service == "weather_forecast"
+        result = RunResult(service, site["id"], start, end, ran=False)
+        if self.provider is None:  # said once per site and period, nothing claimed
+            if (site["id"], start) not in self._told:
+                self._told.add((site["id"], start))
+                log.error("weather download enabled for a site but no provider is configured",
+                          site=site["id"], forecast=forecast, reason=NOT_CONFIGURED)
+            result.outcome = NOT_CONFIGURED
+            return result
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                "INSERT INTO bem_check_runs (service, target_id, period_start, period_end, outcome) "
+                "VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING RETURNING true",
+                service, site["id"], start, end)
+            if not claimed:
+                return result
+            try:
+                stored = await download_site_weather(conn, self.partitions, self.provider, site, start, end,
+                                                     forecast=forecast)
+                result.outcome = f"{stored} points stored"
+            except HttpError as err:  # the provider failed: recorded, tried again next period
+                result.outcome = f"failed: {err}"
+                log.warning("weather download failed", site=site["id"], forecast=forecast, reason=str(err))
+            result.ran = True
+            await conn.execute("UPDATE bem_check_runs SET outcome = $4 WHERE service = $1 AND target_id = $2 "
+                               "AND period_start = $3", service, site["id"], start, result.outcome)
+        return result
 
 
 def _ratio(parameters: Any, service: Service) -> float | None:
