@@ -578,10 +578,11 @@ async def run_checks(request: web.Request) -> web.Response:
             at = datetime.fromisoformat(str(body["at"]))
         except ValueError:
             at = None
-        if at is None or at.tzinfo is None:
-            errors["at"] = ["An ISO-8601 time with an offset."]
+        if at is None or at.tzinfo is None or not 1971 <= at.year <= 9998:
+            errors["at"] = ["An ISO-8601 time with an offset, between the years 1971 and 9998."]
     campaign = body.get("campaign_id")
-    if campaign is not None and (isinstance(campaign, bool) or not isinstance(campaign, int)):
+    if campaign is not None and (isinstance(campaign, bool) or not isinstance(campaign, int)
+                                 or not -(2**31) <= campaign < 2**31):
         errors["campaign_id"] = ["Not a valid integer."]
     if errors:
         raise HttpError(400, "Bad check run request.", fields=errors)

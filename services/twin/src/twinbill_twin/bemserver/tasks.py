@@ -182,8 +182,11 @@ async def run_task(request: web.Request) -> web.Response:
                 continue
             if times[name].tzinfo is None:
                 errors[name] = ["Not a valid aware datetime."]
+            elif not 1 < times[name].year < 9999:  # an interval's ends must stay datetimes in every zone
+                errors[name] = ["Not a valid datetime."]
     campaign: Any = body.get("campaign_id")
-    if "campaign_id" in body and (isinstance(campaign, bool) or not isinstance(campaign, int)):
+    if "campaign_id" in body and (isinstance(campaign, bool) or not isinstance(campaign, int)
+                                  or not -(2**31) <= campaign < 2**31):
         errors["campaign_id"] = ["Not a valid integer."]
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict):
