@@ -221,6 +221,7 @@ async def seed_demo(state_dir: Path) -> dict[str, Any] | None:
 
 
 ALARM_SCOPE, ALARM_GROUP = "Alarms", "demo alarm recipients"
+CHECKS_SCOPE = "Meters"  # twinbill_twin.demo.seed_demo_checks
 
 
 async def seed_demo_recipients(project_id: int, *, gateway_url: str = "http://127.0.0.1:8000",
@@ -264,6 +265,13 @@ async def seed_demo_recipients(project_id: int, *, gateway_url: str = "http://12
         await ensure("user_groups_by_campaigns", {"campaign_id": project_id, **link}, campaign_id=project_id, **link)
         await ensure("user_groups_by_campaign_scopes", {"campaign_scope_id": scope["id"], **link},
                      campaign_scope_id=scope["id"], **link)
+        # and of BEMServer's missing-data and outlier checks, when the demo has them (seed_demo_checks)
+        async with http.get(f"{gateway_url}/bemserver/campaign_scopes/", headers=headers,
+                            params={"campaign_id": project_id, "name": CHECKS_SCOPE}) as response:
+            response.raise_for_status()
+            for checked in await response.json():
+                await ensure("user_groups_by_campaign_scopes", {"campaign_scope_id": checked["id"], **link},
+                             campaign_scope_id=checked["id"], **link)
 
 
 async def seed_demo_tasks(demo: dict[str, Any]) -> None:
