@@ -98,8 +98,9 @@ async def start(service: ServiceProcess, logs: Path) -> None:
 
 
 async def wait_ready(session: aiohttp.ClientSession, service: ServiceProcess, *, logs: Path,
-                     within: float = 60) -> None:
-    """Poll /readyz until 200, or fail naming the service and pointing at its log."""
+                     within: float = 180) -> None:
+    """Poll /readyz until 200, or fail naming the service and pointing at its log (a busy
+    machine can take a minute to import and migrate a service: three are allowed)."""
     deadline = asyncio.get_running_loop().time() + within
     last = "no answer"
     while asyncio.get_running_loop().time() < deadline:
