@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
@@ -42,92 +41,30 @@ from twinbill_common.postgres import TRANSIENT_ERRORS as POSTGRES_TRANSIENT
 from twinbill_twin.bemserver.data import write_points
 from twinbill_twin.bemserver.weather import NOT_CONFIGURED, WeatherProvider, download_site_weather
 from twinbill_twin.domain.analysis import completeness
+from twinbill_twin.domain.checks import (
+    SERVICES,
+    TASKS,
+    UNITS,
+    Period,
+    SeriesFigures,
+    Service,
+    bound,
+    describe,
+    interval_seconds,
+    last_period,
+    task_period,
+    task_ratio,
+)
 from twinbill_twin.domain.levels import LEVELS
 from twinbill_twin.store.events import NewEvent, category_id, record_event
 from twinbill_twin.store.samples import PartitionManager, SampleRecord
 
 log = get_logger(__name__)
 
-Service = Literal["check_missing", "check_outliers", "cleanup", "weather", "weather_forecast"]
-SERVICES: tuple[Service, ...] = ("check_missing", "check_outliers", "cleanup", "weather", "weather_forecast")
 SOURCES = {"check_missing": "BEMServer - Check missing data", "check_outliers": "BEMServer - Check outliers"}
 TABLES = {"check_missing": "bem_st_check_missings", "check_outliers": "bem_st_check_outliers",
           "cleanup": "bem_st_cleanups_by_campaigns"}
-Period = Literal["hour", "day"]
 CLEANUP_CHUNK = 50_000  # Raw points copied per series and transaction
-
-
-def last_period(now: datetime, zone: ZoneInfo, period: Period) -> tuple[datetime, datetime]:
-    """The whole period before the one `now` is in: yesterday in the zone (a DST day is 23 or
-    25 hours), or the last whole hour. bemserver-core: floor, then one period before."""
-    if period == "hour":
-        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        return end - timedelta(hours=1), end
-    local = now.astimezone(zone)
-    end = datetime(local.year, local.month, local.day, tzinfo=zone)
-    start = (end.replace(tzinfo=None) - timedelta(days=1)).replace(tzinfo=zone)
-    return start, end
-
-
-# bemserver-core 0.21-0.22's tasks (bemserver-api 0.26-0.27's /tasks/ and /tasks_by_campaigns/):
-# name -> (the services it runs, its default parameters)
-TASKS: dict[str, tuple[tuple[Service, ...], dict[str, Any]]] = {
-    "CheckMissingData": (("check_missing",), {"min_completeness_ratio": 0.9}),
-    "CheckOutliers": (("check_outliers",), {"min_correctness_ratio": 0.9}),
-    "Cleanup": (("cleanup",), {}),
-    "DownloadWeatherData": (("weather", "weather_forecast"), {"sites": [], "forecast": False}),
-}
-UNITS = ("second", "minute", "hour", "day", "week", "month", "year")
-
-
-def _shift(moment: datetime, unit: str, count: int) -> datetime:
-    """`moment` moved by `count` units: fixed units in elapsed time, days and up on the wall clock."""
-    if unit in ("second", "minute", "hour"):
-        return (moment.astimezone(UTC) + timedelta(**{f"{unit}s": count})).astimezone(moment.tzinfo)
-    wall = moment.replace(tzinfo=None)
-    if unit in ("day", "week"):
-        wall += timedelta(days=count * (7 if unit == "week" else 1))
-    else:
-        months = wall.year * 12 + wall.month - 1 + count * (12 if unit == "year" else 1)
-        wall = wall.replace(year=months // 12, month=months % 12 + 1)
-    return wall.replace(tzinfo=moment.tzinfo)
-
-
-def task_period(now: datetime, zone: ZoneInfo, unit: str, start_offset: int,
-                end_offset: int) -> tuple[datetime, datetime]:
-    """A task's interval from the time it runs: bemserver-core's `now + offset x unit`, from `now`
-    floored to the unit in the campaign's zone (so a repeated run covers the same interval and
-    its events are written once; core does not floor)."""
-    local = now.astimezone(zone)
-    if unit == "second":
-        base = local.replace(microsecond=0)
-    elif unit == "minute":
-        base = local.replace(second=0, microsecond=0)
-    elif unit == "hour":
-        base = (now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)).astimezone(zone)
-    else:
-        day = datetime(local.year, local.month, local.day, tzinfo=zone)
-        if unit == "week":
-            day = _shift(day, "day", -day.weekday())
-        elif unit == "month":
-            day = day.replace(day=1)
-        elif unit == "year":
-            day = day.replace(month=1, day=1)
-        base = day
-    return _shift(base, unit, start_offset), _shift(base, unit, end_offset)
-
-
-@dataclass(frozen=True)
-class SeriesFigures:
-    """What a check found for one series in the period."""
-
-    id: int
-    name: str
-    scope_id: int
-    count: int
-    expected: float | None = None     # missing-data check
-    ratio: float | None = None        # completeness, or the share of values inside min/max
-    flagged: bool = False
 
 
 @dataclass
@@ -196,7 +133,7 @@ class CheckRunner:
                 for row in tasks:  # a Cleanup task cleans its interval (bemserver-core 0.22)
                     start, end = task_period(moment, self._zone(row["timezone"]), row["offset_unit"],
                                              row["start_offset"], row["end_offset"])
-                    results.append(await self.cleanup_interval(row["campaign_id"], start, end))
+                    results.append(await self.cleanupinterval_seconds(row["campaign_id"], start, end))
                 continue
             runs: dict[tuple[int, datetime], tuple[datetime, float | None]] = {}
             for row in rows:
@@ -205,7 +142,7 @@ class CheckRunner:
             for row in tasks:
                 start, end = task_period(moment, self._zone(row["timezone"]), row["offset_unit"],
                                          row["start_offset"], row["end_offset"])
-                runs.setdefault((row["campaign_id"], start), (end, _ratio(row["parameters"], service)))
+                runs.setdefault((row["campaign_id"], start), (end, task_ratio(row["parameters"], service)))
             for (ident, start), (end, ratio) in sorted(runs.items()):
                 results.append(await self.check(service, ident, start, end, ratio=ratio))
         return results
@@ -224,11 +161,11 @@ class CheckRunner:
         claimed (asked on purpose); the events' dedup keys still write an identical event once."""
         services, _ = TASKS[name]
         if name == "Cleanup":
-            return [await self.cleanup_interval(campaign_id, start, end)]
+            return [await self.cleanupinterval_seconds(campaign_id, start, end)]
         if name == "DownloadWeatherData":
             return await self._weather_task(campaign_id, start, end, parameters)
         return [await self.check(services[0], campaign_id, start, end, claim=False,
-                                 ratio=_ratio(parameters, services[0]))]
+                                 ratio=task_ratio(parameters, services[0]))]
 
     def _zone(self, name: str | None) -> ZoneInfo:
         try:
@@ -282,7 +219,7 @@ class CheckRunner:
             "AND ts >= $2 AND ts < $3 GROUP BY attribute_id", [row["raw_key"] for row in series], low, high))
         out: list[SeriesFigures] = []
         for row in series:
-            interval = _interval(row["interval"])
+            interval = interval_seconds(row["interval"])
             figures = completeness([counts.get(row["raw_key"], 0)], [(high - low) / 1000], interval)
             ratio = figures.avg_ratio
             # bemserver-core: at or below the ratio, or no value at all whatever the interval
@@ -298,8 +235,8 @@ class CheckRunner:
             "AND (q.hi IS NULL OR s.dbl <= q.hi)) AS inside "
             "FROM unnest($1::bigint[], $2::float8[], $3::float8[]) AS q(key, lo, hi) "
             "JOIN samples s ON s.attribute_id = q.key AND s.idx = -1 AND s.ts >= $4 AND s.ts < $5 GROUP BY q.key",
-            [row["raw_key"] for row in series], [_bound(row["lo"]) for row in series],
-            [_bound(row["hi"]) for row in series], low, high)
+            [row["raw_key"] for row in series], [bound(row["lo"]) for row in series],
+            [bound(row["hi"]) for row in series], low, high)
         found = {row["key"]: (row["total"], row["inside"]) for row in rows}
         out: list[SeriesFigures] = []
         for row in series:
@@ -344,7 +281,7 @@ class CheckRunner:
             if not group:
                 continue
             description = text + ",".join(f.name for f in group) + "".join(
-                "\n" + _describe(service, f) for f in group)
+                "\n" + describe(service, f) for f in group)
             ident = await record_event(conn, NewEvent(
                 campaign_scope_id=scope, category_id=category, level=level, timestamp=at, source=SOURCES[service],
                 description=description, dedup_key=f"{service}:{scope}:{at.isoformat()}:{kind}",
@@ -387,7 +324,7 @@ class CheckRunner:
                 "ORDER BY ts LIMIT $3", state["raw_key"], after, CLEANUP_CHUNK)
             if not rows:
                 return 0
-            lo, hi = _bound(state["lo"]), _bound(state["hi"])
+            lo, hi = bound(state["lo"]), bound(state["hi"])
             records: list[SampleRecord] = [
                 (state["clean_key"], -1, row["ts"], row["num"], row["dbl"], None, None) for row in rows
                 if row["dbl"] is not None and (lo is None or row["dbl"] >= lo) and (hi is None or row["dbl"] <= hi)]
@@ -398,7 +335,7 @@ class CheckRunner:
                                                flagged=len(records) < len(rows)))
             return len(records)
 
-    async def cleanup_interval(self, campaign_id: int, start: datetime, end: datetime) -> RunResult:
+    async def cleanupinterval_seconds(self, campaign_id: int, start: datetime, end: datetime) -> RunResult:
         """bemserver-core 0.22's Cleanup task: each series' Raw points in [start, end) inside its
         Min/Max written to Clean (a point already there keeps its value, so a repeat adds nothing)."""
         result = RunResult("cleanup", campaign_id, start, end, ran=True)
@@ -412,7 +349,7 @@ class CheckRunner:
                 "LEFT JOIN bem_ts_properties pr ON pr.id = d.property_id "
                 "WHERE t.campaign_id = $1 GROUP BY t.id ORDER BY t.id", campaign_id)
             for row in series:
-                lo, hi = _bound(row["lo"]), _bound(row["hi"])
+                lo, hi = bound(row["lo"]), bound(row["hi"])
                 points = await conn.fetch(
                     "SELECT ts, num::text AS num, dbl FROM samples WHERE attribute_id = $1 AND idx = -1 "
                     "AND ts >= $2 AND ts < $3 AND dbl IS NOT NULL AND ($4::float8 IS NULL OR dbl >= $4) "
@@ -509,51 +446,6 @@ class CheckRunner:
             await conn.execute("UPDATE bem_check_runs SET outcome = $4 WHERE service = $1 AND target_id = $2 "
                                "AND period_start = $3", service, site["id"], start, result.outcome)
         return result
-
-
-def _ratio(parameters: Any, service: Service) -> float | None:
-    """A task's threshold parameter (min_completeness_ratio, min_correctness_ratio), if usable."""
-    if isinstance(parameters, str):
-        try:
-            parameters = json.loads(parameters)
-        except ValueError:
-            return None
-    if not isinstance(parameters, dict):
-        return None
-    value = parameters.get("min_completeness_ratio" if service == "check_missing" else "min_correctness_ratio")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _interval(value: str | None) -> int | None:
-    """The "Interval" property as BEMServer reads it (int of its value, seconds); unusable: None."""
-    if value is None:
-        return None
-    try:
-        number = int(float(value))
-    except ValueError:
-        return None
-    return number if number > 0 else None
-
-
-def _bound(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _describe(service: Service, figures: SeriesFigures) -> str:
-    if service == "check_missing":
-        expected = "unknown" if figures.expected is None else f"{figures.expected:g}"
-        ratio = "none" if figures.ratio is None else f"{figures.ratio:.4f}"
-        return f"{figures.name}: {figures.count} values, {expected} expected, ratio {ratio}"
-    ratio = "none" if figures.ratio is None else f"{figures.ratio:.4f}"
-    return f"{figures.name}: {figures.count} values, share inside Min/Max {ratio}"
 
 
 CHECKS = web.AppKey("check_runner", CheckRunner)

@@ -28,7 +28,8 @@ from twinbill_common.smorest import (
 )
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver.access import access_of
-from twinbill_twin.checks import CHECKS, TASKS, UNITS
+from twinbill_twin.checks import CHECKS
+from twinbill_twin.domain.checks import TASKS, UNITS
 from twinbill_twin.keys import SETTINGS
 
 COLUMNS = "id, task_name, campaign_id, is_enabled, parameters, offset_unit, start_offset, end_offset"
