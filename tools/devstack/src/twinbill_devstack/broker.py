@@ -24,10 +24,14 @@ SERVICE_USER = "twinbill-ingest"  # the same as brokerauth.SERVICE_USER
 class DevBroker:
     """A Mosquitto process with the project's mosquitto.conf and acl, users added on the fly."""
 
-    def __init__(self, directory: Path, *, auth: bool = True) -> None:
+    def __init__(self, directory: Path, *, auth: bool = True, certs: Path | None = None) -> None:
+        """`certs`: a folder with tls.crt and tls.key (deploy/mosquitto/make-certs.sh): the broker
+        also listens with TLS, as deploy/mosquitto/tls.conf says, on `tls_port`."""
         self.directory = directory
         self.auth = auth
         self.port = free_port()
+        self.certs = certs
+        self.tls_port = free_port() if certs is not None else None
         self.passwd = directory / "passwd"
         self.acl = directory / "acl"
         self.sub_devices: dict[str, set[str]] = {}
@@ -47,6 +51,9 @@ class DevBroker:
                 if not line.startswith(("password_file", "acl_file", "allow_anonymous"))
             )
             conf += "\nallow_anonymous true\n"
+        if self.certs is not None:
+            tls = (DEPLOY / "tls.conf").read_text().replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
+            conf += "\n" + tls.replace("/mosquitto/certs", str(self.certs))
         if os.geteuid() == 0:  # mosquitto would drop to user "mosquitto", who cannot read tmp files
             conf += "\nuser root\n"
         (self.directory / "mosquitto.conf").write_text(conf)
