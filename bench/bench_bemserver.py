@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ import asyncpg
 from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_devstack.namespaces import delete_namespace
+from twinbill_devstack.ports import free_port  # inside TWINBILL_PORT_RANGE when set
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -46,15 +46,14 @@ TICKS = os.sysconf("SC_CLK_TCK")
 async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
     """CPU seconds so far of these processes and of the PostgreSQL backends serving the bench
     database (the pools' connections persist across the runs of one case)."""
+    return sum(await cpu_split(conn, pids))
+
+
+async def cpu_split(conn: asyncpg.Connection, pids: list[int]) -> list[float]:
+    """CPU seconds so far of each of these processes, then of the PostgreSQL backends."""
     backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                                 "AND pid <> pg_backend_pid()")
-    return sum(cpu_seconds(pid) for pid in [*pids, *(r["pid"] for r in backends)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return [*(cpu_seconds(pid) for pid in pids), sum(cpu_seconds(r["pid"]) for r in backends)]
 
 
 def stamp(second: int) -> str:
@@ -75,12 +74,51 @@ async def upload(http: aiohttp.ClientSession, base: str, body: bytes, kind: str,
             raise SystemExit(f"upload: {resp.status} {await resp.text()}")
 
 
+async def load(http: aiohttp.ClientSession, base: str) -> int:
+    """A campaign, two series and 1,000,000 points uploaded (timed); the week series' id."""
+    campaign = await (await http.post(f"{base}/campaigns/", json={"name": "bench", "timezone": "UTC"})).json()
+    scope = await (await http.post(f"{base}/campaign_scopes/", json={
+        "name": "all", "campaign_id": campaign["id"]})).json()
+    series = []
+    for name in ("week", "other"):
+        made = await http.post(f"{base}/timeseries/", json={
+            "name": name, "campaign_id": campaign["id"], "campaign_scope_id": scope["id"]})
+        series.append((await made.json())["id"])
+    week_id = series[0]
+
+    print("encoding ...", flush=True)
+    json_bodies = [json.dumps({str(week_id): {stamp(s): 100 + s / 10 for s in range(i, min(i + BATCH, WEEK))}})
+                   .encode() for i in range(0, WEEK, BATCH)]
+    csv_bodies = [("Datetime,other\n" + "".join(f"{stamp(WEEK + s)},{s % 977 / 8}\n"
+                                                for s in range(i, min(i + BATCH, OTHER)))).encode()
+                  for i in range(0, OTHER, BATCH)]
+    started = time.perf_counter()
+    for body in json_bodies:
+        await upload(http, base, body, "application/json", None)
+    json_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for body in csv_bodies:
+        await upload(http, base, body, "text/csv", campaign["id"])
+    csv_s = time.perf_counter() - started
+    print(f"upload JSON: {WEEK:,} points in {json_s:.1f} s = {WEEK / json_s:,.0f} points/s "
+          f"({len(json_bodies)} requests, {sum(map(len, json_bodies)) / 1e6:.0f} MB)")
+    print(f"upload CSV:  {OTHER:,} points in {csv_s:.1f} s = {OTHER / csv_s:,.0f} points/s "
+          f"({len(csv_bodies)} requests, {sum(map(len, csv_bodies)) / 1e6:.0f} MB)")
+    total = WEEK + OTHER
+    spent = json_s + csv_s
+    print(f"upload total: {total:,} points in {spent:.1f} s = {total / spent:,.0f} points/s")
+    del json_bodies, csv_bodies
+    return int(week_id)
+
+
 async def run() -> None:
     tag = uuid.uuid4().hex[:8]
-    database = f"twinbill_bench_{tag}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    await admin.close()
+    reuse = os.environ.get("BENCH_REUSE_DB", "")  # a database an earlier BENCH_KEEP_DB run kept
+    database = reuse or f"twinbill_bench_{tag}"
+    if not reuse:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        await admin.close()
     dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
     twin_port, gateway_port = free_port(), free_port()
     namespace = f"bench{tag}."
@@ -101,43 +139,18 @@ async def run() -> None:
             tokens = await (await http.post(f"{base}/auth/token", json={"email": ADMIN[0],
                                                                        "password": ADMIN[1]})).json()
             http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-            campaign = await (await http.post(f"{base}/campaigns/", json={"name": "bench", "timezone": "UTC"})).json()
-            scope = await (await http.post(f"{base}/campaign_scopes/", json={
-                "name": "all", "campaign_id": campaign["id"]})).json()
-            series = []
-            for name in ("week", "other"):
-                made = await http.post(f"{base}/timeseries/", json={
-                    "name": name, "campaign_id": campaign["id"], "campaign_scope_id": scope["id"]})
-                series.append((await made.json())["id"])
-            week_id = series[0]
-
-            print("encoding ...", flush=True)
-            json_bodies = [json.dumps({str(week_id): {stamp(s): 100 + s / 10 for s in range(i, min(i + BATCH, WEEK))}})
-                           .encode() for i in range(0, WEEK, BATCH)]
-            csv_bodies = [("Datetime,other\n" + "".join(f"{stamp(WEEK + s)},{s % 977 / 8}\n"
-                                                        for s in range(i, min(i + BATCH, OTHER)))).encode()
-                          for i in range(0, OTHER, BATCH)]
-            started = time.perf_counter()
-            for body in json_bodies:
-                await upload(http, base, body, "application/json", None)
-            json_s = time.perf_counter() - started
-            started = time.perf_counter()
-            for body in csv_bodies:
-                await upload(http, base, body, "text/csv", campaign["id"])
-            csv_s = time.perf_counter() - started
-            print(f"upload JSON: {WEEK:,} points in {json_s:.1f} s = {WEEK / json_s:,.0f} points/s "
-                  f"({len(json_bodies)} requests, {sum(map(len, json_bodies)) / 1e6:.0f} MB)")
-            print(f"upload CSV:  {OTHER:,} points in {csv_s:.1f} s = {OTHER / csv_s:,.0f} points/s "
-                  f"({len(csv_bodies)} requests, {sum(map(len, csv_bodies)) / 1e6:.0f} MB)")
-            total = WEEK + OTHER
-            spent = json_s + csv_s
-            print(f"upload total: {total:,} points in {spent:.1f} s = {total / spent:,.0f} points/s")
-            del json_bodies, csv_bodies
+            if reuse:
+                found = await (await http.get(f"{base}/timeseries/", params={"name": "week"})).json()
+                week_id = found[0]["id"]
+            else:
+                week_id = await load(http, base)
 
             conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
             await conn.execute("ANALYZE")
             week = {"start_time": stamp(0), "end_time": stamp(WEEK), "data_state": "1", "timeseries": str(week_id)}
-            for label, accept in (("JSON", "application/json"), ("CSV", "text/csv")):
+            downloads = () if os.environ.get("BENCH_ONLY") == "aggregate" else (("JSON", "application/json"),
+                                                                                   ("CSV", "text/csv"))
+            for label, accept in downloads:
                 times, size = [], 0
                 for _ in range(3):
                     started = time.perf_counter()
@@ -149,22 +162,24 @@ async def run() -> None:
                 print(f"download a week of 1 Hz ({WEEK:,} points) as {label}: median {statistics.median(times):.2f} s "
                       f"(min {min(times):.2f} s), {size / 1e6:.1f} MB, streamed")
             print(f"{'download_aggregate (avg, week)':34} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8} {'buckets':>8}"
-                  "  target p50")
+                  "  target p50   CPU ms: twin / gateway / PostgreSQL")
             for value, unit, runs, target in (("1", "hour", 40, 3), ("1", "minute", 20, 10), ("10", "second", 10, 100)):
                 params = {**week, "aggregation": "avg", "bucket_width_value": value, "bucket_width_unit": unit}
                 latencies, buckets = [], 0
-                cpu = 0.0
+                split = [0.0, 0.0, 0.0]
                 for run in range(runs + 2):
                     if run == 2:  # after the warm-up runs
-                        cpu = await server_cpu(conn, [twin.pid, gateway.pid])
+                        split = await cpu_split(conn, [twin.pid, gateway.pid])
                     started = time.perf_counter()
                     async with http.get(f"{base}/timeseries_data/aggregate", params=params) as resp:
                         payload = await resp.json()
                     latencies.append((time.perf_counter() - started) * 1000)
                     buckets = len(payload[str(week_id)])
-                cpu_ms = (await server_cpu(conn, [twin.pid, gateway.pid]) - cpu) * 1000 / runs
+                spent = [(after - before) * 1000 / runs
+                         for before, after in zip(split, await cpu_split(conn, [twin.pid, gateway.pid]), strict=True)]
                 p50, p99 = p50_p99(latencies[2:])
-                print(f"{value + ' ' + unit:34} {p50:8.1f} {p99:8.1f} {cpu_ms:8.1f} {buckets:8d}  <= {target} ms")
+                print(f"{value + ' ' + unit:34} {p50:8.1f} {p99:8.1f} {sum(spent):8.1f} {buckets:8d}  <= {target:3d} ms"
+                      f"   {' / '.join(f'{ms:.1f}' for ms in spent)}")
             print("(CPU ms: twin + gateway processes + PostgreSQL backends per query; the client's own "
                   "decoding is in the latency only)")
             await conn.close()
@@ -179,7 +194,7 @@ async def run() -> None:
                     process.kill()
                     await process.wait()
         await delete_namespace(AMQP_URL, namespace)
-        if os.environ.get("BENCH_KEEP_DB"):
+        if os.environ.get("BENCH_KEEP_DB") or reuse:
             print(f"kept database {dsn} (schemas twin, identity)")
         else:
             admin = await asyncpg.connect(PG_ADMIN)

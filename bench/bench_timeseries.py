@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_devstack.namespaces import delete_namespace
+from twinbill_devstack.ports import free_port  # inside TWINBILL_PORT_RANGE when set
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -49,12 +49,6 @@ async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
     backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                                 "AND pid <> pg_backend_pid()")
     return sum(cpu_seconds(pid) for pid in [*pids, *(r["pid"] for r in backends)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def make_registry(conn: asyncpg.Connection, measurepoints: list[str],
@@ -131,12 +125,48 @@ async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, st
     return statistics.median(latencies), p99, cpu_ms, dps
 
 
+async def load(conn: asyncpg.Connection, bus: Bus, pid: int, tag: str) -> dict[str, int]:
+    """The registry and a week of data through the bus and the twin's consumer, timed."""
+    pk, dk, main_attrs = await make_registry(conn, ["total"], tag)
+    opk, odk, _other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
+    print("encoding messages ...", flush=True)
+    messages = [(pk, dk, body(pk, dk, chunk)) for chunk in main_series()]
+    messages += [(opk, odk, body(opk, odk, chunk)) for chunk in other_series()]
+    expected = 7 * 86_400 + 7 * 8_640 * len(OTHER_POINTS)
+    await bus.connect()
+    limiter = asyncio.Semaphore(64)
+
+    async def send(item: tuple[str, str, tuple[str, bytes]]) -> None:
+        key_pk, key_dk, (message_id, payload) = item
+        async with limiter:
+            await bus.publish_raw(TELEMETRY, telemetry_key(key_pk, key_dk), payload, message_id=message_id)
+
+    print(f"publishing {len(messages)} messages, {expected} points ...", flush=True)
+    write_cpu = await server_cpu(conn, [pid])
+    started = time.perf_counter()
+    await asyncio.gather(*(send(item) for item in messages))
+    published = time.perf_counter() - started
+    while (stored := await conn.fetchval("SELECT count(*) FROM samples")) < expected:
+        if time.perf_counter() - started > 900:
+            raise SystemExit(f"only {stored} of {expected} points stored after 15 minutes")
+        await asyncio.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    write_cpu = await server_cpu(conn, [pid]) - write_cpu
+    print(f"write path: {expected} points in {elapsed:.1f} s = {expected / elapsed:,.0f} points/s "
+          f"(publishing alone took {published:.1f} s); CPU: {write_cpu * 1e6 / expected:.1f} us/point "
+          "(twin process + PostgreSQL backends)")
+    await conn.execute("ANALYZE")
+    return main_attrs
+
+
 async def run() -> None:
     tag = uuid.uuid4().hex[:8]
-    database = f"twinbill_bench_{tag}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    await admin.close()
+    reuse = os.environ.get("BENCH_REUSE_DB", "")  # a database an earlier BENCH_KEEP_DB run kept
+    database = reuse or f"twinbill_bench_{tag}"
+    if not reuse:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        await admin.close()
     dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
     port = free_port()
     namespace = f"bench{tag}."
@@ -149,34 +179,10 @@ async def run() -> None:
     try:
         await wait_ready(port, process)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
-        pk, dk, main_attrs = await make_registry(conn, ["total"], tag)
-        opk, odk, _other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
-        print("encoding messages ...", flush=True)
-        messages = [(pk, dk, body(pk, dk, chunk)) for chunk in main_series()]
-        messages += [(opk, odk, body(opk, odk, chunk)) for chunk in other_series()]
-        expected = 7 * 86_400 + 7 * 8_640 * len(OTHER_POINTS)
-        await bus.connect()
-        limiter = asyncio.Semaphore(64)
-
-        async def send(item: tuple[str, str, tuple[str, bytes]]) -> None:
-            key_pk, key_dk, (message_id, payload) = item
-            async with limiter:
-                await bus.publish_raw(TELEMETRY, telemetry_key(key_pk, key_dk), payload, message_id=message_id)
-
-        print(f"publishing {len(messages)} messages, {expected} points ...", flush=True)
-        write_cpu = await server_cpu(conn, [process.pid])
-        started = time.perf_counter()
-        await asyncio.gather(*(send(item) for item in messages))
-        published = time.perf_counter() - started
-        while (stored := await conn.fetchval("SELECT count(*) FROM samples")) < expected:
-            if time.perf_counter() - started > 900:
-                raise SystemExit(f"only {stored} of {expected} points stored after 15 minutes")
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        write_cpu = await server_cpu(conn, [process.pid]) - write_cpu
-        print(f"write path: {expected} points in {elapsed:.1f} s = {expected / elapsed:,.0f} points/s "
-              f"(publishing alone took {published:.1f} s); CPU: {write_cpu * 1e6 / expected:.1f} us/point "
-              "(twin process + PostgreSQL backends)")
+        if reuse:
+            main_attrs = {"total": await conn.fetchval("SELECT id FROM attributes WHERE name = 'total'")}
+        else:
+            main_attrs = await load(conn, bus, process.pid, tag)
         await conn.execute("ANALYZE")
 
         url = f"http://127.0.0.1:{port}/dt/open/v1/instance/attribute/{main_attrs['total']}"
@@ -214,7 +220,7 @@ async def run() -> None:
             await process.wait()
         await delete_namespace(bus.url, bus.namespace)
         await bus.close()
-        if os.environ.get("BENCH_KEEP_DB"):
+        if os.environ.get("BENCH_KEEP_DB") or reuse:
             print(f"kept database {dsn} (schema twin)")
         else:
             admin = await asyncpg.connect(PG_ADMIN)

@@ -290,3 +290,54 @@ async def test_raw_retention_answers_whole_minutes_from_rollups_and_names_start_
     status, _, _ = await raw(bem, "GET", "/timeseries_data/", params={
         "start_time": "2026-01-05T01:00:00+00:00", "end_time": end, "data_state": RAW, "timeseries": meter["id"]})
     assert status == 200
+
+
+async def test_long_aggregates_read_in_index_order_equal_the_points_with_gaps_zones_and_late_points(
+        bem: Stack, admin: Any) -> None:
+    """More than 2,000 buckets of a rollup's own width are read per series in index order (issue
+    16): two series at once, one with a two-hour gap, in a half-hour zone with a start off the
+    grid, give the values computed here from the uploaded points, before and after late points
+    land in buckets that already had some."""
+    campaign, scope = await _campaign(admin, zone="Asia/Kolkata")
+    dense = await _series(admin, campaign, scope, "Dense")
+    gappy = await _series(admin, campaign, scope, "Gappy")
+    points = {"dense": {s: (s * 37 % 101) / 4 for s in range(0, 8 * 3600, 3)},
+              "gappy": {s: (s * 13 % 89) / 8 for s in range(1, 8 * 3600, 7) if not 3 * 3600 <= s < 5 * 3600}}
+    ids = {"dense": dense["id"], "gappy": gappy["id"]}
+
+    def stamp(second: int) -> str:
+        return f"2026-01-05T{second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}+00:00"
+
+    async def upload(values: dict[str, dict[int, float]]) -> None:
+        await call(admin.timeseries_data.upload, RAW, {
+            str(ids[name]): {stamp(s): v for s, v in series.items()} for name, series in values.items()})
+
+    async def check() -> None:
+        start, end = "2026-01-05T05:30:04+05:30", "2026-01-05T13:30:00+05:30"  # 00:00:04 to 08:00 UTC
+        for width, unit, seconds in (("10", BucketWidthUnit.second, 10), ("1", BucketWidthUnit.minute, 60)):
+            for aggregation, expect in ((Aggregation.avg, lambda v: sum(v) / len(v)), (Aggregation.count, len),
+                                        (Aggregation.max, max)):
+                got = (await call(admin.timeseries_data.download_aggregate, start, end, RAW,
+                                  [ids["dense"], ids["gappy"]], timezone="Asia/Kolkata", aggregation=aggregation,
+                                  bucket_width_value=width, bucket_width_unit=unit)).data
+                for name, series in points.items():
+                    buckets: dict[int, list[float]] = {}
+                    for second, value in series.items():  # floor(start) is 00:00:00 UTC: every point counts
+                        buckets.setdefault(second // seconds * seconds, []).append(value)
+                    values = list(got[str(ids[name])].values())
+                    assert len(values) == 8 * 3600 // seconds
+                    assert next(iter(got[str(ids[name])])) == "2026-01-05T05:30:00+05:30"
+                    for index, value in enumerate(values):
+                        held = buckets.get(index * seconds)
+                        if held is None:
+                            assert value == (0 if aggregation is Aggregation.count else None), (name, index)
+                        else:
+                            assert value == pytest.approx(expect(held)), (name, unit, aggregation, index)
+
+    await upload(points)
+    await check()
+    late = {"dense": {4: 100.0, 3 * 3600 + 1: -50.0}, "gappy": {3: 7.5, 4 * 3600 + 1: 12.25}}
+    for name, series in late.items():
+        points[name].update(series)
+    await upload(late)
+    await check()

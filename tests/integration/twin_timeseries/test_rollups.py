@@ -161,3 +161,62 @@ async def test_hour_percentiles_read_the_sorted_values_and_survive_late_points(
                        humidity)
     answer = await (await twin.get(PATH.format(humidity), params=params)).json()
     assert list(answer["data"]["value"][0]["dps"].values()) == [7]
+
+
+async def test_long_reads_of_array_elements_equal_raw_reads_through_gaps_and_late_points(
+    twin: TestClient[Any, Any], pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 2,000 buckets of a rollup are read in index order as one row of arrays and split per
+    array element (issue 16): each element's buckets, the partial first and last buckets, the
+    combined series and the raw points equal what raw rows alone give, with a gap of an hour in
+    one element and late points written after the first read."""
+    device = await make_device(pool, timezone="Asia/Kolkata")
+    temps = device.attributes["temps"]
+    rng = random.Random(16)
+    records: list[SampleRecord] = []
+    ts = DST - 4 * 3_600_000
+    while ts < DST + 4 * 3_600_000:
+        for idx in (0, 1):
+            if idx == 0 or not DST <= ts < DST + 3_600_000:  # element 1 has an hour's gap
+                value = quarter(rng)
+                records.append((temps, idx, ts, str(value), float(value), None, None))
+        ts += rng.randrange(1_000, 4_001)
+    rng.shuffle(records)
+    partitions = PartitionManager()
+    for index in range(0, len(records), 500):
+        async with pool.acquire() as conn:
+            await write_batch(conn, samples=records[index:index + 500], currents=[], devices={}, instances={},
+                              partitions=partitions)
+    url = PATH.format(temps)
+    start, end = DST - 4 * 3_600_000 + 4_321, DST + 4 * 3_600_000 - 9_876  # partial edge buckets
+
+    async def compare(*, late: bool) -> None:
+        for params in ({"downsample": "10s-avg"}, {"downsample": "10s-max", "aggregator": "sum"},
+                       {"downsample": "1m-count"}, {"downsample": "10s-first-null"}, {}):
+            query = {"start": str(start), "end": str(end), **params}
+            fast = await twin.get(url, params=query)
+            assert fast.status == 200, await fast.text()
+            with monkeypatch.context() as raw_only:
+                raw_only.setattr(series_store, "ROLLUPS", ())
+                slow = await twin.get(url, params=query)
+            fast_body, slow_body = await fast.json(), await slow.json()
+            assert fast_body == slow_body, params
+            if params.get("aggregator") != "sum":
+                assert [s["tags"]["index"] for s in fast_body["data"]["value"]] == ["0", "1"]
+            if params == {"downsample": "10s-avg"}:
+                assert len(fast_body["data"]["value"][0]["dps"]) > 2_000
+                # the gap: element 1 has no bucket inside that hour (but the late point's)
+                inside = {k: v for k, v in fast_body["data"]["value"][1]["dps"].items()
+                          if DST // 1000 + 10 <= int(k) < (DST + 3_600_000) // 1000 - 10}
+                assert inside == ({str((DST + 1_800_000) // 1000): 42.5} if late else {})
+
+    await compare(late=False)
+    late: list[SampleRecord] = [(temps, 1, DST + 1_800_000, "42.5", 42.5, None, None),
+                                (temps, 0, start + 1, "-7", -7.0, None, None)]
+    async with pool.acquire() as conn:
+        await write_batch(conn, samples=late, currents=[], devices={}, instances={}, partitions=partitions)
+    await compare(late=True)
+    body = await (await twin.get(url, params={"start": str(DST + 1_800_000), "end": str(DST + 1_800_999),
+                                              "downsample": "0all-max"})).json()
+    assert [(s["tags"]["index"], s["dps"]) for s in body["data"]["value"]] == \
+        [("1", {str((DST + 1_800_000) // 1000): 42.5})]

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from twinbill_twin.api.stream_query import _key, _number, parse_query
+from twinbill_twin.api.dps import key as _key
+from twinbill_twin.api.dps import number as _number
+from twinbill_twin.api.stream_query import parse_query
 from twinbill_twin.domain.downsample import parse_downsample
 from twinbill_twin.domain.timeparse import parse_time
 from twinbill_twin.errors import BadParameter

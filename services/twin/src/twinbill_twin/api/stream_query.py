@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from twinbill_twin.api.dps import EncodedJson, dps_text
+from twinbill_twin.api.dps import key as dps_key
 from twinbill_twin.domain.aggregators import (
     AGGREGATORS,
     PERCENTILES,
@@ -32,6 +32,7 @@ from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import iso
+from twinbill_twin.store.series import Columns
 
 MAX_RAW_POINTS = 2_000_000
 TEXT_DATATYPES = ("String", "Boolean")
@@ -127,28 +128,40 @@ def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop:
 
 
 async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                         spec: Downsample, bounds: list[int] | None) -> dict[int, dict[int, float]]:
-    """Bucket values per series: whole buckets computed by PostgreSQL (from a rollup when one
-    fits), the partial first and last buckets from summaries of their rollup and raw parts."""
+                         spec: Downsample, bounds: list[int] | None) -> dict[int, Columns]:
+    """Bucket values per series as columns: whole buckets computed by PostgreSQL (from a rollup
+    when one fits), the partial first and last buckets from summaries of their rollup and raw
+    parts (before and after the whole ones)."""
     stop = q.end + 1
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
     if lo >= hi:
         lo = hi = stop
-    values: dict[int, dict[int, float]] = defaultdict(dict)
+    whole: dict[int, Columns] = {}
     if lo < hi:
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
         _retained(q, table, lo)
-        values.update(await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                      table=table, aggregator=spec.aggregator))
+        whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
+                                                table=table, aggregator=spec.aggregator)
+    edges: list[dict[int, Columns]] = []
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
+        edge: dict[int, Columns] = {}
         if part_start < part_stop:
             summaries = await _summaries(conn, attribute_id, q, spec, bounds, start=part_start,
                                          stop=part_stop)
-            for (idx, b), summary in summaries.items():
-                values[idx][b] = summarise(spec.aggregator, summary)
-    return values
+            for (idx, b), summary in sorted(summaries.items()):
+                times, values = edge.setdefault(idx, ([], []))
+                times.append(b)
+                values.append(summarise(spec.aggregator, summary))
+        edges.append(edge)
+    head, tail = edges
+    if not head and not tail:
+        return whole
+    empty: Columns = ([], [])
+    return {idx: (head.get(idx, empty)[0] + whole.get(idx, empty)[0] + tail.get(idx, empty)[0],
+                  head.get(idx, empty)[1] + whole.get(idx, empty)[1] + tail.get(idx, empty)[1])
+            for idx in sorted({*head, *whole, *tail})}
 
 
 async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
@@ -178,51 +191,68 @@ async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
 
 
 async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                       spec: Downsample) -> dict[int, Points]:
-    bounds = bucket_boundaries(spec, q.start, q.end, q.tz)
-    per_series: dict[int, dict[int, float]] = defaultdict(dict)
+                       spec: Downsample, bounds: list[int] | None) -> dict[int, Columns]:
     if spec.aggregator in PERCENTILES:
-        for (idx, b), value in (await _percentiles(conn, attribute_id, q, spec, bounds)).items():
-            per_series[idx][b] = value
+        per_series: dict[int, Columns] = {}
+        for (idx, b), value in sorted((await _percentiles(conn, attribute_id, q, spec, bounds)).items()):
+            times, values = per_series.setdefault(idx, ([], []))
+            times.append(b)
+            values.append(value)
     else:
         per_series = await _bucket_values(conn, attribute_id, q, spec, bounds)
-    starts = bucket_starts(spec, q.start, q.end, q.tz) if spec.fill is not Fill.NONE else []
-    return {idx: fill(values, starts=starts, policy=spec.fill) for idx, values in per_series.items()}
+    if spec.fill is Fill.NONE:
+        return per_series
+    starts = bucket_starts(spec, q.start, q.end, q.tz)
+    return {idx: _columns(fill(dict(zip(*columns, strict=True)), starts=starts, policy=spec.fill))
+            for idx, columns in per_series.items()}
+
+
+def _columns(points: Points) -> Columns:
+    return [ts for ts, _ in points], [value for _, value in points]
 
 
 async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: StreamQuery
                         ) -> list[dict[str, Any]]:
-    """The seed-002 `value` of a Stream attribute: [{"metric", "tags", "dps"}]."""
+    """The seed-002 `value` of a Stream attribute: [{"metric", "tags", "dps"}], each `dps`
+    written ahead as JSON text (EncodedJson: api.dps.answer_response splices it in)."""
     attribute_id = attribute["id"]
     textual = attribute["datatype"] in TEXT_DATATYPES
     if q.downsample is not None and textual:
         raise BadParameter("downsample", f"attribute {attribute_id} holds {attribute['datatype']} "
                                          "values, which cannot be downsampled; query raw points")
-    series: dict[int, list[tuple[int, Any]]]
+    series: dict[int, Columns]
     if q.downsample is None:
         _retained(q, "samples", q.start)
-        series = dict(await series_store.fetch_raw(conn, attribute_id, q.start, q.end, limit=MAX_RAW_POINTS + 1))
-        if sum(len(points) for points in series.values()) > MAX_RAW_POINTS:
+        series, millis, has_text = await series_store.fetch_raw(conn, attribute_id, q.start, q.end,
+                                                                limit=MAX_RAW_POINTS + 1)
+        if sum(len(times) for times, _ in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "
                                         "or add a downsample")
-        has_text = any(isinstance(v, str) for points in series.values() for _, v in points)
         if has_text and q.aggregator != "none":
             raise BadParameter("aggregator", f"attribute {attribute_id} holds non-numeric values; "
                                              "use aggregator=none")
     else:
-        series = dict(await _downsampled(conn, attribute_id, q, q.downsample))
+        bounds = bucket_boundaries(q.downsample, q.start, q.end, q.tz)
+        series = await _downsampled(conn, attribute_id, q, q.downsample, bounds)
+        # epoch buckets of whole seconds start on whole seconds: no need to look at each
+        millis = (bounds is not None or q.downsample.interval_ms % 1000 != 0) and any(
+            ts % 1000 for times, _ in series.values() for ts in times)
     tags = {"device_id": attribute["device_key"] or "", "dt_name": attribute["instance_name"]}
     metric = attribute["metric"] or attribute["name"]
     if not series:
         return []
+    outputs: list[tuple[dict[str, str], Columns]]
     if q.aggregator != "none":
-        policy = q.downsample.fill if q.downsample is not None else None
-        combined = combine(q.aggregator, [series[i] for i in sorted(series)], policy=policy or Fill.NONE)
-        outputs: list[tuple[dict[str, str], list[tuple[int, Any]]]] = [(tags, combined)]
+        if len(series) == 1 and q.aggregator not in ("count", "dev"):
+            outputs = [(tags, next(iter(series.values())))]  # what combine gives back for one series
+        else:
+            policy = q.downsample.fill if q.downsample is not None else None
+            combined = combine(q.aggregator, [list(zip(*series[i], strict=True)) for i in sorted(series)],
+                               policy=policy or Fill.NONE)
+            outputs = [(tags, _columns(combined))]
     else:
         outputs = [({**tags, "index": str(idx)} if idx >= 0 else tags, series[idx])
                    for idx in sorted(series)]
-    millis = any(ts % 1000 for _, points in outputs for ts, _ in points)
     # Values computed by arithmetic on doubles (a sum, mean, deviation or interpolated
     # percentile, or a combination across array elements, which interpolates) are written to 15
     # significant digits, so a sum of 0.1-step readings reads 14556.392, not 14556.392000000003.
@@ -230,32 +260,15 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     # raw points pass through with every digit the device sent.
     computed = (q.downsample is not None and _arithmetic(q.downsample.aggregator)) or (
         q.aggregator != "none" and len(series) > 1)
-    answer = [{"metric": metric, "tags": t, "dps": _dps(points, millis=millis, computed=computed)}
-              for t, points in outputs]
+    answer: list[dict[str, Any]] = [
+        {"metric": metric, "tags": t,
+         "dps": EncodedJson(dps_text(times, values, millis=millis, computed=computed), len(times))}
+        for t, (times, values) in outputs]
     if q.quality:
         qualities = await series_store.fetch_qualities(conn, attribute_id, q.start, q.end)
         for item, idx in zip(answer, sorted(series), strict=True):
-            item["quality"] = {_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
+            item["quality"] = {dps_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
     return answer
-
-
-_INTEGRAL = 2.0**53
-
-
-def _dps(points: list[tuple[int, Any]], *, millis: bool, computed: bool) -> dict[str, Any]:
-    """The `dps` of one output series: keys as _key, values as _computed_number / _number (the
-    same results; a finite double is handled inline, the rest by those functions)."""
-    keys = [f"{ts:013d}" for ts, _ in points] if millis else [str(ts // 1000) for ts, _ in points]
-    values: list[Any] = []
-    append = values.append
-    for _, value in points:
-        if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
-            if computed:
-                value = float(f"{value:.15g}")
-            append(int(value) if value.is_integer() and -_INTEGRAL < value < _INTEGRAL else value)
-        else:
-            append(_computed_number(value) if computed else _number(value))
-    return dict(zip(keys, values, strict=True))
 
 
 def _quality(text: str) -> Any:
@@ -263,31 +276,7 @@ def _quality(text: str) -> Any:
     return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
 
 
-def _key(ts: int, millis: bool) -> str:
-    # Millisecond keys are always 13 digits (zero-padded): `start`/`end` read 10 digits or fewer
-    # as seconds, so an unpadded early key ("123456") would read back as seconds.
-    return f"{ts:013d}" if millis else str(ts // 1000)
-
-
 def _arithmetic(aggregator: str) -> bool:
     """Whether a downsample aggregator computes new values rather than picking stored ones."""
     return aggregator in ("avg", "sum", "zimsum", "dev") or aggregator.endswith("r7") or (
         aggregator.startswith("p") and aggregator[1:].isdigit())
-
-
-def _computed_number(value: Any) -> Any:
-    """A computed double to the 15 significant digits a double holds exactly (then as _number)."""
-    if isinstance(value, float) and math.isfinite(value):
-        value = float(f"{value:.15g}")
-    return _number(value)
-
-
-def _number(value: Any) -> Any:
-    """Integral doubles are written as integers (the seed's `19`), NaN as "NaN", text stays text."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        # as OpenTSDB's serializer writes them: strings, so strict JSON parsers read the answer
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
-

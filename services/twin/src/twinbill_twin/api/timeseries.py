@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
 from twinbill_common.paging import INT64_MAX, parse_int
+from twinbill_twin.api.dps import answer_response
 from twinbill_twin.api.stream_query import parse_query, stream_series
 from twinbill_twin.api.visibility import attribute_visible, visible_projects
 from twinbill_twin.errors import BadParameter
@@ -88,7 +89,8 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
                 value = await stream_series(conn, row, query)
             except BadParameter as err:
                 raise _bad(err) from None
-        return dt_ok(attribute_body(row, value))
+        # dt_ok's envelope, with each series' dps spliced in as the text stream_series wrote
+        return answer_response({"code": 200, "message": "success", "data": attribute_body(row, value)})
 
     async def last_readings(request: web.Request) -> web.Response:
         """The last billing-register sample of each device at or before `at`."""

@@ -11,6 +11,9 @@ import asyncpg
 
 from twinbill_twin.domain.aggregators import Summary
 
+# One series' points as two columns: times ascending, and their values.
+Columns = tuple[list[int], list[Any]]
+
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
 # Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
 HOUR_VALUES = (3_600_000, "values_1h")
@@ -31,8 +34,9 @@ WHERE a.id = $1
 """
 
 _RAW = """
-SELECT idx, ts, dbl, txt FROM samples
-WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx LIMIT $4
+SELECT array_agg(idx), array_agg(ts), array_agg(dbl), array_agg(txt), bool_or(ts % 1000 <> 0)
+FROM (SELECT idx, ts, dbl, txt FROM samples
+      WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx LIMIT $4) AS raw
 """
 
 _READINGS = """
@@ -72,14 +76,20 @@ async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncp
 
 
 async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int
-                    ) -> dict[int, list[tuple[int, float | str]]]:
-    """Raw points in [start, end] per series index, numbers as doubles, others as text; at most
-    `limit` rows are read, so an over-wide query is refused without loading it all."""
-    rows = await conn.fetch(_RAW, attribute_id, start, end, limit)
-    series: dict[int, list[tuple[int, float | str]]] = defaultdict(list)
-    for idx, ts, dbl, txt in rows:
-        series[idx].append((ts, dbl if dbl is not None else txt))
-    return series
+                    ) -> tuple[dict[int, Columns], bool, bool]:
+    """Raw points in [start, end] per series index as columns (times ascending; numbers as
+    doubles, others as text), whether any time has milliseconds and whether any value is
+    text; at most `limit` rows are
+    read, so an over-wide query is refused without loading it all. One row of arrays: asyncpg
+    decodes an array in C, where 3,600 records cost a Python object each."""
+    row = await conn.fetchrow(_RAW, attribute_id, start, end, limit)
+    if row is None or row[0] is None:
+        return {}, False, False
+    idxs, times, doubles, texts, millis = row
+    if texts.count(None) == len(texts):  # numbers only
+        return split_series(idxs, times, doubles), bool(millis), False
+    values = [d if d is not None else t for d, t in zip(doubles, texts, strict=True)]
+    return split_series(idxs, times, values), bool(millis), True
 
 
 async def fetch_qualities(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
@@ -176,10 +186,12 @@ async def fetch_values(
     bucket: int | list[int],
     table: str,
     aggregator: str,
-) -> dict[int, dict[int, float]]:
+) -> dict[int, Columns]:
     """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
-    computed by PostgreSQL from raw rows or a rollup (one row of two arrays per series: a week of
-    10 s buckets is 60,480 values)."""
+    computed by PostgreSQL from raw rows or a rollup, as columns per series (bucket starts
+    ascending). One row of three arrays comes back (a week of 10 s buckets is 60,480 values):
+    the rows are read in index order (bucket, idx), so no sort runs in PostgreSQL, and each
+    series' part of the arrays is in time order."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -200,9 +212,48 @@ async def fetch_values(
             FROM (SELECT r.*, {key} AS b{window} FROM {table} r
                   WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3) AS x
             GROUP BY 1, 2"""
-    rows = await conn.fetch(f"SELECT idx, array_agg(b ORDER BY b), array_agg(v ORDER BY b) "
-                            f"FROM ({sql}) AS x(idx, b, v) GROUP BY idx", attribute_id, start, stop, bucket)
-    return {idx: dict(zip(buckets, values, strict=True)) for idx, buckets, values in rows}
+    query = (f"SELECT array_agg(idx), array_agg(b), array_agg(v) "
+             f"FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)")
+    rows_as_stored = table != "samples" and not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]
+    if rows_as_stored and (stop - start) // bucket > 2000:  # type: ignore[operator]  # an int here
+        async with conn.transaction():
+            # The planner prefers a bitmap scan and a sort (it costs heap pages as random reads);
+            # the primary key's index scan hands the rows over in (bucket, idx) order for half
+            # the CPU (a week of 10 s rows: 14 ms against 30).
+            await conn.execute(_ORDERED_SCAN)
+            row = await conn.fetchrow(query, attribute_id, start, stop, bucket)
+    else:  # a few rows: not worth the round trips
+        row = await conn.fetchrow(query, attribute_id, start, stop, bucket)
+    if row is None or row[0] is None:
+        return {}
+    return split_series(*row)
+
+
+# Only for a rollup read row by row, where the index order is the order asked for: with sorts
+# off, a plan that still needs one would cost "disabled" and bring in the JIT compiler.
+_ORDERED_SCAN = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off"
+
+
+def split_series(idxs: list[int], times: list[int], values: list[Any]) -> dict[int, Columns]:
+    """Rows ordered by (time, idx) as three arrays -> columns per series index, times ascending
+    (sorted here should the rows not have come in order)."""
+    if idxs.count(idxs[0]) == len(idxs):  # one series (a scalar attribute): the arrays as they are
+        return {idxs[0]: _ascending(times, values)}
+    split: dict[int, tuple[list[int], list[Any]]] = defaultdict(lambda: ([], []))
+    for idx, ts, value in zip(idxs, times, values, strict=True):
+        column = split[idx]
+        column[0].append(ts)
+        column[1].append(value)
+    return {idx: _ascending(*column) for idx, column in split.items()}
+
+
+def _ascending(times: list[int], values: list[Any]) -> Columns:
+    """The columns with times strictly ascending (already so in the normal case: checked in C)."""
+    ordered = sorted(times)
+    if ordered == times:
+        return times, values
+    pairs = sorted(zip(times, values, strict=True), key=lambda pair: pair[0])
+    return [t for t, _ in pairs], [v for _, v in pairs]
 
 
 # Hyndman-Fan positions (1-based, clamped) as domain.aggregators.quantile computes them:

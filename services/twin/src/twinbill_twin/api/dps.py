@@ -1,0 +1,147 @@
+"""A Stream query's `dps` written as JSON text, and answers that carry such text.
+
+A week of 10 s buckets is 60,480 `dps` entries: a dict of them, each value rounded through
+`float(f"{v:.15g}")`, then `json.dumps` of the whole answer cost about 150 ms of CPU. `dps_text`
+writes the same text with one `%`-format over the columns (C loops), and falls back to the dict
+for the few values whose text the format cannot match (non-finite values, -0, integral doubles
+at or past 2**53 or with a 15-digit exponent, the extremes of the double range, text values,
+fill markers). `answer_response`
+splices such texts into the envelope that `json.dumps` writes around them."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from twinbill_common.http import dumps
+
+_INTEGRAL = 2.0**53
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedJson:
+    """JSON text written ahead (a series' `dps` object) and the number of entries it holds."""
+
+    text: str
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def answer_response(body: Any) -> web.Response:
+    """`body` as JSON, as twinbill_common.http.json_response writes it, with each EncodedJson
+    inside written as its text. Each is first written as a random token string, then the
+    envelope's text is cut at the tokens: no data can hold a token chosen after it was read."""
+    token = secrets.token_hex(16)
+    parts: list[str] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, EncodedJson):
+            parts.append(value.text)
+            return f"{token}{len(parts) - 1}"
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    rest = dumps(mark(body))
+    chunks: list[str] = []
+    for index, part in enumerate(parts):  # json.dumps writes them in the order mark met them
+        before, _, rest = rest.partition(f'"{token}{index}"')
+        chunks += [before, part]
+    chunks.append(rest)
+    return web.Response(text="".join(chunks), content_type="application/json")
+
+
+def dps_text(times: list[int], values: list[Any], *, millis: bool, computed: bool) -> str:
+    """`dps` of one output series as the JSON text `json.dumps(dps(...))` writes (the same
+    separators as the envelope's); keys as `key`, values as `computed_number` / `number`."""
+    if not times:
+        return "{}"
+    keys = times if millis else list(map((1000).__rfloordiv__, times))  # ts // 1000
+    fast = _fast_text(keys, values, millis=millis, computed=computed)
+    if fast is not None:
+        return fast
+    return json.dumps(dps(times, values, millis=millis, computed=computed), ensure_ascii=False)
+
+
+def _fast_text(keys: list[int], values: list[Any], *, millis: bool, computed: bool) -> str | None:
+    """The dps text by one format of all pairs, or None where a value's text would differ from
+    what `dps` makes of it (the caller then writes it the slow way).
+
+    Computed values: `%.15g` is the text of float(f"{v:.15g}") (a decimal of 15 significant
+    digits round-trips through a normal double, so repr gives back those digits, trailing zeros
+    dropped, and repr and %g choose the same notation except for exponents 15), and an integral
+    one is written without a point by both. Picked values: `%r` is repr; an integral double
+    below 2**53 becomes an integer ("5.0" -> "5": a repr that ends in ".0" is always integral)."""
+    inter: list[Any] = [None] * (2 * len(keys))
+    inter[0::2] = keys
+    inter[1::2] = values
+    key = '"%013d": ' if millis else '"%d": '
+    try:
+        if computed:
+            text = (key + "%.15g, ") * len(keys) % tuple(inter)
+            # nan, inf; 1e15..1e16 (repr: no exponent); -0; values that 15 digits round past the
+            # largest double; below 1e-29 (subnormals hold fewer than 15 digits)
+            if "n" in text or "e+15" in text or " -0," in text or "e+308" in text or "e-3" in text:
+                return None
+        else:
+            low, high = min(values), max(values)  # TypeError: text among numbers, a null fill
+            if not -_INTEGRAL < low <= high < _INTEGRAL:
+                return None
+            text = ((key + "%r, ") * len(keys) % tuple(inter)).replace('.0, "', ', "')
+            # nan, inf, None; text (its repr holds a '); -0.0
+            if "n" in text or "'" in text or " -0," in text or " -0.0," in text:
+                return None
+    except TypeError:  # a null fill, or text, where numbers were expected
+        return None
+    text = text[:-2]
+    if text.endswith(".0") and not computed:
+        text = text[:-2]
+    return "{" + text + "}"
+
+
+def dps(times: list[int], values: list[Any], *, millis: bool, computed: bool) -> dict[str, Any]:
+    """The `dps` of one output series: keys as key, values as computed_number / number (the
+    same results; a finite double is handled inline, the rest by those functions)."""
+    keys = [f"{ts:013d}" for ts in times] if millis else [str(ts // 1000) for ts in times]
+    written: list[Any] = []
+    append = written.append
+    for value in values:
+        if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+            if computed:
+                value = float(f"{value:.15g}")
+            append(int(value) if value.is_integer() and -_INTEGRAL < value < _INTEGRAL else value)
+        else:
+            append(computed_number(value) if computed else number(value))
+    return dict(zip(keys, written, strict=True))
+
+
+def key(ts: int, millis: bool) -> str:
+    # Millisecond keys are always 13 digits (zero-padded): `start`/`end` read 10 digits or fewer
+    # as seconds, so an unpadded early key ("123456") would read back as seconds.
+    return f"{ts:013d}" if millis else str(ts // 1000)
+
+
+def computed_number(value: Any) -> Any:
+    """A computed double to the 15 significant digits a double holds exactly (then as number)."""
+    if isinstance(value, float) and math.isfinite(value):
+        value = float(f"{value:.15g}")
+    return number(value)
+
+
+def number(value: Any) -> Any:
+    """Integral doubles are written as integers (the seed's `19`), NaN as "NaN", text stays text."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # as OpenTSDB's serializer writes them: strings, so strict JSON parsers read the answer
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
