@@ -62,9 +62,12 @@ async def download_aggregate(request: web.Request) -> web.Response:
     texts: dict[int, list[str]] = {s.key: [empty] * len(grid.starts) for s in series}
     for key, numbers, found in rows:
         column = texts[key]
-        written = list(map(str, found)) if count else list(map(float.__repr__, found))
-        if not (count or csv_wanted) and ("nan" in written or "inf" in written or "-inf" in written):
-            written = [json_number(v) for v in found]  # JSON's tokens for these
+        if count:
+            written = list(map(str, found))
+        elif csv_wanted or math.isfinite(sum(found)):  # one C loop: a NaN or infinity would make the sum one
+            written = list(map(float.__repr__, found))
+        else:
+            written = [json_number(v) for v in found]  # JSON's tokens for NaN and the infinities
         if len(written) == len(column):  # every bucket has points (numbers are 1..n in order)
             texts[key] = written
             continue
