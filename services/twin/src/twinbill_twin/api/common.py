@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
 
+from twinbill_common.apidocs import JsonSchema, describe
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, parse_model, read_json
 from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
@@ -62,6 +63,26 @@ def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[in
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     return window.page, window.page_size, chosen
+
+
+INT32 = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_FILTER_SCHEMAS: dict[type, dict[str, Any]] = {
+    int: INT32, bool: {"type": "string", "enum": ["true", "false", "1", "0"]}, str: {"type": "string"}}
+
+
+def filters_query(filters: dict[str, type], *, enums: dict[str, tuple[str, ...]] | None = None) -> JsonSchema:
+    """The query parameters `parse_list_query` takes with these filters (and the values a handler
+    then allows of some), as JSON Schema."""
+    properties: dict[str, Any] = {
+        "page": {**INT32, "description": "page number, from 1"},
+        "page_size": {**INT32, "maximum": MAX_PAGE_SIZE,
+                      "description": f"rows a page, {DEFAULT_PAGE_SIZE} unless given"}}
+    for name, kind in filters.items():
+        properties[name] = {**_FILTER_SCHEMAS.get(kind, {"type": "string"}),
+                            "description": f"only rows with this {name}"}
+        if enums and name in enums:
+            properties[name]["enum"] = list(enums[name])
+    return JsonSchema({"type": "object", "properties": properties})
 
 
 def path_id(request: web.Request) -> int:
@@ -117,7 +138,9 @@ def list_handler(fetch: ListRows, *, filters: dict[str, type], read: type[BaseMo
         async with pool_of(request).acquire() as conn:
             total, rows = await fetch(conn, chosen, page=page, page_size=size)
         return listed(rows, read, total=total, page=page, page_size=size)
-    return handler
+    return describe(handler, summary=f"A page of {read.__name__.removesuffix('Read').lower()}s (X-Pagination)",
+                    query=filters_query(filters), response=list[read],  # type: ignore[valid-type]
+                    tags=("management",))
 
 
 def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
@@ -125,7 +148,8 @@ def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
             return one(await fetch(conn, path_id(request)), read)
-    return handler
+    return describe(handler, summary=f"One {read.__name__.removesuffix('Read').lower()}", response=read,
+                    tags=("management",))
 
 
 def delete_handler(remove: RowById, *, events: Events) -> Handler:
@@ -138,4 +162,4 @@ def delete_handler(remove: RowById, *, events: Events) -> Handler:
 
         await run_change(request, work, events)
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary="Delete one item", status=204, tags=("management",))
