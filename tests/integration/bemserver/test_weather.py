@@ -230,3 +230,17 @@ async def test_weather_download_from_the_stand_in_provider(weather_bem: Stack,
                             forecast=True)
     assert caught.value.status == 409 and str(caught.value) == "Wrong API key."
     assert oikolab[1][-1]["model"] == "gfs"
+
+
+async def test_ids_past_postgresql_integer_are_not_found(bem: Stack) -> None:
+    """A site, building or campaign id past PostgreSQL's integer is a 404 like any unknown id
+    (schemathesis found each answered 500)."""
+    big = 2**70
+    times = "start_time=2026-01-01T00:00:00%2B00:00&end_time=2026-01-02T00:00:00%2B00:00"
+    for method, path in (
+            ("GET", f"/bemserver/sites/{big}/degree_days?start_date=2026-01-01&end_date=2026-01-02&period=day"),
+            ("PUT", f"/bemserver/sites/{big}/download_weather_data?{times}"),
+            ("GET", f"/bemserver/analysis/energy_consumption/building/{big}?{times}&bucket_width_unit=day"),
+            ("GET", f"/bemserver/timeseries_data/campaign/{big}/?data_state=1&{times}&timeseries=Heat")):
+        async with bem.twin.request(method, path) as response:
+            assert response.status == 404, (path, await response.text())
