@@ -244,3 +244,22 @@ async def test_ids_past_postgresql_integer_are_not_found(bem: Stack) -> None:
             ("GET", f"/bemserver/timeseries_data/campaign/{big}/?data_state=1&{times}&timeseries=Heat")):
         async with bem.twin.request(method, path) as response:
             assert response.status == 404, (path, await response.text())
+
+
+async def test_bad_values_schemathesis_found_are_refused_not_500s(bem: Stack) -> None:
+    """Found by the deep schemathesis pass, each a 500 before: a site's coordinates past the
+    registry's CHECKs (422 naming the field), events of user 0 (none), a device_type filter past
+    smallint (422), a multipart CSV upload without a boundary (422)."""
+    campaign = await (await bem.twin.post("/bemserver/campaigns/", json={"name": "coords", "timezone": "UTC"})).json()
+    far = await bem.twin.post("/bemserver/sites/", json={"name": "far", "campaign_id": campaign["id"],
+                                                         "longitude": 3.3e16})
+    assert far.status == 422
+    assert (await far.json())["errors"]["json"]["longitude"] == [
+        "Must be greater than or equal to -180 and less than or equal to 180."]
+    events = await bem.twin.get("/bemserver/events/", params={"user_id": "0"})
+    assert events.status == 200 and await events.json() == []
+    devices = await bem.twin.get("/api/v1/devices/", params={"device_type": "2147483646"})
+    assert devices.status == 422 and "device_type" in (await devices.json())["errors"]["query"]
+    upload = await bem.twin.post("/api/v1/io/sites_csv", params={"project_id": campaign["id"]},
+                                 data=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert upload.status == 422 and "file" in (await upload.json())["errors"]["files"]

@@ -179,6 +179,8 @@ def smorest_field(spec: SmorestField) -> dict[str, Any]:
             schema = {"type": "string"}
     if spec.length is not None:
         schema.update(minLength=spec.length[0], maxLength=spec.length[1])
+    if spec.bounds is not None:
+        schema.update(minimum=spec.bounds[0], maximum=spec.bounds[1])
     if spec.nullable and not spec.required:
         schema = {"anyOf": [schema, {"type": "null"}]}
     return schema

@@ -22,7 +22,10 @@ async def _read_upload(request: web.Request) -> tuple[str, str | None]:
     project: str | None = None
     if request.content_type.startswith("multipart/"):
         text: str | None = None
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except ValueError as err:  # no boundary in the Content-Type (was a 500)
+            raise ValidationFailed({"file": [f"not a multipart body: {err}"]}, data={"location": "files"}) from None
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue

@@ -25,8 +25,8 @@ from twinbill_twin.keys import DEVICE_SECRETS
 from twinbill_twin.store import devices, products
 
 PRODUCT_FILTERS: dict[str, type] = {"product_key": str, "name": str, "is_gateway": bool}
-DEVICE_FILTERS: dict[str, type] = {
-    "project_id": int, "product_key": str, "device_key": str, "device_type": int,
+DEVICE_FILTERS: dict[str, type | range] = {
+    "project_id": int, "product_key": str, "device_key": str, "device_type": range(1, 3),  # smallint 1, 2
     "gateway_id": int, "space_id": int, "online": bool, "name": str}
 
 

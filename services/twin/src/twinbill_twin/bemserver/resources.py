@@ -73,6 +73,8 @@ def _place(extra: dict[str, str]) -> dict[str, str]:
             "ifc_id": "nullif(ifc_id, '')", **extra}
 
 
+# the registry's CHECKs (a coordinate past them was a 500)
+LATITUDE, LONGITUDE = Field("number", bounds=(-90, 90)), Field("number", bounds=(-180, 180))
 PLACE_FIELDS = {"name": NAME, "description": TEXT, "ifc_id": Field("str", length=(0, 80))}
 PLACE_FILTERS = {"name": Field("str"), "campaign_id": Field("int"), "ifc_id": Field("str"), "sort": SORT}
 CAMPAIGN_TABLE = Table("project", "projects", ("id", "name", "timezone", "description", "start_time", "end_time"),
@@ -92,8 +94,8 @@ RESOURCES = (
              {"name": Field("str"), "campaign_id": Field("int"), "sort": SORT}, campaign="campaign_id"),
     Resource("sites", "sites", _place({"campaign_id": "project_id", "latitude": "latitude",
                                        "longitude": "longitude"}),
-             {**PLACE_FIELDS, "campaign_id": REF, "latitude": Field("number"), "longitude": Field("number")},
-             {**PLACE_FIELDS, "latitude": Field("number"), "longitude": Field("number")},
+             {**PLACE_FIELDS, "campaign_id": REF, "latitude": LATITUDE, "longitude": LONGITUDE},
+             {**PLACE_FIELDS, "latitude": LATITUDE, "longitude": LONGITUDE},
              PLACE_FILTERS, campaign="project_id", registry=places.SITES, to_db={"campaign_id": "project_id"}),
     Resource("buildings", "buildings", _place({"site_id": "site_id"}), {**PLACE_FIELDS, "site_id": REF},
              PLACE_FIELDS, {**PLACE_FILTERS, "site_id": Field("int")}, campaign="project_id",
