@@ -52,8 +52,8 @@ def test_key_settings_are_checked() -> None:
         with pytest.raises(ValueError, match="old key"):
             parse_old_keys(bad)
     with pytest.raises(ValidationError, match="32 characters"):
-        TwinSettings(device_secret_old_keys="k0:short")  # type: ignore[arg-type]
+        TwinSettings(device_secret_old_keys="k0:short")
     with pytest.raises(ValidationError):
         TwinSettings(device_secret_key_id="has:colon")
-    settings = TwinSettings(device_secret_key_id="k2", device_secret_old_keys=f"k1:{K1}")  # type: ignore[arg-type]
+    settings = TwinSettings(device_secret_key_id="k2", device_secret_old_keys=f"k1:{K1}")
     assert settings.device_secrets().open(DeviceSecrets(K1, key_id="k1").seal("x")) == "x"
