@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 CONSOLE_VENDOR := services/gateway/src/twinbill_gateway/console/vendor
 
-.PHONY: install lock run test check test-unit test-integration lint typecheck bench stack clean browser faults
+.PHONY: install lock run test check test-unit test-integration test-openapi-deep lint typecheck bench stack clean browser faults
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+# schemathesis at depth (make test runs a quick pass): 25 examples per operation, the coverage and
+# stateful phases, the gateway's whole merged document; reports in test-artifacts/openapi/.
+test-openapi-deep: install
+	TWINBILL_SCHEMATHESIS_DEEP=1 $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/e2e/test_openapi.py
 
 check: lint typecheck
 

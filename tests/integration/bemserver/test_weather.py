@@ -230,3 +230,36 @@ async def test_weather_download_from_the_stand_in_provider(weather_bem: Stack,
                             forecast=True)
     assert caught.value.status == 409 and str(caught.value) == "Wrong API key."
     assert oikolab[1][-1]["model"] == "gfs"
+
+
+async def test_ids_past_postgresql_integer_are_not_found(bem: Stack) -> None:
+    """A site, building or campaign id past PostgreSQL's integer is a 404 like any unknown id
+    (schemathesis found each answered 500)."""
+    big = 2**70
+    times = "start_time=2026-01-01T00:00:00%2B00:00&end_time=2026-01-02T00:00:00%2B00:00"
+    for method, path in (
+            ("GET", f"/bemserver/sites/{big}/degree_days?start_date=2026-01-01&end_date=2026-01-02&period=day"),
+            ("PUT", f"/bemserver/sites/{big}/download_weather_data?{times}"),
+            ("GET", f"/bemserver/analysis/energy_consumption/building/{big}?{times}&bucket_width_unit=day"),
+            ("GET", f"/bemserver/timeseries_data/campaign/{big}/?data_state=1&{times}&timeseries=Heat")):
+        async with bem.twin.request(method, path) as response:
+            assert response.status == 404, (path, await response.text())
+
+
+async def test_bad_values_schemathesis_found_are_refused_not_500s(bem: Stack) -> None:
+    """Found by the deep schemathesis pass, each a 500 before: a site's coordinates past the
+    registry's CHECKs (422 naming the field), events of user 0 (none), a device_type filter past
+    smallint (422), a multipart CSV upload without a boundary (422)."""
+    campaign = await (await bem.twin.post("/bemserver/campaigns/", json={"name": "coords", "timezone": "UTC"})).json()
+    far = await bem.twin.post("/bemserver/sites/", json={"name": "far", "campaign_id": campaign["id"],
+                                                         "longitude": 3.3e16})
+    assert far.status == 422
+    assert (await far.json())["errors"]["json"]["longitude"] == [
+        "Must be greater than or equal to -180 and less than or equal to 180."]
+    events = await bem.twin.get("/bemserver/events/", params={"user_id": "0"})
+    assert events.status == 200 and await events.json() == []
+    devices = await bem.twin.get("/api/v1/devices/", params={"device_type": "2147483646"})
+    assert devices.status == 422 and "device_type" in (await devices.json())["errors"]["query"]
+    upload = await bem.twin.post("/api/v1/io/sites_csv", params={"project_id": campaign["id"]},
+                                 data=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert upload.status == 422 and "file" in (await upload.json())["errors"]["files"]

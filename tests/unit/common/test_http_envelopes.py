@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, Field
 
-from twinbill_common.errors import NotFound
+from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import (
     dt_ok,
     envelope_middleware,
@@ -38,6 +38,9 @@ async def make_client() -> TestClient[web.Request, web.Application]:
     async def boom(_: web.Request) -> web.Response:
         raise RuntimeError("kaput")
 
+    async def locked(_: web.Request) -> web.Response:
+        raise HttpError(429, "too many failed sign-ins", data={"headers": {"Retry-After": "60"}})
+
     async def dt(_: web.Request) -> web.Response:
         response: web.Response = dt_ok({"名字": "计算机"})
         return response
@@ -49,6 +52,7 @@ async def make_client() -> TestClient[web.Request, web.Application]:
     app.router.add_get("/dt/open/v1/missing", missing)
     app.router.add_get("/dt/open/v1/boom", boom)
     app.router.add_get("/dt/open/v1/ok", dt)
+    app.router.add_get("/dt/open/v1/locked", locked)
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -67,6 +71,20 @@ async def test_meta_envelope_success_and_field_errors() -> None:
         assert set(body["data"]["errors"]) == {"name", "count"}
         assert body["data"]["errors"]["count"] == ["Missing data for required field."]
         assert "name" in body["meta"]["message"] and "count" in body["meta"]["message"]
+    finally:
+        await client.close()
+
+
+async def test_seed_002_lockout_is_a_429_not_a_server_error() -> None:
+    """A sign-in lockout on seed 002's paths (schemathesis found it answered 500 "error"): the
+    seed's `unauthorized` body, HTTP 429 and the Retry-After the lockout gave."""
+    client = await make_client()
+    try:
+        locked = await client.get("/dt/open/v1/locked")
+        assert locked.status == 429 and locked.headers["Retry-After"] == "60"
+        body = await locked.json()
+        assert (body["code"], body["message"]) == (401, "unauthorized")
+        assert body["data"]["detail"] == "too many failed sign-ins" and "request_id" not in body["data"]
     finally:
         await client.close()
 

@@ -1,9 +1,15 @@
 """OpenAPI 3.1 at `/openapi.json`, built from the application's own routes and pydantic models.
 
 Every route the router holds is described (path parameters from its pattern; HEAD and catch-all
-routes left out). A handler says more with `@documented(...)`: the pydantic model its body is
-validated with, a model listing its query parameters, its answer's model and envelope (seed 000's
-`{"meta", "data"}`, seed 002's `{"code", "message", "data"}` or none). Error answers are described
+routes left out). Each handler says more with `@documented(...)` (or `describe(handler, ...)` where
+a factory makes it): the pydantic model its body is validated with, a model listing its query
+parameters, its answer's model and envelope (seed 000's `{"meta", "data"}`, seed 002's
+`{"code", "message", "data"}` or none). Validators that are not pydantic models (the
+flask-smorest-style field tables of `/bemserver`, the management API's list filters) give their
+JSON Schema through `JsonSchema`, built from the same tables they validate with. An operation
+whose handler says nothing is marked `x-twinbill-undescribed` (a test keeps every service free of
+them). A POST that creates an item gets OpenAPI links to the item's GET/PUT/DELETE by its `id`
+(schemathesis' stateful phase follows them). Error answers are described
 for every operation with the error body of the surface the path belongs to, taken from the
 envelope middleware's own rules (`envelope_middleware` records them), so the document and the
 answers cannot drift apart.
@@ -12,7 +18,7 @@ answers cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -27,6 +33,7 @@ from twinbill_common.http import (
     render_management,
     render_meta,
 )
+from twinbill_common.smorest import Field as SmorestField
 from twinbill_common.smorest import render_smorest
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -35,7 +42,23 @@ OPENAPI = "3.1.0"
 DOC_ATTRIBUTE = "__twinbill_api__"
 REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
-ERROR_STATUSES = ("400", "401", "403", "404", "405", "409", "413", "422", "429", "500", "502", "503")
+ERROR_STATUSES = ("400", "401", "403", "404", "405", "409", "412", "413", "422", "428", "429", "500", "502",
+                  "503")
+UNDESCRIBED = "x-twinbill-undescribed"
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """A schema given as JSON Schema, for validators that are not pydantic models; `name` makes it
+    a component."""
+
+    schema: dict[str, Any]
+    name: str | None = None
+    array: bool = False  # a JSON array of such items
+
+    def many(self) -> JsonSchema:
+        """An array of these."""
+        return JsonSchema(self.schema, self.name, array=True)
 
 
 @dataclass(frozen=True)
@@ -43,14 +66,18 @@ class Operation:
     """What `@documented` says of a handler beyond its route."""
 
     summary: str = ""
-    body: Any = None  # a pydantic model (or annotation) the JSON body is validated with
-    query: type[BaseModel] | None = None  # its fields are the query parameters
+    body: Any = None  # a pydantic model (or annotation, or JsonSchema) the JSON body is validated with
+    query: type[BaseModel] | JsonSchema | None = None  # its fields are the query parameters
     response: Any = None  # the answer's data: a model or annotation; None: any JSON
     status: int = 200
     envelope: Envelope = "none"
     content_type: str = "application/json"
     tags: tuple[str, ...] = ()
     path_types: Mapping[str, type] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # request header -> its description
+    body_required: bool = True
+    body_media: str = "application/json"  # the request body's content type
+    empty: bool = False  # the success answer has no body (204 always has none)
 
 
 def documented(**kwargs: Any) -> Callable[[H], H]:
@@ -62,6 +89,11 @@ def documented(**kwargs: Any) -> Callable[[H], H]:
         return handler
 
     return mark
+
+
+def describe(handler: H, **kwargs: Any) -> H:
+    """`documented` for a handler a factory made (the factory knows its models)."""
+    return documented(**kwargs)(handler)
 
 
 # ---- the seeds' bodies, as models --------------------------------------------------------------
@@ -114,6 +146,89 @@ ERROR_MODELS: dict[Renderer, type[BaseModel]] = {
     render_smorest: SmorestError}
 
 
+def page_query(*, default_size: int, max_size: int) -> JsonSchema:
+    """`page` and `page_size` as `twinbill_common.paging.query_page` reads them."""
+    return JsonSchema({"type": "object", "properties": {
+        "page": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "from 1"},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": max_size,
+                      "description": f"{default_size} unless given"}}})
+
+
+# ---- flask-smorest-style field tables (/bemserver) as JSON Schema ------------------------------
+
+IF_MATCH = {"If-Match": "the ETag of the item as last read (428 without it, 412 when stale)"}
+
+
+def smorest_field(spec: SmorestField) -> dict[str, Any]:
+    """One field of a `twinbill_common.smorest` table, as `load_body` / `load_query` accept it."""
+    schema: dict[str, Any]
+    match spec.kind:
+        case "int":
+            schema = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+        case "number":
+            schema = {"type": "number"}
+        case "bool":
+            schema = {"type": "boolean"}
+        case "datetime":
+            schema = {"type": "string", "format": "date-time"}
+        case "email":
+            schema = {"type": "string", "format": "email"}
+        case "choice":
+            schema = {"type": "string", "enum": list(spec.choices)} if spec.choices else {"type": "string"}
+        case _:
+            schema = {"type": "string"}
+    if spec.length is not None:
+        schema.update(minLength=spec.length[0], maxLength=spec.length[1])
+    if spec.bounds is not None:
+        schema.update(minimum=spec.bounds[0], maximum=spec.bounds[1])
+    if spec.nullable and not spec.required:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def smorest_body(fields: Mapping[str, SmorestField], name: str | None = None) -> JsonSchema:
+    """The JSON body `load_body(body, fields)` loads: unknown fields refused."""
+    return JsonSchema({"type": "object", "additionalProperties": False,
+                       "properties": {k: smorest_field(v) for k, v in fields.items()},
+                       "required": [k for k, v in fields.items() if v.required]}, name)
+
+
+def smorest_query(fields: Mapping[str, SmorestField], *, paginate: bool = False) -> JsonSchema:
+    """The query `load_query(query, fields)` (and `parse_page` when `paginate`) reads."""
+    properties: dict[str, Any] = {}
+    for name, spec in fields.items():
+        schema = smorest_field(SmorestField(spec.kind, length=spec.length, choices=spec.choices, nullable=False))
+        if spec.kind == "bool":
+            schema = {"type": "string", "enum": ["true", "false", "1", "0"]}
+        properties[name] = schema
+    if paginate:
+        properties["page"] = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+        properties["page_size"] = {"type": "integer", "minimum": 1, "maximum": 100}
+    return JsonSchema({"type": "object", "properties": properties,
+                       "required": [k for k, v in fields.items() if v.required]})
+
+
+def smorest_item(names: Iterable[str], *fields: Mapping[str, SmorestField],
+                 name: str | None = None) -> JsonSchema:
+    """An item as BEMServer dumps it (`resources.dump`: null fields left out): `names` its fields,
+    typed from the body tables that load them, `id` always there."""
+    kinds: dict[str, SmorestField] = {}
+    for table in fields:
+        kinds.update(table)
+    properties: dict[str, Any] = {}
+    for field_name in names:
+        spec = kinds.get(field_name)
+        if field_name == "id" or (field_name.endswith("_id") and spec is None):
+            properties[field_name] = {"type": "integer"}
+        elif spec is None:
+            properties[field_name] = {}
+        else:
+            loose = SmorestField("str" if spec.kind == "choice" else spec.kind, nullable=False)
+            properties[field_name] = smorest_field(loose)
+    return JsonSchema({"type": "object", "properties": properties,
+                       "required": ["id"] if "id" in properties else []}, name)
+
+
 # ---- the builder --------------------------------------------------------------------------------
 
 class _Schemas:
@@ -124,6 +239,13 @@ class _Schemas:
         self.responses: dict[str, Any] = {}
 
     def of(self, annotation: Any, *, mode: Literal["validation", "serialization"]) -> dict[str, Any]:
+        if isinstance(annotation, JsonSchema):
+            if annotation.name is None:
+                one = dict(annotation.schema)
+            else:
+                self.components[annotation.name] = annotation.schema
+                one = {"$ref": REF.format(model=annotation.name)}
+            return {"type": "array", "items": one} if annotation.array else one
         schema = TypeAdapter(annotation).json_schema(ref_template=REF, mode=mode)
         self.components.update(schema.pop("$defs", {}))
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and "properties" in schema:
@@ -175,7 +297,8 @@ def _path_schema(name: str, declared: Mapping[str, type]) -> dict[str, Any]:
 
 
 def _operation(app: web.Application, method: str, path: str, handler: Any, schemas: _Schemas) -> dict[str, Any]:
-    doc: Operation = getattr(handler, DOC_ATTRIBUTE, None) or Operation()
+    described: Operation | None = getattr(handler, DOC_ATTRIBUTE, None)
+    doc = described or Operation()
     summary = doc.summary or (handler.__doc__ or "").strip().splitlines()[0:1]
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_') or 'root'}",
@@ -187,20 +310,26 @@ def _operation(app: web.Application, method: str, path: str, handler: Any, schem
         {"name": name, "in": "path", "required": True, "schema": _path_schema(name, doc.path_types)}
         for name in _PARAM.findall(path)]
     if doc.query is not None:
-        properties = doc.query.model_json_schema(ref_template=REF, mode="validation")
+        if isinstance(doc.query, JsonSchema):
+            properties = dict(doc.query.schema)
+        else:
+            properties = doc.query.model_json_schema(ref_template=REF, mode="validation")
         schemas.components.update(properties.pop("$defs", {}))
         required = set(properties.get("required", []))
         for name, schema in properties.get("properties", {}).items():
             schema = _without_null(schema)
             parameters.append({"name": name, "in": "query", "required": name in required,
                                "description": schema.pop("description", ""), "schema": schema})
+    for name, description in doc.headers.items():
+        parameters.append({"name": name, "in": "header", "required": False, "description": description,
+                           "schema": {"type": "string"}})
     if parameters:
         operation["parameters"] = parameters
     if doc.body is not None:
-        operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": schemas.of(doc.body, mode="validation")}}}
+        operation["requestBody"] = {"required": doc.body_required, "content": {
+            doc.body_media: {"schema": schemas.of(doc.body, mode="validation")}}}
     data = schemas.of(doc.response, mode="serialization") if doc.response is not None else {}
-    if doc.status == 204:
+    if doc.status == 204 or doc.empty:
         success: dict[str, Any] = {"description": "done, no body"}
     elif doc.content_type != "application/json":
         success = {"description": "ok", "content": {doc.content_type: {"schema": {"type": "string"}}}}
@@ -217,7 +346,39 @@ def _operation(app: web.Application, method: str, path: str, handler: Any, schem
         for status in ERROR_STATUSES:
             responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
     operation["responses"] = responses
+    if described is None:
+        operation[UNDESCRIBED] = True
     return operation
+
+
+def _has_id(schema: dict[str, Any], components: Mapping[str, Any]) -> bool:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = components.get(ref.rsplit("/", 1)[1], {})
+    return "id" in schema.get("properties", {})
+
+
+def _add_links(paths: dict[str, dict[str, Any]], components: Mapping[str, Any]) -> None:
+    """A POST to `<base>/` answering an item with an `id` links to `<base>/{id}`'s operations."""
+    for path, operations in paths.items():
+        post = operations.get("post")
+        item = paths.get(path.rstrip("/") + "/{id}")
+        if post is None or item is None:
+            continue
+        for status, response in post["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if not status.startswith("2") or not _has_id(schema, components):
+                continue
+            links = {f"{method.upper()}_item": {"operationId": target["operationId"],
+                                                "parameters": {"id": "$response.body#/id"}}
+                     for method, target in item.items() if method in ("get", "put", "patch", "delete")}
+            if links:
+                response["links"] = links
+
+
+async def _static_file(request: web.Request) -> web.StreamResponse:  # pragma: no cover - never served
+    """Stands for a static directory's files in the document."""
+    raise web.HTTPNotFound
 
 
 def openapi_document(app: web.Application, *, title: str, version: str, description: str = "") -> dict[str, Any]:
@@ -235,9 +396,13 @@ def openapi_document(app: web.Application, *, title: str, version: str, descript
             if prefix is None:
                 continue
             path = f"{prefix.rstrip('/')}/{{filename}}"
+            handler: Any = describe(_static_file, summary="A static file", content_type="application/octet-stream",
+                                    path_types={"filename": str})
+        else:
+            handler = route.handler
         path = _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
-        paths.setdefault(path, {})[route.method.lower()] = _operation(app, route.method, path, route.handler,
-                                                                      schemas)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(app, route.method, path, handler, schemas)
+    _add_links(paths, schemas.components)
     return {"openapi": OPENAPI, "info": {"title": title, "version": version, "description": description},
             "paths": dict(sorted(paths.items())),
             "components": {"schemas": dict(sorted(schemas.components.items())),

@@ -77,15 +77,23 @@ def render_meta(err: HttpError, request_id: str) -> web.Response:
 
 
 def render_dt(err: HttpError, request_id: str) -> web.Response:
-    """Seed 002 error: only the documented codes and messages; the detail goes in data."""
-    code = 400 if err.status in (400, 405, 409, 413, 422) else err.status
+    """Seed 002 error: only the documented codes and messages; the detail goes in data.
+
+    A sign-in lockout (429) is the seed's `unauthorized` in the body, answered with HTTP 429 and
+    its Retry-After, so a client backs off instead of seeing a server error."""
+    code = 400 if err.status in (400, 405, 409, 413, 422) else 401 if err.status == 429 else err.status
     code = code if code in DT_MESSAGES else 500
     data: dict[str, Any] = {"detail": err.message}
     if err.fields:
         data["errors"] = err.fields
     if code >= 500:
         data["request_id"] = request_id
-    return json_response({"code": code, "message": DT_MESSAGES[code], "data": data}, status=code)
+    response = json_response({"code": code, "message": DT_MESSAGES[code], "data": data},
+                             status=429 if err.status == 429 else code)
+    headers = err.data.get("headers") if isinstance(err.data, dict) else None
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def render_management(err: HttpError, request_id: str) -> web.Response:

@@ -177,6 +177,7 @@ class Field:
     nullable: bool = True
     length: tuple[int, int] | None = None
     choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None  # a number's inclusive range (marshmallow's Range)
 
 
 def _load_one(value: Any, spec: Field) -> tuple[Any, str | None]:
@@ -197,6 +198,9 @@ def _load_one(value: Any, spec: Field) -> tuple[Any, str | None]:
         case "number":
             if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
                 return None, "Not a valid number."
+            if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
+                low, high = (f"{b:g}" for b in spec.bounds)
+                return None, f"Must be greater than or equal to {low} and less than or equal to {high}."
             return float(value), None
         case "bool":
             return (value, None) if isinstance(value, bool) else (None, "Not a valid boolean.")

@@ -24,6 +24,7 @@ from twinbill_billing.tariffs import (
     to_document,
     to_read,
 )
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
 from twinbill_common.http import json_response
 from twinbill_common.paging import query_int, query_page, smorest_pagination
@@ -77,6 +78,20 @@ async def _timezone(request: web.Request, body: TariffUpdate, project_id: int, *
         ) from None
 
 
+INT32 = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+TARIFF_QUERY = JsonSchema({"type": "object", "properties": {
+    "page": {**INT32, "minimum": 1}, "page_size": {**INT32, "minimum": 1, "maximum": 1000},
+    "project_id": INT32, "device_type": INT32, "water_meter_kind": {"type": "string"}}})
+# to_read's shape: amounts are decimal strings, times ISO 8601
+TARIFF = JsonSchema({"type": "object", "required": ["id", "project_id", "device_type", "kind", "effective_from"],
+                     "properties": {"id": {"type": "string"}, "project_id": {"type": "integer"},
+                                    "device_type": {"type": "integer"}, "kind": {"type": "string"},
+                                    "effective_from": {"type": "string"}, "effective_to": {"type": ["string", "null"]},
+                                    "blocks": {"type": "array"}, "seasons": {"type": "array"}}}, "TariffRead")
+TARIFF_ID = {"tariff_id": str}
+
+
+@documented(summary="A page of tariffs (X-Pagination)", query=TARIFF_QUERY, response=TARIFF.many(), tags=("billing",))
 async def list_tariffs(request: web.Request) -> web.Response:
     """GET /api/v1/tariffs/: a page of tariffs; X-Pagination as flask-smorest writes it."""
     errors: dict[str, list[str]] = {}
@@ -94,6 +109,7 @@ async def list_tariffs(request: web.Request) -> web.Response:
     return json_response([to_read(doc) for doc in docs], headers={"X-Pagination": json.dumps(pagination)})
 
 
+@documented(summary="Create a tariff", body=TariffCreate, response=TARIFF, status=201, tags=("billing",))
 async def create_tariff(request: web.Request) -> web.Response:
     """POST /api/v1/tariffs/: validate and store a tariff (201)."""
     body = parse_tariff(TariffCreate, await _body(request))
@@ -112,6 +128,7 @@ async def create_tariff(request: web.Request) -> web.Response:
     return json_response(to_read(doc), status=201)
 
 
+@documented(summary="One tariff", response=TARIFF, path_types=TARIFF_ID, tags=("billing",))
 async def get_tariff(request: web.Request) -> web.Response:
     """GET /api/v1/tariffs/{id}."""
     doc = await request.app[STORE].get_tariff(_object_id(request))
@@ -120,6 +137,8 @@ async def get_tariff(request: web.Request) -> web.Response:
     return json_response(to_read(doc))
 
 
+@documented(summary="Replace a tariff's definition", body=TariffUpdate, response=TARIFF, path_types=TARIFF_ID,
+            tags=("billing",))
 async def update_tariff(request: web.Request) -> web.Response:
     """PUT /api/v1/tariffs/{id}: replace the definition (project and device type stay)."""
     tariff_id = _object_id(request)
@@ -140,6 +159,7 @@ async def update_tariff(request: web.Request) -> web.Response:
     return json_response(to_read({**current, **fields}))
 
 
+@documented(summary="Delete a tariff", status=204, path_types=TARIFF_ID, tags=("billing",))
 async def delete_tariff(request: web.Request) -> web.Response:
     """DELETE /api/v1/tariffs/{id} (204). Bills keep their own snapshot of the tariff they used."""
     tariff_id = _object_id(request)
@@ -151,6 +171,7 @@ async def delete_tariff(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="A billing run and its summary (services)", response=dict[str, Any], tags=("internal",))
 async def get_run(request: web.Request) -> web.Response:
     """GET /internal/v1/runs/{run_id}: the run and its summary, derived live from job outcomes."""
     store = request.app[STORE]

@@ -28,6 +28,7 @@ from bson.errors import InvalidId
 from twinbill_billing.audit import record_change, request_actor
 from twinbill_billing.context import CONTEXT
 from twinbill_billing.domain.bills import canonical
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
 from twinbill_common.http import json_response, read_json
 from twinbill_common.schemas.billing import RunBilling
@@ -70,6 +71,13 @@ def credit_note(bill: dict[str, Any], *, reason: str, by: str, now: datetime) ->
     return doc
 
 
+BILL_ID = {"bill_id": str}
+VOID = JsonSchema({"type": "object", "required": ["reason"], "properties": {
+    "reason": {"type": "string", "minLength": 1, "pattern": "\\S", "description": "why the bill is voided"}}})
+
+
+@documented(summary="One bill (or credit note) with its segments and lines", response=dict[str, Any],
+            path_types=BILL_ID, tags=("billing",))
 async def get_bill(request: web.Request) -> web.Response:
     """GET /api/v1/bills/{bill_id}: one bill or credit note as stored (the gateway reads its
     `project_id` to check access)."""
@@ -79,6 +87,8 @@ async def get_bill(request: web.Request) -> web.Response:
     return json_response(render(bill))
 
 
+@documented(summary="Void a bill with a reason; its credit note is issued", body=VOID, response=dict[str, Any],
+            path_types=BILL_ID, tags=("billing",))
 async def void_bill(request: web.Request) -> web.Response:
     """POST /api/v1/bills/{bill_id}/void: void with a reason, issue the credit note (200)."""
     ctx = request.app[CONTEXT]
@@ -123,6 +133,8 @@ async def void_bill(request: web.Request) -> web.Response:
     return json_response({"bill": render(fresh), "credit_note": render(note)})
 
 
+@documented(summary="Bill a voided bill's period again (202, the run id)", status=202,
+            response=dict[str, str], path_types=BILL_ID, tags=("billing",))
 async def rebill(request: web.Request) -> web.Response:
     """POST /api/v1/bills/{bill_id}/rebill: bill a voided bill's period again (202, the run id)."""
     ctx = request.app[CONTEXT]

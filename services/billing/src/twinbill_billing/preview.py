@@ -22,6 +22,7 @@ from twinbill_billing.domain.bills import price_period
 from twinbill_billing.domain.periods import Period, PeriodError
 from twinbill_billing.domain.pricing import TariffError
 from twinbill_billing.tariffs import TariffUpdate, parse_tariff, to_document, to_domain
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import INT32_MAX, json_response
 
@@ -54,6 +55,8 @@ def price_preview(body: TariffPreview, *, timezone: str | None, now: datetime) -
     return charge.to_document()
 
 
+@documented(summary="Price a consumption under a tariff (nothing stored)", body=TariffPreview,
+            response=dict[str, Any], tags=("billing",))
 async def preview_tariff(request: web.Request) -> web.Response:
     """Price `consumption` over the period under the tariff in the body; nothing is stored."""
     body = parse_tariff(TariffPreview, await _body(request))

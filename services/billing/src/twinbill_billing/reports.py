@@ -29,6 +29,7 @@ from twinbill_billing.audit import audit_collection
 from twinbill_billing.history import STORE
 from twinbill_billing.runs import summarize
 from twinbill_billing.store import BillStore
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import json_response
 from twinbill_common.paging import query_int, query_page, smorest_pagination
@@ -111,6 +112,21 @@ async def _summary_of(store: BillStore, run: Mapping[str, Any], *,
     return summarize(dict(run), outcomes), outcomes
 
 
+_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_PAGE = {"page": _INT, "page_size": {**_INT, "maximum": MAX_PAGE_SIZE, "description": "20 unless given"}}
+RUNS_QUERY = JsonSchema({"type": "object", "properties": {
+    **_PAGE, "project_id": _INT, "device_type": {"type": "integer", "minimum": 0, "maximum": 2},
+    "task": {"type": "string"}}})
+RUN_QUERY = JsonSchema({"type": "object", "properties": {**_PAGE, "outcome": {"type": "string",
+                                                                              "enum": list(OUTCOMES)}}})
+AUDIT_QUERY = JsonSchema({"type": "object", "properties": {
+    **_PAGE, "project_id": _INT, "entity": {"type": "string"}, "entity_id": {"type": "string"},
+    "action": {"type": "string"}}})
+OBJECTS = JsonSchema({"type": "array", "items": {"type": "object"}})
+
+
+@documented(summary="A page of billing runs, newest first (X-Pagination)", query=RUNS_QUERY, response=OBJECTS,
+            tags=("billing",))
 async def list_runs(request: web.Request) -> web.Response:
     """GET /api/v1/billing/runs/: a project's runs, newest first, with their counts."""
     query = request.query
@@ -137,6 +153,8 @@ async def list_runs(request: web.Request) -> web.Response:
     return json_response(items, headers=pagination(total, page=page, page_size=page_size))
 
 
+@documented(summary="A run's counts and a page of its per-meter outcomes", query=RUN_QUERY,
+            response=dict[str, Any], path_types={"run_id": str}, tags=("billing",))
 async def get_run_report(request: web.Request) -> web.Response:
     """GET /api/v1/billing/runs/{run_id}: the run's counts and a page of per-device outcomes."""
     query = request.query
@@ -175,6 +193,8 @@ async def get_run_report(request: web.Request) -> web.Response:
     return json_response(body, headers=pagination(len(devices), page=page, page_size=page_size))
 
 
+@documented(summary="A page of the billing audit log (X-Pagination)", query=AUDIT_QUERY, response=OBJECTS,
+            tags=("billing",))
 async def list_audit(request: web.Request) -> web.Response:
     """GET /api/v1/billing/audit/: a project's audit entries, newest first."""
     query = request.query

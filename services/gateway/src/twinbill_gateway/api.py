@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from twinbill_common.apidocs import documented
+from twinbill_common.apidocs import documented, page_query
 from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dumps, json_response, meta_ok, parse_model, read_json
 from twinbill_common.paging import INT32_MAX, Errors, parse_int, query_page, smorest_pagination
@@ -196,11 +196,15 @@ def _user_id(request: web.Request) -> int:
         raise ValidationFailed({"user_id": [str(err)]}, data={"location": "path"}) from None
 
 
-@documented(summary="Users (administrators)", response=list[UserRead], tags=("users",))
+USERS_PAGE, USERS_MAX = 20, 1000
+
+
+@documented(summary="Users (administrators)", response=list[UserRead], tags=("users",),
+            query=page_query(default_size=USERS_PAGE, max_size=USERS_MAX))
 async def list_users(request: web.Request) -> web.Response:
     await _admin(request)
     errors: Errors = {}
-    window = query_page(request.query, default_size=20, max_size=1000, errors=errors)
+    window = query_page(request.query, default_size=USERS_PAGE, max_size=USERS_MAX, errors=errors)
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     total, users = await request.app[STORE].page(limit=window.page_size, offset=window.offset)

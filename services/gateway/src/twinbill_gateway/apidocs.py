@@ -73,6 +73,20 @@ async def _upstream_document(request: web.Request, upstream: Upstream, base: str
     return document
 
 
+def _drop_dangling_links(paths: dict[str, Any]) -> None:
+    """Links to an operation the merge left out (the gateway answers that path itself) go."""
+    ids = {op.get("operationId") for operations in paths.values() for op in operations.values()}
+    for operations in paths.values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                links = response.get("links")
+                if links is None:
+                    continue
+                response["links"] = {k: v for k, v in links.items() if v["operationId"] in ids}
+                if not response["links"]:
+                    del response["links"]
+
+
 @documented(summary="The platform's public OpenAPI 3.1 document (the gateway and what it forwards)",
             response=dict[str, Any], tags=("operations",))
 async def merged_openapi(request: web.Request) -> web.Response:
@@ -98,11 +112,15 @@ async def merged_openapi(request: web.Request) -> web.Response:
             kept = {m: op for m, op in operations.items() if m not in own.get(path, {})}
             for operation in kept.values():
                 operation["operationId"] = f"{upstream}_{operation['operationId']}"
+                for response in operation.get("responses", {}).values():
+                    for link in response.get("links", {}).values():
+                        link["operationId"] = f"{upstream}_{link['operationId']}"
             if kept:
                 own.setdefault(path, {}).update(kept)
         for kind in ("schemas", "responses"):
             document["components"][kind].update(renamed["components"][kind])
     document["paths"] = dict(sorted(own.items()))
+    _drop_dangling_links(document["paths"])
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     document["security"] = [{"bearer": []}, {"basic": []}, {"token": []}]
     for path in PUBLIC:
@@ -113,6 +131,7 @@ async def merged_openapi(request: web.Request) -> web.Response:
     return json_response(document)
 
 
+@documented(summary="Swagger UI over /openapi.json", content_type="text/html", tags=("operations",))
 async def docs_page(request: web.Request) -> web.FileResponse:
     """GET /docs: Swagger UI over /openapi.json (no CDN: the files are the gateway's own)."""
     return web.FileResponse(CONSOLE / "docs.html", headers=NO_CACHE)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from twinbill_common.apidocs import documented
 from twinbill_common.http import Handler
 
 CONSOLE = Path(__file__).parent / "console"
@@ -19,6 +20,7 @@ CONSOLE = Path(__file__).parent / "console"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
+@documented(summary="The web console", content_type="text/html", tags=("console",))
 async def index(request: web.Request) -> web.FileResponse:
     """GET /: the console's single page (its views are addressed by the URL fragment)."""
     return web.FileResponse(CONSOLE / "index.html", headers=NO_CACHE)

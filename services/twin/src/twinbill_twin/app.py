@@ -34,7 +34,7 @@ from twinbill_twin.handlers import AlarmConsumer, handle_billing_outcome, handle
 from twinbill_twin.keys import ALARMS, BUS, DEVICE_SECRETS, DIRECTORY, OUTBOX, POOL, REFUSALS, SETTINGS
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.notifier import Notifier
-from twinbill_twin.secretbox import DeviceSecrets, seal_stored_secrets
+from twinbill_twin.secretbox import seal_stored_secrets
 from twinbill_twin.settings import TwinSettings
 from twinbill_twin.timeseries import WriteRefusals, setup_timeseries
 from twinbill_twin.webhooks import Dispatcher, add_deliveries
@@ -55,7 +55,7 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
         client_max_size=64 * 1024 * 1024,
     )
     app[SETTINGS] = settings
-    app[DEVICE_SECRETS] = device_secrets = DeviceSecrets(settings.device_secret_key.get_secret_value())
+    app[DEVICE_SECRETS] = device_secrets = settings.device_secrets()
     registry = new_registry()
     checks = add_health_routes(app, registry=registry)
     add_api_docs(app, title="twinbill twin service", version=version("twinbill-twin"),

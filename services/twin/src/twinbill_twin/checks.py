@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.logging import get_logger
@@ -451,6 +452,11 @@ class CheckRunner:
 CHECKS = web.AppKey("check_runner", CheckRunner)
 
 
+@documented(summary="Run the check services now (the period before `at`)", tags=("internal",),
+            response=dict[str, Any], body=JsonSchema({"type": "object", "properties": {
+                "services": {"type": "array", "items": {"type": "string", "enum": list(SERVICES)}},
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "campaign_id": {"type": ["integer", "null"]}}}))
 async def run_checks(request: web.Request) -> web.Response:
     """POST /internal/v1/checks/run `{"services": [...]?, "at": ISO-8601?, "campaign_id": int?}`:
     run now, for the period before `at` (default: now); each run's figures. A period run before

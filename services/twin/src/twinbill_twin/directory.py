@@ -40,6 +40,8 @@ class GatewayDirectory:
             self._session = aiohttp.ClientSession(timeout=self._timeout, middlewares=(self._auth,))
         try:
             async with self._session.get(f"{self.base_url}{path}") as response:
+                if response.status == 404:  # no such user or scope (an id <= 0, say): nobody, nothing
+                    return []
                 if response.status != 200:
                     raise DirectoryUnavailable(f"gateway answered {response.status} for {path}")
                 body = await response.json()

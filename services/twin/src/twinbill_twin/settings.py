@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from twinbill_common.settings import PostgresSettings
+from twinbill_twin.secretbox import DeviceSecrets, parse_old_keys
 
 DEV_DEVICE_SECRET_KEY = "twinbill-local-development-device-secret-key"  # noqa: S105  # public on purpose: production refuses it
 
@@ -29,9 +30,24 @@ class TwinSettings(PostgresSettings):
     # disk full): after the store has room again, storing (and ingest's acknowledgements) resume
     # within this.
     retry_max_pause: float = Field(default=5.0, gt=0)
-    # Seals device secrets at rest (AES-256-GCM, secretbox.py); changing it makes stored secrets
-    # unreadable (no rotation yet).
+    # Seals device secrets at rest (AES-256-GCM, secretbox.py) under its id; old keys (`id:key,...`)
+    # only open what they sealed, until `python -m twinbill_twin.reseal` re-seals it (rotation).
     device_secret_key: SecretStr = Field(default=SecretStr(DEV_DEVICE_SECRET_KEY), min_length=32)
+    device_secret_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    device_secret_old_keys: SecretStr = SecretStr("")
+
+    @field_validator("device_secret_old_keys")
+    @classmethod
+    def _old_keys(cls, value: SecretStr) -> SecretStr:
+        keys = parse_old_keys(value.get_secret_value())
+        if any(len(key) < 32 for key in keys.values()):
+            raise ValueError("each old device secret key has at least 32 characters")
+        return value
+
+    def device_secrets(self) -> DeviceSecrets:
+        """The sealing keys these settings name."""
+        return DeviceSecrets(self.device_secret_key.get_secret_value(), key_id=self.device_secret_key_id,
+                             old_keys=parse_old_keys(self.device_secret_old_keys.get_secret_value()))
     # time series upkeep (issue 16): monthly partitions made this many months ahead, raw-grade
     # data kept this many days by default (0: forever; a project's own in ts_retention wins),
     # one pass every this many seconds

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import documented
 from twinbill_common.background import BACKGROUND
 from twinbill_common.bus import Bus
 from twinbill_common.http import json_response
@@ -50,6 +52,8 @@ def setup_timeseries(
     `GET /internal/v1/telemetry/store` answers it for the ingest gateway."""
     store_state = refusals if refusals is not None else WriteRefusals()
 
+    @documented(summary="Whether the time-series store takes writes (for the ingest gateway)", tags=("internal",),
+                response=dict[str, Any])
     async def get_store(_: web.Request) -> web.Response:
         """GET /internal/v1/telemetry/store: whether the time-series store takes writes."""
         return json_response(store_state.status())

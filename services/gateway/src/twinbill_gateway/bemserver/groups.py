@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, describe, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.paging import INT32_MAX, parse_int
@@ -58,6 +59,10 @@ TABLES = (
           {"campaign_scope_id": Field("int"), "user_group_id": Field("int")},
           f"user_group_id IN ({MINE_GROUPS})", {"campaign_scope_id": "campaign_scopes"}),
 )
+
+
+def _item(table: Table) -> JsonSchema:
+    return smorest_item(["id", *table.fields], table.fields, name=f"bemserver_{table.path}")
 
 
 def _pool(request: web.Request) -> asyncpg.Pool:
@@ -111,7 +116,8 @@ def _lister(table: Table) -> Any:
         order = name_order(query.get("sort"))
         rows = await _pool(request).fetch(f"SELECT * FROM {table.table}{where} ORDER BY {order}", *args)
         return respond(request, [dict(r) for r in rows])
-    return handler
+    return describe(handler, summary=f"BEMServer's {table.path}", query=smorest_query(table.filters),
+                    response=_item(table).many(), tags=("bemserver",))
 
 
 def _creator(table: Table) -> Any:
@@ -129,13 +135,14 @@ def _creator(table: Table) -> Any:
         except asyncpg.ForeignKeyViolationError:
             raise HttpError(409, "Foreign key constraint violation") from None
         return respond(request, dict(row), status=201)
-    return handler
+    return describe(handler, summary=f"Create one of BEMServer's {table.path}", body=smorest_body(table.fields),
+                    response=_item(table), status=201, tags=("bemserver",))
 
 
 def _getter(table: Table) -> Any:
     async def handler(request: web.Request) -> web.Response:
         return respond(request, await _row(request, table, await caller(request)))
-    return handler
+    return describe(handler, summary=f"One of BEMServer's {table.path}", response=_item(table), tags=("bemserver",))
 
 
 def _updater(table: Table) -> Any:
@@ -152,7 +159,8 @@ def _updater(table: Table) -> Any:
         except asyncpg.UniqueViolationError:
             raise HttpError(409, "Unique constraint violation") from None
         return respond(request, dict(row))
-    return handler
+    return describe(handler, summary=f"Change one of BEMServer's {table.path}", body=smorest_body(table.fields),
+                    response=_item(table), headers=IF_MATCH, tags=("bemserver",))
 
 
 def _deleter(table: Table) -> Any:
@@ -163,7 +171,8 @@ def _deleter(table: Table) -> Any:
         check_if_match(request, current)
         await _pool(request).execute(f"DELETE FROM {table.table} WHERE id = $1", current["id"])
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary=f"Delete one of BEMServer's {table.path}", status=204, headers=IF_MATCH,
+                    tags=("bemserver",))
 
 
 def add_group_routes(app: web.Application, prefix: str) -> None:

@@ -6,7 +6,9 @@ checked by the app's middleware): the gateway's port is public."""
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from twinbill_common.apidocs import documented
 from twinbill_common.http import json_response
 from twinbill_common.smorest import path_id
 from twinbill_gateway.keys import STORE
@@ -25,12 +27,20 @@ WHERE m.user_id = $1 ORDER BY 1
 """
 
 
+class Ids(BaseModel):
+    """Ids, as the twin's notifier asks for them."""
+
+    ids: list[int]
+
+
+@documented(summary="Users given a campaign scope through their groups", response=Ids, tags=("internal",))
 async def scope_users(request: web.Request) -> web.Response:
     """GET /internal/v1/bemserver/campaign_scopes/{id}/users -> {"ids": [user ids]}."""
     rows = await request.app[STORE].pool.fetch(SCOPE_USERS, path_id(request))
     return json_response({"ids": [r["user_id"] for r in rows]})
 
 
+@documented(summary="Campaign scopes given to a user through their groups", response=Ids, tags=("internal",))
 async def user_scopes(request: web.Request) -> web.Response:
     """GET /internal/v1/bemserver/users/{id}/campaign_scopes -> {"ids": [campaign scope ids]}."""
     rows = await request.app[STORE].pool.fetch(USER_SCOPES, path_id(request))

@@ -9,6 +9,15 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import (
+    IF_MATCH,
+    JsonSchema,
+    describe,
+    documented,
+    smorest_body,
+    smorest_item,
+    smorest_query,
+)
 from twinbill_common.errors import HttpError
 from twinbill_common.http import json_response, read_json
 from twinbill_common.paging import INT32_MAX, parse_int
@@ -38,6 +47,18 @@ USER_QUERY = {"name": Field("str"), "email": Field("str"), "is_admin": Field("bo
               "is_active": Field("bool"), "sort": Field("str")}
 SORTS = {f"{sign}{name}" for name in ("name", "email", "is_admin", "is_active") for sign in ("", "+", "-")}
 
+CREDENTIALS = {"email": Field("email", required=True, nullable=False),
+               "password": Field("str", required=True, nullable=False, length=(1, 80))}
+FLAG = {"value": Field("bool")}
+USER = smorest_item(["id", "name", "email", "is_admin", "is_active"],
+                    {**USER_FIELDS, "is_admin": Field("bool"), "is_active": Field("bool")}, name="bemserver_user")
+TOKENS = JsonSchema({"type": "object", "description": "access and refresh tokens, or status failure",
+                     "properties": {"status": {"type": "string", "enum": ["success", "failure"]},
+                                    "access_token": {"type": "string"}, "refresh_token": {"type": "string"}}},
+                    "bemserver_tokens")
+ABOUT = JsonSchema({"type": "object", "required": ["versions"], "properties": {"versions": {
+    "type": "object", "properties": {"bemserver_api": {"type": "string"}, "twinbill": {"type": "string"}}}}})
+
 
 def _public(row: Any) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "email": row["email"], "is_admin": row["is_admin"],
@@ -57,23 +78,25 @@ def _order(sort: str | None) -> str:
     return ", ".join([*parts, "id"])
 
 
+@documented(summary="The bemserver-api version served", response=ABOUT, tags=("bemserver",))
 async def about(request: web.Request) -> web.Response:
     """GET /about/: the bemserver-api version served, and the twinbill release serving it."""
     return respond(request, {"versions": {"bemserver_api": API_VERSION,
                                           "twinbill": importlib.metadata.version("twinbill-gateway")}})
 
 
+@documented(summary="Sign in: access and refresh tokens", body=smorest_body(CREDENTIALS), response=TOKENS,
+            tags=("bemserver",))
 async def get_tokens(request: web.Request) -> web.Response:
     """POST /auth/token: tokens, or {"status": "failure"} for wrong or inactive credentials."""
-    body = load_body(await read_json(request), {"email": Field("email", required=True, nullable=False),
-                                                "password": Field("str", required=True, nullable=False,
-                                                                  length=(1, 80))})
+    body = load_body(await read_json(request), CREDENTIALS)
     user = await request.app[SIGN_IN].check(request, body["email"], body["password"])
     if user is None or not user.is_active:
         return json_response({"status": "failure"})
     return json_response(_tokens(user.id, request.app[SETTINGS], session_id=new_session_id()))
 
 
+@documented(summary="New tokens for the refresh token given as Bearer", response=TOKENS, tags=("bemserver",))
 async def refresh_tokens(request: web.Request) -> web.Response:
     """POST /auth/token/refresh with the refresh token as Bearer."""
     who = await caller(request, refresh=True)
@@ -95,6 +118,7 @@ async def _row(request: web.Request, who: Caller) -> asyncpg.Record:
     return row
 
 
+@documented(summary="BEMServer's users", query=smorest_query(USER_QUERY), response=USER.many(), tags=("bemserver",))
 async def list_users(request: web.Request) -> web.Response:
     """GET /users/: every user for administrators, oneself for others (not paginated, as BEMServer)."""
     who = await caller(request)
@@ -113,6 +137,8 @@ async def list_users(request: web.Request) -> web.Response:
     return respond(request, [_public(r) for r in rows])
 
 
+@documented(summary="Create a user (administrators)", body=smorest_body(USER_FIELDS), response=USER, status=201,
+            tags=("bemserver",))
 async def create_user(request: web.Request) -> web.Response:
     """POST /users/ (administrators): a new active, non-admin user."""
     require_admin(await caller(request))
@@ -127,11 +153,14 @@ async def create_user(request: web.Request) -> web.Response:
     return respond(request, _public(row), status=201)
 
 
+@documented(summary="One user", response=USER, tags=("bemserver",))
 async def get_user(request: web.Request) -> web.Response:
     """GET /users/{id}: administrators, or the user themself."""
     return respond(request, _public(await _row(request, await caller(request))))
 
 
+@documented(summary="Change a user", body=smorest_body(USER_FIELDS), response=USER, headers=IF_MATCH,
+            tags=("bemserver",))
 async def update_user(request: web.Request) -> web.Response:
     """PUT /users/{id}: name, email and password (If-Match)."""
     who = await caller(request)
@@ -148,6 +177,7 @@ async def update_user(request: web.Request) -> web.Response:
     return respond(request, _public(row))
 
 
+@documented(summary="Delete a user", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_user(request: web.Request) -> web.Response:
     """DELETE /users/{id} (administrators, If-Match)."""
     who = await caller(request)
@@ -164,13 +194,14 @@ def _flag(column: str) -> Any:
         who = await caller(request)
         require_admin(who)
         row = await _row(request, who)
-        body = load_body(await read_json(request), {"value": Field("bool")})
+        body = load_body(await read_json(request), FLAG)
         check_if_match(request, _public(row))
         row = await request.app[STORE].pool.fetchrow(
             f"UPDATE users SET {column} = coalesce($2, {column}) WHERE id = $1 RETURNING *",
             row["id"], body["value"])
         return web.Response(status=204, headers={"ETag": f'"{etag_of(_public(row))}"'})
-    return handler
+    return describe(handler, summary=f"Set the user's {column}", body=smorest_body(FLAG), status=204,
+                    headers=IF_MATCH, tags=("bemserver",))
 
 
 set_admin = _flag("is_admin")

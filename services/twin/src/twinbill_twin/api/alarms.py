@@ -10,8 +10,9 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_twin.api.common import listed, one, parse_list_query, path_id, pool_of, read_model
+from twinbill_twin.api.common import filters_query, listed, one, parse_list_query, path_id, pool_of, read_model
 from twinbill_twin.domain.alarms import KINDS, RuleInvalid, check_params
 from twinbill_twin.domain.levels import LEVELS, NAMES
 
@@ -77,9 +78,14 @@ async def _one(conn: asyncpg.Connection, ident: int) -> dict[str, Any]:
     return _row(row)
 
 
+RULE_FILTERS: dict[str, type] = {"project_id": int, "kind": str, "name": str}
+
+
+@documented(summary="A page of alarm rules", query=filters_query(RULE_FILTERS, enums={"kind": KINDS}),
+            response=list[AlarmRuleRead], tags=("management",))
 async def list_rules(request: web.Request) -> web.Response:
     """GET /api/v1/alarm_rules/?project_id=&kind=&name=&page=&page_size=."""
-    page, size, chosen = parse_list_query(request, {"project_id": int, "kind": str, "name": str})
+    page, size, chosen = parse_list_query(request, RULE_FILTERS)
     if "kind" in chosen and chosen["kind"] not in KINDS:
         raise ValidationFailed({"kind": [f"Must be one of: {', '.join(KINDS)}."]}, data={"location": "query"})
     clauses = [f"{name} = ${i + 1}" for i, name in enumerate(chosen)]
@@ -91,6 +97,8 @@ async def list_rules(request: web.Request) -> web.Response:
     return listed([_row(r) for r in rows], AlarmRuleRead, total=int(total), page=page, page_size=size)
 
 
+@documented(summary="Create an alarm rule", body=AlarmRuleCreate, response=AlarmRuleRead, status=201,
+            tags=("management",))
 async def create_rule(request: web.Request) -> web.Response:
     """POST /api/v1/alarm_rules/ (422 naming each bad parameter; 409 on a duplicate name)."""
     body = await read_model(request, AlarmRuleCreate)
@@ -108,12 +116,14 @@ async def create_rule(request: web.Request) -> web.Response:
         return one(await _one(conn, ident), AlarmRuleRead, status=201)
 
 
+@documented(summary="One alarm rule", response=AlarmRuleRead, tags=("management",))
 async def get_rule(request: web.Request) -> web.Response:
     """GET /api/v1/alarm_rules/{id}."""
     async with pool_of(request).acquire() as conn:
         return one(await _one(conn, path_id(request)), AlarmRuleRead)
 
 
+@documented(summary="Change an alarm rule", body=AlarmRuleUpdate, response=AlarmRuleRead, tags=("management",))
 async def update_rule(request: web.Request) -> web.Response:
     """PUT /api/v1/alarm_rules/{id}: the fields given."""
     body = await read_model(request, AlarmRuleUpdate)
@@ -137,6 +147,7 @@ async def update_rule(request: web.Request) -> web.Response:
         return one(await _one(conn, current["id"]), AlarmRuleRead)
 
 
+@documented(summary="Delete an alarm rule", status=204, tags=("management",))
 async def delete_rule(request: web.Request) -> web.Response:
     """DELETE /api/v1/alarm_rules/{id}."""
     async with pool_of(request).acquire() as conn:

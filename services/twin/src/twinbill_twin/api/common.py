@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
 
+from twinbill_common.apidocs import JsonSchema, describe
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response, parse_model, read_json
-from twinbill_common.paging import Errors, parse_int, query_page, smorest_pagination
+from twinbill_common.paging import INT32_MAX, Errors, parse_int, query_page, smorest_pagination
 from twinbill_common.schemas import RegistryChanged
 from twinbill_twin.events import enqueue
 from twinbill_twin.keys import OUTBOX, POOL
@@ -36,7 +37,7 @@ def pool_of(request: web.Request) -> asyncpg.Pool:
     return request.app[POOL]
 
 
-def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[int, int, dict[str, Any]]:
+def parse_list_query(request: web.Request, filters: Mapping[str, type | range]) -> tuple[int, int, dict[str, Any]]:
     """page, page_size and filters from the query string; 422 names each bad or unknown parameter."""
     errors: Errors = {}
     window = query_page(request.query, errors=errors, default_size=DEFAULT_PAGE_SIZE,
@@ -48,9 +49,10 @@ def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[in
             continue
         if kind is None:
             errors.setdefault(name, []).append("Unknown field.")
-        elif kind is int:
+        elif kind is int or isinstance(kind, range):
+            low, high = (kind.start, kind.stop - 1) if isinstance(kind, range) else (1, INT32_MAX)
             try:
-                chosen[name] = parse_int(raw)
+                chosen[name] = parse_int(raw, minimum=low, maximum=high)
             except ValueError as err:
                 errors.setdefault(name, []).append(str(err))
         elif kind is bool:
@@ -62,6 +64,29 @@ def parse_list_query(request: web.Request, filters: dict[str, type]) -> tuple[in
     if errors:
         raise ValidationFailed(errors, data={"location": "query"})
     return window.page, window.page_size, chosen
+
+
+INT32 = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_FILTER_SCHEMAS: dict[type, dict[str, Any]] = {
+    int: INT32, bool: {"type": "string", "enum": ["true", "false", "1", "0"]}, str: {"type": "string"}}
+
+
+def filters_query(filters: Mapping[str, type | range], *,
+                  enums: dict[str, tuple[str, ...]] | None = None) -> JsonSchema:
+    """The query parameters `parse_list_query` takes with these filters (and the values a handler
+    then allows of some), as JSON Schema."""
+    properties: dict[str, Any] = {
+        "page": {**INT32, "description": "page number, from 1"},
+        "page_size": {**INT32, "maximum": MAX_PAGE_SIZE,
+                      "description": f"rows a page, {DEFAULT_PAGE_SIZE} unless given"}}
+    for name, kind in filters.items():
+        schema = ({**INT32, "minimum": kind.start, "maximum": kind.stop - 1} if isinstance(kind, range)
+                  else _FILTER_SCHEMAS.get(kind, {"type": "string"}))
+        properties[name] = {**schema,
+                            "description": f"only rows with this {name}"}
+        if enums and name in enums:
+            properties[name]["enum"] = list(enums[name])
+    return JsonSchema({"type": "object", "properties": properties})
 
 
 def path_id(request: web.Request) -> int:
@@ -110,14 +135,16 @@ async def run_change(request: web.Request, work: Callable[[asyncpg.Connection], 
     return result
 
 
-def list_handler(fetch: ListRows, *, filters: dict[str, type], read: type[BaseModel]) -> Handler:
+def list_handler(fetch: ListRows, *, filters: Mapping[str, type | range], read: type[BaseModel]) -> Handler:
     """GET of a collection: the page and filters asked for, X-Pagination as flask-smorest writes it."""
     async def handler(request: web.Request) -> web.Response:
         page, size, chosen = parse_list_query(request, filters)
         async with pool_of(request).acquire() as conn:
             total, rows = await fetch(conn, chosen, page=page, page_size=size)
         return listed(rows, read, total=total, page=page, page_size=size)
-    return handler
+    return describe(handler, summary=f"A page of {read.__name__.removesuffix('Read').lower()}s (X-Pagination)",
+                    query=filters_query(filters), response=list[read],  # type: ignore[valid-type]
+                    tags=("management",))
 
 
 def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
@@ -125,7 +152,8 @@ def get_handler(fetch: RowById, *, read: type[BaseModel]) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
             return one(await fetch(conn, path_id(request)), read)
-    return handler
+    return describe(handler, summary=f"One {read.__name__.removesuffix('Read').lower()}", response=read,
+                    tags=("management",))
 
 
 def delete_handler(remove: RowById, *, events: Events) -> Handler:
@@ -138,4 +166,4 @@ def delete_handler(remove: RowById, *, events: Events) -> Handler:
 
         await run_change(request, work, events)
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary="Delete one item", status=204, tags=("management",))

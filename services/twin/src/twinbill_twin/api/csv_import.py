@@ -6,9 +6,10 @@ import asyncio
 
 from aiohttp import BodyPartReader, web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import ValidationFailed
 from twinbill_common.http import json_response
-from twinbill_common.paging import Errors, query_int
+from twinbill_common.paging import INT32_MAX, Errors, query_int
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.domain.csv_rows import parse_csv
 from twinbill_twin.events import enqueue
@@ -21,7 +22,10 @@ async def _read_upload(request: web.Request) -> tuple[str, str | None]:
     project: str | None = None
     if request.content_type.startswith("multipart/"):
         text: str | None = None
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except ValueError as err:  # no boundary in the Content-Type (was a 500)
+            raise ValidationFailed({"file": [f"not a multipart body: {err}"]}, data={"location": "files"}) from None
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
@@ -38,6 +42,13 @@ async def _read_upload(request: web.Request) -> tuple[str, str | None]:
         raise ValidationFailed({"_body": [f"the CSV is not UTF-8: {err}"]}) from None
 
 
+@documented(summary="Import a site CSV file: checked whole, nothing imported when any cell is wrong",
+            body=JsonSchema({"type": "string", "description": "the CSV file (or multipart/form-data with `file` "
+                             "and `project_id`)"}), body_media="text/csv",
+            query=JsonSchema({"type": "object", "properties": {"project_id": {
+                "type": "integer", "minimum": 1, "maximum": INT32_MAX,
+                "description": "the project imported into (or a `project_id` form field)"}}}),
+            response=dict[str, int], status=201, tags=("management",))
 async def upload_sites_csv(request: web.Request) -> web.Response:
     """Import sites, buildings, storeys, zones, spaces, residents and devices from one CSV file.
 

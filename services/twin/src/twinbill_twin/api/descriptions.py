@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import Conflict, NotFound
 from twinbill_common.http import json_response
 from twinbill_twin.api.common import path_id, read_model, run_change
@@ -42,6 +43,8 @@ def _events(action: str) -> Any:
     return build
 
 
+@documented(summary="Add a Description attribute to an instance", body=DescriptionCreate, status=201,
+            tags=("management",))
 async def create_description(request: web.Request) -> web.Response:
     """POST /api/v1/instances/{id}/descriptions -> 201 with the attribute."""
     instance_id = path_id(request)
@@ -63,6 +66,7 @@ async def create_description(request: web.Request) -> web.Response:
     return json_response(await run_change(request, work, _events("created")), status=201)
 
 
+@documented(summary="Change a Description attribute's text", body=DescriptionUpdate, tags=("management",))
 async def update_description(request: web.Request) -> web.Response:
     """PUT /api/v1/descriptions/{id}: a Description attribute's value (others are not changed here)."""
     ident = path_id(request)
@@ -79,6 +83,7 @@ async def update_description(request: web.Request) -> web.Response:
     return json_response(await run_change(request, work, _events("updated")))
 
 
+@documented(summary="Delete a Description attribute", status=204, tags=("management",))
 async def delete_description(request: web.Request) -> web.Response:
     """DELETE /api/v1/descriptions/{id} -> 204."""
     ident = path_id(request)

@@ -15,6 +15,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import NotFound, ValidationFailed
 from twinbill_common.http import json_response
 from twinbill_twin.api.common import path_id, pool_of, read_model, run_change
@@ -65,6 +66,7 @@ def _render(row: dict[str, Any]) -> dict[str, Any]:
     return MeterEventRead.model_validate(row).model_dump(mode="json")
 
 
+@documented(summary="A meter's lifecycle events, oldest first", response=list[MeterEventRead], tags=("management",))
 async def list_events(request: web.Request) -> web.Response:
     """GET /api/v1/devices/{id}/lifecycle/: the device's events, oldest first."""
     device_id = path_id(request)
@@ -74,6 +76,8 @@ async def list_events(request: web.Request) -> web.Response:
         return json_response([_render(row) for row in await lifecycle.events_of(conn, device_id)])
 
 
+@documented(summary="Record a meter installation, exchange, removal or multiplier change", body=MeterEventCreate,
+            response=MeterEventRead, status=201, tags=("management",))
 async def create_event(request: web.Request) -> web.Response:
     """POST /api/v1/devices/{id}/lifecycle/: record an event (201), checked against the earlier
     ones and the device's last reading (422 naming each bad field)."""
@@ -113,6 +117,7 @@ async def create_event(request: web.Request) -> web.Response:
     return json_response(_render(row), status=201)
 
 
+@documented(summary="Delete a lifecycle event", status=204, path_types={"event_id": int}, tags=("management",))
 async def delete_event(request: web.Request) -> web.Response:
     """DELETE /api/v1/devices/{id}/lifecycle/{event_id}: remove the latest event (204)."""
     device_id = path_id(request)

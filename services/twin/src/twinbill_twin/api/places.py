@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
 
+from twinbill_common.apidocs import describe
 from twinbill_common.schemas import RegistryChanged
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
@@ -91,7 +92,8 @@ def _creator(resource: Resource) -> Any:
 
         row = await run_change(request, work, _events(resource, "created"))
         return one(row, resource.read, status=201)
-    return handler
+    return describe(handler, summary=f"Create a {resource.table.entity}", body=resource.create,
+                    response=resource.read, status=201, tags=("management",))
 
 
 def _updater(resource: Resource) -> Any:
@@ -103,5 +105,6 @@ def _updater(resource: Resource) -> Any:
             return await places.update_row(conn, resource.table, ident, values)
 
         return one(await run_change(request, work, _events(resource, "updated")), resource.read)
-    return handler
+    return describe(handler, summary=f"Change a {resource.table.entity} (the fields given)", body=resource.update,
+                    response=resource.read, tags=("management",))
 

@@ -63,6 +63,18 @@ def _retained(q: StreamQuery, table: str, start: int) -> None:
             "to whole minutes or hours aligned to them (avg, sum, min, max, count, dev, first, last)")
 
 
+def query_schema() -> dict[str, Any]:
+    """The parameters `parse_query` reads, as JSON Schema (OpenAPI)."""
+    return {"type": "object", "properties": {
+        "start": {"type": "string", "description": "required for a Stream attribute: epoch ms, a date-time, or "
+                  "relative (`30m-ago`)"},
+        "end": {"type": "string", "description": "like start; now unless given"},
+        "timezone": {"type": "string", "description": "IANA zone of dates without one; the project's by default"},
+        "aggregator": {"type": "string", "enum": ["none", *sorted(AGGREGATORS)]},
+        "downsample": {"type": "string", "description": "`<n><unit>[c]-<aggregator>`, e.g. `1m-last`, `1dc-sum`"},
+        "quality": {"type": "string", "enum": ["true", "false"], "description": "raw struct points' quality"}}}
+
+
 def parse_query(params: Mapping[str, str], *, now_ms: int, default_zone: str) -> StreamQuery:
     """Validate start, end, timezone, aggregator and downsample; BadParameter names the culprit."""
     tz = parse_zone(params.get("timezone") or default_zone)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import documented
 from twinbill_common.schemas import RegistryChanged
 from twinbill_twin import schemas as s
 from twinbill_twin.api.common import (
@@ -24,8 +25,8 @@ from twinbill_twin.keys import DEVICE_SECRETS
 from twinbill_twin.store import devices, products
 
 PRODUCT_FILTERS: dict[str, type] = {"product_key": str, "name": str, "is_gateway": bool}
-DEVICE_FILTERS: dict[str, type] = {
-    "project_id": int, "product_key": str, "device_key": str, "device_type": int,
+DEVICE_FILTERS: dict[str, type | range] = {
+    "project_id": int, "product_key": str, "device_key": str, "device_type": range(1, 3),  # smallint 1, 2
     "gateway_id": int, "space_id": int, "online": bool, "name": str}
 
 
@@ -50,6 +51,8 @@ def device_events(action: str, row: dict[str, Any]) -> list[RegistryChanged]:
     return events
 
 
+@documented(summary="Create a product", body=s.ProductCreate, response=s.ProductRead, status=201,
+            tags=("management",))
 async def create_product(request: web.Request) -> web.Response:
     """POST /api/v1/products/: the product, its measurepoints and its template."""
     body = await read_model(request, s.ProductCreate)
@@ -62,6 +65,7 @@ async def create_product(request: web.Request) -> web.Response:
     return one(await run_change(request, work, _product_events("created")), s.ProductRead, status=201)
 
 
+@documented(summary="Change a product", body=s.ProductUpdate, response=s.ProductRead, tags=("management",))
 async def update_product(request: web.Request) -> web.Response:
     """PUT /api/v1/products/{id}: new measurepoints re-sync the product's instances."""
     ident = path_id(request)
@@ -77,6 +81,8 @@ async def update_product(request: web.Request) -> web.Response:
     return one(await run_change(request, work, _product_events("updated")), s.ProductRead)
 
 
+@documented(summary="Create a device (its secret answered this once)", body=s.DeviceCreate,
+            response=s.DeviceCreated, status=201, tags=("management",))
 async def create_device(request: web.Request) -> web.Response:
     """POST /api/v1/devices/: the device and its instance; the secret is returned this once."""
     body = await read_model(request, s.DeviceCreate)
@@ -92,6 +98,7 @@ async def create_device(request: web.Request) -> web.Response:
     return one({**row, "secret": secret}, s.DeviceCreated, status=201)
 
 
+@documented(summary="Change a device", body=s.DeviceUpdate, response=s.DeviceRead, tags=("management",))
 async def update_device(request: web.Request) -> web.Response:
     """PUT /api/v1/devices/{id}."""
     ident = path_id(request)

@@ -13,11 +13,12 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
 from twinbill_common.paging import INT64_MAX, parse_int
 from twinbill_twin.api.dps import answer_response
-from twinbill_twin.api.stream_query import parse_query, stream_series
+from twinbill_twin.api.stream_query import parse_query, query_schema, stream_series
 from twinbill_twin.api.visibility import attribute_visible, visible_projects
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
@@ -33,6 +34,28 @@ class ReadingsQuery(BaseModel):
 
     device_ids: list[int] = Field(max_length=5000)
     at: int = Field(description="epoch milliseconds")
+
+
+class ReadingsAnswer(BaseModel):
+    """POST /internal/v1/readings/last: per device id, its last reading (or none)."""
+
+    readings: dict[str, Any]
+
+
+class AttributeValue(BaseModel):
+    """Seed 002's attribute with its value (a Stream's: its points)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    name: str
+    displayname: str | None
+    attrtype: str
+    datatype: str
+    value: Any
+    unit: str | None
+    ctime: int
+    mtime: int
+    instance: int
 
 
 def _ms(moment: datetime | None) -> int:
@@ -69,6 +92,9 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
                           default_zone: Callable[[web.Application], str]) -> None:
     """Register the two routes; `pool` and `default_zone` read what the app's lifespan opened."""
 
+    @documented(summary="An attribute (seed 002): State/Description its value, Stream its time series",
+                query=JsonSchema(query_schema()), response=AttributeValue, envelope="dt", tags=("seed 002",),
+                path_types={"id": str})
     async def get_attribute(request: web.Request) -> web.Response:
         """State/Description: the current value as a string; Stream: its time series."""
         try:
@@ -92,6 +118,8 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
         # dt_ok's envelope, with each series' dps spliced in as the text stream_series wrote
         return answer_response({"code": 200, "message": "success", "data": attribute_body(row, value)})
 
+    @documented(summary="The last billing-register reading of each device at or before `at`", body=ReadingsQuery,
+                response=ReadingsAnswer, tags=("internal",))
     async def last_readings(request: web.Request) -> web.Response:
         """The last billing-register sample of each device at or before `at`."""
         body = parse_model(ReadingsQuery, await read_json(request))

@@ -13,8 +13,9 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from twinbill_common.apidocs import documented
 from twinbill_common.errors import NotFound, ValidationFailed
-from twinbill_twin.api.common import listed, one, parse_list_query, path_id, pool_of, read_model
+from twinbill_twin.api.common import filters_query, listed, one, parse_list_query, path_id, pool_of, read_model
 from twinbill_twin.domain.levels import LEVELS, NAMES
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -95,9 +96,16 @@ async def _one(conn: asyncpg.Connection, ident: int) -> asyncpg.Record:
     return row
 
 
+HOOK_FILTERS: dict[str, type] = {"project_id": int}
+DELIVERY_FILTERS: dict[str, type] = {"status": str}
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+@documented(summary="A page of webhooks", query=filters_query(HOOK_FILTERS), response=list[WebhookRead],
+            tags=("management",))
 async def list_webhooks(request: web.Request) -> web.Response:
     """GET /api/v1/webhooks/?project_id=."""
-    page, size, chosen = parse_list_query(request, {"project_id": int})
+    page, size, chosen = parse_list_query(request, HOOK_FILTERS)
     where = " WHERE project_id = $1" if chosen else ""
     async with pool_of(request).acquire() as conn:
         total = await conn.fetchval(f"SELECT count(*) FROM webhooks{where}", *chosen.values())
@@ -106,6 +114,8 @@ async def list_webhooks(request: web.Request) -> web.Response:
     return listed([_row(r) for r in rows], WebhookRead, total=int(total), page=page, page_size=size)
 
 
+@documented(summary="Create a webhook (its signing secret answered this once)", body=WebhookCreate,
+            response=WebhookRead, status=201, tags=("management",))
 async def create_webhook(request: web.Request) -> web.Response:
     """POST /api/v1/webhooks/: the answer carries the secret (generated when not given), once."""
     body = await read_model(request, WebhookCreate)
@@ -119,12 +129,14 @@ async def create_webhook(request: web.Request) -> web.Response:
     return one(_row(row, secret=True), WebhookRead, status=201)
 
 
+@documented(summary="One webhook", response=WebhookRead, tags=("management",))
 async def get_webhook(request: web.Request) -> web.Response:
     """GET /api/v1/webhooks/{id}."""
     async with pool_of(request).acquire() as conn:
         return one(_row(await _one(conn, path_id(request))), WebhookRead)
 
 
+@documented(summary="Change a webhook", body=WebhookUpdate, response=WebhookRead, tags=("management",))
 async def update_webhook(request: web.Request) -> web.Response:
     """PUT /api/v1/webhooks/{id}: url, min_level, enabled."""
     body = await read_model(request, WebhookUpdate)
@@ -141,6 +153,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         return one(_row(await _one(conn, current["id"])), WebhookRead)
 
 
+@documented(summary="Delete a webhook", status=204, tags=("management",))
 async def delete_webhook(request: web.Request) -> web.Response:
     """DELETE /api/v1/webhooks/{id} (its log goes with it)."""
     async with pool_of(request).acquire() as conn:
@@ -149,11 +162,15 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="A webhook's delivery log, newest first",
+            query=filters_query(DELIVERY_FILTERS,
+                                enums={"status": DELIVERY_STATES}), response=list[DeliveryRead], tags=("management",))
 async def list_deliveries(request: web.Request) -> web.Response:
     """GET /api/v1/webhooks/{id}/deliveries?status=&page=&page_size=: the delivery log, newest first."""
-    page, size, chosen = parse_list_query(request, {"status": str})
-    if chosen.get("status", "pending") not in ("pending", "delivered", "failed"):
-        raise ValidationFailed({"status": ["Must be one of: pending, delivered, failed."]}, data={"location": "query"})
+    page, size, chosen = parse_list_query(request, DELIVERY_FILTERS)
+    if chosen.get("status", "pending") not in DELIVERY_STATES:
+        raise ValidationFailed({"status": [f"Must be one of: {', '.join(DELIVERY_STATES)}."]},
+                               data={"location": "query"})
     async with pool_of(request).acquire() as conn:
         hook = await _one(conn, path_id(request))
         args: list[Any] = [hook["id"]]

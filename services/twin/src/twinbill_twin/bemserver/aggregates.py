@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
@@ -23,12 +24,25 @@ from twinbill_twin.bemserver.query import (
     labels_of,
     no_conversion,
     query_error,
+    query_params,
     time_param,
     zone_param,
 )
 from twinbill_twin.store.series import ROLLUPS
 
+AGGREGATE_REQUIRED = ("data_state", "start_time", "end_time", "timeseries", "bucket_width_unit")
+BUCKETS = JsonSchema({"type": "object", "description": "per series: bucket start -> value (null where empty)",
+                      "additionalProperties": {"type": "object", "additionalProperties": {"type": ["number", "null"]}}})
+STATS = JsonSchema({"type": "object", "required": ["stats"], "properties": {"stats": {
+    "type": "object", "additionalProperties": {"type": "object", "properties": {
+        "first_timestamp": {"type": ["string", "null"]}, "last_timestamp": {"type": ["string", "null"]},
+        "count": {"type": "integer"}, "min": {"type": ["number", "null"]}, "max": {"type": ["number", "null"]},
+        "avg": {"type": ["number", "null"]}, "stddev": {"type": ["number", "null"]}}}}}}, "bemserver_stats")
 
+
+@documented(summary="One value per bucket and series (JSON; CSV with Accept: text/csv)", response=BUCKETS,
+            query=query_params(*AGGREGATE_REQUIRED, "bucket_width_value", "aggregation", "timezone", "convert_to",
+                               required=AGGREGATE_REQUIRED), tags=("bemserver",))
 async def download_aggregate(request: web.Request) -> web.Response:
     """GET aggregate: one value per bucket (every bucket from floor(start) to ceil(end) in the
     asked zone; null where empty, 0 for count), JSON or CSV."""
@@ -193,6 +207,9 @@ async def fetch_aggregates(conn: asyncpg.Connection, aggregation: str, grid: p.B
     return found
 
 
+@documented(summary="First and last timestamps, count, min, max, avg, stddev per series", response=STATS,
+            query=query_params("data_state", "timeseries", "timezone", required=("data_state",
+                                                                                 "timeseries")), tags=("bemserver",))
 async def get_stats(request: web.Request) -> web.Response:
     """GET stats: first and last timestamps, count, min, max, avg, stddev per series."""
     access = access_of(request)

@@ -12,8 +12,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError
-from twinbill_common.smorest import respond
+from twinbill_common.smorest import path_id, respond
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import access_of
@@ -26,6 +27,7 @@ from twinbill_twin.bemserver.query import (
     find_series,
     labels_of,
     query_error,
+    query_params,
     time_param,
     zone_param,
 )
@@ -58,6 +60,24 @@ async def _bucket_values(conn: asyncpg.Connection, keys: list[int], grid: p.Buck
     return values
 
 
+GRID = ("start_time", "end_time", "bucket_width_unit")
+COMPLETENESS = JsonSchema({"type": "object", "required": ["timestamps", "timeseries"], "properties": {
+    "timestamps": {"type": "array", "items": {"type": "string"}},
+    "timeseries": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "name": {"type": "string"}, "count": {"type": "array", "items": {"type": "integer"}},
+        "ratio": {"type": "array", "items": {"type": ["number", "null"]}}, "total_count": {"type": "integer"},
+        "avg_count": {"type": ["number", "null"]}, "avg_ratio": {"type": ["number", "null"]},
+        "interval": {"type": ["number", "null"]}, "undefined_interval": {"type": "boolean"},
+        "expected_count": {"type": "array", "items": {"type": ["number", "null"]}}}}}}}, "bemserver_completeness")
+CONSUMPTION = JsonSchema({"type": "object", "required": ["timestamps", "energy"], "properties": {
+    "timestamps": {"type": "array", "items": {"type": "string"}},
+    "energy": {"type": "object", "description": "energy -> end use -> one value per bucket"}}},
+    "bemserver_energy_consumption")
+
+
+@documented(summary="Data completeness per series and bucket", response=COMPLETENESS,
+            query=query_params("data_state", "timeseries", *GRID, "bucket_width_value", "timezone",
+                               required=("data_state", "timeseries", *GRID)), tags=("bemserver",))
 async def get_completeness(request: web.Request) -> web.Response:
     """GET /analysis/completeness: per series and bucket, values received against the expected
     count from the series' "Interval" property (seconds), inferred when it is not defined."""
@@ -90,6 +110,12 @@ async def get_completeness(request: web.Request) -> web.Response:
 LEVELS = {"site": "sites", "building": "buildings"}
 
 
+@documented(summary="Energy consumption breakdown of a site or building, per energy and end use",
+            response=CONSUMPTION, path_types={"level": str},
+            query=query_params(*GRID, "bucket_width_value", "timezone", required=GRID, more={
+                "unit": {"type": "string", "description": "Wh unless given (an energy or volume unit)"},
+                "ratio_property": {"type": "string", "description": "divide by this property of the element"}}),
+            tags=("bemserver",))
 async def get_energy_consumption(request: web.Request) -> web.Response:
     """GET /analysis/energy_consumption/{site|building}/{id}: each linked consumption series'
     sum per bucket (its Clean data, or Raw where it has no Clean data in the period), in `unit`
@@ -98,10 +124,7 @@ async def get_energy_consumption(request: web.Request) -> web.Response:
     level = request.match_info["level"]
     if level not in LEVELS:
         raise HttpError(404, "")
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise HttpError(404, "") from None
+    ident = path_id(request)  # 404 unless a positive int32 (a larger one was a 500)
     access = access_of(request)
     grid, zone = _grid(request)
     unit = request.query.get("unit", "Wh")

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
@@ -26,6 +27,7 @@ from twinbill_twin.bemserver.query import (
     find_series,
     labels_of,
     no_conversion,
+    query_params,
     time_param,
     zone_param,
 )
@@ -42,6 +44,14 @@ _JOINED = ("SELECT ts, attribute_id, dbl FROM samples WHERE attribute_id = ANY($
 
 # --- upload -----------------------------------------------------------------------------------
 
+POINTS = JsonSchema({"type": "object", "description": "per series (id, or name on a campaign path): timestamp -> value",
+                     "additionalProperties": {"type": "object", "additionalProperties": {"type": ["number", "null"]}}},
+                    "bemserver_points")
+SERIES = ("timeseries", "data_state", "start_time", "end_time")
+
+
+@documented(summary="Upload points (JSON; or CSV with Content-Type text/csv), all or nothing", body=POINTS,
+            query=query_params("data_state", required=("data_state",)), status=201, empty=True, tags=("bemserver",))
 async def upload(request: web.Request) -> web.Response:
     """POST: JSON or CSV (by Content-Type), all or nothing; 201 with no body, as BEMServer."""
     access = access_of(request)
@@ -107,6 +117,8 @@ async def _range(request: web.Request) -> tuple[int, int]:
     return p.parse_time(start.isoformat()), p.parse_time(end.isoformat())
 
 
+@documented(summary="Download points (JSON; CSV with Accept: text/csv)", response=POINTS,
+            query=query_params(*SERIES, "timezone", "convert_to", required=SERIES), tags=("bemserver",))
 async def download(request: web.Request) -> web.StreamResponse:
     """GET: the points of several series, JSON or CSV (Accept), streamed from a cursor."""
     access = access_of(request)
@@ -198,6 +210,8 @@ GROUP BY 1, 2, 3
 """
 
 
+@documented(summary="Delete points in [start_time, end_time)", query=query_params(*SERIES, required=SERIES), status=204,
+            tags=("bemserver",))
 async def delete(request: web.Request) -> web.Response:
     """DELETE: the points of the series in [start_time, end_time); the rollups (10 s, minute, hour,
     hour values) of the touched buckets are rebuilt from what remains, so every reader agrees. 204."""

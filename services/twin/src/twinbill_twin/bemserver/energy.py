@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, describe
 from twinbill_common.smorest import Field, respond
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver.properties import Linked, add_linked_routes
@@ -60,7 +61,9 @@ def _reference(table: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         rows = await pool_of(request).fetch(f"SELECT id, name FROM {table} ORDER BY id")
         return respond(request, [dict(r) for r in rows])
-    return handler
+    return describe(handler, summary=f"BEMServer's reference list {table}", tags=("bemserver",),
+                    response=JsonSchema({"type": "object", "required": ["id", "name"], "properties": {
+                        "id": {"type": "integer"}, "name": {"type": "string"}}}).many())
 
 
 def add_energy_routes(app: web.Application, prefix: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, describe, smorest_body, smorest_query
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -92,6 +93,15 @@ async def _one(conn: asyncpg.Connection, link: Link, ident: int, access: Access)
     return row
 
 
+def _item(link: Link) -> JsonSchema:
+    schema: dict[str, Any] = {"type": "object", "required": ["id", "event_id", link.other, link.name], "properties": {
+        "id": {"type": "integer"}, "event_id": {"type": "integer"}, link.other: {"type": "integer"},
+        link.name: {"type": "object"}}}
+    if link.path == "timeseries_by_events":
+        schema["properties"]["event"] = {"type": "object"}
+    return JsonSchema(schema, f"bemserver_{link.path}")
+
+
 def _lister(link: Link) -> Any:
     filters = {"event_id": Field("int"), link.other: Field("int")}
 
@@ -112,7 +122,8 @@ def _lister(link: Link) -> Any:
             rows = await conn.fetch(f"{base} ORDER BY t.id LIMIT {page_size} OFFSET {(page - 1) * page_size}", *args)
         return respond(request, [_dump(link, r) for r in rows],
                        headers={"X-Pagination": pagination_header(total=int(total), page=page, page_size=page_size)})
-    return handler
+    return describe(handler, summary=f"BEMServer's {link.path}", query=smorest_query(filters, paginate=True),
+                    response=_item(link).many(), tags=("bemserver",))
 
 
 def _creator(link: Link) -> Any:
@@ -141,14 +152,16 @@ def _creator(link: Link) -> Any:
             except asyncpg.UniqueViolationError:
                 raise HttpError(409, "Unique constraint violation") from None
             return respond(request, _dump(link, await _one(conn, link, ident, access)), status=201)
-    return handler
+    return describe(handler, summary=f"Create one of BEMServer's {link.path}",
+                    body=smorest_body(fields, f"bemserver_{link.path}_create"), response=_item(link), status=201,
+                    tags=("bemserver",))
 
 
 def _getter(link: Link) -> Any:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
             return respond(request, _dump(link, await _one(conn, link, path_id(request), access_of(request))))
-    return handler
+    return describe(handler, summary=f"One of BEMServer's {link.path}", response=_item(link), tags=("bemserver",))
 
 
 def _deleter(link: Link) -> Any:
@@ -157,7 +170,7 @@ def _deleter(link: Link) -> Any:
             current = await _one(conn, link, path_id(request), access_of(request))
             await conn.execute(f"DELETE FROM {link.table} WHERE id = $1", current["id"])
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary=f"Delete one of BEMServer's {link.path}", status=204, tags=("bemserver",))
 
 
 def add_event_link_routes(app: web.Application, prefix: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, documented, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -45,6 +46,7 @@ EVENT_FILTERS = {"sort": Field("str"), "campaign_id": Field("int"), "campaign_sc
                  "timestamp_max": Field("datetime"), "timeseries_id": Field("int"),
                  **{f"{name}_id": Field("int") for name in ("site", "building", "storey", "space", "zone")},
                  **{f"recurse_{name}_id": Field("int") for name in ("site", "building", "storey")}}
+EVENT = smorest_item(["id", *EVENT_CREATE], EVENT_CREATE, name="bemserver_event")
 SORTABLE = ("timestamp", "level")
 
 # Events linked to a place, or (recurse_) to anything below it, as bemserver-core's _filter_by_*.
@@ -129,7 +131,9 @@ async def event_filters(request: web.Request, query: dict[str, Any], access: Acc
                 clauses.append("e.id IN (SELECT event_id FROM bem_timeseries_by_events "
                                f"WHERE timeseries_id = {arg(value)})")
             case "user_id":
-                if access.user_id == value and not access.admin:
+                if value < 1:  # names no user (the gateway's 404 was a 500 here)
+                    scopes = []
+                elif access.user_id == value and not access.admin:
                     scopes = sorted(access.scopes)
                 else:
                     scopes = await request.app[DIRECTORY].scopes_of_user(value)
@@ -148,6 +152,8 @@ async def event_filters(request: web.Request, query: dict[str, Any], access: Acc
     return clauses, args
 
 
+@documented(summary="BEMServer's events (paginated)", query=smorest_query(EVENT_FILTERS, paginate=True),
+            response=EVENT.many(), tags=("bemserver",))
 async def list_events(request: web.Request) -> web.Response:
     """GET /events/ (paginated)."""
     access = access_of(request)
@@ -186,6 +192,8 @@ async def _check_refs(conn: asyncpg.Connection, body: dict[str, Any], access: Ac
             raise forbidden()
 
 
+@documented(summary="Create an event (notifications and webhooks follow)", body=smorest_body(EVENT_CREATE),
+            response=EVENT, status=201, tags=("bemserver",))
 async def create_event(request: web.Request) -> web.Response:
     """POST /events/: the event and its fan-out (notifications, webhooks) in one transaction."""
     access = access_of(request)
@@ -201,12 +209,15 @@ async def create_event(request: web.Request) -> web.Response:
     return respond(request, dump_event(row), status=201)
 
 
+@documented(summary="One event", response=EVENT, tags=("bemserver",))
 async def get_event(request: web.Request) -> web.Response:
     """GET /events/{id}."""
     async with pool_of(request).acquire() as conn:
         return respond(request, dump_event(await _event(conn, path_id(request), access_of(request))))
 
 
+@documented(summary="Change an event", body=smorest_body(EVENT_UPDATE), response=EVENT, headers=IF_MATCH,
+            tags=("bemserver",))
 async def update_event(request: web.Request) -> web.Response:
     """PUT /events/{id} (If-Match): category, level, source, description."""
     access = access_of(request)
@@ -221,6 +232,7 @@ async def update_event(request: web.Request) -> web.Response:
         return respond(request, dump_event(await _event(conn, current["id"], access)))
 
 
+@documented(summary="Delete an event", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_event(request: web.Request) -> web.Response:
     """DELETE /events/{id} (If-Match); its links and notifications go with it."""
     access = access_of(request)
@@ -236,6 +248,8 @@ async def delete_event(request: web.Request) -> web.Response:
 CATEGORY = {"name": Field("str", required=True, nullable=False, length=(1, 80)),
             "description": Field("str", length=(0, 250))}
 
+CATEGORY_ITEM = smorest_item(["id", *CATEGORY], CATEGORY, name="bemserver_event_category")
+
 
 def _category(row: Any) -> dict[str, Any]:
     return {k: v for k, v in dict(row).items() if v is not None}
@@ -248,12 +262,15 @@ async def _one_category(conn: asyncpg.Connection, ident: int) -> asyncpg.Record:
     return row
 
 
+@documented(summary="Event categories", response=CATEGORY_ITEM.many(), tags=("bemserver",))
 async def list_categories(request: web.Request) -> web.Response:
     """GET /event_categories/."""
     rows = await pool_of(request).fetch("SELECT id, name, description FROM bem_event_categories ORDER BY id")
     return respond(request, [_category(r) for r in rows])
 
 
+@documented(summary="Create an event category", body=smorest_body(CATEGORY), response=CATEGORY_ITEM,
+            status=201, tags=("bemserver",))
 async def create_category(request: web.Request) -> web.Response:
     """POST /event_categories/ (administrators)."""
     access_of(request).write()
@@ -266,12 +283,15 @@ async def create_category(request: web.Request) -> web.Response:
     return respond(request, _category(row), status=201)
 
 
+@documented(summary="One event category", response=CATEGORY_ITEM, tags=("bemserver",))
 async def get_category(request: web.Request) -> web.Response:
     """GET /event_categories/{id}."""
     async with pool_of(request).acquire() as conn:
         return respond(request, _category(await _one_category(conn, path_id(request))))
 
 
+@documented(summary="Change an event category", body=smorest_body(CATEGORY), response=CATEGORY_ITEM,
+            headers=IF_MATCH, tags=("bemserver",))
 async def update_category(request: web.Request) -> web.Response:
     """PUT /event_categories/{id} (administrators, If-Match)."""
     access_of(request).write()
@@ -288,6 +308,8 @@ async def update_category(request: web.Request) -> web.Response:
     return respond(request, _category(row))
 
 
+@documented(summary="Delete an event category (its events go with it)", status=204, headers=IF_MATCH,
+            tags=("bemserver",))
 async def delete_category(request: web.Request) -> web.Response:
     """DELETE /event_categories/{id} (administrators, If-Match; its events go with it, as in BEMServer)."""
     access_of(request).write()
@@ -303,6 +325,7 @@ async def delete_category(request: web.Request) -> web.Response:
 SUBSCRIPTION = {"user_id": REF, "category_id": REF, "notification_level": LEVEL}
 SUBSCRIPTION_UPDATE = {"category_id": REF, "notification_level": LEVEL}
 SUBSCRIPTION_FILTERS = {"category_id": Field("int"), "user_id": Field("int")}
+SUBSCRIPTION_ITEM = smorest_item(["id", *SUBSCRIPTION], SUBSCRIPTION, name="bemserver_event_categories_by_user")
 
 
 def _subscription(row: Any) -> dict[str, Any]:
@@ -323,6 +346,8 @@ async def _one_subscription(conn: asyncpg.Connection, ident: int, access: Access
     return row
 
 
+@documented(summary="Users' event-category subscriptions", query=smorest_query(SUBSCRIPTION_FILTERS),
+            response=SUBSCRIPTION_ITEM.many(), tags=("bemserver",))
 async def list_subscriptions(request: web.Request) -> web.Response:
     """GET /event_categories_by_users/: the caller's own (administrators: everyone's)."""
     access = access_of(request)
@@ -337,6 +362,8 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     return respond(request, [_subscription(r) for r in rows])
 
 
+@documented(summary="Subscribe a user to a category", body=smorest_body(SUBSCRIPTION),
+            response=SUBSCRIPTION_ITEM, status=201, tags=("bemserver",))
 async def create_subscription(request: web.Request) -> web.Response:
     """POST /event_categories_by_users/ (for oneself; administrators for anyone)."""
     access = access_of(request)
@@ -355,12 +382,15 @@ async def create_subscription(request: web.Request) -> web.Response:
     return respond(request, _subscription(row), status=201)
 
 
+@documented(summary="One subscription", response=SUBSCRIPTION_ITEM, tags=("bemserver",))
 async def get_subscription(request: web.Request) -> web.Response:
     """GET /event_categories_by_users/{id}."""
     async with pool_of(request).acquire() as conn:
         return respond(request, _subscription(await _one_subscription(conn, path_id(request), access_of(request))))
 
 
+@documented(summary="Change a subscription", body=smorest_body(SUBSCRIPTION_UPDATE),
+            response=SUBSCRIPTION_ITEM, headers=IF_MATCH, tags=("bemserver",))
 async def update_subscription(request: web.Request) -> web.Response:
     """PUT /event_categories_by_users/{id} (If-Match): category and level."""
     access = access_of(request)
@@ -379,6 +409,7 @@ async def update_subscription(request: web.Request) -> web.Response:
     return respond(request, _subscription(row))
 
 
+@documented(summary="Delete a subscription", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_subscription(request: web.Request) -> web.Response:
     """DELETE /event_categories_by_users/{id} (If-Match)."""
     access = access_of(request)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, documented, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -38,6 +39,14 @@ CREATE = {"user_id": REF, "event_id": REF,
           "timestamp": Field("datetime", required=True, nullable=False), "read": Field("bool")}
 UPDATE = {"read": Field("bool")}
 
+_ITEM = smorest_item(["id", *CREATE], CREATE).schema
+ITEM = JsonSchema({**_ITEM, "properties": {**_ITEM["properties"], "event": {"type": "object"}}},
+                  "bemserver_notification")
+COUNT_QUERY = {"user_id": Field("int", required=True), "read": Field("bool")}
+MARK_QUERY = {"user_id": Field("int", required=True), "campaign_id": Field("int")}
+COUNTS = JsonSchema({"type": "object", "required": ["total", "campaigns"], "properties": {
+    "total": {"type": "integer"}, "campaigns": {"type": "array", "items": {"type": "object"}}}},
+    "bemserver_notification_counts")
 
 def dump_notification(row: Any) -> dict[str, Any]:
     """NotificationSchema: id, user_id, event_id, timestamp, read, and the event without its id."""
@@ -59,6 +68,8 @@ async def _one(conn: asyncpg.Connection, ident: int, access: Access) -> asyncpg.
     return row
 
 
+@documented(summary="The caller's notifications (paginated)", query=smorest_query(FILTERS, paginate=True),
+            response=ITEM.many(), tags=("bemserver",))
 async def list_notifications(request: web.Request) -> web.Response:
     """GET /notifications/ (paginated): the caller's own."""
     access = access_of(request)
@@ -86,6 +97,8 @@ async def list_notifications(request: web.Request) -> web.Response:
                    headers={"X-Pagination": pagination_header(total=int(total), page=page, page_size=page_size)})
 
 
+@documented(summary="Create a notification (administrators)", body=smorest_body(CREATE), response=ITEM,
+            status=201, tags=("bemserver",))
 async def create_notification(request: web.Request) -> web.Response:
     """POST /notifications/ (administrators, as in BEMServer: users get theirs from the notifier)."""
     access_of(request).write()
@@ -102,12 +115,14 @@ async def create_notification(request: web.Request) -> web.Response:
         return respond(request, dump_notification(await _one(conn, ident, access_of(request))), status=201)
 
 
+@documented(summary="One notification", response=ITEM, tags=("bemserver",))
 async def get_notification(request: web.Request) -> web.Response:
     """GET /notifications/{id}."""
     async with pool_of(request).acquire() as conn:
         return respond(request, dump_notification(await _one(conn, path_id(request), access_of(request))))
 
 
+@documented(summary="Mark a notification read or unread", body=smorest_body(UPDATE), response=ITEM, tags=("bemserver",))
 async def update_notification(request: web.Request) -> web.Response:
     """PUT /notifications/{id}: `read` only (BEMServer checks no ETag here)."""
     access = access_of(request)
@@ -119,6 +134,7 @@ async def update_notification(request: web.Request) -> web.Response:
         return respond(request, dump_notification(await _one(conn, current["id"], access)))
 
 
+@documented(summary="Delete a notification (administrators)", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_notification(request: web.Request) -> web.Response:
     """DELETE /notifications/{id} (administrators)."""
     access = access_of(request)
@@ -131,10 +147,12 @@ async def delete_notification(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="Notifications per campaign, and the total", query=smorest_query(COUNT_QUERY),
+            response=COUNTS, tags=("bemserver",))
 async def count_by_campaign(request: web.Request) -> web.Response:
     """GET /notifications/count_by_campaign?user_id=[&read=]: per campaign, and the total."""
     access = access_of(request)
-    query = load_query(request.query, {"user_id": Field("int", required=True), "read": Field("bool")})
+    query = load_query(request.query, COUNT_QUERY)
     if "user_id" not in query:
         raise HttpError(422, "", fields={"user_id": ["Missing data for required field."]}, data={"location": "query"})
     _mine(access, query["user_id"])
@@ -151,10 +169,12 @@ async def count_by_campaign(request: web.Request) -> web.Response:
     return respond(request, {"total": sum(c["count"] for c in campaigns), "campaigns": campaigns})
 
 
+@documented(summary="Mark a user's notifications read (of one campaign)", query=smorest_query(MARK_QUERY),
+            status=204, tags=("bemserver",))
 async def mark_all_as_read(request: web.Request) -> web.Response:
     """PUT /notifications/mark_all_as_read?user_id=[&campaign_id=]."""
     access = access_of(request)
-    query = load_query(request.query, {"user_id": Field("int", required=True), "campaign_id": Field("int")})
+    query = load_query(request.query, MARK_QUERY)
     if "user_id" not in query:
         raise HttpError(422, "", fields={"user_id": ["Missing data for required field."]}, data={"location": "query"})
     _mine(access, query["user_id"])

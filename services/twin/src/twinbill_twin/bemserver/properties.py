@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, describe, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -177,6 +178,13 @@ async def _checks(conn: asyncpg.Connection, item: Linked, body: dict[str, Any], 
             raise ValidationFailed({name: ["Not in the campaign of the timeseries."]})
 
 
+def _item(item: Linked) -> JsonSchema:
+    schema = smorest_item(["id", *item.fields], item.fields, item.update or {}).schema
+    for name in item.nested:
+        schema["properties"][name] = {"type": "object"}
+    return JsonSchema(schema, f"bemserver_{item.path}")
+
+
 def _lister(item: Linked) -> Any:
     async def handler(request: web.Request) -> web.Response:
         access = access_of(request)
@@ -190,14 +198,15 @@ def _lister(item: Linked) -> Any:
         order = name_order(query.get("sort"), alias="t.")
         rows = await pool_of(request).fetch(f"{_select(item)}{where} ORDER BY {order}", *args)
         return respond(request, [_dump(item, r) for r in rows if _readable(item, r, access)])
-    return handler
+    return describe(handler, summary=f"BEMServer's {item.path}", query=smorest_query(item.filters),
+                    response=_item(item).many(), tags=("bemserver",))
 
 
 def _getter(item: Linked) -> Any:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
             return respond(request, _dump(item, await _one(conn, item, request, access_of(request))))
-    return handler
+    return describe(handler, summary=f"One of BEMServer's {item.path}", response=_item(item), tags=("bemserver",))
 
 
 def _creator(item: Linked) -> Any:
@@ -217,7 +226,9 @@ def _creator(item: Linked) -> Any:
                 raise HttpError(409, "Unique constraint violation") from None
             row = await conn.fetchrow(f"{_select(item)} WHERE t.id = $1", ident)
         return respond(request, _dump(item, row), status=201)
-    return handler
+    return describe(handler, summary=f"Create one of BEMServer's {item.path}",
+                    body=smorest_body(item.fields, f"bemserver_{item.path}_create"), response=_item(item),
+                    status=201, tags=("bemserver",))
 
 
 def _updater(item: Linked, fields: dict[str, Field]) -> Any:
@@ -236,7 +247,9 @@ def _updater(item: Linked, fields: dict[str, Field]) -> Any:
                 raise HttpError(409, "Unique constraint violation") from None
             row = await conn.fetchrow(f"{_select(item)} WHERE t.id = $1", current["id"])
         return respond(request, _dump(item, row))
-    return handler
+    return describe(handler, summary=f"Change one of BEMServer's {item.path}",
+                    body=smorest_body(fields, f"bemserver_{item.path}_update"), response=_item(item),
+                    headers=IF_MATCH, tags=("bemserver",))
 
 
 def _deleter(item: Linked) -> Any:
@@ -248,7 +261,8 @@ def _deleter(item: Linked) -> Any:
             check_if_match(request, _dump(item, current))
             await conn.execute(f"DELETE FROM {item.table} WHERE id = $1", current["id"])
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary=f"Delete one of BEMServer's {item.path}", status=204, headers=IF_MATCH,
+                    tags=("bemserver",))
 
 
 def add_property_routes(app: web.Application, prefix: str) -> None:

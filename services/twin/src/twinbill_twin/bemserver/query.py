@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access
@@ -26,6 +28,30 @@ class Series:
     label: str
     key: int
     attribute_id: int | None
+
+
+def _params() -> dict[str, dict[str, Any]]:
+    when = {"type": "string", "format": "date-time", "description": "an aware date-time, 1680 to 2260"}
+    return {
+        "data_state": {"type": "integer", "enum": [s["id"] for s in DATA_STATES], "description": "1 Raw, 2 Clean"},
+        "start_time": when, "end_time": when,
+        "timezone": {"type": "string", "enum": list(timezones()), "description": "IANA zone, UTC unless given"},
+        "timeseries": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                       "description": "series ids (names on a /campaign/{campaign_id}/ path), repeated"},
+        "convert_to": {"type": "array", "items": {"type": "string"},
+                       "description": "refused when not empty: twinbill converts no units"},
+        "aggregation": {"type": "string", "enum": list(p.AGGREGATIONS), "description": "avg unless given"},
+        "bucket_width_unit": {"type": "string", "enum": list(p.PERIODS)},
+        "bucket_width_value": {"type": "integer", "minimum": 1, "description": "1 unless given; only 1 for "
+                               "day, week, month, year"},
+    }
+
+
+def query_params(*names: str, required: tuple[str, ...] = (), more: dict[str, Any] | None = None) -> JsonSchema:
+    """The query parameters the functions below read (by name), as JSON Schema for OpenAPI."""
+    table = {**_params(), **(more or {})}
+    return JsonSchema({"type": "object", "properties": {n: table[n] for n in (*names, *(more or {}))},
+                       "required": list(required)})
 
 
 def query_error(name: str, reason: str) -> ValidationFailed:
@@ -83,9 +109,12 @@ def campaign_id_of(request: web.Request) -> int | None:
     if "campaign_id" not in request.match_info:
         return None
     try:
-        return int(request.match_info["campaign_id"])
+        campaign = int(request.match_info["campaign_id"])
     except ValueError:
         raise HttpError(404, "") from None
+    if not 0 < campaign < 2**31:  # PostgreSQL's integer: a larger one was a 500
+        raise HttpError(404, "")
+    return campaign
 
 
 async def find_series(conn: asyncpg.Connection, request: web.Request, labels: list[str], *, state: int,

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, describe, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -72,6 +73,8 @@ def _place(extra: dict[str, str]) -> dict[str, str]:
             "ifc_id": "nullif(ifc_id, '')", **extra}
 
 
+# the registry's CHECKs (a coordinate past them was a 500)
+LATITUDE, LONGITUDE = Field("number", bounds=(-90, 90)), Field("number", bounds=(-180, 180))
 PLACE_FIELDS = {"name": NAME, "description": TEXT, "ifc_id": Field("str", length=(0, 80))}
 PLACE_FILTERS = {"name": Field("str"), "campaign_id": Field("int"), "ifc_id": Field("str"), "sort": SORT}
 CAMPAIGN_TABLE = Table("project", "projects", ("id", "name", "timezone", "description", "start_time", "end_time"),
@@ -91,8 +94,8 @@ RESOURCES = (
              {"name": Field("str"), "campaign_id": Field("int"), "sort": SORT}, campaign="campaign_id"),
     Resource("sites", "sites", _place({"campaign_id": "project_id", "latitude": "latitude",
                                        "longitude": "longitude"}),
-             {**PLACE_FIELDS, "campaign_id": REF, "latitude": Field("number"), "longitude": Field("number")},
-             {**PLACE_FIELDS, "latitude": Field("number"), "longitude": Field("number")},
+             {**PLACE_FIELDS, "campaign_id": REF, "latitude": LATITUDE, "longitude": LONGITUDE},
+             {**PLACE_FIELDS, "latitude": LATITUDE, "longitude": LONGITUDE},
              PLACE_FILTERS, campaign="project_id", registry=places.SITES, to_db={"campaign_id": "project_id"}),
     Resource("buildings", "buildings", _place({"site_id": "site_id"}), {**PLACE_FIELDS, "site_id": REF},
              PLACE_FIELDS, {**PLACE_FILTERS, "site_id": Field("int")}, campaign="project_id",
@@ -165,6 +168,9 @@ def _lister(resource: Resource) -> Any:
                 clauses.append(f"name ILIKE {mark}")
             elif (resource.path, name) in PARENT_FILTERS:
                 clauses.append(PARENT_FILTERS[(resource.path, name)].format(mark))
+            elif name == "campaign_id" and name not in resource.select:
+                # buildings, storeys, spaces: their campaign is their project (no campaign_id field)
+                clauses.append(f"{resource.campaign} = {mark}")
             else:
                 clauses.append(f"{resource.select.get(name, name)} = {mark}")
         if not access.admin:
@@ -178,14 +184,17 @@ def _lister(resource: Resource) -> Any:
         sql = f"SELECT {_select(resource)} FROM {resource.table}{where} ORDER BY {name_order(query.get('sort'))}"
         rows = await pool_of(request).fetch(sql, *args)
         return respond(request, [dump(r) for r in rows])
-    return handler
+    return describe(handler, summary=f"BEMServer's {resource.path}",
+                    query=smorest_query(resource.filters, paginate=resource.paginate),
+                    response=_item(resource).many(), tags=("bemserver",))
 
 
 def _getter(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         async with pool_of(request).acquire() as conn:
             return respond(request, dump(await one_readable(conn, resource, path_id(request), access_of(request))))
-    return handler
+    return describe(handler, summary=f"One of BEMServer's {resource.path}", response=_item(resource),
+                    tags=("bemserver",))
 
 
 def _db_values(resource: Resource, body: dict[str, Any], *, creating: bool = True) -> dict[str, Any]:
@@ -223,6 +232,16 @@ async def _check_campaign(conn: asyncpg.Connection, body: dict[str, Any]) -> Non
         raise HttpError(409, "Foreign key constraint violation")
 
 
+def _item(resource: Resource) -> JsonSchema:
+    return smorest_item(resource.select, resource.create, resource.update, name=f"bemserver_{resource.path}")
+
+
+def _body(resource: Resource, fields: dict[str, Field], verb: str) -> JsonSchema:
+    if resource.path == "campaigns":
+        fields = {**fields, "timezone": Field("choice", required=True, nullable=False, choices=timezones())}
+    return smorest_body(fields, f"bemserver_{resource.path}_{verb}")
+
+
 def _creator(resource: Resource) -> Any:
     async def handler(request: web.Request) -> web.Response:
         access_of(request).write()
@@ -249,7 +268,9 @@ def _creator(resource: Resource) -> Any:
                     raise HttpError(409, "Foreign key constraint violation") from None
         async with pool_of(request).acquire() as conn:
             return respond(request, dump(await _fetch_one(conn, resource, ident)), status=201)
-    return handler
+    return describe(handler, summary=f"Create one of BEMServer's {resource.path}",
+                    body=_body(resource, resource.create, "create"), response=_item(resource), status=201,
+                    tags=("bemserver",))
 
 
 def _updater(resource: Resource) -> Any:
@@ -275,7 +296,9 @@ def _updater(resource: Resource) -> Any:
                 raise HttpError(409, "Unique constraint violation") from None
         async with pool_of(request).acquire() as conn:
             return respond(request, dump(await _fetch_one(conn, resource, ident)))
-    return handler
+    return describe(handler, summary=f"Change one of BEMServer's {resource.path}",
+                    body=_body(resource, resource.update, "update"), response=_item(resource), headers=IF_MATCH,
+                    tags=("bemserver",))
 
 
 def _deleter(resource: Resource) -> Any:
@@ -296,7 +319,8 @@ def _deleter(resource: Resource) -> Any:
             except asyncpg.ForeignKeyViolationError:
                 raise HttpError(409, "Foreign key constraint violation") from None
         return web.Response(status=204)
-    return handler
+    return describe(handler, summary=f"Delete one of BEMServer's {resource.path}", status=204, headers=IF_MATCH,
+                    tags=("bemserver",))
 
 
 def add_resource_routes(app: web.Application, prefix: str) -> None:

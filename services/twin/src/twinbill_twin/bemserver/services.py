@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, describe, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.smorest import Field, add_collection_routes, load_query, respond
 from twinbill_twin.api.common import pool_of
@@ -149,7 +150,8 @@ def _full_lister(full: Full) -> Any:
             f"ORDER BY {_order(full, query.get('sort'))}", *args)
         return respond(request, [{name: value.isoformat() if hasattr(value, "isoformat") else value
                                   for name, value in dict(row).items()} for row in rows])
-    return handler
+    return describe(handler, summary="Each item with its service state (BEMServer's /full)",
+                    query=smorest_query(fields), response=JsonSchema({"type": "object"}).many(), tags=("bemserver",))
 
 
 def add_service_routes(app: web.Application, prefix: str) -> None:

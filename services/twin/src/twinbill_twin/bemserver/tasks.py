@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, documented, smorest_query
 from twinbill_common.errors import HttpError, ValidationFailed
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -33,6 +34,21 @@ from twinbill_twin.domain.checks import TASKS, UNITS
 from twinbill_twin.keys import SETTINGS
 
 COLUMNS = "id, task_name, campaign_id, is_enabled, parameters, offset_unit, start_offset, end_offset"
+
+
+INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+# What _load and run_task accept, as JSON Schema (they are hand-written validators).
+TASK_PUT = {"is_enabled": {"type": "boolean"}, "parameters": {"type": "object"},
+            "offset_unit": {"type": "string", "enum": list(UNITS)}, "start_offset": INT32, "end_offset": INT32}
+TASK_BY_CAMPAIGN = JsonSchema({"type": "object", "properties": {
+    "id": {"type": "integer"}, "task_name": {"type": "string"}, "campaign_id": {"type": "integer"}, **TASK_PUT}},
+    "bemserver_task_by_campaign")
+TASK_QUERY = {"campaign_id": Field("int"), "task_name": Field("str"), "is_enabled": Field("bool")}
+RUN = JsonSchema({"type": "object", "additionalProperties": False,
+                  "required": ["task_name", "campaign_id", "start_time", "end_time"], "properties": {
+                      "task_name": {"type": "string", "enum": list(TASKS)}, "campaign_id": INT32,
+                      "start_time": {"type": "string", "format": "date-time"},
+                      "end_time": {"type": "string", "format": "date-time"}, "parameters": {"type": "object"}}})
 
 
 def _dump(row: asyncpg.Record) -> dict[str, Any]:
@@ -93,11 +109,12 @@ async def _one(conn: asyncpg.Connection, request: web.Request, ident: int) -> as
     return row
 
 
+@documented(summary="Tasks enabled per campaign", query=smorest_query(TASK_QUERY), response=TASK_BY_CAMPAIGN.many(),
+            tags=("bemserver",))
 async def list_tasks_by_campaigns(request: web.Request) -> web.Response:
     """GET /tasks_by_campaigns/?campaign_id&task_name&is_enabled."""
     access = access_of(request)
-    query = load_query(request.query, {"campaign_id": Field("int"), "task_name": Field("str"),
-                                       "is_enabled": Field("bool")})
+    query = load_query(request.query, TASK_QUERY)
     clauses, args = [], []
     for name, value in query.items():
         args.append(value)
@@ -110,11 +127,16 @@ async def list_tasks_by_campaigns(request: web.Request) -> web.Response:
     return respond(request, [_dump(row) for row in rows])
 
 
+@documented(summary="One task of a campaign", response=TASK_BY_CAMPAIGN, tags=("bemserver",))
 async def get_task_by_campaign(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         return respond(request, _dump(await _one(conn, request, path_id(request))))
 
 
+@documented(summary="Enable a task for a campaign", response=TASK_BY_CAMPAIGN, status=201, tags=("bemserver",),
+            body=JsonSchema({"type": "object", "additionalProperties": False,
+                             "required": ["task_name", "campaign_id", "offset_unit"],
+                             "properties": {"task_name": {"type": "string"}, "campaign_id": INT32, **TASK_PUT}}))
 async def create_task_by_campaign(request: web.Request) -> web.Response:
     """POST: administrators; an unknown campaign is BEMServer's foreign-key 409. Task names are
     not checked, as bemserver-core ("There is no validation on task name")."""
@@ -130,6 +152,8 @@ async def create_task_by_campaign(request: web.Request) -> web.Response:
     return respond(request, _dump(row), status=201)
 
 
+@documented(summary="Change a campaign's task", response=TASK_BY_CAMPAIGN, headers=IF_MATCH, tags=("bemserver",),
+            body=JsonSchema({"type": "object", "additionalProperties": False, "properties": TASK_PUT}))
 async def update_task_by_campaign(request: web.Request) -> web.Response:
     access_of(request).write()
     ident = path_id(request)
@@ -142,6 +166,7 @@ async def update_task_by_campaign(request: web.Request) -> web.Response:
         return respond(request, _dump(await _one(conn, request, ident)))
 
 
+@documented(summary="Delete a campaign's task", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_task_by_campaign(request: web.Request) -> web.Response:
     access_of(request).write()
     ident = path_id(request)
@@ -151,6 +176,8 @@ async def delete_task_by_campaign(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="The tasks, their default parameters and schedule", response=JsonSchema({"type": "object"}).many(),
+            tags=("bemserver",))
 async def list_tasks(request: web.Request) -> web.Response:
     """GET /tasks/: each task, its default parameters and its schedule (every twin looks every
     TWIN_CHECKS_INTERVAL seconds for enabled tasks_by_campaigns rows)."""
@@ -161,6 +188,7 @@ async def list_tasks(request: web.Request) -> web.Response:
                              for name, (_, defaults) in TASKS.items()])
 
 
+@documented(summary="Run a task now for a campaign and period", body=RUN, status=204, tags=("bemserver",))
 async def run_task(request: web.Request) -> web.Response:
     """POST /tasks/run {task_name, campaign_id, start_time, end_time, parameters?}: 204 once run
     (bemserver-api answers 204 as it queues the task; here it has run when the answer comes)."""

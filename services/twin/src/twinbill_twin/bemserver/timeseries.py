@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import IF_MATCH, JsonSchema, documented, smorest_body, smorest_item, smorest_query
 from twinbill_common.errors import HttpError
 from twinbill_common.http import read_json
 from twinbill_common.smorest import (
@@ -42,6 +43,9 @@ FILTERS = {"name": Field("str"), "in_name": Field("str"), "unit_symbol": Field("
            "campaign_scope_id": Field("int"), "attribute_id": Field("int"), "sort": Field("str"),
            **{f"{level}_id": Field("int") for level in ("site", "building", "storey", "space", "zone")},
            **{f"recurse_{level}_id": Field("int") for level in ("site", "building", "storey")}}
+ITEM = smorest_item(["id", *CREATE], CREATE, name="bemserver_timeseries")
+STATE = JsonSchema({"type": "object", "required": ["id", "name"],
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}, "bemserver_data_state")
 _LINKED = "id IN (SELECT timeseries_id FROM bem_timeseries_by_{level}s WHERE {level}_id = {mark})"
 # recurse_<level>_id: linked to the element or to anything below it
 _BELOW = {
@@ -92,6 +96,8 @@ async def readable(conn: asyncpg.Connection, ident: int, access: Access) -> asyn
     return row
 
 
+@documented(summary="BEMServer's timeseries (paginated)", query=smorest_query(FILTERS, paginate=True),
+            response=ITEM.many(), tags=("bemserver",))
 async def list_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/ (paginated, X-Pagination)."""
     access = access_of(request)
@@ -123,12 +129,15 @@ async def list_timeseries(request: web.Request) -> web.Response:
                    headers={"X-Pagination": pagination_header(total=int(total), page=page, page_size=page_size)})
 
 
+@documented(summary="One timeseries", response=ITEM, tags=("bemserver",))
 async def get_timeseries(request: web.Request) -> web.Response:
     """GET /timeseries/{id}."""
     async with pool_of(request).acquire() as conn:
         return respond(request, public(await readable(conn, path_id(request), access_of(request))))
 
 
+@documented(summary="Create a timeseries (free, or a device attribute's)", body=smorest_body(CREATE),
+            response=ITEM, status=201, tags=("bemserver",))
 async def create_timeseries(request: web.Request) -> web.Response:
     """POST /timeseries/: a free series, or (`attribute_id`) a device attribute's series whose
     Raw data are that attribute's samples and whose unit defaults to the thing model's."""
@@ -165,6 +174,8 @@ async def create_timeseries(request: web.Request) -> web.Response:
     return respond(request, public(row), status=201)
 
 
+@documented(summary="Change a timeseries", body=smorest_body(UPDATE), response=ITEM, headers=IF_MATCH,
+            tags=("bemserver",))
 async def update_timeseries(request: web.Request) -> web.Response:
     """PUT /timeseries/{id}: name, description, unit (If-Match)."""
     access = access_of(request)
@@ -182,6 +193,7 @@ async def update_timeseries(request: web.Request) -> web.Response:
     return respond(request, public(row))
 
 
+@documented(summary="Delete a timeseries", status=204, headers=IF_MATCH, tags=("bemserver",))
 async def delete_timeseries(request: web.Request) -> web.Response:
     """DELETE /timeseries/{id} (If-Match): the definition, and the points only it holds (a device
     attribute's Raw points stay with the attribute)."""
@@ -198,11 +210,13 @@ async def delete_timeseries(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@documented(summary="BEMServer's data states", response=STATE.many(), tags=("bemserver",))
 async def list_data_states(request: web.Request) -> web.Response:
     """GET /timeseries_data_states/."""
     return respond(request, list(DATA_STATES))
 
 
+@documented(summary="One data state", response=STATE, tags=("bemserver",))
 async def get_data_state(request: web.Request) -> web.Response:
     """GET /timeseries_data_states/{id}."""
     for state in DATA_STATES:

@@ -12,13 +12,15 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import HttpError
+from twinbill_common.smorest import path_id
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
 from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.aggregates import aggregate_sql
 from twinbill_twin.bemserver.data import PARTITIONS, delete_points, write_points
-from twinbill_twin.bemserver.query import clean_or_raw, query_error, time_param
+from twinbill_twin.bemserver.query import clean_or_raw, query_error, query_params, time_param
 from twinbill_twin.domain.analysis import degree_days
 from twinbill_twin.domain.weather import (
     OIKOLAB_PARAMETERS,
@@ -93,10 +95,7 @@ def provider_of(settings: TwinSettings) -> WeatherProvider | None:
 
 
 async def _site(conn: asyncpg.Connection, request: web.Request, access: Access) -> asyncpg.Record:
-    try:
-        ident = int(request.match_info["id"])
-    except ValueError:
-        raise HttpError(404, "") from None
+    ident = path_id(request)  # 404 unless a positive int32 (a larger one was a 500)
     site = await conn.fetchrow("SELECT s.id, s.latitude, s.longitude, s.project_id, pr.timezone FROM sites s "
                                "JOIN projects pr ON pr.id = s.project_id WHERE s.id = $1", ident)
     if site is None:
@@ -124,6 +123,17 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: 
     return value
 
 
+DAY = {"type": "string", "format": "date"}
+DEGREE_DAYS = JsonSchema({"type": "object", "required": ["degree_days"], "properties": {"degree_days": {
+    "type": "object", "additionalProperties": {"type": ["number", "null"]}}}}, "bemserver_degree_days")
+
+
+@documented(summary="Heating or cooling degree days of a site", response=DEGREE_DAYS,
+            query=query_params(required=("start_date", "end_date", "period"), more={
+                "start_date": DAY, "end_date": DAY, "period": {"type": "string", "enum": ["day", "month", "year"]},
+                "type": {"type": "string", "enum": ["heating", "cooling"]},
+                "base": {"type": "number", "description": "18 unless given"},
+                "unit": {"type": "string", "description": "°C unless given (°C, K, °F)"}}), tags=("bemserver",))
 async def get_degree_days(request: web.Request) -> web.Response:
     """GET /sites/{id}/degree_days: heating or cooling degree days per day, month or year over
     [start_date, end_date) in the campaign's zone, from the site's (non-forecast) air temperature
@@ -168,6 +178,9 @@ async def get_degree_days(request: web.Request) -> web.Response:
     return web.json_response({"degree_days": {moment.isoformat(): value for moment, value in result.items()}})
 
 
+@documented(summary="Fill a site's weather series from the provider (off unless configured)", status=204,
+            query=query_params("start_time", "end_time", required=("start_time", "end_time"), more={
+                "forecast": {"type": "string", "enum": ["true", "false", "1", "0"]}}), tags=("bemserver",))
 async def download_weather_data(request: web.Request) -> web.Response:
     """PUT /sites/{id}/download_weather_data: the site's weather series (forecast or not) filled
     from the provider for [start_time, end_time) as Clean data, replacing what they held there.
