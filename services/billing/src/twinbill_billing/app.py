@@ -26,7 +26,7 @@ from twinbill_billing.deadletters import PARKED, declare_parking, watch_dead_let
 from twinbill_billing.events import declare_journal
 from twinbill_billing.handlers import handle_job, handle_run
 from twinbill_billing.history import STORE, TWIN, add_history_routes
-from twinbill_billing.metrics import BillingMetrics
+from twinbill_billing.metrics import BillingMetrics, StoreOperations
 from twinbill_billing.preview import add_preview_route
 from twinbill_billing.reports import add_report_routes
 from twinbill_billing.settings import BillingSettings
@@ -90,7 +90,8 @@ def create_app(settings: BillingSettings, *, clock: Callable[[], datetime] = utc
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000
+            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000,
+            event_listeners=[StoreOperations(metrics)],
         )
         store = BillStore(client, settings.mongo_db)
         await store.ensure_indexes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pymongo import monitoring
 
 
 class BillingMetrics:
@@ -54,8 +55,31 @@ class BillingMetrics:
             registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.store_operations = Counter(
+            "billing_store_operations_total",
+            "MongoDB commands the service sent (each a round trip: find, getMore, insert, ...), by "
+            "command; bench_billing divides them by the bills made",
+            ["command"],
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "billing_jobs_queue_depth",
             "Ready messages in billing.jobs (passive declare): what an autoscaler scales on",
             registry=registry,
         )
+
+
+class StoreOperations(monitoring.CommandListener):
+    """Counts every MongoDB command the client sends (pymongo command monitoring), by name."""
+
+    def __init__(self, metrics: BillingMetrics) -> None:
+        self.counter = metrics.store_operations
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counter.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
