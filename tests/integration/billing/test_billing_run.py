@@ -6,7 +6,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import pytest
+from bson import ObjectId
+
 from tests.servicetokens import as_service
+from twinbill_billing.context import CONTEXT
 from twinbill_billing.domain.periods import to_epoch_ms
 from twinbill_common.schemas.billing import RunBilling
 from twinbill_common.topology import BILLING
@@ -167,3 +171,48 @@ async def test_same_run_twice_makes_no_duplicate(billing: Billing, twin: tuple[T
     assert again["summary"]["billed"] == len(expected) + 1
     assert again["summary"]["devices_expected"] == 21 and again["summary"]["jobs_total"] == 4
     assert await billing.db.run_jobs.count_documents({"run_id": "task1:twice"}) == 4
+
+
+async def test_chunk_whose_insert_partly_hits_taken_chain_positions(
+        billing: Billing, twin: tuple[TwinData, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker (or an attempt that crashed mid-`insert_many` on a real MongoDB) took the
+    chain positions of two meters of a chunk between its ledger read and its `insert_many`: the
+    unordered insert stores the chunk's other bills, the two duplicates are refused by the unique
+    chain key, re-read and counted already billed. One bill per meter and period, none lost."""
+    data, _ = twin
+    expected = simulate(data)
+    await create_tariff(billing, {"project_id": PROJECT, "device_type": 2, "kind": "flat",
+                                  "unit_price": "0.55", "effective_from": "2000-01-01T00:00:00Z"})
+    store = billing.app[CONTEXT].store
+    original = store.insert_bills
+    taken = {2, 5}  # both in the first chunk (devices 1-7)
+    calls: list[tuple[int, set[int]]] = []
+    rivals: list[dict[str, Any]] = []
+
+    async def rival_first(docs: list[dict[str, Any]]) -> tuple[int, set[int]]:
+        if not rivals and any(doc["device_id"] in taken for doc in docs):
+            rivals.extend({**doc, "_id": ObjectId(), "job_id": "rival", "run_id": "rival"}
+                          for doc in docs if doc["device_id"] in taken)
+            await billing.db.bills.insert_many(rivals)
+        result = await original(docs)
+        calls.append(result)
+        return result
+
+    monkeypatch.setattr(store, "insert_bills", rival_first)
+    await billing.bus.publish(BILLING, "run.requested", run_message("task1:rival"))
+    run = await finished_run(billing, "task1:rival")
+    first_chunk = [c for c in calls if c[1]]
+    assert len(first_chunk) == 1 and first_chunk[0][0] == 5 and len(first_chunk[0][1]) == 2
+    bills = await billing.db.bills.find({"kind": "bill"}).to_list()
+    per_device: dict[int, list[dict[str, Any]]] = {}
+    for bill in bills:
+        per_device.setdefault(bill["device_id"], []).append(bill)
+    assert set(per_device) == set(expected)
+    assert all(len(found) == 1 for found in per_device.values()), per_device
+    assert {d for d, (b,) in per_device.items() if b["job_id"] == "rival"} == taken
+    for device_id, (opening, closing) in expected.items():
+        (bill,) = per_device[device_id]
+        assert (bill["opening_reading"], bill["closing_reading"]) == (opening, closing), device_id
+    outcome = await billing.db.run_jobs.find_one({"_id": "task1:rival:0"})
+    assert (outcome["billed"], outcome["already_billed"]) == (5, 2)
+    assert run["summary"]["billed"] == 17 and run["summary"]["newly_billed"] == 15
