@@ -3,10 +3,13 @@
 Self-contained: starts its own embedded MongoDB (nx-27017), serves the twin service's billing
 contract from memory in a separate process (tests/integration/billing/fake_twin.py), uses its own
 bus namespace on the local RabbitMQ, and runs `python -m twinbill_billing` workers.
-Prints, per worker count, the time to finish the run, bills per second, and the CPU seconds each
-component used (workers, MongoDB server, twin), which shows what bounds the run.
+Prints, per worker count, the time to finish the run, bills per second, the CPU seconds each
+component used (workers, MongoDB server, twin), which shows what bounds the run, and the store's
+operations per bill (the workers' `billing_store_operations_total`: every MongoDB command is one
+round trip). The CPU figures are taken when the run finishes, before the bench counts the bills.
 
     .venv/bin/python bench/bench_billing.py [--meters 100000] [--workers 1,2,4]
+        [--mongo-url mongodb://host:port --mongo-pid PID]   # a server already running, e.g. real MongoDB
 """
 
 from __future__ import annotations
@@ -75,6 +78,21 @@ async def wait_http(url: str, limit: float = 120) -> None:
             await asyncio.sleep(0.2)
 
 
+async def store_operations(ports: list[int]) -> dict[str, float]:
+    """The workers' MongoDB commands so far (billing_store_operations_total), summed by command."""
+    totals: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+        for port in ports:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+            for line in text.splitlines():
+                if line.startswith("billing_store_operations_total{"):
+                    labels, value = line.rsplit(" ", 1)
+                    command = labels.split('command="', 1)[1].split('"', 1)[0]
+                    totals[command] = totals.get(command, 0.0) + float(value)
+    return totals
+
+
 async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, mongo_pid: int,
                   twin_pid: int) -> dict[str, Any]:
     namespace = f"bench{uuid.uuid4().hex[:8]}."
@@ -99,6 +117,7 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
                 assert response.status == 201, await response.text()
         await bus.connect()
         db = client[db_name]
+        ops_before = await store_operations(ports)
         cpu_before = {"workers": sum(cpu_seconds(p.pid) for p in procs),
                       "mongodb": cpu_seconds(mongo_pid), "twin": cpu_seconds(twin_pid)}
         started = time.monotonic()
@@ -116,13 +135,21 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
                 raise RuntimeError("run did not finish in 30 minutes")
             await asyncio.sleep(0.25)
         elapsed = time.monotonic() - started
-        bills = await db.bills.count_documents({})
+        # CPU first: counting the bills below costs nx-27017 ~0.2 ms each (it decodes every
+        # document), which earlier figures wrongly put on the run.
         cpu = {"workers": sum(cpu_seconds(p.pid) for p in procs) - cpu_before["workers"],
                "mongodb": cpu_seconds(mongo_pid) - cpu_before["mongodb"],
                "twin": cpu_seconds(twin_pid) - cpu_before["twin"]}
+        ops_after = await store_operations(ports)
+        ops = {name: ops_after[name] - ops_before.get(name, 0.0) for name in ops_after}
+        bills = await db.bills.count_documents({})
+        if bills != meters or run["summary"]["newly_billed"] != meters:
+            raise RuntimeError(f"{bills} bills stored, {run['summary']['newly_billed']} newly billed, "
+                               f"for {meters} meters")
         await client.drop_database(db_name)
         return {"workers": workers, "bills": bills, "seconds": elapsed, "split": split_at or 0.0,
-                "rate": bills / elapsed, "cpu": cpu, "summary": run["summary"]}
+                "rate": bills / elapsed, "cpu": cpu, "summary": run["summary"],
+                "ops": {name: count for name, count in ops.items() if count}}
     finally:
         for proc in procs:
             proc.terminate()
@@ -134,11 +161,15 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
         await client.close()
 
 
-async def main(meters: int, counts: list[int]) -> None:
+async def main(meters: int, counts: list[int], *, mongo_url: str, mongo_pid: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-billing-") as tmp:
-        mongo_port, twin_port = free_port(), free_port()
-        mongo = start_embedded_mongo(data_dir=Path(tmp) / "data", port=mongo_port,
-                                     log_file=Path(tmp) / "mongo.log")
+        twin_port = free_port()
+        mongo = None
+        if not mongo_url:
+            mongo_port = free_port()
+            mongo = start_embedded_mongo(data_dir=Path(tmp) / "data", port=mongo_port,
+                                         log_file=Path(tmp) / "mongo.log")
+            mongo_url, mongo_pid = f"mongodb://127.0.0.1:{mongo_port}", mongo.pid
         twin = subprocess.Popen([sys.executable, __file__, "--serve-twin", str(twin_port),  # noqa: ASYNC220  # setup only
                                  "--meters", str(meters)])
         try:
@@ -146,30 +177,41 @@ async def main(meters: int, counts: list[int]) -> None:
             await wait_http(f"{twin_url}/api/v1/projects/{PROJECT}")
             print(f"billing bench: {meters} meters, one run, chunks of 500, on {os.cpu_count()} cores")
             for workers in counts:
-                r = await one_run(workers, meters=meters, mongo_url=f"mongodb://127.0.0.1:{mongo_port}",
-                                  twin_url=twin_url, mongo_pid=mongo.pid, twin_pid=twin.pid)
+                r = await one_run(workers, meters=meters, mongo_url=mongo_url,
+                                  twin_url=twin_url, mongo_pid=mongo_pid, twin_pid=twin.pid)
                 cpu = r["cpu"]
                 print(f"  {workers} worker(s): {r['bills']} bills in {r['seconds']:.1f} s "
                       f"(split {r['split']:.1f} s) = {r['rate']:.0f} bills/s; CPU s: workers "
                       f"{cpu['workers']:.1f}, mongodb {cpu['mongodb']:.1f}, twin {cpu['twin']:.1f}; "
                       f"summary billed={r['summary']['billed']} jobs={r['summary']['jobs_done']}")
+                per_bill = {name: count / r["bills"] for name, count in sorted(r["ops"].items())}
+                print(f"    store operations per bill: {sum(per_bill.values()):.4f} ("
+                      + ", ".join(f"{name} {value:.4f}" for name, value in per_bill.items())
+                      + f"); CPU ms per bill: workers {1000 * cpu['workers'] / r['bills']:.3f}, "
+                      f"mongodb {1000 * cpu['mongodb'] / r['bills']:.3f}")
             print("  bound: the component whose CPU seconds approach (wall time x its processes) "
                   "is saturated; nx-27017 is one process, so 'mongodb' near the wall time means "
                   "the MongoDB server bounds the run.")
         finally:
             twin.terminate()
-            mongo.terminate()
             twin.wait(timeout=10)
-            mongo.wait(timeout=10)
+            if mongo is not None:
+                mongo.terminate()
+                mongo.wait(timeout=10)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--mongo-url", default="", help="a MongoDB already running (real, or nx-27017 under "
+                        "a profiler) instead of the embedded one the bench starts")
+    parser.add_argument("--mongo-pid", type=int, default=0, help="its server's pid, for its CPU seconds "
+                        "(0: not measured, e.g. a remote server)")
     parser.add_argument("--serve-twin", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_twin:
         serve_twin(args.serve_twin, args.meters)
     else:
-        asyncio.run(main(args.meters, [int(n) for n in args.workers.split(",")]))
+        asyncio.run(main(args.meters, [int(n) for n in args.workers.split(",")], mongo_url=args.mongo_url,
+                         mongo_pid=args.mongo_pid))
