@@ -53,6 +53,9 @@ async def test_ledgers_group_every_bill_by_device(store: BillStore) -> None:
         1: ["10.50", "20"], 2: ["7"]}
     assert found[1][0]["to_time"] in (T1, T2) and found[1][0]["status"] == "issued"
     assert await store.ledgers(2, [1]) == {}
+    # read as one device-id range (indexed on nx-27017 too); devices inside it not asked for are left out
+    assert set(await store.ledgers(1, [1, 3])) == {1}
+    assert [d["closing_reading"] for d in (await store.ledgers(1, [2]))[2]] == ["7"]
 
 
 async def test_chain_keys_backfilled_on_bills_from_before_the_ledger(store: BillStore) -> None:
