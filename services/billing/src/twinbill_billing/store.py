@@ -15,13 +15,14 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from twinbill_common.errors import TRANSIENT_ERRORS as COMMON_TRANSIENT_ERRORS
 from twinbill_common.errors import StoreUnavailable
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
+INDEX_NOT_FOUND = 27
 # What MongoDB raises when retrying can succeed (no server answered, the connection went); the
 # consumers retry these in place (the Bus is built with them).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*COMMON_TRANSIENT_ERRORS, ConnectionFailure)
@@ -81,7 +82,11 @@ class BillStore:
             await self.bills.create_index([("chain_key", ASCENDING)], unique=True, name="one_link_per_chain_position")
             for index in indexes:  # (project_id, device_id, to_time), named by key on nx-27017: see ledgers()
                 if list(index["key"]) == ["project_id", "device_id", "to_time"]:
-                    await self.bills.drop_index(index["name"])
+                    try:
+                        await self.bills.drop_index(index["name"])
+                    except OperationFailure as err:  # another replica starting dropped it first
+                        if err.code != INDEX_NOT_FOUND:
+                            raise
             await self.bills.create_index(
                 [("device_id", ASCENDING), ("project_id", ASCENDING), ("to_time", ASCENDING)],
                 name="bills_of_devices",
