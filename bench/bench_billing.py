@@ -10,6 +10,7 @@ round trip). The CPU figures are taken when the run finishes, before the bench c
 
     .venv/bin/python bench/bench_billing.py [--meters 100000] [--workers 1,2,4]
         [--mongo-url mongodb://host:port --mongo-pid PID]   # a server already running, e.g. real MongoDB
+        [--private]   # a RabbitMQ node of its own
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from twinbill_common.topology import BILLING  # noqa: E402
 from twinbill_devstack.mongo import start_embedded_mongo  # noqa: E402
 from twinbill_devstack.namespaces import delete_namespace  # noqa: E402  # after the path set-up above
 from twinbill_devstack.ports import free_port  # noqa: E402
+from twinbill_devstack.rabbitmq import PrivateRabbitMQ  # noqa: E402
 
 AMQP_URL = os.environ.get("TWINBILL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PROJECT = 1
@@ -95,11 +97,11 @@ async def store_operations(ports: list[int]) -> dict[str, float]:
 
 
 async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, mongo_pid: int,
-                  twin_pid: int) -> dict[str, Any]:
+                  twin_pid: int, amqp_url: str) -> dict[str, Any]:
     namespace = f"bench{uuid.uuid4().hex[:8]}."
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "BILLING_MONGO_URL": mongo_url, "BILLING_MONGO_DB": db_name,
-           "BILLING_AMQP_URL": AMQP_URL, "BILLING_BUS_NAMESPACE": namespace,
+           "BILLING_AMQP_URL": amqp_url, "BILLING_BUS_NAMESPACE": namespace,
            "BILLING_TWIN_URL": twin_url, "BILLING_LOG_LEVEL": "WARNING",
            "BILLING_CHUNK_SIZE": "500", "BILLING_JOB_PREFETCH": "2"}
     ports = [free_port() for _ in range(workers)]
@@ -107,7 +109,7 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
                               env={**env, "BILLING_HTTP_PORT": str(port)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
-    bus = Bus(AMQP_URL, namespace=namespace)
+    bus = Bus(amqp_url, namespace=namespace)
     try:
         for port in ports:
             await wait_http(f"http://127.0.0.1:{port}/readyz")
@@ -158,14 +160,14 @@ async def one_run(workers: int, *, meters: int, mongo_url: str, twin_url: str, m
             proc.wait(timeout=30)
         await bus.close()
         try:
-            await delete_namespace(AMQP_URL, namespace)  # 100,000 bill.issued events sit in its journal
+            await delete_namespace(amqp_url, namespace)  # 100,000 bill.issued events sit in its journal
         except (OSError, TimeoutError, AMQPException) as err:  # a slow broker must not lose the run's figures
             print(f"  could not delete bus namespace {namespace} ({err!r}); delete it by hand", flush=True)
         await client.drop_database(db_name)
         await client.close()
 
 
-async def main(meters: int, counts: list[int], *, mongo_url: str, mongo_pid: int) -> None:
+async def main(meters: int, counts: list[int], *, mongo_url: str, mongo_pid: int, amqp_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-billing-") as tmp:
         twin_port = free_port()
         mongo = None
@@ -182,7 +184,7 @@ async def main(meters: int, counts: list[int], *, mongo_url: str, mongo_pid: int
             print(f"billing bench: {meters} meters, one run, chunks of 500, on {os.cpu_count()} cores")
             for workers in counts:
                 r = await one_run(workers, meters=meters, mongo_url=mongo_url,
-                                  twin_url=twin_url, mongo_pid=mongo_pid, twin_pid=twin.pid)
+                                  twin_url=twin_url, mongo_pid=mongo_pid, twin_pid=twin.pid, amqp_url=amqp_url)
                 cpu = r["cpu"]
                 print(f"  {workers} worker(s): {r['bills']} bills in {r['seconds']:.1f} s "
                       f"(split {r['split']:.1f} s) = {r['rate']:.0f} bills/s; CPU s: workers "
@@ -212,10 +214,21 @@ if __name__ == "__main__":
                         "a profiler) instead of the embedded one the bench starts")
     parser.add_argument("--mongo-pid", type=int, default=0, help="its server's pid, for its CPU seconds "
                         "(0: not measured, e.g. a remote server)")
+    parser.add_argument("--private", action="store_true", help="a RabbitMQ node of the bench's own (free "
+                        "ports in TWINBILL_PORT_RANGE) instead of the machine's shared one")
     parser.add_argument("--serve-twin", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
     if args.serve_twin:
         serve_twin(args.serve_twin, args.meters)
+    elif args.private:
+        with tempfile.TemporaryDirectory(prefix="bench-billing-rabbit-") as directory:
+            broker = PrivateRabbitMQ(Path(directory)).start(timeout=120)
+            try:
+                asyncio.run(main(args.meters, counts, mongo_url=args.mongo_url, mongo_pid=args.mongo_pid,
+                                 amqp_url=broker.url))
+            finally:
+                broker.stop()
     else:
-        asyncio.run(main(args.meters, [int(n) for n in args.workers.split(",")], mongo_url=args.mongo_url,
-                         mongo_pid=args.mongo_pid))
+        asyncio.run(main(args.meters, counts, mongo_url=args.mongo_url, mongo_pid=args.mongo_pid,
+                         amqp_url=AMQP_URL))
