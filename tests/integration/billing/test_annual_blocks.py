@@ -55,3 +55,29 @@ async def test_monthly_bills_carry_the_year_to_date_and_add_up_to_the_annual_tar
     # March's bill straddles the first block's limit: two lines, at 5 and at 7.
     march = bills[2]["charge_detail"]["lines"]
     assert [line["unit_price"] for line in march] == ["5", "7"]
+
+
+async def test_a_bill_across_the_reset_date_counts_its_new_year_part_for_the_next_bills(
+        billing: Billing, twin: tuple[TwinData, str]) -> None:
+    """Bills from the 15th to the 15th of a meter using 4 units a day: the first (15 Dec - 15 Jan)
+    puts 14 of its 31 days into the new year's window, so the next bill continues the ladder from
+    those 56 units, the one after from 56 + 124; the charges add up to the old year's part at the
+    first block plus the annual tariff on the new year's 296 units."""
+    data, _ = twin
+    data.timezones[PROJECT] = "Asia/Shanghai"
+    await create_tariff(billing, {
+        "project_id": PROJECT, "device_type": 2, "kind": "tiered", "blocks": LADDER,
+        "effective_from": "2023-01-01T00:00:00+08:00", "accumulation_period": "year",
+        "reset_month": 1, "reset_day": 1, "timezone": "Asia/Shanghai"})
+    daily_meter(data, 2, first=local(2023, 12, 1), days=120, per_day="4")
+    bounds = [local(2023, 12, 15), local(2024, 1, 15), local(2024, 2, 15), local(2024, 3, 15)]
+    for number, (start, end) in enumerate(pairwise(bounds), start=1):
+        await publish_and_finish(billing, run(f"reset:{number}", start, end))
+
+    bills = await bills_of(billing, 2)
+    assert [D(b["consumption"]) for b in bills] == [D(124), D(124), D(116)]  # 31, 31 and 29 days
+    new_year_part = D(124) * 14 / 31  # 1-15 January of the first bill
+    assert new_year_part == D(56)
+    assert [D(b["charge_detail"]["accumulated_before"]) for b in bills[1:]] == [D(56), D(56 + 124)]
+    old_year_part = D(124) - new_year_part
+    assert sum((D(b["charge"]) for b in bills), D(0)) == old_year_part * 5 + annual_price(D(56 + 124 + 116))

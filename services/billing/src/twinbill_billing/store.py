@@ -41,9 +41,12 @@ def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
     return dict(fields)
 
 
+# `charge_detail` whole: its `accumulation` (what a bill credited to each block window) is how the
+# next bills continue a year's ladder across a reset date inside a bill. Not the dotted path
+# "charge_detail.accumulation": nx-27017 answers that as a flat key, not as MongoDB's nested one.
 LEDGER_FIELDS = {"_id": 1, "device_id": 1, "from_time": 1, "to_time": 1, "opening_reading": 1,
                  "closing_reading": 1, "closing_time": 1, "periods": 1, "consumption": 1, "estimated": 1,
-                 "status": 1, "kind": 1, "job_id": 1}
+                 "status": 1, "kind": 1, "job_id": 1, "charge_detail": 1}
 ISSUED_FIELDS = {"_id": 1, "project_id": 1, "device_id": 1, "device_type": 1, "from_time": 1, "to_time": 1,
                  "consumption": 1, "charge": 1, "estimated": 1, "run_id": 1, "job_id": 1, "kind": 1}
 
