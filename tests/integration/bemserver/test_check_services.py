@@ -474,5 +474,9 @@ async def test_tasks_of_bemserver_api_0_26_through_the_installed_client(bem: Sta
     with pytest.raises(BEMServerAPIValidationError):
         await call(admin.tasks.run_async, {"task_name": "Nope", "campaign_id": campaign["id"],
                                            "start_time": day.isoformat(), "end_time": day.isoformat()})
+    with pytest.raises(BEMServerAPIValidationError) as named:  # not a string: named, not a 500
+        await call(admin.tasks.run_async, {"task_name": {}, "campaign_id": campaign["id"],
+                                           "start_time": day.isoformat(), "end_time": day.isoformat()})
+    assert "task_name" in str(named.value.errors)
     await call(admin.task_by_campaign.delete, made["id"],
                etag=(await call(admin.task_by_campaign.getone, made["id"])).etag)

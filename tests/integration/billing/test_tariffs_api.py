@@ -62,6 +62,11 @@ async def test_tariff_validation_names_each_field(billing: Billing) -> None:
     electricity_kind = {**WATER_TIERED, "device_type": 2}
     status, body, _ = await call(billing, "POST", "/api/v1/tariffs/", electricity_kind)
     assert status == 422 and "water meters" in json.dumps(body["errors"])
+    for path in ("/api/v1/tariffs/", "/api/v1/tariffs/preview"):  # a body that is not UTF-8 (schemathesis)
+        async with billing.http.post(billing.url + path, data=b"\x8f9\xdcb\xfe/", headers={
+                "Content-Type": "application/json"}) as response:
+            assert response.status == 422, path
+            assert "not valid JSON" in json.dumps((await response.json())["errors"]), path
 
 
 async def test_overlapping_tariffs_conflict(billing: Billing) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -26,19 +25,10 @@ from twinbill_billing.tariffs import (
 )
 from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_common.errors import Conflict, NotFound, ValidationFailed
-from twinbill_common.http import json_response
+from twinbill_common.http import json_response, read_json
 from twinbill_common.paging import query_int, query_page, smorest_pagination
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
-
-
-async def _body(request: web.Request) -> Any:
-    """The JSON body with numbers kept exact (parse_float=Decimal)."""
-    text = await request.text()
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as err:
-        raise ValidationFailed({"_body": [f"body is not valid JSON: {err}"]}) from None
 
 
 def _object_id(request: web.Request) -> ObjectId:
@@ -112,7 +102,7 @@ async def list_tariffs(request: web.Request) -> web.Response:
 @documented(summary="Create a tariff", body=TariffCreate, response=TARIFF, status=201, tags=("billing",))
 async def create_tariff(request: web.Request) -> web.Response:
     """POST /api/v1/tariffs/: validate and store a tariff (201)."""
-    body = parse_tariff(TariffCreate, await _body(request))
+    body = parse_tariff(TariffCreate, await read_json(request))
     now = request.app[CLOCK]()
     timezone = await _timezone(request, body, body.project_id, current=None)
     doc = {
@@ -146,7 +136,7 @@ async def update_tariff(request: web.Request) -> web.Response:
     current = await store.get_tariff(tariff_id)
     if current is None:
         raise NotFound(f"tariff {request.match_info['tariff_id']!r} not found")
-    body = parse_tariff(TariffUpdate, await _body(request))
+    body = parse_tariff(TariffUpdate, await read_json(request))
     if body.water_meter_kind is not None and current["device_type"] != 1:
         raise ValidationFailed({"water_meter_kind": ["applies to water meters (device_type 1) only"]})
     timezone = await _timezone(request, body, current["project_id"], current=current.get("timezone"))

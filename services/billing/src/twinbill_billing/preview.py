@@ -17,14 +17,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from twinbill_billing.api import CLOCK, _body, _timezone
+from twinbill_billing.api import CLOCK, _timezone
 from twinbill_billing.domain.bills import price_period
 from twinbill_billing.domain.periods import Period, PeriodError
 from twinbill_billing.domain.pricing import TariffError
 from twinbill_billing.tariffs import TariffUpdate, parse_tariff, to_document, to_domain
 from twinbill_common.apidocs import documented
 from twinbill_common.errors import ValidationFailed
-from twinbill_common.http import INT32_MAX, json_response
+from twinbill_common.http import INT32_MAX, json_response, read_json
 
 MAX_CONSUMPTION = Decimal("1e12")
 
@@ -59,7 +59,7 @@ def price_preview(body: TariffPreview, *, timezone: str | None, now: datetime) -
             response=dict[str, Any], tags=("billing",))
 async def preview_tariff(request: web.Request) -> web.Response:
     """Price `consumption` over the period under the tariff in the body; nothing is stored."""
-    body = parse_tariff(TariffPreview, await _body(request))
+    body = parse_tariff(TariffPreview, await read_json(request))
     timezone = await _timezone(request, body, body.project_id, current=None)
     return json_response(price_preview(body, timezone=timezone, now=request.app[CLOCK]()))
 

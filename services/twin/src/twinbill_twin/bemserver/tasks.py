@@ -217,6 +217,8 @@ async def run_task(request: web.Request) -> web.Response:
     if "campaign_id" in body and (isinstance(campaign, bool) or not isinstance(campaign, int)
                                   or not -(2**31) <= campaign < 2**31):
         errors["campaign_id"] = ["Not a valid integer."]
+    if "task_name" in body and not isinstance(body["task_name"], str):
+        errors["task_name"] = ["Not a valid string."]
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict):
         errors["parameters"] = ["Not a valid mapping type."]
