@@ -116,7 +116,7 @@ class Stack:
         # before an error is raised, so that stop() finds each in a known state.
         took: dict[str, float] = {}
 
-        def timed(name: str, step: Callable[[], None]) -> Callable[[], None]:
+        def timed(name: str, step: Callable[[], object]) -> Callable[[], None]:
             def run() -> None:
                 began = time.monotonic()
                 step()
