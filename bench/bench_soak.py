@@ -137,6 +137,9 @@ async def soak(args: argparse.Namespace) -> bool:
                 cells.append(f"{rss:10.1f}/{fds:<5d}")
             print(f"{minute:4d} {rate:9,.0f} {lag:6.1f}  " + "  ".join(cells), flush=True)
         ok = verdict(series, minutes=args.minutes, restarts=stack.supervisor_restarts)
+        used = stack.disk.size_mb * 2**20 - stack.disk.free_bytes()
+        print(f"  time-series disk: {used / 2**20:,.0f} of {stack.disk.size_mb:,} MB used, "
+              f"{used / max(1, stack.ledger.points_acked):,.0f} bytes per acknowledged point", flush=True)
         return await losses(stack) and ok
     finally:
         await stack.stop()
@@ -202,8 +205,9 @@ def main() -> None:
     parser.add_argument("--probe-seconds", type=float, default=20.0)
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument("--meters", type=int, default=25)
-    parser.add_argument("--disk-mb", type=int, default=3072,
-                        help="the time-series tmpfs (MB): ~150 bytes a point, so 30 min at 5,000 points/s take ~1.4 GB")
+    parser.add_argument("--disk-mb", type=int, default=8192,
+                        help="the time-series tmpfs (MB, in RAM as it fills): the twin's database took ~1.4 KB a "
+                             "point, so 30 min at 2,600 points/s take ~6.5 GB")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--memdebug", type=Path, help="every service writes a memory report here each minute")
     args = parser.parse_args()
