@@ -206,8 +206,8 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument("--meters", type=int, default=25)
     parser.add_argument("--disk-mb", type=int, default=8192,
-                        help="the time-series tmpfs (MB, in RAM as it fills): the twin's database took ~1.4 KB a "
-                             "point, so 30 min at 2,600 points/s take ~6.5 GB")
+                        help="the time-series tmpfs (MB, in RAM as it fills): 3 GB filled at minute 14 at 2,600 "
+                             "points/s (values_1h's rewritten arrays: docs/architecture.md, 'Fault campaign')")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--memdebug", type=Path, help="every service writes a memory report here each minute")
     args = parser.parse_args()
