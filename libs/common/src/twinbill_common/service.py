@@ -15,6 +15,7 @@ from aiohttp import web
 from twinbill_common.access import runner_options
 from twinbill_common.background import BACKGROUND
 from twinbill_common.logging import configure_logging, get_logger
+from twinbill_common.memdebug import start_from_environment
 from twinbill_common.settings import CommonSettings, EnvironmentSettings, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
@@ -74,5 +75,6 @@ def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *
     settings = load_settings(settings_class)
     configure_logging(level=settings.log_level, json=settings.log_json, service=service)
     warn_development_defaults(settings)
+    start_from_environment(service)  # off unless TWINBILL_MEMDEBUG is set (the soak's diagnosis)
     run_service(create_app(settings), host=settings.http_host, port=settings.http_port,
                 access_log=settings.access_log)

@@ -107,6 +107,20 @@ class BusToolSettings(BaseSettings):
     bus_namespace: str = ""
 
 
+class MemoryDebugSettings(BaseSettings):
+    """The soak's memory report (twinbill_common.memdebug), the same variables for every service:
+    off unless `TWINBILL_MEMDEBUG_DIR` names a directory. `FRAMES`: tracemalloc's depth (0: no
+    tracing, counts only); `GARBAGE`: each report lists what a full collection finds."""
+
+    model_config = SettingsConfigDict(env_prefix="TWINBILL_MEMDEBUG_", extra="ignore", frozen=True)
+
+    dir: str = ""
+    every: float = Field(default=60.0, gt=0)  # seconds between reports
+    baseline: float = Field(default=120.0, ge=0)  # seconds after start-up before the baseline
+    frames: int = Field(default=8, ge=0)
+    garbage: bool = False
+
+
 class PostgresSettings(CommonSettings):
     """Settings of a service that owns a PostgreSQL schema."""
 

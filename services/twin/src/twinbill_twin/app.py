@@ -150,5 +150,6 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
                      refusals=refusals, metrics=metrics, consume=settings.telemetry_enabled,
                      partitions_ahead=settings.timeseries_partitions_ahead,
                      raw_retention_days=settings.raw_retention_days,
-                     maintenance_interval=settings.timeseries_maintenance_interval)
+                     maintenance_interval=settings.timeseries_maintenance_interval,
+                     full_collect_every=settings.gc_full_collect_interval)
     return app

@@ -25,6 +25,9 @@ class TwinSettings(PostgresSettings):
     default_timezone: str = "Asia/Shanghai"
     outbox_relay_interval: float = 5.0  # seconds between retries of unpublished registry events
     telemetry_batch: int = 500
+    # Seconds between full garbage collections in a process that consumes telemetry (its
+    # collector thresholds are raised for throughput: handlers/telemetry.py); 0 turns them off.
+    gc_full_collect_interval: float = Field(default=60.0, ge=0)
     telemetry_batch_wait: float = 0.05
     # The longest pause between in-place retries of a batch the store refused (PostgreSQL down,
     # disk full): after the store has room again, storing (and ingest's acknowledgements) resume

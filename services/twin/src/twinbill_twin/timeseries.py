@@ -44,6 +44,7 @@ def setup_timeseries(
     partitions_ahead: int = 2,
     raw_retention_days: int = 0,
     maintenance_interval: float = 3600.0,
+    full_collect_every: float = 60.0,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
     bus and the background loops) that runs the telemetry consumer as one of those loops.
@@ -71,7 +72,7 @@ def setup_timeseries(
     async def background(current: web.Application) -> AsyncIterator[None]:
         consumer = TelemetryConsumer(current[pool_key], current[bus_key], max_batch=max_batch,
                                      max_wait=max_wait, parallel=parallel, refusals=store_state,
-                                     metrics=metrics)
+                                     metrics=metrics, full_collect_every=full_collect_every)
         current[CONSUMER] = consumer
         # Stopped with the other loops, before the lifespan closes the pool and the bus.
         current[BACKGROUND].start("telemetry_consumer", consumer.run())

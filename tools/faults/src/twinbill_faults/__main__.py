@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from twinbill_faults.campaign import Campaign
-from twinbill_faults.faults import SHORT, SHORT_RECOVERY, catalogue
-from twinbill_faults.stack import Options, Stack
+from twinbill_faults.faults import QUICK, SHORT, SHORT_RECOVERY, SHORT_REPLY_TIMEOUT, catalogue
+from twinbill_faults.stack import Options, Pace, Stack
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +27,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="times each fault is injected (default 3)")
     parser.add_argument("--short", action="store_true",
-                        help=f"a few faults once each with a small load ({', '.join(SHORT)})")
+                        help=f"a few faults once each with a small load, briefer outages ({', '.join(SHORT)})")
     parser.add_argument("--only", nargs="+", choices=sorted(catalogue()), help="just these faults")
     parser.add_argument("--rate", type=float, help="points per second over all meters (default 200; short 60)")
     parser.add_argument("--gateways", type=int, help="simulated gateways (default 4; short 2)")
@@ -43,6 +43,8 @@ async def campaign(args: argparse.Namespace) -> bool:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="twinbill-faults-"))
     options = Options(workdir=workdir, gateways=args.gateways or (2 if args.short else 4), meters=args.meters,
                       rate=args.rate or (60.0 if args.short else 200.0), keep=args.keep,
+                      pace=QUICK if args.short else Pace(),
+                      reply_timeout=SHORT_REPLY_TIMEOUT if args.short else Options.reply_timeout,
                       log=lambda line: print(line, flush=True))
     only = args.only or (list(SHORT) if args.short else None)
     repeat = 1 if args.short and args.repeat == 3 else args.repeat

@@ -219,6 +219,19 @@ class Campaign:
         return (f"bills: {bills.missing} meter-periods not billed, {bills.duplicates} duplicated; fires: "
                 f"{bills.fire_gaps} skipped, {bills.fires_unpublished} unpublished {bills.examples}")
 
+    async def await_due_bills(self, *, within: float = 150.0) -> float:
+        """Wait until at least one meter-period is due and billed over the whole run (a short run
+        may end before its first due billing run: the bills criterion would then hold vacuously);
+        returns the seconds waited."""
+        started = time.monotonic()
+        begin = started - (time.time() - self.stack.started_wall)
+        while time.monotonic() - started < within:
+            bills = await self._bills(wall(begin), wall(time.monotonic()) - timedelta(seconds=5), within=0)
+            if bills.due > 0 and bills.made >= bills.due:
+                break
+            await asyncio.sleep(2)
+        return time.monotonic() - started
+
     async def overall(self) -> FaultResult:
         """The whole run's check, printed and kept."""
         result = await self._overall()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_faults.platform import BUS_SERVICES
-from twinbill_faults.stack import Stack
+from twinbill_faults.stack import Pace, Stack
 
 
 @dataclass
@@ -37,8 +37,22 @@ async def _pause(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+# The short campaign's: faults start 0.5-2 s into steady load (the readiness monitor polls every
+# 0.5 s and the observer records every reply, so a second of load before is enough), and each
+# outage lasts long enough for the readiness it must show (PostgreSQL and Mosquitto 2-4 s: the
+# services notice within one poll) and for the disk-full check's measured window (5 s of
+# detection, then 7 s in which nothing may be acknowledged).
+QUICK = Pace(moment=(0.5, 2.0), rabbit_down=(3.0, 5.0), postgres_down=(2.0, 4.0), mongo_down=(2.0, 4.0),
+             mosquitto_down=(2.0, 4.0), killed_for=(1.0, 2.0), disk_full_for=12.0, partition_for=8.0)
+
+
 async def at_random_moment(rng: random.Random, *, low: float = 2.0, high: float = 12.0) -> None:
     await _pause(rng.uniform(low, high))
+
+
+async def at_moment(stack: Stack, rng: random.Random) -> None:
+    """A random moment of steady load, within the pace's range."""
+    await _pause(rng.uniform(*stack.options.pace.moment))
 
 
 async def at_billing_run(rng: random.Random) -> None:
@@ -65,7 +79,7 @@ def _connected_node(stack: Stack) -> int:
 
 
 async def _rabbit_node_kill(stack: Stack, rng: random.Random, *, moment: str) -> Injected:
-    await (at_billing_run(rng) if moment == "billing" else at_random_moment(rng))
+    await (at_billing_run(rng) if moment == "billing" else at_moment(stack, rng))
     if moment == "leader":
         # The node leading twin.telemetry, where every acknowledged point goes: its publishes
         # wait for a new leader, whichever node the ingest gateway is connected to.
@@ -92,7 +106,7 @@ async def _rabbit_node_kill(stack: Stack, rng: random.Random, *, moment: str) ->
                         if stack.proxies["ingest"].connections.get(n.amqp_port)})
     injected = time.monotonic()
     await asyncio.to_thread(stack.rabbit.kill, node)
-    down = rng.uniform(5, 15)
+    down = rng.uniform(*stack.options.pace.rabbit_down)
     await _pause(down)
     await asyncio.to_thread(stack.rabbit.start_node, node)
     await asyncio.to_thread(stack.rabbit.await_node, node)
@@ -114,7 +128,7 @@ async def rabbit_node_billing(stack: Stack, rng: random.Random) -> Injected:
 
 
 async def rabbit_cluster_restart(stack: Stack, rng: random.Random) -> Injected:
-    await at_random_moment(rng)
+    await at_moment(stack, rng)
     injected = time.monotonic()
     await asyncio.gather(*(asyncio.to_thread(stack.rabbit.terminate, node) for node in stack.rabbit.nodes))
     await _pause(rng.uniform(2, 6))
@@ -127,10 +141,10 @@ async def rabbit_cluster_restart(stack: Stack, rng: random.Random) -> Injected:
 
 
 async def _postgres_restart(stack: Stack, rng: random.Random, *, moment: str) -> Injected:
-    await (before_fire(rng) if moment == "fire" else at_random_moment(rng))
+    await (before_fire(rng) if moment == "fire" else at_moment(stack, rng))
     injected = time.monotonic()
     await asyncio.to_thread(stack.pg.stop, "immediate")
-    down = rng.uniform(3, 8)
+    down = rng.uniform(*stack.options.pace.postgres_down)
     await _pause(down)
     await asyncio.to_thread(stack.pg.start)
     return Injected(f"postgres immediate shutdown, {down:.0f}s down, started", injected, time.monotonic(),
@@ -149,7 +163,7 @@ async def mongo_billing(stack: Stack, rng: random.Random) -> Injected:
     await at_billing_run(rng)
     injected = time.monotonic()
     await asyncio.to_thread(stack.mongo.stop, kill=True)
-    down = rng.uniform(3, 8)
+    down = rng.uniform(*stack.options.pace.mongo_down)
     await _pause(down)
     await asyncio.to_thread(stack.mongo.start)
     return Injected(f"nx-27017 killed during a billing run, {down:.0f}s down, started", injected,
@@ -157,10 +171,10 @@ async def mongo_billing(stack: Stack, rng: random.Random) -> Injected:
 
 
 async def mosquitto_ingest(stack: Stack, rng: random.Random) -> Injected:
-    await at_random_moment(rng)
+    await at_moment(stack, rng)
     injected = time.monotonic()
     await asyncio.to_thread(stack.broker.stop)
-    down = rng.uniform(3, 10)
+    down = rng.uniform(*stack.options.pace.mosquitto_down)
     await _pause(down)
     await asyncio.to_thread(stack.broker.restart)
     return Injected(f"mosquitto stopped, {down:.0f}s down, restarted", injected, time.monotonic(),
@@ -169,13 +183,13 @@ async def mosquitto_ingest(stack: Stack, rng: random.Random) -> Injected:
 
 def kill_service(name: str) -> Fault:
     async def fault(stack: Stack, rng: random.Random) -> Injected:
-        await at_random_moment(rng)
+        await at_moment(stack, rng)
         service = stack.services[name]
         stack.held_down.add(name)
         injected = time.monotonic()
         try:
             await service.kill()
-            await _pause(rng.uniform(1, 3))
+            await _pause(rng.uniform(*stack.options.pace.killed_for))
             await service.start()
         finally:
             stack.held_down.discard(name)
@@ -189,13 +203,15 @@ def kill_service(name: str) -> Fault:
 PARTITION_UNREADY_WITHIN = 10.0
 
 
-def partition(name: str, *, seconds: float = 30.0) -> Fault:
+def partition(name: str, *, seconds: float | None = None) -> Fault:
+    """`seconds`: how long the cut lasts (None: the pace's `partition_for`)."""
     async def fault(stack: Stack, rng: random.Random) -> Injected:
-        await at_random_moment(rng)
+        await at_moment(stack, rng)
+        cut_for = seconds if seconds is not None else stack.options.pace.partition_for
         proxy = stack.proxies[name]
         injected = time.monotonic()
         proxy.cut()
-        await _pause(seconds)
+        await _pause(cut_for)
         proxy.heal()
         healed = time.monotonic()
         await _pause(1.0)  # the readiness monitor's next answers
@@ -210,7 +226,7 @@ def partition(name: str, *, seconds: float = 30.0) -> Fault:
         seen = (f"not ready {first[0] - injected:.1f}s after the cut ({first[1][:160]})" if first is not None
                 else "never not ready")
         back = f"ready {again - healed:.1f}s after the heal" if again is not None else "not ready again within 60s"
-        return Injected(f"{name} cut off from rabbitmq for {seconds:.0f}s (proxy drops nothing, passes nothing); "
+        return Injected(f"{name} cut off from rabbitmq for {cut_for:.0f}s (proxy drops nothing, passes nothing); "
                         f"{seen}; {back}", injected, healed, expect_unready=(name,), problems=problems)
     return fault
 
@@ -218,11 +234,11 @@ def partition(name: str, *, seconds: float = 30.0) -> Fault:
 async def disk_full(stack: Stack, rng: random.Random) -> Injected:
     """Fill the time-series tablespace's disk; ingest should refuse (a documented code) rather than
     acknowledge what the twin cannot write."""
-    await at_random_moment(rng)
+    await at_moment(stack, rng)
     injected = time.monotonic()
     await asyncio.to_thread(stack.disk.fill, leave=64 * 1024)
     codes_before = dict(stack.ledger.codes)
-    hold = 20.0
+    hold = stack.options.pace.disk_full_for
     # The first seconds belong to the detection: the twin's next write fails, ingest polls the
     # twin's store state every second; what was acknowledged meanwhile waits in the queue.
     await _pause(5)
@@ -268,5 +284,8 @@ def catalogue() -> dict[str, list[Fault]]:
 
 # The short campaign (`--short`, and `make test`): quick faults, a tighter recovery limit.
 SHORT_RECOVERY = 60.0
+# The simulator's wait for a reply in the short campaign: longer than the ingest gateway's own
+# publish timeout (10 s, after which it answers "retry later"); the full campaign keeps 30 s.
+SHORT_REPLY_TIMEOUT = 12.0
 SHORT = ("kill-ingest", "postgres-restart-twin-writes", "mosquitto-restart-ingest", "rabbit-node-kill-ingest",
          "disk-full")

@@ -138,7 +138,11 @@ class RabbitCluster:
                 "RABBITMQ_DIST_PORT": str(node.dist_port), "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
                 "RABBITMQ_LOG_BASE": str(base / "log"), "RABBITMQ_PID_FILE": str(base / "pid"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
-                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf")}
+                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+                # No scheduler busy-waiting: three nodes share a small machine with everything
+                # else the campaign runs, and spinning schedulers took CPU the others (and the
+                # nodes' own boot) needed.
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+sbwt none +sbwtdcpu none +sbwtdio none"}
 
     def prepare(self) -> None:
         """Cookie, env file, plugins file and each node's configuration."""

@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,22 @@ from twinbill_faults.infra import Mongo, Postgres, RabbitCluster, SmallDisk
 from twinbill_faults.load import AckLedger, QueryStats, observe, query, seed
 from twinbill_faults.platform import BUS_SERVICES, ORDER, ReadinessLog, Service, monitor_readiness, wait_ready
 from twinbill_faults.proxy import Proxy
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How long the campaign waits before a fault and how long a fault lasts (seconds; a range
+    is drawn from at random). `stack.options.pace`: the full campaign's by default; twinbill_faults.faults.QUICK
+    in the short one, where each fault is still real but briefer."""
+
+    moment: tuple[float, float] = (2.0, 12.0)  # load flowing, before the fault
+    rabbit_down: tuple[float, float] = (5.0, 15.0)
+    postgres_down: tuple[float, float] = (3.0, 8.0)
+    mongo_down: tuple[float, float] = (3.0, 8.0)
+    mosquitto_down: tuple[float, float] = (3.0, 10.0)
+    killed_for: tuple[float, float] = (1.0, 3.0)
+    disk_full_for: float = 20.0
+    partition_for: float = 30.0
 
 
 @dataclass
@@ -38,6 +55,8 @@ class Options:
     disk_mb: int = 512
     keep: bool = False
     log: Any = print
+    pace: Pace = field(default_factory=Pace)
+    reply_timeout: float = 30.0  # the simulator's wait for a reply before it sends a request again
 
 
 @dataclass
@@ -93,34 +112,44 @@ class Stack:
         log = self.options.log
         started = time.monotonic()
         (self.options.workdir / "logs").mkdir(parents=True, exist_ok=True)
-        rabbit = asyncio.create_task(asyncio.to_thread(self.rabbit.start))
-        try:
-            await asyncio.to_thread(self._start_postgres)
-            await asyncio.to_thread(self.mongo.start)
-            await asyncio.to_thread(self.broker.start)
-        finally:
-            await rabbit
+        # All four at once (the RabbitMQ cluster's boot is the longest); every one is awaited
+        # before an error is raised, so that stop() finds each in a known state.
+        took: dict[str, float] = {}
+
+        def timed(name: str, step: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                began = time.monotonic()
+                step()
+                took[name] = time.monotonic() - began
+            return run
+
+        done = await asyncio.gather(*(asyncio.to_thread(timed(name, step)) for name, step in (
+            ("rabbitmq", self.rabbit.start), ("postgres", self._start_postgres), ("nx-27017", self.mongo.start),
+            ("mosquitto", self.broker.start))), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
         nodes = ",".join(str(n.amqp_port) for n in self.rabbit.nodes)
         log(f"stack: postgres :{self.pg.port}, rabbitmq 3 nodes :{nodes}"
             f", mosquitto :{self.broker.port}, nx-27017 :{self.mongo.port}, time-series disk "
-            f"{self.disk.size_mb} MB tmpfs ({time.monotonic() - started:.0f}s)")
+            f"{self.disk.size_mb} MB tmpfs ({time.monotonic() - started:.0f}s: "
+            f"{', '.join(f'{name} {seconds:.0f}s' for name, seconds in took.items())})")
         upstreams = [node.amqp_port for node in self.rabbit.nodes]
         for name in BUS_SERVICES:
             self.proxies[name] = Proxy(name, upstreams)
             await self.proxies[name].start()
         self._make_services()
-        early = [self.services[n] for n in ORDER if n != "ingest"]
-        for service in early:
-            await service.start()
+        # All five at once (their start-up is mostly imports): the ingest gateway loads the
+        # registry from the twin when it answers and is ready only then, so it already listens
+        # for the registry's events when the project is seeded below.
+        for name in ORDER:
+            await self.services[name].start()
         async with aiohttp.ClientSession() as session:
-            await wait_ready(session, early, within=120)
+            await wait_ready(session, [self.services[name] for name in ORDER], within=120)
         tag = f"f{os.urandom(2).hex()}"
         self.seeded = await seed(twin_url=self.services["twin"].url, billing_url=self.services["billing"].url,
                                  scheduler_url=self.services["scheduler"].url, gateways=self.options.gateways,
                                  meters=self.options.meters, tag=tag)
-        await self.services["ingest"].start()
-        async with aiohttp.ClientSession() as session:
-            await wait_ready(session, [self.services["ingest"]], within=60)
         self.tasks.append(asyncio.create_task(observe(self.ledger, port=self.broker.port, stop=self.stop_load)))
         self.tasks.append(asyncio.create_task(monitor_readiness(list(self.services.values()), self.readiness,
                                                                 self.stop_load)))
@@ -162,7 +191,12 @@ class Stack:
         def amqp(name: str) -> str:
             return f"amqp://guest:guest@127.0.0.1:{self.proxies[name].port}/"
 
-        ports["twin"].env = {"TWIN_PG_DSN": self.twin_dsn(), "TWIN_AMQP_URL": amqp("twin")}
+        # The twin's notifier asks the API gateway who an event's recipients are: this stack's
+        # gateway. Left at its default (127.0.0.1:8000) it asked whatever listened there on the
+        # machine, or, refused, postponed every event and retried (1,482 warnings in a 9-minute
+        # soak, each failure cyclic garbage: docs/architecture.md, "Fault campaign").
+        ports["twin"].env = {"TWIN_PG_DSN": self.twin_dsn(), "TWIN_AMQP_URL": amqp("twin"),
+                             "TWIN_GATEWAY_URL": ports["gateway"].url}
         ports["gateway"].env = {"GATEWAY_PG_DSN": self.scheduler_dsn(), "GATEWAY_TWIN_URL": twin_url,
                                 "GATEWAY_SCHEDULER_URL": ports["scheduler"].url,
                                 "GATEWAY_BILLING_URL": ports["billing"].url}
@@ -193,7 +227,7 @@ class Stack:
         self.simulator = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "twinbill_simulator", "--config", str(config), "--port", str(self.broker.port),
             "--rate", str(self.options.rate), "--batch", str(self.options.batch), "--offline-every", "0",
-            stdout=handle, stderr=handle, start_new_session=True)
+            "--reply-timeout", str(self.options.reply_timeout), stdout=handle, stderr=handle, start_new_session=True)
         handle.close()
 
     async def _supervise(self) -> None:
@@ -238,39 +272,65 @@ class Stack:
         # Each (re)start counts from zero: add the last count of every run.
         return sum(count for count, following in zip(counts, [*counts[1:], -1], strict=True) if following < count)
 
-    async def stop_simulator(self) -> None:
+    async def stop_simulator(self, *, grace: float = 10.0) -> None:
         if self.simulator is not None and self.simulator.returncode is None:
-            self.simulator.send_signal(2)  # SIGINT: it finishes and prints its last summary
+            self.simulator.terminate()  # it finishes and prints its last summary
             try:
-                await asyncio.wait_for(self.simulator.wait(), 30)
+                await asyncio.wait_for(self.simulator.wait(), grace)
             except TimeoutError:
                 self.simulator.kill()
                 await self.simulator.wait()
 
     async def stop(self) -> None:
-        """End everything started here, whatever state it is in."""
+        """End everything started here, whatever state it is in. A step that takes more than 2 s
+        says so (the short campaign's teardown is part of `make test`'s time)."""
         self.stop_load.set()
-        with contextlib.suppress(Exception):
-            await self.stop_simulator()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(s.stop() for s in self.services.values()), return_exceptions=True)
-        for proxy in self.proxies.values():
+        stopping = time.monotonic()
+
+        async def timed(name: str, step: Awaitable[object]) -> None:
+            began = time.monotonic()
             with contextlib.suppress(Exception):
-                await proxy.stop()
-        for step in (self.broker.stop, self.mongo.stop, self.rabbit.stop, lambda: self.pg.stop("immediate"),
-                     self.disk.unmount):
+                await step
+            if time.monotonic() - began > 2:
+                self.options.log(f"teardown: {name} took {time.monotonic() - began:.0f}s")
+
+        async def end_tasks() -> None:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+        async def end_proxies() -> None:
+            for proxy in self.proxies.values():
+                with contextlib.suppress(Exception):
+                    await proxy.stop()
+
+        # Nothing is checked after this: the simulator gets a moment for its last summary, no more.
+        await timed("the simulator", self.stop_simulator(grace=3.0))
+        await timed("the campaign's own tasks", end_tasks())
+        await timed("the services", asyncio.gather(*(s.stop() for s in self.services.values()),
+                                                   return_exceptions=True))
+        await timed("the proxies", end_proxies())
+
+        async def end(name: str, step: Callable[[], None]) -> None:
+            began = time.monotonic()
             try:
                 await asyncio.to_thread(step)
             except Exception as err:  # noqa: BLE001  # teardown goes on; every step is tried
-                self.options.log(f"teardown: {err!r}")
+                self.options.log(f"teardown: {name}: {err!r}")
+            if time.monotonic() - began > 2:
+                self.options.log(f"teardown: {name} took {time.monotonic() - began:.0f}s")
+
+        # The instances are independent of each other: stopped at once.
+        await asyncio.gather(end("mosquitto", self.broker.stop), end("nx-27017", self.mongo.stop),
+                             end("rabbitmq", self.rabbit.stop), end("postgres", lambda: self.pg.stop("immediate")))
+        await end("time-series disk", self.disk.unmount)
         if self.pg_root is not None:
             with contextlib.suppress(OSError):  # the server log is worth keeping with the others
                 shutil.copy(self.pg_root / "postgres" / "postgres.log", self.options.workdir / "logs")
             shutil.rmtree(self.pg_root, ignore_errors=True)
         if not self.options.keep:
             shutil.rmtree(self.options.workdir, ignore_errors=True)
+        self.options.log(f"teardown: {time.monotonic() - stopping:.0f}s")
 
 
 def _mkdir(path: Path) -> Path:

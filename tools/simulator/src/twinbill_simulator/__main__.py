@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 from pathlib import Path
 
 from twinbill_simulator.config import generate_config, load_config, registry_for
@@ -29,6 +30,8 @@ def main() -> None:
         "--offline-every", type=float, default=600.0, help="mean seconds between offline periods (0: never)"
     )
     parser.add_argument("--offline-seconds", type=float, default=30.0)
+    parser.add_argument("--reply-timeout", type=float, default=30.0,
+                        help="seconds to wait for a reply before sending the request again")
     parser.add_argument(
         "--consumption-scale",
         type=float,
@@ -43,23 +46,30 @@ def main() -> None:
         args.write_config.write_text(json.dumps(config, indent=2))
     if args.write_registry:
         args.write_registry.write_text(json.dumps(registry_for(config), indent=2))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            run_simulator(
-                config,
-                host=args.host,
-                port=args.port,
-                rate=args.rate or None,
-                duration=args.duration,
-                batch=args.batch,
-                window=args.window,
-                auth=args.auth,
-                offline_every=args.offline_every or None,
-                offline_seconds=args.offline_seconds,
-                consumption_scale=args.consumption_scale,
-            )
+    async def until_stopped() -> None:
+        # SIGINT and SIGTERM end the run the same way (the last summary printed), whatever the
+        # parent left them as: a process started in the background inherits SIGINT ignored.
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await run_simulator(
+            config,
+            host=args.host,
+            port=args.port,
+            rate=args.rate or None,
+            duration=args.duration,
+            batch=args.batch,
+            window=args.window,
+            auth=args.auth,
+            offline_every=args.offline_every or None,
+            offline_seconds=args.offline_seconds,
+            consumption_scale=args.consumption_scale,
+            reply_timeout=args.reply_timeout,
+            stop=stop,
         )
 
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(until_stopped())
 
 if __name__ == "__main__":
     main()
