@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from twinbill_twin.store import series as series_store
-from twinbill_twin.store.samples import PartitionManager, SampleRecord, write_batch
+from twinbill_twin.store.samples import PartitionManager, SampleRecord, seal_hours, write_batch
 
 from .conftest import make_device
 
@@ -53,6 +53,13 @@ async def write_shuffled(pool: asyncpg.Pool, attribute_id: int, points: list[tup
         written += batch[:size]
 
 
+async def seal_all(pool: asyncpg.Pool) -> None:
+    """Build every marked hour now, as the twin's seal loop does for hours that have ended."""
+    async with pool.acquire() as conn:
+        while (await seal_hours(conn, now_ms=2**62))[0]:
+            pass
+
+
 async def assert_rollups_match_raw(pool: asyncpg.Pool, attribute_id: int) -> None:
     for table, width in ROLLUP_WIDTHS:
         expected = await pool.fetch(f"""
@@ -70,6 +77,8 @@ async def assert_rollups_match_raw(pool: asyncpg.Pool, attribute_id: int) -> Non
             assert have["m2"] == pytest.approx(want["m2"], rel=1e-9, abs=1e-6), (table, want["bucket"])
     sorted_raw = await pool.fetch("SELECT ts - ts % 3600000 AS bucket, array_agg(dbl ORDER BY dbl) AS v "
                                   "FROM samples WHERE attribute_id = $1 GROUP BY 1 ORDER BY 1", attribute_id)
+    await seal_all(pool)  # the hours' sorted values are built once their hours are marked over
+    assert not await pool.fetchval("SELECT count(*) FROM hour_values_dirty WHERE attribute_id = $1", attribute_id)
     arrays = await pool.fetch("SELECT bucket, v FROM values_1h WHERE attribute_id = $1 ORDER BY bucket",
                               attribute_id)
     assert [dict(r) for r in arrays] == [dict(r) for r in sorted_raw]
@@ -143,8 +152,9 @@ async def test_queries_from_rollups_equal_raw_reads_across_dst_and_half_hour_zon
 async def test_hour_percentiles_read_the_sorted_values_and_survive_late_points(
     twin: TestClient[Any, Any], pool: asyncpg.Pool
 ) -> None:
-    """1h-p95 comes from values_1h (proved by changing an array behind the store's back), and a
-    late point moves the percentile of its hour as it would from raw rows."""
+    """An hour still marked (being written) answers from its raw rows; once sealed, 1h-p95 comes
+    from values_1h (proved by changing an array behind the store's back); a late point marks its
+    hour again, so the answer is the raw rows' until the hour is sealed again."""
     device = await make_device(pool, timezone="UTC")
     humidity = device.attributes["humidity"]
     rng = random.Random(3)
@@ -157,10 +167,18 @@ async def test_hour_percentiles_read_the_sorted_values_and_survive_late_points(
     await write_shuffled(pool, humidity, [(hour + 500_000, Decimal(1000))], rng)
     answer = await (await twin.get(PATH.format(humidity), params=params)).json()
     assert list(answer["data"]["value"][0]["dps"].values()) == [50]   # 101 values: the 51st
+    await seal_all(pool)
     await pool.execute("UPDATE values_1h SET v = array_fill(7::float8, ARRAY[101]) WHERE attribute_id = $1",
                        humidity)
     answer = await (await twin.get(PATH.format(humidity), params=params)).json()
     assert list(answer["data"]["value"][0]["dps"].values()) == [7]
+    await write_shuffled(pool, humidity, [(hour + 500_001, Decimal(-5)), (hour + 500_002, Decimal(-6))], rng)
+    answer = await (await twin.get(PATH.format(humidity), params=params)).json()
+    assert list(answer["data"]["value"][0]["dps"].values()) == [49]   # 103 raw values: the 52nd
+    await seal_all(pool)
+    assert await pool.fetchval("SELECT cardinality(v) FROM values_1h WHERE attribute_id = $1", humidity) == 103
+    answer = await (await twin.get(PATH.format(humidity), params=params)).json()
+    assert list(answer["data"]["value"][0]["dps"].values()) == [49]
 
 
 async def test_long_reads_of_array_elements_equal_raw_reads_through_gaps_and_late_points(

@@ -23,7 +23,7 @@ from twinbill_twin.keys import CONSUMER
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals
 from twinbill_twin.store.retention import apply_retention, create_ahead
-from twinbill_twin.store.samples import PartitionManager
+from twinbill_twin.store.samples import PartitionManager, seal_hours
 
 log = get_logger(__name__)
 STORE_PATH = "/internal/v1/telemetry/store"
@@ -45,6 +45,7 @@ def setup_timeseries(
     raw_retention_days: int = 0,
     maintenance_interval: float = 3600.0,
     full_collect_every: float = 60.0,
+    seal_interval: float = 30.0,
 ) -> None:
     """Add the routes, and a cleanup context (after the app's lifespan, which opens the pool, the
     bus and the background loops) that runs the telemetry consumer as one of those loops.
@@ -79,6 +80,7 @@ def setup_timeseries(
         current[BACKGROUND].start("timeseries_upkeep", upkeep(
             current[pool_key], PartitionManager(), months_ahead=partitions_ahead,
             default_days=raw_retention_days or None, interval=maintenance_interval))
+        current[BACKGROUND].start("hour_values_seal", seal_loop(current[pool_key], interval=seal_interval))
         yield
 
     if consume:
@@ -107,5 +109,21 @@ async def upkeep(pool: asyncpg.Pool, partitions: PartitionManager, *, months_ahe
         await asyncio.sleep(interval)
 
 
-__all__: list[str] = ["CONSUMER", "STORE_PATH", "TelemetryConsumer", "WriteRefusals", "setup_timeseries",
-                      "upkeep"]
+async def seal_loop(pool: asyncpg.Pool, *, interval: float) -> None:
+    """Every `interval` seconds, the hours' sorted values built for the marked hours that have
+    ended (store/samples.py seal_hours), in turns of 500 until none is due; a failed turn (the
+    database away) is logged and retried at the next one."""
+    while True:
+        try:
+            while True:
+                async with pool.acquire() as conn:
+                    sealed, _ = await seal_hours(conn, now_ms=int(time.time() * 1000))
+                if sealed < 500:
+                    break
+        except (OSError, asyncpg.PostgresError) as err:
+            log.warning("sealing the hours' values failed; the next turn retries", error=str(err))
+        await asyncio.sleep(interval)
+
+
+__all__: list[str] = ["CONSUMER", "STORE_PATH", "TelemetryConsumer", "WriteRefusals", "seal_loop",
+                      "setup_timeseries", "upkeep"]

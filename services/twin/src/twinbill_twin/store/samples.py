@@ -81,15 +81,37 @@ _COARSER = """
           WINDOW w AS (PARTITION BY attribute_id, idx, bucket - bucket % {width})) AS m
     GROUP BY attribute_id, idx, coarse"""
 
-# The hour's sorted values: the batch's new values merged into the stored array (one sort of
-# the union; a late point lands in its own hour's array).
-_VALUES_MERGE = """
-    INSERT INTO values_1h AS r (attribute_id, idx, bucket, v)
-    SELECT attribute_id, idx, ts - ts % 3600000, array_agg(dbl ORDER BY dbl)
-    FROM inserted WHERE dbl IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
-    ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
-        v = (SELECT array_agg(x ORDER BY x) FROM unnest(r.v || EXCLUDED.v) AS x)
+# The hours whose sorted values (values_1h) must be built again: marked, not merged (migration
+# 0104). DO UPDATE, not DO NOTHING: the upsert waits for a seal that holds the mark (and marks
+# again once it is gone), and a seal skips a mark a batch still holds, so a batch's samples are
+# always either in the sealed array or under a mark.
+_VALUES_MARK = """
+    INSERT INTO hour_values_dirty AS d (attribute_id, bucket)
+    SELECT DISTINCT attribute_id, ts - ts % 3600000 FROM inserted WHERE dbl IS NOT NULL ORDER BY 1, 2
+    ON CONFLICT (attribute_id, bucket) DO UPDATE SET touched = now()
     RETURNING 1
+"""
+
+# Build the marked hours that ended at least `grace` ago (a batch's device times are mostly
+# the last few seconds): their sorted values from the samples, replacing the arrays there; the
+# marks go in the same statement.
+SEAL_HOURS = """
+WITH due AS (
+    DELETE FROM hour_values_dirty WHERE (attribute_id, bucket) IN (
+        SELECT attribute_id, bucket FROM hour_values_dirty WHERE bucket + 3600000 + $2::bigint <= $1::bigint
+        ORDER BY attribute_id, bucket LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING attribute_id, bucket
+), built AS (
+    INSERT INTO values_1h (attribute_id, idx, bucket, v)
+    SELECT s.attribute_id, s.idx, due.bucket, array_agg(s.dbl ORDER BY s.dbl)
+    FROM due JOIN samples AS s ON s.attribute_id = due.attribute_id
+         AND s.ts >= due.bucket AND s.ts < due.bucket + 3600000
+    WHERE s.dbl IS NOT NULL
+    GROUP BY 1, 2, 3
+    ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET v = EXCLUDED.v
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM built)
 """
 
 _STORE_TEMPLATE = """
@@ -119,7 +141,7 @@ _MERGES = {"minute_groups": _COARSER.format(width=60000, source="ten_groups"),
            "tens": _ROLLUP_MERGE.format(table="rollup_10s", source="ten_groups"),
            "minutes": _ROLLUP_MERGE.format(table="rollup_1m", source="minute_groups"),
            "hours": _ROLLUP_MERGE.format(table="rollup_1h", source="hour_groups"),
-           "values": _VALUES_MERGE}
+           "values": _VALUES_MARK}
 _STORE_FAST = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["fast"], **_MERGES)
 _STORE = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["safe"], **_MERGES)
 
@@ -221,6 +243,15 @@ class PartitionManager:
         for year, month in months:
             for table in MONTHLY_TABLES:
                 self._known.discard((table, year, month))
+
+
+async def seal_hours(conn: asyncpg.Connection, *, now_ms: int, grace_ms: int = 120_000,
+                     limit: int = 500) -> tuple[int, int]:
+    """Build up to `limit` marked hours that ended `grace_ms` before `now_ms`: (hours sealed,
+    arrays written). Replicas share the marks (SKIP LOCKED)."""
+    row = await conn.fetchrow(SEAL_HOURS, now_ms, grace_ms, limit)
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 async def write_batch(

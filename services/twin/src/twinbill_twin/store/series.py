@@ -266,6 +266,21 @@ _POSITION = {
 }
 
 
+# The hours' sorted values: a sealed hour's array as stored, a marked hour's (still being
+# written, or a late point came) from its samples (store/samples.py, migration 0104).
+_HOURS_SEALED_OR_MARKED = """(
+    SELECT h.attribute_id, h.idx, h.bucket, h.v FROM values_1h AS h
+    WHERE h.attribute_id = $1 AND h.bucket >= $2 AND h.bucket < $3
+      AND NOT EXISTS (SELECT FROM hour_values_dirty AS d WHERE d.attribute_id = h.attribute_id
+                      AND d.bucket = h.bucket)
+    UNION ALL
+    SELECT s.attribute_id, s.idx, d.bucket, array_agg(s.dbl ORDER BY s.dbl)
+    FROM hour_values_dirty AS d JOIN samples AS s ON s.attribute_id = d.attribute_id
+         AND s.ts >= d.bucket AND s.ts < d.bucket + 3600000
+    WHERE d.attribute_id = $1 AND d.bucket >= $2 AND d.bucket < $3 AND s.dbl IS NOT NULL
+    GROUP BY 1, 2, 3) AS hours"""
+
+
 async def fetch_percentiles(
     conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int, bucket: int | list[int],
     quantile: float, method: int, table: str = "samples",
@@ -291,13 +306,13 @@ async def fetch_percentiles(
             GROUP BY 1, 2"""
     elif not by_boundaries and bucket == HOUR_VALUES[0]:
         grouped = f"""
-            SELECT idx, bucket AS b, cardinality(v) AS n, v FROM {table}
+            SELECT idx, bucket AS b, cardinality(v) AS n, v FROM {_HOURS_SEALED_OR_MARKED}
             WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
     else:
         grouped = f"""
             SELECT idx, {bucket_sql("bucket", boundaries=by_boundaries)} AS b, count(*) AS n,
                    array_agg(x ORDER BY x) AS v
-            FROM {table} CROSS JOIN LATERAL unnest(v) AS x
+            FROM {_HOURS_SEALED_OR_MARKED} CROSS JOIN LATERAL unnest(v) AS x
             WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3
             GROUP BY 1, 2"""
     sql = f"""
