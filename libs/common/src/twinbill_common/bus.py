@@ -295,6 +295,8 @@ class Bus(Consumers):
         channel = queue.channel
         if channel in self._consumer_channels:
             self._consumer_channels.remove(channel)
+        if channel.is_closed or self._connection is None or self._connection.is_closed:
+            return  # closed with the connection already: nothing to send
         with contextlib.suppress(Exception):
             await asyncio.wait_for(channel.close(), 5)
 
