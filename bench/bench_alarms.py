@@ -1,6 +1,7 @@
 """Alarm rules on the live stream: can rule evaluation keep up with the ingest bench's rate?
 
 Run: .venv/bin/python bench/bench_alarms.py [--rate 60000] [--seconds 20] [--backlog 400000] [--private]
+     [--replicas N]
 
 `--private` runs a RabbitMQ node of the bench's own (ports 18520/18521, in a temporary
 directory, stopped at the end) instead of the machine's shared one.
@@ -35,7 +36,7 @@ import asyncpg
 from procstats import wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
-from twinbill_common.topology import TELEMETRY, telemetry_key
+from twinbill_common.topology import ALARM_SHARDS, TELEMETRY, telemetry_key, telemetry_slot
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 
@@ -111,10 +112,19 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
            "TWIN_HTTP_PORT": str(PORT), "TWIN_AMQP_URL": amqp_url,
            "TWIN_LOG_LEVEL": os.environ.get("TWIN_LOG_LEVEL", "WARNING"),
            "TWIN_TELEMETRY_ENABLED": "false", "TWIN_ALARM_SWEEP_INTERVAL": "30"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "twinbill_twin", env=env, cwd=ROOT)
+    # --replicas N: N twin processes on the same database and bus namespace, sharing the alarm
+    # shards through their leases (docs/architecture.md, "Alarm shards")
+    processes = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "twinbill_twin", env={**env, "TWIN_HTTP_PORT": str(PORT + n)}, cwd=ROOT)
+        for n in range(args.replicas)]
     bus = Bus(amqp_url, namespace=namespace)
+
+    def twin_cpu() -> float:
+        return sum(cpu_seconds(each.pid) for each in processes)
+
     try:
-        await wait_ready(PORT, process)
+        for n, each in enumerate(processes):
+            await wait_ready(PORT + n, each)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         pk = f"pk{tag}"
         layout = await make_registry(conn, tag)
@@ -133,7 +143,13 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         requests = args.backlog // METERS
         start_ms = int(time.time() * 1000) - 3_600_000
         print(f"backlog: publishing {requests * METERS:,} points ({requests:,} messages) ...", flush=True)
-        cpu0, started = cpu_seconds(process.pid), time.perf_counter()
+        if args.replicas > 1:  # until every replica holds its share of the shards
+            while len(set(await conn.fetch("SELECT member FROM alarm_shard_leases WHERE expires_at > now() "  # noqa: ASYNC110  # polls PostgreSQL
+                                           "AND member IS NOT NULL"))) < args.replicas:
+                await asyncio.sleep(0.2)
+        slots = sorted(telemetry_slot(pk, gateway) % ALARM_SHARDS for gateway, _ in layout)
+        print(f"{args.replicas} twin replica(s); the gateways' alarm shards: {slots}", flush=True)
+        cpu0, started = twin_cpu(), time.perf_counter()
         await asyncio.gather(*(send(*layout[i % GATEWAYS], start_ms + i // GATEWAYS) for i in range(requests)))
         published = time.perf_counter() - started
         last_ms = start_ms + (requests - 1) // GATEWAYS
@@ -143,7 +159,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
                 raise SystemExit("the backlog was not evaluated within 15 minutes")
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(process.pid) - cpu0
+        cpu = twin_cpu() - cpu0
         points = requests * METERS
         print(f"backlog: {points:,} points evaluated in {elapsed:.1f} s = {points / elapsed:,.0f} points/s "
               f"(publishing alone {published:.1f} s); twin CPU {cpu:.1f} s = {cpu / points * 1e5:.2f} s "
@@ -153,7 +169,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         per_second = args.rate // METERS
         print(f"live: {per_second * METERS:,} points/s for {args.seconds} s ...", flush=True)
         lags: list[float] = []
-        cpu0, started = cpu_seconds(process.pid), time.perf_counter()
+        cpu0, started = twin_cpu(), time.perf_counter()
         live_start_ms = int(time.time() * 1000)
         sent = 0
         for second in range(args.seconds):
@@ -172,7 +188,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         while await conn.fetchval(SEEN_ALL, now_ms) < devices:  # noqa: ASYNC110  # polls PostgreSQL
             await asyncio.sleep(0.05)
         drained = time.perf_counter() - started - args.seconds
-        cpu = cpu_seconds(process.pid) - cpu0
+        cpu = twin_cpu() - cpu0
         print(f"live: {sent:,} points at {sent / (time.perf_counter() - started):,.0f} points/s; lag p50 "
               f"{statistics.median(lags):.2f} s, max {max(lags):.2f} s; the last second evaluated "
               f"{max(drained, 0):.2f} s after the run; twin CPU {cpu / sent * 1e5:.2f} s per 100,000 points")
@@ -180,11 +196,13 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
               f"{os.getloadavg()[0]:.2f})")
         await conn.close()
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=20)
-        except TimeoutError:
-            process.kill()
+        for each in processes:
+            each.send_signal(signal.SIGINT)
+        for each in processes:
+            try:
+                await asyncio.wait_for(each.wait(), timeout=20)
+            except TimeoutError:
+                each.kill()
         await bus.close()
         await delete_namespace(amqp_url, namespace)
         admin = await asyncpg.connect(PG_ADMIN)
@@ -198,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="length of the live phase")
     parser.add_argument("--backlog", type=int, default=400_000, help="points in the backlog phase")
     parser.add_argument("--private", action="store_true", help="a RabbitMQ node of its own (18520/18521)")
+    parser.add_argument("--replicas", type=int, default=1, help="twin processes sharing the alarm shards")
     args = parser.parse_args()
     if not args.private:
         asyncio.run(run(args, SHARED_AMQP_URL))
