@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
+from procstats import bench_database, cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port  # inside TWINBILL_PORT_RANGE when set
@@ -113,13 +113,8 @@ async def load(http: aiohttp.ClientSession, base: str) -> int:
 
 async def run() -> None:
     tag = uuid.uuid4().hex[:8]
-    reuse = os.environ.get("BENCH_REUSE_DB", "")  # a database an earlier BENCH_KEEP_DB run kept
-    database = reuse or f"twinbill_bench_{tag}"
-    if not reuse:
-        admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'CREATE DATABASE "{database}"')
-        await admin.close()
-    dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    reuse = os.environ.get("BENCH_REUSE_DB", "")
+    database, dsn = await bench_database(tag)
     twin_port, gateway_port = free_port(), free_port()
     namespace = f"bench{tag}."
     twin_env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,

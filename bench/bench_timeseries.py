@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import cpu_seconds, wait_ready  # bench/ is first on sys.path
+from procstats import bench_database, cpu_seconds, wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY, telemetry_key
@@ -161,13 +161,8 @@ async def load(conn: asyncpg.Connection, bus: Bus, pid: int, tag: str) -> dict[s
 
 async def run() -> None:
     tag = uuid.uuid4().hex[:8]
-    reuse = os.environ.get("BENCH_REUSE_DB", "")  # a database an earlier BENCH_KEEP_DB run kept
-    database = reuse or f"twinbill_bench_{tag}"
-    if not reuse:
-        admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'CREATE DATABASE "{database}"')
-        await admin.close()
-    dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    reuse = os.environ.get("BENCH_REUSE_DB", "")
+    database, dsn = await bench_database(tag)
     port = free_port()
     namespace = f"bench{tag}."
     env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,

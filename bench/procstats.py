@@ -10,6 +10,22 @@ import threading
 import time
 from pathlib import Path
 
+PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def bench_database(tag: str) -> tuple[str, str]:
+    """(database, dsn): the database an earlier BENCH_KEEP_DB run kept, named by BENCH_REUSE_DB,
+    or a new one for this run."""
+    import asyncpg  # only the benches with a database need it
+
+    reuse = os.environ.get("BENCH_REUSE_DB", "")
+    database = reuse or f"twinbill_bench_{tag}"
+    if not reuse:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        await admin.close()
+    return database, PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+
 
 async def wait_ready(port: int, process: asyncio.subprocess.Process, name: str = "twin service",
                      *, attempts: int = 600) -> None:

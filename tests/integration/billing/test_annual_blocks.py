@@ -24,17 +24,22 @@ def annual_price(total: Decimal) -> Decimal:
             + max(D(0), total - 260) * 9)
 
 
+async def annual_ladder(billing: Billing, data: TwinData) -> None:
+    """The project in Asia/Shanghai, its electricity on LADDER per calendar year (reset 1 January)."""
+    data.timezones[PROJECT] = "Asia/Shanghai"
+    await create_tariff(billing, {
+        "project_id": PROJECT, "device_type": 2, "kind": "tiered", "blocks": LADDER,
+        "effective_from": "2023-01-01T00:00:00+08:00", "accumulation_period": "year",
+        "reset_month": 1, "reset_day": 1, "timezone": "Asia/Shanghai"})
+
+
 async def test_monthly_bills_carry_the_year_to_date_and_add_up_to_the_annual_tariff(
         billing: Billing, twin: tuple[TwinData, str]) -> None:
     """Six monthly runs of a meter using 2 units a day: the ladder's first block is used up in
     March and the second in May; every bill states the year-to-date it continued from (the sum of
     the earlier bills), and the six charges add up to the annual price of the six months' total."""
     data, _ = twin
-    data.timezones[PROJECT] = "Asia/Shanghai"
-    await create_tariff(billing, {
-        "project_id": PROJECT, "device_type": 2, "kind": "tiered", "blocks": LADDER,
-        "effective_from": "2023-01-01T00:00:00+08:00", "accumulation_period": "year",
-        "reset_month": 1, "reset_day": 1, "timezone": "Asia/Shanghai"})
+    await annual_ladder(billing, data)
     daily_meter(data, 1, first=local(2023, 12, 20), days=200, per_day="2")
     months = [local(2024, month) for month in range(1, 8)]
     for number, (start, end) in enumerate(pairwise(months), start=1):
@@ -64,11 +69,7 @@ async def test_a_bill_across_the_reset_date_counts_its_new_year_part_for_the_nex
     those 56 units, the one after from 56 + 124; the charges add up to the old year's part at the
     first block plus the annual tariff on the new year's 296 units."""
     data, _ = twin
-    data.timezones[PROJECT] = "Asia/Shanghai"
-    await create_tariff(billing, {
-        "project_id": PROJECT, "device_type": 2, "kind": "tiered", "blocks": LADDER,
-        "effective_from": "2023-01-01T00:00:00+08:00", "accumulation_period": "year",
-        "reset_month": 1, "reset_day": 1, "timezone": "Asia/Shanghai"})
+    await annual_ladder(billing, data)
     daily_meter(data, 2, first=local(2023, 12, 1), days=120, per_day="4")
     bounds = [local(2023, 12, 15), local(2024, 1, 15), local(2024, 2, 15), local(2024, 3, 15)]
     for number, (start, end) in enumerate(pairwise(bounds), start=1):
