@@ -98,8 +98,8 @@ _VALUES_MARK = """
 SEAL_HOURS = """
 WITH due AS (
     DELETE FROM hour_values_dirty WHERE (attribute_id, bucket) IN (
-        SELECT attribute_id, bucket FROM hour_values_dirty WHERE bucket + 3600000 + $2::bigint <= $1::bigint
-        ORDER BY attribute_id, bucket LIMIT $3 FOR UPDATE SKIP LOCKED)
+        SELECT attribute_id, bucket FROM hour_values_dirty WHERE bucket <= $1::bigint
+        ORDER BY bucket, attribute_id LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING attribute_id, bucket
 ), built AS (
     INSERT INTO values_1h (attribute_id, idx, bucket, v)
@@ -249,7 +249,8 @@ async def seal_hours(conn: asyncpg.Connection, *, now_ms: int, grace_ms: int = 1
                      limit: int = 500) -> tuple[int, int]:
     """Build up to `limit` marked hours that ended `grace_ms` before `now_ms`: (hours sealed,
     arrays written). Replicas share the marks (SKIP LOCKED)."""
-    row = await conn.fetchrow(SEAL_HOURS, now_ms, grace_ms, limit)
+    # the last hour start that is due: its hour ended `grace_ms` ago (an index range on bucket)
+    row = await conn.fetchrow(SEAL_HOURS, now_ms - 3_600_000 - grace_ms, limit)
     assert row is not None
     return int(row[0]), int(row[1])
 
