@@ -58,7 +58,11 @@ async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ca
     # (the gateway subscribing again, devices resending) tests/integration/ingest/test_reconnect.py
     # and test_simulator_relogin.py cover against a real Mosquitto restart.
     "kill-ingest",  # issue 17 defect 4: sessions restored, the simulator logs in again
-    "disk-full",  # issue 17: the twin says it cannot store, ingest refuses with 500 until it can
+    # Not here either: disk-full. At this small load the twin's write path (since the hour arrays
+    # are sealed, not rewritten per batch) may not need new space within the fault's 14 s, so
+    # PostgreSQL stores everything and nothing is refused: the step then fails for want of a full
+    # disk (one fresh-clone run of two). The full campaign keeps it at its load; the refusal path
+    # itself is tested deterministically in tests/integration (class-53 errors -> ingest 500).
 ])
 async def test_fault_loses_nothing_and_recovers_by_itself(campaign: Campaign, fault: str) -> None:
     """Every point acknowledged around the fault is stored once with its value, bills and fires in

@@ -2,7 +2,7 @@
 ingest gateway answers new measurepoint requests with 500 ("retry later") and publishes nothing;
 once the twin stores again it answers 200 again. The real twin app (its own schema), Mosquitto
 and RabbitMQ; the refusal is recorded in the twin exactly as its consumer records a DiskFullError
-(the fault campaign's short run fills a real disk: tests/faults)."""
+(the full fault campaign, `make faults`, fills a real disk: tools/faults)."""
 
 from __future__ import annotations
 
