@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
 import aio_pika
 import pytest
@@ -130,4 +131,36 @@ async def test_batch_consumer_rides_out_an_outage(amqp_url: str, bus_namespace: 
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
+        await bus.close()
+
+
+def _live(kind: str) -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o).__qualname__ == kind)
+
+
+async def test_probes_and_queue_depths_hold_no_memory(amqp_url: str, bus_namespace: str) -> None:
+    """Issue 17's soak: billing's memory grew 3 MiB a minute. Each channel opened and closed left
+    its close observer (a OneShotCallback with its task, event and lock) on the connection
+    (aio-pika 10.2 / aiormq 7.2), and the queue-depth gauges opened four every 5 s. Depths and
+    readiness now share one probe channel: 400 calls leave nothing behind, and the depth is
+    the queue's."""
+    bus = Bus(amqp_url, namespace=bus_namespace)
+    await bus.connect()
+    queue = WorkQueue("probe.depth", REGISTRY, ("device.*",), delivery_limit=3)
+    await bus.declare_work_queue(queue)
+    try:
+        for ident in ("1", "2", "3"):
+            await bus.publish(REGISTRY, "device.created", RegistryChanged(entity="device", action="created", id=ident))
+        assert await bus.queue_depth(queue.name) == 3
+        await bus.ping()
+        callbacks, tasks = _live("OneShotCallback"), _live("Task")
+        for _ in range(200):
+            await bus.queue_depth(queue.name)
+            await bus.ping()
+        assert (_live("OneShotCallback"), _live("Task")) == (callbacks, tasks)
+        with pytest.raises(BusUnavailable, match="no queue"):  # closes the probe: the next call opens one
+            await bus.queue_depth("probe.no-such-queue")
+        assert await bus.queue_depth(queue.name) == 3
+    finally:
         await bus.close()
