@@ -12,14 +12,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from twinbill_billing.bill_documents import bill_document, tariff_snapshot
 from twinbill_billing.context import BillingContext
-from twinbill_billing.domain.bills import BillDraft, ChainHead, Meter, NotBilled, decide_bill
-from twinbill_billing.domain.ledger import PastBill, Reading, head_of
+from twinbill_billing.domain.bills import (
+    BillDraft,
+    ChainHead,
+    Meter,
+    NotBilled,
+    decide_bill,
+    ledger_since,
+    window_start,
+)
+from twinbill_billing.domain.ledger import PastBill, Reading, head_of, ledger_complete
 from twinbill_billing.domain.periods import Period, to_epoch_ms
-from twinbill_billing.domain.pricing import Tariff
+from twinbill_billing.domain.pricing import Tariff, pick_tariffs
 from twinbill_billing.errors import BadRunInput, ChainContention
 from twinbill_billing.events import publish_issued
 from twinbill_billing.tariffs import to_domain
@@ -91,16 +100,59 @@ async def load_inputs(job: BillingJob, ctx: BillingContext) -> JobInputs:
     wanted = set(job.device_ids)
     devices = [BillingDevice.from_json(raw) for raw in chunk["devices"] if int(raw["id"]) in wanted]
     ids = [device.id for device in devices]
-    ledgers = await ctx.store.ledgers(run.project_id, ids)
+    tariff_docs = await ctx.store.tariffs_for(run.project_id, int(run.device_type))
+    tariffs = [to_domain(doc) for doc in tariff_docs]
     closings = await ctx.twin.last_readings(ids, at_ms=to_epoch_ms(run.period_end))
+    ledgers = await read_ledgers(ctx, run.project_id, devices, period_start=run.period_start, tariffs=tariffs,
+                                 closings=closings)
     # A first bill without an installation opens at the last reading at or before the period start.
     need_start = [d.id for d in devices if not ledgers.get(d.id)
                   and not any(e.kind == "installation" for e in d.events)]
     starts = await ctx.twin.last_readings(need_start, at_ms=to_epoch_ms(run.period_start)) if need_start else {}
-    tariff_docs = await ctx.store.tariffs_for(run.project_id, int(run.device_type))
-    return JobInputs(devices, wanted - set(ids), ledgers, closings, starts,
-                     [to_domain(doc) for doc in tariff_docs],
+    return JobInputs(devices, wanted - set(ids), ledgers, closings, starts, tariffs,
                      {str(doc["_id"]): tariff_snapshot(doc) for doc in tariff_docs}, chunk["timezone"])
+
+
+async def read_ledgers(ctx: BillingContext, project_id: int, devices: list[BillingDevice], *,
+                       period_start: datetime, tariffs: list[Tariff],
+                       closings: dict[int, Reading]) -> dict[int, list[Doc]]:
+    """The meters' ledgers as their decisions need them: the chain's recent end (bills ending at
+    or after ledger_since()) in one read, then whole, device-id range by range, for the meters
+    whose decision needs older bills (ledger_complete(): a first bill, a voided head, trailing
+    estimates, an estimate's history, a block window from before). What a worker holds per job
+    stays the size of the recent end however long the chains grow (the soak bills every minute:
+    reading whole chains grew the worker's memory with every run)."""
+    since = ledger_since(tariffs, period_start)
+    ledgers = await ctx.store.ledgers(project_id, [d.id for d in devices], since=since)
+    short: list[int] = []
+    for device in devices:
+        head = chain_head(ledgers.get(device.id, []))
+        closing = closings.get(device.id)
+        estimating = closing is None or (head is not None and closing.time <= head.to_time)
+        chosen = pick_tariffs(tariffs, water_meter_kind=device.water_meter_kind)
+        if not ledger_complete(past_bills(ledgers.get(device.id, [])), since=since, estimating=estimating,
+                               window_start=partial(window_start, chosen)):
+            short.append(device.id)
+    wanted = set(short)
+    for first, last in id_ranges(short, [d.id for d in devices]):
+        whole = await ctx.store.ledgers(project_id, [first, last])
+        ledgers.update({device_id: docs for device_id, docs in whole.items() if device_id in wanted})
+    return ledgers
+
+
+def id_ranges(picked: list[int], ids: list[int]) -> list[tuple[int, int]]:
+    """`picked` (a subset of `ids`) as runs of neighbours in `ids`' order: (first, last) each."""
+    wanted = set(picked)
+    ranges: list[tuple[int, int]] = []
+    run: list[int] = []
+    for device_id in [*sorted(ids), None]:
+        if device_id is not None and device_id in wanted:
+            run.append(device_id)
+            continue
+        if run:
+            ranges.append((run[0], run[-1]))
+            run = []
+    return ranges
 
 
 def period_length(job: BillingJob) -> timedelta:
@@ -142,7 +194,8 @@ async def issue_bills(job: BillingJob, ctx: BillingContext, inputs: JobInputs, n
             return result
         lost_ids = {docs[index]["device_id"] for index in lost}
         pending = [device for device in pending if device.id in lost_ids]
-        inputs.ledgers.update(await ctx.store.ledgers(job.run.project_id, sorted(lost_ids)))
+        inputs.ledgers.update(await read_ledgers(ctx, job.run.project_id, pending, period_start=job.run.period_start,
+                                                 tariffs=inputs.tariffs, closings=inputs.closings))
         log.info("chain position taken by another worker, deciding again", job_id=job.job_id,
                  devices=len(lost_ids))
     raise ChainContention(f"job {job.job_id}: {len(pending)} meters still contended after {CHAIN_ROUNDS} rounds")
@@ -233,7 +286,7 @@ async def record_dead_letter(job: BillingJob, ctx: BillingContext, *, reason: st
     if await ctx.store.job_outcome(job.job_id) is not None:
         return False
     run = job.run
-    ledgers = await ctx.store.ledgers(run.project_id, job.device_ids)
+    ledgers = await ctx.store.ledgers(run.project_id, job.device_ids, since=run.period_end)
     own = await ctx.store.job_bills(run.project_id, job.device_ids, job_id=job.job_id)
     if own and ctx.publish_issued:
         await publish_issued(ctx.bus, own)

@@ -197,32 +197,37 @@ class BillStore:
 
     # bills --------------------------------------------------------------------------------------
 
-    async def ledgers(self, project_id: int, device_ids: Sequence[int]) -> dict[int, list[Doc]]:
-        """Every bill and credit note of these devices (the fields the ledger needs), by device.
+    async def ledgers(self, project_id: int, device_ids: Sequence[int], *,
+                      since: datetime | None = None) -> dict[int, list[Doc]]:
+        """Every bill and credit note of these devices (the fields the ledger needs), by device;
+        with `since`, only those whose `to_time` is at or after it (the chain's recent end: see
+        jobs.read_ledgers).
 
         One read per chunk: a device-id range (a chunk is a slice of a project's devices in id
         order), narrowed to the ids asked in Python. The range is what keeps it indexed on
         nx-27017: there a `$in` or an equality becomes a `json_each` test that scans every row
         of `bills` (each chunk's read grew with the collection, quadratic over a run), while a
         range on the leading field of `bills_of_devices` is an index search; real MongoDB uses
-        the same index for it. A datetime range stays out of the query (nx-27017 evaluates it
-        per candidate row); a device has a dozen bills a year.
+        the same index for it, and for the `to_time` bound after it (nx-27017 tests that bound
+        on each row of the device range, in its own process: the worker only holds what passes).
         """
-        return group_by_device(await self._bills_of(project_id, device_ids, LEDGER_FIELDS), device_ids)
+        extra = {} if since is None else {"to_time": {"$gte": since}}
+        return group_by_device(await self._bills_of(project_id, device_ids, LEDGER_FIELDS, extra), device_ids)
 
     async def job_bills(self, project_id: int, device_ids: Sequence[int], *, job_id: str) -> list[Doc]:
         """The bills a job inserted (on any attempt), with the fields a `BillIssued` needs."""
         wanted = set(device_ids)
-        return [doc for doc in await self._bills_of(project_id, device_ids, ISSUED_FIELDS)
+        return [doc for doc in await self._bills_of(project_id, device_ids, ISSUED_FIELDS, {"job_id": job_id})
                 if int(doc["device_id"]) in wanted and doc.get("job_id") == job_id
                 and doc.get("kind", "bill") == "bill"]
 
-    async def _bills_of(self, project_id: int, device_ids: Sequence[int], fields: Mapping[str, int]) -> list[Doc]:
-        """The bills of a project whose device id lies between the least and greatest asked
-        (one indexed read; the caller keeps the ids it asked for)."""
+    async def _bills_of(self, project_id: int, device_ids: Sequence[int], fields: Mapping[str, int],
+                        extra: Mapping[str, Any]) -> list[Doc]:
+        """The bills of a project whose device id lies between the least and greatest asked and
+        that match `extra` (one indexed read; the caller keeps the ids it asked for)."""
         if not device_ids:
             return []
-        query = {"project_id": project_id, "device_id": {"$gte": min(device_ids), "$lte": max(device_ids)}}
+        query = {"project_id": project_id, "device_id": {"$gte": min(device_ids), "$lte": max(device_ids)}, **extra}
         return await self.bills.find(query, dict(fields)).to_list()
 
     async def insert_bills(self, docs: list[Doc]) -> tuple[int, set[int]]:

@@ -41,7 +41,8 @@ from twinbill_billing.domain.pricing import (
 )
 from twinbill_billing.domain.usage import BackwardsReading, Usage
 
-__all__ = ["BillDraft", "ChainHead", "Meter", "NotBilled", "Reading", "canonical", "decide_bill", "price_period"]
+__all__ = ["BillDraft", "ChainHead", "Meter", "NotBilled", "Reading", "canonical", "decide_bill", "ledger_since",
+           "price_period", "window_start"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,31 @@ def block_window(tariffs: Sequence[Tariff], at: datetime) -> tuple[datetime, dat
         if tariff.effective_from <= at and (tariff.effective_to is None or at < tariff.effective_to):
             return accumulation_window(tariff, at)
     return None
+
+
+def ledger_since(tariffs: Sequence[Tariff], period_start: datetime) -> datetime:
+    """How far back a job reads its meters' ledgers: the period start, or the start of the
+    block window containing it of any of the run's tariffs, whichever is earlier (a tariff whose
+    window can't be worked out fails pricing, not the read)."""
+    since = period_start
+    for tariff in tariffs:
+        try:
+            window = accumulation_window(tariff, period_start)
+        except TariffError:
+            continue
+        if window is not None:
+            since = min(since, window[0])
+    return since
+
+
+def window_start(tariffs: Sequence[Tariff], at: datetime) -> datetime | None:
+    """The start of block_window(tariffs, at); None also when the window can't be worked out
+    (pricing then fails the meter whatever its history)."""
+    try:
+        window = block_window(tariffs, at)
+    except TariffError:
+        return None
+    return None if window is None else window[0]
 
 
 def price_period(consumption: Decimal, *, tariffs: Sequence[Tariff], period: Period,

@@ -16,7 +16,7 @@ and `to_time`. Pure: the chain head, lifecycle events and readings come in as ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -49,6 +49,7 @@ __all__ = [  # Reading and MeterEvent are the shared register types, re-exported
     "closing_of",
     "estimate_closing",
     "head_of",
+    "ledger_complete",
     "open_span",
     "pieces",
     "segments",
@@ -103,6 +104,30 @@ def head_of(bills: Sequence[PastBill]) -> ChainHead | None:
     first = trailing[-1]
     return ChainHead(last.to_time, closing, Reading(first.opening, first.from_time),
                      sum((b.consumption for b in trailing), Decimal(0)))
+
+
+def ledger_complete(bills: Sequence[PastBill], *, since: datetime, estimating: bool,
+                    window_start: Callable[[datetime], datetime | None]) -> bool:
+    """Whether a meter's issued bills ending at or after `since` are all its decision needs.
+
+    A job reads its meters' ledgers from `since` on (the run's period start, or the start of the
+    block window it lies in), so that the read stays the size of the chain's recent end however
+    long the chain grows; a meter whose decision needs older bills is read whole. Enough when:
+    there is a bill (the latest issued bill is then the chain head: every later one was read);
+    the head is actual, or the actual bill its trailing estimates rest on was read; an estimate
+    (`estimating`) has its ESTIMATE_BILLS actual bills; and the block window at the head's end
+    (`window_start`, None: blocks reset every period) starts at or after `since`, so every bill
+    that filled it was read.
+    """
+    if not bills:
+        return False  # a first bill, or every bill voided: the chain's origin is older
+    if all(b.estimated for b in bills):
+        return False
+    if estimating and sum(1 for b in bills if not b.estimated and b.to_time > b.from_time) < ESTIMATE_BILLS:
+        return False
+    head = max(bills, key=lambda b: b.to_time)
+    start = window_start(head.to_time)
+    return start is None or start >= since
 
 
 @dataclass(frozen=True)
