@@ -15,9 +15,10 @@ def port_open(host: str, port: int, *, timeout: float = 0.5) -> bool:
         return False
 
 
-# Ports this process has handed out: a port is chosen before whatever will listen on it starts,
-# so two calls in a row must not return the same one (a RabbitMQ node once got its epmd's port).
-_HANDED_OUT: set[int] = set()
+# Ports this process has handed out, oldest first: a port is chosen before whatever will listen
+# on it starts, so two calls in a row must not return the same one (a RabbitMQ node once got its
+# epmd's port). A range used up is handed out again from its oldest port that is free by then.
+_HANDED_OUT: dict[int, None] = {}
 # TWINBILL_PORT_RANGE=18100-18199: hand out ports from this range only (a developer on a shared
 # machine keeps what they start inside the range they were given); unset: the kernel's choice.
 PORT_RANGE_ENV = "TWINBILL_PORT_RANGE"
@@ -39,7 +40,12 @@ def free_port() -> int:
         low, _, high = spec.partition("-")
         for port in range(int(low), int(high or low) + 1):
             if port not in _HANDED_OUT and _bindable(port):
-                _HANDED_OUT.add(port)
+                _HANDED_OUT[port] = None
+                return port
+        for port in list(_HANDED_OUT):  # oldest first: long since bound and, if free now, closed
+            if int(low) <= port <= int(high or low) and _bindable(port):
+                del _HANDED_OUT[port]
+                _HANDED_OUT[port] = None
                 return port
         raise RuntimeError(f"no free port left in {PORT_RANGE_ENV}={spec}")
     for _ in range(100):
@@ -47,6 +53,6 @@ def free_port() -> int:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
+            _HANDED_OUT[port] = None
             return port
     raise RuntimeError("the kernel kept offering ports this process already handed out")
