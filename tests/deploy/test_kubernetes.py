@@ -226,11 +226,40 @@ def container_env(container: Doc) -> dict[str, str]:
             env[item["name"]] = "field-" + item["valueFrom"]["fieldRef"]["fieldPath"]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
+            if ref.get("optional"):
+                continue  # a key the Secret may not have: the variable is then unset
             # a connection URL from a Secret carries its own user (never the broker's guest)
             scheme = {"AMQP_URL": "amqp", "PG_DSN": "postgresql", "MONGO_URL": "mongodb"}.get(ref["key"])
             env[item["name"]] = (f"{scheme}://from-secret:{ref['key']}@{ref['name']}/" if scheme
                                  else f"secret-{ref['name']}-{ref['key']}-" + "x" * 32)
     return env
+
+
+def test_the_twin_takes_its_rotation_keys_from_the_platform_secret(
+        rendered: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Device-secret key rotation on Kubernetes: the new key's id and the old keys come from the
+    Secret twinbill-platform when it has them (optional: absent, the twin runs on k1 alone)."""
+    from twinbill_twin.secretbox import DeviceSecrets
+    from twinbill_twin.settings import TwinSettings
+
+    twin = next(c for d in by_kind(rendered, "Deployment").values()
+                for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "twin")
+    refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in twin["env"]
+            if "secretKeyRef" in item.get("valueFrom", {})}
+    assert {name: (ref["name"].rsplit("-", 1)[0], ref["key"], ref.get("optional", False))  # the generator's hash
+            for name, ref in refs.items()
+            if name.startswith("TWIN_DEVICE_SECRET")} == {
+        "TWIN_DEVICE_SECRET_KEY": ("twinbill-platform", "DEVICE_SECRET_KEY", False),
+        "TWIN_DEVICE_SECRET_KEY_ID": ("twinbill-platform", "DEVICE_SECRET_KEY_ID", True),
+        "TWIN_DEVICE_SECRET_OLD_KEYS": ("twinbill-platform", "DEVICE_SECRET_OLD_KEYS", True)}
+    old, new = "o" * 32, "n" * 32
+    monkeypatch.setenv("TWIN_DEVICE_SECRET_KEY", new)
+    monkeypatch.setenv("TWIN_DEVICE_SECRET_KEY_ID", "k2")
+    monkeypatch.setenv("TWIN_DEVICE_SECRET_OLD_KEYS", f"k1:{old}")
+    sealed_before = DeviceSecrets(old, key_id="k1").seal("device-secret")
+    rotated = TwinSettings().device_secrets()
+    assert rotated.open(sealed_before) == "device-secret"
+    assert rotated.seal("device-secret").split(":")[1] == "k2"
 
 
 SETTINGS = {"gateway": ("twinbill_gateway.settings", "GatewaySettings"),
