@@ -6,7 +6,8 @@ Run: .venv/bin/python bench/bench_sizing.py [--meters 1000]
 
 It creates its own database, applies the twin's migrations, writes one day of 1-minute data
 and one day of 15-minute data for `--meters` meters through the store's own write path
-(`write_batch`, 5,000 points a batch), measures the tables (heap, indexes and TOAST) per
+(`write_batch`, 5,000 points a batch; then every hour sealed, as the twin's seal loop does),
+measures the tables (heap, indexes and TOAST) per
 reporting rate, then writes a year of 15-minute and of 1-minute data for one meter each and
 times year-long reads through the store's query functions. Figures for 100,000 meters are
 extrapolated from these (say so where you quote them).
@@ -29,21 +30,26 @@ import asyncpg
 from twinbill_common.postgres import apply_migrations, create_pool
 from twinbill_twin.api.stream_query import StreamQuery, stream_series
 from twinbill_twin.domain.downsample import parse_downsample
-from twinbill_twin.store.samples import PartitionManager, SampleRecord, write_batch
+from twinbill_twin.store.samples import PartitionManager, SampleRecord, seal_hours, write_batch
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "services/twin/src/twinbill_twin/migrations"
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h")
+TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h", "hour_values_dirty")
 BATCH = 5_000
 
 
 async def write(pool: asyncpg.Pool, records: list[SampleRecord], partitions: PartitionManager) -> None:
+    """Through the store's write path, then every hour written sealed as the twin's seal loop
+    does once the hour has ended (`values_1h` built once per hour from its samples)."""
     for start in range(0, len(records), BATCH):
         async with pool.acquire() as conn:
             await write_batch(conn, samples=records[start:start + BATCH], currents=[], devices={},
                               instances={}, partitions=partitions)
+    async with pool.acquire() as conn:
+        while (await seal_hours(conn, now_ms=2**62, limit=5_000))[0]:
+            pass
 
 
 def meter_day(attribute_ids: range, step_ms: int, day: int) -> list[SampleRecord]:
