@@ -88,7 +88,8 @@ async def download_aggregate(request: web.Request) -> web.Response:
     if csv_wanted:
         # one line per bucket: its time, then each series' cell; the values go into a pattern
         # of the times with one slot per line (a C loop, no Python string per value)
-        cells = texts[series[0].key] if len(series) == 1 else list(map(",".join, zip(*(texts[s.key] for s in series))))
+        columns = [texts[s.key] for s in series]
+        cells = columns[0] if len(columns) == 1 else list(map(",".join, zip(*columns, strict=True)))
         head = "Datetime," + ",".join(csv_cell(s.label) for s in series) + "\n"
         pattern = _pattern(grid, p.TimeFormatter(zone, csv=True), before="", after=",", slot="%s\n")
         return web.Response(text=head + pattern % tuple(cells), content_type="text/csv")
