@@ -27,6 +27,7 @@ from twinbill_twin.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
+from twinbill_twin.domain.floattext import postgres_text
 from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
@@ -155,7 +156,7 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
         _retained(q, table, lo)
-        digits = (15 if _arithmetic(spec.aggregator) else 17) if text and (lo, hi) == (q.start, stop) else None
+        digits = (15 if _arithmetic(spec.aggregator) else 17) if text else None
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                                 table=table, aggregator=spec.aggregator, digits=digits)
     edges: list[dict[int, Columns]] = []
@@ -174,8 +175,19 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
         return whole
     empty: Columns = ([], [])
     return {idx: (head.get(idx, empty)[0] + whole.get(idx, empty)[0] + tail.get(idx, empty)[0],
-                  head.get(idx, empty)[1] + whole.get(idx, empty)[1] + tail.get(idx, empty)[1])
+                  _joined(head.get(idx, empty)[1], whole.get(idx, empty)[1], tail.get(idx, empty)[1]))
             for idx in sorted({*head, *whole, *tail})}
+
+
+def _joined(head: list[Any], whole: list[Any], tail: list[Any]) -> list[Any]:
+    """The values of the partial first bucket, the whole ones and the partial last one; where the
+    whole ones are Texts, the edges' doubles are written as PostgreSQL wrote those."""
+    if not isinstance(whole, Texts):
+        return head + whole + tail
+    first = [postgres_text(float(v), digits=whole.digits) for v in head]
+    last = [postgres_text(float(v), digits=whole.digits) for v in tail]
+    joined = ",".join(part for part in (",".join(first), whole.joined, ",".join(last)) if part)
+    return Texts(first + whole + last, digits=whole.digits, joined=joined)
 
 
 async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,

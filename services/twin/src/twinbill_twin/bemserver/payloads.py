@@ -322,11 +322,17 @@ def grid_pattern(first: int, count: int, step: int, when: TimeFormatter, *, befo
                     for head, texts in _grid_runs(first, count, step, when, before=before, after=after)])
 
 
+@functools.lru_cache(maxsize=64)
+def _table(suffix: str, after: str) -> list[str]:
+    """Every minute:second of an hour with a zone suffix and `after` (3,600 texts; kept across
+    requests: a zone has a few suffixes)."""
+    return [text + suffix + after for text in MINUTE_SECONDS]
+
+
 def _grid_runs(first: int, count: int, step: int, when: TimeFormatter, *, before: str, after: str
                ) -> list[tuple[str, list[str]]]:
     """The grid's times as runs (head, tails): each time's text is head + tail."""
     runs: list[tuple[str, list[str]]] = []
-    tables: dict[str, list[str]] = {}
     index = 0
     while index < count:
         ts = first + index * step
@@ -345,9 +351,7 @@ def _grid_runs(first: int, count: int, step: int, when: TimeFormatter, *, before
             runs.append((head, [MINUTE_SECONDS[second + k * step // 1000] + suffix + after for k in range(run)]))
             index += run
             continue
-        table = tables.get(suffix)
-        if table is None:
-            table = tables[suffix] = [text + suffix + after for text in MINUTE_SECONDS]
+        table = _table(suffix, after)
         step_s = step // 1000
         runs.append((head, table[second:second + run * step_s:step_s]))
         index += run

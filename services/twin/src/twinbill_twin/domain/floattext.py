@@ -32,3 +32,21 @@ def repr_texts(parts: list[str], *, joined: str, write: Callable[[float], str] =
     if joined.count(".") != len(parts):  # some part has no point: an integral value or "1e-05"
         return [text if "." in text or "e" in text else text + ".0" for text in parts]
     return parts
+
+
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def postgres_text(value: float, *, digits: int) -> str:
+    """A double written as PostgreSQL writes it with `digits` 15 (`%.15g`) or 17 (shortest
+    exact), so Python-computed values (a query's partial first and last buckets) join the texts
+    PostgreSQL wrote. Where the two differ (integral doubles from 1e15 on: PostgreSQL uses an
+    exponent) this text still reads back as the same double, and api.dps writes it the same."""
+    text = f"{value:.15g}" if digits == 15 else float.__repr__(value)
+    if text in NON_FINITE:
+        return NON_FINITE[text]
+    if digits == 17 and text.endswith(".0") and abs(value) < 2.0**53:
+        # repr's integral "100.0" is PostgreSQL's "100"; past 2**53 dps writes the double's
+        # repr, which this text then is
+        return text[:-2]
+    return text

@@ -1,0 +1,55 @@
+"""Python-computed edge buckets written as PostgreSQL writes doubles (domain.floattext.postgres_text)
+join PostgreSQL's texts; dps_from_texts must write them exactly as dps() writes the doubles."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import struct
+
+import pytest
+
+from twinbill_twin.api.dps import dps, dps_from_texts
+from twinbill_twin.domain.floattext import postgres_text
+from twinbill_twin.store.series import Texts
+
+EDGES = [0.0, -0.0, 1.0, 100.0, 1e-05, 1e15, 1e16, 2.0**53, 2.0**53 + 2, 9007199254740994.0, 1234567890123456.5,
+         5e-324, 1.7976931348623157e308, 1e-30, float("nan"), float("inf"), float("-inf")]
+
+
+def values(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    found = [x for x in (struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+                         for _ in range(20_000)) if math.isfinite(x)]
+    return found + [rng.randint(0, 10**6) / 10 for _ in range(20_000)] + EDGES
+
+
+@pytest.mark.parametrize(("digits", "computed"), [(15, True), (17, False), (17, True)])
+def test_edge_texts_write_as_dps(digits: int, computed: bool) -> None:
+    """Every value, edges included, through postgres_text and dps_from_texts gives json.dumps(dps())."""
+    found = values(digits)
+    times = [1_793_145_600_000 + 60_000 * i for i in range(len(found))]
+    texts = [postgres_text(v, digits=digits) for v in found]
+    got = dps_from_texts(times, Texts(texts, digits=digits, joined=",".join(texts)), millis=False, computed=computed)
+    assert got == json.dumps(dps(times, found, millis=False, computed=computed), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(("digits", "computed"), [(15, True), (17, False)])
+def test_plain_values_take_the_format(digits: int, computed: bool) -> None:
+    """Readings without edge values stay on the one-format path (no "e+", "N", "-0") and equal dps()."""
+    rng = random.Random(3)
+    found = [rng.randint(0, 10**6) / 10 for _ in range(3000)] + [7.0, 123456789012.0]
+    times = [1_793_145_600_000 + 10_000 * i for i in range(len(found))]
+    texts = [postgres_text(v, digits=digits) for v in found]
+    joined = ",".join(texts)
+    assert "e" not in joined and "N" not in joined and "-0" not in texts
+    got = dps_from_texts(times, Texts(texts, digits=digits, joined=joined), millis=True, computed=computed)
+    assert got == json.dumps(dps(times, found, millis=True, computed=computed), ensure_ascii=False)
+
+
+def test_postgres_text_forms() -> None:
+    """PostgreSQL's forms: integral doubles without a point below 2**53, NaN and Infinity spelled out."""
+    assert [postgres_text(v, digits=17) for v in (100.0, 0.1, -0.0, 2.0**53, float("nan"), float("-inf"))] == \
+        ["100", "0.1", "-0", "9007199254740992.0", "NaN", "-Infinity"]
+    assert [postgres_text(v, digits=15) for v in (100.0, 0.1 + 0.2, float("inf"))] == ["100", "0.3", "Infinity"]
