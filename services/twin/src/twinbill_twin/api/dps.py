@@ -74,39 +74,22 @@ def dps_text(times: list[int], values: list[Any], *, millis: bool, computed: boo
 
 
 def dps_from_texts(times: list[int], texts: Texts, *, millis: bool, computed: bool) -> str:
-    """dps_text of values PostgreSQL wrote as text (store.series.Texts): `%.15g` texts are the
-    computed values' text as they stand, shortest-exact ones the picked values' (integral ones
-    are written without a point by both), so the pairs go into one format with no Python float.
-    Where a text would differ (NaN, infinities, -0, exponents from 1e15 and below 1e-29) or the
-    digits are not the ones asked for, the values are read back and written as dps does."""
+    """dps_text of values PostgreSQL wrote as text (store.series.Texts, shortest exact): for
+    picked values that text is what dps writes (integral ones without a point in both), so the
+    pairs go into one format with no Python float. Computed values, and texts that would differ
+    (NaN, infinities, -0, exponents: from 1e15 and below 1e-29), are read back and written as
+    dps_text does."""
     if not times:
         return "{}"
     joined = texts.joined
-    if computed == (texts.digits == 15) and not (
-            "N" in joined or "I" in joined or "e+" in joined or "e-3" in joined or "-0" in texts):
-        keys = times if millis else list(map((1000).__rfloordiv__, times))  # ts // 1000
-        inter: list[Any] = [None] * (2 * len(keys))
-        inter[0::2] = keys
-        inter[1::2] = texts
-        key = '"%013d": ' if millis else '"%d": '
-        return "{" + ((key + "%s, ") * len(keys) % tuple(inter))[:-2] + "}"
-    if texts.digits == 17:  # a shortest-exact text reads back as its double
-        return json.dumps(dps(times, [float(text) for text in texts], millis=millis, computed=computed),
-                          ensure_ascii=False)
-    if not computed:
-        raise ValueError("%.15g texts stand only for computed values")
-    keys = [f"{ts:013d}" for ts in times] if millis else [str(ts // 1000) for ts in times]
-    return json.dumps(dict(zip(keys, map(_rounded, texts), strict=True)), ensure_ascii=False)
-
-
-def _rounded(text: str) -> Any:
-    """What dps writes of a computed double from its %.15g text: a finite double's as dps's
-    finite branch does (even where the rounded text reads back as infinity: the largest doubles),
-    NaN and the infinities as number does."""
-    value = float(text)
-    if text in ("NaN", "Infinity", "-Infinity"):
-        return number(value)
-    return int(value) if value.is_integer() and -_INTEGRAL < value < _INTEGRAL else value
+    if computed or "N" in joined or "I" in joined or "e+" in joined or "e-3" in joined or "-0" in texts:
+        return dps_text(times, [float(text) for text in texts], millis=millis, computed=computed)
+    keys = times if millis else list(map((1000).__rfloordiv__, times))  # ts // 1000
+    inter: list[Any] = [None] * (2 * len(keys))
+    inter[0::2] = keys
+    inter[1::2] = texts
+    key = '"%013d": ' if millis else '"%d": '
+    return "{" + ((key + "%s, ") * len(keys) % tuple(inter))[:-2] + "}"
 
 
 def _fast_text(keys: list[int], values: list[Any], *, millis: bool, computed: bool) -> str | None:

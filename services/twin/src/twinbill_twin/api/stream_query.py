@@ -156,9 +156,9 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
         table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
                      "samples")
         _retained(q, table, lo)
-        digits = (15 if _arithmetic(spec.aggregator) else 17) if text else None
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator, digits=digits)
+                                                table=table, aggregator=spec.aggregator,
+                                                text=text and not _arithmetic(spec.aggregator))
     edges: list[dict[int, Columns]] = []
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         edge: dict[int, Columns] = {}
@@ -184,10 +184,10 @@ def _joined(head: list[Any], whole: list[Any], tail: list[Any]) -> list[Any]:
     whole ones are Texts, the edges' doubles are written as PostgreSQL wrote those."""
     if not isinstance(whole, Texts):
         return head + whole + tail
-    first = [postgres_text(float(v), digits=whole.digits) for v in head]
-    last = [postgres_text(float(v), digits=whole.digits) for v in tail]
+    first = [postgres_text(float(v)) for v in head]
+    last = [postgres_text(float(v)) for v in tail]
     joined = ",".join(part for part in (",".join(first), whole.joined, ",".join(last)) if part)
-    return Texts(first + whole + last, digits=whole.digits, joined=joined)
+    return Texts(first + whole + last, joined=joined)
 
 
 async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
@@ -266,10 +266,6 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     else:
         bounds = bucket_boundaries(q.downsample, q.start, q.end, q.tz)
         series = await _downsampled(conn, attribute_id, q, q.downsample, bounds, text=True)
-        if q.aggregator != "none" and _combined(series, q.aggregator) and any(
-                isinstance(values, Texts) and values.digits == 15 for _, values in series.values()):
-            # combining series needs the doubles, which %.15g texts no longer are: read them
-            series = await _downsampled(conn, attribute_id, q, q.downsample, bounds)
         # epoch buckets of whole seconds start on whole seconds: no need to look at each
         millis = (bounds is not None or q.downsample.interval_ms % 1000 != 0) and any(
             ts % 1000 for times, _ in series.values() for ts in times)
@@ -316,7 +312,7 @@ def _combined(series: dict[int, Columns], aggregator: str) -> bool:
 
 
 def _doubles(values: list[Any]) -> list[Any]:
-    """A column's values as doubles (shortest-exact Texts read back; %.15g ones never get here)."""
+    """A column's values as doubles (Texts read back: shortest-exact texts are exact)."""
     return [float(text) for text in values] if isinstance(values, Texts) else values
 
 

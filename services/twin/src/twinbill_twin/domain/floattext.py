@@ -6,9 +6,9 @@ With `extra_float_digits` 1 (create_pool sets it) PostgreSQL writes the shortest
 reads back as the same double, as repr does, and with the same digits and notation except:
 integral values (`100` and `-0`, repr `100.0` and `-0.0`), values from 1e15 up (exponent
 notation from 1e15, repr from 1e16; integral doubles past 2**53 with every digit), NaN and the
-infinities (`NaN`, `Infinity`). With `extra_float_digits` 0 it writes exactly `%.15g`
-(`printf` semantics) but for NaN and the infinities. tests/integration/twin_timeseries/
-test_float_text.py holds both claims against PostgreSQL on a few hundred thousand doubles."""
+infinities (`NaN`, `Infinity`). tests/integration/twin_timeseries/test_float_text.py holds
+this against PostgreSQL on a few hundred thousand doubles. (With `extra_float_digits` 0
+PostgreSQL writes `%.15g`, seed 002's computed values, through printf: no cheaper than Python.)"""
 
 from __future__ import annotations
 
@@ -37,15 +37,15 @@ def repr_texts(parts: list[str], *, joined: str, write: Callable[[float], str] =
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
-def postgres_text(value: float, *, digits: int) -> str:
-    """A double written as PostgreSQL writes it with `digits` 15 (`%.15g`) or 17 (shortest
-    exact), so Python-computed values (a query's partial first and last buckets) join the texts
-    PostgreSQL wrote. Where the two differ (integral doubles from 1e15 on: PostgreSQL uses an
-    exponent) this text still reads back as the same double, and api.dps writes it the same."""
-    text = f"{value:.15g}" if digits == 15 else float.__repr__(value)
+def postgres_text(value: float) -> str:
+    """A double written as PostgreSQL writes it (shortest exact), so Python-computed values (a
+    query's partial first and last buckets) join the texts PostgreSQL wrote. Where the two
+    differ (from 1e15 on PostgreSQL writes an exponent) this text still reads back as the same
+    double, and api.dps writes it the same."""
+    text = float.__repr__(value)
     if text in NON_FINITE:
         return NON_FINITE[text]
-    if digits == 17 and text.endswith(".0") and abs(value) < 2.0**53:
+    if text.endswith(".0") and abs(value) < 2.0**53:
         # repr's integral "100.0" is PostgreSQL's "100"; past 2**53 dps writes the double's
         # repr, which this text then is
         return text[:-2]

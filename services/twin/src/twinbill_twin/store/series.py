@@ -16,14 +16,13 @@ Columns = tuple[list[int], list[Any]]
 
 
 class Texts(list[str]):
-    """A column of doubles as PostgreSQL wrote them (domain.floattext): `digits` 15 is `%.15g`
-    (extra_float_digits 0), 17 the shortest exact text (extra_float_digits 1). `joined` is the
-    texts as they came, comma-separated."""
+    """A column of doubles as PostgreSQL wrote them, shortest-exact (domain.floattext); `joined`
+    is the texts as they came, comma-separated."""
 
-    def __init__(self, texts: list[str], *, digits: int, joined: str) -> None:
+    def __init__(self, texts: list[str], *, joined: str) -> None:
         super().__init__(texts)
-        self.digits = digits
         self.joined = joined
+
 
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
 # Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
@@ -122,12 +121,7 @@ async def fetch_raw_texts(conn: asyncpg.Connection, attribute_id: int, start: in
     idxs, times, joined, numbers, rows, millis = row
     if numbers != rows:
         return None
-    series = split_series(idxs, times, list(range(len(times))))  # positions, to take the texts along
-    parts = joined.split(",")
-    whole = len(series) == 1 and series[next(iter(series))][1] == list(range(len(parts)))
-    return {idx: (times_, Texts(parts if whole else [parts[i] for i in positions], digits=17,
-                                joined=joined if whole else ",".join(parts[i] for i in positions)))
-            for idx, (times_, positions) in series.items()}, bool(millis)
+    return texts_by_series(idxs, times, joined.split(","), joined), bool(millis)
 
 
 async def fetch_qualities(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
@@ -224,14 +218,15 @@ async def fetch_values(
     bucket: int | list[int],
     table: str,
     aggregator: str,
-    digits: int | None = None,
+    text: bool = False,
 ) -> dict[int, Columns]:
     """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
     computed by PostgreSQL from raw rows or a rollup, as columns per series (bucket starts
     ascending). One row of three arrays comes back (a week of 10 s buckets is 60,480 values):
     the rows are read in index order (bucket, idx), so no sort runs in PostgreSQL, and each
-    series' part of the arrays is in time order. With `digits` (15 or 17), a long read of a
-    rollup as stored brings the values as Texts written that way by PostgreSQL."""
+    series' part of the arrays is in time order. With `text`, a long read of a rollup as
+    stored brings the values as Texts (PostgreSQL's shortest-exact text: picked values only,
+    computed ones are written to 15 digits, which PostgreSQL's printf does no faster)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -254,7 +249,7 @@ async def fetch_values(
             GROUP BY 1, 2"""
     rows_as_stored = table != "samples" and not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]
     long_read = rows_as_stored and (stop - start) // bucket > 2000  # type: ignore[operator]  # an int here
-    text = digits is not None and long_read
+    text = text and long_read
     values = "array_to_string(array_agg(v), ',')" if text else "array_agg(v)"
     kept = " FILTER (WHERE v IS NOT NULL)" if text else ""  # array_to_string leaves NULLs out
     query = f"SELECT array_agg(idx){kept}, array_agg(b){kept}, {values} FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)"
@@ -262,8 +257,7 @@ async def fetch_values(
         # The planner prefers a bitmap scan and a sort (it costs heap pages as random reads);
         # the primary key's index scan hands the rows over in (bucket, idx) order for half
         # the CPU (a week of 10 s rows: 14 ms against 30). BEGIN and the settings: one round trip.
-        floats = f"; SET LOCAL extra_float_digits = {1 if digits == 17 else 0}" if text else ""
-        await conn.execute(f"BEGIN; {_ORDERED_SCAN}{floats}")
+        await conn.execute(f"BEGIN; {_ORDERED_SCAN}")
         try:
             row = await conn.fetchrow(query, attribute_id, start, stop, bucket)
         except Exception:
@@ -280,12 +274,15 @@ async def fetch_values(
     parts = joined.split(",")
     if len(parts) != len(times):  # cannot be: array_to_string leaves out exactly the NULLs
         raise RuntimeError(f"attribute {attribute_id}: {len(times)} buckets but other values")
-    assert digits is not None
+    return texts_by_series(idxs, times, parts, joined)
+
+
+def texts_by_series(idxs: list[int], times: list[int], parts: list[str], joined: str) -> dict[int, Columns]:
+    """split_series of texts: one series in time order (the normal case) keeps `joined`."""
+    if idxs.count(idxs[0]) == len(idxs) and sorted(times) == times:
+        return {idxs[0]: (times, Texts(parts, joined=joined))}
     series = split_series(idxs, times, list(range(len(parts))))  # positions, to take the texts along
-    if len(series) == 1 and series[idxs[0]][1] == list(range(len(parts))):
-        return {idxs[0]: (series[idxs[0]][0], Texts(parts, digits=digits, joined=joined))}
-    return {idx: (ts, Texts([parts[i] for i in positions], digits=digits,
-                            joined=",".join(parts[i] for i in positions)))
+    return {idx: (ts, Texts([parts[i] for i in positions], joined=",".join(parts[i] for i in positions)))
             for idx, (ts, positions) in series.items()}
 
 
