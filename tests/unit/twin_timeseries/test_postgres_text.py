@@ -52,3 +52,17 @@ def test_postgres_text_forms() -> None:
     """PostgreSQL's forms: integral doubles without a point below 2**53, NaN and Infinity spelled out."""
     assert [postgres_text(v) for v in (100.0, 0.1, -0.0, 2.0**53, float("nan"), float("-inf"), 1e-05)] == \
         ["100", "0.1", "-0", "9007199254740992.0", "NaN", "-Infinity", "1e-05"]
+
+
+def test_long_computed_texts_are_rounded_to_15_digits() -> None:
+    """Averages whose shortest text is longer than 15 characters (17 digits) are written to 15
+    digits from the double, the short ones as they stand, on the one-format path: equal to dps()."""
+    rng = random.Random(11)
+    found = [sum(rng.randint(0, 10**6) / 10 for _ in range(6)) / 6 for _ in range(5000)] + [1.5, 3.0]
+    times = [1_793_145_600_000 + 60_000 * i for i in range(len(found))]
+    texts = [postgres_text(v) for v in found]
+    assert sum(len(t) > 15 for t in texts) > 100 and sum(len(t) <= 15 for t in texts) > 100  # both kinds
+    joined = ",".join(texts)
+    assert "e" not in joined and "N" not in joined
+    got = dps_from_texts(times, Texts(texts, joined=joined), millis=False, computed=True)
+    assert got == json.dumps(dps(times, found, millis=False, computed=True), ensure_ascii=False)

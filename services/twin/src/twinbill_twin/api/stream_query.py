@@ -157,8 +157,7 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
                      "samples")
         _retained(q, table, lo)
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator,
-                                                text=text and not _arithmetic(spec.aggregator))
+                                                table=table, aggregator=spec.aggregator, text=text)
     edges: list[dict[int, Columns]] = []
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         edge: dict[int, Columns] = {}

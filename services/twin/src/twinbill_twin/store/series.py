@@ -225,8 +225,7 @@ async def fetch_values(
     ascending). One row of three arrays comes back (a week of 10 s buckets is 60,480 values):
     the rows are read in index order (bucket, idx), so no sort runs in PostgreSQL, and each
     series' part of the arrays is in time order. With `text`, a long read of a rollup as
-    stored brings the values as Texts (PostgreSQL's shortest-exact text: picked values only,
-    computed ones are written to 15 digits, which PostgreSQL's printf does no faster)."""
+    stored brings the values as Texts (PostgreSQL's shortest-exact text, api.dps.dps_from_texts)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
