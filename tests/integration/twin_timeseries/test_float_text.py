@@ -8,6 +8,7 @@ import json
 import math
 import random
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -34,7 +35,7 @@ def doubles(seed: int) -> list[float]:
 
 
 @pytest.mark.parametrize("write", [float.__repr__, json_number])
-async def test_shortest_texts_become_repr(pg_dsn: str, write: object) -> None:
+async def test_shortest_texts_become_repr(pg_dsn: str, write: Callable[[float], str]) -> None:
     """BEMServer's aggregate values: PostgreSQL's text of each double, fixed up, equals what
     repr (CSV) or json_number (JSON) writes of it."""
     values = doubles(16)
@@ -45,7 +46,7 @@ async def test_shortest_texts_become_repr(pg_dsn: str, write: object) -> None:
         await pool.close()
     parts = split_values(joined, len(values))
     assert parts is not None
-    assert repr_texts(parts, joined=joined, write=write) == [write(v) for v in values]  # type: ignore[operator]  # a writer
+    assert repr_texts(parts, joined=joined, write=write) == [write(v) for v in values]
 
 
 async def test_integral_texts_get_a_point(pg_dsn: str) -> None:
