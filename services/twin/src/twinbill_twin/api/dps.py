@@ -14,6 +14,7 @@ import json
 import math
 import secrets
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 from aiohttp import web
@@ -87,9 +88,13 @@ def dps_from_texts(times: list[int], texts: Texts, *, millis: bool, computed: bo
         return "{}"
     written: list[str] = texts
     joined = texts.joined
-    if computed and max(map(len, texts)) > 15:
-        written = [text if len(text) <= 15 else f"{float(text):.15g}" for text in texts]
-        joined = ",".join(written)
+    if computed:  # the longer texts' positions found by C loops, then each formatted
+        longer = list(compress(range(len(texts)), map((15).__lt__, map(len, texts))))
+        if longer:
+            written = list(texts)
+            for index in longer:
+                written[index] = f"{float(texts[index]):.15g}"
+            joined = ",".join(written)
     if "N" in joined or "I" in joined or "e+" in joined or "e-3" in joined or "-0" in written:
         # from the shortest texts, which read back exactly
         return dps_text(times, [float(text) for text in texts], millis=millis, computed=computed)
