@@ -2,6 +2,8 @@
 attribute queries over HTTP against the real twin service.
 
 Run: .venv/bin/python bench/bench_timeseries.py
+(BENCH_KEEP_DB=1 keeps the database, BENCH_REUSE_DB=<it> queries it again without loading,
+BENCH_REPEAT=N runs each query N times as often.)
 
 It creates its own database, starts the twin service as a subprocess (own schema, own bus
 namespace, a free port), publishes 7 days of 1-second data (604,800 points) for one attribute
@@ -194,6 +196,8 @@ async def run() -> None:
             ("raw one hour", {"start": str((T0 + 3 * DAY) // 1000),
                               "end": str((T0 + 3 * DAY + 3_599_000) // 1000)}, 40, 3),
         ]
+        repeat = int(os.environ.get("BENCH_REPEAT", "1"))  # more runs: finer CPU figures (10 ms ticks)
+        cases = [(name, params, runs * repeat, target) for name, params, runs, target in cases]
         async with aiohttp.ClientSession() as http:
             await time_query(http, url, cases[0][1], 3, conn, [process.pid])  # warm the pool and caches
             print(f"{'query':24} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8} {'dps':>7}  target p50")

@@ -31,9 +31,9 @@ async def authenticate(request: web.Request, *, store: IdentityStore, secret: st
         match credentials:
             case Bearer(token):
                 claims = read_claims(token, kind="access", now=datetime.now(UTC), secret=secret)
-                if claims.session_id is not None and await store.session_revoked(claims.session_id):
+                revoked, user = await store.by_token(claims.user_id, claims.session_id)
+                if revoked:
                     raise CredentialError("token revoked: its session was signed out")
-                user = await store.by_id(claims.user_id)
             case Basic(email, password):
                 user = await request.app[SIGN_IN].check(request, email, password)
             case ApiKey(user_id, key):

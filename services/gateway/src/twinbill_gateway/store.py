@@ -35,6 +35,12 @@ FROM users u LEFT JOIN memberships m ON m.user_id = u.id
 """
 
 
+_TOKEN_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $2) AS revoked, found.*
+FROM (SELECT 1) AS one LEFT JOIN LATERAL ({USER_SQL} WHERE u.id = $1 GROUP BY u.id) AS found ON true
+"""
+
+
 def _user(row: asyncpg.Record) -> User:
     return User(row["id"], row["name"], row["email"], row["is_admin"], row["is_active"],
                 row["password_hash"], tuple(row["projects"]))
@@ -49,6 +55,13 @@ class IdentityStore:
     async def by_id(self, user_id: int) -> User | None:
         row = await self.pool.fetchrow(USER_SQL + " WHERE u.id = $1 GROUP BY u.id", user_id)
         return _user(row) if row else None
+
+    async def by_token(self, user_id: int, session_id: str | None) -> tuple[bool, User | None]:
+        """Whether a bearer token's sign-in session was revoked, and its user: one round trip
+        (every request through the gateway asks both)."""
+        row = await self.pool.fetchrow(_TOKEN_SQL, user_id, session_id)
+        assert row is not None  # one row always: the user's columns are NULL when there is none
+        return bool(row["revoked"]), _user(row) if row["id"] is not None else None
 
     async def by_email(self, email: str) -> User | None:
         row = await self.pool.fetchrow(USER_SQL + " WHERE u.email = $1 GROUP BY u.id", email)

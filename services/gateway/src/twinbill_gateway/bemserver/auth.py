@@ -73,9 +73,9 @@ async def _user(request: web.Request, *, refresh: bool) -> tuple[User, str | Non
             except CredentialError as err:
                 raise auth_error("expired_token" if "expired" in str(err) else "invalid_token") from None
             session_id = claims.session_id
-            if session_id is not None and await store.session_revoked(session_id):
+            revoked, found = await store.by_token(claims.user_id, session_id)
+            if revoked:
                 raise auth_error("invalid_token")  # signed out
-            found = await store.by_id(claims.user_id)
             if found is None:
                 raise auth_error("invalid_token")
             user = found

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from twinbill_twin.api.dps import EncodedJson, dps_text
+from twinbill_twin.api.dps import EncodedJson, dps_from_texts, dps_text
 from twinbill_twin.api.dps import key as dps_key
 from twinbill_twin.domain.aggregators import (
     AGGREGATORS,
@@ -27,12 +27,13 @@ from twinbill_twin.domain.downsample import (
     parse_downsample,
     rollup_usable,
 )
+from twinbill_twin.domain.floattext import postgres_text
 from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import iso
-from twinbill_twin.store.series import Columns
+from twinbill_twin.store.series import Columns, Texts
 
 MAX_RAW_POINTS = 2_000_000
 TEXT_DATATYPES = ("String", "Boolean")
@@ -140,10 +141,11 @@ def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop:
 
 
 async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                         spec: Downsample, bounds: list[int] | None) -> dict[int, Columns]:
+                         spec: Downsample, bounds: list[int] | None, *, text: bool) -> dict[int, Columns]:
     """Bucket values per series as columns: whole buckets computed by PostgreSQL (from a rollup
     when one fits), the partial first and last buckets from summaries of their rollup and raw
-    parts (before and after the whole ones)."""
+    parts (before and after the whole ones). With `text`, a range of whole buckets only may
+    come back as Texts (store.series.fetch_values)."""
     stop = q.end + 1
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
@@ -155,7 +157,7 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
                      "samples")
         _retained(q, table, lo)
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator)
+                                                table=table, aggregator=spec.aggregator, text=text)
     edges: list[dict[int, Columns]] = []
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         edge: dict[int, Columns] = {}
@@ -172,8 +174,19 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
         return whole
     empty: Columns = ([], [])
     return {idx: (head.get(idx, empty)[0] + whole.get(idx, empty)[0] + tail.get(idx, empty)[0],
-                  head.get(idx, empty)[1] + whole.get(idx, empty)[1] + tail.get(idx, empty)[1])
+                  _joined(head.get(idx, empty)[1], whole.get(idx, empty)[1], tail.get(idx, empty)[1]))
             for idx in sorted({*head, *whole, *tail})}
+
+
+def _joined(head: list[Any], whole: list[Any], tail: list[Any]) -> list[Any]:
+    """The values of the partial first bucket, the whole ones and the partial last one; where the
+    whole ones are Texts, the edges' doubles are written as PostgreSQL wrote those."""
+    if not isinstance(whole, Texts):
+        return head + whole + tail
+    first = [postgres_text(float(v)) for v in head]
+    last = [postgres_text(float(v)) for v in tail]
+    joined = ",".join(part for part in (",".join(first), whole.joined, ",".join(last)) if part)
+    return Texts(first + whole + last, joined=joined)
 
 
 async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
@@ -203,7 +216,7 @@ async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
 
 
 async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                       spec: Downsample, bounds: list[int] | None) -> dict[int, Columns]:
+                       spec: Downsample, bounds: list[int] | None, *, text: bool = False) -> dict[int, Columns]:
     if spec.aggregator in PERCENTILES:
         per_series: dict[int, Columns] = {}
         for (idx, b), value in sorted((await _percentiles(conn, attribute_id, q, spec, bounds)).items()):
@@ -211,7 +224,7 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
             times.append(b)
             values.append(value)
     else:
-        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds)
+        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds, text=text and spec.fill is Fill.NONE)
     if spec.fill is Fill.NONE:
         return per_series
     starts = bucket_starts(spec, q.start, q.end, q.tz)
@@ -235,8 +248,14 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     series: dict[int, Columns]
     if q.downsample is None:
         _retained(q, "samples", q.start)
-        series, millis, has_text = await series_store.fetch_raw(conn, attribute_id, q.start, q.end,
-                                                                limit=MAX_RAW_POINTS + 1)
+        has_text = False
+        texts = None if textual else await series_store.fetch_raw_texts(conn, attribute_id, q.start, q.end,
+                                                                          limit=MAX_RAW_POINTS + 1)
+        if texts is not None:
+            series, millis = texts
+        else:
+            series, millis, has_text = await series_store.fetch_raw(conn, attribute_id, q.start, q.end,
+                                                                    limit=MAX_RAW_POINTS + 1)
         if sum(len(times) for times, _ in series.values()) > MAX_RAW_POINTS:
             raise BadParameter("start", f"more than {MAX_RAW_POINTS} raw points; narrow the range "
                                         "or add a downsample")
@@ -245,7 +264,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                              "use aggregator=none")
     else:
         bounds = bucket_boundaries(q.downsample, q.start, q.end, q.tz)
-        series = await _downsampled(conn, attribute_id, q, q.downsample, bounds)
+        series = await _downsampled(conn, attribute_id, q, q.downsample, bounds, text=True)
         # epoch buckets of whole seconds start on whole seconds: no need to look at each
         millis = (bounds is not None or q.downsample.interval_ms % 1000 != 0) and any(
             ts % 1000 for times, _ in series.values() for ts in times)
@@ -255,12 +274,12 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
         return []
     outputs: list[tuple[dict[str, str], Columns]]
     if q.aggregator != "none":
-        if len(series) == 1 and q.aggregator not in ("count", "dev"):
+        if not _combined(series, q.aggregator):
             outputs = [(tags, next(iter(series.values())))]  # what combine gives back for one series
         else:
             policy = q.downsample.fill if q.downsample is not None else None
-            combined = combine(q.aggregator, [list(zip(*series[i], strict=True)) for i in sorted(series)],
-                               policy=policy or Fill.NONE)
+            combined = combine(q.aggregator, [list(zip(series[i][0], _doubles(series[i][1]), strict=True))
+                                              for i in sorted(series)], policy=policy or Fill.NONE)
             outputs = [(tags, _columns(combined))]
     else:
         outputs = [({**tags, "index": str(idx)} if idx >= 0 else tags, series[idx])
@@ -274,13 +293,26 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
         q.aggregator != "none" and len(series) > 1)
     answer: list[dict[str, Any]] = [
         {"metric": metric, "tags": t,
-         "dps": EncodedJson(dps_text(times, values, millis=millis, computed=computed), len(times))}
+         "dps": EncodedJson(dps_from_texts(times, values, millis=millis, computed=computed)
+                            if isinstance(values, Texts) else
+                            dps_text(times, values, millis=millis, computed=computed), len(times))}
         for t, (times, values) in outputs]
     if q.quality:
         qualities = await series_store.fetch_qualities(conn, attribute_id, q.start, q.end)
         for item, idx in zip(answer, sorted(series), strict=True):
             item["quality"] = {dps_key(ts, millis): _quality(text) for ts, text in qualities.get(idx, [])}
     return answer
+
+
+def _combined(series: dict[int, Columns], aggregator: str) -> bool:
+    """Whether an aggregator across series (not none) runs combine: what it gives back for one
+    series is that series, but for count and dev."""
+    return len(series) > 1 or aggregator in ("count", "dev")
+
+
+def _doubles(values: list[Any]) -> list[Any]:
+    """A column's values as doubles (Texts read back: shortest-exact texts are exact)."""
+    return [float(text) for text in values] if isinstance(values, Texts) else values
 
 
 def _quality(text: str) -> Any:

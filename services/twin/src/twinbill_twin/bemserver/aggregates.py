@@ -28,6 +28,7 @@ from twinbill_twin.bemserver.query import (
     time_param,
     zone_param,
 )
+from twinbill_twin.domain.floattext import repr_texts, split_values
 from twinbill_twin.store.series import ROLLUPS
 
 AGGREGATE_REQUIRED = ("data_state", "start_time", "end_time", "timeseries", "bucket_width_unit")
@@ -63,7 +64,7 @@ async def download_aggregate(request: web.Request) -> web.Response:
         raise query_error("bucket_width_value", f"Too many buckets: {err}.") from None
     async with pool_of(request).acquire() as conn:
         series = await find_series(conn, request, labels, state=state, access=access)
-        rows: list[tuple[int, list[int], list[Any]]] = []
+        rows: list[tuple[int, list[int], list[str], str]] = []
         if grid.starts:
             sql = bucket_sql(aggregation, grid)
             if "FROM samples" in sql or "FROM rollup_10s" in sql:
@@ -74,39 +75,39 @@ async def download_aggregate(request: web.Request) -> web.Response:
     csv_wanted = request.headers.get("Accept", "").startswith("text/csv")
     empty = "0" if count else ("" if csv_wanted else "null")
     texts: dict[int, list[str]] = {s.key: [empty] * len(grid.starts) for s in series}
-    for key, numbers, found in rows:
+    for key, numbers, written, joined in rows:
+        if not count:
+            # JSON's tokens for NaN and the infinities; CSV writes repr ("nan", as pandas)
+            written = repr_texts(written, joined=joined, write=float.__repr__ if csv_wanted else json_number)
         column = texts[key]
-        if count:
-            written = list(map(str, found))
-        elif csv_wanted or math.isfinite(sum(found)):  # one C loop: a NaN or infinity would make the sum one
-            written = list(map(float.__repr__, found))
-        else:
-            written = [json_number(v) for v in found]  # JSON's tokens for NaN and the infinities
         if len(written) == len(column):  # every bucket has points (numbers are 1..n in order)
             texts[key] = written
             continue
         for b, text in zip(numbers, written, strict=True):
             column[b - 1] = text
     if csv_wanted:
+        # one line per bucket: its time, then each series' cell; the values go into a pattern
+        # of the times with one slot per line (a C loop, no Python string per value)
         columns = [texts[s.key] for s in series]
-        stamps = _stamps(grid, p.TimeFormatter(zone, csv=True), before="", after="")
-        lines = ["Datetime," + ",".join(csv_cell(s.label) for s in series)]
-        lines += [stamp + "," + ",".join(column[index] for column in columns) for index, stamp in enumerate(stamps)]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
+        cells = columns[0] if len(columns) == 1 else list(map(",".join, zip(*columns, strict=True)))
+        head = "Datetime," + ",".join(csv_cell(s.label) for s in series) + "\n"
+        pattern = _pattern(grid, p.TimeFormatter(zone, csv=True), before="", after=",", slot="%s\n")
+        return web.Response(text=head + pattern % tuple(cells), content_type="text/csv")
     if not grid.starts:
         return web.json_response({})
     # {label: {time: value}} written directly (compact, as the downloads write it)
-    keys = _stamps(grid, p.TimeFormatter(zone, csv=False), before='"', after='":')
-    parts = [json.dumps(s.label) + ":{" + ",".join([k + t for k, t in zip(keys, texts[s.key], strict=True)]) + "}"
-             for s in series]
+    pattern = _pattern(grid, p.TimeFormatter(zone, csv=False), before='"', after='":', slot="%s,")
+    parts = [json.dumps(s.label) + ":{" + (pattern % tuple(texts[s.key]))[:-1] + "}" for s in series]
     return web.Response(text="{" + ",".join(parts) + "}", content_type="application/json")
 
 
-def _stamps(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str) -> list[str]:
-    """Each bucket start's time text between `before` and `after`."""
+def _pattern(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str, slot: str) -> str:
+    """`before + time + after + slot` for each bucket start, as one %-format pattern (the time
+    texts hold no `%`)."""
     if grid.width is not None and grid.width < 3_600_000 and grid.starts:  # hours: one time each anyway
-        return p.grid_texts(grid.starts[0], len(grid.starts), grid.width, when, before=before, after=after)
-    return [before + text + after for text in p.time_texts(grid.starts, when)]
+        return p.grid_pattern(grid.starts[0], len(grid.starts), grid.width, when, before=before,
+                              after=after, slot=slot)
+    return "".join([before + text + after + slot for text in p.time_texts(grid.starts, when)])
 
 
 def json_number(value: float) -> str:
@@ -168,35 +169,47 @@ def _as_stored(grid: p.Buckets) -> bool:
 
 
 async def fetch_aggregates(conn: asyncpg.Connection, aggregation: str, grid: p.Buckets, keys: list[int]
-                           ) -> list[tuple[int, list[int], list[Any]]]:
-    """What aggregate_sql answers (per series: key, bucket numbers, values), read one series at
-    a time in bucket order: a rollup read as stored comes from the primary key's index in that
-    order, so PostgreSQL sorts nothing (aggregate_sql's two ordered aggregates sorted a week of
-    10 s buckets twice, on disk). Many such rows: in a transaction that keeps the planner to that
-    index scan (it prefers a bitmap scan and a sort, costing heap pages as random reads)."""
+                           ) -> list[tuple[int, list[int], list[str], str]]:
+    """What aggregate_sql answers, per series: its key, the bucket numbers, their values as
+    PostgreSQL writes them (floats shortest-exact, domain.floattext) and those texts joined by
+    commas as they came. Read one series at a time in bucket order: a rollup read as stored
+    comes from the primary key's index in that order, so PostgreSQL sorts nothing
+    (aggregate_sql's two ordered aggregates sorted a week of 10 s buckets twice, on disk). Many
+    such rows: in a transaction that keeps the planner to that index scan (it prefers a bitmap
+    scan and a sort, costing heap pages as random reads)."""
     inner = bucket_sql(aggregation, grid, one=True)
-    sql = f"SELECT array_agg(b), array_agg(v) FROM ({inner}) AS buckets"
-    found: list[tuple[int, list[int], list[Any]]] = []
+    sql = (f"SELECT array_agg(b) FILTER (WHERE v IS NOT NULL), array_to_string(array_agg(v), ',') "
+           f"FROM ({inner}) AS buckets")
+    found: list[tuple[int, list[int], list[str], str]] = []
 
     async def read() -> None:
         for key in keys:
             args: list[Any] = [key, grid.starts[0], grid.end]
             if grid.width is None:
                 args.append(grid.starts)
-            numbers, values = await conn.fetchrow(sql, *args)
+            numbers, joined = await conn.fetchrow(sql, *args)
             if numbers:
+                values = split_values(joined, len(numbers))
+                if values is None:  # cannot be: array_to_string leaves out exactly the NULLs
+                    raise RuntimeError(f"series {key}: {len(numbers)} buckets but other values")
                 if sorted(numbers) != numbers:  # ordered by the subquery: checked, never trusted
                     pairs = sorted(zip(numbers, values, strict=True))
                     numbers, values = [n for n, _ in pairs], [v for _, v in pairs]
-                found.append((key, numbers, values))
+                    joined = ",".join(values)
+                found.append((key, numbers, values, joined))
 
     if _as_stored(grid) and len(grid.starts) > 2000:
-        async with conn.transaction():
-            # with sorts off only here, where the index order is the one asked for (a plan that
-            # still needed a sort would cost "disabled" and bring in the JIT compiler)
-            await conn.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; "
-                               "SET LOCAL jit = off")
+        # with sorts off only here, where the index order is the one asked for (a plan that
+        # still needed a sort would cost "disabled" and bring in the JIT compiler); one round
+        # trip opens the transaction and sets them
+        await conn.execute("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; "
+                           "SET LOCAL jit = off")
+        try:
             await read()
+        except Exception:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
     elif "FROM samples" in inner:
         async with conn.transaction():
             # a week of 10 s buckets is 60,480 groups: hashed in memory, not spilled to disk

@@ -310,15 +310,36 @@ def grid_texts(first: int, count: int, step: int, when: TimeFormatter, *, before
     bucket grid): each run of times inside one UTC hour and one local hour is one slice of a
     minute:second table, so a week of 10 s buckets costs a few hundred slices, not 60,480
     formattings. Times off whole seconds, and hours whose offset changes, go one by one."""
-    out: list[str] = []
-    tables: dict[str, list[str]] = {}
+    return [head + text for head, texts in _grid_runs(first, count, step, when, before=before, after=after)
+            for text in texts]
+
+
+def grid_pattern(first: int, count: int, step: int, when: TimeFormatter, *, before: str, after: str,
+                 slot: str) -> str:
+    """grid_texts with `slot` (a %-format: "%s,") after each, as one string: each run is one C
+    join of its table slice, so no Python string per time is made. Time texts hold no `%`."""
+    return "".join([head + (slot + head).join(texts) + slot
+                    for head, texts in _grid_runs(first, count, step, when, before=before, after=after)])
+
+
+@functools.lru_cache(maxsize=64)
+def _table(suffix: str, after: str) -> list[str]:
+    """Every minute:second of an hour with a zone suffix and `after` (3,600 texts; kept across
+    requests: a zone has a few suffixes)."""
+    return [text + suffix + after for text in MINUTE_SECONDS]
+
+
+def _grid_runs(first: int, count: int, step: int, when: TimeFormatter, *, before: str, after: str
+               ) -> list[tuple[str, list[str]]]:
+    """The grid's times as runs (head, tails): each time's text is head + tail."""
+    runs: list[tuple[str, list[str]]] = []
     index = 0
     while index < count:
         ts = first + index * step
         hour = ts // 3_600_000
         found = when.hour_offset(hour)
         if found is None or ts % 1000 or step % 1000:
-            out.append(before + when(ts) + after)
+            runs.append(("", [before + when(ts) + after]))
             index += 1
             continue
         offset, suffix = found
@@ -327,16 +348,14 @@ def grid_texts(first: int, count: int, step: int, when: TimeFormatter, *, before
         run = min(count - index, -(-(run_end - ts) // step))
         head = f"{before}{when.day_text(local_hour // 24)}T{local_hour % 24:02d}:"
         if run < 16:  # hour buckets and wider: not worth a table
-            out += [head + MINUTE_SECONDS[second + k * step // 1000] + suffix + after for k in range(run)]
+            runs.append((head, [MINUTE_SECONDS[second + k * step // 1000] + suffix + after for k in range(run)]))
             index += run
             continue
-        table = tables.get(suffix)
-        if table is None:
-            table = tables[suffix] = [text + suffix + after for text in MINUTE_SECONDS]
+        table = _table(suffix, after)
         step_s = step // 1000
-        out += [head + text for text in table[second:second + run * step_s:step_s]]
+        runs.append((head, table[second:second + run * step_s:step_s]))
         index += run
-    return out
+    return runs
 
 
 def _points(rows: Iterable[tuple[int, float]], when: TimeFormatter, *, quote: str, sep: str, end: str,

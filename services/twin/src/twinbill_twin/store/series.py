@@ -14,6 +14,16 @@ from twinbill_twin.domain.aggregators import Summary
 # One series' points as two columns: times ascending, and their values.
 Columns = tuple[list[int], list[Any]]
 
+
+class Texts(list[str]):
+    """A column of doubles as PostgreSQL wrote them, shortest-exact (domain.floattext); `joined`
+    is the texts as they came, comma-separated."""
+
+    def __init__(self, texts: list[str], *, joined: str) -> None:
+        super().__init__(texts)
+        self.joined = joined
+
+
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
 # Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
 HOUR_VALUES = (3_600_000, "values_1h")
@@ -90,6 +100,28 @@ async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end
         return split_series(idxs, times, doubles), bool(millis), False
     values = [d if d is not None else t for d, t in zip(doubles, texts, strict=True)]
     return split_series(idxs, times, values), bool(millis), True
+
+
+_RAW_TEXT = """
+SELECT array_agg(idx), array_agg(ts), array_to_string(array_agg(dbl), ','), count(dbl), count(*),
+       bool_or(ts % 1000 <> 0)
+FROM (SELECT idx, ts, dbl FROM samples
+      WHERE attribute_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts, idx LIMIT $4) AS raw
+"""
+
+
+async def fetch_raw_texts(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int
+                          ) -> tuple[dict[int, Columns], bool] | None:
+    """fetch_raw's points, their numbers as Texts (shortest exact) when every point is a number;
+    None when some point is text (the caller reads them with fetch_raw). PostgreSQL writes the
+    3,600 doubles of an hour in C, where repr in Python cost about as much as the rest of the query."""
+    row = await conn.fetchrow(_RAW_TEXT, attribute_id, start, end, limit)
+    if row is None or row[0] is None:
+        return {}, False
+    idxs, times, joined, numbers, rows, millis = row
+    if numbers != rows:
+        return None
+    return texts_by_series(idxs, times, joined.split(","), joined), bool(millis)
 
 
 async def fetch_qualities(conn: asyncpg.Connection, attribute_id: int, start: int, end: int
@@ -186,12 +218,14 @@ async def fetch_values(
     bucket: int | list[int],
     table: str,
     aggregator: str,
+    text: bool = False,
 ) -> dict[int, Columns]:
     """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
     computed by PostgreSQL from raw rows or a rollup, as columns per series (bucket starts
     ascending). One row of three arrays comes back (a week of 10 s buckets is 60,480 values):
     the rows are read in index order (bucket, idx), so no sort runs in PostgreSQL, and each
-    series' part of the arrays is in time order."""
+    series' part of the arrays is in time order. With `text`, a long read of a rollup as
+    stored brings the values as Texts (PostgreSQL's shortest-exact text, api.dps.dps_from_texts)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -212,21 +246,43 @@ async def fetch_values(
             FROM (SELECT r.*, {key} AS b{window} FROM {table} r
                   WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3) AS x
             GROUP BY 1, 2"""
-    query = (f"SELECT array_agg(idx), array_agg(b), array_agg(v) "
-             f"FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)")
     rows_as_stored = table != "samples" and not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]
-    if rows_as_stored and (stop - start) // bucket > 2000:  # type: ignore[operator]  # an int here
-        async with conn.transaction():
-            # The planner prefers a bitmap scan and a sort (it costs heap pages as random reads);
-            # the primary key's index scan hands the rows over in (bucket, idx) order for half
-            # the CPU (a week of 10 s rows: 14 ms against 30).
-            await conn.execute(_ORDERED_SCAN)
+    long_read = rows_as_stored and (stop - start) // bucket > 2000  # type: ignore[operator]  # an int here
+    text = text and long_read
+    values = "array_to_string(array_agg(v), ',')" if text else "array_agg(v)"
+    kept = " FILTER (WHERE v IS NOT NULL)" if text else ""  # array_to_string leaves NULLs out
+    query = f"SELECT array_agg(idx){kept}, array_agg(b){kept}, {values} FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)"
+    if long_read:
+        # The planner prefers a bitmap scan and a sort (it costs heap pages as random reads);
+        # the primary key's index scan hands the rows over in (bucket, idx) order for half
+        # the CPU (a week of 10 s rows: 14 ms against 30). BEGIN and the settings: one round trip.
+        await conn.execute(f"BEGIN; {_ORDERED_SCAN}")
+        try:
             row = await conn.fetchrow(query, attribute_id, start, stop, bucket)
+        except Exception:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
     else:  # a few rows: not worth the round trips
         row = await conn.fetchrow(query, attribute_id, start, stop, bucket)
     if row is None or row[0] is None:
         return {}
-    return split_series(*row)
+    if not text:
+        return split_series(*row)
+    idxs, times, joined = row
+    parts = joined.split(",")
+    if len(parts) != len(times):  # cannot be: array_to_string leaves out exactly the NULLs
+        raise RuntimeError(f"attribute {attribute_id}: {len(times)} buckets but other values")
+    return texts_by_series(idxs, times, parts, joined)
+
+
+def texts_by_series(idxs: list[int], times: list[int], parts: list[str], joined: str) -> dict[int, Columns]:
+    """split_series of texts: one series in time order (the normal case) keeps `joined`."""
+    if idxs.count(idxs[0]) == len(idxs) and sorted(times) == times:
+        return {idxs[0]: (times, Texts(parts, joined=joined))}
+    series = split_series(idxs, times, list(range(len(parts))))  # positions, to take the texts along
+    return {idx: (ts, Texts([parts[i] for i in positions], joined=",".join(parts[i] for i in positions)))
+            for idx, (ts, positions) in series.items()}
 
 
 # Only for a rollup read row by row, where the index order is the order asked for: with sorts
