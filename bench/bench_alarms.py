@@ -44,6 +44,7 @@ PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.
 SHARED_AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PORT = int(os.environ.get("TWINBILL_BENCH_PORT", "18510"))
 GATEWAYS, METERS = 8, 100
+RULES_TTL = 1.0  # TWIN_ALARM_RULES_TTL of the bench's twins
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [
     ("register", '{"measurepoint": "total", "max_per_hour": 1000000000}'),
@@ -111,7 +112,8 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
     env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,
            "TWIN_HTTP_PORT": str(PORT), "TWIN_AMQP_URL": amqp_url,
            "TWIN_LOG_LEVEL": os.environ.get("TWIN_LOG_LEVEL", "WARNING"),
-           "TWIN_TELEMETRY_ENABLED": "false", "TWIN_ALARM_SWEEP_INTERVAL": "30"}
+           "TWIN_TELEMETRY_ENABLED": "false", "TWIN_ALARM_SWEEP_INTERVAL": "30",
+           "TWIN_ALARM_RULES_TTL": str(RULES_TTL)}
     # --replicas N: N twin processes on the same database and bus namespace, sharing the alarm
     # shards through their leases (docs/architecture.md, "Alarm shards")
     processes = [await asyncio.create_subprocess_exec(
@@ -128,6 +130,9 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         pk = f"pk{tag}"
         layout = await make_registry(conn, tag)
+        # The twin read its (empty) rules when it started (the offline sweep) and keeps them for
+        # the rules' ttl: a backlog evaluated faster than that would all pass no rule.
+        await asyncio.sleep(RULES_TTL + 0.5)
         await bus.connect()
         limiter = asyncio.Semaphore(64)
         reading = 1
