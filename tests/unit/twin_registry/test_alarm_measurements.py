@@ -35,8 +35,8 @@ CASES: list[tuple[str, bytes]] = [
     ("request id null", body(request_id="null")),
     ("no message id or produced_at", body(message_id="", produced_at="")),
     ("many points, every JSON value", body(points="[" + ",".join(
-        '{"product_key":"pk","device_key":"m%d","time":%d,"measurepoints":{"a":1.0,"b":-0.0,"c":1e400,'
-        '"d":123456789012345678901234567890,"e":true,"f":null,"g":"x","h":[1.5],"i":{"j":2.25}}}' % (n, n)
+        f'{{"product_key":"pk","device_key":"m{n}","time":{n},"measurepoints":{{"a":1.0,"b":-0.0,"c":1e400,'
+        f'"d":123456789012345678901234567890,"e":true,"f":null,"g":"x","h":[1.5],"i":{{"j":2.25}}}}}}'
         for n in range(5)) + "]")),
     ("no points", body(points="[]")),
     ("an unknown field", body(colour='"red"')),
