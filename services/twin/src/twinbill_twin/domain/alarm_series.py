@@ -42,9 +42,12 @@ def numeric_series(samples: Iterable[tuple[int, dict[str, Any]]], measurepoint: 
     series: list[Sample] = []
     for published, values in samples:
         raw = values.get(measurepoint)
-        if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
+        if type(raw) is Decimal:  # a JSON number with a fraction: the common case first
+            series.append((published, raw))
+        elif raw is None or isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
             continue
-        series.append((published, raw if isinstance(raw, Decimal) else Decimal(str(raw))))
+        else:
+            series.append((published, raw if isinstance(raw, Decimal) else Decimal(str(raw))))
     series.sort(key=_BY_TIME)
     return series
 
