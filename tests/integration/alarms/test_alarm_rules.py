@@ -218,28 +218,6 @@ async def test_rule_parameters_are_checked_and_named(twin: TestClient[Any, Any])
     assert set(fields) == {"params.flow_above", "params.hours", "params.colour"}
 
 
-async def test_rule_state_survives_a_restart_of_the_consumer(
-        twin: TestClient[Any, Any], publisher: Bus, alarm_settings: TwinSettings) -> None:
-    """A register's last reading is kept in PostgreSQL: a second twin (the first one stopped
-    consuming) sees the next lower reading as backwards."""
-    pool = twin.app[POOL]
-    device = await make_device(pool)
-    project = await project_of(pool, device)
-    await add_rule(twin, project, "register", {"measurepoint": "total"})
-    await readings(publisher, device, [(START, 100)])
-
-    await evaluated(pool, device, START)
-    await twin.close()  # the first consumer stops
-    second: TestClient[Any, Any] = TestClient(TestServer(create_app(alarm_settings)))
-    await second.start_server()
-    try:
-        await readings(publisher, device, [(START + timedelta(hours=1), 90)])
-        await wait_for(waiting_for(second, project, 1))
-        assert "went backwards: 100 -> 90" in (await events_of(second, project))[0]["description"]
-    finally:
-        await second.close()
-
-
 async def test_a_state_another_writer_changed_is_read_again_not_taken_from_the_cache(
         twin: TestClient[Any, Any], publisher: Bus) -> None:
     """The consumer evaluates from the states it keeps between batches only while their rows are
@@ -262,3 +240,25 @@ async def test_a_state_another_writer_changed_is_read_again_not_taken_from_the_c
     await readings(publisher, device, [(START + timedelta(hours=3), 150)])
     await wait_for(waiting_for(twin, project, 1))
     assert "went backwards: 200 -> 150" in (await events_of(twin, project))[0]["description"]
+
+
+async def test_rule_state_survives_a_restart_of_the_consumer(
+        twin: TestClient[Any, Any], publisher: Bus, alarm_settings: TwinSettings) -> None:
+    """A register's last reading is kept in PostgreSQL: a second twin (the first one stopped
+    consuming) sees the next lower reading as backwards."""
+    pool = twin.app[POOL]
+    device = await make_device(pool)
+    project = await project_of(pool, device)
+    await add_rule(twin, project, "register", {"measurepoint": "total"})
+    await readings(publisher, device, [(START, 100)])
+
+    await evaluated(pool, device, START)
+    await twin.close()  # the first consumer stops
+    second: TestClient[Any, Any] = TestClient(TestServer(create_app(alarm_settings)))
+    await second.start_server()
+    try:
+        await readings(publisher, device, [(START + timedelta(hours=1), 90)])
+        await wait_for(waiting_for(second, project, 1))
+        assert "went backwards: 100 -> 90" in (await events_of(second, project))[0]["description"]
+    finally:
+        await second.close()
