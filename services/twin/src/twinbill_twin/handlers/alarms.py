@@ -84,7 +84,7 @@ class AlarmConsumer:
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, default_zone: str, max_batch: int = 500,
                  max_wait: float = 0.1, rules_ttl: float = 5.0, parallel: int = 2,
-                 lease_ttl: float = 15.0, balance_interval: float = 3.0, state_cache: int = 100_000,
+                 lease_ttl: float = 15.0, balance_interval: float = 3.0, state_cache: int = 50_000,
                  full_collect_every: float = FULL_COLLECT_SECONDS) -> None:
         self.pool = pool
         self.bus = bus

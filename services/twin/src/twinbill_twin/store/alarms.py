@@ -127,7 +127,7 @@ class StateCache:
     read again, locked. At most `size` devices (the oldest entries go first), each for at most
     `ttl` seconds (xmin is a 32-bit transaction counter: an entry never lives to see it wrap)."""
 
-    def __init__(self, *, size: int = 100_000, ttl: float = 600.0) -> None:
+    def __init__(self, *, size: int = 50_000, ttl: float = 600.0) -> None:
         self.size = size
         self.ttl = ttl
         self._states: dict[int, tuple[float, DeviceState]] = {}
