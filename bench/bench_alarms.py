@@ -3,8 +3,9 @@
 Run: .venv/bin/python bench/bench_alarms.py [--rate 60000] [--seconds 20] [--backlog 400000] [--private]
      [--replicas N]
 
-`--private` runs a RabbitMQ node of the bench's own (ports 18520/18521, in a temporary
-directory, stopped at the end) instead of the machine's shared one.
+`--private` runs a RabbitMQ node of the bench's own (ports 18520/18521, or two free ones of
+TWINBILL_PORT_RANGE when it is set; in a temporary directory, stopped at the end) instead of the
+machine's shared one.
 
 It creates its own database, starts the twin service as a subprocess with only the alarm consumer
 on the telemetry side (TWIN_TELEMETRY_ENABLED=false: the sample store is measured by
@@ -38,6 +39,7 @@ from procstats import wait_ready  # bench/ is first on sys.path
 from twinbill_common.bus import Bus
 from twinbill_common.topology import ALARM_SHARDS, TELEMETRY, telemetry_key, telemetry_slot
 from twinbill_devstack.namespaces import delete_namespace
+from twinbill_devstack.ports import PORT_RANGE_ENV, free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -228,7 +230,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-alarms-") as directory:
         broker = PrivateRabbitMQ(Path(directory))
-        broker.port, broker.dist_port = 18520, 18521
+        if os.environ.get(PORT_RANGE_ENV):  # a developer's own ports on a shared machine
+            broker.port, broker.dist_port = free_port(), free_port()
+        else:
+            broker.port, broker.dist_port = 18520, 18521
         broker.start(timeout=120)
         try:
             asyncio.run(run(args, broker.url))
