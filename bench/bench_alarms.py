@@ -170,7 +170,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         points = requests * METERS
         print(f"backlog: {points:,} points evaluated in {elapsed:.1f} s = {points / elapsed:,.0f} points/s "
               f"(publishing alone {published:.1f} s); twin CPU {cpu:.1f} s = {cpu / points * 1e5:.2f} s "
-              "per 100,000 points")
+              f"per 100,000 points, busy {cpu / elapsed:.0%} of a core")
 
         # 2. live at the ingest bench's rate
         per_second = args.rate // METERS
@@ -198,7 +198,8 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         cpu = twin_cpu() - cpu0
         print(f"live: {sent:,} points at {sent / (time.perf_counter() - started):,.0f} points/s; lag p50 "
               f"{statistics.median(lags):.2f} s, max {max(lags):.2f} s; the last second evaluated "
-              f"{max(drained, 0):.2f} s after the run; twin CPU {cpu / sent * 1e5:.2f} s per 100,000 points")
+              f"{max(drained, 0):.2f} s after the run; twin CPU {cpu / sent * 1e5:.2f} s per 100,000 points, "
+              f"busy {cpu / (time.perf_counter() - started):.0%} of a core (a twin process uses one)")
         print(f"(machine: {os.cpu_count()} cores, shared with other work; load average "
               f"{os.getloadavg()[0]:.2f})")
         await conn.close()
