@@ -3,8 +3,9 @@
 Run: .venv/bin/python bench/bench_alarms.py [--rate 60000] [--seconds 20] [--backlog 400000] [--private]
      [--replicas N]
 
-`--private` runs a RabbitMQ node of the bench's own (ports 18520/18521, in a temporary
-directory, stopped at the end) instead of the machine's shared one.
+`--private` runs a RabbitMQ node of the bench's own (ports 18520/18521, or two free ones of
+TWINBILL_PORT_RANGE when it is set; in a temporary directory, stopped at the end) instead of the
+machine's shared one.
 
 It creates its own database, starts the twin service as a subprocess with only the alarm consumer
 on the telemetry side (TWIN_TELEMETRY_ENABLED=false: the sample store is measured by
@@ -38,12 +39,14 @@ from procstats import wait_ready  # bench/ is first on sys.path
 from twinbill_common.bus import Bus
 from twinbill_common.topology import ALARM_SHARDS, TELEMETRY, telemetry_key, telemetry_slot
 from twinbill_devstack.namespaces import delete_namespace
+from twinbill_devstack.ports import PORT_RANGE_ENV, free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARED_AMQP_URL = os.environ.get("TWINBILL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PORT = int(os.environ.get("TWINBILL_BENCH_PORT", "18510"))
 GATEWAYS, METERS = 8, 100
+RULES_TTL = 1.0  # TWIN_ALARM_RULES_TTL of the bench's twins
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [
     ("register", '{"measurepoint": "total", "max_per_hour": 1000000000}'),
@@ -111,7 +114,8 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
     env = {**os.environ, "TWIN_PG_DSN": dsn, "TWIN_SCHEMA_NAME": "twin", "TWIN_BUS_NAMESPACE": namespace,
            "TWIN_HTTP_PORT": str(PORT), "TWIN_AMQP_URL": amqp_url,
            "TWIN_LOG_LEVEL": os.environ.get("TWIN_LOG_LEVEL", "WARNING"),
-           "TWIN_TELEMETRY_ENABLED": "false", "TWIN_ALARM_SWEEP_INTERVAL": "30"}
+           "TWIN_TELEMETRY_ENABLED": "false", "TWIN_ALARM_SWEEP_INTERVAL": "30",
+           "TWIN_ALARM_RULES_TTL": str(RULES_TTL)}
     # --replicas N: N twin processes on the same database and bus namespace, sharing the alarm
     # shards through their leases (docs/architecture.md, "Alarm shards")
     processes = [await asyncio.create_subprocess_exec(
@@ -128,6 +132,9 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
         pk = f"pk{tag}"
         layout = await make_registry(conn, tag)
+        # The twin read its (empty) rules when it started (the offline sweep) and keeps them for
+        # the rules' ttl: a backlog evaluated faster than that would all pass no rule.
+        await asyncio.sleep(RULES_TTL + 0.5)
         await bus.connect()
         limiter = asyncio.Semaphore(64)
         reading = 1
@@ -163,7 +170,7 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         points = requests * METERS
         print(f"backlog: {points:,} points evaluated in {elapsed:.1f} s = {points / elapsed:,.0f} points/s "
               f"(publishing alone {published:.1f} s); twin CPU {cpu:.1f} s = {cpu / points * 1e5:.2f} s "
-              "per 100,000 points")
+              f"per 100,000 points, busy {cpu / elapsed:.0%} of a core")
 
         # 2. live at the ingest bench's rate
         per_second = args.rate // METERS
@@ -191,7 +198,8 @@ async def run(args: argparse.Namespace, amqp_url: str) -> None:
         cpu = twin_cpu() - cpu0
         print(f"live: {sent:,} points at {sent / (time.perf_counter() - started):,.0f} points/s; lag p50 "
               f"{statistics.median(lags):.2f} s, max {max(lags):.2f} s; the last second evaluated "
-              f"{max(drained, 0):.2f} s after the run; twin CPU {cpu / sent * 1e5:.2f} s per 100,000 points")
+              f"{max(drained, 0):.2f} s after the run; twin CPU {cpu / sent * 1e5:.2f} s per 100,000 points, "
+              f"busy {cpu / (time.perf_counter() - started):.0%} of a core (a twin process uses one)")
         print(f"(machine: {os.cpu_count()} cores, shared with other work; load average "
               f"{os.getloadavg()[0]:.2f})")
         await conn.close()
@@ -223,7 +231,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-alarms-") as directory:
         broker = PrivateRabbitMQ(Path(directory))
-        broker.port, broker.dist_port = 18520, 18521
+        if os.environ.get(PORT_RANGE_ENV):  # a developer's own ports on a shared machine
+            broker.port, broker.dist_port = free_port(), free_port()
+        else:
+            broker.port, broker.dist_port = 18520, 18521
         broker.start(timeout=120)
         try:
             asyncio.run(run(args, broker.url))

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.integration.twin_timeseries.conftest import Device, make_device, measurements, publish, wait_for
 from twinbill_common.bus import Bus
 from twinbill_twin.app import create_app
-from twinbill_twin.keys import POOL
+from twinbill_twin.keys import ALARMS, POOL
 from twinbill_twin.settings import TwinSettings
 
 START = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # 2026-12-01 00:00 in Asia/Shanghai
@@ -216,6 +216,30 @@ async def test_rule_parameters_are_checked_and_named(twin: TestClient[Any, Any])
     assert response.status == 422
     fields = (await response.json())["errors"]["json"]
     assert set(fields) == {"params.flow_above", "params.hours", "params.colour"}
+
+
+async def test_a_state_another_writer_changed_is_read_again_not_taken_from_the_cache(
+        twin: TestClient[Any, Any], publisher: Bus) -> None:
+    """The consumer evaluates from the states it keeps between batches only while their rows are
+    as it wrote them: a register's row written meanwhile (as another shard's batch or replica
+    would) is what the next reading is compared with."""
+    pool = twin.app[POOL]
+    alarms = twin.app[ALARMS]
+    device = await make_device(pool)
+    project = await project_of(pool, device)
+    rule = await add_rule(twin, project, "register", {"measurepoint": "total"})
+    await readings(publisher, device, [(START, 100)])
+    await evaluated(pool, device, START)
+    await readings(publisher, device, [(START + timedelta(hours=1), 110)])
+    await evaluated(pool, device, START + timedelta(hours=1))
+    cached = alarms.states.get(device.id)
+    assert cached is not None and cached.rules[str(rule["id"])]["v"] == "110"
+    await pool.execute("UPDATE alarm_device_state SET rules = jsonb_set(rules, ARRAY[$2], "
+                       "jsonb_build_object('t', $3::bigint, 'v', '200')) WHERE device_id = $1",
+                       device.id, str(rule["id"]), ms(START + timedelta(hours=2)))
+    await readings(publisher, device, [(START + timedelta(hours=3), 150)])
+    await wait_for(waiting_for(twin, project, 1))
+    assert "went backwards: 200 -> 150" in (await events_of(twin, project))[0]["description"]
 
 
 async def test_rule_state_survives_a_restart_of_the_consumer(

@@ -164,3 +164,57 @@ async def test_probes_and_queue_depths_hold_no_memory(amqp_url: str, bus_namespa
         assert await bus.queue_depth(queue.name) == 3
     finally:
         await bus.close()
+
+
+async def test_a_batch_is_acked_whole_around_its_poison_messages(amqp_url: str, bus_namespace: str) -> None:
+    """A batch of good messages with a body that does not decode amid them, then one with a
+    message the handler refuses: the two are dead-lettered, every other one is handled once and
+    acked (a batch's acks are one `multiple` ack per channel run), so nothing comes back once the
+    consumer stops."""
+    bus = Bus(amqp_url, namespace=bus_namespace)
+    await bus.connect()
+    queue = WorkQueue("probe.batchack", REGISTRY, ("space.*",), delivery_limit=3)
+    await bus.declare_work_queue(queue)
+    handled: list[str] = []
+    sizes: list[int] = []
+    first, second = asyncio.Event(), asyncio.Event()
+
+    async def handler(batch: list[Delivery[RegistryChanged]]) -> None:
+        if any(d.message.id == "refused" for d in batch):
+            raise PermanentError("space refused")
+        handled.extend(d.message.id for d in batch)
+        sizes.append(len(batch))
+        if len(handled) == 6:
+            first.set()
+        if "s8" in handled:
+            second.set()
+
+    async def publish(*idents: str) -> None:
+        for ident in idents:
+            await bus.publish(REGISTRY, "space.created", RegistryChanged(entity="space", action="created", id=ident))
+
+    await publish("s1", "s2", "s3")
+    await bus.publish_raw(REGISTRY, "space.created", b"{not json", message_id="garbled")
+    await publish("s4", "s5", "s6")
+    consumer = asyncio.create_task(bus.consume_batches(queue.name, RegistryChanged, handler, max_batch=20,
+                                                       max_wait=0.5))
+    try:
+        await asyncio.wait_for(first.wait(), timeout=10)
+        assert sizes == [6]  # one batch, the garbled body left out
+        await publish("s7", "refused", "s8")
+        await asyncio.wait_for(second.wait(), timeout=10)
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+    try:
+        assert sorted(handled) == [f"s{n}" for n in range(1, 9)]
+        # the consumer's channel is closed: whatever it had not acked is back on the queue
+        # (a quorum queue's declare-ok counts none of those: get one)
+        back = await bus.channel.get_queue(bus.name(queue.name))
+        assert await back.get(fail=False) is None
+        dlq = await bus.channel.get_queue(bus.name("probe.batchack.dlq"))
+        dead = sorted([(await _get_one(dlq)).message_id or "", (await _get_one(dlq)).message_id or ""])
+        assert dead[1] == "garbled"
+    finally:
+        await bus.close()

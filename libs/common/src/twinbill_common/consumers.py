@@ -22,13 +22,14 @@ from twinbill_common.schemas.base import Message
 
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")  # a decoded body: a schema's Message, or what a consumer's own decoder makes
 
 
 @dataclass
-class Delivery(Generic[M]):
+class Delivery(Generic[T]):
     """A decoded message and the broker's handle on it."""
 
-    message: M
+    message: T
     raw: AbstractIncomingMessage
 
 
@@ -55,12 +56,7 @@ class Consumers:
     @staticmethod
     def _decode(schema: type[M], raw: AbstractIncomingMessage, *, exact_decimals: bool = False) -> M:
         """Decode a body; with exact_decimals, JSON numbers with a fraction become Decimal."""
-        try:
-            if exact_decimals:
-                return schema.model_validate(json.loads(raw.body, parse_float=Decimal))
-            return schema.model_validate_json(raw.body)
-        except (ValidationError, ValueError) as err:
-            raise PermanentError(f"not a valid {schema.__name__}: {err}") from err
+        return decode_body(schema, raw.body, exact_decimals=exact_decimals)
 
     async def consume(
         self,
@@ -117,7 +113,24 @@ class Consumers:
         max_wait: float = 0.05,
         exact_decimals: bool = False,
     ) -> None:
-        """Handle messages in batches of up to `max_batch`, waiting at most `max_wait` to fill one.
+        """Handle messages of `schema` in batches of up to `max_batch`, waiting at most `max_wait`
+        to fill one (see `consume_decoded_batches`)."""
+        def decode(body: bytes) -> M:
+            return decode_body(schema, body, exact_decimals=exact_decimals)
+
+        await self.consume_decoded_batches(queue, decode, handler, max_batch=max_batch, max_wait=max_wait)
+
+    async def consume_decoded_batches(
+        self,
+        queue: str,
+        decode: Callable[[bytes], T],
+        handler: Callable[[list[Delivery[T]]], Awaitable[None]],
+        *,
+        max_batch: int = 500,
+        max_wait: float = 0.05,
+    ) -> None:
+        """Handle messages in batches of up to `max_batch`, waiting at most `max_wait` to fill one;
+        `decode` turns a body into the handler's message or raises PermanentError.
 
         A batch is acked after the handler returns. If the handler raises PermanentError the batch
         is retried message by message, so one poison message is dead-lettered and the rest flow.
@@ -140,23 +153,21 @@ class Consumers:
                         batch.append(await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0)))
                     except TimeoutError:
                         break
-                await self._handle_batch(queue, schema, handler, batch, exact_decimals=exact_decimals)
+                await self._handle_batch(queue, decode, handler, batch)
         finally:
             await asyncio.shield(self.release_queue(declared))
 
     async def _handle_batch(
         self,
         queue: str,
-        schema: type[M],
-        handler: Callable[[list[Delivery[M]]], Awaitable[None]],
+        decode: Callable[[bytes], T],
+        handler: Callable[[list[Delivery[T]]], Awaitable[None]],
         batch: list[AbstractIncomingMessage],
-        *,
-        exact_decimals: bool = False,
     ) -> None:
-        decoded: list[Delivery[M]] = []
+        decoded: list[Delivery[T]] = []
         for raw in batch:
             try:
-                decoded.append(Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw))
+                decoded.append(Delivery(decode(raw.body), raw))
             except PermanentError as err:
                 try:
                     await self.dead_letter(raw, queue=queue, reason=str(err))
@@ -176,8 +187,7 @@ class Consumers:
                     await settle(decoded[0].raw, ack=False, queue=queue)
                 return
             for delivery in decoded:  # isolate the poison message(s)
-                await self._handle_batch(queue, schema, handler, [delivery.raw],
-                                         exact_decimals=exact_decimals)
+                await self._handle_batch(queue, decode, handler, [delivery.raw])
             return
         except Exception as err:  # noqa: BLE001  # any other failure requeues the batch: nothing is lost
             log.warning("batch failed, requeued", queue=queue, size=len(decoded), error=repr(err))
@@ -185,5 +195,35 @@ class Consumers:
             for delivery in decoded:
                 await settle(delivery.raw, ack=False, queue=queue)
             return
-        for delivery in decoded:
-            await settle(delivery.raw, ack=True, queue=queue)
+        await settle_batch([delivery.raw for delivery in decoded], queue=queue)
+
+
+def decode_body(schema: type[M], body: bytes, *, exact_decimals: bool = False) -> M:
+    """A body as `schema`, or PermanentError; with exact_decimals, JSON numbers with a fraction
+    become Decimal."""
+    try:
+        if exact_decimals:
+            return schema.model_validate(json.loads(body, parse_float=Decimal))
+        return schema.model_validate_json(body)
+    except (ValidationError, ValueError) as err:
+        raise PermanentError(f"not a valid {schema.__name__}: {err}") from err
+
+
+async def settle_batch(raws: list[AbstractIncomingMessage], *, queue: str) -> None:
+    """Ack a handled batch (in delivery order) with one `multiple` ack per channel: the last
+    delivery of each run of rising delivery tags.
+
+    A batch consumer's channel is its own and it handles one batch at a time, in delivery order,
+    so what its channel holds unacked up to the batch's last tag is the batch (messages
+    dead-lettered on the way were acked already, which `multiple` passes over): one ack frame
+    instead of one per message. A channel restored after a broker restart numbers its deliveries
+    from 1 again, so a tag that does not rise starts another channel's run (the old channel's ack
+    fails and the broker redelivers, see `settle`).
+    """
+    last: AbstractIncomingMessage | None = None
+    for raw in raws:
+        if last is not None and (raw.delivery_tag or 0) <= (last.delivery_tag or 0):
+            await settle(last, ack=True, queue=queue, multiple=True)
+        last = raw
+    if last is not None:
+        await settle(last, ack=True, queue=queue, multiple=True)

@@ -48,8 +48,9 @@ async def retry_transient(call: Callable[[], Awaitable[None]], *, what: str,
             pause = min(pause * 2, max_pause)
 
 
-async def settle(raw: AbstractIncomingMessage, *, ack: bool, queue: str) -> bool:
-    """Ack (or nack with requeue) a delivery; False if its channel is gone.
+async def settle(raw: AbstractIncomingMessage, *, ack: bool, queue: str, multiple: bool = False) -> bool:
+    """Ack (or nack with requeue) a delivery (with `multiple`, every unsettled one of its channel
+    up to it); False if its channel is gone.
 
     A channel dies with its connection (a broker restart, a network cut). RabbitMQ then requeues
     every message that channel had not acked, and the restored consumer gets it again, so a lost
@@ -57,9 +58,9 @@ async def settle(raw: AbstractIncomingMessage, *, ack: bool, queue: str) -> bool
     """
     try:
         if ack:
-            await raw.ack()
+            await raw.ack(multiple=multiple)
         else:
-            await raw.nack(requeue=True)
+            await raw.nack(requeue=True, multiple=multiple)
     except _SETTLE_ERRORS as err:
         log.info("channel gone before the ack; the broker redelivers", queue=queue,
                  message_id=raw.message_id, ack=ack, error=repr(err))

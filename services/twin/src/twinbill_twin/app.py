@@ -126,7 +126,9 @@ def create_app(settings: TwinSettings, *, directory: Directory | None = None) ->
                 alarms = AlarmConsumer(pool, bus, default_zone=settings.default_timezone,
                                        max_batch=settings.alarm_batch, rules_ttl=settings.alarm_rules_ttl,
                                        parallel=settings.alarm_parallel, lease_ttl=settings.alarm_lease_ttl,
-                                       balance_interval=settings.alarm_balance_interval)
+                                       balance_interval=settings.alarm_balance_interval,
+                                       state_cache=settings.alarm_state_cache,
+                                       full_collect_every=settings.gc_full_collect_interval)
                 app[ALARMS] = alarms
                 background.start("alarm_consumer", alarms.run())
                 background.start("offline_sweep", alarms.sweep_offline(interval=settings.alarm_sweep_interval))

@@ -83,6 +83,10 @@ class TwinSettings(PostgresSettings):
     alarm_balance_interval: float = Field(default=3.0, gt=0)
     alarm_sweep_interval: float = Field(default=30.0, gt=0)  # seconds between offline sweeps
     alarm_rules_ttl: float = Field(default=5.0, ge=0)  # a rule change applies within this
+    # Devices whose rule states a replica keeps in memory between batches (about 1.2 KB each with
+    # three rules; 0: none, every batch reads and locks its rows). PostgreSQL stays the record
+    # (handlers/alarms.py); a replica's devices beyond this are read and locked every batch.
+    alarm_state_cache: int = Field(default=50_000, ge=0)
     # BEMServer's check services (issue 13; twinbill_twin.checks): missing data, outliers,
     # cleanup, weather downloads, for the campaigns (sites) whose st_* row is enabled. Every
     # replica looks every `checks_interval` seconds; a period is checked once (claimed in

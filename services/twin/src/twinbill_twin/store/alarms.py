@@ -13,11 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from twinbill_twin.domain.alarms import CATEGORIES, Alarm, Rule
 from twinbill_twin.store.events import NewEvent, category_id, record_event
 
 ALARM_SCOPE = "Alarms"
+_RULES_JSON = msgspec.json.Encoder()  # the rules' states: str keys, ints, strings, bools
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Device:
 
 @dataclass
 class DeviceState:
-    """One device's row of alarm_device_state."""
+    """One device's row of alarm_device_state; `xmin` is the row version it was read or written
+    as (PostgreSQL's system column: every write of the row, by anyone, changes it)."""
 
     device_id: int
     project_id: int
@@ -42,6 +45,12 @@ class DeviceState:
     offline_since: datetime | None
     rules: dict[str, Any]
     stored: bool = True
+    xmin: int | None = None
+
+    def copy(self) -> DeviceState:
+        """A copy to evaluate on (the rules' states are flat dicts)."""
+        return DeviceState(self.device_id, self.project_id, self.last_seen, self.offline_since,
+                           {rule: dict(state) for rule, state in self.rules.items()}, self.stored, self.xmin)
 
 
 def rule_of(row: Any) -> Rule:
@@ -110,6 +119,48 @@ class DeviceCache:
         return self._zones[project_id]
 
 
+class StateCache:
+    """The devices' rule states as this replica last read or wrote them, with their row versions:
+    a batch evaluates from here and writes back with `save_if_unchanged`, one statement, instead
+    of reading and locking every row first. Only a hint: a row written by anyone else since
+    (another shard's batch, the offline sweep, another replica) fails the version check and is
+    read again, locked. At most `size` devices (the oldest entries go first), each for at most
+    `ttl` seconds (xmin is a 32-bit transaction counter: an entry never lives to see it wrap)."""
+
+    def __init__(self, *, size: int = 50_000, ttl: float = 600.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._states: dict[int, tuple[float, DeviceState]] = {}
+
+    def get(self, device_id: int) -> DeviceState | None:
+        """The cached state (not a copy: evaluate on `copy()`), if fresh."""
+        found = self._states.get(device_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[0] >= self.ttl:
+            del self._states[device_id]
+            return None
+        return found[1]
+
+    def put(self, state: DeviceState) -> None:
+        """Keep a state as committed (with its new xmin)."""
+        self._states.pop(state.device_id, None)
+        self._states[state.device_id] = (time.monotonic(), state)
+        while len(self._states) > self.size:
+            del self._states[next(iter(self._states))]
+
+    def forget(self, device_id: int) -> None:
+        """Drop a device's entry."""
+        self._states.pop(device_id, None)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 async def lock_states(conn: asyncpg.Connection, devices: list[tuple[int, int, datetime]]) -> dict[int, DeviceState]:
     """The states of devices [(id, project, seen at)], locked (in id order) until the transaction
     ends. A device without one gets an empty row first: FOR UPDATE locks only rows that exist, and
@@ -120,24 +171,55 @@ async def lock_states(conn: asyncpg.Connection, devices: list[tuple[int, int, da
         "INSERT INTO alarm_device_state (device_id, project_id, last_seen) "
         "SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) ON CONFLICT (device_id) DO NOTHING",
         [d[0] for d in ordered], [d[1] for d in ordered], [d[2] for d in ordered])
-    rows = await conn.fetch("SELECT * FROM alarm_device_state WHERE device_id = ANY($1::bigint[]) "
+    rows = await conn.fetch("SELECT *, xmin FROM alarm_device_state WHERE device_id = ANY($1::bigint[]) "
                             "ORDER BY device_id FOR UPDATE", [d[0] for d in ordered])
     return {row["device_id"]: DeviceState(row["device_id"], row["project_id"], row["last_seen"], row["offline_since"],
-                                          json.loads(row["rules"]) if isinstance(row["rules"], str) else row["rules"])
+                                          json.loads(row["rules"]) if isinstance(row["rules"], str) else row["rules"],
+                                          xmin=row["xmin"])
             for row in rows}
 
 
-async def save_states(conn: asyncpg.Connection, states: list[DeviceState]) -> None:
-    """Write the states back (insert the new ones)."""
+async def save_states(conn: asyncpg.Connection, states: list[DeviceState]) -> dict[int, int]:
+    """Write the states back (insert the new ones); their new row versions (xmin) by device."""
     if not states:
-        return
-    await conn.execute(
+        return {}
+    rows = await conn.fetch(
         "INSERT INTO alarm_device_state (device_id, project_id, last_seen, offline_since, rules) "
         "SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::jsonb[]) "
         "ON CONFLICT (device_id) DO UPDATE SET last_seen = EXCLUDED.last_seen, "
-        "offline_since = EXCLUDED.offline_since, rules = EXCLUDED.rules",
+        "offline_since = EXCLUDED.offline_since, rules = EXCLUDED.rules RETURNING device_id, xmin",
         [s.device_id for s in states], [s.project_id for s in states], [s.last_seen for s in states],
-        [s.offline_since for s in states], [json.dumps(s.rules) for s in states])
+        [s.offline_since for s in states], [_RULES_JSON.encode(s.rules).decode() for s in states])
+    return {row["device_id"]: row["xmin"] for row in rows}
+
+
+# One statement: lock the rows in id order (as lock_states does, so writers never deadlock on
+# them), then write only the rows still at the version the states were evaluated from.
+_SAVE_IF_UNCHANGED = """
+WITH q AS MATERIALIZED (
+    SELECT * FROM unnest($1::bigint[], $2::xid[], $3::timestamptz[], $4::jsonb[])
+        AS q(device_id, seen_as, last_seen, rules)),
+locked AS MATERIALIZED (
+    SELECT st.device_id FROM alarm_device_state st JOIN q ON q.device_id = st.device_id
+    WHERE st.xmin = q.seen_as ORDER BY st.device_id FOR UPDATE OF st)
+UPDATE alarm_device_state st SET last_seen = q.last_seen, rules = q.rules
+FROM q WHERE q.device_id = st.device_id AND st.xmin = q.seen_as
+    AND st.device_id IN (SELECT device_id FROM locked)
+RETURNING st.device_id, st.xmin
+"""
+
+
+async def save_if_unchanged(conn: asyncpg.Connection, states: list[DeviceState]) -> dict[int, int]:
+    """Write back states evaluated from a cached copy, each only if its row is still the version
+    cached (`xmin`) and so holds what was evaluated from; the new versions of those written, by
+    device. A row someone else wrote meanwhile (another shard's batch, the offline sweep) is left
+    alone: its device is evaluated again from the row, locked."""
+    if not states:
+        return {}
+    ordered = sorted(states, key=lambda state: state.device_id)
+    rows = await conn.fetch(_SAVE_IF_UNCHANGED, [s.device_id for s in ordered], [s.xmin for s in ordered],
+                            [s.last_seen for s in ordered], [_RULES_JSON.encode(s.rules).decode() for s in ordered])
+    return {row["device_id"]: row["xmin"] for row in rows}
 
 
 async def alarm_scope(conn: asyncpg.Connection, project_id: int) -> int:
