@@ -126,12 +126,12 @@ async def read_ledgers(ctx: BillingContext, project_id: int, devices: list[Billi
     ledgers = await ctx.store.ledgers(project_id, [d.id for d in devices], since=since)
     short: list[int] = []
     for device in devices:
-        head = chain_head(ledgers.get(device.id, []))
+        bills = past_bills(ledgers.get(device.id, []))
+        head = head_of(bills)
         closing = closings.get(device.id)
         estimating = closing is None or (head is not None and closing.time <= head.to_time)
         chosen = pick_tariffs(tariffs, water_meter_kind=device.water_meter_kind)
-        if not ledger_complete(past_bills(ledgers.get(device.id, [])), since=since, estimating=estimating,
-                               window_start=partial(window_start, chosen)):
+        if not ledger_complete(bills, since=since, estimating=estimating, window_start=partial(window_start, chosen)):
             short.append(device.id)
     wanted = set(short)
     for first, last in id_ranges(short, [d.id for d in devices]):
