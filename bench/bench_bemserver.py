@@ -113,6 +113,24 @@ async def load(http: aiohttp.ClientSession, base: str) -> int:
     return int(week_id)
 
 
+async def save_answers(http: aiohttp.ClientSession, base: str, week: dict[str, str], into: Path) -> None:
+    """BENCH_SAVE=<dir>: download_aggregate's bodies (JSON and CSV) for each aggregation and width,
+    over the week and over a range cut inside hours, written as files to compare two versions'
+    answers byte for byte."""
+    await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
+    ranges = {"week": week, "cut": {**week, "start_time": stamp(3_725), "end_time": stamp(WEEK - 7_385)}}
+    for name, span in ranges.items():
+        for aggregation in ("avg", "sum", "min", "max", "count"):
+            for value, unit in (("1", "minute"), ("1", "hour"), ("10", "second"), ("5", "minute")):
+                params = {**span, "aggregation": aggregation, "bucket_width_value": value, "bucket_width_unit": unit}
+                for kind, accept in (("json", "application/json"), ("csv", "text/csv")):
+                    async with http.get(f"{base}/timeseries_data/aggregate", params=params,
+                                        headers={"Accept": accept}) as resp:
+                        body = await resp.read()
+                    await asyncio.to_thread((into / f"{name}-{aggregation}-{value}{unit}.{kind}").write_bytes, body)
+    print(f"answers written to {into}")
+
+
 async def run() -> None:
     tag = uuid.uuid4().hex[:8]
     reuse = os.environ.get("BENCH_REUSE_DB", "")
@@ -181,6 +199,8 @@ async def run() -> None:
                       f"   {' / '.join(f'{ms:.1f}' for ms in spent)}")
             print("(CPU ms: twin + gateway processes + PostgreSQL backends per query; the client's own "
                   "decoding is in the latency only)")
+            if os.environ.get("BENCH_SAVE"):
+                await save_answers(http, base, week, Path(os.environ["BENCH_SAVE"]))
             await conn.close()
         print(f"(machine: {os.cpu_count()} cores, shared with other work; load average {os.getloadavg()[0]:.2f})")
     finally:
