@@ -31,7 +31,14 @@ from twinbill_twin.bemserver.query import (
     time_param,
     zone_param,
 )
-from twinbill_twin.store.samples import CurrentValue, PartitionManager, SampleRecord, write_batch
+from twinbill_twin.store.samples import (
+    PACK_MINUTES,
+    PACKED_COLUMNS,
+    CurrentValue,
+    PartitionManager,
+    SampleRecord,
+    write_batch,
+)
 
 PARTITIONS = web.AppKey("bemserver_partitions", PartitionManager)
 WRITE_CHUNK = 100_000
@@ -210,6 +217,13 @@ GROUP BY 1, 2, 3
 """
 
 
+_REPACK = f"""
+INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours='''(
+    SELECT DISTINCT attribute_id, bucket - bucket % 3600000 AS bucket FROM rollup_1m
+    WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 AND bucket < $3) AS hours''')}
+"""
+
+
 @documented(summary="Delete points in [start_time, end_time)", query=query_params(*SERIES, required=SERIES), status=204,
             tags=("bemserver",))
 async def delete(request: web.Request) -> web.Response:
@@ -239,6 +253,11 @@ async def delete_points(conn: asyncpg.Connection, keys: list[int], start: int, e
                            "AND bucket >= $2 AND bucket < $3", keys, low, high)
         rebuild = _REBUILD_VALUES if table == "values_1h" else _REBUILD.format(table=table, width=width)
         await conn.execute(rebuild, keys, low, high)
+    # the touched hours' packed minutes, from the minute rollup just rebuilt
+    low, high = start - start % 3_600_000, end + (-end) % 3_600_000
+    await conn.execute("DELETE FROM rollup_1m_hours WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
+                       "AND bucket >= $2 AND bucket < $3", keys, low, high)
+    await conn.execute(_REPACK, keys, low, high)
 
 
 def add_data_routes(app: web.Application, prefix: str) -> None:

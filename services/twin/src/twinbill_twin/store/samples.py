@@ -92,15 +92,34 @@ _VALUES_MARK = """
     RETURNING 1
 """
 
+# An hour's minute partials packed (rollup_1m_hours, migration 0106) from its rollup_1m rows.
+PACK_MINUTES = """
+    SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000 AS hour,
+           array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket), array_agg(r.n ORDER BY r.bucket),
+           array_agg(r.sum ORDER BY r.bucket), array_agg(r.sum / r.n ORDER BY r.bucket),
+           array_agg(r.min ORDER BY r.bucket), array_agg(r.max ORDER BY r.bucket),
+           array_agg(r.first_v ORDER BY r.bucket), array_agg(r.last_v ORDER BY r.bucket)
+    FROM {hours} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
+         AND r.bucket >= hours.bucket AND r.bucket < hours.bucket + 3600000
+    GROUP BY 1, 2, 3
+    ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
+        minute = EXCLUDED.minute, n = EXCLUDED.n, sum = EXCLUDED.sum, mean = EXCLUDED.mean,
+        min = EXCLUDED.min, max = EXCLUDED.max, first_v = EXCLUDED.first_v, last_v = EXCLUDED.last_v"""
+PACKED_COLUMNS = "(attribute_id, idx, bucket, minute, n, sum, mean, min, max, first_v, last_v)"
+
 # Build the marked hours that ended at least `grace` ago (a batch's device times are mostly
-# the last few seconds): their sorted values from the samples, replacing the arrays there; the
-# marks go in the same statement.
-SEAL_HOURS = """
+# the last few seconds): their sorted values from the samples and their packed minutes from
+# rollup_1m, replacing what was there; the marks go in the same statement (one snapshot: what
+# a mark covered is in both, or the hour is marked again).
+SEAL_HOURS = f"""
 WITH due AS (
     DELETE FROM hour_values_dirty WHERE (attribute_id, bucket) IN (
         SELECT attribute_id, bucket FROM hour_values_dirty WHERE bucket <= $1::bigint
         ORDER BY bucket, attribute_id LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING attribute_id, bucket
+), packed AS (
+    INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours="due AS hours")}
+    RETURNING 1
 ), built AS (
     INSERT INTO values_1h (attribute_id, idx, bucket, v)
     SELECT s.attribute_id, s.idx, due.bucket, array_agg(s.dbl ORDER BY s.dbl)
@@ -111,7 +130,7 @@ WITH due AS (
     ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET v = EXCLUDED.v
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM built)
+SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM built), (SELECT count(*) FROM packed)
 """
 
 _STORE_TEMPLATE = """
@@ -178,7 +197,7 @@ WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrive
 
 MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h")
 # Every table that holds a series' points or their rollups (a series deleted leaves none behind).
-SERIES_TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h")
+SERIES_TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h", "rollup_1m_hours")
 _DAY_MS = 86_400_000
 
 

@@ -249,6 +249,10 @@ async def fetch_values(
     rows_as_stored = table != "samples" and not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]
     long_read = rows_as_stored and (stop - start) // bucket > 2000  # type: ignore[operator]  # an int here
     text = text and long_read
+    if text and table == "rollup_1m":
+        minutes = await fetch_minutes(conn, attribute_id, start=start, stop=stop, aggregator=aggregator)
+        if minutes is not None:
+            return texts_by_series(*minutes) if minutes[0] else {}
     values = "array_to_string(array_agg(v), ',')" if text else "array_agg(v)"
     kept = " FILTER (WHERE v IS NOT NULL)" if text else ""  # array_to_string leaves NULLs out
     query = f"SELECT array_agg(idx){kept}, array_agg(b){kept}, {values} FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)"
@@ -274,6 +278,94 @@ async def fetch_values(
     if len(parts) != len(times):  # cannot be: array_to_string leaves out exactly the NULLs
         raise RuntimeError(f"attribute {attribute_id}: {len(times)} buckets but other values")
     return texts_by_series(idxs, times, parts, joined)
+
+
+# The packed column (rollup_1m_hours, migration 0106) holding what a one-minute bucket answers as
+# stored (_ROW_VALUE) for each aggregator that has one; dev (a square root) reads rollup_1m.
+PACKED = {"avg": "mean", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
+          "mimmax": "max", "count": "n", "first": "first_v", "last": "last_v"}
+_HOUR = 3_600_000
+_MINUTE = 60_000
+
+# $1 the series key, [$2, $3) the minutes asked for, [$4, $5) its whole hours. Hours packed whole
+# (every series' row 60 minutes) and not marked come as packed rows, one text of 60 values each;
+# the rest of the range (the edges, hours marked since their seal or with a minute empty, hours
+# never sealed) as rollup_1m rows, read by index range per run of such hours.
+_MINUTES = """
+WITH packed AS (
+    SELECT h.idx, h.bucket, h.{column} AS v,
+           bool_and(cardinality(h.minute) = 60) OVER (PARTITION BY h.bucket) AS whole
+    FROM rollup_1m_hours AS h
+    WHERE h.attribute_id = $1 AND h.bucket >= $4 AND h.bucket < $5{series}
+      AND NOT EXISTS (SELECT FROM hour_values_dirty AS d WHERE d.attribute_id = $1 AND d.bucket = h.bucket)
+), kept AS (
+    SELECT idx, bucket, v FROM packed WHERE whole
+), uncovered AS (
+    SELECT min(lo) AS lo, max(lo) + 3600000 AS hi
+    FROM (SELECT lo, lo - 3600000 * row_number() OVER (ORDER BY lo) AS run
+          FROM generate_series($4::bigint, $5::bigint - 3600000, 3600000) AS lo
+          WHERE lo NOT IN (SELECT bucket FROM kept)) AS hours
+    GROUP BY run
+    UNION ALL SELECT $2, $4 WHERE $2 < $4
+    UNION ALL SELECT $5, $3 WHERE $5 < $3
+), rest AS (
+    SELECT r.* FROM uncovered AS u CROSS JOIN LATERAL (
+        SELECT idx, bucket, {row_value} AS v FROM rollup_1m
+        WHERE attribute_id = $1 AND bucket >= u.lo AND bucket < u.hi{series}
+        ORDER BY bucket, idx OFFSET 0) AS r  -- OFFSET 0: an index range per run, not one join
+    ORDER BY 2, 1
+)
+SELECT (SELECT array_agg(idx ORDER BY bucket, idx) FROM kept),
+       (SELECT array_agg(bucket ORDER BY bucket, idx) FROM kept),
+       (SELECT string_agg(array_to_string(v, ','), ',' ORDER BY bucket, idx) FROM kept),
+       array_agg(idx) FILTER (WHERE v IS NOT NULL), array_agg(bucket) FILTER (WHERE v IS NOT NULL),
+       array_to_string(array_agg(v), ',')
+FROM rest
+"""
+
+
+async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int,
+                        aggregator: str, scalar: bool = False
+                        ) -> tuple[list[int], list[int], list[str], str] | None:
+    """What one-minute buckets in [start, stop) answer as stored, as PostgreSQL writes the values
+    (domain.floattext): (series indexes, bucket starts, texts, the texts comma-joined), sealed
+    hours from their packed rows (168 rows for a week instead of 10,080), the rest from rollup_1m.
+    Times ascend per series unless hours not packed lie between packed ones (texts_by_series
+    sorts then). None where the aggregator has no packed column or no whole hour is asked for.
+    `scalar`: the series index -1 only (BEMServer)."""
+    column = PACKED.get(aggregator)
+    inner_start, inner_stop = -(-start // _HOUR) * _HOUR, stop - stop % _HOUR
+    if column is None or inner_start >= inner_stop:
+        return None
+    series = " AND idx = -1" if scalar else ""
+    sql = _MINUTES.format(column=column, row_value=_ROW_VALUE[aggregator], series=series)
+    row = await conn.fetchrow(sql, attribute_id, start, stop, inner_start, inner_stop)
+    assert row is not None  # an aggregate without GROUP BY: always one row
+    hour_idxs, hours, packed_text, rest_idxs, rest_times, rest_text = row
+    idxs: list[int] = []
+    times: list[int] = []
+    parts: list[str] = []
+    texts: list[str] = []
+    if hours:
+        if hour_idxs.count(hour_idxs[0]) == len(hours) and hours[-1] - hours[0] == (len(hours) - 1) * _HOUR:
+            times = list(range(hours[0], hours[-1] + _HOUR, _MINUTE))  # one series, hours in a row
+            idxs = [hour_idxs[0]] * len(times)
+        else:
+            times = [t for hour in hours for t in range(hour, hour + _HOUR, _MINUTE)]
+            idxs = [idx for idx in hour_idxs for _ in range(60)]
+        parts = packed_text.split(",")
+        texts = [packed_text]
+        if len(parts) != len(times):  # cannot be: 60 values in each hour kept
+            raise RuntimeError(f"attribute {attribute_id}: {len(times)} packed minutes but other values")
+    if rest_times:
+        rest_parts = rest_text.split(",")
+        if len(rest_parts) != len(rest_times):  # cannot be: array_to_string leaves out exactly the NULLs
+            raise RuntimeError(f"attribute {attribute_id}: {len(rest_times)} buckets but other values")
+        if times and rest_times[-1] < times[0]:  # the rest lies before the packed hours
+            idxs, times, parts, texts = rest_idxs + idxs, rest_times + times, rest_parts + parts, [rest_text, *texts]
+        else:
+            idxs, times, parts, texts = idxs + rest_idxs, times + rest_times, parts + rest_parts, [*texts, rest_text]
+    return idxs, times, parts, ",".join(texts)
 
 
 def texts_by_series(idxs: list[int], times: list[int], parts: list[str], joined: str) -> dict[int, Columns]:
