@@ -16,6 +16,7 @@ from twinbill_common.postgres import create_pool
 from twinbill_twin.api.dps import dps, dps_from_texts
 from twinbill_twin.bemserver.aggregates import json_number
 from twinbill_twin.domain.floattext import repr_texts, split_values
+from twinbill_twin.store.samples import ROUND15
 from twinbill_twin.store.series import Texts
 
 EDGES = [0.0, -0.0, 1.0, -1.0, 100.0, 1e-05, 0.0001, 0.1, 1e15, 1e16, 9999999999999998.0, 2.0**53, 2.0**53 + 2,
@@ -87,3 +88,34 @@ async def test_dps_from_texts_equals_dps(pg_dsn: str, computed: bool) -> None:
     assert "-0" not in texts
     want = json.dumps(dps(times[:len(plain)], plain, millis=False, computed=computed), ensure_ascii=False)
     assert dps_from_texts(times[:len(plain)], texts, millis=False, computed=computed) == want
+
+
+async def test_doubles_rounded_by_postgresql_give_the_computed_texts(pg_dsn: str) -> None:
+    """ROUND15 (the packed minutes' mean15 and the rollup rows' rounded avg) is Python's
+    float(f"{v:.15g}") wherever it rounds, and dps_from_texts of its texts taken as they stand
+    (Texts.rounded: no fix-up per value) equals json.dumps of dps() over the exact doubles,
+    edge values, the top of the double range and subnormals included."""
+    values = doubles(15)
+    times = [1_793_145_600_000 + 60_000 * i for i in range(len(values))]
+    rounding = ROUND15.format(v="v")
+    pool = await create_pool(pg_dsn, schema="public", max_size=1)
+    try:
+        rounded = await pool.fetchval(f"SELECT array_agg({rounding} ORDER BY o) FROM unnest($1::float8[]) "
+                                      "WITH ORDINALITY AS u(v, o)", values)
+        joined = await pool.fetchval("SELECT array_to_string($1::float8[], ',')", rounded)
+    finally:
+        await pool.close()
+    for value, got in zip(values, rounded, strict=True):
+        if 1e-300 <= abs(value) <= 1e300:
+            assert got == float(f"{value:.15g}"), value
+        else:
+            assert got == value or (math.isnan(got) and math.isnan(value)), value
+    texts = Texts(joined.split(","), joined=joined, rounded=True)
+    for millis in (False, True):
+        want = json.dumps(dps(times, values, millis=millis, computed=True), ensure_ascii=False)
+        assert dps_from_texts(times, texts, millis=millis, computed=True) == want
+    ordinary = [i for i, v in enumerate(values) if 1e-4 < abs(v) < 1e14]  # no fall-back: the joins' path
+    texts = Texts([texts[i] for i in ordinary], joined=",".join(texts[i] for i in ordinary), rounded=True)
+    steady = times[:len(ordinary)]
+    want = json.dumps(dps(steady, [values[i] for i in ordinary], millis=False, computed=True), ensure_ascii=False)
+    assert dps_from_texts(steady, texts, millis=False, computed=True) == want

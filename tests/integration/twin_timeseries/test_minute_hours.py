@@ -77,11 +77,13 @@ async def assert_packed_equal_rollup(pool: asyncpg.Pool, attribute_id: int) -> N
         SELECT r.idx, r.bucket - r.bucket % 3600000 AS hour,
                array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket) AS minute,
                array_agg(r.n ORDER BY r.bucket) AS n, array_agg(r.sum ORDER BY r.bucket) AS sum,
-               array_agg(r.sum / r.n ORDER BY r.bucket) AS mean, array_agg(r.min ORDER BY r.bucket) AS min,
+               array_agg(r.sum / r.n ORDER BY r.bucket) AS mean,
+               array_agg((r.sum / r.n)::numeric::float8 ORDER BY r.bucket) AS mean15,
+               array_agg(r.min ORDER BY r.bucket) AS min,
                array_agg(r.max ORDER BY r.bucket) AS max, array_agg(r.first_v ORDER BY r.bucket) AS first_v,
                array_agg(r.last_v ORDER BY r.bucket) AS last_v
         FROM rollup_1m AS r WHERE r.attribute_id = $1 GROUP BY 1, 2 ORDER BY 2, 1""", attribute_id)
-    packed = await pool.fetch("SELECT idx, bucket AS hour, minute, n, sum, mean, min, max, first_v, last_v "
+    packed = await pool.fetch("SELECT idx, bucket AS hour, minute, n, sum, mean, mean15, min, max, first_v, last_v "
                               "FROM rollup_1m_hours WHERE attribute_id = $1 ORDER BY bucket, idx", attribute_id)
     assert [dict(r) for r in packed] == [dict(r) for r in rows]
 
@@ -118,9 +120,10 @@ async def test_one_minute_buckets_from_sealed_hours_equal_the_minute_rollup_thro
                     slow_rows = await fetch_aggregates(conn, aggregation, grid, [humidity])
             assert fast_rows == slow_rows and len(fast_rows[0][1]) == len(grid.starts) - 1, aggregation
 
-    # the packed row is what is read: a changed mean shows (36 * 60 minutes, less the empty one)
+    # the packed row is what is read: a changed mean (to 15 digits, seed 002's) shows (36 * 60
+    # minutes, less the empty one)
     hour = T0 + 7 * HOUR
-    await pool.execute("UPDATE rollup_1m_hours SET mean = array_fill(7::float8, ARRAY[60]) "
+    await pool.execute("UPDATE rollup_1m_hours SET mean15 = array_fill(7::float8, ARRAY[60]) "
                        "WHERE attribute_id = $1 AND bucket = $2", humidity, hour)
     answer = await (await twin.get(PATH.format(humidity), params={**week, "downsample": "1m-avg"})).json()
     [series] = answer["data"]["value"]

@@ -12,7 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twinbill_twin.api.dps import EncodedJson, answer_response, dps, dps_text
+from twinbill_twin.api.dps import EncodedJson, answer_response, dps, dps_from_texts, dps_text
+from twinbill_twin.store.series import Texts
 
 EDGES = [0.0, -0.0, 1.0, -1.0, 0.1 + 0.2, 14556.392000000003, 1e15, 1.5e15, 9.5e15, 2.0**53, 2.0**53 + 2,
          -(2.0**53), 1e16, 1.2345678901234567e16, 1e-5, 1.5e-7, -1e-20, 1e300, 5e-324, 123456789012345.6,
@@ -77,3 +78,19 @@ def test_the_answer_splices_each_encoded_text_where_json_dumps_would_write_it() 
     assert response.text == json.dumps(expected, ensure_ascii=False)
     assert response.content_type == "application/json"
     assert len(EncodedJson(text, 2)) == 2
+
+
+def test_keys_one_step_apart_are_written_by_joins_across_their_digit_blocks() -> None:
+    """dps_from_texts writes the keys of buckets one step apart from four-digit texts joined per
+    block of keys sharing their upper digits: every step and start, across block edges, gives
+    the keys json.dumps writes (and uneven or early times the one-by-one way)."""
+    for step in (1, 7, 10, 60, 3600, 86_400):
+        for start in (10_000, 19_999, 99_993, 1_793_145_600, 1_793_149_980):
+            times = [(start + step * i) * 1000 for i in range(700)]
+            values = [float(i % 97) / 4 for i in range(700)]
+            texts = [repr(v).removesuffix(".0") for v in values]
+            got = dps_from_texts(times, Texts(texts, joined=",".join(texts)), millis=False, computed=False)
+            assert got == slow(times, values, millis=False, computed=False), (step, start)
+    for times in ([1000, 3000, 4000], [-60_000, 0, 60_000], [9_998_000, 9_999_000, 10_000_000]):
+        got = dps_from_texts(times, Texts(["1", "2.5", "3"], joined="1,2.5,3"), millis=False, computed=False)
+        assert got == slow(times, [1.0, 2.5, 3.0], millis=False, computed=False), times

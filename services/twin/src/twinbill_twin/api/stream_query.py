@@ -141,11 +141,13 @@ def _whole_buckets(spec: Downsample, bounds: list[int] | None, start: int, stop:
 
 
 async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                         spec: Downsample, bounds: list[int] | None, *, text: bool) -> dict[int, Columns]:
+                         spec: Downsample, bounds: list[int] | None, *, text: bool, rounded: bool
+                         ) -> dict[int, Columns]:
     """Bucket values per series as columns: whole buckets computed by PostgreSQL (from a rollup
     when one fits), the partial first and last buckets from summaries of their rollup and raw
     parts (before and after the whole ones). With `text`, a range of whole buckets only may
-    come back as Texts (store.series.fetch_values)."""
+    come back as Texts (store.series.fetch_values), with `rounded` perhaps rounded to 15
+    significant digits (Texts.rounded; the edges are then rounded too)."""
     stop = q.end + 1
     bucket: int | list[int] = bounds if bounds is not None else spec.interval_ms
     lo, hi = (stop, stop) if spec.whole_range else _whole_buckets(spec, bounds, q.start, stop)
@@ -157,7 +159,8 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
                      "samples")
         _retained(q, table, lo)
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
-                                                table=table, aggregator=spec.aggregator, text=text)
+                                                table=table, aggregator=spec.aggregator, text=text,
+                                                rounded=rounded)
     edges: list[dict[int, Columns]] = []
     for part_start, part_stop in ((q.start, lo), (hi, stop)):
         edge: dict[int, Columns] = {}
@@ -183,10 +186,12 @@ def _joined(head: list[Any], whole: list[Any], tail: list[Any]) -> list[Any]:
     whole ones are Texts, the edges' doubles are written as PostgreSQL wrote those."""
     if not isinstance(whole, Texts):
         return head + whole + tail
+    if whole.rounded:  # as the whole buckets' values: to 15 significant digits
+        head, tail = [float(f"{float(v):.15g}") for v in head], [float(f"{float(v):.15g}") for v in tail]
     first = [postgres_text(float(v)) for v in head]
     last = [postgres_text(float(v)) for v in tail]
     joined = ",".join(part for part in (",".join(first), whole.joined, ",".join(last)) if part)
-    return Texts(first + whole + last, joined=joined)
+    return Texts(first + whole + last, joined=joined, rounded=whole.rounded)
 
 
 async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
@@ -215,8 +220,9 @@ async def _percentiles(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
     return values
 
 
-async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery,
-                       spec: Downsample, bounds: list[int] | None, *, text: bool = False) -> dict[int, Columns]:
+async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery, spec: Downsample,
+                       bounds: list[int] | None, *, text: bool = False, rounded: bool = False
+                       ) -> dict[int, Columns]:
     if spec.aggregator in PERCENTILES:
         per_series: dict[int, Columns] = {}
         for (idx, b), value in sorted((await _percentiles(conn, attribute_id, q, spec, bounds)).items()):
@@ -224,7 +230,8 @@ async def _downsampled(conn: asyncpg.Connection, attribute_id: int, q: StreamQue
             times.append(b)
             values.append(value)
     else:
-        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds, text=text and spec.fill is Fill.NONE)
+        per_series = await _bucket_values(conn, attribute_id, q, spec, bounds, text=text and spec.fill is Fill.NONE,
+                                          rounded=rounded)
     if spec.fill is Fill.NONE:
         return per_series
     starts = bucket_starts(spec, q.start, q.end, q.tz)
@@ -264,7 +271,11 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
                                              "use aggregator=none")
     else:
         bounds = bucket_boundaries(q.downsample, q.start, q.end, q.tz)
-        series = await _downsampled(conn, attribute_id, q, q.downsample, bounds, text=True)
+        # values written to 15 digits may come so from the store, unless combine needs them exact
+        rounded = _arithmetic(q.downsample.aggregator) and q.aggregator not in ("count", "dev")
+        series = await _downsampled(conn, attribute_id, q, q.downsample, bounds, text=True, rounded=rounded)
+        if rounded and q.aggregator != "none" and _combined(series, q.aggregator):
+            series = await _downsampled(conn, attribute_id, q, q.downsample, bounds, text=True)
         # epoch buckets of whole seconds start on whole seconds: no need to look at each
         millis = (bounds is not None or q.downsample.interval_ms % 1000 != 0) and any(
             ts % 1000 for times, _ in series.values() for ts in times)

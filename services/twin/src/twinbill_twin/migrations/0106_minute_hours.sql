@@ -5,7 +5,10 @@
 -- minutes), else from rollup_1m, which stays the minute rollup of record. Minute-grade: raw
 -- retention keeps it, like rollup_1m. Only the values a bucket of one minute answers as stored:
 -- `mean` is sum / n computed once (the same IEEE division as at read time), so answers do not
--- change. Not partitioned: one row per series and hour, like rollup_1h.
+-- change; `mean15` is that mean to 15 significant digits, what seed 002 writes for an average
+-- (float8 -> numeric writes `%.15g`; numeric -> float8 reads it back: Python's
+-- float(f"{mean:.15g}")), so its answer takes PostgreSQL's text of it without a fix-up per
+-- value (api/dps.py). Not partitioned: one row per series and hour, like rollup_1h.
 -- depends: 0104_hour_values_sealed
 
 CREATE TABLE rollup_1m_hours (
@@ -16,6 +19,7 @@ CREATE TABLE rollup_1m_hours (
     n            bigint[] NOT NULL,            -- then each minute's partials, in that order
     sum          double precision[] NOT NULL,
     mean         double precision[] NOT NULL,
+    mean15       double precision[] NOT NULL,
     min          double precision[] NOT NULL,
     max          double precision[] NOT NULL,
     first_v      double precision[] NOT NULL,
@@ -24,10 +28,12 @@ CREATE TABLE rollup_1m_hours (
 );
 
 -- The hours already sealed (not marked): packed now, so existing data reads the same way.
-INSERT INTO rollup_1m_hours (attribute_id, idx, bucket, minute, n, sum, mean, min, max, first_v, last_v)
+INSERT INTO rollup_1m_hours (attribute_id, idx, bucket, minute, n, sum, mean, mean15, min, max, first_v, last_v)
 SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000,
        array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket), array_agg(r.n ORDER BY r.bucket),
        array_agg(r.sum ORDER BY r.bucket), array_agg(r.sum / r.n ORDER BY r.bucket),
+       array_agg(CASE WHEN abs(r.sum / r.n) BETWEEN 1e-300::float8 AND 1e300::float8
+                      THEN (r.sum / r.n)::numeric::float8 ELSE r.sum / r.n END ORDER BY r.bucket),
        array_agg(r.min ORDER BY r.bucket), array_agg(r.max ORDER BY r.bucket),
        array_agg(r.first_v ORDER BY r.bucket), array_agg(r.last_v ORDER BY r.bucket)
 FROM rollup_1m AS r

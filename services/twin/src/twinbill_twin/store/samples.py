@@ -92,20 +92,29 @@ _VALUES_MARK = """
     RETURNING 1
 """
 
+# A double to 15 significant digits, as Python's float(f"{v:.15g}"): float8 -> numeric writes
+# `%.15g`, numeric -> float8 reads it back. Past 1e300 (where the rounding can overflow) and below
+# 1e-300 (subnormals) the double stays as it is: its text then holds an exponent, which
+# api.dps.dps_from_texts reads back and writes from the double.
+ROUND15 = ("CASE WHEN abs({v}) BETWEEN 1e-300::float8 AND 1e300::float8 THEN ({v})::numeric::float8 "
+           "ELSE {v} END")
+
 # An hour's minute partials packed (rollup_1m_hours, migration 0106) from its rollup_1m rows.
-PACK_MINUTES = """
+PACK_MINUTES = f"""
     SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000 AS hour,
            array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket), array_agg(r.n ORDER BY r.bucket),
            array_agg(r.sum ORDER BY r.bucket), array_agg(r.sum / r.n ORDER BY r.bucket),
+           array_agg({ROUND15.format(v="r.sum / r.n")} ORDER BY r.bucket),
            array_agg(r.min ORDER BY r.bucket), array_agg(r.max ORDER BY r.bucket),
            array_agg(r.first_v ORDER BY r.bucket), array_agg(r.last_v ORDER BY r.bucket)
-    FROM {hours} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
+    FROM {{hours}} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
          AND r.bucket >= hours.bucket AND r.bucket < hours.bucket + 3600000
     GROUP BY 1, 2, 3
     ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
         minute = EXCLUDED.minute, n = EXCLUDED.n, sum = EXCLUDED.sum, mean = EXCLUDED.mean,
-        min = EXCLUDED.min, max = EXCLUDED.max, first_v = EXCLUDED.first_v, last_v = EXCLUDED.last_v"""
-PACKED_COLUMNS = "(attribute_id, idx, bucket, minute, n, sum, mean, min, max, first_v, last_v)"
+        mean15 = EXCLUDED.mean15, min = EXCLUDED.min, max = EXCLUDED.max, first_v = EXCLUDED.first_v,
+        last_v = EXCLUDED.last_v"""
+PACKED_COLUMNS = "(attribute_id, idx, bucket, minute, n, sum, mean, mean15, min, max, first_v, last_v)"
 
 # Build the marked hours that ended at least `grace` ago (a batch's device times are mostly
 # the last few seconds): their sorted values from the samples and their packed minutes from

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from twinbill_twin.domain.aggregators import Summary
+from twinbill_twin.store.samples import ROUND15
 
 # One series' points as two columns: times ascending, and their values.
 Columns = tuple[list[int], list[Any]]
@@ -17,11 +18,13 @@ Columns = tuple[list[int], list[Any]]
 
 class Texts(list[str]):
     """A column of doubles as PostgreSQL wrote them, shortest-exact (domain.floattext); `joined`
-    is the texts as they came, comma-separated."""
+    is the texts as they came, comma-separated. `rounded`: the doubles are the values rounded to
+    15 significant digits (ROUNDED), not the values themselves."""
 
-    def __init__(self, texts: list[str], *, joined: str) -> None:
+    def __init__(self, texts: list[str], *, joined: str, rounded: bool = False) -> None:
         super().__init__(texts)
         self.joined = joined
+        self.rounded = rounded
 
 
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
@@ -219,13 +222,16 @@ async def fetch_values(
     table: str,
     aggregator: str,
     text: bool = False,
+    rounded: bool = False,
 ) -> dict[int, Columns]:
     """A summary aggregator's value per series and bucket for buckets wholly inside [start, stop),
     computed by PostgreSQL from raw rows or a rollup, as columns per series (bucket starts
     ascending). One row of three arrays comes back (a week of 10 s buckets is 60,480 values):
     the rows are read in index order (bucket, idx), so no sort runs in PostgreSQL, and each
     series' part of the arrays is in time order. With `text`, a long read of a rollup as
-    stored brings the values as Texts (PostgreSQL's shortest-exact text, api.dps.dps_from_texts)."""
+    stored brings the values as Texts (PostgreSQL's shortest-exact text, api.dps.dps_from_texts);
+    with `rounded` too, an aggregator in ROUNDED may bring them rounded to 15 significant digits
+    (Texts.rounded says whether it did)."""
     by_boundaries = isinstance(bucket, list)
     if table == "samples":
         sql = f"""
@@ -250,9 +256,11 @@ async def fetch_values(
     long_read = rows_as_stored and (stop - start) // bucket > 2000  # type: ignore[operator]  # an int here
     text = text and long_read
     if text and table == "rollup_1m":
-        minutes = await fetch_minutes(conn, attribute_id, start=start, stop=stop, aggregator=aggregator)
+        rounded = rounded and aggregator in ROUNDED
+        minutes = await fetch_minutes(conn, attribute_id, start=start, stop=stop, aggregator=aggregator,
+                                      rounded=rounded)
         if minutes is not None:
-            return texts_by_series(*minutes) if minutes[0] else {}
+            return texts_by_series(*minutes, rounded=rounded) if minutes[0] else {}
     values = "array_to_string(array_agg(v), ',')" if text else "array_agg(v)"
     kept = " FILTER (WHERE v IS NOT NULL)" if text else ""  # array_to_string leaves NULLs out
     query = f"SELECT array_agg(idx){kept}, array_agg(b){kept}, {values} FROM ({sql} ORDER BY 2, 1) AS x(idx, b, v)"
@@ -284,6 +292,8 @@ async def fetch_values(
 # stored (_ROW_VALUE) for each aggregator that has one; dev (a square root) reads rollup_1m.
 PACKED = {"avg": "mean", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
           "mimmax": "max", "count": "n", "first": "first_v", "last": "last_v"}
+# The same to 15 significant digits (seed 002's computed values): packed column, rollup_1m value.
+ROUNDED = {"avg": ("mean15", ROUND15.format(v="sum / n"))}
 _HOUR = 3_600_000
 _MINUTE = 60_000
 
@@ -325,20 +335,21 @@ FROM rest
 
 
 async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: int, stop: int,
-                        aggregator: str, scalar: bool = False
+                        aggregator: str, scalar: bool = False, rounded: bool = False
                         ) -> tuple[list[int], list[int], list[str], str] | None:
     """What one-minute buckets in [start, stop) answer as stored, as PostgreSQL writes the values
     (domain.floattext): (series indexes, bucket starts, texts, the texts comma-joined), sealed
     hours from their packed rows (168 rows for a week instead of 10,080), the rest from rollup_1m.
     Times ascend per series unless hours not packed lie between packed ones (texts_by_series
     sorts then). None where the aggregator has no packed column or no whole hour is asked for.
-    `scalar`: the series index -1 only (BEMServer)."""
-    column = PACKED.get(aggregator)
+    `scalar`: the series index -1 only (BEMServer). `rounded`: the values to 15 significant
+    digits (the caller checks the aggregator is in ROUNDED)."""
+    column, row_value = ROUNDED[aggregator] if rounded else (PACKED.get(aggregator), _ROW_VALUE.get(aggregator))
     inner_start, inner_stop = -(-start // _HOUR) * _HOUR, stop - stop % _HOUR
-    if column is None or inner_start >= inner_stop:
+    if column is None or aggregator not in PACKED or inner_start >= inner_stop:
         return None
     series = " AND idx = -1" if scalar else ""
-    sql = _MINUTES.format(column=column, row_value=_ROW_VALUE[aggregator], series=series)
+    sql = _MINUTES.format(column=column, row_value=row_value, series=series)
     row = await conn.fetchrow(sql, attribute_id, start, stop, inner_start, inner_stop)
     assert row is not None  # an aggregate without GROUP BY: always one row
     hour_idxs, hours, packed_text, rest_idxs, rest_times, rest_text = row
@@ -368,12 +379,14 @@ async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: i
     return idxs, times, parts, ",".join(texts)
 
 
-def texts_by_series(idxs: list[int], times: list[int], parts: list[str], joined: str) -> dict[int, Columns]:
+def texts_by_series(idxs: list[int], times: list[int], parts: list[str], joined: str, *, rounded: bool = False
+                    ) -> dict[int, Columns]:
     """split_series of texts: one series in time order (the normal case) keeps `joined`."""
     if idxs.count(idxs[0]) == len(idxs) and sorted(times) == times:
-        return {idxs[0]: (times, Texts(parts, joined=joined))}
+        return {idxs[0]: (times, Texts(parts, joined=joined, rounded=rounded))}
     series = split_series(idxs, times, list(range(len(parts))))  # positions, to take the texts along
-    return {idx: (ts, Texts([parts[i] for i in positions], joined=",".join(parts[i] for i in positions)))
+    return {idx: (ts, Texts([parts[i] for i in positions], joined=",".join(parts[i] for i in positions),
+                            rounded=rounded))
             for idx, (ts, positions) in series.items()}
 
 
