@@ -79,13 +79,21 @@ async def assert_packed_equal_rollup(pool: asyncpg.Pool, attribute_id: int) -> N
                array_agg(r.n ORDER BY r.bucket) AS n, array_agg(r.sum ORDER BY r.bucket) AS sum,
                array_agg(r.sum / r.n ORDER BY r.bucket) AS mean,
                array_agg((r.sum / r.n)::numeric::float8 ORDER BY r.bucket) AS mean15,
-               array_agg(r.min ORDER BY r.bucket) AS min,
-               array_agg(r.max ORDER BY r.bucket) AS max, array_agg(r.first_v ORDER BY r.bucket) AS first_v,
-               array_agg(r.last_v ORDER BY r.bucket) AS last_v
+               array_agg(r.min ORDER BY r.bucket) AS min, array_agg(r.max ORDER BY r.bucket) AS max,
+               array_agg(r.first_v ORDER BY r.bucket) AS first_v, array_agg(r.last_v ORDER BY r.bucket) AS last_v
         FROM rollup_1m AS r WHERE r.attribute_id = $1 GROUP BY 1, 2 ORDER BY 2, 1""", attribute_id)
     packed = await pool.fetch("SELECT idx, bucket AS hour, minute, n, sum, mean, mean15, min, max, first_v, last_v "
                               "FROM rollup_1m_hours WHERE attribute_id = $1 ORDER BY bucket, idx", attribute_id)
-    assert [dict(r) for r in packed] == [dict(r) for r in rows]
+    # the texts read back are the doubles (shortest exact), the counts the integers
+    packed_values = [{**dict(r), **{k: [(int if k == "n" else float)(t) for t in r[k].split(",")]
+                                    for k in ("n", "sum", "mean", "mean15", "min", "max", "first_v", "last_v")}}
+                     for r in packed]
+    assert packed_values == [dict(r) for r in rows]
+    # and written as PostgreSQL writes them (what the answers are made of)
+    texts = await pool.fetch("SELECT array_to_string(array_agg(r.sum ORDER BY r.bucket), ',') FROM rollup_1m AS r "
+                             "WHERE r.attribute_id = $1 GROUP BY r.idx, r.bucket - r.bucket % 3600000 "
+                             "ORDER BY r.bucket - r.bucket % 3600000, r.idx", attribute_id)
+    assert [r[0] for r in texts] == [r["sum"] for r in packed]
 
 
 async def test_one_minute_buckets_from_sealed_hours_equal_the_minute_rollup_through_late_points(
@@ -123,7 +131,7 @@ async def test_one_minute_buckets_from_sealed_hours_equal_the_minute_rollup_thro
     # the packed row is what is read: a changed mean (to 15 digits, seed 002's) shows (36 * 60
     # minutes, less the empty one)
     hour = T0 + 7 * HOUR
-    await pool.execute("UPDATE rollup_1m_hours SET mean15 = array_fill(7::float8, ARRAY[60]) "
+    await pool.execute("UPDATE rollup_1m_hours SET mean15 = array_to_string(array_fill(7, ARRAY[60]), ',') "
                        "WHERE attribute_id = $1 AND bucket = $2", humidity, hour)
     answer = await (await twin.get(PATH.format(humidity), params={**week, "downsample": "1m-avg"})).json()
     [series] = answer["data"]["value"]

@@ -257,6 +257,7 @@ async def delete_points(conn: asyncpg.Connection, keys: list[int], start: int, e
     low, high = start - start % 3_600_000, end + (-end) % 3_600_000
     await conn.execute("DELETE FROM rollup_1m_hours WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 "
                        "AND bucket >= $2 AND bucket < $3", keys, low, high)
+    await conn.execute("SET LOCAL extra_float_digits = 1")  # the packed texts as readers write doubles
     await conn.execute(_REPACK, keys, low, high)
 
 

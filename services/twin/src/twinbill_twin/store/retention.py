@@ -1,7 +1,8 @@
 """Time-series upkeep: monthly partitions created ahead of the data, and raw retention per
 project. Raw-grade data (the samples, the 10 s rollup, the hours' sorted values) older than a
 project's horizon is deleted, or whole month partitions dropped where every project's horizon
-has passed them; the minute and hour rollups stay. A project's horizon (`raw_kept_from`) is
+has passed them; the minute and hour rollups (rollup_1m, its sealed hours packed in
+rollup_1m_hours, rollup_1h) stay. A project's horizon (`raw_kept_from`) is
 recorded before its data goes, so a query never mistakes deleted data for no data."""
 
 from __future__ import annotations

@@ -99,14 +99,15 @@ _VALUES_MARK = """
 ROUND15 = ("CASE WHEN abs({v}) BETWEEN 1e-300::float8 AND 1e300::float8 THEN ({v})::numeric::float8 "
            "ELSE {v} END")
 
-# An hour's minute partials packed (rollup_1m_hours, migration 0106) from its rollup_1m rows.
+# An hour's minute partials packed (rollup_1m_hours, migration 0106) from its rollup_1m rows: the
+# minutes, then each value column as its texts comma-joined (what readers join into answers).
+_PACKED_TEXT = "string_agg(({value})::text, ',' ORDER BY r.bucket)"
 PACK_MINUTES = f"""
     SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000 AS hour,
-           array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket), array_agg(r.n ORDER BY r.bucket),
-           array_agg(r.sum ORDER BY r.bucket), array_agg(r.sum / r.n ORDER BY r.bucket),
-           array_agg({ROUND15.format(v="r.sum / r.n")} ORDER BY r.bucket),
-           array_agg(r.min ORDER BY r.bucket), array_agg(r.max ORDER BY r.bucket),
-           array_agg(r.first_v ORDER BY r.bucket), array_agg(r.last_v ORDER BY r.bucket)
+           array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket),
+           {", ".join(_PACKED_TEXT.format(value=value) for value in (
+               "r.n", "r.sum", "r.sum / r.n", ROUND15.format(v="r.sum / r.n"), "r.min", "r.max", "r.first_v",
+               "r.last_v"))}
     FROM {{hours}} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
          AND r.bucket >= hours.bucket AND r.bucket < hours.bucket + 3600000
     GROUP BY 1, 2, 3
@@ -277,8 +278,11 @@ async def seal_hours(conn: asyncpg.Connection, *, now_ms: int, grace_ms: int = 1
                      limit: int = 500) -> tuple[int, int]:
     """Build up to `limit` marked hours that ended `grace_ms` before `now_ms`: (hours sealed,
     arrays written). Replicas share the marks (SKIP LOCKED)."""
-    # the last hour start that is due: its hour ended `grace_ms` ago (an index range on bucket)
-    row = await conn.fetchrow(SEAL_HOURS, now_ms - 3_600_000 - grace_ms, limit)
+    # the last hour start that is due: its hour ended `grace_ms` ago (an index range on bucket);
+    # the packed minutes' texts as every reader writes doubles, whatever this session's setting
+    async with conn.transaction():
+        await conn.execute("SET LOCAL extra_float_digits = 1")
+        row = await conn.fetchrow(SEAL_HOURS, now_ms - 3_600_000 - grace_ms, limit)
     assert row is not None
     return int(row[0]), int(row[1])
 

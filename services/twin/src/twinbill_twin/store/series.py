@@ -30,7 +30,8 @@ class Texts(list[str]):
 ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s"))
 # Each hour's values sorted (per series): whole-hour percentile buckets read these, not raw rows.
 HOUR_VALUES = (3_600_000, "values_1h")
-# What raw retention deletes before a project's horizon (the minute and hour rollups stay).
+# What raw retention deletes before a project's horizon (the minute and hour rollups stay, the
+# minutes' packed hours, rollup_1m_hours, with them).
 RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h"})
 
 _ATTRIBUTE = """
@@ -327,7 +328,7 @@ WITH packed AS (
 )
 SELECT (SELECT array_agg(idx ORDER BY bucket, idx) FROM kept),
        (SELECT array_agg(bucket ORDER BY bucket, idx) FROM kept),
-       (SELECT string_agg(array_to_string(v, ','), ',' ORDER BY bucket, idx) FROM kept),
+       (SELECT string_agg(v, ',' ORDER BY bucket, idx) FROM kept),
        array_agg(idx) FILTER (WHERE v IS NOT NULL), array_agg(bucket) FILTER (WHERE v IS NOT NULL),
        array_to_string(array_agg(v), ',')
 FROM rest
