@@ -15,7 +15,7 @@ import pytest
 from twinbill_common.postgres import create_pool
 from twinbill_twin.api.dps import dps, dps_from_texts
 from twinbill_twin.bemserver.aggregates import json_number
-from twinbill_twin.domain.floattext import repr_texts, split_values
+from twinbill_twin.domain.floattext import repr_texts, rounded_texts, split_values
 from twinbill_twin.store.samples import ROUND15
 from twinbill_twin.store.series import Texts
 
@@ -91,10 +91,11 @@ async def test_dps_from_texts_equals_dps(pg_dsn: str, computed: bool) -> None:
 
 
 async def test_doubles_rounded_by_postgresql_give_the_computed_texts(pg_dsn: str) -> None:
-    """ROUND15 (the packed minutes' mean15 and the rollup rows' rounded avg) is Python's
-    float(f"{v:.15g}") wherever it rounds, and dps_from_texts of its texts taken as they stand
-    (Texts.rounded: no fix-up per value) equals json.dumps of dps() over the exact doubles,
-    edge values, the top of the double range and subnormals included."""
+    """ROUND15 (the packed minutes' mean15) is Python's float(f"{v:.15g}") wherever it rounds,
+    its texts are what floattext.rounded_texts makes of the exact doubles' texts (how the minute
+    rows around the packed hours are rounded), and dps_from_texts of them taken as they stand
+    (Texts.rounded: no fix-up per value) equals json.dumps of dps() over the exact doubles, edge
+    values, the top of the double range and subnormals included."""
     values = doubles(15)
     times = [1_793_145_600_000 + 60_000 * i for i in range(len(values))]
     rounding = ROUND15.format(v="v")
@@ -103,6 +104,7 @@ async def test_doubles_rounded_by_postgresql_give_the_computed_texts(pg_dsn: str
         rounded = await pool.fetchval(f"SELECT array_agg({rounding} ORDER BY o) FROM unnest($1::float8[]) "
                                       "WITH ORDINALITY AS u(v, o)", values)
         joined = await pool.fetchval("SELECT array_to_string($1::float8[], ',')", rounded)
+        exact = await pool.fetchval("SELECT array_to_string($1::float8[], ',')", values)
     finally:
         await pool.close()
     for value, got in zip(values, rounded, strict=True):
@@ -111,6 +113,13 @@ async def test_doubles_rounded_by_postgresql_give_the_computed_texts(pg_dsn: str
         else:
             assert got == value or (math.isnan(got) and math.isnan(value)), value
     texts = Texts(joined.split(","), joined=joined, rounded=True)
+    # the same texts, but from 1e15 (PostgreSQL writes an integral double there with every digit;
+    # both read back as the same double, which dps_from_texts then writes: "e+" falls back)
+    in_range = [i for i, v in enumerate(values) if 1e-300 <= abs(v) < 1e15]
+    by_python = rounded_texts(exact.split(","))
+    assert [by_python[i] for i in in_range] == [texts[i] for i in in_range]
+    large = [i for i, v in enumerate(values) if 1e15 <= abs(v) <= 1e300]
+    assert [float(by_python[i]) for i in large] == [float(texts[i]) for i in large]
     for millis in (False, True):
         want = json.dumps(dps(times, values, millis=millis, computed=True), ensure_ascii=False)
         assert dps_from_texts(times, texts, millis=millis, computed=True) == want

@@ -15,12 +15,12 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 from typing import Any
 
 from aiohttp import web
 
 from twinbill_common.http import dumps
+from twinbill_twin.domain.floattext import rounded_texts
 from twinbill_twin.store.series import Texts
 
 _INTEGRAL = 2.0**53
@@ -92,12 +92,9 @@ def dps_from_texts(times: list[int], texts: Texts, *, millis: bool, computed: bo
     joined = texts.joined
     if texts.rounded and not computed:  # cannot be: only computed values are asked for rounded
         raise ValueError("values rounded to 15 digits where every digit was to be written")
-    if computed and not texts.rounded:  # the longer texts' positions found by C loops, then each formatted
-        longer = list(compress(range(len(texts)), map((15).__lt__, map(len, texts))))
-        if longer:
-            written = list(texts)
-            for index in longer:
-                written[index] = f"{float(texts[index]):.15g}"
+    if computed and not texts.rounded:
+        written = rounded_texts(texts)
+        if written is not texts:
             joined = ",".join(written)
     if "N" in joined or "I" in joined or "e+" in joined or "e-3" in joined or "-0" in written:
         # from the shortest texts, which read back exactly

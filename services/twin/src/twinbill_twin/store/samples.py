@@ -101,16 +101,23 @@ ROUND15 = ("CASE WHEN abs({v}) BETWEEN 1e-300::float8 AND 1e300::float8 THEN ({v
 
 # An hour's minute partials packed (rollup_1m_hours, migration 0106) from its rollup_1m rows: the
 # minutes, then each value column as its texts comma-joined (what readers join into answers).
+# Only hours whose every series has all 60 minutes (the only ones readers take from here: a
+# 15-minute meter's hours would cost space and never be read).
 _PACKED_TEXT = "string_agg(({value})::text, ',' ORDER BY r.bucket)"
 PACK_MINUTES = f"""
-    SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000 AS hour,
-           array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket),
-           {", ".join(_PACKED_TEXT.format(value=value) for value in (
-               "r.n", "r.sum", "r.sum / r.n", ROUND15.format(v="r.sum / r.n"), "r.min", "r.max", "r.first_v",
-               "r.last_v"))}
-    FROM {{hours}} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
-         AND r.bucket >= hours.bucket AND r.bucket < hours.bucket + 3600000
-    GROUP BY 1, 2, 3
+    SELECT attribute_id, idx, hour, minute, n, sum, mean, mean15, min, max, first_v, last_v
+    FROM (SELECT r.attribute_id, r.idx, r.bucket - r.bucket % 3600000 AS hour,
+                 array_agg((r.bucket % 3600000 / 60000)::smallint ORDER BY r.bucket) AS minute,
+                 {", ".join(_PACKED_TEXT.format(value=value) + " AS " + name for value, name in (
+                     ("r.n", "n"), ("r.sum", "sum"), ("r.sum / r.n", "mean"),
+                     (ROUND15.format(v="r.sum / r.n"), "mean15"), ("r.min", "min"), ("r.max", "max"),
+                     ("r.first_v", "first_v"), ("r.last_v", "last_v")))},
+                 bool_and(count(*) = 60) OVER (PARTITION BY r.attribute_id, r.bucket - r.bucket % 3600000)
+                     AS whole
+          FROM {{hours}} JOIN rollup_1m AS r ON r.attribute_id = hours.attribute_id
+               AND r.bucket >= hours.bucket AND r.bucket < hours.bucket + 3600000
+          GROUP BY 1, 2, 3) AS hour_rows
+    WHERE whole
     ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
         minute = EXCLUDED.minute, n = EXCLUDED.n, sum = EXCLUDED.sum, mean = EXCLUDED.mean,
         mean15 = EXCLUDED.mean15, min = EXCLUDED.min, max = EXCLUDED.max, first_v = EXCLUDED.first_v,
@@ -129,7 +136,11 @@ WITH due AS (
     RETURNING attribute_id, bucket
 ), packed AS (
     INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours="due AS hours")}
-    RETURNING 1
+    RETURNING attribute_id, bucket
+), unpacked AS (  -- a due hour not packed whole now (a late point of a new series) keeps no row
+    DELETE FROM rollup_1m_hours AS h USING due
+    WHERE h.attribute_id = due.attribute_id AND h.bucket = due.bucket
+      AND NOT EXISTS (SELECT FROM packed WHERE packed.attribute_id = h.attribute_id AND packed.bucket = h.bucket)
 ), built AS (
     INSERT INTO values_1h (attribute_id, idx, bucket, v)
     SELECT s.attribute_id, s.idx, due.bucket, array_agg(s.dbl ORDER BY s.dbl)

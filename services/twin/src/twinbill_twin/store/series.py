@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from twinbill_twin.domain.aggregators import Summary
-from twinbill_twin.store.samples import ROUND15
+from twinbill_twin.domain.floattext import rounded_texts
 
 # One series' points as two columns: times ascending, and their values.
 Columns = tuple[list[int], list[Any]]
@@ -294,7 +294,7 @@ async def fetch_values(
 PACKED = {"avg": "mean", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
           "mimmax": "max", "count": "n", "first": "first_v", "last": "last_v"}
 # The same to 15 significant digits (seed 002's computed values): packed column, rollup_1m value.
-ROUNDED = {"avg": ("mean15", ROUND15.format(v="sum / n"))}
+ROUNDED = {"avg": "mean15"}
 _HOUR = 3_600_000
 _MINUTE = 60_000
 
@@ -319,12 +319,13 @@ WITH packed AS (
     GROUP BY run
     UNION ALL SELECT $2, $4 WHERE $2 < $4
     UNION ALL SELECT $5, $3 WHERE $5 < $3
+    ORDER BY 1
 ), rest AS (
+    -- OFFSET 0: an index range per run in run order, so (bucket, idx) order without a sort
+    -- (checked by the caller, never trusted), not one join over the whole range
     SELECT r.* FROM uncovered AS u CROSS JOIN LATERAL (
         SELECT idx, bucket, {row_value} AS v FROM rollup_1m
-        WHERE attribute_id = $1 AND bucket >= u.lo AND bucket < u.hi{series}
-        ORDER BY bucket, idx OFFSET 0) AS r  -- OFFSET 0: an index range per run, not one join
-    ORDER BY 2, 1
+        WHERE attribute_id = $1 AND bucket >= u.lo AND bucket < u.hi{series} OFFSET 0) AS r
 )
 SELECT (SELECT array_agg(idx ORDER BY bucket, idx) FROM kept),
        (SELECT array_agg(bucket ORDER BY bucket, idx) FROM kept),
@@ -345,12 +346,12 @@ async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: i
     sorts then). None where the aggregator has no packed column or no whole hour is asked for.
     `scalar`: the series index -1 only (BEMServer). `rounded`: the values to 15 significant
     digits (the caller checks the aggregator is in ROUNDED)."""
-    column, row_value = ROUNDED[aggregator] if rounded else (PACKED.get(aggregator), _ROW_VALUE.get(aggregator))
+    column = ROUNDED[aggregator] if rounded else PACKED.get(aggregator)
     inner_start, inner_stop = -(-start // _HOUR) * _HOUR, stop - stop % _HOUR
     if column is None or aggregator not in PACKED or inner_start >= inner_stop:
         return None
     series = " AND idx = -1" if scalar else ""
-    sql = _MINUTES.format(column=column, row_value=row_value, series=series)
+    sql = _MINUTES.format(column=column, row_value=_ROW_VALUE[aggregator], series=series)
     row = await conn.fetchrow(sql, attribute_id, start, stop, inner_start, inner_stop)
     assert row is not None  # an aggregate without GROUP BY: always one row
     hour_idxs, hours, packed_text, rest_idxs, rest_times, rest_text = row
@@ -373,6 +374,9 @@ async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: i
         rest_parts = rest_text.split(",")
         if len(rest_parts) != len(rest_times):  # cannot be: array_to_string leaves out exactly the NULLs
             raise RuntimeError(f"attribute {attribute_id}: {len(rest_times)} buckets but other values")
+        # rollup_1m's exact values rounded as the packed ones are (in SQL, numeric cost 2.5 us a value)
+        if rounded and (written := rounded_texts(rest_parts)) is not rest_parts:
+            rest_parts, rest_text = written, ",".join(written)
         if times and rest_times[-1] < times[0]:  # the rest lies before the packed hours
             idxs, times, parts, texts = rest_idxs + idxs, rest_times + times, rest_parts + parts, [rest_text, *texts]
         else:
