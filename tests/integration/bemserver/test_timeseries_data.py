@@ -162,7 +162,8 @@ async def test_aggregate_by_ids_in_one_statement_checks_as_find_series_does(bem:
         return [*params, ("data_state", str(state)), *(("timeseries", str(s)) for s in series)]
 
     hours = ["2026-01-05T00:00:00+00:00", "2026-01-05T01:00:00+00:00", "2026-01-05T02:00:00+00:00"]
-    status, by_ids, _ = await raw(bem, "GET", "/timeseries_data/aggregate", params=query(RAW, a["id"], b["id"], a["id"]))
+    status, by_ids, _ = await raw(bem, "GET", "/timeseries_data/aggregate",
+                                  params=query(RAW, a["id"], b["id"], a["id"]))
     assert status == 200 and by_ids == {str(a["id"]): dict(zip(hours, [1.75, None, None], strict=True)),
                                         str(b["id"]): dict(zip(hours, [None, None, 7.0], strict=True))}
     status, by_names, _ = await raw(bem, "GET", f"/timeseries_data/campaign/{campaign['id']}/aggregate",

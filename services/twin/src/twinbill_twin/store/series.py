@@ -202,7 +202,7 @@ _ROLLUP_VALUE = {
     "first": "(array_agg(first_v ORDER BY first_ts))[1]",
     "last": "(array_agg(last_v ORDER BY last_ts DESC))[1]",
 }
-_ROW_VALUE = {
+ROW_VALUE = {
     "avg": "sum / n", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
     "mimmax": "max", "count": "n::float8", "dev": "sqrt(greatest(m2, 0) / n)", "first": "first_v",
     "last": "last_v",
@@ -235,7 +235,7 @@ async def fetch_values(
             GROUP BY 1, 2"""
     elif not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]:
         sql = f"""
-            SELECT idx, bucket, {_ROW_VALUE[aggregator]} FROM {table}
+            SELECT idx, bucket, {ROW_VALUE[aggregator]} FROM {table}
             WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
     else:
         key = bucket_sql("bucket", boundaries=by_boundaries)
