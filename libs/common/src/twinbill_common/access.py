@@ -26,11 +26,6 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access logger, writing through structlog."""
 
-    @property
-    def enabled(self) -> bool:
-        """aiohttp skips the call when the log's level would drop every line."""
-        return logging.getLogger("twinbill.access").isEnabledFor(logging.INFO)
-
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         write = log.debug if request.path in PROBES else log.info
         write("request", method=request.method, path=request.path_qs, status=response.status,
