@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -134,7 +135,7 @@ async def test_a_value_postgresql_refuses_is_permanent_not_a_batch_requeue(
 
     monkeypatch.setattr("twinbill_twin.handlers.telemetry.write_batch", refused)
     message = MeasurementsAccepted.model_validate(dict(measurements(device, [(T0, {"humidity": 1})])))
-    raw: Any = object()
+    raw: Any = SimpleNamespace(redelivered=False)  # handle() reads only the redelivered flag
     with pytest.raises(PermanentError, match="a value cannot be stored: value overflows numeric format"):
         await consumer.handle([Delivery(message, raw)])
 
@@ -207,7 +208,8 @@ async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
 
     class _Raw:
         message_id = "x"
-    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+        redelivered = False
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     assert await count_samples(pool, device.attributes["humidity"]) == 1
     assert consumer.stored_total == 1
 
@@ -227,7 +229,8 @@ async def test_consumer_counts_writes_and_the_lag_behind_the_gateway(pool: async
 
     class _Raw:
         message_id = "lag"
-    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+        redelivered = False
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # a redelivery: no new samples
     assert registry.get_sample_value("twin_samples_written_total") == 3
     assert registry.get_sample_value("twin_telemetry_messages_total") == 2
@@ -256,6 +259,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
 
     class _Raw:
         message_id = "concurrent"
+        redelivered = False
 
     # warm the partitions and caches with an unrelated point so the blocked moment is the insert
     def validated(batch: list[tuple[int, dict[str, Any]]]) -> MeasurementsAccepted:
@@ -263,7 +267,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
         return MeasurementsAccepted.model_validate({name: getattr(built, name) for name in built.model_fields_set})
 
     await consumer.handle([Delivery(validated([(T0 - 3_600_000, {"humidity": Decimal(1)})]),
-                                    _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+                                    _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     blocker = await pool.acquire()
     try:
         transaction = blocker.transaction()
@@ -271,7 +275,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
         await blocker.execute("INSERT INTO samples (attribute_id, idx, ts, num, dbl) VALUES ($1, -1, $2, 3.5, 3.5)",
                               humidity, contested)
         batch = asyncio.create_task(consumer.handle(
-            [Delivery(validated(points), _Raw())]))  # type: ignore[arg-type]  # handle() reads no raw
+            [Delivery(validated(points), _Raw())]))  # type: ignore[arg-type]  # handle() reads only the redelivered flag
 
         async def waiting_on_the_blocker() -> bool:
             return bool(await pool.fetchval(
