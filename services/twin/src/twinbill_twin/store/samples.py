@@ -153,33 +153,38 @@ _FORMS = ("plain", "fast", "safe")
 
 _EPOCH = "'epoch'::timestamptz + {col} * interval '1 millisecond'"
 
-_CURRENT = f"""
-UPDATE attributes AS a
-SET value = u.value, stime = {_EPOCH.format(col="u.ts")}, atime = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-      AS t(id, value, ts, arrived) ORDER BY id) AS u
-WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
-"""
-
+# After the samples, in one statement (one round trip): each attribute's current value where the
+# new sample is newer, then devices' last_seen and instances' atime moved forward to the arrival.
 # Device rows are locked in id order before they are updated, here and in the status endpoint
 # (store/internal.py), so the consumer's batches and the ingest gateway's status posts always
 # take them in one order and cannot deadlock. An UPDATE ... FROM locks rows in whatever order its
 # plan visits them (an ORDER BY in the FROM list does not fix that); a SELECT ... ORDER BY ... FOR
-# NO KEY UPDATE locks them as they come out of the sort.
-LOCK_DEVICES = """
-SELECT id FROM devices WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
-"""
-
-_LAST_SEEN = f"""
-UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
-WHERE d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < {_EPOCH.format(col="u.arrived")})
-"""
-
-_INSTANCE_ATIME = f"""
-UPDATE instances AS i SET atime = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
-WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
+# NO KEY UPDATE locks them as they come out of the sort. `seen` waits for all of `locked`: its
+# condition on it refers to no row, so PostgreSQL checks it once, before the UPDATE reads any
+# (a one-time filter), and the select list runs `currents`, `seen`, `touched` in that order.
+_TOUCH = f"""
+WITH currents AS (
+    UPDATE attributes AS a
+    SET value = u.value, stime = {_EPOCH.format(col="u.ts")}, atime = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+          AS t(id, value, ts, arrived) ORDER BY id) AS u
+    WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
+    RETURNING 1
+), locked AS (
+    SELECT id FROM devices WHERE id = ANY($5::bigint[]) ORDER BY id FOR NO KEY UPDATE
+), seen AS (
+    UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($5::bigint[], $6::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+    WHERE (SELECT count(*) FROM locked) >= 0
+      AND d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < {_EPOCH.format(col="u.arrived")})
+    RETURNING 1
+), touched AS (
+    UPDATE instances AS i SET atime = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($7::bigint[], $8::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+    WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM currents), (SELECT count(*) FROM seen), (SELECT count(*) FROM touched)
 """
 
 MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h")
@@ -306,15 +311,11 @@ async def _write_once(conn: asyncpg.Connection, samples: Sequence[SampleRecord],
         await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)
         row = await conn.fetchrow(_STORES[form])
         stored, minutes, hours, tens, values = row if row is not None else (0, 0, 0, 0, 0)
-        if currents:
+        if currents or devices or instances:
             ordered = sorted(currents, key=lambda c: c.attribute_id)
-            await conn.execute(_CURRENT, [c.attribute_id for c in ordered], [c.value for c in ordered],
-                               [c.ts for c in ordered], [c.arrived for c in ordered])
-        if devices:
-            ids = sorted(devices)
-            await conn.execute(LOCK_DEVICES, ids)
-            await conn.execute(_LAST_SEEN, ids, [devices[i] for i in ids])
-        if instances:
-            ids = sorted(instances)
-            await conn.execute(_INSTANCE_ATIME, ids, [instances[i] for i in ids])
+            device_ids, instance_ids = sorted(devices), sorted(instances)
+            await conn.fetchrow(_TOUCH, [c.attribute_id for c in ordered], [c.value for c in ordered],
+                                [c.ts for c in ordered], [c.arrived for c in ordered],
+                                device_ids, [devices[i] for i in device_ids],
+                                instance_ids, [instances[i] for i in instance_ids])
     return WriteResult(stored, minutes, hours, tens, values, form=form)
