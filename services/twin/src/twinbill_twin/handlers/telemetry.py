@@ -313,7 +313,7 @@ class TelemetryConsumer:
                                 if held is None or ts >= held[0]:
                                     newest[attribute_id] = (ts, arrived, value)
                             continue
-                        decoded = value_of(value)
+                        decoded = decoded_value(value, where=f"points[{number}].{measurepoint}")
                     else:
                         decoded = value
                     self._add_value(samples, newest, attribute_ids, decoded, value, ts=ts, arrived=arrived,
@@ -349,6 +349,15 @@ class TelemetryConsumer:
 
 class _Unknown(Exception):
     """A device or measurepoint the attribute cache does not hold (reload, then build again)."""
+
+
+def decoded_value(raw: msgspec.Raw, *, where: str) -> Any:
+    """A measurepoint value's JSON text decoded (msgspec checked it with the message, so this
+    does not fail; if it ever did, the message is dead-lettered naming the point, not retried)."""
+    try:
+        return value_of(raw)
+    except (msgspec.DecodeError, RecursionError) as err:
+        raise PermanentError(f"{where}: {err}") from err
 
 
 def current_text(value: Any) -> str:
