@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import bench_database, cpu_seconds, find_pid, wait_ready  # bench/ is first on sys.path
+from procstats import bench_database, cpu_seconds, find_pid, samples_written, wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY, telemetry_key
@@ -62,15 +62,6 @@ async def write_path_cpu(conn: asyncpg.Connection, twin: int, rabbit: int | None
                                 "AND pid <> pg_backend_pid()")
     return {"twin": cpu_seconds(twin), "postgresql": sum(cpu_seconds(r["pid"]) for r in backends),
             "rabbitmq": cpu_seconds(rabbit) if rabbit else 0.0, "publisher": time.process_time()}
-
-
-async def samples_written(http: aiohttp.ClientSession, port: int) -> int:
-    """The twin's `twin_samples_written_total`: samples its consumer committed so far."""
-    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith("twin_samples_written_total "):
-                return int(float(line.split()[1]))
-    return 0
 
 
 async def make_registry(conn: asyncpg.Connection, measurepoints: list[str],
