@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,14 +118,13 @@ class AttributeCache:
 
     def __init__(self) -> None:
         self._devices: dict[tuple[str, str], DeviceAttributes] = {}
+        # The cached entry of a key, if any: the dict's own lookup (called per point; the dict
+        # is only ever changed in place, so this stays bound to it).
+        self.get: Callable[[tuple[str, str]], DeviceAttributes | None] = self._devices.get
 
     def clear(self) -> None:
         """Forget everything (a registry change was announced)."""
         self._devices.clear()
-
-    def get(self, key: tuple[str, str]) -> DeviceAttributes | None:
-        """The cached entry, if any."""
-        return self._devices.get(key)
 
     async def load(self, conn: asyncpg.Connection, keys: set[tuple[str, str]]) -> None:
         """(Re)load these devices from the registry tables in one query."""
