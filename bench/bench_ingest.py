@@ -12,7 +12,7 @@ its CPU is then the bench's alone, and the bench runs while the shared broker is
 (else free ports).
 
     .venv/bin/python bench/bench_ingest.py [--seconds 20] [--gateways 8] [--sub-devices 50]
-        [--processes 1] [--port-base N] [--private-rabbitmq]
+        [--processes 1] [--port-base N] [--private-rabbitmq] [--rate POINTS_PER_S]
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument("--sub-devices", type=int, default=50)
     parser.add_argument("--window", type=int, default=16, help="requests in flight per gateway")
+    parser.add_argument("--rate", type=float, help="points/s offered (default: as fast as replies allow); "
+                        "at one rate the CPU per point compares between runs on a busy machine")
     parser.add_argument("--processes", type=int, default=1, help="ingest gateway processes (one share group)")
     parser.add_argument("--port-base", type=int, default=0, help="take ports from here up (0: free ports)")
     parser.add_argument("--private-rabbitmq", action="store_true", help="a RabbitMQ node of the bench's own")
@@ -136,7 +138,7 @@ def main() -> None:
                 run_simulator(
                     config,
                     port=broker.port,
-                    rate=None,
+                    rate=args.rate,
                     duration=args.seconds,
                     batch=100,
                     window=args.window,
