@@ -36,6 +36,7 @@ from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
+from twinbill_ingest.mqtt import share_property_tables
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 
@@ -131,6 +132,9 @@ def main() -> None:
             pids["rabbitmq (the bench's own)"] = beam
         elif rabbit is None and (beam := find_shared_rabbitmq()) is not None:
             pids["rabbitmq (shared)"] = beam
+        # The simulator runs here, on the same cores as the gateways: its paho builds no
+        # per-packet lookup tables either (as in the gateway).
+        share_property_tables()
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
         with RssSampler(pids, every=1.0) as rss:
