@@ -12,7 +12,7 @@ its CPU is then the bench's alone, and the bench runs while the shared broker is
 (else free ports).
 
     .venv/bin/python bench/bench_ingest.py [--seconds 20] [--gateways 8] [--sub-devices 50]
-        [--processes 1] [--port-base N] [--private-rabbitmq]
+        [--processes 1] [--port-base N] [--private-rabbitmq] [--rate POINTS_PER_S]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from twinbill_devstack.broker import SERVICE_USER, DevBroker
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
+from twinbill_ingest.mqtt import share_property_tables
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument("--sub-devices", type=int, default=50)
     parser.add_argument("--window", type=int, default=16, help="requests in flight per gateway")
+    parser.add_argument("--rate", type=float, help="points/s offered (default: as fast as replies allow); "
+                        "at one rate the CPU per point compares between runs on a busy machine")
     parser.add_argument("--processes", type=int, default=1, help="ingest gateway processes (one share group)")
     parser.add_argument("--port-base", type=int, default=0, help="take ports from here up (0: free ports)")
     parser.add_argument("--private-rabbitmq", action="store_true", help="a RabbitMQ node of the bench's own")
@@ -129,6 +132,9 @@ def main() -> None:
             pids["rabbitmq (the bench's own)"] = beam
         elif rabbit is None and (beam := find_shared_rabbitmq()) is not None:
             pids["rabbitmq (shared)"] = beam
+        # The simulator runs here, on the same cores as the gateways: its paho builds no
+        # per-packet lookup tables either (as in the gateway).
+        share_property_tables()
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
         with RssSampler(pids, every=1.0) as rss:
@@ -136,7 +142,7 @@ def main() -> None:
                 run_simulator(
                     config,
                     port=broker.port,
-                    rate=None,
+                    rate=args.rate,
                     duration=args.seconds,
                     batch=100,
                     window=args.window,

@@ -3,7 +3,8 @@ attribute queries over HTTP against the real twin service.
 
 Run: .venv/bin/python bench/bench_timeseries.py
 (BENCH_KEEP_DB=1 keeps the database, BENCH_REUSE_DB=<it> queries it again without loading,
-BENCH_REPEAT=N runs each query N times as often.)
+BENCH_REPEAT=N runs each query N times as often, BENCH_ONLY=write measures the write path alone,
+TWINBILL_BENCH_AMQP_URL and BENCH_RABBITMQ_PID another RabbitMQ node and its beam.smp process.)
 
 It creates its own database, starts the twin service as a subprocess (own schema, own bus
 namespace, a free port), publishes 7 days of 1-second data (604,800 points) for one attribute
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import bench_database, cpu_seconds, wait_ready  # bench/ is first on sys.path
+from procstats import bench_database, cpu_seconds, find_pid, samples_written, wait_ready  # bench/ is first on sys.path
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY, telemetry_key
@@ -51,6 +52,16 @@ async def server_cpu(conn: asyncpg.Connection, pids: list[int]) -> float:
     backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                                 "AND pid <> pg_backend_pid()")
     return sum(cpu_seconds(pid) for pid in [*pids, *(r["pid"] for r in backends)])
+
+
+async def write_path_cpu(conn: asyncpg.Connection, twin: int, rabbit: int | None) -> dict[str, float]:
+    """CPU seconds so far of each part of the write path: the twin process, the PostgreSQL
+    backends of the bench database, RabbitMQ (the whole node: other work on it counts too) and
+    this process (publishing as the ingest gateway would)."""
+    backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND pid <> pg_backend_pid()")
+    return {"twin": cpu_seconds(twin), "postgresql": sum(cpu_seconds(r["pid"]) for r in backends),
+            "rabbitmq": cpu_seconds(rabbit) if rabbit else 0.0, "publisher": time.process_time()}
 
 
 async def make_registry(conn: asyncpg.Connection, measurepoints: list[str],
@@ -127,7 +138,7 @@ async def time_query(http: aiohttp.ClientSession, url: str, params: dict[str, st
     return statistics.median(latencies), p99, cpu_ms, dps
 
 
-async def load(conn: asyncpg.Connection, bus: Bus, pid: int, tag: str) -> dict[str, int]:
+async def load(conn: asyncpg.Connection, bus: Bus, pid: int, port: int, tag: str) -> dict[str, int]:
     """The registry and a week of data through the bus and the twin's consumer, timed."""
     pk, dk, main_attrs = await make_registry(conn, ["total"], tag)
     opk, odk, _other_attrs = await make_registry(conn, OTHER_POINTS, tag + "o")
@@ -144,19 +155,31 @@ async def load(conn: asyncpg.Connection, bus: Bus, pid: int, tag: str) -> dict[s
             await bus.publish_raw(TELEMETRY, telemetry_key(key_pk, key_dk), payload, message_id=message_id)
 
     print(f"publishing {len(messages)} messages, {expected} points ...", flush=True)
-    write_cpu = await server_cpu(conn, [pid])
+    # RabbitMQ's node (BENCH_RABBITMQ_PID names it when the bench uses one of several on the
+    # machine); shared with other work there: an upper bound
+    rabbit = int(os.environ.get("BENCH_RABBITMQ_PID", "0")) or find_pid("beam.smp")
+    before = await write_path_cpu(conn, pid, rabbit)
     started = time.perf_counter()
     await asyncio.gather(*(send(item) for item in messages))
     published = time.perf_counter() - started
-    while (stored := await conn.fetchval("SELECT count(*) FROM samples")) < expected:
-        if time.perf_counter() - started > 900:
-            raise SystemExit(f"only {stored} of {expected} points stored after 15 minutes")
-        await asyncio.sleep(0.2)
+    # The twin's count of committed samples, not `count(*)` of the table: that scan, five times
+    # a second over a growing table, was a large part of the PostgreSQL CPU this bench charged
+    # to the write path.
+    async with aiohttp.ClientSession() as http:
+        while (stored := await samples_written(http, port)) < expected:
+            if time.perf_counter() - started > 900:
+                raise SystemExit(f"only {stored} of {expected} points stored after 15 minutes")
+            await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - started
-    write_cpu = await server_cpu(conn, [pid]) - write_cpu
+    used = {part: seconds - before[part] for part, seconds in (await write_path_cpu(conn, pid, rabbit)).items()}
+    if (counted := await conn.fetchval("SELECT count(*) FROM samples")) != expected:
+        raise SystemExit(f"{counted} samples stored, {expected} expected")
+    twin_pg = used["twin"] + used["postgresql"]
     print(f"write path: {expected} points in {elapsed:.1f} s = {expected / elapsed:,.0f} points/s "
-          f"(publishing alone took {published:.1f} s); CPU: {write_cpu * 1e6 / expected:.1f} us/point "
+          f"(publishing alone took {published:.1f} s); CPU: {twin_pg * 1e6 / expected:.1f} us/point "
           "(twin process + PostgreSQL backends)")
+    print("  CPU us/point: " + ", ".join(f"{part} {seconds * 1e6 / expected:.2f}" for part, seconds in used.items())
+          + f" (load average {os.getloadavg()[0]:.2f})")
     await conn.execute("ANALYZE")
     return main_attrs
 
@@ -179,8 +202,11 @@ async def run() -> None:
         if reuse:
             main_attrs = {"total": await conn.fetchval("SELECT id FROM attributes WHERE name = 'total'")}
         else:
-            main_attrs = await load(conn, bus, process.pid, tag)
+            main_attrs = await load(conn, bus, process.pid, port, tag)
         await conn.execute("ANALYZE")
+        if os.environ.get("BENCH_ONLY") == "write":
+            await conn.close()
+            return
 
         url = f"http://127.0.0.1:{port}/dt/open/v1/instance/attribute/{main_attrs['total']}"
         week = {"start": str(T0 // 1000), "end": str((T0 + 7 * DAY) // 1000 - 1)}

@@ -9,6 +9,10 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import aiohttp
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -45,6 +49,15 @@ async def wait_ready(port: int, process: asyncio.subprocess.Process, name: str =
                 pass
             await asyncio.sleep(0.1)
     raise SystemExit(f"{name} did not become ready")
+
+
+async def samples_written(http: aiohttp.ClientSession, port: int) -> int:
+    """A twin service's `twin_samples_written_total`: samples its consumer committed so far."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("twin_samples_written_total "):
+                return int(float(line.split()[1]))
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -144,6 +144,45 @@ async def test_aggregate_stats_and_delete(bem: Stack, admin: Any) -> None:
     assert hour.data == {key: {"2026-01-05T00:00:00+00:00": 5.0}}
 
 
+async def test_aggregate_by_ids_in_one_statement_checks_as_find_series_does(bem: Stack, admin: Any) -> None:
+    """download_aggregate by ids reads the series and their values in one statement: it answers
+    as by names (two series, a repeated id, the Clean state), names unknown and malformed ids,
+    and gives a user who may not read a series 403 and no values."""
+    campaign, scope = await _campaign(admin, zone="UTC")
+    a = await _series(admin, campaign, scope, "A")
+    b = await _series(admin, campaign, scope, "B")
+    await call(admin.timeseries_data.upload, RAW, {str(a["id"]): {"2026-01-05T00:10:00+00:00": 1.5,
+                                                                  "2026-01-05T00:20:00+00:00": 2.0},
+                                                   str(b["id"]): {"2026-01-05T02:00:00+00:00": 7}})
+    await call(admin.timeseries_data.upload, CLEAN, {str(a["id"]): {"2026-01-05T01:00:00+00:00": 9}})
+    params = [("start_time", T0), ("end_time", "2026-01-05T03:00:00+00:00"), ("aggregation", "avg"),
+              ("bucket_width_value", "1"), ("bucket_width_unit", "hour")]
+
+    def query(state: int, *series: object) -> list[tuple[str, str]]:
+        return [*params, ("data_state", str(state)), *(("timeseries", str(s)) for s in series)]
+
+    hours = ["2026-01-05T00:00:00+00:00", "2026-01-05T01:00:00+00:00", "2026-01-05T02:00:00+00:00"]
+    status, by_ids, _ = await raw(bem, "GET", "/timeseries_data/aggregate",
+                                  params=query(RAW, a["id"], b["id"], a["id"]))
+    assert status == 200 and by_ids == {str(a["id"]): dict(zip(hours, [1.75, None, None], strict=True)),
+                                        str(b["id"]): dict(zip(hours, [None, None, 7.0], strict=True))}
+    status, by_names, _ = await raw(bem, "GET", f"/timeseries_data/campaign/{campaign['id']}/aggregate",
+                                    params=query(RAW, "A", "B"))
+    assert status == 200 and list(by_names.values()) == list(by_ids.values())
+    status, clean, _ = await raw(bem, "GET", "/timeseries_data/aggregate", params=query(CLEAN, a["id"]))
+    assert status == 200 and clean == {str(a["id"]): dict(zip(hours, [None, 9.0, None], strict=True))}
+    for ids, message in (([a["id"], 2**31 - 1], f"Unknown timeseries ID(s): {2**31 - 1}"),
+                         ([a["id"], "x"], "Not a valid integer: x.")):
+        status, body, _ = await raw(bem, "GET", "/timeseries_data/aggregate", params=query(RAW, *ids))
+        assert status == 422 and message in str(body["errors"]), body
+    email = f"{unique('outsider')}@example.test"
+    await call(admin.users.create, {"name": "Outsider", "email": email, "password": "outsider-pw"})
+    outsider = await call(bem.client, email, "outsider-pw")
+    with pytest.raises(BEMServerAPIAuthorizationError):
+        await call(outsider.timeseries_data.download_aggregate, T0, END, RAW, [a["id"]],
+                   aggregation=Aggregation.avg, bucket_width_value="1", bucket_width_unit=BucketWidthUnit.hour)
+
+
 async def test_device_series_raw_data_is_the_attribute_and_shows_in_seed_002(bem: Stack, admin: Any) -> None:
     """A series made of a device attribute takes the thing model's unit; its uploaded Raw points
     are that attribute's samples (the seed-002 query sees them at once, the current value moves

@@ -225,6 +225,44 @@ async def test_downsamples_equal_a_reference_from_raw_points(
                 assert got == pytest.approx(float(fn(np.array(values))), rel=1e-9, abs=1e-9), (unit, name, key)
 
 
+async def test_edge_buckets_holding_no_point_outside_the_query_read_from_the_rollup_rows(
+    twin: TestClient[Any, Any], publisher: Bus, pool: asyncpg.Pool
+) -> None:
+    """A range that starts and ends inside buckets whose points all lie in it (a query up to now,
+    say) reads those edge buckets from the rollup rows in the same statement as the rest; the
+    answer is still what the raw points give. Then a point outside the range lands in the last
+    bucket: that bucket comes from the finer reads and still leaves that point out."""
+    device = await make_device(pool)
+    points = [(T0 + 600_000 + i * 13_000, Decimal(i % 17) + Decimal("0.25")) for i in range(700)]
+    await _publish_points(publisher, pool, device, "humidity", points, chunk=100)
+    start, end = T0 + 300_000, points[-1][0] + 4_321   # both inside a partial hour and minute
+    url = PATH.format(device.attributes["humidity"])
+
+    async def check(unit: str, width: int, inside: list[tuple[int, Decimal]]) -> None:
+        buckets: dict[int, list[float]] = {}
+        for ts, v in inside:
+            buckets.setdefault(ts - ts % width, []).append(float(v))
+        for name, fn in (("avg", np.mean), ("count", len), ("first", lambda v: v[0]), ("last", lambda v: v[-1]),
+                         ("dev", np.std), ("max", np.max)):
+            resp = await twin.get(url, params={"start": str(start), "end": str(end), "downsample": f"{unit}-{name}"})
+            assert resp.status == 200, await resp.text()
+            dps = (await resp.json())["data"]["value"][0]["dps"]
+            assert {int(k) * 1000 for k in dps} == set(buckets), (unit, name)
+            for key, values in buckets.items():
+                assert dps[str(key // 1000)] == pytest.approx(float(fn(np.array(values))), rel=1e-9, abs=1e-9)
+
+    for unit, width in (("1h", 3_600_000), ("1m", 60_000), ("10s", 10_000)):
+        await check(unit, width, points)
+    late = (end + 2_000, Decimal(1000))   # after the range, in the same 10 s, minute and hour
+    await publish(publisher, measurements(device, [(late[0], {"humidity": late[1]})]))
+
+    async def late_stored() -> bool:
+        return await count_samples(pool, device.attributes["humidity"]) == len(points) + 1
+    await wait_for(late_stored)
+    for unit, width in (("1h", 3_600_000), ("1m", 60_000), ("10s", 10_000)):
+        await check(unit, width, points)
+
+
 async def test_fill_policies_and_array_series(
     twin: TestClient[Any, Any], publisher: Bus, pool: asyncpg.Pool
 ) -> None:

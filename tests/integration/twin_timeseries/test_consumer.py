@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -13,12 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from twinbill_common.bus import REASON_HEADER, Bus, Delivery
+from twinbill_common.consumers import decode_body
 from twinbill_common.errors import PermanentError
 from twinbill_common.health import READINESS
 from twinbill_common.metrics import new_registry
 from twinbill_common.schemas import MeasurementsAccepted
 from twinbill_common.topology import TWIN_TELEMETRY
 from twinbill_twin.handlers import TelemetryConsumer
+from twinbill_twin.handlers.measurements import RawMeasurements, decode_telemetry
+from twinbill_twin.handlers.telemetry import REPEAT_COOLDOWN
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.store.samples import PartitionManager
 
@@ -134,7 +138,7 @@ async def test_a_value_postgresql_refuses_is_permanent_not_a_batch_requeue(
 
     monkeypatch.setattr("twinbill_twin.handlers.telemetry.write_batch", refused)
     message = MeasurementsAccepted.model_validate(dict(measurements(device, [(T0, {"humidity": 1})])))
-    raw: Any = object()
+    raw: Any = SimpleNamespace(redelivered=False)  # handle() reads only the redelivered flag
     with pytest.raises(PermanentError, match="a value cannot be stored: value overflows numeric format"):
         await consumer.handle([Delivery(message, raw)])
 
@@ -207,7 +211,8 @@ async def test_consumer_writes_directly_with_copy(pool: asyncpg.Pool) -> None:
 
     class _Raw:
         message_id = "x"
-    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+        redelivered = False
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     assert await count_samples(pool, device.attributes["humidity"]) == 1
     assert consumer.stored_total == 1
 
@@ -227,7 +232,8 @@ async def test_consumer_counts_writes_and_the_lag_behind_the_gateway(pool: async
 
     class _Raw:
         message_id = "lag"
-    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+        redelivered = False
+    await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     await consumer.handle([Delivery(message, _Raw())])  # type: ignore[arg-type]  # a redelivery: no new samples
     assert registry.get_sample_value("twin_samples_written_total") == 3
     assert registry.get_sample_value("twin_telemetry_messages_total") == 2
@@ -256,6 +262,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
 
     class _Raw:
         message_id = "concurrent"
+        redelivered = False
 
     # warm the partitions and caches with an unrelated point so the blocked moment is the insert
     def validated(batch: list[tuple[int, dict[str, Any]]]) -> MeasurementsAccepted:
@@ -263,7 +270,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
         return MeasurementsAccepted.model_validate({name: getattr(built, name) for name in built.model_fields_set})
 
     await consumer.handle([Delivery(validated([(T0 - 3_600_000, {"humidity": Decimal(1)})]),
-                                    _Raw())])  # type: ignore[arg-type]  # handle() reads no raw
+                                    _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
     blocker = await pool.acquire()
     try:
         transaction = blocker.transaction()
@@ -271,7 +278,7 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
         await blocker.execute("INSERT INTO samples (attribute_id, idx, ts, num, dbl) VALUES ($1, -1, $2, 3.5, 3.5)",
                               humidity, contested)
         batch = asyncio.create_task(consumer.handle(
-            [Delivery(validated(points), _Raw())]))  # type: ignore[arg-type]  # handle() reads no raw
+            [Delivery(validated(points), _Raw())]))  # type: ignore[arg-type]  # handle() reads only the redelivered flag
 
         async def waiting_on_the_blocker() -> bool:
             return bool(await pool.fetchval(
@@ -290,3 +297,75 @@ async def test_concurrent_batch_with_the_same_key_falls_back_and_stays_exact(poo
     ours = [value["humidity"] for ts, value in points if ts != contested]
     assert in_window["n"] == len(ours) == 119  # the contested key was stored by the other batch
     assert in_window["total"] == float(sum(ours))
+
+
+# Number spellings a device may send: plain ones take the consumer's text path (stored from the
+# message's own digits), exponents and ones over 300 characters the decoded path. (Values beyond
+# about 1e154 overflow the rollups' squared deviations, with either path.)
+SPELLINGS = ["12.50", "-0", "-0.0", "0.0000001", "7", "-3.25", "123456789012345678901234567890",
+             "1e5", "1E+4", "2.5e-3", "-0e0", "1" * 100, "0." + "1" * 298, "0." + "1" * 299, "0.1",
+             "-999999.999999"]
+
+
+async def test_plain_numbers_are_stored_as_the_decoded_path_stores_them(pool: asyncpg.Pool) -> None:
+    """Each spelling stored from its JSON text (decode_telemetry) gives the same exact decimal,
+    double and current value as the same body decoded by the schema (Decimal values)."""
+    from_text, decoded = await make_device(pool), await make_device(pool)
+
+    def body(device: Any) -> bytes:
+        points = ",".join(
+            f'{{"product_key":"{device.product_key}","device_key":"{device.device_key}","time":{T0 + i},'
+            f'"measurepoints":{{"humidity":{text},"temps":[{text},{text}]}}}}' for i, text in enumerate(SPELLINGS))
+        return (f'{{"product_key":"{device.product_key}","device_key":"{device.device_key}","method":"m",'
+                f'"received_at":{T0},"points":[{points}]}}').encode()
+
+    class _Raw:
+        message_id = "spellings"
+        redelivered = False
+    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() uses no bus
+    consumer.partitions = PartitionManager()
+    text_message = decode_telemetry(body(from_text))
+    assert isinstance(text_message, RawMeasurements)  # the text path, not the reference decoder
+    await consumer.handle([Delivery(text_message, _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
+    await consumer.handle([Delivery(decode_body(MeasurementsAccepted, body(decoded), exact_decimals=True),
+                                    _Raw())])  # type: ignore[arg-type]  # handle() reads only the redelivered flag
+
+    async def stored(device: Any) -> list[Any]:
+        rows = await pool.fetch(
+            "SELECT a.name, s.idx, s.ts, s.num::text, s.dbl FROM samples s JOIN attributes a ON a.id = s.attribute_id "
+            "WHERE a.instance_id = $1 ORDER BY 1, 2, 3", device.instance_id)
+        currents = await pool.fetch("SELECT name, value, stime FROM attributes WHERE instance_id = $1 "
+                                    "AND name IN ('humidity', 'temps') ORDER BY name", device.instance_id)
+        return [tuple(r) for r in rows] + [tuple(r) for r in currents]
+
+    got, expected = await stored(from_text), await stored(decoded)
+    assert len(got) == 3 * len(SPELLINGS) + 2
+    assert got == expected
+    numbers = {row[2] - T0: (row[3], row[4]) for row in got if row[0] == "humidity" and len(row) == 5}
+    assert numbers[SPELLINGS.index("12.50")] == ("12.50", 12.5)
+    assert numbers[SPELLINGS.index("0.0000001")] == ("0.0000001", 1e-7)
+
+
+async def test_a_repeated_batch_turns_the_plain_insert_off_for_a_while(pool: asyncpg.Pool) -> None:
+    """A live batch is inserted without the probe; a batch holding stored keys (a redelivery the
+    broker did not flag) is written again with it and stores nothing new; the next batches then
+    start with the probe, until REPEAT_COOLDOWN batches have passed."""
+    device = await make_device(pool)
+    consumer = TelemetryConsumer(pool, bus=None)  # type: ignore[arg-type]  # handle() uses no bus
+    consumer.partitions = PartitionManager()
+
+    class _Raw:
+        message_id = "repeat"
+        redelivered = False
+
+    def batch(start: int) -> list[Delivery[Any]]:
+        message = measurements(device, [(T0 + start + i, {"humidity": Decimal(i)}) for i in range(5)])
+        return [Delivery(MeasurementsAccepted.model_validate(dict(message)), _Raw())]  # type: ignore[arg-type]  # handle() reads only the redelivered flag
+
+    await consumer.handle(batch(0))
+    assert (consumer.stored_total, consumer.batches_since_repeat) == (5, REPEAT_COOLDOWN + 1)
+    await consumer.handle(batch(0))
+    assert (consumer.stored_total, consumer.batches_since_repeat) == (5, 0)
+    await consumer.handle(batch(100))
+    assert (consumer.stored_total, consumer.batches_since_repeat) == (10, 1)
+    assert await count_samples(pool, device.attributes["humidity"]) == 10

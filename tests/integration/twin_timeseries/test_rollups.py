@@ -30,13 +30,15 @@ def quarter(rng: random.Random) -> Decimal:
 
 
 async def write_shuffled(pool: asyncpg.Pool, attribute_id: int, points: list[tuple[int, Decimal]],
-                         rng: random.Random) -> None:
+                         rng: random.Random, *, expect_new: bool = False) -> list[str]:
     """Write the points shuffled, in batches of random size; every tenth batch repeats earlier
-    keys with other values (stored once: the repeat changes nothing)."""
+    keys with other values (stored once: the repeat changes nothing). `expect_new` as the
+    telemetry consumer passes it; returns how each batch was written (WriteResult.form)."""
     shuffled = points[:]
     rng.shuffle(shuffled)
     partitions = PartitionManager()
     written: list[tuple[int, Decimal]] = []
+    forms: list[str] = []
     index = 0
     batch_number = 0
     while index < len(shuffled):
@@ -48,9 +50,11 @@ async def write_shuffled(pool: asyncpg.Pool, attribute_id: int, points: list[tup
             batch += [(ts, value + 1) for ts, value in rng.sample(written, min(20, len(written)))]
         records: list[SampleRecord] = [(attribute_id, -1, ts, str(v), float(v), None, None) for ts, v in batch]
         async with pool.acquire() as conn:
-            await write_batch(conn, samples=records, currents=[], devices={}, instances={},
-                              partitions=partitions)
+            result = await write_batch(conn, samples=records, currents=[], devices={}, instances={},
+                                       partitions=partitions, expect_new=expect_new)
         written += batch[:size]
+        forms.append(result.form)
+    return forms
 
 
 async def seal_all(pool: asyncpg.Pool) -> None:
@@ -84,19 +88,23 @@ async def assert_rollups_match_raw(pool: asyncpg.Pool, attribute_id: int) -> Non
     assert [dict(r) for r in arrays] == [dict(r) for r in sorted_raw]
 
 
+@pytest.mark.parametrize("expect_new", [False, True], ids=["probe first", "plain insert first"])
 async def test_rollups_hold_exactly_the_stored_points_through_shuffled_repeated_and_late_batches(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, expect_new: bool,
 ) -> None:
+    """With the probe first, and with the plain insert first (a batch holding a stored key is
+    then rolled back and written again with the probe: every tenth batch here)."""
     device = await make_device(pool, timezone="Europe/Berlin")
     humidity = device.attributes["humidity"]
     rng = random.Random(12)
     points = [(DST - 3_600_000 + i * 3_000 + rng.randrange(0, 2_500), quarter(rng)) for i in range(4_000)]
-    await write_shuffled(pool, humidity, points, rng)
+    forms = await write_shuffled(pool, humidity, points, rng, expect_new=expect_new)
+    assert set(forms) == ({"plain", "fast"} if expect_new else {"fast"})
     assert await pool.fetchval("SELECT count(*) FROM samples WHERE attribute_id = $1", humidity) == 4_000
     await assert_rollups_match_raw(pool, humidity)
     # late points: new keys in old buckets (one before everything, some between stored points)
     late = [(DST - 7_200_000, Decimal("999.5"))] + [(ts + 1, Decimal("-999.25")) for ts, _ in points[::97]]
-    await write_shuffled(pool, humidity, late, rng)
+    await write_shuffled(pool, humidity, late, rng, expect_new=expect_new)
     await assert_rollups_match_raw(pool, humidity)
     first = await pool.fetchrow("SELECT bucket, n, first_v FROM rollup_1h WHERE attribute_id = $1 "
                                 "ORDER BY bucket LIMIT 1", humidity)

@@ -1,6 +1,7 @@
-"""The alarm consumer's decoder (handlers/measurements.py) accepts exactly the bodies the schema
-accepts, with the same values (Decimal where JSON has a fraction), and refuses the others as
-PermanentError, whichever of its two paths decides."""
+"""The alarm consumer's and the telemetry consumer's decoders (handlers/measurements.py) accept
+exactly the bodies the schema accepts, with the same values (Decimal where JSON has a fraction;
+the telemetry form keeps each value's JSON text, read by `value_of`), and refuse the others as
+PermanentError, whichever of their two paths decides."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from twinbill_common.consumers import decode_body
 from twinbill_common.errors import PermanentError
 from twinbill_common.schemas import MeasurementsAccepted
-from twinbill_twin.handlers.measurements import decode_measurements, from_model
+from twinbill_twin.handlers.measurements import decode_measurements, decode_telemetry, from_model, value_of
 
 POINT = '{"product_key":"pk","device_key":"m1","time":1764518400000,"measurepoints":{"total":12.50,"n":3}}'
 
@@ -72,21 +74,32 @@ def reference(raw: bytes) -> dict[str, Any] | str:
 
 
 def compact(decoded: Any) -> dict[str, Any]:
-    """What the alarm rules read of a decoded message (types included)."""
+    """What the consumers read of a decoded message (types included; a value kept as JSON text
+    as `value_of` reads it)."""
+    def read(value: Any) -> Any:
+        return value_of(value) if isinstance(value, msgspec.Raw) else value
     return {"publisher": (decoded.product_key, decoded.device_key), "received_at": decoded.received_at,
-            "points": [(p.product_key, p.device_key, p.time, [(k, type(v).__name__, repr(v))
+            "points": [(p.product_key, p.device_key, p.time, [(k, type(read(v)).__name__, repr(read(v)))
                                                               for k, v in p.measurepoints.items()])
                        for p in decoded.points]}
 
 
+@pytest.mark.parametrize("decode", [decode_measurements, decode_telemetry], ids=["alarms", "telemetry"])
 @pytest.mark.parametrize(("name", "raw"), CASES, ids=[name for name, _ in CASES])
-def test_the_decoder_accepts_and_reads_what_the_schema_does(name: str, raw: bytes) -> None:
+def test_the_decoder_accepts_and_reads_what_the_schema_does(name: str, raw: bytes, decode: Any) -> None:
     expected = reference(raw)
     try:
-        got: dict[str, Any] | str = compact(decode_measurements(raw))
+        got: dict[str, Any] | str = compact(decode(raw))
     except PermanentError:
         got = "refused"
     assert got == expected
+
+
+def test_the_telemetry_form_keeps_each_value_as_its_json_text() -> None:
+    """The telemetry consumer stores a plain number from these bytes: they are the device's digits."""
+    decoded = decode_telemetry(body())
+    values = decoded.points[0].measurepoints
+    assert {k: bytes(v) for k, v in values.items()} == {"total": b"12.50", "n": b"3"}
 
 
 def test_the_table_has_both_outcomes_and_exact_decimals() -> None:

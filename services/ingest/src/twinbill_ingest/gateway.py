@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 
 import aiomqtt
+from prometheus_client import Counter
 
 from twinbill_common.bus import Bus
 from twinbill_common.errors import BusUnavailable
@@ -66,6 +67,8 @@ class Gateway:
         self.ready = asyncio.Event()
         self.client_id = settings.mqtt_client_id or f"twinbill-ingest-{uuid.uuid4().hex[:8]}"
         self._inflight = asyncio.Semaphore(settings.max_inflight)
+        # ingest_requests_total's child per (kind, code): labels() costs more than the increment
+        self._request_counters: dict[tuple[str, Code], Counter] = {}
         # Reverse control listens here: devices heard from on their own topics, [] for a session
         # change (a login may make held commands deliverable).
         self.on_presence: Callable[[list[tuple[str, str]]], None] | None = None
@@ -227,5 +230,9 @@ class Gateway:
             self.on_presence(devices)
 
     async def _reply(self, client: aiomqtt.Client, topic: Topic, qos: int, body: bytes, code: Code) -> None:
-        self.metrics.requests.labels(topic.kind.value, str(int(code))).inc()
+        counter = self._request_counters.get((topic.kind.value, code))
+        if counter is None:
+            counter = self._request_counters[(topic.kind.value, code)] = self.metrics.requests.labels(
+                topic.kind.value, str(int(code)))
+        counter.inc()
         await client.publish(topic.reply, body, qos=qos)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 from typing import Any
 
@@ -78,11 +79,16 @@ def _order(sort: str | None) -> str:
     return ", ".join([*parts, "id"])
 
 
+@functools.cache
+def _release() -> str:
+    """The installed twinbill-gateway release (read once: a metadata lookup scans sys.path)."""
+    return importlib.metadata.version("twinbill-gateway")
+
+
 @documented(summary="The bemserver-api version served", response=ABOUT, tags=("bemserver",))
 async def about(request: web.Request) -> web.Response:
     """GET /about/: the bemserver-api version served, and the twinbill release serving it."""
-    return respond(request, {"versions": {"bemserver_api": API_VERSION,
-                                          "twinbill": importlib.metadata.version("twinbill-gateway")}})
+    return respond(request, {"versions": {"bemserver_api": API_VERSION, "twinbill": _release()}})
 
 
 @documented(summary="Sign in: access and refresh tokens", body=smorest_body(CREDENTIALS), response=TOKENS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,7 +146,9 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
                          ) -> dict[int, Columns]:
     """Bucket values per series as columns: whole buckets computed by PostgreSQL (from a rollup
     when one fits), the partial first and last buckets from summaries of their rollup and raw
-    parts (before and after the whole ones). With `text`, a range of whole buckets only may
+    parts (before and after the whole ones). A short downsample as wide as a rollup reads its
+    rows with the edge buckets in one statement (_rows_and_edges), an edge from finer reads only
+    where it holds points outside the query. With `text`, a range of whole buckets only may
     come back as Texts (store.series.fetch_values), with `rounded` perhaps rounded to 15
     significant digits (Texts.rounded; the edges are then rounded too)."""
     stop = q.end + 1
@@ -154,9 +157,14 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
     if lo >= hi:
         lo = hi = stop
     whole: dict[int, Columns] = {}
-    if lo < hi:
-        table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)),
-                     "samples")
+    table = next((t for width, t in series_store.ROLLUPS if rollup_usable(spec, bounds, width)), "samples")
+    as_stored = bounds is None and not spec.whole_range and dict(series_store.ROLLUPS).get(spec.interval_ms) == table
+    first, last = (epoch_bucket(q.start, spec.interval_ms), epoch_bucket(q.end, spec.interval_ms)) if as_stored \
+        else (0, 0)
+    if as_stored and (last - first) // spec.interval_ms < SHORT_READ:
+        _retained(q, table, first)
+        whole, lo, hi = await _rows_and_edges(conn, attribute_id, q, spec, table, first=first, last=last)
+    elif lo < hi:
         _retained(q, table, lo)
         whole = await series_store.fetch_values(conn, attribute_id, start=lo, stop=hi, bucket=bucket,
                                                 table=table, aggregator=spec.aggregator, text=text,
@@ -179,6 +187,42 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
     return {idx: (head.get(idx, empty)[0] + whole.get(idx, empty)[0] + tail.get(idx, empty)[0],
                   _joined(head.get(idx, empty)[1], whole.get(idx, empty)[1], tail.get(idx, empty)[1]))
             for idx in sorted({*head, *whole, *tail})}
+
+
+# Up to this many buckets, a downsample as wide as a rollup reads the rollup's rows as records with
+# its edges (_rows_and_edges); longer reads go through store.series.fetch_values' arrays.
+SHORT_READ = 2000
+
+_ROWS_AND_EDGES = """
+SELECT array_agg(idx), array_agg(bucket), array_agg(v), min(first_ts) FILTER (WHERE bucket = $2),
+       max(last_ts) FILTER (WHERE bucket = $3)
+FROM (SELECT idx, bucket, {value} AS v, first_ts, last_ts FROM {table}
+      WHERE attribute_id = $1 AND bucket >= $2 AND bucket <= $3 ORDER BY bucket, idx) AS x
+"""
+
+
+async def _rows_and_edges(conn: asyncpg.Connection, attribute_id: int, q: StreamQuery, spec: Downsample,
+                          table: str, *, first: int, last: int) -> tuple[dict[int, Columns], int, int]:
+    """A downsample as wide as `table`'s buckets, buckets `first`..`last`: every row's value,
+    with the partial first and last buckets taken from their rows when those hold no point
+    outside the query (first_ts >= start, last_ts <= end: a query up to now, or a range ending
+    on a device's last reading). One statement, one snapshot. Returns the columns and the span
+    [lo, hi) they cover exactly: an edge bucket with points outside is left to the caller's
+    finer reads, as before."""
+    row = await conn.fetchrow(_ROWS_AND_EDGES.format(value=series_store.ROW_VALUE[spec.aggregator], table=table),
+                              attribute_id, first, last)
+    assert row is not None  # an aggregate without GROUP BY: one row
+    idxs, times, values, first_ts, last_ts = row
+    width = spec.interval_ms
+    lo = first + width if first_ts is not None and first_ts < q.start else first
+    hi = last if last_ts is not None and last_ts > q.end else last + width
+    if lo >= hi:  # one bucket, partly outside: all of it from the finer reads
+        return {}, q.end + 1, q.end + 1
+    # rows ascend by bucket: the edge rows left out are at either end
+    begin, finish = (bisect.bisect_left(times, lo), bisect.bisect_left(times, hi)) if times else (0, 0)
+    if begin >= finish:
+        return {}, lo, hi
+    return series_store.split_series(idxs[begin:finish], times[begin:finish], values[begin:finish]), lo, hi
 
 
 def _joined(head: list[Any], whole: list[Any], tail: list[Any]) -> list[Any]:

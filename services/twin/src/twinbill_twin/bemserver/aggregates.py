@@ -14,9 +14,12 @@ from aiohttp import web
 from twinbill_common.apidocs import JsonSchema, documented
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.bemserver import payloads as p
-from twinbill_twin.bemserver.access import access_of
+from twinbill_twin.bemserver.access import Access, access_of
 from twinbill_twin.bemserver.query import (
+    SERIES_BY_IDS,
+    Series,
     bucket_width,
+    campaign_id_of,
     check_retained,
     csv_cell,
     data_state,
@@ -25,6 +28,8 @@ from twinbill_twin.bemserver.query import (
     no_conversion,
     query_error,
     query_params,
+    resolve_series,
+    series_ids,
     time_param,
     zone_param,
 )
@@ -63,10 +68,14 @@ async def download_aggregate(request: web.Request) -> web.Response:
     except ValueError as err:
         raise query_error("bucket_width_value", f"Too many buckets: {err}.") from None
     async with pool_of(request).acquire() as conn:
-        series = await find_series(conn, request, labels, state=state, access=access)
         rows: list[tuple[int, list[int], list[str], str]] = []
-        if grid.starts:
-            sql = bucket_sql(aggregation, grid)
+        sql = bucket_sql(aggregation, grid) if grid.starts else ""
+        if grid.starts and _one_round_trip(request, grid, sql):
+            series, rows = await series_with_aggregates(conn, request, labels, state=state, access=access,
+                                                        aggregation=aggregation, grid=grid)
+        else:
+            series = await find_series(conn, request, labels, state=state, access=access)
+        if grid.starts and not _one_round_trip(request, grid, sql):
             if "FROM samples" in sql or "FROM rollup_10s" in sql:
                 await check_retained(conn, series, grid.starts[0], what="Buckets that are not whole minutes")
             rows = await fetch_aggregates(conn, aggregation, grid, list(dict.fromkeys(s.key for s in series)))
@@ -107,7 +116,7 @@ def _pattern(grid: p.Buckets, when: p.TimeFormatter, *, before: str, after: str,
     if grid.width is not None and grid.width < 3_600_000 and grid.starts:  # hours: one time each anyway
         return p.grid_pattern(grid.starts[0], len(grid.starts), grid.width, when, before=before,
                               after=after, slot=slot)
-    return "".join([before + text + after + slot for text in p.time_texts(grid.starts, when)])
+    return p.starts_pattern(grid.starts, when, before=before, after=after, slot=slot)
 
 
 def json_number(value: float) -> str:
@@ -132,15 +141,16 @@ def aggregate_sql(aggregation: str, grid: p.Buckets) -> str:
             f"FROM ({bucket_sql(aggregation, grid)}) AS buckets GROUP BY 1")
 
 
-def bucket_sql(aggregation: str, grid: p.Buckets, *, one: bool = False) -> str:
+def bucket_sql(aggregation: str, grid: p.Buckets, *, one: bool = False, series_key: str = "$1") -> str:
     """Rows (attribute_id, b, v): the 1-based bucket number and the value of each non-empty
     bucket of $1 (series keys; `one`: one key) in [$2, $3), $4 the bucket starts (calendar units
     only): from the hour, minute or 10 s rollup when every boundary lies on its grid (the rollups
     hold exactly the stored numeric points, merged as they arrive and rebuilt on delete; a bucket
     the rollup's own width reads its rows as they are), else from raw samples; fixed widths
-    number buckets by arithmetic, calendar ones by width_bucket. With `one`, ordered by bucket."""
+    number buckets by arithmetic, calendar ones by width_bucket. With `one`, ordered by bucket,
+    of the one key `series_key` (a parameter, or a column of a joined series row)."""
     bounds = [*grid.starts, grid.end]
-    series = "attribute_id = $1" if one else "attribute_id = ANY($1::bigint[])"
+    series = f"attribute_id = {series_key}" if one else "attribute_id = ANY($1::bigint[])"
     ordered = " ORDER BY b" if one else ""
 
     def number(column: str) -> str:
@@ -166,6 +176,52 @@ def _as_stored(grid: p.Buckets) -> bool:
     """Whether the buckets are a rollup's own, so its rows are read as stored."""
     return grid.width is not None and grid.starts[0] % grid.width == 0 and \
         any(grid.width == width for width, _ in ROLLUPS)
+
+
+def _one_round_trip(request: web.Request, grid: p.Buckets, sql: str) -> bool:
+    """Whether the series (named by ids) and their values are read in one statement: a short read
+    of the hour or minute rollup (no raw-retention check, no planner settings for a long scan)."""
+    return (campaign_id_of(request) is None and "FROM samples" not in sql and "FROM rollup_10s" not in sql
+            and not (_as_stored(grid) and len(grid.starts) > 2000))
+
+
+async def series_with_aggregates(conn: asyncpg.Connection, request: web.Request, labels: list[str], *, state: int,
+                                 access: Access, aggregation: str, grid: p.Buckets
+                                 ) -> tuple[list[Series], list[tuple[int, list[int], list[str], str]]]:
+    """find_series and fetch_aggregates of series named by ids, in one round trip: each series
+    row with its values joined (computed for every row found, kept only once the names and the
+    caller's access have been checked)."""
+    ids = series_ids(labels)
+    key = "t.raw_key" if state == 1 else "t.clean_key"
+    inner = bucket_sql(aggregation, grid, one=True, series_key=key)
+    sql = (f"SELECT t.*, x.numbers, x.joined FROM ({SERIES_BY_IDS}) AS t LEFT JOIN LATERAL ("
+           f"SELECT array_agg(b) FILTER (WHERE v IS NOT NULL) AS numbers, "
+           f"array_to_string(array_agg(v), ',') AS joined FROM ({inner}) AS buckets) AS x ON true")
+    args: list[Any] = [ids, grid.starts[0], grid.end]
+    if grid.width is None:
+        args.append(grid.starts)
+    found = await conn.fetch(sql, *args)
+    series = resolve_series(request, labels, {str(r["id"]): r for r in found}, by_name=False, state=state,
+                            access=access)
+    by_key = {r["raw_key" if state == 1 else "clean_key"]: r for r in found}
+    rows = []
+    for key_value in dict.fromkeys(s.key for s in series):
+        row = by_key[key_value]
+        if row["numbers"]:
+            rows.append(_checked(key_value, row["numbers"], row["joined"]))
+    return series, rows
+
+
+def _checked(key: int, numbers: list[int], joined: str) -> tuple[int, list[int], list[str], str]:
+    """One series' bucket numbers and value texts, checked to agree and put in bucket order."""
+    values = split_values(joined, len(numbers))
+    if values is None:  # cannot be: array_to_string leaves out exactly the NULLs
+        raise RuntimeError(f"series {key}: {len(numbers)} buckets but other values")
+    if sorted(numbers) != numbers:  # ordered by the subquery: checked, never trusted
+        pairs = sorted(zip(numbers, values, strict=True))
+        numbers, values = [n for n, _ in pairs], [v for _, v in pairs]
+        joined = ",".join(values)
+    return key, numbers, values, joined
 
 
 async def fetch_aggregates(conn: asyncpg.Connection, aggregation: str, grid: p.Buckets, keys: list[int]
@@ -195,14 +251,7 @@ async def fetch_aggregates(conn: asyncpg.Connection, aggregation: str, grid: p.B
                 args.append(grid.starts)
             numbers, joined = await conn.fetchrow(sql, *args)
             if numbers:
-                values = split_values(joined, len(numbers))
-                if values is None:  # cannot be: array_to_string leaves out exactly the NULLs
-                    raise RuntimeError(f"series {key}: {len(numbers)} buckets but other values")
-                if sorted(numbers) != numbers:  # ordered by the subquery: checked, never trusted
-                    pairs = sorted(zip(numbers, values, strict=True))
-                    numbers, values = [n for n, _ in pairs], [v for _, v in pairs]
-                    joined = ",".join(values)
-                found.append((key, numbers, values, joined))
+                found.append(_checked(key, numbers, joined))
 
     if packed:
         await read()

@@ -274,34 +274,30 @@ class TimeFormatter:
 SECONDS = [f"{second:02d}" for second in range(60)]
 
 
-def time_texts(starts: Iterable[int], when: TimeFormatter) -> list[str]:
-    """`when(ts)` of many ascending times (bucket starts): the zone's offset looked up once per
-    UTC hour, the local hour's text once per local hour, minutes and seconds from a table (a
-    week of 10 s buckets is 60,480 times)."""
+MINUTE_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+HOURS = [f"{hour:02d}:" for hour in range(24)]
+
+
+def starts_pattern(starts: Iterable[int], when: TimeFormatter, *, before: str, after: str, slot: str) -> str:
+    """`before + when(ts) + after + slot` for each of many ascending times, as one string (hour
+    buckets and calendar ones, where grid_pattern's runs hold one time each): the zone's offset
+    looked up per UTC hour, the date's text once per local day, the time of day from two tables."""
     out: list[str] = []
     append = out.append
-    utc_hour = local_hour = None
-    found: tuple[int, str] | None = None
+    current_day = None
     head = ""
     for ts in starts:
-        hour = ts // 3_600_000
-        if hour != utc_hour:
-            utc_hour = hour
-            found = when.hour_offset(hour)
+        found = when.hour_offset(ts // 3_600_000)
         if found is None or ts % 1000:
-            append(when(ts))
+            append(before + when(ts) + after + slot)
             continue
         offset, suffix = found
-        lh, second = divmod((ts + offset) // 1000, 3600)
-        if lh != local_hour:
-            local_hour = lh
-            day, hh = divmod(lh, 24)
-            head = f"{when.day_text(day)}T{hh:02d}:"
-        append(head + MINUTE_SECONDS[second] + suffix)
-    return out
-
-
-MINUTE_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+        day, second = divmod((ts + offset) // 1000, 86_400)
+        if day != current_day:
+            current_day = day
+            head = before + when.day_text(day) + "T"
+        append(head + HOURS[second // 3600] + MINUTE_SECONDS[second % 3600] + suffix + after + slot)
+    return "".join(out)
 
 
 def grid_texts(first: int, count: int, step: int, when: TimeFormatter, *, before: str = "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -128,16 +129,32 @@ async def find_series(conn: asyncpg.Connection, request: web.Request, labels: li
             raise HttpError(404, "")
         rows = await conn.fetch("SELECT * FROM bem_timeseries WHERE campaign_id = $1 AND name = ANY($2::text[])",
                                 campaign, labels)
-        by_label = {r["name"]: r for r in rows}
-    else:
-        bad = [label for label in labels if not label.isdigit() or int(label) >= 2**31]
-        if bad:
-            raise query_error("timeseries", f"Not a valid integer: {', '.join(bad)}.")
-        rows = await conn.fetch("SELECT * FROM bem_timeseries WHERE id = ANY($1::int[])", [int(x) for x in labels])
-        by_label = {str(r["id"]): r for r in rows}
+        return resolve_series(request, labels, {r["name"]: r for r in rows}, by_name=True, state=state,
+                              access=access)
+    rows = await conn.fetch(SERIES_BY_IDS, series_ids(labels))
+    return resolve_series(request, labels, {str(r["id"]): r for r in rows}, by_name=False, state=state,
+                          access=access)
+
+
+# The series named by ids ($1); a query may join more to each row (download_aggregate's values).
+SERIES_BY_IDS = "SELECT * FROM bem_timeseries WHERE id = ANY($1::int[])"
+
+
+def series_ids(labels: list[str]) -> list[int]:
+    """The ids of a by-ids request, or the 422 naming those that are not integers."""
+    bad = [label for label in labels if not label.isdigit() or int(label) >= 2**31]
+    if bad:
+        raise query_error("timeseries", f"Not a valid integer: {', '.join(bad)}.")
+    return [int(label) for label in labels]
+
+
+def resolve_series(request: web.Request, labels: list[str], by_label: Mapping[str, Mapping[str, Any]], *,
+                   by_name: bool, state: int, access: Access) -> list[Series]:
+    """The series rows found for the labels, in the labels' order: a 422 naming the unknown
+    ones, a 403 where the caller may not read one."""
     unknown = [label for label in labels if label not in by_label]
     if unknown:
-        what = "name" if campaign is not None else "ID"
+        what = "name" if by_name else "ID"
         message = f"Unknown timeseries {what}(s): {', '.join(unknown)}"
         raise HttpError(422, message, fields={"timeseries": [message]},
                         data={"location": "query" if request.method != "POST" else "json"})

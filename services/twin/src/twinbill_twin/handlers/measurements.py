@@ -1,6 +1,8 @@
-"""MeasurementsAccepted as the alarm rules read it: decoded by msgspec straight into compact
-structs, once per message (the pydantic model and its per-point models cost about 10 us a point
-of the alarm consumer's 19, docs/architecture.md, "Alarm rules: speed").
+"""MeasurementsAccepted as the alarm rules and the telemetry consumer read it: decoded by msgspec
+straight into compact structs, once per message (the pydantic model and its per-point models cost
+about 10 us a point of the alarm consumer's 19, docs/architecture.md, "Alarm rules: speed"). The
+telemetry consumer's form keeps each measurepoint value as its JSON text (`msgspec.Raw`): a
+plain number is stored from its own digits, without a Decimal (issue 16).
 
 The fast path accepts only what the schema accepts: the same fields (unknown ones refused), JSON
 integers where the schema has `int`, `produced_at` checked by pydantic's own AwareDatetime, and
@@ -45,15 +47,49 @@ class Measurements(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     request_id: str | None = None
 
 
+class RawPointSet(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A PointSet whose measurepoint values are their JSON text (msgspec checked it is JSON)."""
+
+    product_key: str
+    device_key: str
+    time: int
+    measurepoints: dict[str, msgspec.Raw]
+
+
+class RawMeasurements(Measurements, forbid_unknown_fields=True, gc=False):
+    """Measurements with each measurepoint value's JSON text (the telemetry consumer's form)."""
+
+    points: list[RawPointSet]  # type: ignore[assignment]  # the same field, values left as JSON text
+
+
 _DECODER = msgspec.json.Decoder(Measurements, float_hook=Decimal)
+_RAW_DECODER = msgspec.json.Decoder(RawMeasurements)
+_VALUE_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _AWARE = TypeAdapter(AwareDatetime)
 
 
 def decode_measurements(body: bytes) -> Measurements:
     """A MeasurementsAccepted body as Measurements, or PermanentError (twinbill_common.errors) as
     the schema words it."""
+    return _decode(_DECODER, body)
+
+
+def decode_telemetry(body: bytes) -> Measurements:
+    """A MeasurementsAccepted body as RawMeasurements (values as JSON text: `value_of` reads one),
+    or as Measurements where the reference decoder decides (values then decoded), or
+    PermanentError: the same bodies accepted and refused as by `decode_measurements`."""
+    return _decode(_RAW_DECODER, body)
+
+
+def value_of(raw: msgspec.Raw) -> Any:
+    """A measurepoint value's JSON text as the reference decoder gives it (Decimal for a number
+    with a fraction or an exponent, int for an integer)."""
+    return _VALUE_DECODER.decode(raw)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Measurements:
     try:
-        decoded = _DECODER.decode(body)
+        decoded: Measurements = decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return _reference(body)
     if decoded.produced_at is not msgspec.UNSET:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 
 from twinbill_common.bus import Bus, Delivery
 from twinbill_common.errors import PermanentError
 from twinbill_common.logging import get_logger
 from twinbill_common.schemas import MeasurementsAccepted
+from twinbill_common.schemas.telemetry import DevicePoints
 from twinbill_common.topology import REGISTRY, TWIN_TELEMETRY
 from twinbill_twin.domain.samples import (
     MAX_TS,
@@ -32,6 +35,7 @@ from twinbill_twin.domain.samples import (
     sample_values,
     value_text,
 )
+from twinbill_twin.handlers.measurements import Measurements, PointSet, RawPointSet, decode_telemetry, value_of
 from twinbill_twin.metrics import TwinMetrics
 from twinbill_twin.refusals import WriteRefusals, refuses_writes
 from twinbill_twin.store.samples import (
@@ -55,6 +59,16 @@ LEFT JOIN attributes a ON a.instance_id = i.id AND a.measurepoint IS NOT NULL
 
 REGISTRY_KEYS = ("product.*", "device.*", "instance.*", "template.*")
 
+# What the consumer handles: the compact decoded form (decode_telemetry: values as JSON text),
+# or the schema's model (tests hand the handler those; values then decoded already).
+Telemetry = Measurements | MeasurementsAccepted
+Point = PointSet | RawPointSet | DevicePoints
+# The bytes of a JSON number written without exponent: "-", digits and at most one "." (msgspec
+# checked that the text is JSON). Up to 300 of them it is within every storable limit (a
+# double's range, 16,383 decimal places), and its text is the exact decimal PostgreSQL parses.
+_PLAIN_NUMBER = b"-.0123456789"
+_PLAIN_NUMBER_MAX = 300
+
 # A batch decodes into ~10^5 short-lived containers (points, their dicts, sample tuples). With
 # CPython's default gen-0 threshold (700) the cyclic collector ran hundreds of times per batch,
 # and its full collections rescanned everything still alive: profiled, that was most of the
@@ -69,6 +83,8 @@ GC_THRESHOLDS = (50_000, 20, 20)
 # garbage in generation 2 and stayed there: the twin's RSS grew ~1 MiB/min. A full collection of
 # what is not frozen takes milliseconds (docs/architecture.md, "Fault campaign").
 FULL_COLLECT_SECONDS = 60.0
+# After a batch that held a stored key, this many batches are written with the probe first.
+REPEAT_COOLDOWN = 16
 
 
 def tune_gc() -> None:
@@ -102,14 +118,13 @@ class AttributeCache:
 
     def __init__(self) -> None:
         self._devices: dict[tuple[str, str], DeviceAttributes] = {}
+        # The cached entry of a key, if any: the dict's own lookup (called per point; the dict
+        # is only ever changed in place, so this stays bound to it).
+        self.get: Callable[[tuple[str, str]], DeviceAttributes | None] = self._devices.get
 
     def clear(self) -> None:
         """Forget everything (a registry change was announced)."""
         self._devices.clear()
-
-    def get(self, key: tuple[str, str]) -> DeviceAttributes | None:
-        """The cached entry, if any."""
-        return self._devices.get(key)
 
     async def load(self, conn: asyncpg.Connection, keys: set[tuple[str, str]]) -> None:
         """(Re)load these devices from the registry tables in one query."""
@@ -154,6 +169,9 @@ class TelemetryConsumer:
         self.cache = AttributeCache()
         self.partitions = PartitionManager()
         self.stored_total = 0
+        # Batches written since one held a stored key (a repeat): a stream of repeats is written
+        # with the probe first, instead of failing the plain insert every time.
+        self.batches_since_repeat = REPEAT_COOLDOWN
         self.full_collect_every = full_collect_every  # 0: never (the collector's own thresholds only)
 
     async def run(self) -> None:
@@ -164,9 +182,9 @@ class TelemetryConsumer:
             if self.full_collect_every > 0:
                 group.create_task(collect_periodically(self.full_collect_every))
             for _ in range(self.parallel):
-                group.create_task(self.bus.consume_batches(
-                    TWIN_TELEMETRY.name, MeasurementsAccepted, self.handle,
-                    max_batch=self.max_batch, max_wait=self.max_wait, exact_decimals=True))
+                group.create_task(self.bus.consume_decoded_batches(
+                    TWIN_TELEMETRY.name, decode_telemetry, self.handle,
+                    max_batch=self.max_batch, max_wait=self.max_wait))
 
     async def watch_registry(self) -> None:
         """An exclusive queue on the `registry` exchange: any change there empties the cache."""
@@ -185,17 +203,26 @@ class TelemetryConsumer:
         self.bus.on_reconnect(self.cache.clear)
         await asyncio.Future()  # until cancelled
 
-    async def handle(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
+    async def handle(self, deliveries: list[Delivery[Telemetry]]) -> None:
         """Store a batch; PermanentError names the first point that can never be stored."""
         async with self.pool.acquire() as conn:
-            await self._resolve(conn, deliveries)
-            batch = self._build(deliveries)
+            try:
+                batch = self._build(deliveries, reloaded=False)
+            except _Unknown:  # a device or measurepoint not cached (or not in the registry)
+                await self._resolve(conn, deliveries)
+                batch = self._build(deliveries, reloaded=True)
             if not batch.samples:
                 return
+            # A live stream's points are new: inserted without probing for stored keys, unless a
+            # message is a redelivery or a recent batch held a stored key (write_batch then
+            # writes it again with the probe).
+            expect_new = self.batches_since_repeat >= REPEAT_COOLDOWN and not any(
+                delivery.raw.redelivered for delivery in deliveries)
             try:
                 result: WriteResult = await write_batch(
                     conn, samples=batch.samples, currents=list(batch.currents.values()),
-                    devices=batch.devices, instances=batch.instances, partitions=self.partitions)
+                    devices=batch.devices, instances=batch.instances, partitions=self.partitions,
+                    expect_new=expect_new)
             except (asyncpg.DataError, OverflowError, UnicodeEncodeError) as err:
                 # A value PostgreSQL refuses (the gateway checks the same limits, so this is a
                 # message from elsewhere): permanent, so the bus isolates the one message that
@@ -207,12 +234,13 @@ class TelemetryConsumer:
                 if refuses_writes(err):
                     self.refusals.refused(err, batch=id(deliveries))  # retried with the same list
                 raise
+        self.batches_since_repeat = 0 if expect_new and result.form != "plain" else self.batches_since_repeat + 1
         self.refusals.stored(batch=id(deliveries))
         self.stored_total += result.stored
         if self.metrics is not None:
             self.observe(deliveries, stored=result.stored)
 
-    def observe(self, deliveries: list[Delivery[MeasurementsAccepted]], *, stored: int) -> None:
+    def observe(self, deliveries: list[Delivery[Telemetry]], *, stored: int) -> None:
         """Count a committed batch and how long after the gateway received each message it was."""
         assert self.metrics is not None
         now_ms = time.time() * 1000
@@ -221,8 +249,7 @@ class TelemetryConsumer:
         for delivery in deliveries:
             self.metrics.write_lag.observe(max(now_ms - delivery.message.received_at, 0.0) / 1000)
 
-    async def _resolve(self, conn: asyncpg.Connection,
-                       deliveries: list[Delivery[MeasurementsAccepted]]) -> None:
+    async def _resolve(self, conn: asyncpg.Connection, deliveries: list[Delivery[Telemetry]]) -> None:
         missing: set[tuple[str, str]] = set()
         checked: set[tuple[str, str, str]] = set()
         for delivery in deliveries:
@@ -239,17 +266,25 @@ class TelemetryConsumer:
                             missing.add(key)
         await self.cache.load(conn, missing)
 
-    def _build(self, deliveries: list[Delivery[MeasurementsAccepted]]) -> _Batch:
+    def _build(self, deliveries: list[Delivery[Telemetry]], *, reloaded: bool) -> _Batch:
+        """The batch's sample rows, newest values and device times. A device or measurepoint the
+        cache does not know raises _Unknown until the cache was `reloaded` for this batch, and
+        PermanentError after."""
         batch = _Batch()
         samples = batch.samples
+        devices, instances = batch.devices, batch.instances
         newest: dict[int, tuple[int, int, Any]] = {}  # attribute -> (ts, arrived, value)
         for delivery in deliveries:
             message = delivery.message
             arrived = message.received_at
-            for number, point in enumerate(message.points):
+            seen: DeviceAttributes | None = None  # the device whose times this message moved last
+            points: Sequence[Point] = message.points
+            for number, point in enumerate(points):
                 key = (point.product_key, point.device_key)
                 entry = self.cache.get(key)
                 if entry is None:
+                    if not reloaded:
+                        raise _Unknown
                     raise PermanentError(f"points[{number}]: device {key[0]}/{key[1]} is not in "
                                          "the registry")
                 ts = point.time
@@ -261,32 +296,72 @@ class TelemetryConsumer:
                 for measurepoint, value in point.measurepoints.items():
                     attribute_ids = entry.attributes.get(measurepoint)
                     if not attribute_ids:
+                        if not reloaded:
+                            raise _Unknown
                         raise PermanentError(
                             f"points[{number}].{measurepoint}: measurepoint {measurepoint!r} of "
                             f"device {key[0]}/{key[1]} has no attribute in the registry")
-                    exact = fast_number(value)
-                    if exact is not None:
-                        text = str(exact[0])
+                    if type(value) is msgspec.Raw:
+                        text = bytes(value)
+                        if len(text) <= _PLAIN_NUMBER_MAX and not text.translate(None, _PLAIN_NUMBER):
+                            # a plain number: its own digits are the exact decimal
+                            exact_text, approx = text.decode(), float(text)
+                            for attribute_id in attribute_ids:
+                                samples.append((attribute_id, SCALAR, ts, exact_text, approx, None, None))
+                                held = newest.get(attribute_id)
+                                if held is None or ts >= held[0]:
+                                    newest[attribute_id] = (ts, arrived, value)
+                            continue
+                        decoded = decoded_value(value, where=f"points[{number}].{measurepoint}")
                     else:
-                        where = f"points[{number}].{measurepoint}"
-                        values = sample_values_or_error(value, where=where)
-                        rows = [(s.idx, None if s.num is None else str(s.num), s.dbl, s.txt, s.quality)
-                                for s in values]
-                    for attribute_id in attribute_ids:
-                        if exact is not None:
-                            samples.append((attribute_id, SCALAR, ts, text, exact[1], None, None))
-                        else:
-                            samples.extend((attribute_id, r[0], ts, r[1], r[2], r[3], r[4]) for r in rows)
-                        held = newest.get(attribute_id)
-                        if held is None or ts >= held[0]:
-                            newest[attribute_id] = (ts, arrived, value)
-                if batch.devices.get(entry.device_id, -1) < arrived:
-                    batch.devices[entry.device_id] = arrived
-                if entry.instance_id is not None and batch.instances.get(entry.instance_id, -1) < arrived:
-                    batch.instances[entry.instance_id] = arrived
-        batch.currents = {attribute_id: CurrentValue(attribute_id, value_text(value), ts, arrived)
+                        decoded = value
+                    self._add_value(samples, newest, attribute_ids, decoded, value, ts=ts, arrived=arrived,
+                                    where=f"points[{number}].{measurepoint}")
+                if entry is not seen:
+                    seen = entry
+                    if devices.get(entry.device_id, -1) < arrived:
+                        devices[entry.device_id] = arrived
+                    if entry.instance_id is not None and instances.get(entry.instance_id, -1) < arrived:
+                        instances[entry.instance_id] = arrived
+        batch.currents = {attribute_id: CurrentValue(attribute_id, current_text(value), ts, arrived)
                           for attribute_id, (ts, arrived, value) in newest.items()}
         return batch
+
+    @staticmethod
+    def _add_value(samples: list[SampleRecord], newest: dict[int, tuple[int, int, Any]], attribute_ids: list[int],
+                   value: Any, held_as: Any, *, ts: int, arrived: int, where: str) -> None:
+        """The rows of any other value (an array, a struct, text, a number with an exponent);
+        `held_as` is what `newest` keeps of it (its JSON text, or the decoded value)."""
+        rows: list[tuple[int, str | None, float | None, str | None, str | None]]
+        exact = fast_number(value)
+        if exact is not None:
+            rows = [(SCALAR, str(exact[0]), exact[1], None, None)]
+        else:
+            rows = [(s.idx, None if s.num is None else str(s.num), s.dbl, s.txt, s.quality)
+                    for s in sample_values_or_error(value, where=where)]
+        for attribute_id in attribute_ids:
+            samples.extend((attribute_id, r[0], ts, r[1], r[2], r[3], r[4]) for r in rows)
+            held = newest.get(attribute_id)
+            if held is None or ts >= held[0]:
+                newest[attribute_id] = (ts, arrived, held_as)
+
+
+class _Unknown(Exception):
+    """A device or measurepoint the attribute cache does not hold (reload, then build again)."""
+
+
+def decoded_value(raw: msgspec.Raw, *, where: str) -> Any:
+    """A measurepoint value's JSON text decoded (msgspec checked it with the message, so this
+    does not fail; if it ever did, the message is dead-lettered naming the point, not retried)."""
+    try:
+        return value_of(raw)
+    except (msgspec.DecodeError, RecursionError) as err:
+        raise PermanentError(f"{where}: {err}") from err
+
+
+def current_text(value: Any) -> str:
+    """An attribute's current value text (value_text) of a decoded value or of its JSON text."""
+    return value_text(value_of(value) if type(value) is msgspec.Raw else value)
 
 
 def sample_values_or_error(value: Any, *, where: str) -> list[SampleValue]:

@@ -53,11 +53,16 @@ _ROLLUP_MERGE = """
 # New rows only (INSERT ... RETURNING) reach the rollups: a redelivered message changes nothing,
 # and late data lands in its own (old) buckets. The hour partials are merged from the minute
 # partials (M2 around the hour's mean), not from the raw rows again.
-# Two forms of "new": _STORE_FAST skips keys already committed (NOT EXISTS, a plain insert: no
-# speculative insertion, measurably cheaper per row); a key inserted meanwhile by a concurrent,
-# uncommitted batch makes it fail with a unique violation, and the batch then runs _STORE
-# (ON CONFLICT DO NOTHING) instead, from a savepoint. Both store and merge exactly the same rows.
+# Three forms of "new", all storing and merging exactly the same rows: "plain" inserts the batch
+# (deduplicated within itself) without looking at what is stored: the unique key's own check is
+# the only probe, and a key stored already fails the statement with a unique violation; "fast"
+# skips keys already committed (NOT EXISTS probing the key index per staged row, still a plain
+# insert: no speculative insertion, measurably cheaper per row than ON CONFLICT); a key inserted
+# meanwhile by a concurrent, uncommitted batch fails that one too; "safe" is ON CONFLICT DO
+# NOTHING. A batch that fails is rolled back and written again in the next form (write_batch).
 _NEW_ROWS = {
+    "plain": """
+    FROM ts_stage ORDER BY attribute_id, ts, idx""",
     "fast": """
     FROM ts_stage AS st
     WHERE NOT EXISTS (SELECT FROM samples AS s
@@ -182,38 +187,44 @@ _MERGES = {"minute_groups": _COARSER.format(width=60000, source="ten_groups"),
            "minutes": _ROLLUP_MERGE.format(table="rollup_1m", source="minute_groups"),
            "hours": _ROLLUP_MERGE.format(table="rollup_1h", source="hour_groups"),
            "values": _VALUES_MARK}
-_STORE_FAST = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["fast"], **_MERGES)
-_STORE = _STORE_TEMPLATE.format(new_rows=_NEW_ROWS["safe"], **_MERGES)
+_STORES = {form: _STORE_TEMPLATE.format(new_rows=rows, **_MERGES) for form, rows in _NEW_ROWS.items()}
+# The order write_batch tries them in: a batch expected to be new starts without the probe.
+_FORMS = ("plain", "fast", "safe")
 
 _EPOCH = "'epoch'::timestamptz + {col} * interval '1 millisecond'"
 
-_CURRENT = f"""
-UPDATE attributes AS a
-SET value = u.value, stime = {_EPOCH.format(col="u.ts")}, atime = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-      AS t(id, value, ts, arrived) ORDER BY id) AS u
-WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
-"""
-
+# After the samples, in one statement (one round trip): each attribute's current value where the
+# new sample is newer, then devices' last_seen and instances' atime moved forward to the arrival.
 # Device rows are locked in id order before they are updated, here and in the status endpoint
 # (store/internal.py), so the consumer's batches and the ingest gateway's status posts always
 # take them in one order and cannot deadlock. An UPDATE ... FROM locks rows in whatever order its
 # plan visits them (an ORDER BY in the FROM list does not fix that); a SELECT ... ORDER BY ... FOR
-# NO KEY UPDATE locks them as they come out of the sort.
-LOCK_DEVICES = """
-SELECT id FROM devices WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
-"""
-
-_LAST_SEEN = f"""
-UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
-WHERE d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < {_EPOCH.format(col="u.arrived")})
-"""
-
-_INSTANCE_ATIME = f"""
-UPDATE instances AS i SET atime = {_EPOCH.format(col="u.arrived")}
-FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(id, arrived) ORDER BY id) AS u
-WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
+# NO KEY UPDATE locks them as they come out of the sort. `seen` waits for all of `locked`: its
+# condition on it refers to no row, so PostgreSQL checks it once, before the UPDATE reads any
+# (a one-time filter), and the select list runs `currents`, `seen`, `touched` in that order.
+_TOUCH = f"""
+WITH currents AS (
+    UPDATE attributes AS a
+    SET value = u.value, stime = {_EPOCH.format(col="u.ts")}, atime = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+          AS t(id, value, ts, arrived) ORDER BY id) AS u
+    WHERE a.id = u.id AND (a.stime IS NULL OR a.stime < {_EPOCH.format(col="u.ts")})
+    RETURNING 1
+), locked AS (
+    SELECT id FROM devices WHERE id = ANY($5::bigint[]) ORDER BY id FOR NO KEY UPDATE
+), seen AS (
+    UPDATE devices AS d SET last_seen = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($5::bigint[], $6::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+    WHERE (SELECT count(*) FROM locked) >= 0
+      AND d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < {_EPOCH.format(col="u.arrived")})
+    RETURNING 1
+), touched AS (
+    UPDATE instances AS i SET atime = {_EPOCH.format(col="u.arrived")}
+    FROM (SELECT * FROM unnest($7::bigint[], $8::bigint[]) AS t(id, arrived) ORDER BY id) AS u
+    WHERE i.id = u.id AND (i.atime IS NULL OR i.atime < {_EPOCH.format(col="u.arrived")})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM currents), (SELECT count(*) FROM seen), (SELECT count(*) FROM touched)
 """
 
 MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h")
@@ -241,6 +252,7 @@ class WriteResult:
     hour_rows: int
     ten_second_rows: int = 0
     hour_value_rows: int = 0
+    form: str = "fast"  # how new rows were told apart ("plain", "fast", "safe": see _NEW_ROWS)
 
 
 def month_of(ts: int) -> tuple[int, int]:
@@ -306,44 +318,47 @@ async def write_batch(
     devices: dict[int, int],
     instances: dict[int, int],
     partitions: PartitionManager,
+    expect_new: bool = False,
 ) -> WriteResult:
-    """Store one batch in one transaction; the caller acks only after this returns."""
+    """Store one batch in one transaction; the caller acks only after this returns.
+
+    `expect_new`: the batch is most likely all new points (a live stream), so it is first
+    inserted without probing for stored keys; if one is stored after all, the transaction is
+    rolled back and the batch written again with the probe (a redelivery costs a wasted try)."""
     # a UTC day never straddles months: one month_of per distinct day, not per sample
     days = {record[2] // _DAY_MS for record in samples}
     months = {month_of(day * _DAY_MS) for day in days}
-    for attempt in (1, 2):
+    forms: tuple[str, ...] = _FORMS if expect_new else _FORMS[1:]
+    dropped_partitions = False
+    while True:
         await partitions.ensure(conn, months)
         try:
-            return await _write_once(conn, samples, currents, devices, instances)
+            return await _write_once(conn, samples, currents, devices, instances, form=forms[0])
+        except asyncpg.UniqueViolationError:
+            if len(forms) == 1:
+                raise
+            forms = forms[1:]  # a key stored already (or being stored): the next, safer form
         except asyncpg.CheckViolationError as err:
             # a month's partitions dropped by raw retention in another process: made again (late
             # points are stored, and roll up; the next retention pass deletes the raw rows)
-            if attempt == 2 or "no partition" not in str(err):
+            if dropped_partitions or "no partition" not in str(err):
                 raise
+            dropped_partitions = True
             partitions.forget(months)
-    raise AssertionError("unreachable")
 
 
 async def _write_once(conn: asyncpg.Connection, samples: Sequence[SampleRecord], currents: Sequence[CurrentValue],
-                      devices: dict[int, int], instances: dict[int, int]) -> WriteResult:
-    async with conn.transaction():
+                      devices: dict[int, int], instances: dict[int, int], *, form: str) -> WriteResult:
+    async with conn.transaction():  # a savepoint in a caller's transaction
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ts_stage", records=samples, columns=STAGE_COLUMNS)
-        try:
-            async with conn.transaction():  # a savepoint, for the race described at _STORE_FAST
-                row = await conn.fetchrow(_STORE_FAST)
-        except asyncpg.UniqueViolationError:
-            row = await conn.fetchrow(_STORE)
+        row = await conn.fetchrow(_STORES[form])
         stored, minutes, hours, tens, values = row if row is not None else (0, 0, 0, 0, 0)
-        if currents:
+        if currents or devices or instances:
             ordered = sorted(currents, key=lambda c: c.attribute_id)
-            await conn.execute(_CURRENT, [c.attribute_id for c in ordered], [c.value for c in ordered],
-                               [c.ts for c in ordered], [c.arrived for c in ordered])
-        if devices:
-            ids = sorted(devices)
-            await conn.execute(LOCK_DEVICES, ids)
-            await conn.execute(_LAST_SEEN, ids, [devices[i] for i in ids])
-        if instances:
-            ids = sorted(instances)
-            await conn.execute(_INSTANCE_ATIME, ids, [instances[i] for i in ids])
-    return WriteResult(stored, minutes, hours, tens, values)
+            device_ids, instance_ids = sorted(devices), sorted(instances)
+            await conn.fetchrow(_TOUCH, [c.attribute_id for c in ordered], [c.value for c in ordered],
+                                [c.ts for c in ordered], [c.arrived for c in ordered],
+                                device_ids, [devices[i] for i in device_ids],
+                                instance_ids, [instances[i] for i in instance_ids])
+    return WriteResult(stored, minutes, hours, tens, values, form=form)

@@ -206,7 +206,7 @@ _ROLLUP_VALUE = {
     "first": "(array_agg(first_v ORDER BY first_ts))[1]",
     "last": "(array_agg(last_v ORDER BY last_ts DESC))[1]",
 }
-_ROW_VALUE = {
+ROW_VALUE = {
     "avg": "sum / n", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
     "mimmax": "max", "count": "n::float8", "dev": "sqrt(greatest(m2, 0) / n)", "first": "first_v",
     "last": "last_v",
@@ -242,7 +242,7 @@ async def fetch_values(
             GROUP BY 1, 2"""
     elif not by_boundaries and bucket == dict((t, w) for w, t in ROLLUPS)[table]:
         sql = f"""
-            SELECT idx, bucket, {_ROW_VALUE[aggregator]} FROM {table}
+            SELECT idx, bucket, {ROW_VALUE[aggregator]} FROM {table}
             WHERE attribute_id = $1 AND bucket >= $2 AND bucket < $3 AND $4::bigint > 0"""
     else:
         key = bucket_sql("bucket", boundaries=by_boundaries)
@@ -290,7 +290,7 @@ async def fetch_values(
 
 
 # The packed column (rollup_1m_hours, migration 0106) holding what a one-minute bucket answers as
-# stored (_ROW_VALUE) for each aggregator that has one; dev (a square root) reads rollup_1m.
+# stored (ROW_VALUE) for each aggregator that has one; dev (a square root) reads rollup_1m.
 PACKED = {"avg": "mean", "sum": "sum", "zimsum": "sum", "min": "min", "mimmin": "min", "max": "max",
           "mimmax": "max", "count": "n", "first": "first_v", "last": "last_v"}
 # The same to 15 significant digits (seed 002's computed values): packed column, rollup_1m value.
@@ -351,7 +351,7 @@ async def fetch_minutes(conn: asyncpg.Connection, attribute_id: int, *, start: i
     if column is None or aggregator not in PACKED or inner_start >= inner_stop:
         return None
     series = " AND idx = -1" if scalar else ""
-    sql = _MINUTES.format(column=column, row_value=_ROW_VALUE[aggregator], series=series)
+    sql = _MINUTES.format(column=column, row_value=ROW_VALUE[aggregator], series=series)
     row = await conn.fetchrow(sql, attribute_id, start, stop, inner_start, inner_stop)
     assert row is not None  # an aggregate without GROUP BY: always one row
     hour_idxs, hours, packed_text, rest_idxs, rest_times, rest_text = row
