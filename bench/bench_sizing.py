@@ -36,7 +36,7 @@ PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.
 MIGRATIONS = Path(__file__).resolve().parent.parent / "services/twin/src/twinbill_twin/migrations"
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h", "hour_values_dirty")
+TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1m_hours", "rollup_1h", "values_1h", "hour_values_dirty")
 BATCH = 5_000
 
 
