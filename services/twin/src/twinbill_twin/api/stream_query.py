@@ -189,8 +189,8 @@ async def _bucket_values(conn: asyncpg.Connection, attribute_id: int, q: StreamQ
             for idx in sorted({*head, *whole, *tail})}
 
 
-# Up to this many buckets, a downsample as wide as a rollup reads the rollup's rows as records with
-# its edges (_rows_and_edges); longer reads go through store.series.fetch_values' arrays.
+# Up to this many buckets, a downsample as wide as a rollup reads the rollup's rows with its edge
+# buckets in one statement (_rows_and_edges); longer reads go through store.series.fetch_values.
 SHORT_READ = 2000
 
 _ROWS_AND_EDGES = """
