@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import bench_database, cpu_seconds, wait_ready  # bench/ is first on sys.path
+from procstats import bench_database, cpu_seconds, wait_ready, wait_sealed  # bench/ is first on sys.path
 
 from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port  # inside TWINBILL_PORT_RANGE when set
@@ -162,6 +162,7 @@ async def run() -> None:
 
             conn = await asyncpg.connect(dsn, server_settings={"search_path": "twin"})
             await conn.execute("ANALYZE")
+            print(f"(the twin sealed the loaded hours {await wait_sealed(conn):.1f} s later; queries run after)")
             week = {"start_time": stamp(0), "end_time": stamp(WEEK), "data_state": "1", "timeseries": str(week_id)}
             downloads = () if os.environ.get("BENCH_ONLY") == "aggregate" else (("JSON", "application/json"),
                                                                                    ("CSV", "text/csv"))

@@ -27,7 +27,14 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from procstats import bench_database, cpu_seconds, find_pid, samples_written, wait_ready  # bench/ is first on sys.path
+from procstats import (  # bench/ is first on sys.path
+    bench_database,
+    cpu_seconds,
+    find_pid,
+    samples_written,
+    wait_ready,
+    wait_sealed,
+)
 
 from twinbill_common.bus import Bus
 from twinbill_common.topology import TELEMETRY, telemetry_key
@@ -211,6 +218,8 @@ async def run() -> None:
         else:
             main_attrs = await load(conn, bus, process.pid, port, tag)
         await conn.execute("ANALYZE")
+        if os.environ.get("BENCH_ONLY") != "write":
+            print(f"(the twin sealed the loaded hours {await wait_sealed(conn):.1f} s later; queries run after)")
         if os.environ.get("BENCH_ONLY") == "write":
             await conn.close()
             return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import aiohttp
+    import asyncpg
 
 PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -58,6 +59,18 @@ async def samples_written(http: aiohttp.ClientSession, port: int) -> int:
             if line.startswith("twin_samples_written_total "):
                 return int(float(line.split()[1]))
     return 0
+
+
+async def wait_sealed(conn: asyncpg.Connection, *, within: float = 180.0) -> float:
+    """Seconds until the twin's seal loop has built every hour the load marked (hour_values_dirty
+    empty: the hours' sorted values and packed minutes in place, as they are for any hour a
+    minute or two after it ends), so queries are timed on the store's steady state."""
+    started = time.monotonic()
+    while await conn.fetchval("SELECT count(*) FROM hour_values_dirty"):
+        if time.monotonic() - started > within:
+            raise SystemExit(f"the twin did not seal the loaded hours within {within:.0f} s")
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 def cpu_seconds(pid: int) -> float:
