@@ -76,6 +76,52 @@ async def test_a_refused_set_reply_is_recorded_on_the_desired_value_and_as_an_ev
     assert (valve["expectvalue"], valve["expectstatus"]) == ("false", "pending")
 
 
+async def test_a_reply_the_gateway_no_longer_remembers_is_recorded_by_its_request_id(
+        twin: TestClient[Any, Any], publisher: Bus) -> None:
+    """An outcome that names only the set request's id (a gateway replica restarted since it sent
+    the request knows nothing else of it) marks the desired values that command set, and only while
+    no newer command has set them: a late duplicate of the first command's answer leaves the
+    second pending, and the second's own answer is recorded."""
+    pool = twin.app[POOL]
+    device = await make_device(pool)
+    project = int(await pool.fetchval("SELECT project_id FROM devices WHERE id = $1", device.id))
+    valve = device.attributes["valve"]
+
+    async def command(value: str) -> str:
+        patched = await twin.patch(f"/dt/open/v1/instance/{device.instance_id}",
+                                   json=[{"id": valve, "expectvalue": value}])
+        assert patched.status == 200, await patched.text()
+        # the command's message id, which the gateway sends as the set request's id (the device
+        # answering it: tests/integration/ingest/test_commands.py, the seed-002 PATCH)
+        request: str = await pool.fetchval("SELECT expect_request FROM attributes WHERE id = $1", valve)
+        return request
+
+    async def answer(request: str, **fields: Any) -> None:
+        reply = CommandOutcome(product_key=device.product_key, device_key=device.device_key, request_id=request,
+                               at=datetime.now(UTC), **fields)
+        await publisher.publish(COMMANDS, f"outcome.{device.product_key}.{device.device_key}", reply)
+
+    async def events(count: int) -> bool:
+        return len(await (await twin.get(f"/bemserver/events/?campaign_id={project}")).json()) >= count
+
+    first = await command("true")
+    await answer(first, outcome="applied", code=200)
+    await wait_for(lambda: events(1))
+    assert (await valve_of(twin, device.instance_id))["expectstatus"] == "applied"
+
+    second = await command("false")
+    assert second != first
+    await answer(first, outcome="applied", code=200)  # the first answer again, late
+    await answer(second, outcome="refused", code=1806, reply_message="valve jammed")
+    await wait_for(lambda: events(2))
+    state = await valve_of(twin, device.instance_id)
+    assert (state["expectvalue"], state["expectstatus"], state["expectcode"], state["expectmessage"]) == (
+        "false", "refused", 1806, "valve jammed")
+    described = [e["description"] for e in await (await twin.get(f"/bemserver/events/?campaign_id={project}")).json()]
+    assert sorted(described) == ["desired a command: applied by the device",
+                                 "desired a command: refused by the device with code 1806 (valve jammed)"]
+
+
 async def test_billing_outcomes_become_one_event_per_meter_once(twin: TestClient[Any, Any], publisher: Bus) -> None:
     """A job that failed one meter, skipped one and estimated one: three events (ERROR, WARNING,
     INFO) with the reasons; the same message again (at least once) adds none."""

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.ingest.conftest import TIMEOUT, DeviceCreds, RunningGateway, load_fixture
 from tests.integration.twin_registry.conftest import make_device, make_product, make_project
+from tests.integration.twin_timeseries.conftest import wait_for
 from tests.servicetokens import TEST_TOKENS
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.schemas import CommandOutcome, SetMeasurepoints
@@ -367,6 +368,17 @@ async def test_seed002_patch_on_the_twin_ends_at_the_device_set_topic(
                 assert (request["version"], request["method"]) == ("1.0", "thing.service.measurepoint.set")
                 assert b'"setpoint":12.20' in raw
                 assert b'"limit":12.31' in raw
+
+                # the device applies it: the twin records its answer on both desired values
+                reply = {"id": request["id"], "code": 200, "data": {}}
+                await mqtt.publish(f"{base}/thing/service/measurepoint/set_reply", json.dumps(reply).encode(),
+                                   qos=1)
+
+                async def applied() -> bool:
+                    detail = await (await twin.get("/dt/open/v1/instance", params={"ids": str(instance)})).json()
+                    states = {a["name"]: a.get("expectstatus") for a in detail["data"][0]["attr"]}
+                    return bool(states["setpoint"] == states["limit"] == "applied")
+                await wait_for(applied)
             finally:
                 reader.cancel()
     finally:

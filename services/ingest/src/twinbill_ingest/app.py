@@ -98,6 +98,7 @@ def create_app(settings: IngestSettings, *, source: RegistrySource | None = None
             metrics=metrics,
             client_factory=gateway.mqtt_client,
             client_id=gateway.client_id,
+            session_expiry=gateway.session_expiry,
         )
         gateway.on_presence = relay.device_active
         app[GATEWAY], app[CACHE], app[LISTENER], app[RELAY] = gateway, cache, listener, relay

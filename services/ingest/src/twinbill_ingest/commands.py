@@ -6,12 +6,18 @@ dropped on purpose: expired, superseded), so a killed gateway loses nothing: the
 delivers it again. A command for an offline device is held (unacked) until the device is online;
 after `command_hold` seconds it is published again to the tail of the queue (confirmed) and the
 held copy acked, so no delivery stays unacked for long (RabbitMQ's consumer timeout).
+
+Outcomes go to the twin the same way: a device's set_reply is acknowledged to Mosquitto (PUBACK)
+only once its outcome is confirmed on RabbitMQ, so a gateway killed in between gets it again
+when it comes back under the same client id (a persistent session, as the gateway's own); an
+expired command is acked on RabbitMQ only once its outcome is confirmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +46,7 @@ from twinbill_ingest.domain.commands import (
     supersedes,
 )
 from twinbill_ingest.metrics import IngestMetrics
+from twinbill_ingest.mqtt import MqttClient
 from twinbill_ingest.settings import IngestSettings
 from twinbill_ingest.store import DeviceKey, RegistryCache
 
@@ -77,8 +84,9 @@ class CommandRelay:
         bus: Bus,
         cache: RegistryCache,
         metrics: IngestMetrics,
-        client_factory: Callable[[str], aiomqtt.Client],
+        client_factory: Callable[..., MqttClient],
         client_id: str,
+        session_expiry: int = 0,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -86,6 +94,7 @@ class CommandRelay:
         self.metrics = metrics
         self.client_factory = client_factory
         self.client_id = f"{client_id}-commands"
+        self.session_expiry = session_expiry  # > 0: Mosquitto keeps unacknowledged replies for us
         self.ready = asyncio.Event()  # connected to Mosquitto and subscribed to set_reply
         self._client: aiomqtt.Client | None = None
         self._changed = asyncio.Event()
@@ -94,8 +103,9 @@ class CommandRelay:
         self._locks: dict[DeviceKey, asyncio.Lock] = {}
         self._seen: dict[DeviceKey, float] = {}  # direct devices: monotonic time last heard from
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
-        # Outcomes (applied, refused, expired) waiting to be published to the twin, in order.
-        self._outcomes: asyncio.Queue[CommandOutcome] = asyncio.Queue()
+        # Outcomes (applied, refused, expired) waiting to be published to the twin, in order, each
+        # with what to do once it is confirmed (acknowledge the reply, release the expired command).
+        self._outcomes: asyncio.Queue[tuple[CommandOutcome, Callable[[], None]]] = asyncio.Queue()
 
     # -- presence -------------------------------------------------------------------------------
 
@@ -146,7 +156,8 @@ class CommandRelay:
         topic_filter = f"$share/{share}/{SET_REPLY_FILTER}" if share else SET_REPLY_FILTER
         while True:
             try:
-                async with self.client_factory(self.client_id) as client:
+                async with self.client_factory(self.client_id, session_expiry=self.session_expiry,
+                                               manual_ack=True) as client:
                     await client.subscribe(topic_filter, qos=1)
                     self._client = client
                     self.ready.set()
@@ -154,7 +165,7 @@ class CommandRelay:
                     delay = first
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, bytes) else b""
-                        self._on_reply(message.topic.value, payload)
+                        self._on_reply(message.topic.value, payload, functools.partial(client.ack, message))
             except aiomqtt.MqttError as err:
                 log.warning("commands: MQTT connection lost, reconnecting", error=str(err), delay=delay)
             finally:
@@ -163,9 +174,11 @@ class CommandRelay:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.mqtt_reconnect_max)
 
-    def _on_reply(self, topic: str, payload: bytes) -> None:
+    def _on_reply(self, topic: str, payload: bytes, ack: Callable[[], None]) -> None:
+        """A device's set_reply: its outcome queued for the twin, `ack` (the PUBACK) once confirmed."""
         reply = parse_set_reply(topic, payload)
-        if reply is None:
+        if reply is None:  # nothing to report (counted and logged as malformed)
+            ack()
             return
         self.device_active([(reply.product_key, reply.device_key)])
         sent = self._sent.pop(reply.request_id, None) if reply.request_id is not None else None
@@ -184,17 +197,29 @@ class CommandRelay:
             log.info("command applied by the device", **fields)
         else:
             log.warning("command refused by the device", message=reply.message, **fields)
-        self._outcomes.put_nowait(CommandOutcome(
+        self._outcomes.put_nowait((CommandOutcome(
             product_key=reply.product_key, device_key=reply.device_key, request_id=reply.request_id,
             outcome="applied" if reply.code == 200 else "refused", code=reply.code, reply_message=reply.message,
             instance_id=sent.instance_id if sent else None, version=sent.version if sent else None,
-            identifiers=list(sent.identifiers) if sent else [], at=datetime.now(UTC)))
+            identifiers=list(sent.identifiers) if sent else [], at=datetime.now(UTC)), ack))
+
+    async def _confirmed(self, outcome: CommandOutcome) -> None:
+        """Queue an outcome behind the others and wait for its confirm."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release() -> None:
+            if not done.done():  # not cancelled meanwhile (the consumer stopping)
+                done.set_result(None)
+
+        self._outcomes.put_nowait((outcome, release))
+        await done
 
     async def _publish_outcomes(self) -> None:
-        """Publish outcomes to the twin in order, each confirmed; a broker that does not answer is
-        retried (the outcome waits in memory: lost only if this process dies meanwhile)."""
+        """Publish outcomes to the twin in order, each confirmed, then acknowledge what they came
+        from; a broker that does not answer is retried (the outcome waits here, its reply or
+        command unacknowledged: a process killed meanwhile gets them again)."""
         while True:
-            outcome = await self._outcomes.get()
+            outcome, then = await self._outcomes.get()
             pause = 0.5
             while True:
                 try:
@@ -204,6 +229,7 @@ class CommandRelay:
                     log.warning("command outcome not published, retrying", error=str(err), delay=pause)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 30.0)
+            then()
 
     # -- one command ----------------------------------------------------------------------------
 
@@ -247,7 +273,7 @@ class CommandRelay:
             remaining = (command.expires_at - datetime.now(UTC)).total_seconds()
             if remaining <= 0:
                 self._outcome(command, "expired", expires_at=command.expires_at.isoformat())
-                self._outcomes.put_nowait(CommandOutcome(
+                await self._confirmed(CommandOutcome(
                     product_key=command.product_key, device_key=command.device_key,
                     request_id=command.message_id, outcome="expired", instance_id=command.instance_id,
                     version=command.version, identifiers=sorted(command.values), at=datetime.now(UTC)))

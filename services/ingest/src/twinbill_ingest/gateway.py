@@ -73,12 +73,12 @@ class Gateway:
         # change (a login may make held commands deliverable).
         self.on_presence: Callable[[list[tuple[str, str]]], None] | None = None
 
-    def mqtt_client(self, identifier: str, *, session_expiry: int = 0) -> MqttClient:
+    def mqtt_client(self, identifier: str, *, session_expiry: int = 0, manual_ack: bool = False) -> MqttClient:
         """A new MQTT v5 client of the service user (not yet connected); see mqtt.create_client."""
         password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
         return create_client(self.settings.mqtt_host, self.settings.mqtt_port, identifier=identifier,
                              username=self.settings.mqtt_username, password=password, logger=MQTT_LOG,
-                             session_expiry=session_expiry)
+                             session_expiry=session_expiry, manual_ack=manual_ack)
 
     @property
     def session_expiry(self) -> int:

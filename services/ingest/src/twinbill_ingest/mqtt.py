@@ -29,6 +29,16 @@ class MqttClient(aiomqtt.Client):
     pending `__aexit__`) must still be released.
     """
 
+    def __init__(self, *args: Any, manual_ack: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if manual_ack:  # paho sends a QoS 1 message's PUBACK only when `ack` is called
+            self._client.manual_ack_set(True)
+
+    def ack(self, message: aiomqtt.Message) -> None:
+        """The PUBACK of a message received with `manual_ack`, on the connection it came on (on
+        another one it means nothing: a persistent session gets the message again)."""
+        self._client.ack(message.mid, message.qos)
+
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         if _cancel_swallowed():
@@ -99,14 +109,16 @@ def session_properties(expiry_seconds: int) -> Properties:
 
 
 def create_client(host: str, port: int, *, identifier: str, username: str | None, password: str | None,
-                  logger: logging.Logger, session_expiry: int = 0) -> MqttClient:
+                  logger: logging.Logger, session_expiry: int = 0, manual_ack: bool = False) -> MqttClient:
     """An MQTT v5 client (not yet connected). With `session_expiry` > 0 the session is
     persistent: clean_start is off and the broker keeps the subscriptions and queues QoS 1
-    messages for that many seconds while the client is away."""
+    messages for that many seconds while the client is away. With `manual_ack` a QoS 1 message
+    is acknowledged only by `MqttClient.ack` (unacknowledged ones come again to a persistent
+    session that reconnects)."""
     share_property_tables()
     persistent: dict[str, Any] = {}
     if session_expiry > 0:
         persistent = {"clean_start": False, "properties": session_properties(session_expiry)}
     return MqttClient(host, port, identifier=identifier, username=username, password=password,
                       protocol=aiomqtt.ProtocolVersion.V5, max_queued_outgoing_messages=None,
-                      logger=logger, **persistent)
+                      logger=logger, manual_ack=manual_ack, **persistent)

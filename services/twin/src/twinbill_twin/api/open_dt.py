@@ -13,6 +13,7 @@ from twinbill_common.errors import HttpError, NotFound, ValidationFailed
 from twinbill_common.http import dt_ok, read_json, validation_fields
 from twinbill_common.paging import INT64_MAX, Errors, page_total, parse_int, query_int
 from twinbill_common.schemas import SetMeasurepoints
+from twinbill_common.schemas.base import new_message_id
 from twinbill_common.topology import COMMANDS
 from twinbill_twin.api.common import pool_of
 from twinbill_twin.api.open_dt_schemas import Empty, InstanceDetail, InstancePage, InstanceQuery, InstancesQuery
@@ -116,10 +117,12 @@ async def set_expectvalues(request: web.Request) -> web.Response:
             raise NotFound(f"instance {instance_id} not found")
         attrs = await instances.attributes_of(conn, instance_id, list(values))
         command = _command_values(values, attrs)
-        version = await instances.set_expectvalues(conn, values)
-        if target["device_key"] is not None:
+        # the command's id is the set request's: the device's set_reply names it (handlers.outcomes)
+        command_id = new_message_id() if target["device_key"] is not None else None
+        version = await instances.set_expectvalues(conn, values, request=command_id)
+        if command_id is not None:
             message = SetMeasurepoints(
-                product_key=target["product_key"], device_key=target["device_key"],
+                message_id=command_id, product_key=target["product_key"], device_key=target["device_key"],
                 instance_id=instance_id, version=version, values=command,
                 expires_at=datetime.now(UTC) + COMMAND_TTL)
             key = f"set.{target['product_key']}.{target['device_key']}"

@@ -22,8 +22,10 @@ OUTCOME_LEVELS = {"applied": LEVELS["INFO"], "refused": LEVELS["ERROR"], "expire
 
 
 async def handle_command_outcome(delivery: Delivery[CommandOutcome], *, pool: asyncpg.Pool) -> None:
-    """Record a device's answer to a command on the desired values it set (unless a newer desired
-    value is pending: its version is higher) and as an event of the project's Alarms scope."""
+    """Record a device's answer to a command on the desired values it set last (those a newer
+    command set since wait for that one's answer) and as an event of the project's Alarms scope.
+    The set request's id alone names them, so a reply the gateway replica no longer remembers (it
+    restarted since: instance, version and identifiers empty) is recorded all the same."""
     outcome = delivery.message
     async with pool.acquire() as conn, conn.transaction():
         device = await device_by_key(conn, outcome.product_key, outcome.device_key)
@@ -31,8 +33,16 @@ async def handle_command_outcome(delivery: Delivery[CommandOutcome], *, pool: as
             log.warning("command outcome of an unknown device", product_key=outcome.product_key,
                         device_key=outcome.device_key)
             return
-        marked = "0"
-        if outcome.instance_id is not None and outcome.version is not None and outcome.identifiers:
+        marked = "UPDATE 0"
+        if outcome.request_id is not None:  # the attributes this command set last, wherever it was sent from
+            marked = await conn.execute(
+                "UPDATE attributes SET expect_status = $3, expect_code = $4, expect_message = $5, "
+                "expect_status_at = $6 FROM instances i WHERE i.id = attributes.instance_id "
+                "AND i.device_id = $1 AND expect_request = $2",
+                device.id, outcome.request_id, outcome.outcome, outcome.code, outcome.reply_message, outcome.at)
+        # a command set before its id was kept on the attributes (migration 0406)
+        if (marked == "UPDATE 0" and outcome.instance_id is not None and outcome.version is not None
+                and outcome.identifiers):
             marked = await conn.execute(
                 "UPDATE attributes SET expect_status = $4, expect_code = $5, expect_message = $6, "
                 "expect_status_at = $7 WHERE instance_id = $1 AND attrtype = 'State' "

@@ -87,13 +87,14 @@ async def attributes_of(conn: asyncpg.Connection, instance_id: int,
     return {row["id"]: row for row in rows}
 
 
-async def set_expectvalues(conn: asyncpg.Connection, values: dict[int, str]) -> int:
-    """Store expectvalues and bump each attribute's expect_version; returns the highest version."""
+async def set_expectvalues(conn: asyncpg.Connection, values: dict[int, str], *, request: str | None) -> int:
+    """Store expectvalues and the command that sets them (`request`: its message id; None: no
+    device to command) and bump each attribute's expect_version; returns the highest version."""
     await conn.execute(
         "UPDATE attributes a SET expectvalue = v.value, expect_version = a.expect_version + 1, "
         "expect_status = 'pending', expect_code = NULL, expect_message = NULL, expect_status_at = now(), "
-        "mtime = now() FROM unnest($1::bigint[], $2::text[]) AS v(id, value) WHERE a.id = v.id",
-        list(values), list(values.values()))
+        "expect_request = $3, mtime = now() FROM unnest($1::bigint[], $2::text[]) AS v(id, value) "
+        "WHERE a.id = v.id", list(values), list(values.values()), request)
     version = await conn.fetchval(
         "SELECT max(expect_version) FROM attributes WHERE id = ANY($1::bigint[])", list(values))
     return int(version)
