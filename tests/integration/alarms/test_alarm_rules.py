@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.integration.twin_timeseries.conftest import Device, make_device, measurements, publish, wait_for
@@ -20,6 +21,7 @@ from twinbill_common.bus import Bus
 from twinbill_twin.app import create_app
 from twinbill_twin.keys import ALARMS, POOL
 from twinbill_twin.settings import TwinSettings
+from twinbill_twin.store.alarms import StateCache
 
 START = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # 2026-12-01 00:00 in Asia/Shanghai
 
@@ -240,6 +242,56 @@ async def test_a_state_another_writer_changed_is_read_again_not_taken_from_the_c
     await readings(publisher, device, [(START + timedelta(hours=3), 150)])
     await wait_for(waiting_for(twin, project, 1))
     assert "went backwards: 200 -> 150" in (await events_of(twin, project))[0]["description"]
+
+
+async def test_a_batch_whose_process_dies_after_its_quiet_devices_are_written_raises_each_alarm_once(
+        twin: TestClient[Any, Any], publisher: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window the state cache opens: a batch writes its quiet (cached, raising nothing) devices
+    in one statement that commits before the transaction of the devices raising alarms. Here the
+    process dies right there (the locked transaction fails once, and the cache is lost as a killed
+    process loses it); the batch comes again and is evaluated from the rows: the alarm is raised
+    once, the quiet device's reading, already stored, changes nothing, and its next reading is
+    compared with it."""
+    pool = twin.app[POOL]
+    alarms = twin.app[ALARMS]
+    quiet, loud = await make_device(pool), await make_device(pool)
+    project = await project_of(pool, quiet)
+    await pool.execute("UPDATE devices SET project_id = $1 WHERE id = $2", project, loud.id)
+    await add_rule(twin, project, "register", {"measurepoint": "total"})
+    await readings(publisher, quiet, [(START, 100)])
+    await readings(publisher, loud, [(START, 100)])
+    await evaluated(pool, quiet, START)
+    await evaluated(pool, loud, START)
+    assert alarms.states.get(quiet.id) is not None and alarms.states.get(loud.id) is not None
+
+    died: list[list[int]] = []
+    locked = alarms._evaluate_locked
+
+    async def dies_once(conn: asyncpg.Connection, watched: list[Any], *args: Any) -> None:
+        if not died:
+            died.append([device.id for device, _ in watched])
+            alarms.states = StateCache()  # what a new process starts with
+            raise OSError("connection lost: the process died here")
+        await locked(conn, watched, *args)
+
+    monkeypatch.setattr(alarms, "_evaluate_locked", dies_once)
+    hour = START + timedelta(hours=1)
+    # one message (a gateway's batch) with both devices' points: one batch, both paths
+    both = measurements(quiet, [(ms(hour), {"total": 110})])
+    backwards = {"product_key": loud.product_key, "device_key": loud.device_key, "time": ms(hour),
+                 "measurepoints": {"total": 90}}
+    both = both.model_copy(update={"points": [*both.points, backwards]})
+    await publish(publisher, both)
+    await evaluated(pool, loud, hour)
+    await evaluated(pool, quiet, hour)
+    assert died == [[loud.id]]  # the quiet device had been written before the failure
+    descriptions = [e["description"] for e in await events_of(twin, project)]
+    assert len(descriptions) == 1 and "went backwards: 100 -> 90" in descriptions[0], descriptions
+
+    await readings(publisher, quiet, [(hour + timedelta(hours=1), 105)])
+    await wait_for(waiting_for(twin, project, 2))
+    descriptions = [e["description"] for e in await events_of(twin, project)]
+    assert len(descriptions) == 2 and "went backwards: 110 -> 105" in descriptions[1], descriptions
 
 
 async def test_rule_state_survives_a_restart_of_the_consumer(
