@@ -22,6 +22,7 @@ from twinbill_common.logging import get_logger
 from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_ingest.domain.codes import MESSAGES, Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
+from twinbill_ingest.domain.fastpath import accept_plain
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Topic, parse_topic, subscriptions
 from twinbill_ingest.metrics import IngestMetrics
@@ -168,7 +169,12 @@ class Gateway:
             await self._reply(client, topic, qos, encode_reply(request_id, code, message=text, data=data), code)
             return
         try:
-            accepted = validate_request(
+            # The usual request, valid throughout, takes the fast path; validate_request decides
+            # (and words) everything else.
+            accepted = accept_plain(
+                topic, payload, registry=self.cache, received_at=received_at,
+                max_bytes=self.settings.max_payload_bytes, grants=self.cache.grants,
+            ) or validate_request(
                 topic, payload, registry=self.cache, received_at=received_at, max_bytes=self.settings.max_payload_bytes
             )
         except Rejection as err:

@@ -55,6 +55,8 @@ def encode_value(value: Any, out: list[str]) -> None:
         out.append(str(value))
     elif kind is str:
         out.append(_string(value))
+    elif kind is msgspec.Raw:  # a reading as the device wrote it (domain.fastpath)
+        out.append(bytes(value).decode())
     elif value is True:
         out.append("true")
     elif value is False:

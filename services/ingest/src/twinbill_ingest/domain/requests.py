@@ -211,7 +211,7 @@ def _validate_body(
             product_key, device_key = _entry_device(entry, topic=topic, where=_where(index, batch))
         compiled = models.get((product_key, device_key))
         if compiled is None:
-            model = _authorise(
+            model = authorise(
                 product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
             )
             kinds = getattr(model, "kinds", None)  # thingmodel.Model; a plain mapping is compiled here
@@ -286,7 +286,7 @@ def _entry_device(entry: dict[str, Any], *, topic: Topic, where: str) -> tuple[s
     return product_key, device_key
 
 
-def _authorise(
+def authorise(
     product_key: str, device_key: str, *, topic: Topic, registry: RegistryView, allow_offline: bool
 ) -> CompiledModel:
     """The device's thing model, or 1212 if the publisher may not report for it."""
