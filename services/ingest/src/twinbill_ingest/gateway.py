@@ -224,11 +224,10 @@ class Gateway:
         self._presence([(topic.product_key, topic.device_key)])
         if self.status is not None:
             publisher = (topic.product_key, topic.device_key)
+            devices = {(point.product_key, point.device_key) for point in accepted.points}
             # the publisher is seen too: a gateway that reports only its sub-devices' points is
             # online (it showed `online: false` before issue 13)
-            for device in {publisher} | {(point.product_key, point.device_key) for point in accepted.points}:
-                online = device == publisher or self.cache.is_online(*device)
-                self.status.seen(*device, online=online, at_ms=received_at)
+            self.status.seen_all(devices, online=self.cache.online_among(devices) | {publisher}, at_ms=received_at)
         await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
 
     def _presence(self, devices: list[tuple[str, str]]) -> None:

@@ -176,6 +176,10 @@ class RegistryCache:
         """A sub-device is online while its login through its gateway holds."""
         return (product_key, device_key) in self._online
 
+    def online_among(self, devices: set[DeviceKey]) -> set[DeviceKey]:
+        """Those of `devices` that are online (is_online for a set at once)."""
+        return devices & self._online.keys()
+
     def set_online(self, device: DeviceKey, *, gateway: DeviceKey) -> None:
         """Record a sub-device's login through a gateway."""
         if self._online.get(device) != gateway:
