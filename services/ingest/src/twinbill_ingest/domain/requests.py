@@ -74,9 +74,10 @@ class Envelope:
     skip_invalid: bool = False
 
 
-class PointSet(msgspec.Struct):
+class PointSet(msgspec.Struct, gc=False):
     """The accepted measurepoints of one device at one instant (a msgspec Struct: the bus body
-    encodes it as it is, twinbill_common.schemas.telemetry.DevicePoints)."""
+    encodes it as it is, twinbill_common.schemas.telemetry.DevicePoints). Not tracked by the
+    cyclic garbage collector: it holds no object that could refer back to it."""
 
     product_key: str
     device_key: str
