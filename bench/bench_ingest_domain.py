@@ -16,6 +16,7 @@ import timeit
 
 from twinbill_common.schemas import DeviceRecord, ProductModel
 from twinbill_ingest.domain.encoding import encode_accepted, message_id
+from twinbill_ingest.domain.fastpath import accept_plain
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import parse_topic
 from twinbill_ingest.store import RegistryCache, StaticRegistrySource
@@ -65,11 +66,27 @@ def main() -> None:
         done = validate_request(topic, payload, registry=cache, received_at=now, max_bytes=256 * 1024)
         encode_accepted(done, topic=topic, message_id=message_id(topic, "abc123", payload), received_at=now)
 
+    plain = accept_plain(topic, payload, registry=cache, received_at=now, max_bytes=256 * 1024, grants=cache.grants)
+    assert plain is not None, "the fast path must take the simulator's requests"
+
+    def validate_plain() -> None:
+        accept_plain(topic, payload, registry=cache, received_at=now, max_bytes=256 * 1024, grants=cache.grants)
+
+    def encode_plain() -> None:
+        encode_accepted(plain, topic=topic, message_id="m", received_at=now)
+
+    def whole_plain() -> None:
+        done = accept_plain(topic, payload, registry=cache, received_at=now, max_bytes=256 * 1024, grants=cache.grants)
+        assert done is not None
+        encode_accepted(done, topic=topic, message_id=message_id(topic, "abc123", payload), received_at=now)
+
     per_round = max(1, args.requests // 5)
     print(f"one post/batch request of 100 points ({len(payload):,} bytes), 50 meters, "
           f"CPU time, best of 5 x {per_round}")
     for label, step in (("validate (parse + checks)", validate), ("message id", identify),
-                        ("bus body", encode), ("all of it", whole)):
+                        ("bus body", encode), ("all of it", whole),
+                        ("fast path: accept_plain", validate_plain), ("fast path: bus body", encode_plain),
+                        ("fast path: all of it", whole_plain)):
         best = min(timeit.Timer(step, timer=time.process_time).repeat(5, per_round)) / per_round
         print(f"  {label:28s} {best * 1e6:8.1f} us/request  {best * 1000:6.3f} s/100k points")
 

@@ -53,9 +53,12 @@ async def serve_app(app: web.Application, *, host: str, port: int, access_log: b
     return 0
 
 
-def run_service(app: web.Application, *, host: str, port: int, access_log: bool = True) -> None:
-    """Serve `app` in a new event loop; exit non-zero if a background loop stopped."""
-    status = asyncio.run(serve_app(app, host=host, port=port, access_log=access_log))
+def run_service(app: web.Application, *, host: str, port: int, access_log: bool = True,
+                loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+    """Serve `app` in a new event loop (asyncio's, or one from `loop_factory`); exit non-zero if
+    a background loop stopped."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        status = runner.run(serve_app(app, host=host, port=port, access_log=access_log))
     if status:
         raise SystemExit(status)
 
@@ -69,12 +72,14 @@ def warn_development_defaults(settings: EnvironmentSettings) -> None:
                     env=settings.env, settings=defaults)
 
 
-def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *, service: str) -> None:
+def serve(settings_class: type[S], create_app: Callable[[S], web.Application], *, service: str,
+          loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
     """Build the settings from the environment (exit 2 listing every problem), configure logging,
-    and run the app on the configured host and port (run_service)."""
+    and run the app on the configured host and port (run_service, in a loop from `loop_factory`
+    if given)."""
     settings = load_settings(settings_class)
     configure_logging(level=settings.log_level, json=settings.log_json, service=service)
     warn_development_defaults(settings)
     start_from_environment(service)  # off unless TWINBILL_MEMDEBUG is set (the soak's diagnosis)
     run_service(create_app(settings), host=settings.http_host, port=settings.http_port,
-                access_log=settings.access_log)
+                access_log=settings.access_log, loop_factory=loop_factory)

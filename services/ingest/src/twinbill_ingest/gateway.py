@@ -22,6 +22,7 @@ from twinbill_common.logging import get_logger
 from twinbill_common.topology import TELEMETRY, telemetry_key
 from twinbill_ingest.domain.codes import MESSAGES, Code, Rejection
 from twinbill_ingest.domain.encoding import encode_accepted, encode_reply, message_id
+from twinbill_ingest.domain.fastpath import accept_plain
 from twinbill_ingest.domain.requests import validate_request
 from twinbill_ingest.domain.topics import Topic, parse_topic, subscriptions
 from twinbill_ingest.metrics import IngestMetrics
@@ -168,7 +169,12 @@ class Gateway:
             await self._reply(client, topic, qos, encode_reply(request_id, code, message=text, data=data), code)
             return
         try:
-            accepted = validate_request(
+            # The usual request, valid throughout, takes the fast path; validate_request decides
+            # (and words) everything else.
+            accepted = accept_plain(
+                topic, payload, registry=self.cache, received_at=received_at,
+                max_bytes=self.settings.max_payload_bytes, grants=self.cache.grants,
+            ) or validate_request(
                 topic, payload, registry=self.cache, received_at=received_at, max_bytes=self.settings.max_payload_bytes
             )
         except Rejection as err:
@@ -218,11 +224,10 @@ class Gateway:
         self._presence([(topic.product_key, topic.device_key)])
         if self.status is not None:
             publisher = (topic.product_key, topic.device_key)
+            devices = {(point.product_key, point.device_key) for point in accepted.points}
             # the publisher is seen too: a gateway that reports only its sub-devices' points is
             # online (it showed `online: false` before issue 13)
-            for device in {publisher} | {(point.product_key, point.device_key) for point in accepted.points}:
-                online = device == publisher or self.cache.is_online(*device)
-                self.status.seen(*device, online=online, at_ms=received_at)
+            self.status.seen_all(devices, online=self.cache.online_among(devices) | {publisher}, at_ms=received_at)
         await self._reply(client, topic, qos, encode_reply(request_id, Code.OK), Code.OK)
 
     def _presence(self, devices: list[tuple[str, str]]) -> None:

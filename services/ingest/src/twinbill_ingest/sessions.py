@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,13 @@ class StatusReporter:
     def seen(self, product_key: str, device_key: str, *, online: bool, at_ms: int) -> None:
         """A device reported data: refresh its last-seen time (without waking the flusher)."""
         self._pending[(product_key, device_key)] = (online, at_ms)
+
+    def seen_all(self, devices: Collection[tuple[str, str]], *, online: Collection[tuple[str, str]],
+                 at_ms: int) -> None:
+        """`seen` for each of `devices` and `online` at once (the gateway's per-request call):
+        those in `online` are recorded online, the others offline."""
+        self._pending.update(dict.fromkeys(devices, (False, at_ms)))
+        self._pending.update(dict.fromkeys(online, (True, at_ms)))
 
     async def flush(self) -> None:
         """Post what is pending; on failure keep it for the next round (newer states win)."""

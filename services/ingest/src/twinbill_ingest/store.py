@@ -12,6 +12,7 @@ import aiohttp
 
 from twinbill_common.schemas import DataType, DeviceRecord, ProductModel
 from twinbill_common.servicetokens import ServiceTokens
+from twinbill_ingest.domain.fastpath import Grants
 from twinbill_ingest.domain.thingmodel import CompiledModel, compile_model
 from twinbill_ingest.errors import RegistryUnavailable
 
@@ -141,6 +142,9 @@ class RegistryCache:
         self._models: dict[str, dict[str, DataType]] = {}
         self._devices: dict[DeviceKey, DeviceRecord] = {}
         self._online: dict[DeviceKey, DeviceKey] = {}  # sub-device -> gateway it logged in through
+        # The fast path's memo of authorised devices (domain.fastpath.accept_plain): it holds
+        # what the registry and the sessions say now, so any change to either empties it.
+        self.grants: Grants = {}
         self.loaded = False
 
     async def load(self, source: RegistrySource) -> None:
@@ -152,6 +156,7 @@ class RegistryCache:
         devices = await source.devices()
         self._models = {product.product_key: compile_model(product) for product in products}
         self._devices = {(d.product_key, d.device_key): d for d in devices}
+        self.grants.clear()
         if not self.loaded:
             for device in devices:
                 if device.online and device.gateway_product_key and device.gateway_device_key:
@@ -171,13 +176,20 @@ class RegistryCache:
         """A sub-device is online while its login through its gateway holds."""
         return (product_key, device_key) in self._online
 
+    def online_among(self, devices: set[DeviceKey]) -> set[DeviceKey]:
+        """Those of `devices` that are online (is_online for a set at once)."""
+        return devices & self._online.keys()
+
     def set_online(self, device: DeviceKey, *, gateway: DeviceKey) -> None:
         """Record a sub-device's login through a gateway."""
-        self._online[device] = gateway
+        if self._online.get(device) != gateway:
+            self._online[device] = gateway
+            self.grants.clear()
 
     def set_offline(self, device: DeviceKey) -> None:
         """Record a sub-device's logout."""
-        self._online.pop(device, None)
+        if self._online.pop(device, None) is not None:
+            self.grants.clear()
 
     @property
     def online_count(self) -> int:

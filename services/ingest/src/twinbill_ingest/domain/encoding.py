@@ -24,6 +24,8 @@ from twinbill_ingest.domain.topics import Topic
 
 _string = json.encoder.encode_basestring  # the C string encoder
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+# json.dumps(body, ensure_ascii=False, default=str) builds this encoder for every call.
+_REPLY = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class _Body(msgspec.Struct):
@@ -55,6 +57,8 @@ def encode_value(value: Any, out: list[str]) -> None:
         out.append(str(value))
     elif kind is str:
         out.append(_string(value))
+    elif kind is msgspec.Raw:  # a reading as the device wrote it (domain.fastpath)
+        out.append(bytes(value).decode())
     elif value is True:
         out.append("true")
     elif value is False:
@@ -144,4 +148,4 @@ def encode_reply(request_id: str | None, code: int, *, message: str | None = Non
         body["message"] = message
     # A request id can hold a lone surrogate (`"\\ud800"` in the JSON): written back as that
     # escape, so the device still gets its answer.
-    return json.dumps(body, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+    return _REPLY.encode(body).encode("utf-8", "backslashreplace")

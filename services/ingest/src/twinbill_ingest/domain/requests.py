@@ -74,9 +74,10 @@ class Envelope:
     skip_invalid: bool = False
 
 
-class PointSet(msgspec.Struct):
+class PointSet(msgspec.Struct, gc=False):
     """The accepted measurepoints of one device at one instant (a msgspec Struct: the bus body
-    encodes it as it is, twinbill_common.schemas.telemetry.DevicePoints)."""
+    encodes it as it is, twinbill_common.schemas.telemetry.DevicePoints). Not tracked by the
+    cyclic garbage collector: it holds no object that could refer back to it."""
 
     product_key: str
     device_key: str
@@ -211,7 +212,7 @@ def _validate_body(
             product_key, device_key = _entry_device(entry, topic=topic, where=_where(index, batch))
         compiled = models.get((product_key, device_key))
         if compiled is None:
-            model = _authorise(
+            model = authorise(
                 product_key, device_key, topic=topic, registry=registry, allow_offline=envelope.allow_offline
             )
             kinds = getattr(model, "kinds", None)  # thingmodel.Model; a plain mapping is compiled here
@@ -286,7 +287,7 @@ def _entry_device(entry: dict[str, Any], *, topic: Topic, where: str) -> tuple[s
     return product_key, device_key
 
 
-def _authorise(
+def authorise(
     product_key: str, device_key: str, *, topic: Topic, registry: RegistryView, allow_offline: bool
 ) -> CompiledModel:
     """The device's thing model, or 1212 if the publisher may not report for it."""
