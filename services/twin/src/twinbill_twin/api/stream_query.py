@@ -32,6 +32,7 @@ from twinbill_twin.domain.floattext import postgres_text
 from twinbill_twin.domain.series import Points, combine, fill
 from twinbill_twin.domain.timeparse import parse_time, parse_zone
 from twinbill_twin.errors import BadParameter
+from twinbill_twin.store import sample_hours
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import iso
 from twinbill_twin.store.series import Columns, Texts
@@ -300,7 +301,7 @@ async def stream_series(conn: asyncpg.Connection, attribute: asyncpg.Record, q: 
     if q.downsample is None:
         _retained(q, "samples", q.start)
         has_text = False
-        texts = None if textual else await series_store.fetch_raw_texts(conn, attribute_id, q.start, q.end,
+        texts = None if textual else await sample_hours.fetch_raw_texts(conn, attribute_id, q.start, q.end,
                                                                           limit=MAX_RAW_POINTS + 1)
         if texts is not None:
             series, millis = texts

@@ -32,7 +32,7 @@ ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s
 HOUR_VALUES = (3_600_000, "values_1h")
 # What raw retention deletes before a project's horizon (the minute and hour rollups stay, the
 # minutes' packed hours, rollup_1m_hours, with them).
-RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h"})
+RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h", "sample_hours"})
 
 _ATTRIBUTE = """
 SELECT a.id, a.instance_id, a.name, a.displayname, a.attrtype, a.datatype, a.unit, a.metric,

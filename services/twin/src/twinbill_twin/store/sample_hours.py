@@ -1,0 +1,142 @@
+"""Sealed hours' raw points packed one row per series and hour (sample_hours, migration 0107):
+how the seal and a delete pack them, and the raw read that takes the sealed hours from them and
+the rest of the range (its edges, hours marked or never packed) from the samples."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from twinbill_twin.store import series as series_store
+from twinbill_twin.store.series import Columns, Texts
+
+_HOUR = 3_600_000
+# How far a range may start into an hour or end before its end for the packed rows to be read
+# first: a meter's last point of an hour is a few seconds before its end (a query up to :59:59).
+_REACH = 60_000
+
+# An hour's points packed from its samples ({hours}: rows of attribute_id and bucket, the hour's
+# start), as migration 0107 describes the columns: the times as a step where they lie one step
+# apart (n points spanning (n - 1) times the smallest gap), else as an array. Only hours whose
+# every point (every series) is a number; the texts as every reader writes doubles, so the
+# statement runs with extra_float_digits 1.
+PACK_SAMPLES = """
+    INSERT INTO sample_hours AS h (attribute_id, idx, bucket, first_ts, last_ts, n, step, ts, dbl, millis)
+    SELECT attribute_id, idx, bucket, first_ts, last_ts, n, step, CASE WHEN step IS NULL THEN ts END, dbl, millis
+    FROM (SELECT attribute_id, idx, bucket, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n,
+                 CASE WHEN count(*) = 1 THEN 1 WHEN (count(*) - 1) * min(gap) = max(ts) - min(ts) THEN min(gap) END
+                     AS step,
+                 array_agg(ts ORDER BY ts) AS ts, string_agg(dbl::text, ',' ORDER BY ts) AS dbl,
+                 bool_or(ts % 1000 <> 0) AS millis,
+                 bool_and(bool_and(dbl IS NOT NULL)) OVER (PARTITION BY attribute_id, bucket) AS numbers
+          FROM (SELECT s.attribute_id, s.idx, hours.bucket, s.ts, s.dbl,
+                       s.ts - lag(s.ts) OVER (PARTITION BY s.attribute_id, s.idx, hours.bucket ORDER BY s.ts) AS gap
+                FROM {hours} JOIN samples AS s ON s.attribute_id = hours.attribute_id
+                     AND s.ts >= hours.bucket AND s.ts < hours.bucket + 3600000) AS points
+          GROUP BY 1, 2, 3) AS hour_rows
+    WHERE numbers
+    ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
+        first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, n = EXCLUDED.n, step = EXCLUDED.step,
+        ts = EXCLUDED.ts, dbl = EXCLUDED.dbl, millis = EXCLUDED.millis
+    RETURNING h.attribute_id, h.bucket, h.idx"""
+
+# $1 the series key, [$2, $3] the points asked for, [$4, $5) the hours they touch, $6 the row
+# limit: the packed rows of the hours not marked, in (bucket, idx) order, until their points pass
+# the limit; an hour with a point outside [$2, $3] (one at either end of the range) brings its
+# times only, to say so.
+_PACKED = """
+SELECT bucket, idx, first_ts, last_ts, n, step, CASE WHEN inside THEN ts END, CASE WHEN inside THEN dbl END, millis
+FROM (SELECT h.*, h.first_ts >= $2::bigint AND h.last_ts <= $3::bigint AS inside,
+             sum(h.n) OVER (ORDER BY h.bucket, h.idx) - h.n AS before
+      FROM sample_hours AS h
+      WHERE h.attribute_id = $1 AND h.bucket >= $4::bigint AND h.bucket < $5::bigint
+        AND NOT EXISTS (SELECT FROM hour_values_dirty AS d WHERE d.attribute_id = $1 AND d.bucket = h.bucket)
+     ) AS hours
+WHERE before <= $6
+"""
+
+# $1 the series key, [$2[i], $3[i]) the runs of the range not packed, $4 the row limit: the
+# samples of each run as one row of arrays, (ts, idx) ordered within it.
+_RUNS = """
+SELECT lo, array_agg(idx ORDER BY ts, idx), array_agg(ts ORDER BY ts, idx),
+       array_to_string(array_agg(dbl ORDER BY ts, idx), ','), count(dbl) = count(*), bool_or(ts % 1000 <> 0)
+FROM (SELECT u.lo, s.idx, s.ts, s.dbl
+      FROM unnest($2::bigint[], $3::bigint[]) AS u(lo, hi)
+      CROSS JOIN LATERAL (SELECT idx, ts, dbl FROM samples
+                          WHERE attribute_id = $1 AND ts >= u.lo AND ts < u.hi) AS s
+      LIMIT $4) AS points
+GROUP BY lo
+"""
+
+# (start, series index, times, texts, texts comma-joined): one series' points over one span of time
+Piece = tuple[int, int, list[int], list[str], str]
+
+
+async def fetch_raw_texts(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int
+                          ) -> tuple[dict[int, Columns], bool] | None:
+    """store.series.fetch_raw_texts's answer (the same columns, texts and millisecond flag), the
+    sealed hours from their packed rows (one row, no time formatted, instead of 3,600 samples for
+    an hour at 1 Hz) and the rest from the samples, in a second statement only where some hour
+    is not packed whole inside the range. Each hour is read in one snapshot (two statements: a
+    point written between them shows in an hour read by the second, as it would a moment later).
+    A range that covers no hour but for a minute at most at either end reads the samples as
+    before (its hours are seldom packed inside it). None when some point is text."""
+    covered = -(-(start - _REACH) // _HOUR) * _HOUR  # the first hour starting at most _REACH before start
+    if covered + _HOUR - _REACH > end + 1:
+        return await series_store.fetch_raw_texts(conn, attribute_id, start, end, limit=limit)
+    first, stop = start - start % _HOUR, end - end % _HOUR + _HOUR
+    rows = await conn.fetch(_PACKED, attribute_id, start, end, first, stop, limit)
+    outside = {row[0] for row in rows if row[7] is None}  # hours with a point outside the range
+    pieces: list[Piece] = []
+    points = 0
+    millis = False
+    for bucket, idx, first_ts, last_ts, n, step, ts, dbl, ms in rows:
+        if bucket in outside:
+            continue
+        times = list(range(first_ts, last_ts + 1, step)) if step is not None else ts
+        pieces.append((bucket, idx, times, dbl.split(","), dbl))
+        points += n
+        millis = millis or ms
+    if points <= limit:
+        packed = {piece[0] for piece in pieces}
+        runs = _runs([hour for hour in range(first, stop, _HOUR) if hour not in packed], start=start, end=end)
+        if runs:
+            for lo, idxs, times, joined, numbers, ms in await conn.fetch(
+                    _RUNS, attribute_id, [lo for lo, _ in runs], [hi for _, hi in runs], limit):
+                if not numbers:
+                    return None
+                millis = millis or ms
+                for idx, (series_times, texts) in series_store.texts_by_series(
+                        idxs, times, joined.split(","), joined).items():
+                    pieces.append((lo, idx, series_times, texts, _joined(texts)))
+    return _columns(pieces), millis
+
+
+def _runs(hours: list[int], *, start: int, end: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each run of consecutive hours (ascending starts), cut to [start, end]."""
+    runs: list[tuple[int, int]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + _HOUR)
+        else:
+            runs.append((hour, hour + _HOUR))
+    return [(max(lo, start), min(hi, end + 1)) for lo, hi in runs]
+
+
+def _columns(pieces: list[Piece]) -> dict[int, Columns]:
+    """Each series' pieces joined in time order (the pieces' spans do not overlap)."""
+    times: dict[int, list[int]] = {}
+    parts: dict[int, list[str]] = {}
+    joined: dict[int, list[str]] = {}
+    for _, idx, piece_times, piece_parts, piece_joined in sorted(pieces, key=lambda piece: (piece[0], piece[1])):
+        if idx in times:
+            times[idx] += piece_times
+            parts[idx] += piece_parts
+            joined[idx].append(piece_joined)
+        else:
+            times[idx], parts[idx], joined[idx] = piece_times, piece_parts, [piece_joined]
+    return {idx: (times[idx], Texts(parts[idx], joined=",".join(joined[idx]))) for idx in sorted(times)}
+
+
+def _joined(texts: list[str]) -> str:
+    """The texts comma-joined (texts_by_series gives Texts, which carry them so)."""
+    return texts.joined if isinstance(texts, Texts) else ",".join(texts)
