@@ -172,7 +172,7 @@ async def test_array_elements_qualities_and_text_points_answer_as_the_samples_do
     rng = random.Random(1070)
     await write(pool, points(temps, rng, idx=0) + points(temps, rng, idx=1, hours=range(0, HOURS, 2)))
     await write(pool, points(reading, rng, quality=True))
-    await write(pool, points(total, rng, hours=range(3)) + [(total, -1, T0 + HOUR + 5, None, None, "offline", None)])
+    await write(pool, [*points(total, rng, hours=range(3)), (total, -1, T0 + HOUR + 5, None, None, "offline", None)])
     await seal_all(pool)
     await assert_packed_equal_samples(pool, temps)
     assert await pool.fetchval("SELECT count(*) FROM sample_hours WHERE attribute_id = $1", temps) == HOURS + 3
