@@ -20,6 +20,7 @@ from twinbill_twin.store import sample_hours
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import apply_retention
 from twinbill_twin.store.samples import SERIES_TABLES, PartitionManager, SampleRecord, seal_hours, write_batch
+from twinbill_twin.store.series import Columns
 
 from .conftest import make_device
 
@@ -67,13 +68,19 @@ async def seal_all(pool: asyncpg.Pool) -> None:
             pass
 
 
+async def samples_only(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int,
+                       packed: sample_hours.Packed | None = None) -> tuple[dict[int, Columns], bool] | None:
+    """The raw read before the packed hours (the samples alone), whatever was read with the attribute."""
+    return await series_store.fetch_raw_texts(conn, attribute_id, start, end, limit=limit)
+
+
 async def bodies(twin: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch, attribute_id: int,
                  params: dict[str, str]) -> tuple[str, str]:
     """The answer as the service gives it, and with the packed hours turned off (the samples)."""
     fast = await twin.get(PATH.format(attribute_id), params=params)
     assert fast.status == 200, await fast.text()
     with monkeypatch.context() as unpacked:
-        unpacked.setattr(sample_hours, "fetch_raw_texts", series_store.fetch_raw_texts)
+        unpacked.setattr(sample_hours, "fetch_raw_texts", samples_only)
         slow = await twin.get(PATH.format(attribute_id), params=params)
     assert slow.status == 200, await slow.text()
     return await fast.text(), await slow.text()
@@ -136,6 +143,12 @@ async def test_raw_points_from_sealed_hours_equal_the_samples_through_edges_and_
     assert [r["step"] for r in steps] == [1000, 1000, 1000, None, 1000, 1000]  # the sparse hour: an array
     await compare(twin, monkeypatch, humidity)
     await compare(twin, monkeypatch, humidity, aggregator="sum")
+    # dates read in the project's zone (the packed hours then read after the attribute), or in
+    # the query's own (read with it)
+    for dates in ({"start": "2026/05/01-00:00:00", "end": "2026/05/01-01:59:59"},
+                  {"start": "2026/05/01-03:00:00", "end": "2026/05/01-04:59:59", "timezone": "Asia/Kolkata"}):
+        fast, slow = await bodies(twin, monkeypatch, humidity, dates)
+        assert fast == slow and fast.count('": ') > 3600, dates
 
     # the packed row is what is read: a changed value shows in an hour's query to :59:59
     hour = T0 + 4 * HOUR
