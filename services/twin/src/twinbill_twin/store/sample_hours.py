@@ -58,18 +58,12 @@ FROM (SELECT h.*, h.first_ts >= $2::bigint AND h.last_ts <= $3::bigint AS inside
 WHERE before <= $6
 """
 
-# $1 the series key, [$2[i], $3[i]) the runs of the range not packed, $4 the row limit: the
-# samples of each run as one row of arrays, (ts, idx) ordered within it.
-_RUNS = """
-SELECT lo, array_agg(idx ORDER BY ts, idx), array_agg(ts ORDER BY ts, idx),
-       array_to_string(array_agg(dbl ORDER BY ts, idx), ','), count(dbl) = count(*), bool_or(ts % 1000 <> 0)
-FROM (SELECT u.lo, s.idx, s.ts, s.dbl
-      FROM unnest($2::bigint[], $3::bigint[]) AS u(lo, hi)
-      CROSS JOIN LATERAL (SELECT idx, ts, dbl FROM samples
-                          WHERE attribute_id = $1 AND ts >= u.lo AND ts < u.hi) AS s
-      LIMIT $4) AS points
-GROUP BY lo
-"""
+# At most this many runs of hours not packed (the range's edges, the hour being written) are read
+# from the samples one statement each; more (hours amid packed ones not packed) and the whole
+# range is read from the samples in one, as before the packed hours. (One statement over the runs
+# got a generic plan that took 60-160 ms: asyncpg's prepared statements.)
+_RUNS = 2
+
 
 # The attribute (store.series.ATTRIBUTE) with _PACKED's rows: a raw query's first round trip.
 _ATTRIBUTE_AND_PACKED = f"""
@@ -113,12 +107,12 @@ async def fetch_raw_texts(conn: asyncpg.Connection, attribute_id: int, start: in
                           packed: Packed | None = None) -> tuple[dict[int, Columns], bool] | None:
     """store.series.fetch_raw_texts's answer (the same columns, texts and millisecond flag), the
     sealed hours from their packed rows (one row, no time formatted, instead of 3,600 samples for
-    an hour at 1 Hz) and the rest from the samples, in a second statement only where some hour
-    is not packed whole inside the range. Each hour is read in one snapshot (two statements: a
-    point written between them shows in an hour read by the second, as it would a moment later).
-    A range that reads_packed says no to reads the samples as before. `packed`: the packed rows
-    already read with the attribute (fetch_attribute_and_packed), if for this range. None when
-    some point is text."""
+    an hour at 1 Hz) and the rest from the samples, one statement per run of hours not packed
+    whole inside the range (its cut edges, the hour being written; see _RUNS). Each hour is read
+    in one snapshot (statements apart: a point written between them shows in an hour read by a
+    later one, as it would a moment later). A range that reads_packed says no to reads the
+    samples as before. `packed`: the packed rows already read with the attribute
+    (fetch_attribute_and_packed), if for this range. None when some point is text."""
     if not reads_packed(start, end):
         return await series_store.fetch_raw_texts(conn, attribute_id, start, end, limit=limit)
     first, stop = start - start % _HOUR, end - end % _HOUR + _HOUR
@@ -138,15 +132,14 @@ async def fetch_raw_texts(conn: asyncpg.Connection, attribute_id: int, start: in
     if points <= limit:
         read = {piece[0] for piece in pieces}
         runs = _runs([hour for hour in range(first, stop, _HOUR) if hour not in read], start=start, end=end)
-        if runs:
-            for lo, idxs, times, joined, numbers, ms in await conn.fetch(
-                    _RUNS, attribute_id, [lo for lo, _ in runs], [hi for _, hi in runs], limit):
-                if not numbers:
-                    return None
-                millis = millis or ms
-                for idx, (series_times, texts) in series_store.texts_by_series(
-                        idxs, times, joined.split(","), joined).items():
-                    pieces.append((lo, idx, series_times, texts, _joined(texts)))
+        if len(runs) > _RUNS:
+            return await series_store.fetch_raw_texts(conn, attribute_id, start, end, limit=limit)
+        for lo, hi in runs:
+            found = await series_store.fetch_raw_texts(conn, attribute_id, lo, hi - 1, limit=limit)
+            if found is None:
+                return None
+            millis = millis or found[1]
+            pieces += [(lo, idx, times, texts, _joined(texts)) for idx, (times, texts) in found[0].items()]
     return _columns(pieces), millis
 
 
