@@ -28,14 +28,16 @@ PACK_SAMPLES = """
     FROM (SELECT attribute_id, idx, bucket, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n,
                  CASE WHEN count(*) = 1 THEN 1 WHEN (count(*) - 1) * min(gap) = max(ts) - min(ts) THEN min(gap) END
                      AS step,
-                 array_agg(ts ORDER BY ts) AS ts, string_agg(dbl::text, ',' ORDER BY ts) AS dbl,
-                 bool_or(ts % 1000 <> 0) AS millis,
+                 array_agg(ts) AS ts, string_agg(dbl::text, ',') AS dbl, bool_or(ts % 1000 <> 0) AS millis,
                  bool_and(bool_and(dbl IS NOT NULL)) OVER (PARTITION BY attribute_id, bucket) AS numbers
-          FROM (SELECT s.attribute_id, s.idx, hours.bucket, s.ts, s.dbl,
-                       s.ts - lag(s.ts) OVER (PARTITION BY s.attribute_id, s.idx, hours.bucket ORDER BY s.ts) AS gap
+          FROM (SELECT s.attribute_id, hours.bucket, s.idx, s.ts, s.dbl, s.ts - lag(s.ts) OVER w AS gap
                 FROM {hours} JOIN samples AS s ON s.attribute_id = hours.attribute_id
-                     AND s.ts >= hours.bucket AND s.ts < hours.bucket + 3600000) AS points
-          GROUP BY 1, 2, 3) AS hour_rows
+                     AND s.ts >= hours.bucket AND s.ts < hours.bucket + 3600000
+                WINDOW w AS (PARTITION BY s.attribute_id, hours.bucket, s.idx ORDER BY s.ts)
+                -- one sort, the window's: the grouping, the aggregates' order and the hour's
+                -- window (over the packed rows) follow it
+                ORDER BY s.attribute_id, hours.bucket, s.idx, s.ts) AS points
+          GROUP BY attribute_id, bucket, idx) AS hour_rows
     WHERE numbers
     ON CONFLICT (attribute_id, bucket, idx) DO UPDATE SET
         first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, n = EXCLUDED.n, step = EXCLUDED.step,
