@@ -199,7 +199,7 @@ async def load(conn: asyncpg.Connection, bus: Bus, pid: int, port: int, tag: str
 
 
 async def run() -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = os.environ.get("BENCH_TAG") or uuid.uuid4().hex[:8]  # a name of one's own (shared servers)
     reuse = os.environ.get("BENCH_REUSE_DB", "")
     database, dsn = await bench_database(tag)
     port = free_port()

@@ -18,7 +18,7 @@ from twinbill_common.errors import HttpError, NotFound
 from twinbill_common.http import dt_ok, json_response, parse_model, read_json
 from twinbill_common.paging import INT64_MAX, parse_int
 from twinbill_twin.api.dps import answer_response
-from twinbill_twin.api.stream_query import parse_query, query_schema, stream_series
+from twinbill_twin.api.stream_query import fetch_attribute, parse_query, query_schema, stream_series
 from twinbill_twin.api.visibility import attribute_visible, visible_projects
 from twinbill_twin.errors import BadParameter
 from twinbill_twin.store import series as series_store
@@ -103,7 +103,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
             raise HttpError(400, f"id: {err}", fields={"id": [str(err)]}) from None
         now_ms = int(time.time() * 1000)
         async with pool(request.app).acquire() as conn:
-            row = await series_store.fetch_attribute(conn, attribute_id)
+            row, packed = await fetch_attribute(conn, attribute_id, request.query, now_ms=now_ms)
             if row is None or not await attribute_visible(conn, visible_projects(request), attribute_id):
                 raise NotFound(f"attribute {attribute_id} does not exist")
             if row["attrtype"] != "Stream":
@@ -112,7 +112,7 @@ def add_timeseries_routes(app: web.Application, *, pool: Callable[[web.Applicati
                 query = replace(parse_query(request.query, now_ms=now_ms,
                                             default_zone=row["timezone"] or default_zone(request.app)),
                                 raw_kept_from=row["raw_kept_from"])
-                value = await stream_series(conn, row, query)
+                value = await stream_series(conn, row, query, packed=packed)
             except BadParameter as err:
                 raise _bad(err) from None
         # dt_ok's envelope, with each series' dps spliced in as the text stream_series wrote

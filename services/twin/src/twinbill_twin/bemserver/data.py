@@ -31,6 +31,7 @@ from twinbill_twin.bemserver.query import (
     time_param,
     zone_param,
 )
+from twinbill_twin.store.sample_hours import PACK_SAMPLES
 from twinbill_twin.store.samples import (
     PACK_MINUTES,
     PACKED_COLUMNS,
@@ -224,6 +225,12 @@ INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours='''(
 """
 
 
+_REPACK_POINTS = PACK_SAMPLES.format(hours="""(
+    SELECT key AS attribute_id, hour AS bucket
+    FROM unnest($1::bigint[]) AS key CROSS JOIN generate_series($2::bigint, $3::bigint - 3600000, 3600000) AS hour
+    ) AS hours""")
+
+
 @documented(summary="Delete points in [start_time, end_time)", query=query_params(*SERIES, required=SERIES), status=204,
             tags=("bemserver",))
 async def delete(request: web.Request) -> web.Response:
@@ -259,6 +266,10 @@ async def delete_points(conn: asyncpg.Connection, keys: list[int], start: int, e
                        "AND bucket >= $2 AND bucket < $3", keys, low, high)
     await conn.execute("SET LOCAL extra_float_digits = 1")  # the packed texts as readers write doubles
     await conn.execute(_REPACK, keys, low, high)
+    # and their packed points (every series of the hour: an hour is packed whole or not at all)
+    await conn.execute("DELETE FROM sample_hours WHERE attribute_id = ANY($1::bigint[]) "
+                       "AND bucket >= $2 AND bucket < $3", keys, low, high)
+    await conn.execute(_REPACK_POINTS, keys, low, high)
 
 
 def add_data_routes(app: web.Application, prefix: str) -> None:

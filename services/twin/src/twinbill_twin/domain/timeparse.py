@@ -46,6 +46,12 @@ def parse_zone(name: str) -> ZoneInfo:
                                        "Asia/Shanghai)") from err
 
 
+def zone_free(text: str) -> bool:
+    """Whether a time reads the same in every time zone (a relative time or a Unix time)."""
+    value = text.strip()
+    return bool(_RELATIVE.match(value) or _NUMBER.match(value))
+
+
 def parse_time(text: str, *, now_ms: int, tz: ZoneInfo, parameter: str = "start") -> int:
     """Epoch milliseconds of a seed-002 time; 10 digits or fewer are seconds, more are ms."""
     value = text.strip()

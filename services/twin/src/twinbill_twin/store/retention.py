@@ -1,9 +1,10 @@
 """Time-series upkeep: monthly partitions created ahead of the data, and raw retention per
-project. Raw-grade data (the samples, the 10 s rollup, the hours' sorted values) older than a
-project's horizon is deleted, or whole month partitions dropped where every project's horizon
-has passed them; the minute and hour rollups (rollup_1m, its sealed hours packed in
-rollup_1m_hours, rollup_1h) stay. A project's horizon (`raw_kept_from`) is
-recorded before its data goes, so a query never mistakes deleted data for no data."""
+project. Raw-grade data (the samples, their sealed hours packed in sample_hours, the 10 s rollup,
+the hours' sorted values) older than a project's horizon is deleted, or whole month partitions
+dropped where every project's horizon has passed them; the minute and hour rollups (rollup_1m,
+its sealed hours packed in rollup_1m_hours, rollup_1h) stay. A project's horizon
+(`raw_kept_from`) is recorded before its data goes, so a query never mistakes deleted data for
+no data."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from twinbill_twin.store.samples import PartitionManager, month_of
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 # (table, time column) of the raw-grade tables: what raw retention deletes
-RAW_GRADE = (("samples", "ts"), ("rollup_10s", "bucket"), ("values_1h", "bucket"))
+RAW_GRADE = (("samples", "ts"), ("rollup_10s", "bucket"), ("values_1h", "bucket"), ("sample_hours", "bucket"))
 
 _PROJECTS = """
 SELECT p.id, coalesce(r.raw_days, $1::integer) AS days, coalesce(r.raw_kept_from, 0) AS kept_from

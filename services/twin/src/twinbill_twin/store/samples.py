@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from twinbill_twin.store.sample_hours import PACK_SAMPLES
+
 # (attribute_id, idx, ts, num, dbl, txt, quality). `num` travels as the decimal's text
 # (str(Decimal), exact, exponent included): PostgreSQL parses it to numeric in C, where asyncpg's
 # binary numeric encoder cost the consumer about 1.5 us of Python per point.
@@ -86,13 +88,14 @@ _COARSER = """
           WINDOW w AS (PARTITION BY attribute_id, idx, bucket - bucket % {width})) AS m
     GROUP BY attribute_id, idx, coarse"""
 
-# The hours whose sorted values (values_1h) must be built again: marked, not merged (migration
-# 0104). DO UPDATE, not DO NOTHING: the upsert waits for a seal that holds the mark (and marks
-# again once it is gone), and a seal skips a mark a batch still holds, so a batch's samples are
-# always either in the sealed array or under a mark.
+# The hours whose sorted values (values_1h) and packed points (sample_hours) must be built again:
+# marked, not merged (migration 0104). DO UPDATE, not DO NOTHING: the upsert waits for a seal that
+# holds the mark (and marks again once it is gone), and a seal skips a mark a batch still holds, so
+# a batch's samples are always either in the sealed arrays or under a mark. Text points mark their
+# hour too: one late into a packed hour sends it back to the samples (migration 0107).
 _VALUES_MARK = """
     INSERT INTO hour_values_dirty AS d (attribute_id, bucket)
-    SELECT DISTINCT attribute_id, ts - ts % 3600000 FROM inserted WHERE dbl IS NOT NULL ORDER BY 1, 2
+    SELECT DISTINCT attribute_id, ts - ts % 3600000 FROM inserted ORDER BY 1, 2
     ON CONFLICT (attribute_id, bucket) DO UPDATE SET touched = now()
     RETURNING 1
 """
@@ -130,9 +133,9 @@ PACK_MINUTES = f"""
 PACKED_COLUMNS = "(attribute_id, idx, bucket, minute, n, sum, mean, mean15, min, max, first_v, last_v)"
 
 # Build the marked hours that ended at least `grace` ago (a batch's device times are mostly
-# the last few seconds): their sorted values from the samples and their packed minutes from
-# rollup_1m, replacing what was there; the marks go in the same statement (one snapshot: what
-# a mark covered is in both, or the hour is marked again).
+# the last few seconds): their sorted values and packed points from the samples and their packed
+# minutes from rollup_1m, replacing what was there; the marks go in the same statement (one
+# snapshot: what a mark covered is in all of them, or the hour is marked again).
 SEAL_HOURS = f"""
 WITH due AS (
     DELETE FROM hour_values_dirty WHERE (attribute_id, bucket) IN (
@@ -146,6 +149,12 @@ WITH due AS (
     DELETE FROM rollup_1m_hours AS h USING due
     WHERE h.attribute_id = due.attribute_id AND h.bucket = due.bucket
       AND NOT EXISTS (SELECT FROM packed WHERE packed.attribute_id = h.attribute_id AND packed.bucket = h.bucket)
+), points_packed AS ({PACK_SAMPLES.format(hours="due AS hours")}
+), points_unpacked AS (  -- a due hour (or series) not packed now (a text point came) keeps no row
+    DELETE FROM sample_hours AS h USING due
+    WHERE h.attribute_id = due.attribute_id AND h.bucket = due.bucket
+      AND NOT EXISTS (SELECT FROM points_packed AS p
+                      WHERE p.attribute_id = h.attribute_id AND p.bucket = h.bucket AND p.idx = h.idx)
 ), built AS (
     INSERT INTO values_1h (attribute_id, idx, bucket, v)
     SELECT s.attribute_id, s.idx, due.bucket, array_agg(s.dbl ORDER BY s.dbl)
@@ -227,9 +236,9 @@ WITH currents AS (
 SELECT (SELECT count(*) FROM currents), (SELECT count(*) FROM seen), (SELECT count(*) FROM touched)
 """
 
-MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h")
+MONTHLY_TABLES = ("samples", "rollup_10s", "rollup_1m", "values_1h", "sample_hours")
 # Every table that holds a series' points or their rollups (a series deleted leaves none behind).
-SERIES_TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h", "rollup_1m_hours")
+SERIES_TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1h", "values_1h", "rollup_1m_hours", "sample_hours")
 _DAY_MS = 86_400_000
 
 
@@ -309,10 +318,11 @@ async def seal_hours(conn: asyncpg.Connection, *, now_ms: int, grace_ms: int = 1
     no mark. Now such a mark is a serialization failure, and the turn is tried again later with
     the marks kept: (0, 0)."""
     # the last hour start that is due: its hour ended `grace_ms` ago (an index range on bucket);
-    # the packed minutes' texts as every reader writes doubles, whatever this session's setting
+    # the packed texts as every reader writes doubles, whatever this session's setting; the
+    # hours' samples sorted in memory (500 hours at 1 Hz are 1.8 million: a temp file at 4 MB)
     try:
         async with conn.transaction(isolation="repeatable_read"):
-            await conn.execute("SET LOCAL extra_float_digits = 1")
+            await conn.execute("SET LOCAL extra_float_digits = 1; SET LOCAL work_mem = '64MB'")
             row = await conn.fetchrow(SEAL_HOURS, now_ms - 3_600_000 - grace_ms, limit)
     except asyncpg.SerializationError:
         return 0, 0

@@ -32,9 +32,9 @@ ROLLUPS = ((3_600_000, "rollup_1h"), (60_000, "rollup_1m"), (10_000, "rollup_10s
 HOUR_VALUES = (3_600_000, "values_1h")
 # What raw retention deletes before a project's horizon (the minute and hour rollups stay, the
 # minutes' packed hours, rollup_1m_hours, with them).
-RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h"})
+RAW_GRADE = frozenset({"samples", "rollup_10s", "values_1h", "sample_hours"})
 
-_ATTRIBUTE = """
+ATTRIBUTE = """
 SELECT a.id, a.instance_id, a.name, a.displayname, a.attrtype, a.datatype, a.unit, a.metric,
        a.value, a.expectvalue, a.ctime, a.mtime, a.atime, a.stime,
        i.name AS instance_name, d.device_key, pr.timezone,
@@ -86,7 +86,7 @@ async def raw_kept_from(conn: asyncpg.Connection, keys: list[int]) -> int:
 
 async def fetch_attribute(conn: asyncpg.Connection, attribute_id: int) -> asyncpg.Record | None:
     """The attribute with its instance name, device key and project time zone."""
-    return await conn.fetchrow(_ATTRIBUTE, attribute_id)
+    return await conn.fetchrow(ATTRIBUTE, attribute_id)
 
 
 async def fetch_raw(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int
