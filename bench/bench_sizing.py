@@ -36,7 +36,8 @@ PG_ADMIN = os.environ.get("TWINBILL_BENCH_PG_ADMIN", "postgresql://postgres@127.
 MIGRATIONS = Path(__file__).resolve().parent.parent / "services/twin/src/twinbill_twin/migrations"
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1m_hours", "rollup_1h", "values_1h", "hour_values_dirty")
+TABLES = ("samples", "rollup_10s", "rollup_1m", "rollup_1m_hours", "rollup_1h", "values_1h", "sample_hours",
+          "hour_values_dirty")
 BATCH = 5_000
 
 
@@ -79,7 +80,7 @@ async def sizes(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
 
 def raw_share(found: dict[str, tuple[int, int]]) -> float:
     """The share of the bytes that raw retention deletes."""
-    raw = sum(found[t][1] for t in ("samples", "rollup_10s", "values_1h"))
+    raw = sum(found[t][1] for t in ("samples", "rollup_10s", "values_1h", "sample_hours"))
     return raw / max(1, sum(v[1] for v in found.values()))
 
 
@@ -129,7 +130,7 @@ async def run(meters: int) -> None:
             totals = [x + y for x, y in zip(totals, row, strict=True)]
             print(f"{table:12} {row[0]:12,.0f} {row[1]:10.2f} {row[2]:12,.0f} {row[3]:10.2f}")
         print(f"{'total':12} {totals[0]:12,.0f} {totals[1]:10.2f} {totals[2]:12,.0f} {totals[3]:10.2f}")
-        print(f"raw-grade share (samples, rollup_10s, values_1h: what raw retention deletes): "
+        print(f"raw-grade share (samples, rollup_10s, values_1h, sample_hours: what raw retention deletes): "
               f"{raw_share(measured['1-min']):.0%} at 1-min, {raw_share(measured['15-min']):.0%} at 15-min")
 
         await apply_migrations(dsn, schema="twin", directory=MIGRATIONS)
