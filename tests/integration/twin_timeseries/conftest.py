@@ -24,6 +24,7 @@ from twinbill_devstack.namespaces import delete_namespace
 from twinbill_twin.app import create_app
 from twinbill_twin.keys import POOL
 from twinbill_twin.settings import TwinSettings
+from twinbill_twin.store.samples import PartitionManager, SampleRecord, seal_hours, write_batch
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +169,19 @@ async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.
 async def count_samples(pool: asyncpg.Pool, attribute_id: int) -> int:
     """Stored samples of an attribute."""
     return int(await pool.fetchval("SELECT count(*) FROM samples WHERE attribute_id = $1", attribute_id))
+
+
+async def write_samples(pool: asyncpg.Pool, records: list[SampleRecord], *, batch: int) -> None:
+    """Store records through the write path, `batch` at a time (as the consumer would)."""
+    partitions = PartitionManager()
+    for index in range(0, len(records), batch):
+        async with pool.acquire() as conn:
+            await write_batch(conn, samples=records[index:index + batch], currents=[], devices={}, instances={},
+                              partitions=partitions)
+
+
+async def seal_all(pool: asyncpg.Pool) -> None:
+    """Seal every marked hour, however recent (as the seal loop does once hours have ended)."""
+    async with pool.acquire() as conn:
+        while (await seal_hours(conn, now_ms=2**62))[0]:
+            pass

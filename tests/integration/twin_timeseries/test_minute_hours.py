@@ -19,9 +19,9 @@ from twinbill_twin.bemserver.data import delete_points
 from twinbill_twin.bemserver.payloads import Buckets
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import apply_retention
-from twinbill_twin.store.samples import SERIES_TABLES, PartitionManager, SampleRecord, seal_hours, write_batch
+from twinbill_twin.store.samples import SERIES_TABLES, SampleRecord
 
-from .conftest import make_device
+from .conftest import make_device, seal_all, write_samples
 
 PATH = "/dt/open/v1/instance/attribute/{}"
 HOUR = 3_600_000
@@ -36,17 +36,7 @@ def quarter(rng: random.Random) -> Decimal:
 
 
 async def write(pool: asyncpg.Pool, records: list[SampleRecord]) -> None:
-    partitions = PartitionManager()
-    for index in range(0, len(records), 700):
-        async with pool.acquire() as conn:
-            await write_batch(conn, samples=records[index:index + 700], currents=[], devices={}, instances={},
-                              partitions=partitions)
-
-
-async def seal_all(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        while (await seal_hours(conn, now_ms=2**62))[0]:
-            pass
+    await write_samples(pool, records, batch=700)
 
 
 def every_five_seconds(attribute_id: int, rng: random.Random, *, hours: int, idx: int = -1) -> list[SampleRecord]:

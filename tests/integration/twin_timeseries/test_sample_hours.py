@@ -19,10 +19,10 @@ from twinbill_twin.bemserver.data import delete_points
 from twinbill_twin.store import sample_hours
 from twinbill_twin.store import series as series_store
 from twinbill_twin.store.retention import apply_retention
-from twinbill_twin.store.samples import SERIES_TABLES, PartitionManager, SampleRecord, seal_hours, write_batch
+from twinbill_twin.store.samples import SERIES_TABLES, SampleRecord
 from twinbill_twin.store.series import Columns
 
-from .conftest import make_device
+from .conftest import make_device, seal_all, write_samples
 
 PATH = "/dt/open/v1/instance/attribute/{}"
 HOUR = 3_600_000
@@ -55,17 +55,7 @@ def points(attribute_id: int, rng: random.Random, *, idx: int = -1, hours: range
 
 
 async def write(pool: asyncpg.Pool, records: list[SampleRecord]) -> None:
-    partitions = PartitionManager()
-    for index in range(0, len(records), 5000):
-        async with pool.acquire() as conn:
-            await write_batch(conn, samples=records[index:index + 5000], currents=[], devices={}, instances={},
-                              partitions=partitions)
-
-
-async def seal_all(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        while (await seal_hours(conn, now_ms=2**62))[0]:
-            pass
+    await write_samples(pool, records, batch=5000)
 
 
 async def samples_only(conn: asyncpg.Connection, attribute_id: int, start: int, end: int, *, limit: int,
