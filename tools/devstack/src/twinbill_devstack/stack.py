@@ -13,6 +13,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -48,11 +49,35 @@ SERVICES = (
 )
 
 
+# AMQP 0-9-1's protocol header; a broker that answers it sends Connection.Start, a method frame.
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+_METHOD_FRAME = 1
+
+
+def amqp_answers(host: str, port: int, *, timeout: float = 15.0) -> bool:
+    """Whether the broker at host:port begins the AMQP handshake (its first frame) within
+    `timeout`. A RabbitMQ 3.10 node has been seen to wedge under heavy quorum-queue churn: it
+    still accepts TCP connections but never answers one, so an open port proves nothing."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_AMQP_HEADER)
+            first = sock.recv(1)
+    except OSError:  # refused, reset or timed out
+        return False
+    return first == bytes([_METHOD_FRAME])
+
+
 def ensure_services(*, wait: float = 90.0) -> list[str]:
     """Start any stopped local service that is installed; return the problems that remain."""
     problems = []
     for service in SERVICES:
         if port_open("127.0.0.1", service.port):
+            if service.name == "RabbitMQ" and not amqp_answers("127.0.0.1", service.port):
+                problems.append(
+                    f"RabbitMQ accepts connections on {service.port} but does not begin the AMQP handshake: "
+                    "the broker is wedged (seen with RabbitMQ 3.10 under heavy quorum-queue churn); "
+                    "restart it (stop its beam.smp, then rabbitmq-server -detached)")
             continue
         if shutil.which(service.binary) is None:
             problems.append(f"{service.name} is not listening on {service.port} and is not installed")
