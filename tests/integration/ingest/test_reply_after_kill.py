@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -38,10 +39,11 @@ async def scrape(http: aiohttp.ClientSession, port: int, sample: str) -> float |
     return None
 
 
-async def until(check: object, what: str) -> None:
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll `check` until it holds; fail naming `what` after TIMEOUT."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TIMEOUT
-    while not await check():  # type: ignore[operator]
+    while not await check():
         assert loop.time() < deadline, what
         await asyncio.sleep(0.1)
 
