@@ -196,6 +196,35 @@ async def test_array_elements_qualities_and_text_points_answer_as_the_samples_do
     await compare(twin, monkeypatch, total)
 
 
+async def test_a_delete_leaves_an_hour_still_being_written_to_the_seal(
+    twin: TestClient[Any, Any], pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Points deleted in an hour that is marked (a point came after its seal) leave the hour
+    unpacked, its points and minutes alike: readers take a marked hour from the samples and the
+    rollups anyway, and the seal packs it from what the delete left."""
+    device = await make_device(pool, timezone="UTC")
+    humidity = device.attributes["humidity"]
+    await write(pool, points(humidity, random.Random(11)))
+    await seal_all(pool)
+    minute_hours = "SELECT count(*) FROM rollup_1m_hours WHERE attribute_id = $1 AND bucket = $2"
+    assert await pool.fetchval(minute_hours, humidity, T0 + HOUR) == 1
+    late = T0 + HOUR + 1_500  # between two of the hour's points: marks hour 1 again
+    await write(pool, [(humidity, -1, late, "12.5", 12.5, None, None)])
+    assert await pool.fetchval("SELECT count(*) FROM hour_values_dirty WHERE attribute_id = $1", humidity) == 1
+    async with pool.acquire() as conn, conn.transaction():
+        await delete_points(conn, [humidity], T0 + HOUR + 600_000, T0 + 2 * HOUR + 600_000)  # hours 1 and 2
+    assert await packed_hours(pool, humidity) == [0, 2, 3, 4, 5]  # hour 2 repacked, hour 1 left to the seal
+    assert await pool.fetchval(minute_hours, humidity, T0 + HOUR) == 0
+    await assert_packed_equal_samples(pool, humidity)
+    await compare(twin, monkeypatch, humidity)
+
+    await seal_all(pool)
+    assert await packed_hours(pool, humidity) == [0, 1, 2, 3, 4, 5]
+    await assert_packed_equal_samples(pool, humidity)
+    await compare(twin, monkeypatch, humidity)
+
+
+
 async def test_deleted_points_and_series_and_raw_retention_keep_the_packed_hours_true(
     twin: TestClient[Any, Any], pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

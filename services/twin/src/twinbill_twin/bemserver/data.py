@@ -218,16 +218,20 @@ GROUP BY 1, 2, 3
 """
 
 
-_REPACK = f"""
-INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours='''(
-    SELECT DISTINCT attribute_id, bucket - bucket % 3600000 AS bucket FROM rollup_1m
-    WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 AND bucket < $3) AS hours''')}
-"""
+# A touched hour still marked (being written: hour_values_dirty) is left unpacked: readers skip a
+# marked hour's packed rows, and the seal packs it once it ends.
+_NOT_MARKED = "NOT EXISTS (SELECT FROM hour_values_dirty AS d WHERE d.attribute_id = {key} AND d.bucket = {hour})"
 
+_MINUTE_HOURS = f"""(
+    SELECT DISTINCT attribute_id, bucket - bucket % 3600000 AS bucket FROM rollup_1m AS r
+    WHERE attribute_id = ANY($1::bigint[]) AND idx = -1 AND bucket >= $2 AND bucket < $3
+      AND {_NOT_MARKED.format(key="r.attribute_id", hour="r.bucket - r.bucket % 3600000")}) AS hours"""
+_REPACK = f"INSERT INTO rollup_1m_hours {PACKED_COLUMNS}{PACK_MINUTES.format(hours=_MINUTE_HOURS)}"
 
-_REPACK_POINTS = PACK_SAMPLES.format(hours="""(
+_REPACK_POINTS = PACK_SAMPLES.format(hours=f"""(
     SELECT key AS attribute_id, hour AS bucket
     FROM unnest($1::bigint[]) AS key CROSS JOIN generate_series($2::bigint, $3::bigint - 3600000, 3600000) AS hour
+    WHERE {_NOT_MARKED.format(key="key", hour="hour")}
     ) AS hours""")
 
 
