@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from twinbill_billing.app import create_app
 from twinbill_billing.deadletters import PARKED
-from twinbill_billing.events import JOURNAL_QUEUE
+from twinbill_billing.events import JOURNAL_QUEUE, declare_journal
 from twinbill_billing.settings import BillingSettings
 from twinbill_common.bus import REASON_HEADER, Bus
 from twinbill_common.schemas.billing import BillingJob, BillIssued, RunBilling
@@ -179,4 +179,34 @@ async def test_new_bills_are_announced_on_bill_issued(billing: Billing, twin: tu
     await wait_for(redelivered, what="the redelivered job")
     again = [BillIssued.model_validate_json(m.body) for m in await take_all(billing, JOURNAL_QUEUE)]
     assert sorted(e.bill_id for e in again) == sorted(str(b["_id"]) for b in bills.values())
+    assert await billing.db.bills.count_documents({"project_id": PROJECT}) == 3
+
+
+async def test_a_job_whose_events_are_refused_is_retried_and_announces_its_bills(
+        billing: Billing, twin: tuple[TwinData, str]) -> None:
+    """With `bill.issued` unroutable (its journal queue gone), the events of a job's new bills are
+    refused after the bills are inserted: the job is retried, not recorded; once the events are
+    routable again the retry finds its bills there and announces every one of them with its bill
+    id, and nothing is billed twice."""
+    data, _ = twin
+    await three_meters(billing, data)
+    channel = await billing.bus._connection.channel()  # type: ignore[union-attr,unused-ignore]  # connected
+    await channel.queue_delete(billing.bus.name(JOURNAL_QUEUE))
+    await channel.close()
+    await billing.bus.publish(BILLING, "run.requested", run_message("refused:1"))
+
+    async def retried() -> bool:
+        async with billing.http.get(f"{billing.url}/metrics") as response:
+            return 'billing_jobs_total{outcome="retried"}' in await response.text()
+    await wait_for(retried, what="the job to fail on its refused events")
+    assert await billing.db.run_jobs.count_documents({"run_id": "refused:1"}) == 0
+    bills = await billing.db.bills.find({"run_id": "refused:1"}).to_list()
+    assert sorted(b["device_id"] for b in bills) == [1, 2, 3]
+
+    await declare_journal(billing.bus)
+    run = await finished_run(billing, "refused:1")
+    assert run["summary"]["billed"] == 3 and run["summary"]["jobs_done"] == 1
+    events = [BillIssued.model_validate_json(m.body) for m in await take_all(billing, JOURNAL_QUEUE)]
+    assert {e.bill_id for e in events} == {str(b["_id"]) for b in bills}  # at least once each
+    assert all(e.message_id == e.bill_id and e.run_id == "refused:1" for e in events)
     assert await billing.db.bills.count_documents({"project_id": PROJECT}) == 3

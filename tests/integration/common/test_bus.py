@@ -60,6 +60,41 @@ async def test_unroutable_publish_is_an_error(amqp_url: str, bus_namespace: str)
         await bus.close()
 
 
+async def test_publish_many_delivers_each_message_as_publish_does(amqp_url: str, bus_namespace: str) -> None:
+    """A batch is published whole: every message with its own id, type header and body, as
+    `publish` sends one; an empty batch sends nothing."""
+    bus = Bus(amqp_url, namespace=bus_namespace)
+    await bus.connect()
+    try:
+        queue = await bus.channel.declare_queue(bus.name("probe.many"), exclusive=True)
+        await queue.bind(bus.name(REGISTRY), routing_key="tariff.*")
+        messages = [RegistryChanged(entity="tariff", action="updated", id=str(n), project_id=n) for n in range(7)]
+        await bus.publish_many(REGISTRY, "tariff.updated", [])
+        await bus.publish_many(REGISTRY, "tariff.updated", messages)
+        received = [await _get_one(queue) for _ in messages]
+        assert await queue.get(fail=False) is None
+        assert sorted((m.message_id, m.body) for m in received) == sorted(
+            (m.message_id, m.model_dump_json().encode()) for m in messages)
+        assert all(m.headers == {"type": "RegistryChanged"} and m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+                   and m.content_type == "application/json" for m in received)
+    finally:
+        await bus.close()
+
+
+async def test_publish_many_reports_a_batch_no_queue_takes(amqp_url: str, bus_namespace: str) -> None:
+    """Every message of a batch is mandatory: one that no queue would take makes the whole call
+    fail (its caller publishes the batch again), never a silent loss."""
+    bus = Bus(amqp_url, namespace=bus_namespace)
+    await bus.connect()
+    try:
+        with pytest.raises(BusUnavailable, match=r"nobody\.listens"):
+            await bus.publish_many(REGISTRY, "nobody.listens",
+                                   [RegistryChanged(entity="device", action="created", id=str(n)) for n in range(3)])
+        await bus.ping()  # the channel is still usable afterwards
+    finally:
+        await bus.close()
+
+
 async def _get_one(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
     for _ in range(50):
         message = await queue.get(fail=False)

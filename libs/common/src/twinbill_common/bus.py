@@ -254,12 +254,7 @@ class Bus(Consumers):
         each frame, one loop turn per publish, and the broker's confirm comes after the write
         anyway. The confirm is awaited as before; a channel that closes first fails it.
         """
-        properties = aiormq.spec.Basic.Properties(
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            message_id=message_id,
-            headers=dict(headers or {}),
-        )
+        properties = _properties(message_id, headers)
         try:
             # The whole publish, waiting for a reconnect included, within publish_timeout: a
             # device that gets no 200 must hear "retry later" soon, not when a node is back.
@@ -278,6 +273,44 @@ class Bus(Consumers):
             _given_up(err, f"publish to {exchange}/{routing_key}")
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BusUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {confirmation!r}")
+
+    async def publish_many(self, exchange: str, routing_key: str, messages: Sequence[Message]) -> None:
+        """Publish messages as `publish` does, all in flight at once, then wait for every confirm.
+
+        One round of confirms instead of one per message, and the exchange, channel and timeout
+        (`publish_timeout` for the whole batch) are looked up and set once. Every publish settles
+        before this returns or raises: BusUnavailable names the first that was refused, returned
+        (mandatory) or not confirmed, so a caller that retries republishes the whole batch
+        (at-least-once, the same message ids).
+        """
+        if not messages:
+            return
+        what = f"publish to {exchange}/{routing_key}"
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                target = await self.exchange(exchange)
+                if self.channel.is_closed:
+                    raise aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r} closed")
+                channel = await self.channel.get_underlay_channel()
+                results = await asyncio.gather(*(
+                    channel.basic_publish(  # type: ignore[call-arg]  # aiormq's Channel takes wait; its abc omits it
+                        message.model_dump_json().encode(), exchange=target.name, routing_key=routing_key,
+                        properties=_properties(message.message_id, {"type": type(message).__name__}),
+                        mandatory=True, wait=False,
+                    )
+                    for message in messages
+                ), return_exceptions=True)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
+            raise BusUnavailable(f"{what} failed: {err!r}") from err
+        except asyncio.CancelledError as err:
+            _given_up(err, what)
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):  # aiormq gave the connection up
+                raise BusUnavailable(f"{what}: the connection to RabbitMQ was given up") from result
+            if isinstance(result, BaseException):
+                raise BusUnavailable(f"{what} failed: {result!r}") from result
+            if not isinstance(result, aiormq.spec.Basic.Ack):
+                raise BusUnavailable(f"{what} not confirmed: {result!r}")
 
     async def open_channel(self) -> AbstractRobustChannel:
         """A channel of its own for the caller to close (inspection, basic.get)."""
@@ -325,6 +358,16 @@ class Bus(Consumers):
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
         return channel
+
+
+def _properties(message_id: str, headers: HeadersType | None) -> aiormq.spec.Basic.Properties:
+    """A persistent JSON message's AMQP properties."""
+    return aiormq.spec.Basic.Properties(
+        content_type="application/json",
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        headers=dict(headers or {}),
+    )
 
 
 def _given_up(err: asyncio.CancelledError, what: str) -> NoReturn:

@@ -11,7 +11,6 @@ the event is always routable even before any other consumer binds its own queue.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,15 +54,11 @@ def issued_event(bill: Mapping[str, Any]) -> BillIssued:
 
 
 async def publish_issued(bus: Bus, bills: Iterable[Mapping[str, Any]]) -> int:
-    """Publish one confirmed `BillIssued` per bill, PUBLISH_WINDOW at a time; raises BusUnavailable
-    (a TransientError) if any is refused or unconfirmed. Returns how many were published."""
+    """Publish one confirmed `BillIssued` per bill, PUBLISH_WINDOW in flight at once (all of a
+    window published, then its confirms awaited); raises BusUnavailable (a TransientError) if any
+    is refused or unconfirmed, after every publish of its window has settled. Returns how many were
+    published."""
     events = [issued_event(bill) for bill in bills]
     for start in range(0, len(events), PUBLISH_WINDOW):
-        window = events[start : start + PUBLISH_WINDOW]
-        results = await asyncio.gather(
-            *(bus.publish(BILLING, ISSUED_KEY, event) for event in window), return_exceptions=True
-        )
-        for result in results:  # every publish of the window has settled; report the first failure
-            if isinstance(result, BaseException):
-                raise result
+        await bus.publish_many(BILLING, ISSUED_KEY, events[start : start + PUBLISH_WINDOW])
     return len(events)

@@ -28,7 +28,7 @@ from twinbill_billing.domain.bills import (
 )
 from twinbill_billing.domain.ledger import PastBill, Reading, head_of, ledger_complete
 from twinbill_billing.domain.periods import Period, to_epoch_ms
-from twinbill_billing.domain.pricing import Tariff, pick_tariffs
+from twinbill_billing.domain.pricing import PricingCache, Tariff, pick_tariffs
 from twinbill_billing.errors import BadRunInput, ChainContention
 from twinbill_billing.events import publish_issued
 from twinbill_billing.tariffs import to_domain
@@ -54,6 +54,7 @@ class JobInputs:
     tariffs: list[Tariff]
     snapshots: dict[str, dict[str, Any]]
     timezone: str
+    pricing: PricingCache = field(default_factory=PricingCache)  # the job's meters share it
 
 
 @dataclass
@@ -164,11 +165,12 @@ def decide(device: BillingDevice, inputs: JobInputs, job: BillingJob) -> BillDra
     """One meter's decision on its chain (pure, given the inputs)."""
     run = job.run
     ledger = inputs.ledgers.get(device.id, [])
+    history = past_bills(ledger)
     meter = Meter(device.id, device.water_meter_kind, device.multiplier, device.register_max, device.events)
     return decide_bill(meter, period=Period(run.period_start, run.period_end), closing=inputs.closings.get(device.id),
-                       tariffs=inputs.tariffs, head=chain_head(ledger), start_reading=inputs.starts.get(device.id),
-                       history=past_bills(ledger), period_length=period_length(job),
-                       origin=chain_origin(ledger))
+                       tariffs=inputs.tariffs, head=head_of(history), start_reading=inputs.starts.get(device.id),
+                       history=history, period_length=period_length(job),
+                       origin=chain_origin(ledger), cache=inputs.pricing)
 
 
 async def issue_bills(job: BillingJob, ctx: BillingContext, inputs: JobInputs, now: datetime) -> JobResult:

@@ -9,7 +9,7 @@ beside the charge for sums and sorts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -17,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
+from twinbill_billing.domain.tariffs import utc_iso
 from twinbill_common.errors import TRANSIENT_ERRORS as COMMON_TRANSIENT_ERRORS
 from twinbill_common.errors import StoreUnavailable
 
@@ -30,7 +31,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*COMMON_TRANSIENT_ERRORS, C
 
 def chain_key(project_id: int, device_id: int, from_time: datetime) -> str:
     """The unique key of a chain position: one issued bill may open at each instant of a meter."""
-    return f"{project_id}:{device_id}:{from_time.astimezone(UTC).isoformat()}"
+    return f"{project_id}:{device_id}:{utc_iso(from_time)}"
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from twinbill_billing.domain.ledger import (
 from twinbill_billing.domain.periods import Period
 from twinbill_billing.domain.pricing import (
     Charge,
+    PricingCache,
     Tariff,
     TariffError,
     accumulation_window,
@@ -130,18 +131,21 @@ def window_start(tariffs: Sequence[Tariff], at: datetime) -> datetime | None:
 
 
 def price_period(consumption: Decimal, *, tariffs: Sequence[Tariff], period: Period,
-                 accumulated_before: Decimal) -> Charge:
+                 accumulated_before: Decimal, cache: PricingCache | None = None) -> Charge:
     """The one call into pricing: one billing period's consumption, after `accumulated_before`
     already billed inside its block-accumulation window (0 when blocks reset every period).
 
     A negative consumption (the true-up of an estimate that was too high) credits those units at
-    the top of the blocks they were billed in; the period's standing charges are still due."""
+    the top of the blocks they were billed in; the period's standing charges are still due.
+    `cache`: the job's PricingCache (see price_consumption)."""
     if consumption >= 0:
-        return price_consumption(consumption, tariffs=tariffs, period=period, accumulated_before=accumulated_before)
+        return price_consumption(consumption, tariffs=tariffs, period=period, accumulated_before=accumulated_before,
+                                 cache=cache)
     units = -consumption
     over = price_consumption(units, tariffs=tariffs, period=period,
-                             accumulated_before=max(Decimal(0), accumulated_before - units))
-    standing = price_consumption(Decimal(0), tariffs=tariffs, period=period, accumulated_before=accumulated_before)
+                             accumulated_before=max(Decimal(0), accumulated_before - units), cache=cache)
+    standing = price_consumption(Decimal(0), tariffs=tariffs, period=period, accumulated_before=accumulated_before,
+                                 cache=cache)
     return credited(over, standing)
 
 
@@ -156,8 +160,10 @@ def decide_bill(
     history: Sequence[PastBill] = (),
     period_length: timedelta | None = None,
     origin: Reading | None = None,
+    cache: PricingCache | None = None,
 ) -> BillDraft | NotBilled:
-    """Bill one meter on its chain for the requested period, or say why not (never a double bill)."""
+    """Bill one meter on its chain for the requested period, or say why not (never a double bill).
+    `cache`: a PricingCache shared by the meters of one job (pricing's per-period work, once)."""
     events = sorted(meter.events, key=lambda e: e.at)
     span = open_span(start=period.start, end=period.end, head=head, events=events, start_reading=start_reading,
                      origin=origin)
@@ -194,7 +200,7 @@ def decide_bill(
                 (p.piece.consumption for p in priced if window is not None and p.piece.start >= window[0]),
                 Decimal(0))
             charge = price_period(piece.consumption, tariffs=chosen, period=Period(piece.start, piece.end),
-                                  accumulated_before=before)
+                                  accumulated_before=before, cache=cache)
             priced.append(PricedPiece(piece, before, window, charge))
     except TariffError as err:
         return NotBilled("failed", f"no price: {err}")

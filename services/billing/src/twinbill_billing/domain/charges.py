@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from twinbill_billing.domain.tariffs import RoundingMode, Tariff
+from twinbill_billing.domain.tariffs import RoundingMode, Tariff, utc_iso
 
 CENT = Decimal("0.01")
 
@@ -25,14 +25,16 @@ def round_money(amount: Decimal) -> Decimal:
 
 def round_fraction(value: Fraction, mode: RoundingMode = "half_up", *, places: int = 2) -> Decimal:
     """`value` rounded to `places` decimals in `mode` (half_up: away from zero on a tie)."""
-    scaled = value * 10**places
-    sign = -1 if scaled < 0 else 1
-    quotient, remainder = divmod(abs(scaled.numerator), scaled.denominator)
+    # On the integers: the same quotient, and a remainder in the same ratio to the denominator, as
+    # from Fraction(value * 10**places), without building that fraction (this runs for every bill).
+    numerator, denominator = value.numerator, value.denominator
+    sign = -1 if numerator < 0 else 1
+    quotient, remainder = divmod(abs(numerator) * 10**places, denominator)
     twice = 2 * remainder
     if mode == "half_up":
-        quotient += twice >= scaled.denominator
+        quotient += twice >= denominator
     elif mode == "half_even":
-        quotient += twice > scaled.denominator or (twice == scaled.denominator and quotient % 2 == 1)
+        quotient += twice > denominator or (twice == denominator and quotient % 2 == 1)
     elif mode == "up":
         quotient += remainder > 0
     return (Decimal(sign * quotient).scaleb(-places)).quantize(Decimal(1).scaleb(-places))
@@ -71,8 +73,7 @@ def _money(value: Fraction | Decimal) -> str:
     return format(number, "f")
 
 
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat()
+_iso = utc_iso
 
 
 @dataclass(frozen=True)

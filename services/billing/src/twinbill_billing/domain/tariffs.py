@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -151,8 +152,23 @@ def _block(block: Block) -> dict[str, str | None]:
     return {"up_to": _text(block.up_to), "price": format(block.price, "f")}
 
 
-def _iso(instant: datetime) -> str:
+def utc_iso(instant: datetime) -> str:
+    """An instant as UTC ISO-8601 text (what bills and snapshots store)."""
+    if instant.fold:  # see _utc_iso
+        return instant.astimezone(UTC).isoformat()
+    return _utc_iso(instant)
+
+
+@lru_cache(maxsize=4096)
+def _utc_iso(instant: datetime) -> str:
+    """Memoized: a job's bills repeat a few instants (the period's bounds, the tariffs' dates),
+    and `astimezone` is most of the cost. The text depends on the instant alone, and aware
+    datetimes that compare equal are the same instant, except two wall times of one zone that
+    differ only in `fold` (a DST repeat hour): only fold 0 is cached, so a hit is always right."""
     return instant.astimezone(UTC).isoformat()
+
+
+_iso = utc_iso
 
 
 def _local_month_start(tariff: Tariff, index: int, day: int = 1) -> datetime:
