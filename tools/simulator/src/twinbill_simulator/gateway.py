@@ -121,7 +121,8 @@ class GatewaySim:
     async def _serve(self, stop: asyncio.Event) -> None:
         username = f"{self.pk}/{self.dk}" if self.o["auth"] else None
         password = self.secret if self.o["auth"] else None
-        async with aiomqtt.Client(
+        client_class: type[aiomqtt.Client] = self.o.get("client_class", aiomqtt.Client)
+        async with client_class(
             self.o["host"],
             self.o["port"],
             username=username,
