@@ -37,7 +37,8 @@ from twinbill_devstack.namespaces import delete_namespace
 from twinbill_devstack.ports import free_port
 from twinbill_devstack.rabbitmq import PrivateRabbitMQ
 from twinbill_ingest.__main__ import event_loop_factory
-from twinbill_ingest.mqtt import BatchedIO, share_property_tables
+from twinbill_ingest.mqtt import share_property_tables
+from twinbill_ingest.mqttio import BatchedIO
 from twinbill_simulator import run_simulator
 from twinbill_simulator.config import generate_config, registry_for
 
@@ -135,7 +136,7 @@ def main() -> None:
             pids["rabbitmq (shared)"] = beam
         # The simulator runs here, on the same cores as the gateways: its paho builds no
         # per-packet lookup tables either, and its clients read and write in as few system
-        # calls as the gateway's (twinbill_ingest.mqtt.BatchedIO), on the gateway's event loop
+        # calls as the gateway's (twinbill_ingest.mqttio.BatchedIO), on the gateway's event loop
         # (uvloop where installed).
         share_property_tables()
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -1,4 +1,4 @@
-"""The gateway's MQTT client (twinbill_ingest.mqtt.BatchedIO, batched reads and writes) on a real
+"""The gateway's MQTT client (twinbill_ingest.mqttio.BatchedIO, batched reads and writes) on a real
 Mosquitto: many QoS 1 and QoS 0 messages published at once, some larger than the socket takes in
 one write, all complete (QoS 1 with its PUBACK) and arrive whole, QoS 1 in the order sent."""
 

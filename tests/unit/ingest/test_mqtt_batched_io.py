@@ -1,19 +1,23 @@
-"""The MQTT client's batched I/O (twinbill_ingest.mqtt.BatchedIO): reads served from a buffer
-give paho the same bytes as the socket, and queued packets are joined into fewer writes without
-changing the bytes, their order, or what paho does after writing a QoS 0 PUBLISH or DISCONNECT."""
+"""The MQTT client's batched I/O (twinbill_ingest.mqttio.BatchedIO): reads served from a buffer
+give paho the same bytes as the socket; queued packets are joined into fewer writes without
+changing the bytes, their order, or what paho does after writing a QoS 0 PUBLISH or DISCONNECT;
+publish and the message iterator return and raise as aiomqtt's do."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from collections import deque
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import aiomqtt
 import paho.mqtt.client as paho
 import pytest
 
-from twinbill_ingest.mqtt import RECV_CHUNK, _BufferedSocket, _coalesce
+from twinbill_ingest.mqttio import RECV_CHUNK, BatchedIO, _BufferedSocket, _coalesce
 
 
 @pytest.fixture
@@ -56,7 +60,7 @@ def test_buffered_reads_longer_than_a_chunk_and_the_end_of_the_connection(
     assert buffered.recv(1) == b""  # the peer closed: paho sees the connection end
 
 
-def _packet(command: int, data: bytes, *, qos: int = 1, mid: int = 0, pos: int = 0) -> dict[str, Any]:
+def _packet(command: int, data: bytes | bytearray, *, qos: int = 1, mid: int = 0, pos: int = 0) -> dict[str, Any]:
     return {"command": command, "mid": mid, "qos": qos, "pos": pos, "to_process": len(data) - pos,
             "packet": data, "info": None}
 
@@ -101,6 +105,60 @@ def test_a_qos0_publish_and_a_disconnect_keep_their_own_entry() -> None:
 def test_an_unexpected_queue_is_left_alone() -> None:
     """Another paho's queue (not the dicts of paho 2.x) is not touched."""
     odd = deque([{"packet": b"a"}, {"packet": b"b"}])
-    client = SimpleNamespace(_out_packet=odd)
+    client: Any = SimpleNamespace(_out_packet=odd)
     _coalesce(client)
     assert list(client._out_packet) == [{"packet": b"a"}, {"packet": b"b"}]
+
+
+class _PahoStub:
+    """What BatchedIO.publish asks of paho: publish() and its message info."""
+
+    def __init__(self, rc: int = paho.MQTT_ERR_SUCCESS, *, published: bool = False) -> None:
+        self.info = SimpleNamespace(rc=rc, mid=7, is_published=lambda: published)
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        return self.info
+
+
+def _offline_client(stub: _PahoStub) -> BatchedIO:
+    client = BatchedIO("127.0.0.1", 1, logger=logging.getLogger("test.batched"))  # never connected
+    client._client = stub  # type: ignore[assignment]  # only publish() is used
+    return client
+
+
+async def test_publish_returns_on_the_puback() -> None:
+    client = _offline_client(_PahoStub())
+    publishing = asyncio.ensure_future(client.publish("/t", b"x", qos=1))
+    await asyncio.sleep(0)
+    assert not publishing.done()  # waiting for its PUBACK
+    client._on_publish(client._client, None, 7, None, None)  # type: ignore[arg-type]  # paho's callback
+    await asyncio.wait_for(publishing, 1)
+    assert client._pending_publishes == {}
+
+
+async def test_publish_without_a_puback_times_out_and_forgets_the_call() -> None:
+    client = _offline_client(_PahoStub())
+    with pytest.raises(aiomqtt.MqttError, match="Operation timed out"):
+        await client.publish("/t", b"x", qos=1, timeout=0.01)
+    assert client._pending_publishes == {}
+
+
+async def test_publish_that_paho_refuses_raises_its_code() -> None:
+    client = _offline_client(_PahoStub(paho.MQTT_ERR_NO_CONN))
+    with pytest.raises(aiomqtt.MqttCodeError):
+        await client.publish("/t", b"x", qos=1)
+    await _offline_client(_PahoStub(published=True)).publish("/t", b"x")  # QoS 0 already sent: returns
+
+
+async def test_messages_come_in_order_then_the_lost_connection() -> None:
+    """Queued messages are handed over first, also after the connection is lost; then the
+    iterator raises MqttError, as aiomqtt's does."""
+    client = _offline_client(_PahoStub())
+    for n in range(3):
+        client._queue.put_nowait(aiomqtt.Message("/t", str(n).encode(), 1, False, n, None))
+    client._disconnected.set_exception(aiomqtt.MqttCodeError(7, "Unexpected disconnection"))
+    got = []
+    with pytest.raises(aiomqtt.MqttError, match="Disconnected during message iteration"):
+        async for message in client.messages:
+            got.append(message.payload)
+    assert got == [b"0", b"1", b"2"]
