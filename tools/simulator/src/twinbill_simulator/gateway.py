@@ -55,9 +55,9 @@ class _Sub:
             points += f',"{self.reading_point}":{{"value":{value},"quality":0}}'
         return f"{{{points}}}"
 
-    def entry(self, value: Decimal, at_ms: int) -> str:
-        """One batch entry: this device's measurepoints at `at_ms` (the text `measurepoints`
-        and the keys make, without formatting the constant parts again)."""
+    def entry(self, value: str, at_ms: int) -> str:
+        """One batch entry: this device's measurepoints at `at_ms`, `value` the register's text
+        (what `measurepoints` and the keys make, without formatting the constant parts again)."""
         if self._mirror:
             return f'{self._head}{value}{self._mirror}{value},"quality":0}}}},"time":{at_ms}}}'
         return f'{self._head}{value}}},"time":{at_ms}}}'
@@ -294,7 +294,8 @@ class GatewaySim:
         for at in range(start, start + count):
             sub = alive[cursor % meters]
             cursor += 1
-            entries.append(sub.entry(sub.meter.advance(at_ms=at, seconds=seconds_per_entry), at))
+            sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
+            entries.append(sub.entry(sub.meter.reading, at))
         self._cursor = cursor
         self._last_ms = start + count - 1
         return entries
@@ -402,7 +403,8 @@ class GatewaySim:
         for n in range(samples):
             at = started_ms + int(n * step * 1000)
             for sub in self.subs:
-                buffered.append(sub.entry(sub.meter.advance(at_ms=at, seconds=step), at))
+                sub.meter.advance(at_ms=at, seconds=step)
+                buffered.append(sub.entry(sub.meter.reading, at))
         self._last_ms = max(self._last_ms, started_ms + int(samples * step * 1000))
         await self._login(client)
         for start in range(0, len(buffered), self.o["batch"]):
