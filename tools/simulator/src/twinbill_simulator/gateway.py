@@ -183,7 +183,8 @@ class GatewaySim:
         self._pending[request_id] = future
         await client.publish(topic, payload, qos=1)
         try:
-            return await asyncio.wait_for(future, self.o["reply_timeout"])
+            async with asyncio.timeout(self.o["reply_timeout"]):  # no waiter future, as wait_for has
+                return await future
         finally:
             self._pending.pop(request_id, None)
 
