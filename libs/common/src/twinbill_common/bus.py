@@ -259,12 +259,9 @@ class Bus(Consumers):
             # The whole publish, waiting for a reconnect included, within publish_timeout: a
             # device that gets no 200 must hear "retry later" soon, not when a node is back.
             async with asyncio.timeout(self.publish_timeout):
-                target = await self.exchange(exchange)
-                if self.channel.is_closed:
-                    raise aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r} closed")
-                channel = await self.channel.get_underlay_channel()
+                target, channel = await self._publishing_channel(exchange)
                 confirmation = await channel.basic_publish(  # type: ignore[call-arg]  # aiormq's Channel takes wait; its abc omits it
-                    body, exchange=target.name, routing_key=routing_key, properties=properties,
+                    body, exchange=target, routing_key=routing_key, properties=properties,
                     mandatory=True, wait=False,
                 )
         except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.AMQPError, OSError, RuntimeError) as err:
@@ -288,13 +285,10 @@ class Bus(Consumers):
         what = f"publish to {exchange}/{routing_key}"
         try:
             async with asyncio.timeout(self.publish_timeout):
-                target = await self.exchange(exchange)
-                if self.channel.is_closed:
-                    raise aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r} closed")
-                channel = await self.channel.get_underlay_channel()
+                target, channel = await self._publishing_channel(exchange)
                 results = await asyncio.gather(*(
                     channel.basic_publish(  # type: ignore[call-arg]  # aiormq's Channel takes wait; its abc omits it
-                        message.model_dump_json().encode(), exchange=target.name, routing_key=routing_key,
+                        message.model_dump_json().encode(), exchange=target, routing_key=routing_key,
                         properties=_properties(message.message_id, {"type": type(message).__name__}),
                         mandatory=True, wait=False,
                     )
@@ -311,6 +305,14 @@ class Bus(Consumers):
                 raise BusUnavailable(f"{what} failed: {result!r}") from result
             if not isinstance(result, aiormq.spec.Basic.Ack):
                 raise BusUnavailable(f"{what} not confirmed: {result!r}")
+
+    async def _publishing_channel(self, exchange: str) -> tuple[str, aiormq.abc.AbstractChannel]:
+        """The exchange's full name and the robust channel's current aiormq channel (waiting for a
+        reconnect); a closed channel raises ChannelInvalidStateError."""
+        target = await self.exchange(exchange)
+        if self.channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r} closed")
+        return target.name, await self.channel.get_underlay_channel()
 
     async def open_channel(self) -> AbstractRobustChannel:
         """A channel of its own for the caller to close (inspection, basic.get)."""
