@@ -258,7 +258,9 @@ async def test_console_in_a_real_browser(
         await expect(page.locator("#bills-table")).to_be_visible()
         await page.evaluate("""() => sessionStorage.setItem('twinbill.session', JSON.stringify(
             {...JSON.parse(sessionStorage.getItem('twinbill.session')), access: 'expired', refresh: 'expired'}))""")
-        await page.get_by_role("link", name="Tariffs").click()
+        # By address, not the nav link: a background poll may find the session expired first and
+        # show the sign-in (the nav hidden) before a click could land.
+        await page.evaluate("() => { location.hash = '#/tariffs'; }")
         await expect(page.locator("#notice")).to_contain_text("session has expired")
         await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
         # by keyboard alone: the email field has the focus, Tab to the password, Enter submits
