@@ -73,9 +73,6 @@ def _money(value: Fraction | Decimal) -> str:
     return format(number, "f")
 
 
-_iso = utc_iso
-
-
 @dataclass(frozen=True)
 class Line:
     """One block (or flat) line: which piece of the period, block bounds, quantity, price, amount.
@@ -102,8 +99,8 @@ class Line:
         return {
             "tariff_id": self.tariff_id,
             "season": self.season,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
+            "from": utc_iso(self.start),
+            "to": utc_iso(self.end),
             "block": self.block,
             "lower": _text(self.lower),
             "upper": _text(self.upper),
@@ -131,8 +128,8 @@ class StandingCharge:
         return {
             "kind": "standing",
             "tariff_id": self.tariff_id,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
+            "from": utc_iso(self.start),
+            "to": utc_iso(self.end),
             "share": f"{self.share.numerator}/{self.share.denominator}",
             "per_period": _text(self.per_period),
             "amount": _money(self.rounded if self.rounded is not None else self.amount),
@@ -152,8 +149,8 @@ class WindowUse:
     def to_document(self) -> dict[str, Any]:
         """JSON/BSON-safe form; `window_start`/`window_end` are UTC ISO text, equal for equal windows."""
         return {
-            "window_start": _iso(self.start),
-            "window_end": _iso(self.end),
+            "window_start": utc_iso(self.start),
+            "window_end": utc_iso(self.end),
             "accumulated_before": format(self.accumulated_before, "f"),
             "consumption": format(self.consumption, "f"),
         }
@@ -199,8 +196,8 @@ class Charge:
             "parts": [
                 {
                     "tariff_id": p.tariff_id,
-                    "from": _iso(p.start),
-                    "to": _iso(p.end),
+                    "from": utc_iso(p.start),
+                    "to": utc_iso(p.end),
                     "share": f"{p.share.numerator}/{p.share.denominator}",
                     "consumption": format(p.consumption, "f"),
                     "amount": format(p.amount, "f"),

@@ -122,8 +122,8 @@ class Tariff:
             "unit_price": _text(self.unit_price),
             "blocks": [_block(b) for b in self.blocks],
             "water_meter_kind": self.water_meter_kind,
-            "effective_from": _iso(self.effective_from),
-            "effective_to": None if self.effective_to is None else _iso(self.effective_to),
+            "effective_from": utc_iso(self.effective_from),
+            "effective_to": None if self.effective_to is None else utc_iso(self.effective_to),
             "accumulation_period": self.accumulation_period,
             "reset_month": self.reset_month,
             "reset_day": self.reset_day,
@@ -167,8 +167,6 @@ def _utc_iso(instant: datetime) -> str:
     differ only in `fold` (a DST repeat hour): only fold 0 is cached, so a hit is always right."""
     return instant.astimezone(UTC).isoformat()
 
-
-_iso = utc_iso
 
 
 def _local_month_start(tariff: Tariff, index: int, day: int = 1) -> datetime:
