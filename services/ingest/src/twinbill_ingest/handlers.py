@@ -4,8 +4,10 @@ exclusive auto-delete queue of its own, and reloads the cache after product or d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from twinbill_common.logging import get_logger
@@ -15,6 +17,8 @@ from twinbill_ingest.store import RegistryCache, RegistrySource
 
 log = get_logger(__name__)
 ROUTING_KEYS = ("product.*", "device.*")
+# What a RabbitMQ that is away (or goes away while the listener subscribes) raises.
+_AWAY = (TimeoutError, OSError, aio_pika.exceptions.AMQPError, aiormq.AMQPError)
 
 
 class RegistryListener:
@@ -33,8 +37,26 @@ class RegistryListener:
         self.reloaded = asyncio.Event()  # set after each successful reload (tests wait on it)
         self._changed = asyncio.Event()
 
-    async def run(self) -> None:
-        """Listen and reload until cancelled."""
+    async def run(self, *, max_pause: float = 30.0) -> None:
+        """Listen and reload until cancelled. A RabbitMQ that does not answer, at the start or
+        while the listener subscribes (once subscribed, the robust connection reconnects by
+        itself), is tried again after a pause (0.5 s, doubling up to `max_pause`); changes made
+        meanwhile were missed, so the cache is reloaded once the listener is subscribed again."""
+        pause = 0.5
+        while True:
+            try:
+                await self._listen()
+            except _AWAY as err:
+                if self.subscribed.is_set():
+                    pause = 0.5
+                self.subscribed.clear()
+                log.warning("registry listener: RabbitMQ did not answer, retrying", error=repr(err), delay=pause)
+                self._changed.set()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, max_pause)
+
+    async def _listen(self) -> None:
+        """One connection: subscribe, then reload after each burst of changes."""
         connection = await aio_pika.connect_robust(self.amqp_url)
         try:
             channel = await connection.channel()
@@ -55,7 +77,8 @@ class RegistryListener:
                 self._changed.clear()
                 await self._reload()
         finally:
-            await connection.close()
+            with contextlib.suppress(*_AWAY):
+                await connection.close()
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         log.debug("registry changed", routing_key=message.routing_key)
