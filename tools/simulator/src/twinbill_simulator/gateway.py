@@ -41,12 +41,26 @@ class _Sub:
     dies_at: float | None = None  # monotonic time from which a dead meter reports nothing
     reading_point: str | None = None  # a {value, quality} struct measurepoint mirroring the register
 
+    def __post_init__(self) -> None:
+        # The constant text around an entry's values, built once: the simulator shares the cores
+        # with the gateway it drives (services/ingest/README.md, "Where the time goes").
+        self._head = (f'{{"productKey":"{self.product_key}","deviceKey":"{self.device_key}",'
+                      f'"measurepoints":{{"{self.register}":')
+        self._mirror = f',"{self.reading_point}":{{"value":' if self.reading_point else ""
+
     def measurepoints(self, value: Decimal) -> str:
         """The entry's measurepoints: the register, and its struct mirror when the model has one."""
         points = f'"{self.register}":{value}'
         if self.reading_point:
             points += f',"{self.reading_point}":{{"value":{value},"quality":0}}'
         return f"{{{points}}}"
+
+    def entry(self, value: str, at_ms: int) -> str:
+        """One batch entry: this device's measurepoints at `at_ms`, `value` the register's text
+        (what `measurepoints` and the keys make, without formatting the constant parts again)."""
+        if self._mirror:
+            return f'{self._head}{value}{self._mirror}{value},"quality":0}}}},"time":{at_ms}}}'
+        return f'{self._head}{value}}},"time":{at_ms}}}'
 
 
 class GatewaySim:
@@ -121,7 +135,8 @@ class GatewaySim:
     async def _serve(self, stop: asyncio.Event) -> None:
         username = f"{self.pk}/{self.dk}" if self.o["auth"] else None
         password = self.secret if self.o["auth"] else None
-        async with aiomqtt.Client(
+        client_class: type[aiomqtt.Client] = self.o.get("client_class", aiomqtt.Client)
+        async with client_class(
             self.o["host"],
             self.o["port"],
             username=username,
@@ -168,7 +183,8 @@ class GatewaySim:
         self._pending[request_id] = future
         await client.publish(topic, payload, qos=1)
         try:
-            return await asyncio.wait_for(future, self.o["reply_timeout"])
+            async with asyncio.timeout(self.o["reply_timeout"]):  # no waiter future, as wait_for has
+                return await future
         finally:
             self._pending.pop(request_id, None)
 
@@ -275,15 +291,13 @@ class GatewaySim:
         if not alive:
             self._last_ms = max(self._last_ms, end_ms)
             return []
-        for index in range(count):
-            sub = alive[self._cursor % len(alive)]
-            self._cursor += 1
-            at = start + index
-            value = sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
-            entries.append(
-                f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                f'"measurepoints":{sub.measurepoints(value)},"time":{at}}}'
-            )
+        cursor, meters = self._cursor, len(alive)
+        for at in range(start, start + count):
+            sub = alive[cursor % meters]
+            cursor += 1
+            sub.meter.advance(at_ms=at, seconds=seconds_per_entry)
+            entries.append(sub.entry(sub.meter.reading, at))
+        self._cursor = cursor
         self._last_ms = start + count - 1
         return entries
 
@@ -390,11 +404,8 @@ class GatewaySim:
         for n in range(samples):
             at = started_ms + int(n * step * 1000)
             for sub in self.subs:
-                value = sub.meter.advance(at_ms=at, seconds=step)
-                buffered.append(
-                    f'{{"productKey":"{sub.product_key}","deviceKey":"{sub.device_key}",'
-                    f'"measurepoints":{sub.measurepoints(value)},"time":{at}}}'
-                )
+                sub.meter.advance(at_ms=at, seconds=step)
+                buffered.append(sub.entry(sub.meter.reading, at))
         self._last_ms = max(self._last_ms, started_ms + int(samples * step * 1000))
         await self._login(client)
         for start in range(0, len(buffered), self.o["batch"]):

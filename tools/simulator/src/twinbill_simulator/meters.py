@@ -69,6 +69,16 @@ class Meter:
         self._places = places
         # The register carries the quantum's places from the start (as adding a zero step did).
         self.register += Decimal((0, (0,), -places))
+        self._text_of: Decimal | None = None
+        self._text = ""
+
+    @property
+    def reading(self) -> str:
+        """The register as JSON number text (its Decimal digits), formatted again only after
+        it changed: most steps of a bench's fast reporting are below one unit."""
+        if self._text_of is not self.register:
+            self._text_of, self._text = self.register, f"{self.register}"
+        return self._text
 
     @property
     def quantum(self) -> Decimal:
@@ -84,7 +94,10 @@ class Meter:
         """
         hour = ((at_ms / 3_600_000) + utc_offset_hours) % 24
         expected = self.daily_mean * profile(hour) * seconds / 86_400
-        used = max(0.0, self.rng.gauss(expected, expected * 0.2)) + self.leak_per_hour * seconds / 3600
+        used = self.rng.gauss(expected, expected * 0.2)
+        used = used if used > 0.0 else 0.0  # max(0.0, used), without the call
+        if self.leak_per_hour:  # adding 0.0 would change nothing
+            used += self.leak_per_hour * seconds / 3600
         units = round(used * self._scale)
         if units:
             self.register += Decimal(units).scaleb(-self._places)
