@@ -61,9 +61,12 @@ stack: install
 run: install
 	$(BIN)/python -m twinbill_devstack.run
 
-# Lint and strict type checks first (seconds), then every test.
+# Lint and strict type checks first (seconds), then every test: in TEST_WORKERS processes
+# (pytest-xdist), each test file whole on one of them; each process has its own database,
+# embedded MongoDB, Mosquitto and bus namespaces (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: install check
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

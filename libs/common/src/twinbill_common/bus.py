@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aio_pika
@@ -21,6 +21,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     HeadersType,
 )
+from yarl import URL
 
 from twinbill_common.consumers import Consumers
 from twinbill_common.consumers import Delivery as Delivery  # the name callers import from the bus
@@ -50,6 +51,20 @@ RECONNECT_INTERVAL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 5
 # How long readiness waits for the broker's answer to its round trip (/readyz allows 2 s a check).
 PING_TIMEOUT_SECONDS = 1.5
+
+
+async def connect_robust(url: str, *, connect_timeout: float | None = None, **kwargs: Any) -> aio_pika.RobustConnection:
+    """aio_pika.connect_robust, except that a first connection that fails is closed before the
+    error is raised: left to the garbage collector, its __del__ schedules the close on whatever
+    loop runs then, or warns "coroutine ... was never awaited" outside one."""
+    connection = aio_pika.RobustConnection(URL(url), **kwargs)
+    try:
+        await connection.connect(timeout=connect_timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
+    return connection
 
 
 class Bus(Consumers):
@@ -88,12 +103,17 @@ class Bus(Consumers):
         channels, exchanges, queues and consumers.
         """
         try:
-            self._connection = await aio_pika.connect_robust(
-                with_heartbeat(self.url, self.heartbeat), timeout=10,
-                reconnect_interval=RECONNECT_INTERVAL_SECONDS)
-            self._channel = await self._connection.channel(publisher_confirms=True)
+            connection = await connect_robust(with_heartbeat(self.url, self.heartbeat), connect_timeout=10,
+                                              reconnect_interval=RECONNECT_INTERVAL_SECONDS)
         except (TimeoutError, OSError, aiormq.AMQPError) as err:
             raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
+        try:
+            self._channel = await connection.channel(publisher_confirms=True)
+        except (TimeoutError, OSError, aiormq.AMQPError) as err:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
+        self._connection = connection
         if declare:
             await self.declare_topology()
 

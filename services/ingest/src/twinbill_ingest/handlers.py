@@ -10,6 +10,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
+from twinbill_common.bus import connect_robust
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import REGISTRY, named
 from twinbill_ingest.errors import RegistryUnavailable
@@ -57,7 +58,7 @@ class RegistryListener:
 
     async def _listen(self) -> None:
         """One connection: subscribe, then reload after each burst of changes."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
+        connection = await connect_robust(self.amqp_url)
         try:
             channel = await connection.channel()
             exchange = await channel.declare_exchange(
