@@ -96,3 +96,35 @@ async def test_consumer_survives_a_broker_restart_with_work_in_flight(
             await consumer
         with contextlib.suppress(Exception):
             await bus.close()
+
+
+@pytest.mark.parametrize("consume", [_one_by_one, _in_batches], ids=["consume", "consume_batches"])
+async def test_a_consumer_started_while_the_broker_is_away_subscribes_once_it_is_back(
+        private_rabbitmq: PrivateRabbitMQ, consume: Consume) -> None:
+    """A service's consumers subscribe right after it connects: a broker restart in between (or
+    during the subscribing) waits for the broker instead of ending the consumer, and the service."""
+    bus = Bus(private_rabbitmq.url, namespace="away.", retry_first_pause=0.05, retry_max_pause=0.5)
+    await bus.connect()
+    await bus.declare_work_queue(QUEUE)
+    stored: list[str] = []
+    done = asyncio.Event()
+
+    async def store(ids: list[str]) -> None:
+        stored.extend(ids)
+        done.set()
+
+    await asyncio.to_thread(private_rabbitmq.stop)
+    consumer = asyncio.create_task(consume(bus, store))
+    try:
+        await asyncio.sleep(1.5)  # several tries on the lost connection
+        assert not consumer.done(), consumer.exception() if consumer.done() else None
+        await asyncio.to_thread(private_rabbitmq.start)
+        await _publish(bus, "after")
+        await asyncio.wait_for(done.wait(), timeout=60)
+        assert stored == ["after"]
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        with contextlib.suppress(Exception):
+            await bus.close()

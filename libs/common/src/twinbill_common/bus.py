@@ -360,7 +360,14 @@ class Bus(Consumers):
         Declared passively on the robust channel, so the queue and its consumers are restored
         after a reconnect; settle its deliveries with `settle`."""
         channel = await self._consumer_channel(prefetch)
-        return await channel.declare_queue(self.name(queue), passive=True)
+        try:
+            return await channel.declare_queue(self.name(queue), passive=True)
+        except BaseException:
+            self._consumer_channels.remove(channel)
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(channel.close(), 5)
+            raise
 
     async def release_queue(self, queue: aio_pika.abc.AbstractRobustQueue) -> None:
         """Close the consumer channel of a queue from `consumer_queue`: its consumers end and the

@@ -10,7 +10,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
 from pydantic import ValidationError
@@ -23,6 +23,9 @@ from twinbill_common.schemas.base import Message
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")  # a decoded body: a schema's Message, or what a consumer's own decoder makes
+# What subscribing raises while the broker is away: aiormq's connection errors are OSErrors, and
+# a robust channel or connection without its transport raises RuntimeError ("... closed").
+BROKER_AWAY: tuple[type[BaseException], ...] = (TimeoutError, OSError, RuntimeError)
 
 
 @dataclass
@@ -76,8 +79,6 @@ class Consumers:
         PermanentError dead-letters with its reason. A broker restart does not end it (see
         `settle`).
         """
-        declared = await self.consumer_queue(queue, prefetch)
-
         async def on_message(raw: AbstractIncomingMessage) -> None:
             try:
                 delivery = Delivery(self._decode(schema, raw, exact_decimals=exact_decimals), raw)
@@ -100,7 +101,7 @@ class Consumers:
                 return
             await settle(raw, ack=True, queue=queue)
 
-        await declared.consume(on_message)
+        await self._subscribe(queue, prefetch, on_message)
         await asyncio.Future()  # consume until cancelled
 
     async def consume_batches(
@@ -138,10 +139,9 @@ class Consumers:
         Cancelled, it closes its channel: the broker takes back whatever it held unacked, so a
         consumer can be stopped on its own (an alarm shard handed to another replica).
         """
-        declared = await self.consumer_queue(queue, max_batch * 2)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        declared = await self._subscribe(queue, max_batch * 2, inbox.put)
         try:
-            await declared.consume(inbox.put)
             while True:
                 batch = [await inbox.get()]
                 deadline = asyncio.get_running_loop().time() + max_wait
@@ -156,6 +156,29 @@ class Consumers:
                 await self._handle_batch(queue, decode, handler, batch)
         finally:
             await asyncio.shield(self.release_queue(declared))
+
+    async def _subscribe(self, queue: str, prefetch: int,
+                         callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]) -> AbstractRobustQueue:
+        """`queue` on a consumer channel of its own, `callback` consuming from it. A broker that
+        goes away before or while this subscribes (a restart just after the service connected)
+        is waited for: tried again after a pause (retry_first_pause, doubling up to
+        retry_max_pause) rather than ending the consumer, and with it the service. Once
+        subscribed, the robust channel restores the consumer after a reconnect by itself. A
+        queue that does not exist (ChannelNotFoundEntity) still fails at once."""
+        pause = self.retry_first_pause
+        while True:
+            declared: AbstractRobustQueue | None = None
+            try:
+                declared = await self.consumer_queue(queue, prefetch)
+                await declared.consume(callback)
+                return declared
+            except BROKER_AWAY as err:
+                if declared is not None:
+                    await asyncio.shield(self.release_queue(declared))
+                log.warning("consumer not subscribed: RabbitMQ did not answer, retrying", queue=queue,
+                            error=repr(err), delay=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.retry_max_pause)
 
     async def _handle_batch(
         self,
