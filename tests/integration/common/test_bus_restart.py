@@ -34,6 +34,14 @@ async def _publish(bus: Bus, ident: str, *, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)  # polling a reconnect, bounded by the deadline
 
 
+async def _stop(consumer: asyncio.Task[None], bus: Bus) -> None:
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    with contextlib.suppress(Exception):
+        await bus.close()
+
+
 Consume = Callable[[Bus, Callable[[list[str]], Awaitable[None]]], Coroutine[Any, Any, None]]
 
 
@@ -91,11 +99,7 @@ async def test_consumer_survives_a_broker_restart_with_work_in_flight(
         assert "before" in after_restart
         assert stored.count("after") == 1
     finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
-        with contextlib.suppress(Exception):
-            await bus.close()
+        await _stop(consumer, bus)
 
 
 @pytest.mark.parametrize("consume", [_one_by_one, _in_batches], ids=["consume", "consume_batches"])
@@ -123,8 +127,4 @@ async def test_a_consumer_started_while_the_broker_is_away_subscribes_once_it_is
         await asyncio.wait_for(done.wait(), timeout=60)
         assert stored == ["after"]
     finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
-        with contextlib.suppress(Exception):
-            await bus.close()
+        await _stop(consumer, bus)
