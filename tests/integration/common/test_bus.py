@@ -253,3 +253,22 @@ async def test_a_batch_is_acked_whole_around_its_poison_messages(amqp_url: str, 
         assert dead[1] == "garbled"
     finally:
         await bus.close()
+
+
+async def test_consuming_a_queue_that_does_not_exist_fails_at_once(amqp_url: str, bus_namespace: str) -> None:
+    """Only a broker that is away is waited for (Consumers._subscribe): a missing queue is a
+    mistake in the topology, raised, and its channel is not kept."""
+    bus = Bus(amqp_url, namespace=bus_namespace)
+    await bus.connect()
+    try:
+        for consume in (bus.consume("no.such.queue", RegistryChanged, _ignore),
+                        bus.consume_batches("no.such.queue", RegistryChanged, _ignore)):
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await asyncio.wait_for(consume, timeout=10)
+        assert bus._consumer_channels == []
+    finally:
+        await bus.close()
+
+
+async def _ignore(_: object) -> None:
+    return None

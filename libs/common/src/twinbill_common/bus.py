@@ -102,16 +102,15 @@ class Bus(Consumers):
         restarts). Once connected, the robust connection reconnects by itself and restores its
         channels, exchanges, queues and consumers.
         """
+        connection: aio_pika.RobustConnection | None = None
         try:
             connection = await connect_robust(with_heartbeat(self.url, self.heartbeat), connect_timeout=10,
                                               reconnect_interval=RECONNECT_INTERVAL_SECONDS)
-        except (TimeoutError, OSError, aiormq.AMQPError) as err:
-            raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
-        try:
             self._channel = await connection.channel(publisher_confirms=True)
         except (TimeoutError, OSError, aiormq.AMQPError) as err:
-            with contextlib.suppress(Exception):
-                await connection.close()
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
             raise BusUnavailable(f"RabbitMQ at {_redact(self.url)} did not answer: {err}") from err
         self._connection = connection
         if declare:
