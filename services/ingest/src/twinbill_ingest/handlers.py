@@ -11,6 +11,7 @@ import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from twinbill_common.bus import connect_robust
+from twinbill_common.consumers import BROKER_AWAY
 from twinbill_common.logging import get_logger
 from twinbill_common.topology import REGISTRY, named
 from twinbill_ingest.errors import RegistryUnavailable
@@ -18,8 +19,10 @@ from twinbill_ingest.store import RegistryCache, RegistrySource
 
 log = get_logger(__name__)
 ROUTING_KEYS = ("product.*", "device.*")
-# What a RabbitMQ that is away (or goes away while the listener subscribes) raises.
-_AWAY = (TimeoutError, OSError, aio_pika.exceptions.AMQPError, aiormq.AMQPError)
+# What a RabbitMQ that is away (or goes away while the listener subscribes) raises: what a
+# consumer waits out, and a channel the broker closed on its way down. The listener declares what
+# it uses, so no error of its own topology is hidden in it.
+_AWAY: tuple[type[BaseException], ...] = (*BROKER_AWAY, aiormq.AMQPError)
 
 
 class RegistryListener:
